@@ -1,0 +1,177 @@
+/**
+ * One argument helper for every task: the same `--help`, the same error style,
+ * the same exit codes (0 ok, 1 expected failure, 2 bad arguments, 130 Ctrl-C).
+ */
+import { parseArgs } from "node:util";
+import { InterruptedError, OtaError, UsageError } from "./errors.ts";
+import { bold, fail, log, printJson } from "./output.ts";
+
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  multiple?: boolean;
+  /** Placeholder shown in help, e.g. "ADDR". */
+  arg?: string;
+  help: string;
+}
+
+export interface CommandSpec {
+  /** The task name as typed after `deno task`. */
+  name: string;
+  summary: string;
+  /** Positional arguments as shown in the usage line, e.g. "[FILE]". */
+  positionals?: string;
+  options: Record<string, OptionSpec>;
+  /** Extra paragraphs for `--help`. */
+  notes?: string[];
+  examples?: string[];
+}
+
+export type ParsedValues = Record<string, string | boolean | string[] | undefined>;
+
+export interface ParsedArgs {
+  values: ParsedValues;
+  positionals: string[];
+  help: boolean;
+}
+
+const COMMON: Record<string, OptionSpec> = {
+  config: { type: "string", arg: "FILE", help: "configuration file (default: ./ota.config.json)" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+};
+
+/** Parses `argv` against `spec`. Pure; throws `UsageError` on anything unknown or malformed. */
+export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
+  const options = { ...spec.options, ...COMMON };
+  const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> =
+    {};
+  for (const [name, o] of Object.entries(options)) {
+    config[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), multiple: o.multiple };
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: config,
+      allowPositionals: true,
+      allowNegative: true,
+      strict: true,
+    });
+    return {
+      values: values as ParsedValues,
+      positionals,
+      help: values.help === true,
+    };
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new UsageError(message.replace(/\. To specify a positional.*$/s, ""));
+  }
+}
+
+export function renderHelp(spec: CommandSpec): string {
+  const options = { ...spec.options, ...COMMON };
+  const lines = [
+    `${spec.summary}`,
+    "",
+    `Usage: deno task ${spec.name} [options]${spec.positionals ? " " + spec.positionals : ""}`,
+    "",
+    "Options:",
+  ];
+  const rows = Object.entries(options).map(([name, o]) => {
+    const flag = `${o.short ? `-${o.short}, ` : "    "}--${name}${o.arg ? " " + o.arg : ""}`;
+    return [flag, o.help + (o.multiple ? " (repeatable)" : "")] as const;
+  });
+  const width = Math.max(...rows.map(([f]) => f.length)) + 2;
+  for (const [flag, help] of rows) lines.push(`  ${flag.padEnd(width)}${help}`);
+  for (const note of spec.notes ?? []) lines.push("", note);
+  if (spec.examples?.length) {
+    lines.push("", "Examples:");
+    for (const ex of spec.examples) lines.push(`  ${ex}`);
+  }
+  return lines.join("\n");
+}
+
+/** Value accessors that turn a wrong type into a `UsageError` naming the flag. */
+export function stringOpt(values: ParsedValues, name: string): string | undefined {
+  const v = values[name];
+  if (v === undefined || typeof v === "string") return v;
+  throw new UsageError(`--${name} needs a value`);
+}
+
+export function listOpt(values: ParsedValues, name: string): string[] {
+  const v = values[name];
+  if (v === undefined) return [];
+  if (Array.isArray(v)) return v;
+  if (typeof v === "string") return [v];
+  throw new UsageError(`--${name} needs a value`);
+}
+
+export function boolOpt(values: ParsedValues, name: string): boolean {
+  return values[name] === true;
+}
+
+export function numberOpt(
+  values: ParsedValues,
+  name: string,
+  check: (n: number) => boolean = Number.isFinite,
+  expected = "a number",
+): number | undefined {
+  const text = stringOpt(values, name);
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !check(n)) {
+    throw new UsageError(`--${name} expects ${expected}, got '${text}'`);
+  }
+  return n;
+}
+
+export interface TaskContext {
+  args: ParsedArgs;
+  /** True when the task was asked for `--json`: errors are reported as JSON too. */
+  json: boolean;
+}
+
+/**
+ * Runs a task's `main` and maps its outcome to output and an exit code.
+ * `main` returns the exit code (default 0). Expected failures (`OtaError`) print one
+ * red line (or `{ok:false, kind, error}` with `--json`) and exit 1; `UsageError` exits 2;
+ * `InterruptedError` exits 130; anything else keeps its stack trace.
+ */
+export async function runTask(
+  spec: CommandSpec,
+  main: (ctx: TaskContext) => Promise<number | void>,
+  argv: string[] = Deno.args,
+): Promise<never> {
+  let json = argv.includes("--json");
+  let code: number;
+  try {
+    const args = parseCommandArgs(spec, argv);
+    json = args.values.json === true;
+    if (args.help) {
+      log(renderHelp(spec));
+      Deno.exit(0);
+    }
+    code = (await main({ args, json })) ?? 0;
+  } catch (e) {
+    code = reportError(spec, e, json);
+  }
+  Deno.exit(code);
+}
+
+/** Prints an error the way every task does and returns the exit code. */
+export function reportError(spec: CommandSpec, e: unknown, json: boolean): number {
+  if (e instanceof UsageError) {
+    fail(`${spec.name}: ${e.message}`);
+    log(`Run 'deno task ${spec.name} --help' for the options.`);
+    if (json) printJson({ ok: false, kind: e.name, error: e.message });
+    return 2;
+  }
+  if (e instanceof OtaError) {
+    fail(e.message);
+    if (json) printJson({ ok: false, kind: e.name, error: e.message });
+    return e instanceof InterruptedError ? 130 : 1;
+  }
+  log(bold("unexpected error (a bug: please report it with the lines below)"));
+  log(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  if (json) printJson({ ok: false, kind: "InternalError", error: String(e) });
+  return 1;
+}

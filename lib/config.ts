@@ -1,0 +1,165 @@
+/**
+ * `ota.config.json`: project defaults so that `deno task build-ota` and
+ * `deno task deploy --ip X` need no long flags. Flags override it. An unknown key
+ * or a bad value is a `ConfigError` that names it. Paths are relative to the file.
+ */
+import { dirname, resolve } from "node:path";
+import { ConfigError } from "./errors.ts";
+import { parseSize } from "./_bytes.ts";
+
+export interface DeviceEntry {
+  name: string;
+  ip: string;
+  port?: number;
+  key?: string;
+  passwordEnv?: string;
+  tags?: string[];
+}
+
+export interface BootloaderSettings {
+  baudRate?: number;
+  pktWaitMs?: number;
+  idleRebootMs?: number;
+  gpioMask?: number;
+  gpioWaitMs?: number;
+}
+
+export interface OtaConfig {
+  /** Where the file was read from, if any. */
+  path?: string;
+  micropython?: string;
+  modules?: string[];
+  runtime?: "docker" | "podman" | "native";
+  image?: string;
+  board?: string;
+  appOffset?: number;
+  flashSize?: number;
+  key?: string;
+  out?: string;
+  yaota8266?: string;
+  bootloader?: BootloaderSettings;
+  ip?: string;
+  port?: number;
+  devices?: DeviceEntry[];
+}
+
+export const DEFAULT_CONFIG_FILE = "ota.config.json";
+
+type Check = (value: unknown, where: string, base: string) => unknown;
+
+const str: Check = (v, where) => {
+  if (typeof v !== "string" || v === "") throw new ConfigError(`${where}: expected a string`);
+  return v;
+};
+const path: Check = (v, where, base) => resolve(base, str(v, where, base) as string);
+const int = (min: number, max: number): Check => (v, where) => {
+  const n = typeof v === "string" ? parseSize(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(
+      `${where}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return n;
+};
+const oneOf = (...choices: string[]): Check => (v, where) => {
+  if (typeof v !== "string" || !choices.includes(v)) {
+    throw new ConfigError(
+      `${where}: expected one of ${choices.join(", ")}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+};
+const list = (item: Check): Check => (v, where, base) => {
+  if (!Array.isArray(v)) throw new ConfigError(`${where}: expected a list`);
+  return v.map((x, i) => item(x, `${where}[${i}]`, base));
+};
+const object =
+  (fields: Record<string, Check>, required: string[] = []): Check => (v, where, base) => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw new ConfigError(`${where}: expected an object`);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(v)) {
+      const check = fields[key];
+      if (!check) {
+        throw new ConfigError(
+          `${where}: unknown key '${key}' (known: ${Object.keys(fields).join(", ")})`,
+        );
+      }
+      out[key] = check(value, `${where}.${key}`, base);
+    }
+    for (const key of required) {
+      if (!(key in out)) throw new ConfigError(`${where}: missing '${key}'`);
+    }
+    return out;
+  };
+
+const device = object({
+  name: str,
+  ip: str,
+  port: int(1, 65535),
+  key: path,
+  passwordEnv: str,
+  tags: list(str),
+}, ["name", "ip"]);
+
+const schema = object({
+  "$schema": str,
+  micropython: path,
+  modules: list(path),
+  runtime: oneOf("docker", "podman", "native"),
+  image: str,
+  board: str,
+  appOffset: int(0x1000, 0x3fffff),
+  flashSize: int(0x80000, 0x1000000),
+  key: path,
+  out: path,
+  yaota8266: path,
+  bootloader: object({
+    baudRate: int(300, 4000000),
+    pktWaitMs: int(100, 600000),
+    idleRebootMs: int(1000, 3600000),
+    gpioMask: int(0, 0xffff),
+    gpioWaitMs: int(0, 60000),
+  }),
+  ip: str,
+  port: int(1, 65535),
+  devices: list(device),
+});
+
+/** Validates parsed JSON; `base` is the folder relative paths are resolved against. */
+export function parseConfig(value: unknown, base: string, where = "ota.config.json"): OtaConfig {
+  const config = schema(value, where, base) as OtaConfig & { $schema?: string };
+  delete config.$schema;
+  const names = new Set<string>();
+  for (const d of config.devices ?? []) {
+    if (names.has(d.name)) {
+      throw new ConfigError(`${where}.devices: the name '${d.name}' is used twice`);
+    }
+    names.add(d.name);
+  }
+  return config;
+}
+
+/**
+ * Reads `explicitPath`, or `./ota.config.json` if it exists; an absent default file
+ * gives an empty config, an absent explicit one is an error.
+ * @throws {ConfigError} If the file is not JSON or a key or value is wrong.
+ */
+export async function loadConfig(explicitPath?: string, cwd = Deno.cwd()): Promise<OtaConfig> {
+  const file = resolve(cwd, explicitPath ?? DEFAULT_CONFIG_FILE);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound && explicitPath === undefined) return {};
+    throw new ConfigError(`cannot read the configuration file '${file}': ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`'${file}' is not valid JSON: ${(e as Error).message}`);
+  }
+  return { ...parseConfig(json, dirname(file), file), path: file };
+}

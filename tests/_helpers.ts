@@ -1,0 +1,53 @@
+/** Shared test fixtures: the reference vectors beside the repository, temp dirs. */
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+export const VECTORS = fromFileUrl(new URL("../../shared/vectors/", import.meta.url));
+export const ROOT = fromFileUrl(new URL("../", import.meta.url));
+
+export function vector(name: string): Uint8Array {
+  return Deno.readFileSync(VECTORS + name);
+}
+
+export function vectorText(name: string): string {
+  return Deno.readTextFileSync(VECTORS + name);
+}
+
+/** A temp dir removed when the test's `await using` scope ends. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "ota-test-" });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
+  };
+}
+
+export interface TaskResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a task entry file as a user would (`deno run -A tasks/NAME.ts ...`). */
+export async function runTaskFile(
+  name: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
+): Promise<TaskResult> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}tasks/${name}.ts`, ...args],
+    cwd: options.cwd ?? ROOT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
