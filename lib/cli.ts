@@ -46,7 +46,11 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
   const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> =
     {};
   for (const [name, o] of Object.entries(options)) {
-    config[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), multiple: o.multiple };
+    config[name] = {
+      type: o.type,
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    };
   }
   try {
     const { values, positionals } = parseArgs({

@@ -1,0 +1,329 @@
+/**
+ * `build-bootloader`: yaota8266 built for our key. Writes the tree's `config.h` from
+ * `templates/config.h` (the key's modulus as a C string, `MAIN_APP_OFFSET` and the
+ * timing settings; reference, "Keys"), runs make in the same container machinery as
+ * `build-ota`, collects `yaota8266.bin` and checks that it holds the modulus: "is this
+ * yaota8266.bin built for my key?" is a byte search.
+ */
+import { createHash } from "node:crypto";
+import { join, relative, resolve } from "node:path";
+import {
+  BuildLog,
+  checkRuntime,
+  commandLine,
+  currentUser,
+  DEFAULT_IMAGE,
+  type Runner,
+  type Runtime,
+  shellQuote,
+  streamingRunner,
+} from "./container.ts";
+import type { BootloaderSettings, OtaConfig } from "./config.ts";
+import { FileError, UnsafeImageError } from "./errors.ts";
+import { DEFAULT_APP_OFFSET } from "./image.ts";
+import { loadPublicKey, modulusCString, type PublicKeyInfo } from "./keys.ts";
+import {
+  applyFileEdit,
+  checkAppOffset,
+  type FileEdit,
+  planFileEdit,
+  renderTemplate,
+} from "./linker_script.ts";
+import { formatBytes, log, print } from "./output.ts";
+import { formatHex, indexOfBytes } from "./_bytes.ts";
+
+export const CONFIG_TEMPLATE = new URL("../templates/config.h", import.meta.url);
+export const BOOTLOADER_FILE = "yaota8266.bin";
+export const BOOTLOADER_LOG_FILE = "bootloader-build.log";
+
+/** The values of yaota8266's `config.h.example` (reference, "Keys"). */
+export const BOOTLOADER_DEFAULTS: Required<BootloaderSettings> = {
+  baudRate: 115200,
+  pktWaitMs: 10000,
+  idleRebootMs: 60000,
+  gpioMask: 0xf035,
+  gpioWaitMs: 3000,
+};
+
+export interface BootloaderFlags {
+  yaota8266?: string;
+  key?: string;
+  runtime?: Runtime;
+  image?: string;
+  appOffset?: number;
+  out?: string;
+  dryRun: boolean;
+}
+
+export interface BootloaderOptions {
+  tree: string;
+  key: string;
+  runtime: Runtime;
+  image: string;
+  appOffset: number;
+  settings: Required<BootloaderSettings>;
+  out: string;
+  dryRun: boolean;
+}
+
+/**
+ * Flags over `ota.config.json` over defaults. The key defaults to `keys/priv.key`, or
+ * `keys/pub.key` when only the public half is here. Reads only to pick that default.
+ */
+export function resolveBootloaderOptions(
+  flags: BootloaderFlags,
+  config: OtaConfig,
+  cwd: string,
+): BootloaderOptions {
+  const appOffset = flags.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
+  checkAppOffset(
+    appOffset,
+    flags.appOffset !== undefined ? "--app-offset" : `${config.path ?? "config"}: appOffset`,
+  );
+  let key = flags.key !== undefined ? resolve(cwd, flags.key) : config.key;
+  if (key === undefined) {
+    const priv = resolve(cwd, "keys/priv.key");
+    const pub = resolve(cwd, "keys/pub.key");
+    key = !exists(priv) && exists(pub) ? pub : priv;
+  }
+  return {
+    tree: flags.yaota8266 !== undefined
+      ? resolve(cwd, flags.yaota8266)
+      : config.yaota8266 ?? resolve(cwd, "yaota8266"),
+    key,
+    runtime: flags.runtime ?? config.runtime ?? "docker",
+    image: flags.image ?? config.image ?? DEFAULT_IMAGE,
+    appOffset,
+    settings: { ...BOOTLOADER_DEFAULTS, ...config.bootloader },
+    out: flags.out !== undefined ? resolve(cwd, flags.out) : config.out ?? resolve(cwd, "dist"),
+    dryRun: flags.dryRun,
+  };
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Fills `templates/config.h`. Pure. */
+export function renderConfigH(
+  template: string,
+  values: { appOffset: number; key: PublicKeyInfo; settings: Required<BootloaderSettings> },
+): string {
+  const s = values.settings;
+  return renderTemplate(template, {
+    MAIN_APP_OFFSET: formatHex(values.appOffset),
+    BAUD_RATE: String(s.baudRate),
+    MODULUS: modulusCString(values.key.modulus),
+    KEY_BITS: String(values.key.bits),
+    KEY_FINGERPRINT: values.key.fingerprint,
+    PKT_WAIT_MS: String(s.pktWaitMs),
+    IDLE_REBOOT_MS: String(s.idleRebootMs),
+    GPIO_MASK: formatHex(s.gpioMask),
+    GPIO_WAIT_MS: String(s.gpioWaitMs),
+  });
+}
+
+async function isDir(path: string): Promise<boolean> {
+  return await Deno.stat(path).then((s) => s.isDirectory, () => false);
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return await Deno.stat(path).then((s) => s.isFile, () => false);
+}
+
+export interface YaotaTree {
+  root: string;
+  /** Where its `config.h` goes (the top folder, or `ota-server/` in early versions). */
+  configH: string;
+}
+
+/**
+ * Finds the yaota8266 tree at `dir`.
+ * @throws {FileError} If there is none, or it is not a yaota8266 tree.
+ */
+export async function findYaotaTree(dir: string): Promise<YaotaTree> {
+  const root = resolve(dir);
+  if (!await isDir(root)) {
+    throw new FileError(
+      `no yaota8266 tree at '${root}'. Clone it ('git clone --recursive ` +
+        `https://github.com/pfalcon/yaota8266') and pass --yaota8266 DIR, or set "yaota8266" ` +
+        `in ota.config.json.`,
+    );
+  }
+  if (!await isFile(join(root, "Makefile")) || !await isDir(join(root, "boot8266"))) {
+    throw new FileError(
+      `'${root}' is not a yaota8266 tree: it needs a Makefile and boot8266/. Pass the top ` +
+        `folder of a yaota8266 checkout with --yaota8266 DIR.`,
+    );
+  }
+  for (const sub of ["", "ota-server"]) {
+    const dirPath = join(root, sub);
+    if (
+      await isFile(join(dirPath, "config.h")) || await isFile(join(dirPath, "config.h.example"))
+    ) {
+      return { root, configH: join(dirPath, "config.h") };
+    }
+  }
+  return { root, configH: join(root, "config.h") };
+}
+
+/**
+ * `make`, after `make clean` when config.h changed: yaota8266's Makefiles do not know
+ * that the objects depend on config.h, so make would keep a build with the old key.
+ */
+export async function bootloaderMakeCommands(
+  tree: YaotaTree,
+  configChanged: boolean,
+): Promise<string[][]> {
+  const makefile = await Deno.readTextFile(join(tree.root, "Makefile")).catch(() => "");
+  return configChanged && /^clean\s*:/m.test(makefile) ? [["make", "clean"], ["make"]] : [["make"]];
+}
+
+export interface BootloaderResult {
+  dryRun: boolean;
+  tree: YaotaTree;
+  key: PublicKeyInfo;
+  binaryPath: string;
+  size?: number;
+  sha256?: string;
+  /** Where the modulus sits in the binary. */
+  modulusAt?: number;
+}
+
+export interface BootloaderDeps {
+  runner: Runner;
+  checkRuntime: (runtime: Runtime, image: string) => Promise<void>;
+}
+
+const defaultDeps: BootloaderDeps = { runner: streamingRunner, checkRuntime };
+
+function describeEdit(edit: FileEdit, root: string, dryRun: boolean): string[] {
+  const name = relative(root, edit.path);
+  if (!edit.changed) return [`${name}: up to date`];
+  const lines = [
+    `${dryRun ? "would write" : "wrote"} ${name}${edit.before === undefined ? " (new)" : ""}`,
+    ...edit.summary.map((l) => `    ${l}`),
+  ];
+  if (edit.backup) {
+    lines.push(
+      `  ${dryRun ? "would keep" : "kept"} the original as ${relative(root, edit.backup)}`,
+    );
+  }
+  return lines;
+}
+
+async function removeIfExists(path: string): Promise<void> {
+  await Deno.remove(path).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+}
+
+/**
+ * Builds yaota8266 for the key (or, with `dryRun`, prints what it would do).
+ * @throws {KeyError} The key cannot be read or its exponent is not 3.
+ * @throws {FileError} No yaota8266 tree, or make wrote no yaota8266.bin.
+ * @throws {ToolMissingError|ContainerRuntimeError} As `build-ota`.
+ * @throws {UnsafeImageError} The binary lacks the modulus or overlaps the app offset.
+ * Needs read, write, run (make or the container runtime) and env permissions.
+ */
+export async function buildBootloader(
+  options: BootloaderOptions,
+  deps: BootloaderDeps = defaultDeps,
+): Promise<BootloaderResult> {
+  const tree = await findYaotaTree(options.tree);
+  const key = await loadPublicKey(options.key);
+  log(`yaota8266 at ${tree.root}; key ${options.key} (${key.bits}-bit, ${key.fingerprint})`);
+  const template = await Deno.readTextFile(CONFIG_TEMPLATE);
+  const edit = await planFileEdit(
+    tree.configH,
+    renderConfigH(template, { appOffset: options.appOffset, key, settings: options.settings }),
+  );
+  const settings = {
+    runtime: options.runtime,
+    image: options.image,
+    mount: tree.root,
+    user: currentUser(),
+  };
+  const commands = await bootloaderMakeCommands(tree, edit.changed);
+  const lines = commands.map((c) => commandLine(settings, tree.root, c));
+  const built = join(tree.root, BOOTLOADER_FILE);
+  const binaryPath = join(options.out, BOOTLOADER_FILE);
+  const logPath = join(options.out, BOOTLOADER_LOG_FILE);
+  const stale = await Deno.stat(built).then(() => true, () => false);
+
+  if (options.dryRun) {
+    for (const l of describeEdit(edit, tree.root, true)) print(l);
+    if (stale) print(`would remove the previous ${BOOTLOADER_FILE}`);
+    for (const l of lines) {
+      print(`would run${l.cwd ? ` in ${l.cwd}` : ""}: ${shellQuote(l.argv)}`);
+    }
+    print(
+      `would collect ${BOOTLOADER_FILE} into ${binaryPath} (log ${logPath}) and check that it ` +
+        `holds the key's modulus`,
+    );
+    print("dry run: nothing was changed");
+    return { dryRun: true, tree, key, binaryPath };
+  }
+
+  await deps.checkRuntime(options.runtime, options.image);
+  await Deno.mkdir(options.out, { recursive: true });
+  await applyFileEdit(edit);
+  for (const l of describeEdit(edit, tree.root, false)) log(l);
+  await removeIfExists(built);
+  {
+    using buildLog = await BuildLog.create(logPath);
+    const where = options.runtime === "native"
+      ? "on this machine (--runtime native)"
+      : `in ${options.runtime} image ${options.image}`;
+    for (const [i, line] of lines.entries()) {
+      log(`$ ${shellQuote(line.argv)}`);
+      await deps.runner(line.argv, {
+        cwd: line.cwd,
+        log: buildLog,
+        label: commands[i]!.join(" "),
+        where,
+      });
+    }
+  }
+  if (!await Deno.stat(built).then(() => true, () => false)) {
+    throw new FileError(`make finished but did not write ${built}; see ${logPath}`);
+  }
+  const binary = await Deno.readFile(built);
+  const modulusAt = indexOfBytes(binary, key.modulus);
+  const problems: string[] = [];
+  if (modulusAt < 0) {
+    problems.push(
+      `it does not contain the modulus of ${options.key} (${key.fingerprint}): it was built ` +
+        `for another key, and a device flashed with it would ignore every update you sign`,
+    );
+  }
+  if (binary.length > options.appOffset) {
+    problems.push(
+      `it is ${binary.length} bytes, more than MAIN_APP_OFFSET ${
+        formatHex(options.appOffset)
+      }: the firmware would overwrite its end`,
+    );
+  }
+  if (problems.length) {
+    await removeIfExists(binaryPath);
+    throw new UnsafeImageError(
+      `${built} is not safe to flash: ${problems.join("; ")}. ${binaryPath} was not written.`,
+    );
+  }
+  await Deno.writeFile(binaryPath, binary);
+  log(`collected ${BOOTLOADER_FILE} (${formatBytes(binary.length)})`);
+  return {
+    dryRun: false,
+    tree,
+    key,
+    binaryPath,
+    size: binary.length,
+    sha256: createHash("sha256").update(binary).digest("hex"),
+    modulusAt,
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Where the datagrams come from: signed on the fly from a firmware image (with a cache
+ * that signs ahead of the sender), or taken as they are from a canned `.ota` file.
+ */
+import { type CannedFile } from "./canned.ts";
+import { datagramSize, makeEndPacket, parseRequestHeader, signBody, type Signer, withSeq } from "./packet.ts";
+
+export interface PacketSource {
+  readonly size: number;
+  /** Block sizes the sender may use, largest first. */
+  readonly blocks: number[];
+  /** Length of the offset-0 packet used for recovery. */
+  readonly recoveryLen: number;
+  /** The datagram for a transmission; `seq` is the sender's number for it. */
+  datagram(seq: number, offset: number, len: number): Uint8Array;
+  endPacket(seq: number): Uint8Array;
+  /** The sender's seq for a reply's seq (a canned file carries its own numbers). */
+  senderSeq(replySeq: number): number;
+  /** Signs packets that will soon be needed, for at most `budgetMs`. */
+  signAhead(offsets: number[], lenAt: (offset: number) => number, budgetMs: number): void;
+}
+
+/** The largest unfragmented UDP payload on a 1500-byte Ethernet MTU. */
+export const MAX_UNFRAGMENTED = 1472;
+export const AUTO_BLOCKS = [1024, 512, 256];
+
+export function liveSource(firmware: Uint8Array, signer: Signer, blocks: number[]): PacketSource {
+  const cache = new Map<string, Uint8Array>();
+  const usable = blocks.filter((b) => datagramSize(b, signer.signatureLength) <= MAX_UNFRAGMENTED);
+  if (usable.length === 0) {
+    throw new RangeError(
+      `no block size fits one unfragmented datagram with a ${signer.signatureLength * 8}-bit key`,
+    );
+  }
+  const body = (offset: number, len: number) => {
+    const key = `${offset}:${len}`;
+    let b = cache.get(key);
+    if (!b) {
+      b = signBody(offset, firmware.subarray(offset, offset + len), signer);
+      cache.set(key, b);
+    }
+    return b;
+  };
+  let end: Uint8Array | undefined;
+  return {
+    size: firmware.length,
+    blocks: usable,
+    recoveryLen: Math.min(256, usable[usable.length - 1]!),
+    datagram: (seq, offset, len) => withSeq(seq, body(offset, len)),
+    endPacket: (seq) => {
+      end ??= makeEndPacket(0, signer).subarray(4);
+      return withSeq(seq, end);
+    },
+    senderSeq: (s) => s,
+    signAhead(offsets, lenAt, budgetMs) {
+      const until = performance.now() + budgetMs;
+      for (const o of offsets) {
+        if (o >= firmware.length || performance.now() > until) break;
+        body(o, lenAt(o));
+      }
+    },
+  };
+}
+
+export function cannedSource(file: CannedFile): PacketSource {
+  const byKey = new Map<string, Uint8Array>();
+  for (const p of file.packets) {
+    const h = parseRequestHeader(p)!;
+    byKey.set(`${h.offset}:${h.len}`, p);
+  }
+  const storedToSender = new Map<number, number>();
+  let endIndex = 0;
+  return {
+    size: file.payload.length,
+    blocks: [file.block],
+    recoveryLen: file.block,
+    datagram(seq, offset, len) {
+      const p = byKey.get(`${offset}:${len}`);
+      if (!p) throw new RangeError(`the canned file has no packet at offset ${offset} of length ${len}`);
+      storedToSender.set(parseRequestHeader(p)!.seq, seq);
+      return p;
+    },
+    endPacket(seq) {
+      const p = file.endPackets[endIndex++ % file.endPackets.length]!;
+      storedToSender.set(parseRequestHeader(p)!.seq, seq);
+      return p;
+    },
+    senderSeq: (s) => storedToSender.get(s) ?? -1,
+    signAhead() {},
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * Runs timed callbacks in time order on the real clock: the virtual device's network
+ * deliveries and the device model's own wake-ups. Times are `performance.now()` ms.
+ */
+
+interface Item {
+  at: number;
+  run: (at: number) => void;
+}
+
+export class Scheduler {
+  #items: Item[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** Extra wake-up source (the device model's `nextWakeup`). */
+  #wakeup: () => number | undefined;
+  #onWake: (now: number) => void;
+
+  constructor(wakeup: () => number | undefined = () => undefined, onWake: (now: number) => void = () => {}) {
+    this.#wakeup = wakeup;
+    this.#onWake = onWake;
+  }
+
+  now(): number {
+    return performance.now();
+  }
+
+  at(time: number, run: (at: number) => void): void {
+    if (this.#closed) return;
+    let i = this.#items.length;
+    while (i > 0 && this.#items[i - 1]!.at > time) i--;
+    this.#items.splice(i, 0, { at: time, run });
+    this.arm();
+  }
+
+  /** Re-plans the timer after state changed outside `at`. */
+  arm(): void {
+    if (this.#closed) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const next = Math.min(this.#items[0]?.at ?? Infinity, this.#wakeup() ?? Infinity);
+    if (next === Infinity) {
+      this.#timer = undefined;
+      return;
+    }
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, next - this.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    const now = this.now();
+    while (!this.#closed && this.#items.length > 0 && this.#items[0]!.at <= now) {
+      const item = this.#items.shift()!;
+      this.#onWake(item.at);
+      item.run(item.at);
+    }
+    if (!this.#closed) this.#onWake(now);
+    this.arm();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#items = [];
+  }
+}

@@ -1,0 +1,746 @@
+/**
+ * The transfer engine: a state machine with no I/O. Events (`start`, `onReply`,
+ * `onTimer`, `onAppRunning`) and the time go in; what to send comes out as actions. The
+ * driver (`deploy.ts`) signs and sends; tests drive it with a fake clock.
+ *
+ * Rules it keeps (yaota8266 reference):
+ * - replies are matched by offset and length; the device accepts strictly in order, so a
+ *   reply confirms every byte before it;
+ * - no blind window ("Re-entrancy"): the next packet is aimed to arrive just after the
+ *   device has begun checking the previous one (see `pacing.ts`);
+ * - a block never straddles a 4 KiB sector (the device drops a packet that overflows its
+ *   buffer), so a packet's length is cut at the next multiple of the block size;
+ * - THE END PACKET IS SENT ONLY AFTER EVERY BYTE BEFORE IT WAS CONFIRMED IN THE CURRENT
+ *   DEVICE SESSION ("Session restarts keep stale bytes"): at the end of a complete
+ *   transfer, again only after the device re-confirms it is still in that session, and
+ *   for a clean-up only right after a packet at offset 0 was confirmed.
+ */
+import { PacingModel } from "./pacing.ts";
+import type { Reply } from "./packet.ts";
+
+export interface TransferOptions {
+  /** Bytes of firmware. */
+  size: number;
+  /** Candidate block sizes, largest first; one entry for a fixed size. */
+  blocks: number[];
+  /** Pace packets to hide the round trip; false = stop-and-wait. */
+  pace: boolean;
+  /** Fail when the device answers nothing for this long. */
+  timeoutMs: number;
+  /** Watch for the device falling back to OTA mode after the end packet. */
+  bootCheck: boolean;
+  bootCheckMs?: number;
+  /** The device's PKT_WAIT_MS session timer. */
+  sessionWaitMs?: number;
+  /** Transfers of the whole image, at most (a boot check failure sends it once more). */
+  maxAttempts?: number;
+  /** Length of the offset-0 packet used to find out the device's state: 256 always fits beside stale bytes. */
+  recoveryLen?: number;
+  /** Retransmission timeout before anything is measured. */
+  initialRtoMs?: number;
+  /** Tries per block size when probing. */
+  probeTries?: number;
+}
+
+export type SendKind =
+  | "probe"
+  | "resolve"
+  | "data"
+  | "retransmit"
+  | "session-probe"
+  | "cleanup-check"
+  | "liveness"
+  | "boot-probe";
+
+export type TransferAction =
+  | { type: "send"; seq: number; offset: number; len: number; kind: SendKind }
+  | { type: "end"; seq: number; reason: "final" | "cleanup" }
+  | { type: "status"; message: string }
+  | { type: "done"; result: TransferSummary }
+  | { type: "failed"; failure: TransferFailure };
+
+export interface TransferSummary {
+  bytes: number;
+  block: number;
+  packets: number;
+  retransmits: number;
+  paced: boolean;
+  bootCheck: "passed" | "failed" | "skipped";
+  attempts: number;
+  recoveries: number;
+}
+
+export type TransferFailure =
+  | { kind: "no-answer" }
+  | { kind: "stopped-answering"; confirmed: number; silentMs: number }
+  | { kind: "boot-failed"; attempts: number }
+  | { kind: "end-ignored" };
+
+type Phase = "probe" | "resolve" | "transfer" | "cleanup" | "ending" | "bootcheck" | "finished";
+
+interface Flight {
+  offset: number;
+  len: number;
+  seq: number;
+  sentAt: number;
+  /** Predicted, in the reply-arrival frame (device time + one-way delay). */
+  arrival: number;
+  start: number;
+  end: number;
+  sector: boolean;
+  /** The device was predicted idle when it arrived: its round trip is an idle round trip. */
+  idle: boolean;
+}
+
+interface Sent {
+  offset: number;
+  len: number;
+  sentAt: number;
+  kind: SendKind;
+}
+
+const MAX_DEPTH = 3;
+const SECTOR = 4096;
+
+export class TransferEngine {
+  readonly options: Required<TransferOptions>;
+  readonly pacing = new PacingModel();
+  phase: Phase = "probe";
+  /** Bytes confirmed in the current device session. */
+  confirmed = 0;
+  block: number;
+  retransmits = 0;
+  packetsSent = 0;
+  attempts = 1;
+  recoveries = 0;
+
+  #seq = 0;
+  #sent = new Map<number, Sent>();
+  #now = 0;
+  #everAnswered = false;
+  #lastAnswerAt = 0;
+  #finished = false;
+  #actions: TransferAction[] = [];
+
+  // probe / resolve
+  #probeAt = 0;
+  #candidates: number[];
+  #candidate = 0;
+  #tries = 0;
+  #timedOut = new Set<number>();
+  #cycleDone = false;
+  #resolveOptions: number[] = [];
+  #blockKnown = false;
+  #cleanedUpOnce = false;
+  #probeDeadline = 0;
+
+  // transfer
+  #next = 0;
+  #flights: Flight[] = [];
+  #deviceFreeAt = 0;
+  #lastReplyAt: number | undefined;
+  #sendAt: number | undefined;
+  #backoff = 1;
+  #alternate = false;
+  #maxSent = 0;
+  /** While nothing is answered: the offsets the device may expect or repeat, tried in turn. */
+  #resync: number[] = [];
+  #resyncIndex = 0;
+
+  // cleanup
+  #cleanupStage: "check-left" | "await-fresh" = "check-left";
+  #cleanupConfirmed = 0;
+  #cleanupEnds = 0;
+  #cleanupTries = 0;
+  #cleanupAt = 0;
+
+  // ending / boot check
+  #endsSent = 0;
+  #endSentAt = 0;
+  #livenessTries = 0;
+  #livenessAt = 0;
+  #bootProbeAt = 0;
+  #bootProbes = 0;
+
+  constructor(options: TransferOptions) {
+    this.options = {
+      bootCheckMs: 6000,
+      sessionWaitMs: 10000,
+      maxAttempts: 2,
+      recoveryLen: 256,
+      initialRtoMs: 300,
+      probeTries: 2,
+      ...options,
+    };
+    if (options.size <= 0) throw new RangeError("nothing to send");
+    this.#candidates = [...options.blocks];
+    this.block = this.#candidates[0]!;
+  }
+
+  get lastAnswerAt(): number {
+    return this.#lastAnswerAt;
+  }
+
+  start(now: number): TransferAction[] {
+    this.#now = now;
+    this.#lastAnswerAt = now;
+    if (this.#candidates.length > 1) this.#status("probing the largest block size the link passes");
+    this.#sendProbe();
+    return this.#flush();
+  }
+
+  /** The time `onTimer` should next be called, if any. */
+  nextTimer(): number | undefined {
+    if (this.#finished) return undefined;
+    const t: number[] = [this.#lastAnswerAt + this.options.timeoutMs];
+    switch (this.phase) {
+      case "probe":
+      case "resolve":
+        t.push(this.#probeDeadline);
+        break;
+      case "transfer":
+        if (this.#sendAt !== undefined) t.push(this.#sendAt);
+        if (this.#flights[0]) t.push(this.#retransmitAt(this.#flights[0]));
+        break;
+      case "cleanup":
+        t.push(this.#cleanupAt);
+        break;
+      case "ending":
+        t.push(this.#livenessAt);
+        break;
+      case "bootcheck":
+        t.push(this.#bootProbeAt, this.#endSentAt + this.options.bootCheckMs);
+        break;
+    }
+    return Math.min(...t);
+  }
+
+  onTimer(now: number): TransferAction[] {
+    this.#now = now;
+    if (this.#finished) return [];
+    const silent = now - this.#lastAnswerAt;
+    const bounded = this.phase !== "ending" && this.phase !== "bootcheck";
+    if (bounded && silent >= this.options.timeoutMs) {
+      this.#fail(
+        this.#everAnswered
+          ? { kind: "stopped-answering", confirmed: this.confirmed, silentMs: silent }
+          : { kind: "no-answer" },
+      );
+      return this.#flush();
+    }
+    switch (this.phase) {
+      case "probe":
+      case "resolve":
+        if (now >= this.#probeDeadline) this.#probeTimeout();
+        break;
+      case "transfer":
+        this.#transferTimer();
+        break;
+      case "cleanup":
+        if (now >= this.#cleanupAt) this.#cleanupTimer();
+        break;
+      case "ending":
+        if (now >= this.#livenessAt) this.#livenessTimer();
+        break;
+      case "bootcheck":
+        this.#bootTimer();
+        break;
+    }
+    return this.#flush();
+  }
+
+  onReply(now: number, reply: Reply): TransferAction[] {
+    this.#now = now;
+    if (this.#finished) return [];
+    this.#everAnswered = true;
+    this.#lastAnswerAt = now;
+    const sent = this.#sent.get(reply.seq);
+    const exact = sent && sent.offset === reply.offset && sent.len === reply.len ? sent : undefined;
+    switch (this.phase) {
+      case "probe":
+        this.#probeReply(reply, exact);
+        break;
+      case "resolve":
+        this.#resolveReply(reply, exact);
+        break;
+      case "transfer":
+        this.#transferReply(reply, exact);
+        break;
+      case "cleanup":
+        this.#cleanupReply(reply);
+        break;
+      case "ending":
+      case "bootcheck":
+        this.#afterEndReply(reply, exact);
+        break;
+    }
+    return this.#flush();
+  }
+
+  /** The running app answered (e.g. its WebREPL port): the new image booted. */
+  onAppRunning(now: number): TransferAction[] {
+    this.#now = now;
+    if (this.phase === "bootcheck" || this.phase === "ending") this.#done("passed");
+    return this.#flush();
+  }
+
+  // ---- probe: find the largest block the link passes, at offset #probeAt ----
+
+  #sendProbe(): void {
+    const size = this.#candidates[this.#candidate]!;
+    const len = Math.min(size, this.options.size - this.#probeAt);
+    this.#send(this.#probeAt, len, "probe");
+    this.#probeDeadline = this.#now + this.#probeRto();
+  }
+
+  #probeRto(): number {
+    return this.pacing.calibrated
+      ? Math.min(this.options.initialRtoMs, 2 * this.pacing.serviceMs(true) + 40)
+      : this.options.initialRtoMs;
+  }
+
+  #probeTimeout(): void {
+    if (this.phase === "resolve") {
+      this.#candidate = (this.#candidate + 1) % this.#resolveOptions.length;
+      this.#sendResolve();
+      return;
+    }
+    this.#timedOut.add(this.#candidates[this.#candidate]!);
+    if (++this.#tries >= this.options.probeTries) {
+      this.#tries = 0;
+      if (++this.#candidate >= this.#candidates.length) {
+        this.#candidate = 0;
+        if (!this.#cycleDone && this.#probeAt === 0 && !this.#everAnswered) {
+          this.#status(
+            "no answer yet: the device may still be in an earlier session (an interrupted deploy?) " +
+              "and restarts it after 10 s without packets; waiting",
+          );
+        }
+        this.#cycleDone = true;
+      }
+    }
+    this.#sendProbe();
+  }
+
+  #probeReply(reply: Reply, exact: Sent | undefined): void {
+    if (reply.offset !== this.#probeAt || !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.options.size) {
+      return;
+    }
+    if (exact) this.pacing.addIdleRtt(this.#now - exact.sentAt, false);
+    if (this.#probeAt === 0 && this.#cycleDone && !this.#cleanedUpOnce) {
+      // The device answered only after a silence: it may hold stale bytes from an earlier
+      // session. Offset 0 is confirmed in the current session, so an end packet now
+      // flushes inside the app region and reboots it into a clean OTA session.
+      this.#startCleanup(reply.len, "the device had an earlier session open — cleaning up, then sending from the start");
+      return;
+    }
+    const larger = [...this.#timedOut].filter((s) => s > reply.len);
+    if (larger.length === 0 || this.#probeAt + reply.len >= this.options.size) {
+      this.#chooseBlock(reply.len, this.#probeAt + reply.len);
+      return;
+    }
+    // A larger probe timed out: it may have been accepted with its reply lost, and then
+    // this reply is the device repeating it (same offset). Find out which one it expects.
+    this.phase = "resolve";
+    this.#resolveOptions = [reply.len, ...larger.sort((a, b) => b - a)];
+    this.#candidate = 0;
+    this.#sendResolve();
+  }
+
+  #sendResolve(): void {
+    const size = this.#resolveOptions[this.#candidate]!;
+    const offset = this.#probeAt + size;
+    this.#send(offset, Math.min(size, this.options.size - offset), "resolve");
+    this.#probeDeadline = this.#now + this.#probeRto();
+  }
+
+  #resolveReply(reply: Reply, exact: Sent | undefined): void {
+    const size = reply.offset - this.#probeAt;
+    if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" && exact !== undefined) return;
+    this.#chooseBlock(size, reply.offset + reply.len);
+  }
+
+  #chooseBlock(block: number, confirmed: number): void {
+    this.block = block;
+    this.#blockKnown = true;
+    this.#candidates = [block];
+    if (this.options.blocks.length > 1) this.#status(`block size ${block} bytes`);
+    this.#enterTransfer(confirmed);
+  }
+
+  // ---- transfer ----
+
+  #enterTransfer(confirmed: number): void {
+    this.phase = "transfer";
+    this.confirmed = confirmed;
+    this.#next = confirmed;
+    this.#flights = [];
+    this.#deviceFreeAt = this.#now;
+    this.#lastReplyAt = this.#now;
+    this.#backoff = 1;
+    if (!this.#blockKnown && confirmed >= SECTOR / 4 && confirmed % this.options.blocks[0]! === 0) {
+      // Recovered without knowing the block size yet: probe it here.
+      this.phase = "probe";
+      this.#probeAt = confirmed;
+      this.#candidates = [...this.options.blocks];
+      this.#candidate = 0;
+      this.#tries = 0;
+      this.#timedOut.clear();
+      this.#sendProbe();
+      return;
+    }
+    this.#maybeFinishTransfer();
+  }
+
+  #packetLen(offset: number): number {
+    const b = this.#blockKnown ? this.block : this.options.recoveryLen;
+    return Math.min(b - offset % b, this.options.size - offset);
+  }
+
+  #pump(): void {
+    this.#sendAt = undefined;
+    while (this.phase === "transfer" && this.#next < this.options.size) {
+      if (!this.#blockKnown && this.#next >= SECTOR / 4 && this.#next % this.options.blocks[0]! === 0) {
+        if (this.#flights.length > 0) return;
+        this.#enterTransfer(this.#next);
+        return;
+      }
+      const last = this.#flights[this.#flights.length - 1];
+      if (last && this.#resync.length > 0) return;
+      if (last) {
+        const p = this.pacing;
+        if (!this.options.pace || p.stopAndWait || !p.calibrated || this.#flights.length >= MAX_DEPTH) return;
+        const at = last.start + p.aimMs - p.twoWayMs;
+        if (at > this.#now) {
+          this.#sendAt = at;
+          return;
+        }
+      }
+      this.#sendData();
+    }
+  }
+
+  #sendData(): void {
+    const offset = this.#next;
+    const len = this.#packetLen(offset);
+    const kind: SendKind = offset < this.#maxSent ? "retransmit" : "data";
+    if (kind === "retransmit") this.retransmits++;
+    const seq = this.#send(offset, len, kind);
+    const p = this.pacing;
+    const last = this.#flights[this.#flights.length - 1];
+    const arrival = this.#now + p.twoWayMs;
+    const prevEnd = last ? last.end : this.#deviceFreeAt;
+    const start = Math.max(arrival, prevEnd);
+    const sector = (offset + len) % SECTOR === 0;
+    this.#flights.push({
+      offset,
+      len,
+      seq,
+      sentAt: this.#now,
+      arrival,
+      start,
+      end: start + p.serviceMs(sector),
+      sector,
+      idle: !last && prevEnd <= arrival,
+    });
+    this.#next = offset + len;
+    this.#maxSent = Math.max(this.#maxSent, this.#next);
+  }
+
+  #retransmitAt(f: Flight): number {
+    const base = this.pacing.calibrated
+      ? f.end + this.pacing.guardMs * this.#backoff
+      : f.sentAt + this.options.initialRtoMs * this.#backoff;
+    return Math.min(base, f.sentAt + 1000);
+  }
+
+  #transferTimer(): void {
+    const oldest = this.#flights[0];
+    if (oldest && this.#now >= this.#retransmitAt(oldest)) {
+      this.pacing.onLoss();
+      this.#backoff = Math.min(this.#backoff * 2, 16);
+      // The device may have accepted some of the packets in flight with their replies
+      // lost: then it expects, or repeats, a later offset than the oldest. Try each.
+      if (this.#resync.length === 0) {
+        this.#resync = this.#flights.map((f) => f.offset);
+        this.#resyncIndex = 0;
+      } else {
+        this.#resyncIndex++;
+      }
+      this.#flights = [];
+      this.#next = this.#resync[this.#resyncIndex % this.#resync.length]!;
+      const lostContact = this.#now - this.#lastAnswerAt >= this.options.sessionWaitMs - 1000;
+      if (lostContact && this.confirmed > 0 && (this.#alternate = !this.#alternate)) {
+        // Nothing confirmed for about PKT_WAIT_MS: the device may have restarted its
+        // session, and then it answers a packet at offset 0 only.
+        this.#send(0, this.options.recoveryLen, "session-probe");
+        this.#flights.push(this.#placeholderFlight(0, this.options.recoveryLen));
+        return;
+      }
+    }
+    this.#pump();
+  }
+
+  /** A flight that keeps the retransmission timer running for a probe. */
+  #placeholderFlight(offset: number, len: number): Flight {
+    const at = this.#now;
+    return { offset, len, seq: this.#seq, sentAt: at, arrival: at, start: at, end: at, sector: false, idle: false };
+  }
+
+  #transferReply(reply: Reply, exact: Sent | undefined): void {
+    if (exact?.kind === "session-probe" || reply.offset === 0 && reply.len === this.options.recoveryLen && this.confirmed > reply.len && this.#sentKind(reply) === "session-probe") {
+      this.#startCleanup(reply.len, "device restarted its session — cleaning up, resending");
+      return;
+    }
+    const i = this.#flights.findIndex((f) => f.offset === reply.offset && f.len === reply.len);
+    if (i < 0) {
+      // A late reply for a packet sent before a timeout: it still confirms every byte
+      // before its end, if it is one of ours (the layout is fixed by the block size).
+      const ours = reply.offset >= this.confirmed && reply.offset + reply.len <= this.#maxSent &&
+        reply.len === this.#packetLen(reply.offset);
+      if (!ours) return;
+      this.#confirm(reply.offset + reply.len);
+      return;
+    }
+    const f = this.#flights[i]!;
+    const p = this.pacing;
+    if (exact && f.offset === this.confirmed) {
+      if (exact.sentAt === f.sentAt && f.idle && i === 0) p.addIdleRtt(this.#now - f.sentAt, f.sector);
+      // It was sent early enough to wait on the device behind the previous packet: the
+      // gap between the two replies is its service time.
+      const waited = this.#lastReplyAt !== undefined && exact.sentAt + p.twoWayMs < this.#lastReplyAt;
+      if (waited) p.addServiceSample(this.#now - this.#lastReplyAt!, f.sector);
+    }
+    p.onAck();
+    this.#confirm(reply.offset + reply.len);
+  }
+
+  #confirm(upTo: number): void {
+    const p = this.pacing;
+    this.#flights = this.#flights.filter((f) => f.offset >= upTo);
+    this.confirmed = upTo;
+    if (this.#next < upTo) this.#next = upTo;
+    this.#resync = [];
+    this.#backoff = 1;
+    this.#lastReplyAt = this.#now;
+    this.#deviceFreeAt = this.#now;
+    let prevEnd = this.#now;
+    for (const g of this.#flights) {
+      g.start = Math.max(g.arrival, prevEnd);
+      g.end = g.start + p.serviceMs(g.sector);
+      prevEnd = g.end;
+    }
+    this.#maybeFinishTransfer();
+  }
+
+  #sentKind(reply: Reply): SendKind | undefined {
+    return this.#sent.get(reply.seq)?.kind;
+  }
+
+  #maybeFinishTransfer(): void {
+    if (this.confirmed >= this.options.size) this.#startEnding();
+    else this.#pump();
+  }
+
+  // ---- clean-up: get back to a clean device from an unknown session state ----
+
+  #startCleanup(confirmedAtZero: number, message: string): void {
+    this.recoveries++;
+    this.#cleanedUpOnce = true;
+    this.#status(message);
+    this.phase = "cleanup";
+    this.#flights = [];
+    this.#cleanupConfirmed = confirmedAtZero;
+    this.#cleanupEnds = 0;
+    this.#cleanupEnd();
+  }
+
+  #cleanupEnd(): void {
+    this.#cleanupEnds++;
+    this.#sendEnd("cleanup");
+    this.#cleanupStage = "check-left";
+    this.#cleanupTries = 0;
+    this.#cleanupAt = this.#now + this.#settleMs();
+  }
+
+  /** Time for an end packet to be taken, or a probe to come back. */
+  #settleMs(): number {
+    return Math.max(100, 3 * (this.pacing.serviceMs(true) + this.pacing.twoWayMs));
+  }
+
+  #cleanupTimer(): void {
+    if (this.#cleanupStage === "check-left") {
+      if (this.#cleanupTries >= 3) {
+        this.#cleanupStage = "await-fresh";
+      } else {
+        // The next offset of the old session: accepted only if the end packet was lost;
+        // a fresh session drops it (it expects offset 0).
+        this.#cleanupTries++;
+        const at = this.#cleanupConfirmed;
+        this.#send(at, this.#recoveryLenAt(at), "cleanup-check");
+        this.#cleanupAt = this.#now + this.#settleMs();
+        return;
+      }
+    }
+    this.#send(0, this.options.recoveryLen, "probe");
+    this.#cleanupAt = this.#now + Math.max(150, this.#settleMs());
+  }
+
+  #recoveryLenAt(offset: number): number {
+    const b = this.options.recoveryLen;
+    return Math.min(b - offset % b, this.options.size - offset);
+  }
+
+  #cleanupReply(reply: Reply): void {
+    if (this.#cleanupStage === "check-left" && reply.offset === this.#cleanupConfirmed && reply.len > 0) {
+      // Still in the old session: the end packet was lost. Everything before the next
+      // offset is confirmed in this session again, so the end packet may go.
+      this.#cleanupConfirmed = reply.offset + reply.len;
+      if (this.#cleanupEnds >= 5) {
+        this.#fail({ kind: "end-ignored" });
+        return;
+      }
+      this.#cleanupEnd();
+      return;
+    }
+    if (reply.offset === 0 && (this.#cleanupStage === "await-fresh" || this.#cleanupTries > 0)) {
+      this.#status("device is back in OTA mode with a clean buffer");
+      this.#enterTransfer(reply.len);
+    }
+  }
+
+  // ---- ending and boot check ----
+
+  #startEnding(): void {
+    this.phase = "ending";
+    this.#flights = [];
+    this.#sendAt = undefined;
+    this.#endsSent = 0;
+    this.#sendFinalEnd();
+  }
+
+  #sendFinalEnd(): void {
+    this.#endsSent++;
+    this.#sendEnd("final");
+    this.#endSentAt = this.#now;
+    this.#livenessTries = 0;
+    this.#livenessAt = this.#now + this.#settleMs();
+  }
+
+  #lastPacket(): { offset: number; len: number } {
+    const size = this.options.size;
+    const b = this.#blockKnown ? this.block : this.options.recoveryLen;
+    const offset = Math.floor((size - 1) / b) * b;
+    return { offset, len: size - offset };
+  }
+
+  #sendLiveness(): void {
+    const { offset, len } = this.#lastPacket();
+    this.#send(offset, len, "liveness");
+  }
+
+  #livenessTimer(): void {
+    if (this.#livenessTries >= 3) {
+      // Three repeats of the last packet went unanswered: the device left the session.
+      if (!this.options.bootCheck) {
+        this.#done("skipped");
+        return;
+      }
+      this.phase = "bootcheck";
+      this.#status("checking that the device boots the new image");
+      this.#bootProbes = 0;
+      this.#bootProbeAt = this.#now;
+      this.#bootTimer();
+      return;
+    }
+    this.#livenessTries++;
+    this.#sendLiveness();
+    this.#livenessAt = this.#now + this.#settleMs();
+  }
+
+  #bootTimer(): void {
+    if (this.#now >= this.#endSentAt + this.options.bootCheckMs) {
+      this.#done("passed");
+      return;
+    }
+    if (this.#now < this.#bootProbeAt) return;
+    // Only a device whose new image failed boot8266's check answers offset 0 again.
+    if (++this.#bootProbes % 4 === 0) this.#sendLiveness();
+    else this.#send(0, this.#packetLen(0), "boot-probe");
+    this.#bootProbeAt = this.#now + 250;
+  }
+
+  #afterEndReply(reply: Reply, exact: Sent | undefined): void {
+    const last = this.#lastPacket();
+    if (reply.offset === last.offset && reply.len === last.len && (exact?.kind === "liveness" || !exact && this.#now - this.#endSentAt > this.#settleMs())) {
+      // Still in the session with every byte confirmed: the end packet was lost.
+      if (this.#endsSent >= 3) {
+        this.#fail({ kind: "end-ignored" });
+        return;
+      }
+      this.phase = "ending";
+      this.#sendFinalEnd();
+      return;
+    }
+    if (this.phase === "bootcheck" && reply.offset === 0 && reply.len > 0) {
+      if (this.attempts >= this.options.maxAttempts) {
+        this.#fail({ kind: "boot-failed", attempts: this.attempts });
+        return;
+      }
+      this.attempts++;
+      this.#status("the device did not boot the new image (it is back in OTA mode): sending it once more");
+      this.#maxSent = 0;
+      this.#enterTransfer(reply.len);
+    }
+  }
+
+  // ---- plumbing ----
+
+  #send(offset: number, len: number, kind: SendKind): number {
+    const seq = ++this.#seq;
+    this.#sent.set(seq, { offset, len, sentAt: this.#now, kind });
+    if (this.#sent.size > 4096) this.#sent.delete(this.#sent.keys().next().value!);
+    this.packetsSent++;
+    this.#actions.push({ type: "send", seq, offset, len, kind });
+    return seq;
+  }
+
+  #sendEnd(reason: "final" | "cleanup"): void {
+    const seq = ++this.#seq;
+    this.#actions.push({ type: "end", seq, reason });
+  }
+
+  #status(message: string): void {
+    this.#actions.push({ type: "status", message });
+  }
+
+  #done(bootCheck: TransferSummary["bootCheck"]): void {
+    this.phase = "finished";
+    this.#finished = true;
+    this.#actions.push({
+      type: "done",
+      result: {
+        bytes: this.options.size,
+        block: this.block,
+        packets: this.packetsSent,
+        retransmits: this.retransmits,
+        paced: this.options.pace,
+        bootCheck,
+        attempts: this.attempts,
+        recoveries: this.recoveries,
+      },
+    });
+  }
+
+  #fail(failure: TransferFailure): void {
+    this.phase = "finished";
+    this.#finished = true;
+    this.#actions.push({ type: "failed", failure });
+  }
+
+  #flush(): TransferAction[] {
+    const out = this.#actions;
+    this.#actions = [];
+    return out;
+  }
+}

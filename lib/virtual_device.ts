@@ -1,0 +1,192 @@
+/**
+ * The virtual yaota8266 device on a real UDP socket: the device model behind the link
+ * model, on 127.0.0.1. Used by `deno task sim`, the demo, the benchmark and the tests.
+ * In app mode the OTA port is closed, as on a device running its app.
+ */
+import dgram from "node:dgram";
+import { DeviceModel, type DeviceEvent, type DeviceOptions } from "./device.ts";
+import { Link, type LinkOptions } from "./link.ts";
+import { Scheduler } from "./scheduler.ts";
+import { SECTOR_SIZE } from "./packet.ts";
+
+export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
+  hostname?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  link?: LinkOptions;
+  /** A file that mirrors the flash: each written sector is written there too. */
+  flashFile?: string;
+  /** Every device event, as it happens (times in ms since the device started). */
+  onEvent?: (event: DeviceEvent) => void;
+  /** Called after the device boots into a mode (to start or stop the app side). */
+  onModeChange?: (mode: "ota" | "app") => void | Promise<void>;
+}
+
+export interface VirtualDevice extends AsyncDisposable {
+  readonly port: number;
+  readonly hostname: string;
+  readonly model: DeviceModel;
+  readonly link: LinkModelHandle;
+  /** All events so far. */
+  readonly events: DeviceEvent[];
+  /** Resolves with the first event (past or future) that matches. */
+  waitFor(match: (e: DeviceEvent) => boolean, timeoutMs?: number): Promise<DeviceEvent>;
+  /** `machine.reset()` from the app side. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+type LinkModelHandle = Link;
+
+interface Peer {
+  address: string;
+  port: number;
+}
+
+export async function startVirtualDevice(options: VirtualDeviceOptions): Promise<VirtualDevice> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const t0 = performance.now();
+  const clock = () => performance.now() - t0;
+  const model = new DeviceModel({ ...options, now: 0 });
+  const link = new Link(options.link);
+  const events: DeviceEvent[] = [];
+  const waiters: { match: (e: DeviceEvent) => boolean; resolve: (e: DeviceEvent) => void }[] = [];
+  const flashFile = options.flashFile ? await Deno.open(options.flashFile, { read: true, write: true, create: true }) : undefined;
+  if (flashFile) await flashFile.write(model.flash);
+
+  let socket: dgram.Socket | undefined;
+  let port = options.port ?? 0;
+  let closed = false;
+
+  const scheduler = new Scheduler(
+    () => {
+      const w = model.nextWakeup();
+      return w === undefined ? undefined : w + t0;
+    },
+    (now) => publish(model.advance(now - t0)),
+  );
+
+  function publish(list: DeviceEvent[]): void {
+    for (const e of list) {
+      events.push(e);
+      options.onEvent?.(e);
+      for (const w of [...waiters]) {
+        if (w.match(e)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(e);
+        }
+      }
+      if (e.type === "reply") {
+        for (const d of link.toClient(e.at, e.data)) {
+          scheduler.at(d.at + t0, () => send(d.data, e.to as Peer));
+        }
+      } else if (e.type === "flash-write" && flashFile && e.address >= 0) {
+        const bytes = model.flash.slice(e.address, e.address + SECTOR_SIZE);
+        flashFile.seekSync(e.address, Deno.SeekMode.Start);
+        flashFile.writeSync(bytes);
+      } else if (e.type === "boot") {
+        void switchMode(e.mode);
+      }
+    }
+  }
+
+  function send(data: Uint8Array, to: Peer): void {
+    if (!socket || closed) return;
+    socket.send(data, to.port, to.address);
+  }
+
+  async function openSocket(): Promise<void> {
+    const s = dgram.createSocket("udp4");
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", reject);
+      s.bind(port, hostname, () => {
+        s.off("error", reject);
+        resolve();
+      });
+    });
+    port = s.address().port;
+    s.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
+      const now = clock();
+      const data = new Uint8Array(msg);
+      const from = { address: rinfo.address, port: rinfo.port };
+      for (const d of link.toDevice(now, data)) {
+        scheduler.at(d.at + t0, (at) => {
+          model.receive(at - t0, d.data, from);
+          publish(model.advance(at - t0));
+        });
+      }
+    });
+    socket = s;
+  }
+
+  async function closeSocket(): Promise<void> {
+    const s = socket;
+    socket = undefined;
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  let modeChange = Promise.resolve();
+  function switchMode(mode: "ota" | "app"): Promise<void> {
+    modeChange = modeChange.then(async () => {
+      if (closed) return;
+      if (mode === "ota" && !socket) await openSocket();
+      if (mode === "app" && socket) await closeSocket();
+      await options.onModeChange?.(mode);
+    });
+    return modeChange;
+  }
+
+  if (model.mode === "ota") await openSocket();
+  else {
+    // Reserve the port number the app side (WebREPL) will use.
+    await openSocket();
+    await closeSocket();
+    await options.onModeChange?.("app");
+  }
+  scheduler.arm();
+
+  const device: VirtualDevice = {
+    get port() {
+      return port;
+    },
+    hostname,
+    model,
+    link,
+    events,
+    waitFor(match, timeoutMs = 30000) {
+      const past = events.find(match);
+      if (past) return Promise.resolve(past);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(entry), 1);
+          reject(new Error(`virtual device: no matching event within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const entry = {
+          match,
+          resolve: (e: DeviceEvent) => {
+            clearTimeout(timer);
+            resolve(e);
+          },
+        };
+        waiters.push(entry);
+      });
+    },
+    reset() {
+      model.reset(clock());
+      publish(model.advance(clock()));
+      scheduler.arm();
+    },
+    async close() {
+      if (closed) return;
+      await modeChange;
+      closed = true;
+      scheduler.close();
+      await closeSocket();
+      flashFile?.close();
+    },
+    [Symbol.asyncDispose]() {
+      return device.close();
+    },
+  };
+  return device;
+}

@@ -1,0 +1,532 @@
+/**
+ * The running app's side of the virtual device: MicroPython's WebREPL server on TCP,
+ * as the yaota8266 reference ("WebREPL") describes the board's, with a real MicroPython
+ * VM (`micropython.ts`) behind the REPL and the shims of `device_shims.ts`. One VM per
+ * boot: names stay defined across connections until `machine.reset()`.
+ *
+ * On `machine.reset()` a real board sends nothing more, not even a FIN. Deno cannot
+ * drop a socket without one, so this server stops answering at once, closes the
+ * listener, calls `app.onReset()`, and then closes the client's socket (which sends a
+ * FIN). Clients must take silence or a close as the reset (the WebREPL client does).
+ */
+import { WebReplError } from "./errors.ts";
+import { type MicroPythonVM, type RunResult, startMicroPython } from "./micropython.ts";
+import { installShims, readWebReplPassword, releaseOf } from "./device_shims.ts";
+import {
+  acceptFor,
+  encodeFrame,
+  encodeHandshakeResponse,
+  exactHeader,
+  FrameDecoder,
+  HttpHeadReader,
+  KEY_HEADER,
+  MAX_FRAME_PAYLOAD,
+  OPCODE,
+} from "./websocket.ts";
+
+export interface RunningApp {
+  /** Version string of the image in flash, e.g. "v1.19.1 on 2022-06-18" (`image.ts` findVersion). */
+  version(): string;
+  /** RTC user memory; survives reset. The `machine.RTC().memory()` shim replaces it. */
+  rtcMemory: Uint8Array;
+  /** Called when MicroPython runs `machine.reset()`: the device reboots (this server has stopped). */
+  onReset(): void;
+  /**
+   * Files of the device's file system that survive resets, by path from the root
+   * ("webrepl_cfg.py", "boot.py", "lib/x.py"). Kept in step with the VM after every
+   * command and at reset.
+   */
+  files: Map<string, string>;
+  /** Whether `ota.py` is frozen into the firmware (default true). */
+  frozenOta?: boolean;
+  /** The board's console (UART) lines, e.g. "WebREPL connection from: 127.0.0.1:5000". */
+  log?(line: string): void;
+}
+
+export interface WebReplServer {
+  /** The TCP port listened on (the OS's choice when asked for 0). */
+  port: number;
+  /** Settles when the server stops: after a reset or `close()`. */
+  stopped: Promise<void>;
+  /** Stops the server and the VM (power off). Idempotent. */
+  close(): Promise<void>;
+}
+
+const PASSWORD_PROMPT = "Password: ";
+const ACCESS_DENIED = "\r\nAccess denied\r\n";
+const CONNECTED = "\r\nWebREPL connected\r\n>>> ";
+/** The device keeps at most 10 typed password characters (`modwebrepl.c`). */
+const PASSWORD_INPUT_MAX = 10;
+/** File-transfer records (binary frames): "WA", then the op. */
+const FILE_OP_GET_VERSION = 3;
+
+const encoder = new TextEncoder();
+
+/**
+ * Boots the running app (a fresh VM with the shims and the device's files, boot.py
+ * run) and listens for WebREPL on TCP `hostname:port`.
+ * @throws {WebReplError} If the file system has no `webrepl_cfg.py` with `PASS`.
+ */
+export async function startWebReplServer(
+  options: { hostname: string; port: number; app: RunningApp },
+): Promise<WebReplServer> {
+  const { app } = options;
+  const log = (line: string) => app.log?.(line);
+  let resetting = false;
+  let onResetNotify: (filesJson: string) => void = () => {};
+  const vm = await startMicroPython({
+    onNotify: (name, payload) => {
+      if (name === "rtc") app.rtcMemory = fromHex(String(payload));
+      if (name === "files") replaceFiles(app.files, String(payload));
+      if (name === "reset") onResetNotify(String(payload));
+    },
+  });
+  let password: string | undefined;
+  try {
+    const bootError = await installShims(vm, {
+      version: app.version(),
+      rtcMemory: app.rtcMemory,
+      files: app.files,
+      frozenOta: app.frozenOta ?? true,
+    });
+    if (bootError) log(bootError.trimEnd());
+    password = await readWebReplPassword(vm);
+  } catch (e) {
+    vm.terminate();
+    throw e;
+  }
+  if (password === undefined) {
+    vm.terminate();
+    throw new WebReplError(
+      "WebREPL is not configured on the virtual device: no webrepl_cfg.py with PASS = '...'",
+    );
+  }
+  const listener = Deno.listen({
+    hostname: options.hostname,
+    port: options.port,
+    transport: "tcp",
+  });
+  const sockets = new Set<Deno.Conn>();
+  let active: Deno.Conn | undefined;
+  let stop: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const repl = new Repl(vmHost(vm, () => resetting), app.version());
+
+  const closeAll = () => {
+    try {
+      listener.close();
+    } catch { /* already closed */ }
+    for (const s of sockets) closeQuietly(s);
+    sockets.clear();
+    active = undefined;
+  };
+
+  onResetNotify = (filesJson) => {
+    if (resetting) return;
+    resetting = true;
+    replaceFiles(app.files, filesJson);
+    vm.terminate();
+    try {
+      listener.close();
+    } catch { /* already closed */ }
+    try {
+      app.onReset();
+    } finally {
+      closeAll();
+      stop();
+    }
+  };
+
+  const connection = async (conn: Deno.Conn) => {
+    const peer = formatAddr(conn.remoteAddr);
+    const refuse = () => log(`Concurrent WebREPL connection from ${peer} rejected`);
+    // webrepl.py's accept_conn: with a client on dupterm, close the new one at once.
+    if (active || resetting) return refuse();
+    const head = new HttpHeadReader();
+    let handshake: { key?: string; rest: Uint8Array } | undefined;
+    for await (const chunk of reads(conn)) {
+      const done = head.push(chunk);
+      if (!done) continue;
+      handshake = { key: exactHeader(done.head, KEY_HEADER), rest: done.rest };
+      break;
+    }
+    if (!handshake) return;
+    if (handshake.key === undefined) {
+      // websocket_helper.py raises "Not a websocket request" and never answers: the
+      // client waits until it gives up (or the server stops).
+      log(`WebREPL: not a websocket request from ${peer} (no 'Sec-WebSocket-Key' header)`);
+      for await (const _ of reads(conn)) { /* silence */ }
+      return;
+    }
+    if (active || resetting) return refuse();
+    active = conn;
+    log(`WebREPL connection from: ${peer}`);
+    try {
+      await writeAll(conn, encodeHandshakeResponse(acceptFor(handshake.key)));
+      await session(conn, handshake.rest);
+    } finally {
+      if (active === conn) active = undefined;
+    }
+  };
+
+  /** One logged-in (or logging-in) client, until it leaves, is refused, or the device resets. */
+  const session = async (conn: Deno.Conn, first: Uint8Array) => {
+    const send = async (text: string) => {
+      if (resetting || text === "") return;
+      const bytes = encoder.encode(text);
+      for (let at = 0; at < bytes.length; at += MAX_FRAME_PAYLOAD) {
+        await writeAll(conn, encodeFrame(OPCODE.text, bytes.subarray(at, at + MAX_FRAME_PAYLOAD)));
+      }
+    };
+    const frames = new FrameDecoder();
+    const text = new TextDecoder();
+    /** Password characters typed so far; undefined once logged in. */
+    let typed: string | undefined = "";
+    /** Handles the frames in `bytes`; false when the session is over. */
+    const receive = async (bytes: Uint8Array): Promise<boolean> => {
+      for (const frame of frames.push(bytes)) {
+        if (resetting) return false;
+        if (frame.opcode === OPCODE.close) {
+          if (active === conn) active = undefined;
+          await writeAll(conn, encodeFrame(OPCODE.close, new Uint8Array(0)));
+          return false;
+        }
+        if (frame.opcode === OPCODE.binary && typed === undefined) {
+          await fileRecord(conn, frame.payload, app.version());
+          continue;
+        }
+        if (frame.opcode > OPCODE.binary) continue; // no pings on the device, so no pong
+        let input = text.decode(frame.payload, { stream: true });
+        if (typed !== undefined) {
+          const end = input.search(/[\r\n]/);
+          typed = (typed + (end < 0 ? input : input.slice(0, end))).slice(0, PASSWORD_INPUT_MAX);
+          if (end < 0) continue;
+          if (typed !== password) {
+            log("WebREPL: access denied");
+            await send(ACCESS_DENIED);
+            return false;
+          }
+          typed = undefined;
+          await send(CONNECTED);
+          input = input.slice(end + 1);
+        }
+        await repl.input(input, send);
+      }
+      return !resetting;
+    };
+    await send(PASSWORD_PROMPT);
+    if (first.length && !await receive(first)) return;
+    for await (const chunk of reads(conn)) if (!await receive(chunk)) return;
+  };
+
+  const acceptLoop = (async () => {
+    const handlers = new Set<Promise<void>>();
+    try {
+      for await (const conn of listener) {
+        sockets.add(conn);
+        const handler = connection(conn).catch(() => {}).finally(() => {
+          if (!resetting) {
+            sockets.delete(conn);
+            closeQuietly(conn);
+          }
+          handlers.delete(handler);
+        });
+        handlers.add(handler);
+      }
+    } catch { /* listener closed */ }
+    await Promise.all(handlers);
+  })();
+
+  let closing: Promise<void> | undefined;
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    stopped,
+    close: () => {
+      closing ??= (async () => {
+        resetting = true;
+        vm.terminate();
+        closeAll();
+        stop();
+        await acceptLoop;
+      })();
+      return closing;
+    },
+  };
+}
+
+/** How the REPL runs code in the VM, keeping the device's files in step after each command. */
+function vmHost(vm: MicroPythonVM, stopped: () => boolean): ReplHost {
+  const after = async (r: RunResult) => {
+    if (!stopped()) await vm.run("__import__('_board').sync()");
+    return r;
+  };
+  return {
+    stopped,
+    runFile: async (code) => after(await vm.run(code)),
+    runSingle: async (code) => {
+      const literal = "b'" +
+        Array.from(encoder.encode(code), (b) => "\\x" + b.toString(16).padStart(2, "0")).join("") +
+        "'";
+      const r = await vm.run(`exec(compile(${literal}.decode(), '<stdin>', 'single'))`);
+      // Drop the wrapper's own frame: the first one after the header.
+      const error = r.error?.replace(
+        /^(Traceback \(most recent call last\):\n) {2}File "<stdin>", line 1, in <module>\n/,
+        "$1",
+      );
+      return after({ output: r.output, ...(error ? { error } : {}) });
+    },
+  };
+}
+
+/** Binary frames: file transfer records. Only op 3 (version) is answered. */
+async function fileRecord(conn: Deno.Conn, payload: Uint8Array, version: string): Promise<void> {
+  if (payload[0] !== 0x57 || payload[1] !== 0x41) return; // "WA"
+  if (payload[2] === FILE_OP_GET_VERSION) {
+    const [major = 0, minor = 0, micro = 0] = releaseOf(version).split(".").map(Number);
+    await writeAll(conn, encodeFrame(OPCODE.binary, new Uint8Array([major, minor, micro])));
+    return;
+  }
+  // Put and get are not simulated: answer "WB" with status 1 (error).
+  await writeAll(conn, encodeFrame(OPCODE.binary, new Uint8Array([0x57, 0x42, 1, 0])));
+}
+
+async function* reads(conn: Deno.Conn): AsyncGenerator<Uint8Array> {
+  const buffer = new Uint8Array(4096);
+  while (true) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      return;
+    }
+    if (n === null) return;
+    yield buffer.slice(0, n);
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+function formatAddr(addr: Deno.Addr): string {
+  return addr.transport === "tcp" ? `${addr.hostname}:${addr.port}` : addr.transport;
+}
+
+function fromHex(text: string): Uint8Array {
+  return new Uint8Array((text.match(/../g) ?? []).map((h) => parseInt(h, 16)));
+}
+
+function replaceFiles(files: Map<string, string>, json: string): void {
+  let parsed: Record<string, string>;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return;
+  }
+  files.clear();
+  for (const [path, text] of Object.entries(parsed)) files.set(path, text);
+}
+
+// ---- The REPL (MicroPython's event-driven pyexec, as the esp8266 port runs it) ----
+
+interface ReplHost {
+  /** Whether the device has reset (nothing more may be sent). */
+  stopped(): boolean;
+  /** Runs a whole program (raw REPL, paste mode). */
+  runFile(code: string): Promise<RunResult>;
+  /** Runs one statement and prints the value of an expression (the `>>> ` prompt). */
+  runSingle(code: string): Promise<RunResult>;
+}
+
+const CTRL_A = "\x01";
+const CTRL_B = "\x02";
+const CTRL_C = "\x03";
+const CTRL_D = "\x04";
+const CTRL_E = "\x05";
+const ESC = "\x1b";
+const RAW_BANNER = "raw REPL; CTRL-B to exit\r\n>";
+const PASTE_BANNER = "paste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ";
+
+/** Output goes out "cooked": every \n as \r\n, as `mp_hal_stdout_tx_strn_cooked` does. */
+function cooked(text: string): string {
+  return text.replace(/\r?\n/g, "\r\n");
+}
+
+/**
+ * The REPL's state lives with the device, not the connection: the mode and a half
+ * typed line are still there when the next client logs in.
+ */
+class Repl {
+  #mode: "friendly" | "raw" | "paste" = "friendly";
+  #line = "";
+  /** Finished lines of a statement that needs more input (`... `). */
+  #lines: string[] = [];
+  /** 1 after ESC, 2 inside an ESC [ sequence (cursor keys are ignored). */
+  #escape = 0;
+
+  constructor(readonly host: ReplHost, readonly version: string) {}
+
+  /** Feeds typed text; everything the board would print goes to `send`. */
+  async input(text: string, send: (text: string) => Promise<void>): Promise<void> {
+    let out = "";
+    const run = async (kind: "file" | "single", code: string) => {
+      await send(out);
+      out = "";
+      const r = kind === "file" ? await this.host.runFile(code) : await this.host.runSingle(code);
+      return this.host.stopped() ? undefined : r;
+    };
+    for (const ch of text) {
+      if (this.host.stopped()) return;
+      if (this.#mode === "raw") {
+        if (ch === CTRL_A) {
+          this.#line = "";
+          out += RAW_BANNER;
+        } else if (ch === CTRL_B) {
+          this.#friendly();
+          out += "\r\n" + this.#banner() + ">>> ";
+        } else if (ch === CTRL_C) {
+          this.#line = "";
+        } else if (ch === CTRL_D) {
+          const code = this.#line;
+          this.#line = "";
+          out += "OK";
+          // An empty program is a soft reset on the board; not simulated.
+          if (code === "") {
+            out += CTRL_D + CTRL_D + ">";
+            continue;
+          }
+          const r = await run("file", code);
+          if (!r) return;
+          out += cooked(r.output) + CTRL_D + cooked(r.error ?? "") + CTRL_D + ">";
+        } else {
+          this.#line += ch;
+        }
+      } else if (this.#mode === "paste") {
+        if (ch === CTRL_C) {
+          this.#friendly();
+          out += "\r\n>>> ";
+        } else if (ch === CTRL_D) {
+          const code = this.#line;
+          this.#friendly();
+          out += "\r\n";
+          const r = await run("file", code);
+          if (!r) return;
+          out += cooked(r.output + (r.error ?? "")) + ">>> ";
+        } else if (ch === "\r") {
+          this.#line += "\n";
+          out += "\r\n=== ";
+        } else if (ch !== "\n") {
+          this.#line += ch;
+          out += ch;
+        }
+      } else if (this.#escape) {
+        this.#escape = this.#escape === 1 && ch === "[" ? 2 : /[0-9;]/.test(ch) ? this.#escape : 0;
+      } else if (ch === CTRL_A) {
+        this.#friendly();
+        this.#mode = "raw";
+        out += "\r\n" + RAW_BANNER;
+      } else if (ch === CTRL_B) {
+        this.#friendly();
+        out += "\r\n" + this.#banner() + ">>> ";
+      } else if (ch === CTRL_C) {
+        this.#friendly();
+        out += "\r\n>>> ";
+      } else if (ch === CTRL_E) {
+        this.#friendly();
+        this.#mode = "paste";
+        out += "\r\n" + PASTE_BANNER;
+      } else if (ch === "\r") {
+        out += "\r\n";
+        this.#lines.push(this.#line);
+        const source = this.#lines.join("\n");
+        if (needsMoreInput(source)) {
+          this.#line = autoIndent(this.#lines);
+          out += "... " + this.#line;
+          continue;
+        }
+        this.#friendly();
+        if (source.trim() !== "") {
+          const r = await run("single", source);
+          if (!r) return;
+          out += cooked(r.output + (r.error ?? ""));
+        }
+        out += ">>> ";
+      } else if (ch === "\b" || ch === "\x7f") {
+        // In leading spaces, backspace undoes one level of indentation.
+        const n = /^ +$/.test(this.#line) ? (this.#line.length - 1) % 4 + 1 : 1;
+        if (this.#line) {
+          this.#line = [...this.#line].slice(0, -n).join("");
+          out += "\b".repeat(n) + "\x1b[K";
+        }
+      } else if (ch === ESC) {
+        this.#escape = 1;
+      } else if (ch >= " " || ch === "\t") {
+        this.#line += ch;
+        out += ch;
+      }
+      // \n and other control characters are ignored: only \r ends a line.
+    }
+    await send(out);
+  }
+
+  #friendly(): void {
+    this.#mode = "friendly";
+    this.#line = "";
+    this.#lines = [];
+  }
+
+  #banner(): string {
+    return `MicroPython ${this.version}; ESP module with ESP8266\r\n` +
+      'Type "help()" for more information.\r\n';
+  }
+}
+
+const COMPOUND = /^(?:if|while|for|try|with|def|class|async)\b|^@/;
+
+/**
+ * Whether the friendly REPL asks for another line (`... `): open brackets or a
+ * triple-quoted string, a trailing backslash, or a compound statement not yet
+ * ended by an empty line.
+ */
+function needsMoreInput(source: string): boolean {
+  let depth = 0;
+  let quote = "";
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i]!;
+    if (quote) {
+      if (ch === "\\") i++;
+      else if (source.startsWith(quote, i)) {
+        i += quote.length - 1;
+        quote = "";
+      } else if (ch === "\n" && quote.length === 1) quote = "";
+    } else if (ch === "#") {
+      while (i + 1 < source.length && source[i + 1] !== "\n") i++;
+    } else if (ch === "'" || ch === '"') {
+      quote = source.startsWith(ch.repeat(3), i) ? ch.repeat(3) : ch;
+      i += quote.length - 1;
+    } else if ("([{".includes(ch)) depth++;
+    else if (")]}".includes(ch)) depth--;
+  }
+  if (depth > 0 || quote.length === 3) return true;
+  if (source.endsWith("\\")) return true;
+  return COMPOUND.test(source) && !source.endsWith("\n");
+}
+
+/**
+ * The indentation the board types for the next line (MICROPY_REPL_AUTO_INDENT): the
+ * last line's, one level more after a colon, none after two blank lines.
+ */
+function autoIndent(lines: string[]): string {
+  const last = lines.at(-1) ?? "";
+  const blank = (l: string | undefined) => l !== undefined && l.trim() === "";
+  if (blank(last) && lines.length > 2 && blank(lines.at(-2))) return "";
+  const levels = Math.floor((last.length - last.trimStart().length) / 4) +
+    (last.trimEnd().endsWith(":") ? 1 : 0);
+  return "    ".repeat(levels);
+}

@@ -1,0 +1,124 @@
+/**
+ * `deno task build-bootloader`: builds yaota8266.bin with our key's modulus and settings
+ * in its config.h, in the same container machinery as `build-ota`.
+ */
+import {
+  boolOpt,
+  type CommandSpec,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  stringOpt,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import {
+  type BootloaderFlags,
+  buildBootloader,
+  resolveBootloaderOptions,
+} from "../lib/bootloader_build.ts";
+import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
+import { UsageError } from "../lib/errors.ts";
+import { checkAppOffset } from "../lib/linker_script.ts";
+import { green, print } from "../lib/output.ts";
+import { formatHex, parseSize } from "../lib/_bytes.ts";
+
+export const spec: CommandSpec = {
+  name: "build-bootloader",
+  summary: "Build yaota8266.bin (boot8266 + ota-server) for your key, in a container.",
+  options: {
+    yaota8266: {
+      type: "string",
+      arg: "DIR",
+      help: "yaota8266 tree (default: config yaota8266, else ./yaota8266)",
+    },
+    key: {
+      type: "string",
+      arg: "FILE",
+      help: "key whose modulus goes into config.h: private or public (default: keys/priv.key)",
+    },
+    runtime: {
+      type: "string",
+      arg: "NAME",
+      help: "docker, podman or native (make on this machine) (default: docker)",
+    },
+    image: { type: "string", arg: "IMAGE", help: `container image (default: ${DEFAULT_IMAGE})` },
+    "app-offset": {
+      type: "string",
+      arg: "ADDR",
+      help: "MAIN_APP_OFFSET: where the firmware starts (default: 0x3c000)",
+    },
+    out: { type: "string", arg: "DIR", help: "output folder (default: dist)" },
+    "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
+  },
+  notes: [
+    "Writes the tree's config.h from templates/config.h (the original is kept as " +
+    "config.h.orig): the modulus, MAIN_APP_OFFSET, and BAUD_RATE, PKT_WAIT_MS, " +
+    'IDLE_REBOOT_MS, GPIO_MASK, GPIO_WAIT_MS from the "bootloader" object of ' +
+    "ota.config.json. Then runs make and collects dist/yaota8266.bin, refused unless it " +
+    "holds the key's modulus.",
+  ],
+  examples: [
+    "deno task build-bootloader --yaota8266 ../yaota8266",
+    "deno task build-bootloader --key keys/pub.key --dry-run",
+  ],
+};
+
+export interface BuildBootloaderArgs extends BootloaderFlags {
+  config?: string;
+}
+
+export function toBuildBootloaderArgs(args: ParsedArgs): BuildBootloaderArgs {
+  if (args.positionals.length) {
+    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+  }
+  const runtime = stringOpt(args.values, "runtime");
+  if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
+    throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
+  }
+  const offsetText = stringOpt(args.values, "app-offset");
+  const appOffset = offsetText === undefined ? undefined : parseSize(offsetText);
+  if (appOffset !== undefined && Number.isNaN(appOffset)) {
+    throw new UsageError(
+      `--app-offset expects a flash offset such as 0x3c000, got '${offsetText}'`,
+    );
+  }
+  if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
+  return {
+    yaota8266: stringOpt(args.values, "yaota8266"),
+    key: stringOpt(args.values, "key"),
+    runtime: runtime as Runtime | undefined,
+    image: stringOpt(args.values, "image"),
+    appOffset,
+    out: stringOpt(args.values, "out"),
+    dryRun: boolOpt(args.values, "dry-run"),
+    config: stringOpt(args.values, "config"),
+  };
+}
+
+/** Parses the command line. Pure. @throws {UsageError} */
+export function parseBuildBootloaderArgs(argv: string[]): BuildBootloaderArgs {
+  return toBuildBootloaderArgs(parseCommandArgs(spec, argv));
+}
+
+if (import.meta.main) {
+  runTask(spec, async ({ args }) => {
+    const flags = toBuildBootloaderArgs(args);
+    const config = await loadConfig(flags.config);
+    const options = resolveBootloaderOptions(flags, config, Deno.cwd());
+    const result = await buildBootloader(options);
+    if (result.dryRun) return;
+    print(
+      green(
+        `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
+          `(${result.key.fingerprint}) at ${formatHex(result.modulusAt ?? 0)}; MAIN_APP_OFFSET ${
+            formatHex(options.appOffset)
+          }`,
+      ),
+    );
+    print(`sha256 ${result.sha256}`);
+    print(
+      `flash it once over serial: esptool.py --port PORT --baud 230400 write_flash -fm dio ` +
+        `--flash_size=detect 0x0 ${result.binaryPath}`,
+    );
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * `deno task build-ota`: builds the MicroPython OTA firmware for yaota8266 in one
+ * command and refuses to leave behind an image that would not boot at the app offset.
+ */
+import {
+  boolOpt,
+  type CommandSpec,
+  listOpt,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  stringOpt,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build_ota.ts";
+import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
+import { UsageError } from "../lib/errors.ts";
+import { checkAppOffset } from "../lib/linker_script.ts";
+import { green, print } from "../lib/output.ts";
+import { parseSize } from "../lib/_bytes.ts";
+
+export const spec: CommandSpec = {
+  name: "build-ota",
+  summary: "Build the MicroPython OTA firmware for yaota8266 (firmware-ota.bin) in a container.",
+  options: {
+    micropython: {
+      type: "string",
+      arg: "DIR",
+      help: "MicroPython tree (default: config micropython, else ./micropython)",
+    },
+    module: {
+      type: "string",
+      multiple: true,
+      arg: "FILE",
+      help: "a .py file to freeze into the firmware, e.g. uartremote.py (ota.py is always added)",
+    },
+    runtime: {
+      type: "string",
+      arg: "NAME",
+      help: "docker, podman or native (make on this machine) (default: docker)",
+    },
+    image: { type: "string", arg: "IMAGE", help: `container image (default: ${DEFAULT_IMAGE})` },
+    board: {
+      type: "string",
+      arg: "NAME",
+      help: "board (default: GENERIC up to MicroPython 1.19, ESP8266_GENERIC later)",
+    },
+    "app-offset": {
+      type: "string",
+      arg: "ADDR",
+      help: "MAIN_APP_OFFSET the image is linked for (default: 0x3c000)",
+    },
+    "flash-size": {
+      type: "string",
+      arg: "SIZE",
+      help: "flash size of the devices, for the size check (default: 1M)",
+    },
+    out: { type: "string", arg: "DIR", help: "output folder (default: dist)" },
+    force: {
+      type: "boolean",
+      help: "freeze a module even if its name shadows one of MicroPython's own",
+    },
+    "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
+  },
+  notes: [
+    "Writes the tree's esp8266_ota.ld from templates/esp8266_ota.ld (the original is kept as " +
+    "esp8266_ota.ld.orig), copies the modules into ports/esp8266/modules/, builds mpy-cross " +
+    "and the OTA image, and collects dist/firmware-ota.bin, dist/manifest.json and " +
+    "dist/build.log. The image is inspected (deno task inspect) and refused unless it is " +
+    "safe to push to the app offset.",
+    "Defaults come from ota.config.json (or --config FILE); flags override it.",
+  ],
+  examples: [
+    "deno task build-ota --micropython ../micropython --module uartremote.py",
+    "deno task build-ota --runtime native --dry-run",
+  ],
+};
+
+export interface BuildOtaArgs extends BuildOtaFlags {
+  config?: string;
+}
+
+function sizeOpt(args: ParsedArgs, name: string, expected: string): number | undefined {
+  const text = stringOpt(args.values, name);
+  if (text === undefined) return undefined;
+  const n = parseSize(text);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new UsageError(`--${name} expects ${expected}, got '${text}'`);
+  }
+  return n;
+}
+
+export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
+  if (args.positionals.length) {
+    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+  }
+  const runtime = stringOpt(args.values, "runtime");
+  if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
+    throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
+  }
+  const appOffset = sizeOpt(args, "app-offset", "a flash offset such as 0x3c000");
+  if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
+  return {
+    micropython: stringOpt(args.values, "micropython"),
+    modules: listOpt(args.values, "module"),
+    runtime: runtime as Runtime | undefined,
+    image: stringOpt(args.values, "image"),
+    board: stringOpt(args.values, "board"),
+    appOffset,
+    flashSize: sizeOpt(args, "flash-size", "a flash size such as 1M or 0x400000"),
+    out: stringOpt(args.values, "out"),
+    dryRun: boolOpt(args.values, "dry-run"),
+    force: boolOpt(args.values, "force"),
+    config: stringOpt(args.values, "config"),
+  };
+}
+
+/** Parses the command line. Pure. @throws {UsageError} */
+export function parseBuildOtaArgs(argv: string[]): BuildOtaArgs {
+  return toBuildOtaArgs(parseCommandArgs(spec, argv));
+}
+
+if (import.meta.main) {
+  runTask(spec, async ({ args }) => {
+    const flags = toBuildOtaArgs(args);
+    const config = await loadConfig(flags.config);
+    const options = resolveBuildOtaOptions(flags, config, Deno.cwd());
+    const result = await buildOta(options);
+    if (result.dryRun || !result.manifest) return;
+    const m = result.manifest;
+    print(
+      green(
+        `${result.firmwarePath}: ${m.image.size} bytes, MicroPython ${
+          m.micropython.version ?? m.image.version ?? "?"
+        }, irom linked at ${m.image.iromLinkBase}: safe to push to app offset ${m.image.appOffset}`,
+      ),
+    );
+    print(`sha256 ${m.image.sha256}`);
+    print(`manifest ${result.manifestPath}`);
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * `deno task inspect FILE [--app-offset 0x3c000] [--flash-size 1M] [--json]`: is this
+ * image safe to push to a yaota8266 device at that offset? Exit code 0 only if it is.
+ */
+import {
+  type CommandSpec,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  stringOpt,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { FileError, UsageError } from "../lib/errors.ts";
+import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
+import { renderInspectReport } from "../lib/inspect_report.ts";
+import { fail, print, printJson } from "../lib/output.ts";
+import { checkAppOffset } from "../lib/linker_script.ts";
+import { parseSize } from "../lib/_bytes.ts";
+
+export const spec: CommandSpec = {
+  name: "inspect",
+  summary:
+    "Check a firmware image: is it a valid OTA image that yaota8266 can boot at the app offset?",
+  positionals: "FILE",
+  options: {
+    "app-offset": {
+      type: "string",
+      arg: "ADDR",
+      help: "MAIN_APP_OFFSET of the device (default: config appOffset, else 0x3c000)",
+    },
+    "flash-size": {
+      type: "string",
+      arg: "SIZE",
+      help: "flash size of the device, e.g. 1M, 4M (default: config flashSize, else 1M)",
+    },
+    json: { type: "boolean", help: "print one JSON object instead of the report" },
+  },
+  notes: [
+    "Checks the ESP8266 header and segments, the segment checksum, the RAM part (under 0x9000), " +
+    "the length word at 0x8ffc, the MD5 trailer as boot8266 checks it, the irom link address " +
+    "(from the pointers in the image: a standard build links at 0x40209000 and boot-loops), " +
+    "and the size against the flash above the app offset. Exit code 0 only for an image that " +
+    "is safe to push to that offset.",
+  ],
+  examples: ["deno task inspect dist/firmware-ota.bin", "deno task inspect fw.bin --json"],
+};
+
+export interface InspectArgs {
+  file: string;
+  appOffset?: number;
+  flashSize?: number;
+  json: boolean;
+  config?: string;
+}
+
+/** Reads a size flag such as "1M", "4MiB", "0x100000". */
+function sizeOpt(args: ParsedArgs, name: string, expected: string): number | undefined {
+  const text = stringOpt(args.values, name);
+  if (text === undefined) return undefined;
+  const n = parseSize(text);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new UsageError(`--${name} expects ${expected}, got '${text}'`);
+  }
+  return n;
+}
+
+export function toInspectArgs(args: ParsedArgs): InspectArgs {
+  const [file, ...extra] = args.positionals;
+  if (file === undefined) throw new UsageError("name the image to inspect: inspect FILE");
+  if (extra.length) throw new UsageError(`one FILE only, got also '${extra.join("' '")}'`);
+  const appOffset = sizeOpt(args, "app-offset", "a flash offset such as 0x3c000");
+  if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
+  return {
+    file,
+    appOffset,
+    flashSize: sizeOpt(args, "flash-size", "a flash size such as 1M or 0x400000"),
+    json: args.values.json === true,
+    config: stringOpt(args.values, "config"),
+  };
+}
+
+/** Parses the command line. Pure. @throws {UsageError} */
+export function parseInspectArgs(argv: string[]): InspectArgs {
+  return toInspectArgs(parseCommandArgs(spec, argv));
+}
+
+if (import.meta.main) {
+  runTask(spec, async ({ args }) => {
+    const options = toInspectArgs(args);
+    const config = await loadConfig(options.config);
+    let image: Uint8Array;
+    try {
+      image = await Deno.readFile(options.file);
+    } catch (e) {
+      throw new FileError(`cannot read the image '${options.file}': ${(e as Error).message}`);
+    }
+    const report = inspectImage(image, {
+      appOffset: options.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
+      flashSize: options.flashSize ?? config.flashSize,
+    });
+    if (options.json) {
+      printJson({ ok: report.safe, file: options.file, ...report });
+    } else {
+      for (const line of renderInspectReport(report, options.file)) print(line);
+      if (!report.safe) fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
+    }
+    return report.safe ? 0 : 1;
+  });
+}

@@ -1,0 +1,120 @@
+/**
+ * `deno task trigger --ip ADDR`: reboot a board running MicroPython into yaota8266's
+ * OTA server over WebREPL (`lib/trigger.ts`).
+ */
+import {
+  boolOpt,
+  type CommandSpec,
+  numberOpt,
+  parseCommandArgs,
+  type ParsedValues,
+  runTask,
+  stringOpt,
+  type TaskContext,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { UsageError } from "../lib/errors.ts";
+import { log, print, printJson } from "../lib/output.ts";
+import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/password.ts";
+import { enterOtaMode } from "../lib/trigger.ts";
+import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.ts";
+
+export const TRIGGER_SPEC: CommandSpec = {
+  name: "trigger",
+  summary: "Reboot a board running MicroPython into the yaota8266 OTA server, over WebREPL.",
+  options: {
+    ip: { type: "string", arg: "ADDR", help: 'the board\'s address (default: "ip" in the config)' },
+    port: {
+      type: "string",
+      arg: "PORT",
+      help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_WEBREPL_PORT})`,
+    },
+    password: { type: "string", arg: "P", help: PASSWORD_FLAG_HELP },
+    timeout: {
+      type: "string",
+      arg: "SECONDS",
+      help: `time allowed for each step (default ${DEFAULT_TIMEOUT_MS / 1000})`,
+    },
+    json: { type: "boolean", help: "print the result as one JSON object on stdout" },
+  },
+  notes: [
+    `Password: --password, else the ${PASSWORD_ENV} environment variable, else a prompt ` +
+    "without echo. A --password value is visible to other users in `ps`, and `deno task` " +
+    `echoes the arguments on stderr: prefer ${PASSWORD_ENV} or the prompt.`,
+    "The board runs `import ota; ota.start()` (the frozen templates/ota.py); on firmware " +
+    "without that module the RTC magic 'yaotaota' is written and machine.reset() called " +
+    "directly. One login attempt is made.",
+  ],
+  examples: [
+    `${PASSWORD_ENV}=... deno task trigger --ip 192.168.4.1`,
+    "deno task trigger --ip 192.168.1.50 --json",
+  ],
+};
+
+export interface TriggerArgs {
+  ip?: string;
+  port?: number;
+  password?: string;
+  timeoutMs: number;
+  json: boolean;
+  config?: string;
+}
+
+function triggerArgsFrom(values: ParsedValues): TriggerArgs {
+  const port = numberOpt(
+    values,
+    "port",
+    (n) => Number.isInteger(n) && n >= 1 && n <= 65535,
+    "a port number from 1 to 65535",
+  );
+  const seconds = numberOpt(values, "timeout", (n) => n > 0 && n <= 600, "seconds, up to 600");
+  const password = stringOpt(values, "password");
+  const ip = stringOpt(values, "ip");
+  const config = stringOpt(values, "config");
+  return {
+    ...(ip === undefined ? {} : { ip }),
+    ...(port === undefined ? {} : { port }),
+    ...(password === undefined ? {} : { password }),
+    ...(config === undefined ? {} : { config }),
+    timeoutMs: seconds === undefined ? DEFAULT_TIMEOUT_MS : Math.round(seconds * 1000),
+    json: boolOpt(values, "json"),
+  };
+}
+
+/** Pure: the trigger options from `argv`. @throws {UsageError} On a bad flag or value. */
+export function parseTriggerArgs(argv: string[]): TriggerArgs {
+  return triggerArgsFrom(parseCommandArgs(TRIGGER_SPEC, argv).values);
+}
+
+async function main({ args }: TaskContext): Promise<void> {
+  const opts = triggerArgsFrom(args.values);
+  const config = await loadConfig(opts.config);
+  const host = opts.ip ?? config.ip;
+  if (!host) throw new UsageError('--ip is required (or set "ip" in ota.config.json)');
+  const port = opts.port ?? config.port ?? DEFAULT_WEBREPL_PORT;
+  const password = await resolvePassword({
+    ...(opts.password === undefined ? {} : { flag: opts.password }),
+    message: `WebREPL password for ${host}:${port}: `,
+  });
+  log(`connecting to WebREPL at ${host}:${port}`);
+  const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
+    onStep: (line) => log(line),
+  });
+  if (opts.json) {
+    printJson({
+      ok: true,
+      ip: host,
+      port,
+      method: report.method,
+      versionBefore: report.before.version,
+      uname: report.before,
+    });
+  } else {
+    print(
+      `${report.address}: rebooting into the OTA server via ${report.method} ` +
+        `(was running MicroPython ${report.before.version})`,
+    );
+  }
+}
+
+if (import.meta.main) await runTask(TRIGGER_SPEC, main);

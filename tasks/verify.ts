@@ -1,0 +1,121 @@
+/**
+ * `deno task verify`: cross-checks the key, its public half, config.h's MODULUS, the
+ * key compiled into yaota8266.bin and the firmware image. One line per check; exit 0
+ * only if all pass.
+ */
+import {
+  boolOpt,
+  type CommandSpec,
+  numberOpt,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  stringOpt,
+  type TaskContext,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { UsageError } from "../lib/errors.ts";
+import { fail, log, print, printJson } from "../lib/output.ts";
+import { formatCheck, verifyFiles, type VerifyPaths } from "../lib/verify.ts";
+
+export const spec: CommandSpec = {
+  name: "verify",
+  summary:
+    "Check that your key, config.h, yaota8266.bin and firmware image belong together and are safe to flash.",
+  options: {
+    key: {
+      type: "string",
+      arg: "FILE",
+      help:
+        "your signing key (default: 'key' in ota.config.json, else keys/priv.key); a public key works too",
+    },
+    bootloader: {
+      type: "string",
+      arg: "FILE",
+      help: "the yaota8266.bin to check (default: dist/yaota8266.bin)",
+    },
+    "config-h": {
+      type: "string",
+      arg: "FILE",
+      help: "yaota8266's config.h (default: config.h in 'yaota8266' of ota.config.json)",
+    },
+    firmware: {
+      type: "string",
+      arg: "FILE",
+      help: "the OTA firmware image (default: dist/firmware-ota.bin)",
+    },
+    "app-offset": {
+      type: "string",
+      arg: "ADDR",
+      help: "MAIN_APP_OFFSET (default: 'appOffset' in ota.config.json, else 0x3c000)",
+    },
+    json: { type: "boolean", help: "print one JSON object {ok, checks: [{name, ok, detail}]}" },
+  },
+  notes: [
+    "A file left at its default path is skipped when it is not there; a file you name must exist.",
+    "The public key is pub.key next to the private key. Other key files in that folder are used to " +
+    "name the key a mismatching bootloader was built for.",
+  ],
+  examples: [
+    "deno task verify",
+    "deno task verify --bootloader ~/yaota8266/yaota8266.bin --config-h ~/yaota8266/config.h",
+    "deno task verify --firmware build-GENERIC/firmware-ota.bin --json",
+  ],
+};
+
+export interface VerifyArgs {
+  paths: VerifyPaths;
+  appOffset?: number;
+  json: boolean;
+  config?: string;
+}
+
+/** Validates the parsed flags; pure. @throws {UsageError} */
+export function verifyArgsFrom(args: ParsedArgs): VerifyArgs {
+  if (args.positionals.length) {
+    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+  }
+  const v = args.values;
+  return {
+    paths: {
+      key: stringOpt(v, "key"),
+      bootloader: stringOpt(v, "bootloader"),
+      configH: stringOpt(v, "config-h"),
+      firmware: stringOpt(v, "firmware"),
+    },
+    appOffset: numberOpt(
+      v,
+      "app-offset",
+      (n) => Number.isInteger(n) && n >= 0x1000 && n < 0x400000 && n % 0x1000 === 0,
+      "a 4 KiB-aligned flash offset such as 0x3c000",
+    ),
+    json: boolOpt(v, "json"),
+    config: stringOpt(v, "config"),
+  };
+}
+
+/** Parses `deno task verify` arguments; pure. @throws {UsageError} */
+export function parseVerifyArgs(argv: string[]): VerifyArgs {
+  return verifyArgsFrom(parseCommandArgs(spec, argv));
+}
+
+async function main(ctx: TaskContext): Promise<number> {
+  const args = verifyArgsFrom(ctx.args);
+  const config = await loadConfig(args.config);
+  const report = await verifyFiles(args.paths, { config, appOffset: args.appOffset });
+  if (args.json) {
+    printJson(report);
+    return report.ok ? 0 : 1;
+  }
+  for (const check of report.checks) print(formatCheck(check));
+  const failed = report.checks.filter((c) => !c.ok);
+  const ran = report.checks.filter((c) => !c.skipped).length;
+  if (failed.length) {
+    fail(`${failed.length} of ${ran} checks failed: ${failed.map((c) => c.name).join(", ")}`);
+    return 1;
+  }
+  log(`all ${ran} checks passed`);
+  return 0;
+}
+
+if (import.meta.main) runTask(spec, main);
