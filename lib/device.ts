@@ -93,7 +93,7 @@ export class DeviceModel {
   readonly pktWaitMs: number;
   readonly idleRebootMs: number;
   /** RTC user memory: survives resets; "yaotaota" sends boot8266 into OTA mode. */
-  rtcMemory = new Uint8Array(0);
+  rtcMemory: Uint8Array = new Uint8Array(0);
   mode: DeviceMode = "ota";
   bootloaderOverwritten = false;
 

@@ -68,6 +68,8 @@ export interface TransferSummary {
   bootCheck: "passed" | "failed" | "skipped";
   attempts: number;
   recoveries: number;
+  /** When the last end packet was sent (ms since start): the transfer time. */
+  transferMs: number;
 }
 
 export type TransferFailure =
@@ -181,8 +183,11 @@ export class TransferEngine {
     return this.#lastAnswerAt;
   }
 
+  #startedAt = 0;
+
   start(now: number): TransferAction[] {
     this.#now = now;
+    this.#startedAt = now;
     this.#lastAnswerAt = now;
     if (this.#candidates.length > 1) this.#status("probing the largest block size the link passes");
     this.#sendProbe();
@@ -728,6 +733,7 @@ export class TransferEngine {
         bootCheck,
         attempts: this.attempts,
         recoveries: this.recoveries,
+        transferMs: this.#endSentAt - this.#startedAt,
       },
     });
   }

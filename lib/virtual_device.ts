@@ -8,6 +8,9 @@ import { DeviceModel, type DeviceEvent, type DeviceOptions } from "./device.ts";
 import { Link, type LinkOptions } from "./link.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SECTOR_SIZE } from "./packet.ts";
+import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
+import { findVersion } from "./image.ts";
+import { pyString, webReplEnabled } from "./device_shims.ts";
 
 export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   hostname?: string;
@@ -18,8 +21,15 @@ export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   flashFile?: string;
   /** Every device event, as it happens (times in ms since the device started). */
   onEvent?: (event: DeviceEvent) => void;
-  /** Called after the device boots into a mode (to start or stop the app side). */
+  /** Called after the device boots into a mode. */
   onModeChange?: (mode: "ota" | "app") => void | Promise<void>;
+  /**
+   * The running app's WebREPL (real MicroPython), on TCP at the same port number, when
+   * the file system enables it: give `password` to write `webrepl_cfg.py`, or `files`.
+   */
+  webrepl?: { password?: string; files?: Map<string, string> };
+  /** The app's console lines (WebREPL connections, resets). */
+  onConsole?: (line: string) => void;
 }
 
 export interface VirtualDevice extends AsyncDisposable {
@@ -29,6 +39,8 @@ export interface VirtualDevice extends AsyncDisposable {
   readonly link: LinkModelHandle;
   /** All events so far. */
   readonly events: DeviceEvent[];
+  /** The app's file system (survives resets): `webrepl_cfg.py` and friends. */
+  readonly files: Map<string, string>;
   /** Resolves with the first event (past or future) that matches. */
   waitFor(match: (e: DeviceEvent) => boolean, timeoutMs?: number): Promise<DeviceEvent>;
   /** `machine.reset()` from the app side. */
@@ -125,12 +137,46 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 
+  const files = options.webrepl?.files ?? new Map<string, string>();
+  if (options.webrepl?.password !== undefined) {
+    files.set("webrepl_cfg.py", `PASS = ${pyString(options.webrepl.password)}\n`);
+  }
+  let webrepl: WebReplServer | undefined;
+
+  async function startApp(): Promise<void> {
+    if (!webReplEnabled(files)) return;
+    const app = {
+      version: () => findVersion(model.flash.subarray(model.appOffset)) ?? "unknown",
+      get rtcMemory() {
+        return model.rtcMemory;
+      },
+      set rtcMemory(bytes: Uint8Array) {
+        model.rtcMemory = bytes;
+      },
+      onReset: () => {
+        // machine.reset(): reboot after the app side has let go of the port.
+        queueMicrotask(() => device.reset());
+      },
+      files,
+      log: options.onConsole,
+    };
+    webrepl = await startWebReplServer({ hostname, port, app });
+  }
+
   let modeChange = Promise.resolve();
   function switchMode(mode: "ota" | "app"): Promise<void> {
     modeChange = modeChange.then(async () => {
       if (closed) return;
-      if (mode === "ota" && !socket) await openSocket();
-      if (mode === "app" && socket) await closeSocket();
+      if (mode === "ota") {
+        const w = webrepl;
+        webrepl = undefined;
+        await w?.close();
+        if (!socket) await openSocket();
+      }
+      if (mode === "app") {
+        if (socket) await closeSocket();
+        if (!webrepl) await startApp();
+      }
       await options.onModeChange?.(mode);
     });
     return modeChange;
@@ -141,7 +187,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     // Reserve the port number the app side (WebREPL) will use.
     await openSocket();
     await closeSocket();
-    await options.onModeChange?.("app");
+    await switchMode("app");
   }
   scheduler.arm();
 
@@ -153,6 +199,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     model,
     link,
     events,
+    files,
     waitFor(match, timeoutMs = 30000) {
       const past = events.find(match);
       if (past) return Promise.resolve(past);
@@ -181,6 +228,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       await modeChange;
       closed = true;
       scheduler.close();
+      await webrepl?.close();
       await closeSocket();
       flashFile?.close();
     },

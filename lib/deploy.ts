@@ -1,0 +1,181 @@
+/**
+ * `deploy`: everything between a file and a device that booted it. Preflight first
+ * (file kind, canned SHA1, image inspection, key), then the transfer, then the verdict
+ * as a typed result or a typed error a person can act on.
+ */
+import { decodeCanned, isCanned } from "./canned.ts";
+import { BootCheckError, DeviceUnreachableError, FileError, UnsafeImageError } from "./errors.ts";
+import { inspectImage, summarizeProblems } from "./inspect.ts";
+import { loadSigningKey } from "./keys.ts";
+import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./packet_source.ts";
+import { type SendProgress, type SentRecord, sendFirmware } from "./send_firmware.ts";
+import { nativeSigner } from "./signer.ts";
+import { formatHex } from "./_bytes.ts";
+import type { TransferFailure } from "./transfer.ts";
+
+export interface DeployRequest {
+  host: string;
+  port: number;
+  /** Path of a raw image or a canned `.ota` file. */
+  file: string;
+  keyPath: string;
+  block: "auto" | number;
+  pace: boolean;
+  timeoutMs: number;
+  force: boolean;
+  bootCheck: boolean;
+  bootCheckMs?: number;
+  appOffset: number;
+  flashSize: number;
+  signal?: AbortSignal;
+  onProgress?: (p: SendProgress) => void;
+  onStatus?: (message: string) => void;
+  onWarning?: (message: string) => void;
+  onSent?: (record: SentRecord) => void;
+  appRunning?: () => Promise<boolean>;
+}
+
+export interface DeployResult {
+  ok: true;
+  bytes: number;
+  packets: number;
+  retransmits: number;
+  /** Transfer time, up to the end packet. */
+  seconds: number;
+  /** KiB per second over the transfer time. */
+  kbps: number;
+  block: number;
+  paced: boolean;
+  bootCheck: "passed" | "failed" | "skipped";
+  attempts: number;
+  recoveries: number;
+  /** Including the boot check. */
+  totalSeconds: number;
+  kind: "image" | "canned";
+  fingerprint?: string;
+}
+
+export interface PreparedDeploy {
+  source: PacketSource;
+  kind: "image" | "canned";
+  fingerprint?: string;
+}
+
+async function readFile(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FileError(`no file at '${path}'. Build one with 'deno task build-ota', or name the image to send.`);
+    }
+    throw new FileError(`cannot read '${path}': ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Every check before the first datagram: the file, its SHA1 trailer if canned, the
+ * image inspection, the key. @throws {CannedFileError | UnsafeImageError | KeyError | FileError}
+ */
+export async function prepareDeploy(request: DeployRequest): Promise<PreparedDeploy> {
+  const bytes = await readFile(request.file);
+  const canned = isCanned(bytes) ? decodeCanned(bytes, request.file) : undefined;
+  const image = canned ? canned.payload : bytes;
+  const report = inspectImage(image, { appOffset: request.appOffset, flashSize: request.flashSize });
+  if (!report.safe) {
+    const problems = summarizeProblems(report);
+    if (!request.force) {
+      throw new UnsafeImageError(
+        `refusing to send '${request.file}': it is not a safe OTA image for app offset ${
+          formatHex(request.appOffset)
+        } (${problems}). yaota8266 updates in place with no fallback copy. See 'deno task inspect ${request.file}'; ` +
+          `--force sends it anyway.`,
+      );
+    }
+    request.onWarning?.(`--force: sending an image that failed inspection (${problems})`);
+  }
+  if (canned) {
+    if (request.block !== "auto" && request.block !== canned.block) {
+      request.onWarning?.(`a canned file is sent as it is: its block size is ${canned.block}, not ${request.block}`);
+    }
+    return { source: cannedSource(canned), kind: "canned" };
+  }
+  const key = await loadSigningKey(request.keyPath);
+  const blocks = request.block === "auto" ? AUTO_BLOCKS : [request.block];
+  let source: PacketSource;
+  try {
+    source = liveSource(image, nativeSigner(key), blocks);
+  } catch (e) {
+    throw new UnsafeImageError(`${(e as Error).message}: choose a smaller --block`);
+  }
+  return { source, kind: "image", fingerprint: key.fingerprint };
+}
+
+function failureError(failure: TransferFailure, request: DeployRequest, prepared: PreparedDeploy): Error {
+  const where = `${request.host}:${request.port}`;
+  switch (failure.kind) {
+    case "no-answer":
+      return new DeviceUnreachableError(
+        `no answer from ${where} in ${request.timeoutMs / 1000} s: nothing was written. The device may not be in OTA mode ` +
+          `(run 'deno task trigger --ip ${request.host}', or press its button within 3 s of a reset), the address may be wrong, ` +
+          `or the device was built for another key` +
+          (prepared.fingerprint
+            ? ` (this file is signed with key ${prepared.fingerprint}; check with 'deno task verify')`
+            : ` (check with 'deno task verify')`) + ".",
+      );
+    case "stopped-answering":
+      return new DeviceUnreachableError(
+        `the device at ${where} stopped answering after confirming ${failure.confirmed} bytes ` +
+          `(${(failure.silentMs / 1000).toFixed(0)} s of silence). No end packet was sent, so its app region is incomplete ` +
+          `but its OTA server is intact: it restarts its session by itself after 10 s and running deploy again is safe.`,
+      );
+    case "boot-failed":
+      return new BootCheckError(
+        `the device did not boot the new image after ${failure.attempts} attempts: it fell back to OTA mode. ` +
+          `Check the image with 'deno task inspect ${request.file} --app-offset ${formatHex(request.appOffset)}': ` +
+          `is it built for this app offset and does its MD5 trailer match?`,
+      );
+    case "end-ignored":
+      return new DeviceUnreachableError(
+        `the device at ${where} confirmed every byte but did not take the end packet. It restarts its session ` +
+          `after 10 s; running deploy again is safe.`,
+      );
+  }
+}
+
+/** Preflight, transfer, verdict. @throws typed errors (see lib/errors.ts) */
+export async function deploy(request: DeployRequest, prepared?: PreparedDeploy): Promise<DeployResult> {
+  const ready = prepared ?? await prepareDeploy(request);
+  const outcome = await sendFirmware({
+    host: request.host,
+    port: request.port,
+    source: ready.source,
+    pace: request.pace,
+    timeoutMs: request.timeoutMs,
+    bootCheck: request.bootCheck,
+    bootCheckMs: request.bootCheckMs,
+    signal: request.signal,
+    onProgress: request.onProgress,
+    onStatus: request.onStatus,
+    onSent: request.onSent,
+    appRunning: request.appRunning,
+  });
+  if (!outcome.ok) throw failureError(outcome.failure, request, ready);
+  const s = outcome.summary;
+  const seconds = s.transferMs / 1000;
+  return {
+    ok: true,
+    bytes: s.bytes,
+    packets: s.packets,
+    retransmits: s.retransmits,
+    seconds: Number(seconds.toFixed(3)),
+    kbps: Number((s.bytes / 1024 / seconds).toFixed(2)),
+    block: s.block,
+    paced: s.paced,
+    bootCheck: s.bootCheck,
+    attempts: s.attempts,
+    recoveries: s.recoveries,
+    totalSeconds: Number(outcome.seconds.toFixed(3)),
+    kind: ready.kind,
+    ...(ready.fingerprint ? { fingerprint: ready.fingerprint } : {}),
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * Progress of a transfer on stderr: a dax progress bar on a terminal, plain lines
+ * otherwise (as dax does). `formatProgress` is pure and tested by string.
+ */
+import $ from "dax";
+import { formatBytes, formatSeconds, log, stderrIsTerminal } from "./output.ts";
+
+export interface ProgressState {
+  confirmed: number;
+  size: number;
+  retransmits: number;
+  elapsedMs: number;
+}
+
+export function formatProgress(s: ProgressState): string {
+  const pct = s.size ? Math.floor((s.confirmed / s.size) * 100) : 0;
+  const rate = s.elapsedMs > 0 ? s.confirmed / 1024 / (s.elapsedMs / 1000) : 0;
+  const eta = rate > 0 ? (s.size - s.confirmed) / 1024 / rate : Infinity;
+  return `${String(pct).padStart(3)}% ${formatBytes(s.confirmed)}/${formatBytes(s.size)}` +
+    ` ${rate.toFixed(1)} KB/s ETA ${formatSeconds(eta)} retx ${s.retransmits}`;
+}
+
+export class ProgressDisplay {
+  readonly label: string;
+  #bar: ReturnType<typeof $.progress> | undefined;
+  #lastLine = 0;
+  #lastPct = -1;
+  #note = "";
+  #state: ProgressState | undefined;
+
+  constructor(label: string, size: number, interactive = stderrIsTerminal()) {
+    this.label = label;
+    if (interactive) {
+      this.#bar = $.progress(label, { length: size });
+      this.#bar.kind("bytes");
+    }
+  }
+
+  update(state: ProgressState): void {
+    this.#state = state;
+    if (this.#bar) {
+      this.#bar.position(state.confirmed);
+      this.#bar.message(this.#note ? `${this.#note} · ${formatProgress(state)}` : formatProgress(state));
+      return;
+    }
+    // Plain mode: a line per 10 % or per 5 s, whichever comes first.
+    const pct = Math.floor((state.confirmed / Math.max(1, state.size)) * 10);
+    if (pct !== this.#lastPct || state.elapsedMs - this.#lastLine > 5000) {
+      this.#lastPct = pct;
+      this.#lastLine = state.elapsedMs;
+      log(`${this.label}: ${formatProgress(state)}`);
+    }
+  }
+
+  /** Says what is happening (a recovery, the boot check). */
+  note(message: string): void {
+    this.#note = message;
+    if (this.#bar) {
+      if (this.#state) this.update(this.#state);
+      else this.#bar.message(message);
+    } else {
+      log(`${this.label}: ${message}`);
+    }
+  }
+
+  /** Removes the bar (restoring the terminal). */
+  finish(): void {
+    this.#bar?.finish();
+    this.#bar = undefined;
+  }
+}

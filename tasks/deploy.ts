@@ -1,0 +1,174 @@
+/**
+ * `deno task deploy --ip ADDR [FILE]`: push signed firmware to a yaota8266 device over
+ * Wi-Fi. Preflight, sign, push, verify that it boots.
+ */
+import {
+  boolOpt,
+  type CommandSpec,
+  numberOpt,
+  parseCommandArgs,
+  runTask,
+  sizeOpt,
+  stringOpt,
+  type TaskContext,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { deploy, type DeployRequest, prepareDeploy } from "../lib/deploy.ts";
+import { InterruptedError, UsageError } from "../lib/errors.ts";
+import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
+import { ProgressDisplay } from "../lib/progress.ts";
+
+export const spec: CommandSpec = {
+  name: "deploy",
+  summary: "Send firmware to a yaota8266 device over Wi-Fi: preflight, sign, push, check that it boots.",
+  positionals: "[FILE]",
+  options: {
+    ip: { type: "string", arg: "ADDR", help: "the device's address (default: config ip)" },
+    port: { type: "string", arg: "PORT", help: "its OTA port (default 8266)" },
+    key: { type: "string", arg: "FILE", help: "private key (default: config key, else keys/priv.key)" },
+    block: { type: "string", arg: "N", help: "auto (probe 1024, 512, 256) or 256|512|1024 (default auto)" },
+    pace: { type: "string", arg: "MODE", help: "auto (hide the round trip) or off (stop-and-wait)" },
+    timeout: { type: "string", arg: "S", help: "fail when the device answers nothing for S seconds (default 15)" },
+    "boot-check": { type: "boolean", help: "after the end packet, check the device boots the image (default on; --no-boot-check)" },
+    "boot-check-window": { type: "string", arg: "S", help: "how long to watch for a failed boot (default 6)" },
+    "app-offset": { type: "string", arg: "ADDR", help: "the device's MAIN_APP_OFFSET (default: config, else 0x3c000)" },
+    "flash-size": { type: "string", arg: "SIZE", help: "the device's flash size (default: config, else 1M)" },
+    force: { type: "boolean", help: "send an image that fails inspection (it may brick the app)" },
+    json: { type: "boolean", help: "print one JSON object with the result on stdout" },
+  },
+  notes: [
+    "FILE is a raw firmware image (signed on the fly) or a canned .ota file made by 'deno task sign' " +
+    "(sent as it is, after its SHA1 trailer is checked). Without FILE: dist/firmware-ota.bin.",
+    "Before the first packet the image is inspected as 'deno task inspect' does; an image that would " +
+    "not boot at the app offset is refused unless --force.",
+    "Ctrl-C stops at once and sends nothing more: the device restarts its session after 10 s and " +
+    "running deploy again is safe.",
+  ],
+  examples: [
+    "deno task deploy --ip 192.168.4.1",
+    "deno task deploy --ip 192.168.4.1 dist/firmware-ota.bin --json",
+  ],
+};
+
+export interface DeployArgs {
+  ip?: string;
+  port?: number;
+  key?: string;
+  block: "auto" | number;
+  pace: boolean;
+  timeoutMs: number;
+  bootCheck: boolean;
+  bootCheckMs?: number;
+  appOffset?: number;
+  flashSize?: number;
+  force: boolean;
+  json: boolean;
+  file?: string;
+  config?: string;
+}
+
+/** Pure: argv to typed options. @throws {UsageError} */
+export function parseDeployArgs(argv: string[]): DeployArgs {
+  const { values, positionals } = parseCommandArgs(spec, argv);
+  if (positionals.length > 1) throw new UsageError(`one FILE only, got '${positionals.join("' '")}'`);
+  const blockText = stringOpt(values, "block") ?? "auto";
+  let block: "auto" | number = "auto";
+  if (blockText !== "auto") {
+    block = Number(blockText);
+    if (![256, 512, 1024].includes(block)) {
+      throw new UsageError(`--block expects auto, 256, 512 or 1024, got '${blockText}'`);
+    }
+  }
+  const pace = stringOpt(values, "pace") ?? "auto";
+  if (pace !== "auto" && pace !== "off") throw new UsageError(`--pace expects auto or off, got '${pace}'`);
+  const positive = (n: number) => Number.isFinite(n) && n > 0;
+  const port = numberOpt(values, "port", (n) => Number.isInteger(n) && n > 0 && n < 65536, "a port number");
+  return {
+    ip: stringOpt(values, "ip"),
+    port,
+    key: stringOpt(values, "key"),
+    block,
+    pace: pace === "auto",
+    timeoutMs: (numberOpt(values, "timeout", positive, "seconds") ?? 15) * 1000,
+    bootCheck: values["boot-check"] !== false,
+    bootCheckMs: (() => {
+      const s = numberOpt(values, "boot-check-window", positive, "seconds");
+      return s === undefined ? undefined : s * 1000;
+    })(),
+    appOffset: sizeOpt(values, "app-offset", "a flash offset such as 0x3c000"),
+    flashSize: sizeOpt(values, "flash-size", "a flash size such as 1M"),
+    force: boolOpt(values, "force"),
+    json: boolOpt(values, "json"),
+    file: positionals[0],
+    config: stringOpt(values, "config"),
+  };
+}
+
+async function main({ args: _ }: TaskContext): Promise<number> {
+  const args = parseDeployArgs(Deno.args);
+  const config = await loadConfig(args.config);
+  const host = args.ip ?? config.ip;
+  if (!host) throw new UsageError("name the device: --ip ADDR (or set \"ip\" in ota.config.json)");
+  const request: DeployRequest = {
+    host,
+    port: args.port ?? config.port ?? 8266,
+    file: args.file ?? "dist/firmware-ota.bin",
+    keyPath: args.key ?? config.key ?? "keys/priv.key",
+    block: args.block,
+    pace: args.pace,
+    timeoutMs: args.timeoutMs,
+    force: args.force,
+    bootCheck: args.bootCheck,
+    bootCheckMs: args.bootCheckMs,
+    appOffset: args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
+    flashSize: args.flashSize ?? config.flashSize ?? 0x100000,
+    onWarning: (m) => warn(m),
+  };
+  const prepared = await prepareDeploy(request);
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  Deno.addSignalListener("SIGINT", onSigint);
+  const progress = new ProgressDisplay(`${request.host}:${request.port}`, prepared.source.size);
+  log(`sending ${request.file} (${formatBytes(prepared.source.size)}, ${prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`}) to ${request.host}:${request.port}`);
+  try {
+    const result = await deploy(
+      {
+        ...request,
+        signal: controller.signal,
+        onProgress: (p) => progress.update({ ...p }),
+        onStatus: (m) => progress.note(m),
+      },
+      prepared,
+    );
+    progress.finish();
+    if (args.json) printJson(result);
+    else {
+      print(
+        green("done: ") +
+          `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${result.kbps.toFixed(1)} KB/s, ` +
+          `block ${result.block}, ${result.retransmits} retransmissions` +
+          (result.recoveries ? `, ${result.recoveries} session recoveries` : ""),
+      );
+      print(
+        result.bootCheck === "passed"
+          ? "the device rebooted and did not fall back to OTA mode: it runs the new image"
+          : "boot check skipped: the device took the end packet and rebooted",
+      );
+    }
+    return 0;
+  } catch (e) {
+    progress.finish();
+    if (e instanceof InterruptedError) {
+      throw new InterruptedError(
+        "interrupted: nothing more was sent (no end packet). The device restarts its session by itself " +
+          "after 10 s; running deploy again is safe.",
+      );
+    }
+    throw e;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+if (import.meta.main) runTask(spec, main);

@@ -1,0 +1,241 @@
+/**
+ * `deno task sim`: a virtual yaota8266 device on UDP (and, when its app runs, WebREPL on
+ * TCP at the same port number). Every rule of the reference, seeded impairments, a flash
+ * image file, and the events as lines or JSON.
+ */
+import {
+  boolOpt,
+  type CommandSpec,
+  listOpt,
+  numberOpt,
+  parseCommandArgs,
+  runTask,
+  sizeOpt,
+  stringOpt,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import type { DeviceEvent } from "../lib/device.ts";
+import { PROFILES } from "../lib/device_profile.ts";
+import { UsageError } from "../lib/errors.ts";
+import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { loadPublicKey } from "../lib/keys.ts";
+import { formatHex } from "../lib/_bytes.ts";
+import { bold, green, log, printJson, red, yellow } from "../lib/output.ts";
+import { startVirtualDevice } from "../lib/virtual_device.ts";
+import { PASSWORD_ENV } from "../lib/password.ts";
+
+export const spec: CommandSpec = {
+  name: "sim",
+  summary: "Run a virtual yaota8266 device: the OTA server on UDP, its app's WebREPL on TCP.",
+  options: {
+    host: { type: "string", arg: "ADDR", help: "address to listen on (default 127.0.0.1)" },
+    port: { type: "string", arg: "PORT", help: "port, 0 picks a free one (default 8266)" },
+    key: { type: "string", arg: "FILE", help: "the key the device was built for (private or public)" },
+    pubkey: { type: "string", arg: "FILE", help: "same, as a public key" },
+    flash: { type: "string", arg: "FILE", help: "flash image file, read if present and written as the device writes" },
+    "flash-size": { type: "string", arg: "SIZE", help: "flash size (default 1M)" },
+    "app-offset": { type: "string", arg: "ADDR", help: "MAIN_APP_OFFSET (default 0x3c000)" },
+    profile: { type: "string", arg: "NAME", help: "instant (no costs) or esp8266 (the reference's costs)" },
+    loss: { type: "string", arg: "P", help: "probability a datagram is lost, each way" },
+    dup: { type: "string", arg: "P", help: "probability a datagram is duplicated" },
+    reorder: { type: "string", arg: "P", help: "probability a datagram is delayed past later ones" },
+    "delay-ms": { type: "string", arg: "MS", help: "one-way delay, each way" },
+    mtu: { type: "string", arg: "N", help: "largest datagram delivered whole (default 1472, a 1500-byte MTU)" },
+    rxq: { type: "string", arg: "N", help: "receive-queue places (default 4)" },
+    seed: { type: "string", arg: "S", help: "seed of the impairments (default 1)" },
+    "outage-after": { type: "string", arg: "BYTES", help: "start a link outage when this many bytes are confirmed" },
+    "outage-ms": { type: "string", arg: "MS", help: "length of that outage" },
+    "lose-reply": { type: "string", arg: "OFF:LEN", multiple: true, help: "lose the replies to this request (test hook)" },
+    "pkt-wait-ms": { type: "string", arg: "MS", help: "the session timer PKT_WAIT_MS (default 10000)" },
+    "idle-reboot-ms": { type: "string", arg: "MS", help: "IDLE_REBOOT_MS (default 60000)" },
+    boot: { type: "boolean", help: "power on through boot8266's check (runs the app in flash if valid) instead of OTA mode" },
+    "webrepl-password": { type: "string", arg: "P", help: `enable the app's WebREPL (or set ${PASSWORD_ENV})` },
+    once: { type: "boolean", help: "exit after the first reboot" },
+    json: { type: "boolean", help: "events as JSON lines on stdout" },
+  },
+  notes: [
+    "With --json it prints {\"event\":\"listening\",\"port\":P} when ready and {\"event\":\"reboot\",\"boot\":\"ok\"|\"fail\",...} " +
+    "when the device reboots. A flush below the app offset (the OTA server's own sector) is reported as " +
+    "\"bootloaderOverwritten\" and in red.",
+  ],
+  examples: [
+    "deno task sim --key keys/pub.key --port 0 --json --once",
+    "deno task sim --key keys/pub.key --profile esp8266 --loss 0.01 --delay-ms 5",
+  ],
+};
+
+export interface SimArgs {
+  host: string;
+  port: number;
+  key?: string;
+  flash?: string;
+  flashSize: number;
+  appOffset?: number;
+  profile: string;
+  loss: number;
+  dup: number;
+  reorder: number;
+  delayMs: number;
+  mtu: number;
+  rxq: number;
+  seed: number;
+  outage?: { afterBytes: number; ms: number };
+  loseReplies: string[];
+  pktWaitMs?: number;
+  idleRebootMs?: number;
+  boot: boolean;
+  webreplPassword?: string;
+  once: boolean;
+  json: boolean;
+  config?: string;
+}
+
+export function parseSimArgs(argv: string[]): SimArgs {
+  const { values, positionals } = parseCommandArgs(spec, argv);
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const p = (name: string) => numberOpt(values, name, (n) => n >= 0 && n <= 1, "a probability from 0 to 1") ?? 0;
+  const whole = (name: string, min: number) =>
+    numberOpt(values, name, (n) => Number.isInteger(n) && n >= min, `a whole number ≥ ${min}`);
+  const profile = stringOpt(values, "profile") ?? "instant";
+  if (!PROFILES[profile]) throw new UsageError(`--profile expects ${Object.keys(PROFILES).join(" or ")}, got '${profile}'`);
+  const outageAfter = whole("outage-after", 1);
+  const outageMs = whole("outage-ms", 1);
+  if ((outageAfter === undefined) !== (outageMs === undefined)) {
+    throw new UsageError("--outage-after and --outage-ms go together");
+  }
+  const key = stringOpt(values, "key") ?? stringOpt(values, "pubkey");
+  for (const r of listOpt(values, "lose-reply")) {
+    if (!/^\d+:\d+$/.test(r)) throw new UsageError(`--lose-reply expects OFFSET:LEN, got '${r}'`);
+  }
+  return {
+    host: stringOpt(values, "host") ?? "127.0.0.1",
+    port: whole("port", 0) ?? 8266,
+    key,
+    flash: stringOpt(values, "flash"),
+    flashSize: sizeOpt(values, "flash-size", "a size such as 1M") ?? 0x100000,
+    appOffset: sizeOpt(values, "app-offset", "an offset such as 0x3c000"),
+    profile,
+    loss: p("loss"),
+    dup: p("dup"),
+    reorder: p("reorder"),
+    delayMs: numberOpt(values, "delay-ms", (n) => n >= 0, "milliseconds") ?? 0,
+    mtu: whole("mtu", 64) ?? 1472,
+    rxq: whole("rxq", 1) ?? 4,
+    seed: whole("seed", 0) ?? 1,
+    outage: outageAfter !== undefined ? { afterBytes: outageAfter, ms: outageMs! } : undefined,
+    loseReplies: listOpt(values, "lose-reply"),
+    pktWaitMs: whole("pkt-wait-ms", 1),
+    idleRebootMs: whole("idle-reboot-ms", 1),
+    boot: boolOpt(values, "boot"),
+    webreplPassword: stringOpt(values, "webrepl-password"),
+    once: boolOpt(values, "once"),
+    json: boolOpt(values, "json"),
+    config: stringOpt(values, "config"),
+  };
+}
+
+function describe(e: DeviceEvent): string | undefined {
+  switch (e.type) {
+    case "session-restart":
+      return yellow(`session restarted (no packet for PKT_WAIT_MS); ${e.staleBytes} stale bytes kept in the buffer`);
+    case "flash-write":
+      return e.belowApp
+        ? red(bold(`FLASH WRITE AT ${formatHex(e.address)}, BELOW THE APP: the OTA server is overwritten (bootloaderOverwritten)`))
+        : undefined;
+    case "reboot":
+      return `rebooting (${e.reason})`;
+    case "boot":
+      return e.mode === "app"
+        ? green(`boot: the app passed boot8266's check and runs`)
+        : e.boot === "ota-requested"
+        ? "boot: RTC magic found, OTA mode"
+        : yellow(`boot: ${e.boot === "fail" ? "the app failed boot8266's check" : "no app"}: OTA mode`);
+    default:
+      return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  const args = parseSimArgs(Deno.args);
+  const config = await loadConfig(args.config);
+  const keyPath = args.key ?? config.key;
+  if (!keyPath) throw new UsageError("name the key the device was built for: --key FILE or --pubkey FILE");
+  const key = await loadPublicKey(keyPath);
+  const appOffset = args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
+  const flash = new Uint8Array(args.flashSize).fill(0xff);
+  if (args.flash) {
+    try {
+      const existing = await Deno.readFile(args.flash);
+      flash.set(existing.subarray(0, flash.length));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  const password = args.webreplPassword ?? Deno.env.get(PASSWORD_ENV);
+  let finished: (() => void) | undefined;
+  const done = new Promise<void>((r) => (finished = r));
+  const device = await startVirtualDevice({
+    hostname: args.host,
+    port: args.port,
+    modulus: key.modulus,
+    flash,
+    flashFile: args.flash,
+    appOffset,
+    profile: PROFILES[args.profile],
+    rxq: args.rxq,
+    mtu: args.mtu,
+    pktWaitMs: args.pktWaitMs,
+    idleRebootMs: args.idleRebootMs,
+    start: args.boot ? "boot" : "ota",
+    link: {
+      loss: args.loss,
+      dup: args.dup,
+      reorder: args.reorder,
+      delayMs: args.delayMs,
+      seed: args.seed,
+      outage: args.outage,
+      loseReplies: args.loseReplies,
+    },
+    webrepl: password !== undefined ? { password } : undefined,
+    onConsole: args.json ? undefined : (line) => log(`app: ${line}`),
+    onEvent: (e) => {
+      if (args.json) {
+        if (e.type === "boot") {
+          printJson({
+            event: "reboot",
+            boot: e.boot,
+            mode: e.mode,
+            bootloaderOverwritten: e.bootloaderOverwritten,
+            appValid: device.model.appIsValid(),
+          });
+        } else if (e.type === "packet") {
+          printJson({ event: "packet", at: Math.round(e.at * 10) / 10, seq: e.seq, offset: e.offset, len: e.len, outcome: e.outcome });
+        } else if (e.type === "flash-write") {
+          printJson({ event: "flash-write", address: e.address, belowApp: e.belowApp });
+        } else if (e.type === "session-restart") {
+          printJson({ event: "session-restart", staleBytes: e.staleBytes });
+        }
+      }
+      const line = describe(e);
+      if (line) log(line);
+      if (e.type === "boot" && args.once) finished?.();
+    },
+  });
+  if (args.json) printJson({ event: "listening", port: device.port, host: args.host });
+  log(
+    `virtual yaota8266 on ${args.host}:${device.port} (UDP${password !== undefined ? ", WebREPL on TCP" : ""}), ` +
+      `key ${key.fingerprint}, app offset ${formatHex(appOffset)}, profile ${args.profile}` +
+      (args.flash ? `, flash ${args.flash}` : ""),
+  );
+  const onSignal = () => finished?.();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  await done;
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  await device.close();
+  if (args.json) printJson({ event: "exit", bootloaderOverwritten: device.model.bootloaderOverwritten });
+  return device.model.bootloaderOverwritten ? 1 : 0;
+}
+
+if (import.meta.main) runTask(spec, main);
