@@ -25,6 +25,11 @@ export const PRIVATE_KEY_MODE = 0o600;
 /**
  * Checks a requested key size. Pure.
  * @returns `bits` if usable.
+ * @example
+ * ```ts
+ * import { checkKeyBits } from "./keygen.ts";
+ * if (checkKeyBits(2048) !== 2048) throw new Error();
+ * ```
  * @throws {UsageError} If it is outside 512–4096, not a multiple of 256, or its
  * signature would not leave room for a 256-byte block in one unfragmented datagram.
  */
@@ -65,6 +70,12 @@ export interface KeyPaths {
 /**
  * Where keygen writes: `--out DIR`, else the folder of the configured `key`, else `keys/`.
  * Pure.
+ * @example
+ * ```ts
+ * import { keyPaths } from "./keygen.ts";
+ * const { privateKey } = keyPaths(undefined, "/project/secrets/signing.pem");
+ * if (privateKey !== "/project/secrets/priv.key") throw new Error();
+ * ```
  */
 export function keyPaths(outDir: string | undefined, configKey?: string): KeyPaths {
   const dir = outDir ?? (configKey !== undefined ? dirname(configKey) : DEFAULT_KEY_DIR);

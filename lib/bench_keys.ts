@@ -1,0 +1,16 @@
+/**
+ * Keys for the benchmark: the reference's test vectors when they are beside the
+ * repository, else freshly generated (RSA, e=3). Test keys only.
+ */
+import { generateKey } from "./keys.ts";
+
+export function benchmarkKeys(): { k512: string; k2048: string } {
+  const read = (bits: number) => {
+    try {
+      return Deno.readTextFileSync(new URL(`../../shared/vectors/test-key-${bits}.pem`, import.meta.url));
+    } catch {
+      return generateKey(bits).privatePem;
+    }
+  };
+  return { k512: read(512), k2048: read(2048) };
+}
