@@ -189,7 +189,11 @@ export function retryCommand(failed: string[], argv: string[] = []): string {
     }
     rest.push(a);
   }
-  return ["deno task deploy --fleet", ...failed.map((n) => `--only ${shellQuote(n)}`), ...rest.map(shellQuote)]
+  return [
+    "deno task deploy --fleet",
+    ...failed.map((n) => `--only ${shellQuote(n)}`),
+    ...rest.map(shellQuote),
+  ]
     .join(" ");
 }
 
@@ -265,7 +269,10 @@ export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {
   );
   const numeric = new Set([2, 3, 4, 5]);
   const line = (cells: string[], message: string) =>
-    [...cells.map((c, i) => numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)), message]
+    [
+      ...cells.map((c, i) => numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)),
+      message,
+    ]
       .join("  ").trimEnd();
   const indent = widths.reduce((sum, w) => sum + w + 2, 0);
   const out = [line(header.slice(0, -1), header.at(-1)!)];

@@ -7,6 +7,8 @@
 
 const WINDOW = 24;
 const UNKNOWN_SECTOR_WRITE_MS = 100;
+/** Idle round trips (stop-and-wait packets) before pipelining. */
+const CALIBRATION_SAMPLES = 3;
 
 function lowQuantile(samples: number[], q: number): number | undefined {
   if (samples.length === 0) return undefined;
@@ -40,7 +42,7 @@ export class PacingModel {
 
   /** Service time of a packet without a sector write (a low quantile of the gaps). */
   get normalServiceMs(): number | undefined {
-    return lowQuantile(this.#normal, 0.25);
+    return lowQuantile(this.#normal, 0.5);
   }
 
   get sectorServiceMs(): number | undefined {
@@ -71,8 +73,13 @@ export class PacingModel {
     return all.length ? Math.min(...all) : undefined;
   }
 
-  /** Ready to pipeline: the service time has been measured. */
+  /** Ready to pipeline: enough idle round trips to know the network's share of them. */
   get calibrated(): boolean {
+    return this.#idleRtt.filter((s) => !s.sector).length >= CALIBRATION_SAMPLES;
+  }
+
+  /** Something was measured: timeouts can follow the device instead of a fixed guess. */
+  get measured(): boolean {
     return this.#idleRtt.length > 0;
   }
 
@@ -90,13 +97,17 @@ export class PacingModel {
   /** Retransmission margin beyond the predicted reply. */
   get guardMs(): number {
     const s = this.serviceMs(false);
-    return Math.min(250, Math.max(8, 0.6 * s + 0.5 * this.twoWayMs + 4));
+    return Math.min(250, Math.max(6, 0.25 * s + 0.25 * this.twoWayMs + 3));
   }
 
   onLoss(): void {
-    this.phase = Math.min(PacingModel.MAX_PHASE, this.phase + 0.1);
-    this.#cleanStreak = 0;
     this.#note(true);
+    this.#cleanStreak = 0;
+    // One loss in a while is the network; losses close together may be our packets
+    // meeting on the device: aim later.
+    if (this.#recentLosses.slice(-16).filter(Boolean).length >= 2) {
+      this.phase = Math.min(PacingModel.MAX_PHASE, this.phase + 0.1);
+    }
   }
 
   onAck(): void {

@@ -16,21 +16,42 @@ export interface PacketSource {
   endPacket(seq: number): Uint8Array;
   /** The sender's seq for a reply's seq (a canned file carries its own numbers). */
   senderSeq(replySeq: number): number;
-  /** Signs packets that will soon be needed, for at most `budgetMs`. */
-  signAhead(offsets: number[], lenAt: (offset: number) => number, budgetMs: number): void;
+  /** Asks for packets that will soon be needed to be signed in the background. */
+  signAhead(items: [offset: number, len: number][]): void;
+  /** Stops background signing. */
+  close(): void;
 }
 
 /** The largest unfragmented UDP payload on a 1500-byte Ethernet MTU. */
 export const MAX_UNFRAGMENTED = 1472;
 export const AUTO_BLOCKS = [1024, 512, 256];
 
-export function liveSource(firmware: Uint8Array, signer: Signer, blocks: number[]): PacketSource {
+/**
+ * Signs `firmware` on the fly. With `background`, a worker signs ahead of the sender; a
+ * body that is not ready when needed is signed on the spot.
+ */
+export function liveSource(
+  firmware: Uint8Array,
+  signer: Signer & { pem?: string },
+  blocks: number[],
+  background = true,
+): PacketSource {
   const cache = new Map<string, Uint8Array>();
+  const requested = new Set<string>();
   const usable = blocks.filter((b) => datagramSize(b, signer.signatureLength) <= MAX_UNFRAGMENTED);
   if (usable.length === 0) {
     throw new RangeError(
       `no block size fits one unfragmented datagram with a ${signer.signatureLength * 8}-bit key`,
     );
+  }
+  let worker: Worker | undefined;
+  if (background && signer.pem) {
+    worker = new Worker(new URL("./_sign_worker.ts", import.meta.url), { type: "module" });
+    worker.postMessage({ type: "init", firmware, pem: signer.pem, signatureLength: signer.signatureLength });
+    worker.onmessage = (e: MessageEvent) => {
+      const { offset, len, body } = e.data as { offset: number; len: number; body: Uint8Array };
+      cache.set(`${offset}:${len}`, body);
+    };
   }
   const body = (offset: number, len: number) => {
     const key = `${offset}:${len}`;
@@ -52,12 +73,19 @@ export function liveSource(firmware: Uint8Array, signer: Signer, blocks: number[
       return withSeq(seq, end);
     },
     senderSeq: (s) => s,
-    signAhead(offsets, lenAt, budgetMs) {
-      const until = performance.now() + budgetMs;
-      for (const o of offsets) {
-        if (o >= firmware.length || performance.now() > until) break;
-        body(o, lenAt(o));
-      }
+    signAhead(items) {
+      if (!worker) return;
+      const fresh = items.filter(([o, l]) => {
+        const key = `${o}:${l}`;
+        if (o >= firmware.length || requested.has(key) || cache.has(key)) return false;
+        requested.add(key);
+        return true;
+      });
+      if (fresh.length) worker.postMessage({ type: "sign", items: fresh });
+    },
+    close() {
+      worker?.terminate();
+      worker = undefined;
     },
   };
 }
@@ -87,5 +115,6 @@ export function cannedSource(file: CannedFile): PacketSource {
     },
     senderSeq: (s) => storedToSender.get(s) ?? -1,
     signAhead() {},
+    close() {},
   };
 }

@@ -50,6 +50,7 @@ export type SendOutcome =
   | { ok: true; summary: TransferSummary; seconds: number }
   | { ok: false; failure: TransferFailure; seconds: number; confirmed: number; retransmits: number; block: number; packets: number };
 
+export let lastEngine: TransferEngine | undefined;
 export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   const { source } = options;
   const engine = new TransferEngine({
@@ -61,6 +62,8 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     bootCheckMs: options.bootCheckMs,
     recoveryLen: source.recoveryLen,
   });
+  lastEngine = engine;
+  if (Deno.env.get("ENGINE_DEBUG")) engine.debug = (m) => options.onStatus?.("debug " + m);
   const t0 = performance.now();
   const now = () => performance.now() - t0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -96,6 +99,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
+    source.close();
     void peer.close().then(() => (o instanceof Error ? reject(o) : settle(o)));
   }
 
@@ -111,6 +115,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
       if (a.type === "send") {
         const d = source.datagram(a.seq, a.offset, a.len);
         peer.send(d);
+        engine.markSent(a.seq, now());
         options.onSent?.({ at: now(), kind: a.kind, seq: a.seq, offset: a.offset, len: a.len, end: false });
       } else if (a.type === "end") {
         const d = source.endPacket(a.seq);
@@ -145,24 +150,16 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     const next = engine.nextTimer();
     if (next === undefined) return;
     timer = setTimeout(tick, Math.max(0, next - now()));
-    if (next - now() > 4 && !signing) {
-      signing = true;
-      // In a task of its own, after the datagrams just queued have left.
-      setTimeout(signAhead, 0);
+    if (engine.phase === "transfer" || engine.phase === "probe") {
+      const b = engine.phase === "probe" ? source.blocks[0]! : engine.block;
+      const from = engine.confirmed - engine.confirmed % b;
+      source.signAhead(
+        Array.from({ length: 24 }, (_, i) => {
+          const o = from + i * b;
+          return [o, Math.min(b - o % b, source.size - o)] as [number, number];
+        }),
+      );
     }
-  }
-
-  let signing = false;
-  function signAhead(): void {
-    signing = false;
-    if (finished) return;
-    const next = engine.nextTimer();
-    const budget = next === undefined ? 20 : Math.min(20, next - now() - 2);
-    if (budget <= 1) return;
-    const b = engine.phase === "probe" ? source.blocks[0]! : engine.block;
-    const from = engine.confirmed - engine.confirmed % b;
-    const offsets = Array.from({ length: 16 }, (_, i) => from + i * b);
-    source.signAhead(offsets, (o) => Math.min(b - o % b, source.size - o), budget);
   }
 
   function tick(): void {

@@ -4,18 +4,18 @@
  * reference it is tested against (same bytes: type-1 padding is deterministic).
  */
 import forge from "node-forge";
-import { constants, createPrivateKey, privateEncrypt } from "node:crypto";
+import { constants, createPrivateKey, type KeyObject, privateEncrypt } from "node:crypto";
 import type { Signer } from "./packet.ts";
 import type { SigningKey } from "./keys.ts";
 
-export function nativeSigner(key: SigningKey): Signer {
-  const keyObject = createPrivateKey(key.pem);
+export function nativeSigner(key: SigningKey): Signer & { pem: string } {
+  return { ...nativeSignerFromKeyObject(createPrivateKey(key.pem), key.modulus.length), pem: key.pem };
+}
+
+export function nativeSignerFromKeyObject(keyObject: KeyObject, signatureLength: number): Signer {
   return {
-    signatureLength: key.modulus.length,
-    sign: (block) =>
-      new Uint8Array(
-        privateEncrypt({ key: keyObject, padding: constants.RSA_PKCS1_PADDING }, block),
-      ),
+    signatureLength,
+    sign: (block) => new Uint8Array(privateEncrypt({ key: keyObject, padding: constants.RSA_PKCS1_PADDING }, block)),
   };
 }
 

@@ -102,11 +102,14 @@ interface Sent {
 }
 
 const MAX_DEPTH = 3;
+/** Spacing of the first probes of each size: far beyond a signature check. */
+const PROBE_STAGGER_MS = 60;
 const SECTOR = 4096;
 
 export class TransferEngine {
   readonly options: Required<TransferOptions>;
   readonly pacing = new PacingModel();
+  debug?: (message: string) => void;
   phase: Phase = "probe";
   /** Bytes confirmed in the current device session. */
   confirmed = 0;
@@ -131,6 +134,8 @@ export class TransferEngine {
   #tries = 0;
   #timedOut = new Set<number>();
   #cycleDone = false;
+  /** First round: the sizes are tried one after another without waiting a full timeout. */
+  #staggering = true;
   #resolveOptions: number[] = [];
   #blockKnown = false;
   #cleanedUpOnce = false;
@@ -148,6 +153,8 @@ export class TransferEngine {
   /** While nothing is answered: the offsets the device may expect or repeat, tried in turn. */
   #resync: number[] = [];
   #resyncIndex = 0;
+  /** The oldest packet is overdue; later ones may still be answered (a lost reply). */
+  #holding = false;
 
   // cleanup
   #cleanupStage: "check-left" | "await-fresh" = "check-left";
@@ -194,6 +201,28 @@ export class TransferEngine {
     return this.#flush();
   }
 
+  /**
+   * The driver tells when a datagram really left (after signing it, if it had to): round
+   * trips are measured from there.
+   */
+  markSent(seq: number, at: number): void {
+    const sent = this.#sent.get(seq);
+    if (!sent) return;
+    const shift = at - sent.sentAt;
+    sent.sentAt = at;
+    const f = this.#flights.find((x) => x.seq === seq);
+    if (f && shift > 0) {
+      f.sentAt = at;
+      f.arrival += shift;
+      let prevEnd = this.#flights[this.#flights.indexOf(f) - 1]?.end ?? this.#deviceFreeAt;
+      for (const g of this.#flights.slice(this.#flights.indexOf(f))) {
+        g.start = Math.max(g.arrival, prevEnd);
+        g.end = g.start + this.pacing.serviceMs(g.sector);
+        prevEnd = g.end;
+      }
+    }
+  }
+
   /** The time `onTimer` should next be called, if any. */
   nextTimer(): number | undefined {
     if (this.#finished) return undefined;
@@ -204,8 +233,8 @@ export class TransferEngine {
         t.push(this.#probeDeadline);
         break;
       case "transfer":
-        if (this.#sendAt !== undefined) t.push(this.#sendAt);
-        if (this.#flights[0]) t.push(this.#retransmitAt(this.#flights[0]));
+        if (this.#sendAt !== undefined && !this.#holding) t.push(this.#sendAt);
+        if (this.#flights[0]) t.push(this.#holding ? this.#lastDeadline() : this.#retransmitAt(this.#flights[0]));
         break;
       case "cleanup":
         t.push(this.#cleanupAt);
@@ -295,12 +324,16 @@ export class TransferEngine {
     const size = this.#candidates[this.#candidate]!;
     const len = Math.min(size, this.options.size - this.#probeAt);
     this.#send(this.#probeAt, len, "probe");
-    this.#probeDeadline = this.#now + this.#probeRto();
+    // A probe that is not answered is presumed too large (or lost) until an answer says
+    // otherwise: if it was accepted with its reply lost, `resolve` finds out.
+    this.#timedOut.add(size);
+    const staggered = this.#staggering && this.#candidate < this.#candidates.length - 1;
+    this.#probeDeadline = this.#now + (staggered ? PROBE_STAGGER_MS : this.#probeRto());
   }
 
   #probeRto(): number {
-    return this.pacing.calibrated
-      ? Math.min(this.options.initialRtoMs, 2 * this.pacing.serviceMs(true) + 40)
+    return this.pacing.measured
+      ? Math.min(this.options.initialRtoMs, 2 * this.pacing.serviceMs(false) + 30)
       : this.options.initialRtoMs;
   }
 
@@ -310,7 +343,18 @@ export class TransferEngine {
       this.#sendResolve();
       return;
     }
-    this.#timedOut.add(this.#candidates[this.#candidate]!);
+    if (this.#staggering) {
+      // Next size down, well after the previous one's signature check (no nesting).
+      if (++this.#candidate < this.#candidates.length) {
+        this.#sendProbe();
+        return;
+      }
+      this.#staggering = false;
+      this.#candidate = 0;
+      this.#tries = 1;
+      this.#sendProbe();
+      return;
+    }
     if (++this.#tries >= this.options.probeTries) {
       this.#tries = 0;
       if (++this.#candidate >= this.#candidates.length) {
@@ -339,6 +383,7 @@ export class TransferEngine {
       this.#startCleanup(reply.len, "the device had an earlier session open — cleaning up, then sending from the start");
       return;
     }
+    this.#timedOut.delete(reply.len);
     const larger = [...this.#timedOut].filter((s) => s > reply.len);
     if (larger.length === 0 || this.#probeAt + reply.len >= this.options.size) {
       this.#chooseBlock(reply.len, this.#probeAt + reply.len);
@@ -347,7 +392,9 @@ export class TransferEngine {
     // A larger probe timed out: it may have been accepted with its reply lost, and then
     // this reply is the device repeating it (same offset). Find out which one it expects.
     this.phase = "resolve";
-    this.#resolveOptions = [reply.len, ...larger.sort((a, b) => b - a)];
+    // The size just answered is by far the likeliest (the larger ones usually exceed the
+    // link's datagram size): try it twice per round.
+    this.#resolveOptions = [reply.len, reply.len, ...larger.sort((a, b) => b - a)];
     this.#candidate = 0;
     this.#sendResolve();
   }
@@ -390,6 +437,7 @@ export class TransferEngine {
       this.#candidates = [...this.options.blocks];
       this.#candidate = 0;
       this.#tries = 0;
+      this.#staggering = true;
       this.#timedOut.clear();
       this.#sendProbe();
       return;
@@ -404,6 +452,11 @@ export class TransferEngine {
 
   #pump(): void {
     this.#sendAt = undefined;
+    if (this.#holding) return;
+    // The oldest reply is late: send nothing new until it comes or its timer fires (a
+    // packet sent now would only delay the retransmission).
+    const oldest = this.#flights[0];
+    if (oldest && this.pacing.calibrated && this.#now > oldest.end + this.pacing.guardMs / 2) return;
     while (this.phase === "transfer" && this.#next < this.options.size) {
       if (!this.#blockKnown && this.#next >= SECTOR / 4 && this.#next % this.options.blocks[0]! === 0) {
         if (this.#flights.length > 0) return;
@@ -411,11 +464,14 @@ export class TransferEngine {
         return;
       }
       const last = this.#flights[this.#flights.length - 1];
-      if (last && this.#resync.length > 0) return;
+      // After a timeout the oldest packet is resent and the pipeline resumes behind it
+      // (a plain loss, the usual case); if that fails too, one candidate at a time.
+      if (last && this.#resync.length > 0 && this.#resyncIndex > 0) return;
       if (last) {
         const p = this.pacing;
         if (!this.options.pace || p.stopAndWait || !p.calibrated || this.#flights.length >= MAX_DEPTH) return;
         const at = last.start + p.aimMs - p.twoWayMs;
+        if (this.debug) this.debug(`plan ${this.#next} at ${at.toFixed(1)} now ${this.#now.toFixed(1)} last ${last.offset} start ${last.start.toFixed(1)} S ${p.serviceMs(false).toFixed(1)} 2d ${p.twoWayMs.toFixed(1)} phase ${p.phase.toFixed(2)}`);
         if (at > this.#now) {
           this.#sendAt = at;
           return;
@@ -453,15 +509,27 @@ export class TransferEngine {
   }
 
   #retransmitAt(f: Flight): number {
-    const base = this.pacing.calibrated
+    const base = this.pacing.measured
       ? f.end + this.pacing.guardMs * this.#backoff
       : f.sentAt + this.options.initialRtoMs * this.#backoff;
     return Math.min(base, f.sentAt + 1000);
   }
 
+  #lastDeadline(): number {
+    return Math.max(...this.#flights.map((f) => this.#retransmitAt(f)));
+  }
+
   #transferTimer(): void {
     const oldest = this.#flights[0];
     if (oldest && this.#now >= this.#retransmitAt(oldest)) {
+      // Send nothing while packets sent after it may still be on the device: a reply to
+      // any of them confirms it too (its own reply was lost), and a retransmission that
+      // arrived while they wait would be handled inside their signature checks.
+      if (this.#now < this.#lastDeadline()) {
+        this.#holding = true;
+        return;
+      }
+      this.#holding = false;
       this.pacing.onLoss();
       this.#backoff = Math.min(this.#backoff * 2, 16);
       // The device may have accepted some of the packets in flight with their replies
@@ -526,6 +594,7 @@ export class TransferEngine {
     this.confirmed = upTo;
     if (this.#next < upTo) this.#next = upTo;
     this.#resync = [];
+    this.#holding = false;
     this.#backoff = 1;
     this.#lastReplyAt = this.#now;
     this.#deviceFreeAt = this.#now;
