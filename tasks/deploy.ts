@@ -5,6 +5,7 @@
 import {
   boolOpt,
   type CommandSpec,
+  listOpt,
   numberOpt,
   parseCommandArgs,
   runTask,
@@ -12,11 +13,13 @@ import {
   stringOpt,
   type TaskContext,
 } from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig, type OtaConfig } from "../lib/config.ts";
 import { deploy, type DeployRequest, prepareDeploy } from "../lib/deploy.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
 import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
+import { DEFAULT_OTA_PORT, fleetExitCode, renderFleetSummary, renderFleetTable } from "../lib/fleet.ts";
+import { deployFleet } from "../lib/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/progress.ts";
 
 export const spec: CommandSpec = {
@@ -36,6 +39,19 @@ export const spec: CommandSpec = {
     "flash-size": { type: "string", arg: "SIZE", help: "the device's flash size (default: config, else 1M)" },
     force: { type: "boolean", help: "send an image that fails inspection (it may brick the app)" },
     json: { type: "boolean", help: "print one JSON object with the result on stdout" },
+    fleet: {
+      type: "boolean",
+      help: 'deploy to every device in the config\'s "devices" list, N at a time, and print a table',
+    },
+    only: {
+      type: "string",
+      multiple: true,
+      arg: "NAME|TAG",
+      help: "with --fleet: this device, or the devices with this tag",
+    },
+    concurrency: { type: "string", arg: "N", help: "with --fleet: devices updated at once (default 4)" },
+    trigger: { type: "boolean", help: "enter OTA mode over WebREPL first, then check the new version runs" },
+    password: { type: "string", arg: "P", help: "WebREPL password for --trigger (visible in ps: prefer WEBREPL_PASSWORD or the prompt)" },
   },
   notes: [
     "FILE is a raw firmware image (signed on the fly) or a canned .ota file made by 'deno task sign' " +
@@ -44,10 +60,15 @@ export const spec: CommandSpec = {
     "not boot at the app offset is refused unless --force.",
     "Ctrl-C stops at once and sends nothing more: the device restarts its session after 10 s and " +
     "running deploy again is safe.",
+    "--fleet deploys to the devices of the config's \"devices\" list: the preflight once, then each " +
+    "device with its own progress line, each failure in its own row. The exit code is 0 only if every " +
+    "device succeeded; the report names the command that retries the others. With --trigger each " +
+    "device's WebREPL password comes from the variable its \"passwordEnv\" names, else WEBREPL_PASSWORD.",
   ],
   examples: [
     "deno task deploy --ip 192.168.4.1",
     "deno task deploy --ip 192.168.4.1 dist/firmware-ota.bin --json",
+    "deno task deploy --fleet --only sensor --concurrency 2",
   ],
 };
 
@@ -66,6 +87,10 @@ export interface DeployArgs {
   json: boolean;
   file?: string;
   config?: string;
+  fleet: boolean;
+  only: string[];
+  concurrency?: number;
+  trigger: boolean;
 }
 
 /** Pure: argv to typed options. @throws {UsageError} */
@@ -84,6 +109,22 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   if (pace !== "auto" && pace !== "off") throw new UsageError(`--pace expects auto or off, got '${pace}'`);
   const positive = (n: number) => Number.isFinite(n) && n > 0;
   const port = numberOpt(values, "port", (n) => Number.isInteger(n) && n > 0 && n < 65536, "a port number");
+  const fleet = boolOpt(values, "fleet");
+  const only = listOpt(values, "only");
+  const concurrency = numberOpt(
+    values,
+    "concurrency",
+    (n) => Number.isInteger(n) && n >= 1 && n <= 64,
+    "a whole number from 1 to 64",
+  );
+  if (!fleet && (only.length > 0 || concurrency !== undefined)) {
+    throw new UsageError("--only and --concurrency go with --fleet");
+  }
+  if (fleet && stringOpt(values, "ip") !== undefined) {
+    throw new UsageError(
+      '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose devices with --only NAME|TAG)',
+    );
+  }
   return {
     ip: stringOpt(values, "ip"),
     port,
@@ -102,12 +143,17 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     json: boolOpt(values, "json"),
     file: positionals[0],
     config: stringOpt(values, "config"),
+    fleet,
+    only,
+    concurrency,
+    trigger: boolOpt(values, "trigger"),
   };
 }
 
 async function main({ args: _ }: TaskContext): Promise<number> {
   const args = parseDeployArgs(Deno.args);
   const config = await loadConfig(args.config);
+  if (args.fleet) return await fleetMain(args, config);
   const host = args.ip ?? config.ip;
   if (!host) throw new UsageError("name the device: --ip ADDR (or set \"ip\" in ota.config.json)");
   const request: DeployRequest = {
@@ -166,6 +212,45 @@ async function main({ args: _ }: TaskContext): Promise<number> {
       );
     }
     throw e;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+/** `--fleet`: every device of the inventory (or `--only`), N at a time, then a table or `--json`. */
+async function fleetMain(args: DeployArgs, config: OtaConfig): Promise<number> {
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    const report = await deployFleet({
+      inventory: config.devices,
+      only: args.only,
+      concurrency: args.concurrency,
+      defaultPort: args.port ?? config.port ?? DEFAULT_OTA_PORT,
+      request: {
+        file: args.file ?? "dist/firmware-ota.bin",
+        block: args.block,
+        pace: args.pace,
+        timeoutMs: args.timeoutMs,
+        force: args.force,
+        bootCheck: args.bootCheck,
+        bootCheckMs: args.bootCheckMs,
+        appOffset: args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
+        flashSize: args.flashSize ?? config.flashSize ?? 0x100000,
+        onWarning: (m) => warn(m),
+      },
+      keyPath: args.key ?? config.key ?? "keys/priv.key",
+      trigger: args.trigger,
+      signal: controller.signal,
+      argv: Deno.args,
+    });
+    if (args.json) printJson(report);
+    else {
+      print(renderFleetTable(report.devices, { trigger: args.trigger }));
+      print(renderFleetSummary(report));
+    }
+    return fleetExitCode(report);
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
   }

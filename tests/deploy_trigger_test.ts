@@ -55,19 +55,17 @@ async function runningBoard(
   flash.set(old, DEFAULT_APP_OFFSET);
   const lines: string[] = [];
   const files = new Map([["boot.py", BOOT_PY]]);
-  const device = await retryAddrInUse(() =>
-    startVirtualDevice({
-      hostname: "127.0.0.1",
-      port: 0,
-      modulus: key.modulus,
-      flash,
-      start: "boot",
-      ...(options.profile ? { profile: options.profile } : {}),
-      webrepl: { password: PASSWORD, files },
-      onConsole: (line) => lines.push(line),
-      onEvent: (e) => options.onEvent?.(e, { flash, files }),
-    })
-  );
+  const device = await startVirtualDevice({
+    hostname: "127.0.0.1",
+    port: 0,
+    modulus: key.modulus,
+    flash,
+    start: "boot",
+    ...(options.profile ? { profile: options.profile } : {}),
+    webrepl: { password: PASSWORD, files },
+    onConsole: (line) => lines.push(line),
+    onEvent: (e) => options.onEvent?.(e, { flash, files }),
+  });
   assertEquals(device.model.mode, "app");
   return {
     device,
@@ -78,20 +76,6 @@ async function runningBoard(
     logins: () => lines.filter((l) => l.startsWith("WebREPL connection from")).length,
     [Symbol.asyncDispose]: () => device.close(),
   };
-}
-
-/**
- * The virtual device takes a UDP port from the OS and listens on TCP at the same number,
- * which another socket on this host may hold (a client's port in TIME_WAIT): try again.
- */
-async function retryAddrInUse<T>(start: () => Promise<T>): Promise<T> {
-  for (let tries = 1;; tries++) {
-    try {
-      return await start();
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AddrInUse) || tries >= 3) throw e;
-    }
-  }
 }
 
 /** The new image in a temp file. */

@@ -1,0 +1,154 @@
+/**
+ * The whole system on a fake clock: the transfer engine, the link model and the device
+ * model, in one deterministic event loop (no sockets, no real time). An 11 s outage
+ * takes milliseconds to run.
+ */
+import { DeviceModel, type DeviceEvent, type DeviceOptions } from "../lib/device.ts";
+import { Link, type LinkOptions } from "../lib/link.ts";
+import { parseReply } from "../lib/packet.ts";
+import type { PacketSource } from "../lib/packet_source.ts";
+import { type TransferAction, TransferEngine, type TransferOptions } from "../lib/transfer.ts";
+
+export interface SentDatagram {
+  at: number;
+  kind: string;
+  offset: number;
+  len: number;
+  end: boolean;
+  /** The device's session when this datagram was sent (for the end-packet rule). */
+  deviceExpected: number;
+  deviceBuffered: number;
+}
+
+export interface HarnessResult {
+  outcome: TransferAction | undefined;
+  sent: SentDatagram[];
+  deviceEvents: DeviceEvent[];
+  statuses: { at: number; message: string }[];
+  endAt: number;
+}
+
+export class Harness {
+  readonly device: DeviceModel;
+  readonly link: Link;
+  engine: TransferEngine | undefined;
+  readonly source: PacketSource;
+  now = 0;
+  #queue: { at: number; seq: number; run: () => void }[] = [];
+  #order = 0;
+  #engineTimer = 0;
+  sent: SentDatagram[] = [];
+  deviceEvents: DeviceEvent[] = [];
+  statuses: { at: number; message: string }[] = [];
+  outcome: TransferAction | undefined;
+  /** Stop sending (an interrupted deploy: the process is gone). */
+  stopped = false;
+
+  constructor(device: Omit<DeviceOptions, "now">, link: LinkOptions, source: PacketSource) {
+    this.device = new DeviceModel({ ...device, now: 0 });
+    this.link = new Link(link);
+    this.source = source;
+  }
+
+  #at(at: number, run: () => void): void {
+    this.#queue.push({ at, seq: this.#order++, run });
+    this.#queue.sort((a, b) => a.at - b.at || a.seq - b.seq);
+  }
+
+  #deviceStep(): void {
+    const events = this.device.advance(this.now);
+    for (const e of events) {
+      this.deviceEvents.push(e);
+      if (e.type === "reply") {
+        for (const d of this.link.toClient(e.at, e.data)) {
+          this.#at(d.at, () => this.#toEngine(d.data));
+        }
+      }
+    }
+    const wake = this.device.nextWakeup();
+    if (wake !== undefined) this.#at(Math.max(wake, this.now), () => this.#deviceStep());
+  }
+
+  #toEngine(data: Uint8Array): void {
+    const reply = parseReply(data);
+    if (!reply || !this.engine || this.stopped) return;
+    this.#apply(this.engine.onReply(this.now, { ...reply, seq: this.source.senderSeq(reply.seq) }));
+  }
+
+  #apply(actions: TransferAction[]): void {
+    const engine = this.engine!;
+    for (const a of actions) {
+      if (this.stopped) return;
+      if (a.type === "send" || a.type === "end") {
+        const data = a.type === "send" ? this.source.datagram(a.seq, a.offset, a.len) : this.source.endPacket(a.seq);
+        const s = this.device.session;
+        this.sent.push({
+          at: this.now,
+          kind: a.type === "send" ? a.kind : a.reason,
+          offset: a.type === "send" ? a.offset : 0,
+          len: a.type === "send" ? a.len : 0,
+          end: a.type === "end",
+          deviceExpected: s.expected,
+          deviceBuffered: s.bufferedBytes,
+        });
+        for (const d of this.link.toDevice(this.now, data)) {
+          this.#at(d.at, () => {
+            this.device.receive(this.now, d.data, "client");
+            this.#deviceStep();
+          });
+        }
+      } else if (a.type === "status") {
+        this.statuses.push({ at: this.now, message: a.message });
+      } else {
+        this.outcome = a;
+      }
+    }
+    const timer = ++this.#engineTimer;
+    const next = engine.nextTimer();
+    if (next !== undefined && !this.outcome) {
+      this.#at(Math.max(next, this.now), () => {
+        if (timer === this.#engineTimer && !this.stopped) this.#apply(engine.onTimer(this.now));
+      });
+    }
+  }
+
+  /** Starts a transfer now (a new deploy against the same device). */
+  start(options: TransferOptions): void {
+    this.outcome = undefined;
+    this.stopped = false;
+    this.engine = new TransferEngine(options);
+    this.#deviceStep();
+    this.#apply(this.engine.start(this.now));
+  }
+
+  /** Runs until the transfer ends (or `until`, or `stopWhen` says so). */
+  run(until = 600_000, stopWhen?: () => boolean): HarnessResult {
+    while (this.#queue.length > 0) {
+      if (this.outcome || stopWhen?.()) break;
+      const item = this.#queue.shift()!;
+      if (item.at > until) {
+        this.#queue.unshift(item);
+        break;
+      }
+      this.now = Math.max(this.now, item.at);
+      item.run();
+    }
+    return {
+      outcome: this.outcome,
+      sent: this.sent,
+      deviceEvents: this.deviceEvents,
+      statuses: this.statuses,
+      endAt: this.now,
+    };
+  }
+
+  /** Lets time pass with nobody sending (the device's timers still run). */
+  idle(ms: number): void {
+    this.stopped = true;
+    this.#deviceStep();
+    const until = this.now + ms;
+    this.run(until);
+    this.now = until;
+    this.device.advance(this.now).forEach((e) => this.deviceEvents.push(e));
+  }
+}
