@@ -29,7 +29,9 @@ export async function sendLikeOriginal(
   let waiting: { seq: number; offset: number; len: number; resolve: () => void } | undefined;
   const peer = await openUdpPeer(host, port, (bytes) => {
     const r = parseReply(bytes);
-    if (r && waiting && r.seq === waiting.seq && r.offset === waiting.offset && r.len === waiting.len) {
+    if (
+      r && waiting && r.seq === waiting.seq && r.offset === waiting.offset && r.len === waiting.len
+    ) {
       waiting.resolve();
     }
   });
@@ -39,7 +41,9 @@ export async function sendLikeOriginal(
     for (const p of data) {
       const h = parseRequestHeader(p)!;
       for (let attempt = 0;; attempt++) {
-        if (performance.now() > giveUpAt) return { ok: false, seconds: (performance.now() - t0) / 1000, retransmits };
+        if (performance.now() > giveUpAt) {
+          return { ok: false, seconds: (performance.now() - t0) / 1000, retransmits };
+        }
         if (attempt > 0) retransmits++;
         let timer: ReturnType<typeof setTimeout> | undefined;
         const acked = await new Promise<boolean>((resolve) => {

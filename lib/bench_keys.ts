@@ -7,7 +7,9 @@ import { generateKey } from "./keys.ts";
 export function benchmarkKeys(): { k512: string; k2048: string } {
   const read = (bits: number) => {
     try {
-      return Deno.readTextFileSync(new URL(`../../shared/vectors/test-key-${bits}.pem`, import.meta.url));
+      return Deno.readTextFileSync(
+        new URL(`../../shared/vectors/test-key-${bits}.pem`, import.meta.url),
+      );
     } catch {
       return generateKey(bits).privatePem;
     }

@@ -8,7 +8,7 @@ import { BootCheckError, DeviceUnreachableError, FileError, UnsafeImageError } f
 import { inspectImage, summarizeProblems } from "./inspect.ts";
 import { loadSigningKey } from "./keys.ts";
 import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./packet_source.ts";
-import { type SendProgress, type SentRecord, sendFirmware } from "./send_firmware.ts";
+import { sendFirmware, type SendProgress, type SentRecord } from "./send_firmware.ts";
 import { nativeSigner } from "./signer.ts";
 import { formatHex } from "./_bytes.ts";
 import type { TransferFailure } from "./transfer.ts";
@@ -66,7 +66,9 @@ async function readFile(path: string): Promise<Uint8Array> {
     return await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new FileError(`no file at '${path}'. Build one with 'deno task build-ota', or name the image to send.`);
+      throw new FileError(
+        `no file at '${path}'. Build one with 'deno task build-ota', or name the image to send.`,
+      );
     }
     throw new FileError(`cannot read '${path}': ${(e as Error).message}`);
   }
@@ -80,7 +82,10 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
   const bytes = await readFile(request.file);
   const canned = isCanned(bytes) ? decodeCanned(bytes, request.file) : undefined;
   const image = canned ? canned.payload : bytes;
-  const report = inspectImage(image, { appOffset: request.appOffset, flashSize: request.flashSize });
+  const report = inspectImage(image, {
+    appOffset: request.appOffset,
+    flashSize: request.flashSize,
+  });
   if (!report.safe) {
     const problems = summarizeProblems(report);
     if (!request.force) {
@@ -95,7 +100,9 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
   }
   if (canned) {
     if (request.block !== "auto" && request.block !== canned.block) {
-      request.onWarning?.(`a canned file is sent as it is: its block size is ${canned.block}, not ${request.block}`);
+      request.onWarning?.(
+        `a canned file is sent as it is: its block size is ${canned.block}, not ${request.block}`,
+      );
     }
     return { source: cannedSource(canned), kind: "canned" };
   }
@@ -110,28 +117,39 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
   return { source, kind: "image", fingerprint: key.fingerprint };
 }
 
-function failureError(failure: TransferFailure, request: DeployRequest, prepared: PreparedDeploy): Error {
+function failureError(
+  failure: TransferFailure,
+  request: DeployRequest,
+  prepared: PreparedDeploy,
+): Error {
   const where = `${request.host}:${request.port}`;
   switch (failure.kind) {
     case "no-answer":
       return new DeviceUnreachableError(
-        `no answer from ${where} in ${request.timeoutMs / 1000} s: nothing was written. The device may not be in OTA mode ` +
+        `no answer from ${where} in ${
+          request.timeoutMs / 1000
+        } s: nothing was written. The device may not be in OTA mode ` +
           `(run 'deno task trigger --ip ${request.host}', or press its button within 3 s of a reset), the address may be wrong, ` +
           `or the device was built for another key` +
           (prepared.fingerprint
             ? ` (this file is signed with key ${prepared.fingerprint}; check with 'deno task verify')`
-            : ` (check with 'deno task verify')`) + ".",
+            : ` (check with 'deno task verify')`) +
+          ".",
       );
     case "stopped-answering":
       return new DeviceUnreachableError(
         `the device at ${where} stopped answering after confirming ${failure.confirmed} bytes ` +
-          `(${(failure.silentMs / 1000).toFixed(0)} s of silence). No end packet was sent, so its app region is incomplete ` +
+          `(${
+            (failure.silentMs / 1000).toFixed(0)
+          } s of silence). No end packet was sent, so its app region is incomplete ` +
           `but its OTA server is intact: it restarts its session by itself after 10 s and running deploy again is safe.`,
       );
     case "boot-failed":
       return new BootCheckError(
         `the device did not boot the new image after ${failure.attempts} attempts: it fell back to OTA mode. ` +
-          `Check the image with 'deno task inspect ${request.file} --app-offset ${formatHex(request.appOffset)}': ` +
+          `Check the image with 'deno task inspect ${request.file} --app-offset ${
+            formatHex(request.appOffset)
+          }': ` +
           `is it built for this app offset and does its MD5 trailer match?`,
       );
     case "end-ignored":
@@ -143,7 +161,10 @@ function failureError(failure: TransferFailure, request: DeployRequest, prepared
 }
 
 /** Preflight, transfer, verdict. @throws typed errors (see lib/errors.ts) */
-export async function deploy(request: DeployRequest, prepared?: PreparedDeploy): Promise<DeployResult> {
+export async function deploy(
+  request: DeployRequest,
+  prepared?: PreparedDeploy,
+): Promise<DeployResult> {
   const ready = prepared ?? await prepareDeploy(request);
   const outcome = await sendFirmware({
     host: request.host,

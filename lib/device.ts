@@ -5,8 +5,8 @@
  * flash writes, reboots). The virtual device (`sim`) wires it to a socket; tests drive it
  * with a fake clock.
  */
-import { type DeviceProfile, checkMs, PROFILES } from "./device_profile.ts";
-import { publicKeyOp, type PublicKeyOp, verifyDatagram } from "./device_verify.ts";
+import { checkMs, type DeviceProfile, PROFILES } from "./device_profile.ts";
+import { type PublicKeyOp, publicKeyOp, verifyDatagram } from "./device_verify.ts";
 import { isEndPacket, makeReply, parseRequestHeader, SECTOR_SIZE } from "./packet.ts";
 import { bootCheck, DEFAULT_APP_OFFSET } from "./image.ts";
 

@@ -50,7 +50,11 @@ export function packetServiceMs(profile: DeviceProfile, modulusBytes: number): n
  * The device-bound rate in bytes/s: what the device reaches if it never waits for the
  * network (its per-packet and per-sector costs only) for `block`-byte packets.
  */
-export function deviceBoundRate(profile: DeviceProfile, modulusBytes: number, block: number): number {
+export function deviceBoundRate(
+  profile: DeviceProfile,
+  modulusBytes: number,
+  block: number,
+): number {
   const perSector = (4096 / block) * packetServiceMs(profile, modulusBytes) + profile.sectorWriteMs;
   return perSector > 0 ? 4096 / (perSector / 1000) : Infinity;
 }

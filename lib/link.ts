@@ -3,7 +3,7 @@
  * reordering, one-way delay, a timed outage, and targeted reply loss for tests. Pure:
  * a datagram and the time go in, its deliveries (time, bytes) come out.
  */
-import { seededRandom, type Random } from "./_random.ts";
+import { type Random, seededRandom } from "./_random.ts";
 import { parseReply } from "./packet.ts";
 
 export interface LinkOptions {
@@ -58,7 +58,10 @@ export class Link {
   toClient(now: number, data: Uint8Array): Delivery[] {
     const reply = parseReply(data);
     const outage = this.options.outage;
-    if (outage && !this.#outageDone && reply && reply.len > 0 && reply.offset + reply.len >= outage.afterBytes) {
+    if (
+      outage && !this.#outageDone && reply && reply.len > 0 &&
+      reply.offset + reply.len >= outage.afterBytes
+    ) {
       this.#outageDone = true;
       this.#outageFrom = now;
       this.#outageUntil = now + outage.ms;

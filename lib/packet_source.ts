@@ -3,7 +3,14 @@
  * that signs ahead of the sender), or taken as they are from a canned `.ota` file.
  */
 import { type CannedFile } from "./canned.ts";
-import { datagramSize, makeEndPacket, parseRequestHeader, signBody, type Signer, withSeq } from "./packet.ts";
+import {
+  datagramSize,
+  makeEndPacket,
+  parseRequestHeader,
+  signBody,
+  type Signer,
+  withSeq,
+} from "./packet.ts";
 
 export interface PacketSource {
   readonly size: number;
@@ -47,7 +54,12 @@ export function liveSource(
   let worker: Worker | undefined;
   if (background && signer.pem) {
     worker = new Worker(new URL("./_sign_worker.ts", import.meta.url), { type: "module" });
-    worker.postMessage({ type: "init", firmware, pem: signer.pem, signatureLength: signer.signatureLength });
+    worker.postMessage({
+      type: "init",
+      firmware,
+      pem: signer.pem,
+      signatureLength: signer.signatureLength,
+    });
     worker.onmessage = (e: MessageEvent) => {
       const { offset, len, body } = e.data as { offset: number; len: number; body: Uint8Array };
       cache.set(`${offset}:${len}`, body);
@@ -104,7 +116,9 @@ export function cannedSource(file: CannedFile): PacketSource {
     recoveryLen: file.block,
     datagram(seq, offset, len) {
       const p = byKey.get(`${offset}:${len}`);
-      if (!p) throw new RangeError(`the canned file has no packet at offset ${offset} of length ${len}`);
+      if (!p) {
+        throw new RangeError(`the canned file has no packet at offset ${offset} of length ${len}`);
+      }
       storedToSender.set(parseRequestHeader(p)!.seq, seq);
       return p;
     },

@@ -40,7 +40,9 @@ export class ProgressDisplay {
     this.#state = state;
     if (this.#bar) {
       this.#bar.position(state.confirmed);
-      this.#bar.message(this.#note ? `${this.#note} · ${formatProgress(state)}` : formatProgress(state));
+      this.#bar.message(
+        this.#note ? `${this.#note} · ${formatProgress(state)}` : formatProgress(state),
+      );
       return;
     }
     // Plain mode: a line per 10 % or per 5 s, whichever comes first.

@@ -16,7 +16,10 @@ export class Scheduler {
   #wakeup: () => number | undefined;
   #onWake: (now: number) => void;
 
-  constructor(wakeup: () => number | undefined = () => undefined, onWake: (now: number) => void = () => {}) {
+  constructor(
+    wakeup: () => number | undefined = () => undefined,
+    onWake: (now: number) => void = () => {},
+  ) {
     this.#wakeup = wakeup;
     this.#onWake = onWake;
   }

@@ -2,7 +2,12 @@
  * Runs the transfer engine over UDP: sends what it asks for, feeds it replies and timer
  * ticks, reports progress. The only place where the engine meets a socket and a clock.
  */
-import { type TransferAction, TransferEngine, type TransferFailure, type TransferSummary } from "./transfer.ts";
+import {
+  type TransferAction,
+  TransferEngine,
+  type TransferFailure,
+  type TransferSummary,
+} from "./transfer.ts";
 import { openUdpPeer } from "./udp.ts";
 import { parseReply, parseRequestHeader } from "./packet.ts";
 import type { PacketSource } from "./packet_source.ts";
@@ -48,9 +53,16 @@ export interface SendOptions {
 
 export type SendOutcome =
   | { ok: true; summary: TransferSummary; seconds: number }
-  | { ok: false; failure: TransferFailure; seconds: number; confirmed: number; retransmits: number; block: number; packets: number };
+  | {
+    ok: false;
+    failure: TransferFailure;
+    seconds: number;
+    confirmed: number;
+    retransmits: number;
+    block: number;
+    packets: number;
+  };
 
-export let lastEngine: TransferEngine | undefined;
 export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   const { source } = options;
   const engine = new TransferEngine({
@@ -62,8 +74,6 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     bootCheckMs: options.bootCheckMs,
     recoveryLen: source.recoveryLen,
   });
-  lastEngine = engine;
-  if (Deno.env.get("ENGINE_DEBUG")) engine.debug = (m) => options.onStatus?.("debug " + m);
   const t0 = performance.now();
   const now = () => performance.now() - t0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -116,11 +126,25 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
         const d = source.datagram(a.seq, a.offset, a.len);
         peer.send(d);
         engine.markSent(a.seq, now());
-        options.onSent?.({ at: now(), kind: a.kind, seq: a.seq, offset: a.offset, len: a.len, end: false });
+        options.onSent?.({
+          at: now(),
+          kind: a.kind,
+          seq: a.seq,
+          offset: a.offset,
+          len: a.len,
+          end: false,
+        });
       } else if (a.type === "end") {
         const d = source.endPacket(a.seq);
         peer.send(d);
-        options.onSent?.({ at: now(), kind: a.reason, seq: parseRequestHeader(d)!.seq, offset: 0, len: 0, end: true });
+        options.onSent?.({
+          at: now(),
+          kind: a.reason,
+          seq: parseRequestHeader(d)!.seq,
+          offset: 0,
+          len: 0,
+          end: true,
+        });
       } else if (a.type === "status") {
         options.onStatus?.(a.message);
       } else if (a.type === "done") {

@@ -9,13 +9,19 @@ import type { Signer } from "./packet.ts";
 import type { SigningKey } from "./keys.ts";
 
 export function nativeSigner(key: SigningKey): Signer & { pem: string } {
-  return { ...nativeSignerFromKeyObject(createPrivateKey(key.pem), key.modulus.length), pem: key.pem };
+  return {
+    ...nativeSignerFromKeyObject(createPrivateKey(key.pem), key.modulus.length),
+    pem: key.pem,
+  };
 }
 
 export function nativeSignerFromKeyObject(keyObject: KeyObject, signatureLength: number): Signer {
   return {
     signatureLength,
-    sign: (block) => new Uint8Array(privateEncrypt({ key: keyObject, padding: constants.RSA_PKCS1_PADDING }, block)),
+    sign: (block) =>
+      new Uint8Array(
+        privateEncrypt({ key: keyObject, padding: constants.RSA_PKCS1_PADDING }, block),
+      ),
   };
 }
 

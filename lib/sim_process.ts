@@ -8,13 +8,24 @@ export interface SimProcess extends AsyncDisposable {
   port: number;
   /** JSON events printed so far. */
   events: Record<string, unknown>[];
-  waitFor(match: (e: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitFor(
+    match: (e: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
 export async function startSimProcess(args: string[]): Promise<SimProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", fromFileUrl(new URL("../tasks/sim.ts", import.meta.url)), "--port", "0", "--json", ...args],
+    args: [
+      "run",
+      "-A",
+      fromFileUrl(new URL("../tasks/sim.ts", import.meta.url)),
+      "--port",
+      "0",
+      "--json",
+      ...args,
+    ],
     stdout: "piped",
     stderr: "null",
     stdin: "null",

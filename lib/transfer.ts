@@ -109,7 +109,6 @@ const SECTOR = 4096;
 export class TransferEngine {
   readonly options: Required<TransferOptions>;
   readonly pacing = new PacingModel();
-  debug?: (message: string) => void;
   phase: Phase = "probe";
   /** Bytes confirmed in the current device session. */
   confirmed = 0;
@@ -155,6 +154,8 @@ export class TransferEngine {
   #resyncIndex = 0;
   /** The oldest packet is overdue; later ones may still be answered (a lost reply). */
   #holding = false;
+  /** Session probes sent since the last progress: only their replies mean a restart. */
+  #sessionProbes = new Set<number>();
 
   // cleanup
   #cleanupStage: "check-left" | "await-fresh" = "check-left";
@@ -234,7 +235,9 @@ export class TransferEngine {
         break;
       case "transfer":
         if (this.#sendAt !== undefined && !this.#holding) t.push(this.#sendAt);
-        if (this.#flights[0]) t.push(this.#holding ? this.#lastDeadline() : this.#retransmitAt(this.#flights[0]));
+        if (this.#flights[0]) {
+          t.push(this.#holding ? this.#lastDeadline() : this.#retransmitAt(this.#flights[0]));
+        }
         break;
       case "cleanup":
         t.push(this.#cleanupAt);
@@ -372,7 +375,10 @@ export class TransferEngine {
   }
 
   #probeReply(reply: Reply, exact: Sent | undefined): void {
-    if (reply.offset !== this.#probeAt || !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.options.size) {
+    if (
+      reply.offset !== this.#probeAt ||
+      !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.options.size
+    ) {
       return;
     }
     if (exact) this.pacing.addIdleRtt(this.#now - exact.sentAt, false);
@@ -380,7 +386,10 @@ export class TransferEngine {
       // The device answered only after a silence: it may hold stale bytes from an earlier
       // session. Offset 0 is confirmed in the current session, so an end packet now
       // flushes inside the app region and reboots it into a clean OTA session.
-      this.#startCleanup(reply.len, "the device had an earlier session open — cleaning up, then sending from the start");
+      this.#startCleanup(
+        reply.len,
+        "the device had an earlier session open — cleaning up, then sending from the start",
+      );
       return;
     }
     this.#timedOut.delete(reply.len);
@@ -408,7 +417,9 @@ export class TransferEngine {
 
   #resolveReply(reply: Reply, exact: Sent | undefined): void {
     const size = reply.offset - this.#probeAt;
-    if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" && exact !== undefined) return;
+    if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" && exact !== undefined) {
+      return;
+    }
     this.#chooseBlock(size, reply.offset + reply.len);
   }
 
@@ -456,9 +467,13 @@ export class TransferEngine {
     // The oldest reply is late: send nothing new until it comes or its timer fires (a
     // packet sent now would only delay the retransmission).
     const oldest = this.#flights[0];
-    if (oldest && this.pacing.calibrated && this.#now > oldest.end + this.pacing.guardMs / 2) return;
+    if (oldest && this.pacing.calibrated && this.#now > oldest.end + this.pacing.guardMs / 2) {
+      return;
+    }
     while (this.phase === "transfer" && this.#next < this.options.size) {
-      if (!this.#blockKnown && this.#next >= SECTOR / 4 && this.#next % this.options.blocks[0]! === 0) {
+      if (
+        !this.#blockKnown && this.#next >= SECTOR / 4 && this.#next % this.options.blocks[0]! === 0
+      ) {
         if (this.#flights.length > 0) return;
         this.#enterTransfer(this.#next);
         return;
@@ -469,9 +484,10 @@ export class TransferEngine {
       if (last && this.#resync.length > 0 && this.#resyncIndex > 0) return;
       if (last) {
         const p = this.pacing;
-        if (!this.options.pace || p.stopAndWait || !p.calibrated || this.#flights.length >= MAX_DEPTH) return;
+        if (
+          !this.options.pace || p.stopAndWait || !p.calibrated || this.#flights.length >= MAX_DEPTH
+        ) return;
         const at = last.start + p.aimMs - p.twoWayMs;
-        if (this.debug) this.debug(`plan ${this.#next} at ${at.toFixed(1)} now ${this.#now.toFixed(1)} last ${last.offset} start ${last.start.toFixed(1)} S ${p.serviceMs(false).toFixed(1)} 2d ${p.twoWayMs.toFixed(1)} phase ${p.phase.toFixed(2)}`);
         if (at > this.#now) {
           this.#sendAt = at;
           return;
@@ -546,7 +562,7 @@ export class TransferEngine {
       if (lostContact && this.confirmed > 0 && (this.#alternate = !this.#alternate)) {
         // Nothing confirmed for about PKT_WAIT_MS: the device may have restarted its
         // session, and then it answers a packet at offset 0 only.
-        this.#send(0, this.options.recoveryLen, "session-probe");
+        this.#sessionProbes.add(this.#send(0, this.options.recoveryLen, "session-probe"));
         this.#flights.push(this.#placeholderFlight(0, this.options.recoveryLen));
         return;
       }
@@ -557,11 +573,23 @@ export class TransferEngine {
   /** A flight that keeps the retransmission timer running for a probe. */
   #placeholderFlight(offset: number, len: number): Flight {
     const at = this.#now;
-    return { offset, len, seq: this.#seq, sentAt: at, arrival: at, start: at, end: at, sector: false, idle: false };
+    return {
+      offset,
+      len,
+      seq: this.#seq,
+      sentAt: at,
+      arrival: at,
+      start: at,
+      end: at,
+      sector: false,
+      idle: false,
+    };
   }
 
   #transferReply(reply: Reply, exact: Sent | undefined): void {
-    if (exact?.kind === "session-probe" || reply.offset === 0 && reply.len === this.options.recoveryLen && this.confirmed > reply.len && this.#sentKind(reply) === "session-probe") {
+    if (
+      exact?.kind === "session-probe" && this.#sessionProbes.has(reply.seq)
+    ) {
       this.#startCleanup(reply.len, "device restarted its session — cleaning up, resending");
       return;
     }
@@ -578,10 +606,13 @@ export class TransferEngine {
     const f = this.#flights[i]!;
     const p = this.pacing;
     if (exact && f.offset === this.confirmed) {
-      if (exact.sentAt === f.sentAt && f.idle && i === 0) p.addIdleRtt(this.#now - f.sentAt, f.sector);
+      if (exact.sentAt === f.sentAt && f.idle && i === 0) {
+        p.addIdleRtt(this.#now - f.sentAt, f.sector);
+      }
       // It was sent early enough to wait on the device behind the previous packet: the
       // gap between the two replies is its service time.
-      const waited = this.#lastReplyAt !== undefined && exact.sentAt + p.twoWayMs < this.#lastReplyAt;
+      const waited = this.#lastReplyAt !== undefined &&
+        exact.sentAt + p.twoWayMs < this.#lastReplyAt;
       if (waited) p.addServiceSample(this.#now - this.#lastReplyAt!, f.sector);
     }
     p.onAck();
@@ -595,6 +626,7 @@ export class TransferEngine {
     if (this.#next < upTo) this.#next = upTo;
     this.#resync = [];
     this.#holding = false;
+    this.#sessionProbes.clear();
     this.#backoff = 1;
     this.#lastReplyAt = this.#now;
     this.#deviceFreeAt = this.#now;
@@ -607,10 +639,6 @@ export class TransferEngine {
     this.#maybeFinishTransfer();
   }
 
-  #sentKind(reply: Reply): SendKind | undefined {
-    return this.#sent.get(reply.seq)?.kind;
-  }
-
   #maybeFinishTransfer(): void {
     if (this.confirmed >= this.options.size) this.#startEnding();
     else this.#pump();
@@ -620,6 +648,7 @@ export class TransferEngine {
 
   #startCleanup(confirmedAtZero: number, message: string): void {
     this.recoveries++;
+    this.#sessionProbes.clear();
     this.#cleanedUpOnce = true;
     this.#status(message);
     this.phase = "cleanup";
@@ -666,7 +695,10 @@ export class TransferEngine {
   }
 
   #cleanupReply(reply: Reply): void {
-    if (this.#cleanupStage === "check-left" && reply.offset === this.#cleanupConfirmed && reply.len > 0) {
+    if (
+      this.#cleanupStage === "check-left" && reply.offset === this.#cleanupConfirmed &&
+      reply.len > 0
+    ) {
       // Still in the old session: the end packet was lost. Everything before the next
       // offset is confirmed in this session again, so the end packet may go.
       this.#cleanupConfirmed = reply.offset + reply.len;
@@ -746,7 +778,10 @@ export class TransferEngine {
 
   #afterEndReply(reply: Reply, exact: Sent | undefined): void {
     const last = this.#lastPacket();
-    if (reply.offset === last.offset && reply.len === last.len && (exact?.kind === "liveness" || !exact && this.#now - this.#endSentAt > this.#settleMs())) {
+    if (
+      reply.offset === last.offset && reply.len === last.len &&
+      (exact?.kind === "liveness" || !exact && this.#now - this.#endSentAt > this.#settleMs())
+    ) {
       // Still in the session with every byte confirmed: the end packet was lost.
       if (this.#endsSent >= 3) {
         this.#fail({ kind: "end-ignored" });
@@ -762,7 +797,9 @@ export class TransferEngine {
         return;
       }
       this.attempts++;
-      this.#status("the device did not boot the new image (it is back in OTA mode): sending it once more");
+      this.#status(
+        "the device did not boot the new image (it is back in OTA mode): sending it once more",
+      );
       this.#maxSent = 0;
       this.#enterTransfer(reply.len);
     }

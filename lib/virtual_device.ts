@@ -4,7 +4,7 @@
  * In app mode the OTA port is closed, as on a device running its app.
  */
 import dgram from "node:dgram";
-import { DeviceModel, type DeviceEvent, type DeviceOptions } from "./device.ts";
+import { type DeviceEvent, DeviceModel, type DeviceOptions } from "./device.ts";
 import { Link, type LinkOptions } from "./link.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SECTOR_SIZE } from "./packet.ts";
@@ -63,7 +63,9 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   const link = new Link(options.link);
   const events: DeviceEvent[] = [];
   const waiters: { match: (e: DeviceEvent) => boolean; resolve: (e: DeviceEvent) => void }[] = [];
-  const flashFile = options.flashFile ? await Deno.open(options.flashFile, { read: true, write: true, create: true }) : undefined;
+  const flashFile = options.flashFile
+    ? await Deno.open(options.flashFile, { read: true, write: true, create: true })
+    : undefined;
   if (flashFile) await flashFile.write(model.flash);
 
   let socket: dgram.Socket | undefined;

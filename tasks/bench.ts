@@ -25,7 +25,11 @@ export const spec: CommandSpec = {
   summary: "Measure deploy against the original client's way, side by side, on the virtual device.",
   options: {
     size: { type: "string", arg: "KIB", help: "image size in KiB (default 160)" },
-    "delay-ms": { type: "string", arg: "MS", help: "one-way network delay (default 5: a Wi-Fi round trip of 10 ms)" },
+    "delay-ms": {
+      type: "string",
+      arg: "MS",
+      help: "one-way network delay (default 5: a Wi-Fi round trip of 10 ms)",
+    },
     quick: { type: "boolean", help: "skip the outage and fleet cases" },
     json: { type: "boolean", help: "print the figures as one JSON object" },
   },
@@ -48,7 +52,10 @@ function signingCost(key: SigningKey, block: number): { native: number; forge: n
   const native = nativeSigner(key);
   const forge = forgeSigner(key);
   time(native.sign, 5);
-  return { native: time(native.sign, key.bits > 1024 ? 100 : 400), forge: time(forge.sign, key.bits > 1024 ? 10 : 60) };
+  return {
+    native: time(native.sign, key.bits > 1024 ? 100 : 400),
+    forge: time(forge.sign, key.bits > 1024 ? 10 : 60),
+  };
 }
 
 interface Throughput {
@@ -73,8 +80,18 @@ async function throughput(
   delayMs: number,
 ): Promise<Throughput> {
   const simArgs = [
-    "--key", keyPath, "--profile", "esp8266", "--loss", "0.01", "--delay-ms", String(delayMs),
-    "--mtu", String(mtu), "--seed", "11",
+    "--key",
+    keyPath,
+    "--profile",
+    "esp8266",
+    "--loss",
+    "0.01",
+    "--delay-ms",
+    String(delayMs),
+    "--mtu",
+    String(mtu),
+    "--seed",
+    "11",
   ];
   log(`  ${label}: the original client's way…`);
   let original;
@@ -119,7 +136,13 @@ async function throughput(
 
 const round = (x: number) => Math.round(x * 100) / 100;
 
-async function outageRecovery(image: Uint8Array, imagePath: string, keyPath: string, key: SigningKey, delayMs: number) {
+async function outageRecovery(
+  image: Uint8Array,
+  imagePath: string,
+  keyPath: string,
+  key: SigningKey,
+  delayMs: number,
+) {
   const flash = new Uint8Array(0x100000).fill(0xff);
   const deviceStartedAt = performance.now();
   await using device = await startVirtualDevice({
@@ -157,14 +180,16 @@ async function outageRecovery(image: Uint8Array, imagePath: string, keyPath: str
     cleanAfterOutageSeconds: since("clean buffer"),
     totalSeconds: result.totalSeconds,
     recoveries: result.recoveries,
-    flashEqualsImage: equalBytes(flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + image.length), image) &&
+    flashEqualsImage:
+      equalBytes(flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + image.length), image) &&
       !device.model.bootloaderOverwritten,
   };
 }
 
 async function main(): Promise<number> {
   const { values } = parseCommandArgs(spec, Deno.args);
-  const sizeKiB = numberOpt(values, "size", (n) => n >= 40 && n <= 800, "KiB from 40 to 800") ?? 160;
+  const sizeKiB = numberOpt(values, "size", (n) => n >= 40 && n <= 800, "KiB from 40 to 800") ??
+    160;
   const delayMs = numberOpt(values, "delay-ms", (n) => n >= 0 && n <= 100, "ms from 0 to 100") ?? 5;
   const json = boolOpt(values, "json");
   const dir = await Deno.makeTempDir({ prefix: "yaota-bench-" });
@@ -183,42 +208,70 @@ async function main(): Promise<number> {
       key512: signingCost(key512, 256),
       key2048: signingCost(key2048, 1024),
     };
-    log(bold(`throughput: ${sizeKiB} KiB image, 2048-bit key, ESP8266 profile, 1 % loss, ${delayMs} ms each way`));
+    log(
+      bold(
+        `throughput: ${sizeKiB} KiB image, 2048-bit key, ESP8266 profile, 1 % loss, ${delayMs} ms each way`,
+      ),
+    );
     const rows = [
       await throughput("MTU 1500", 1472, image, imagePath, key2048, key2048Path, delayMs),
       await throughput("MTU 548", 548, image, imagePath, key2048, key2048Path, delayMs),
     ];
     let outage;
     if (!boolOpt(values, "quick")) {
-      log(bold("recovery from an 11 s outage in the middle of a 2048-bit, 1024-byte-block transfer"));
+      log(
+        bold("recovery from an 11 s outage in the middle of a 2048-bit, 1024-byte-block transfer"),
+      );
       outage = await outageRecovery(image, imagePath, key2048Path, key2048, delayMs);
     }
-    const report = { sizeKiB, delayMs, loss: 0.01, profile: PROFILE, signingMsPerPacket: signing, throughput: rows, outage };
+    const report = {
+      sizeKiB,
+      delayMs,
+      loss: 0.01,
+      profile: PROFILE,
+      signingMsPerPacket: signing,
+      throughput: rows,
+      outage,
+    };
     if (json) {
       printJson(report);
       return 0;
     }
     print(bold("signing, ms per packet") + "            native   node-forge");
-    print(`  512-bit key, 256-byte block     ${signing.key512.native.toFixed(3).padStart(6)}   ${signing.key512.forge.toFixed(3).padStart(8)}`);
-    print(`  2048-bit key, 1024-byte block   ${signing.key2048.native.toFixed(3).padStart(6)}   ${signing.key2048.forge.toFixed(3).padStart(8)}`);
+    print(
+      `  512-bit key, 256-byte block     ${signing.key512.native.toFixed(3).padStart(6)}   ${
+        signing.key512.forge.toFixed(3).padStart(8)
+      }`,
+    );
+    print(
+      `  2048-bit key, 1024-byte block   ${signing.key2048.native.toFixed(3).padStart(6)}   ${
+        signing.key2048.forge.toFixed(3).padStart(8)
+      }`,
+    );
     print("");
-    print(bold(`throughput (${sizeKiB} KiB, 2048-bit key, 1 % loss, ${delayMs} ms each way), KB/s`));
+    print(
+      bold(`throughput (${sizeKiB} KiB, 2048-bit key, 1 % loss, ${delayMs} ms each way), KB/s`),
+    );
     print("  link       block  original  deploy  ratio  ceiling  deploy/ceiling");
     for (const r of rows) {
       print(
-        `  ${r.mtu.padEnd(9)} ${String(r.block).padStart(6)} ${r.originalKBps.toFixed(1).padStart(9)} ${
-          r.deployKBps.toFixed(1).padStart(7)
-        } ${(r.ratio.toFixed(2) + "×").padStart(6)} ${r.ceilingKBps.toFixed(1).padStart(8)} ${
-          (Math.round(r.ofCeiling * 100) + " %").padStart(15)
-        }`,
+        `  ${r.mtu.padEnd(9)} ${String(r.block).padStart(6)} ${
+          r.originalKBps.toFixed(1).padStart(9)
+        } ${r.deployKBps.toFixed(1).padStart(7)} ${(r.ratio.toFixed(2) + "×").padStart(6)} ${
+          r.ceilingKBps.toFixed(1).padStart(8)
+        } ${(Math.round(r.ofCeiling * 100) + " %").padStart(15)}`,
       );
     }
     if (outage) {
       print("");
       print(bold("11 s outage mid-transfer"));
       print(
-        `  session restart noticed ${outage.noticedAfterOutageSeconds ?? "?"} s after the link came back, ` +
-          `device clean again after ${outage.cleanAfterOutageSeconds ?? "?"} s; whole deploy ${outage.totalSeconds} s; ` +
+        `  session restart noticed ${
+          outage.noticedAfterOutageSeconds ?? "?"
+        } s after the link came back, ` +
+          `device clean again after ${
+            outage.cleanAfterOutageSeconds ?? "?"
+          } s; whole deploy ${outage.totalSeconds} s; ` +
           `flash equals image: ${outage.flashEqualsImage ? "yes" : "NO"}`,
       );
     }

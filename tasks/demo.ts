@@ -17,7 +17,8 @@ import { equalBytes } from "../lib/_bytes.ts";
 
 export const spec: CommandSpec = {
   name: "demo",
-  summary: "Deploy a sample firmware to a virtual yaota8266 device: no hardware, nothing left behind.",
+  summary:
+    "Deploy a sample firmware to a virtual yaota8266 device: no hardware, nothing left behind.",
   options: {
     profile: { type: "string", arg: "NAME", help: "device costs: esp8266 (default) or instant" },
     bits: { type: "string", arg: "N", help: "throwaway key size (default 2048)" },
@@ -51,10 +52,16 @@ async function main(): Promise<number> {
       profile,
       link: { delayMs: 3, seed: 7 },
     });
-    log(`   listening on 127.0.0.1:${device.port} (UDP), in OTA mode, ${profile.name} costs, 3 ms each way`);
+    log(
+      `   listening on 127.0.0.1:${device.port} (UDP), in OTA mode, ${profile.name} costs, 3 ms each way`,
+    );
 
     log(bold("3. a sample OTA image (makeimg layout, MD5 trailer, irom linked at 0x40245000)"));
-    const image = makeSampleFirmware({ size: 160 * 1024, version: "v1.19.1-demo", date: "2026-11-25" });
+    const image = makeSampleFirmware({
+      size: 160 * 1024,
+      version: "v1.19.1-demo",
+      date: "2026-11-25",
+    });
     const file = `${dir}/firmware-ota.bin`;
     await Deno.writeFile(file, image);
     log(`   ${formatBytes(image.length)}, ${findVersion(image)}`);
@@ -83,10 +90,15 @@ async function main(): Promise<number> {
       progress.finish();
     }
     const boot = device.events.findLast((e) => e.type === "boot");
-    const written = equalBytes(flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + image.length), image);
+    const written = equalBytes(
+      flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + image.length),
+      image,
+    );
     const boots = boot?.type === "boot" && boot.mode === "app" && written;
     print(
-      `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${result.kbps.toFixed(1)} KB/s ` +
+      `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
+        result.kbps.toFixed(1)
+      } KB/s ` +
         `(block ${result.block}, ${result.retransmits} retransmissions)`,
     );
     print(`flash at 0x3c000 equals the image: ${written ? "yes" : "no"}`);

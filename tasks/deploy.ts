@@ -18,30 +18,68 @@ import { deploy, type DeployRequest, prepareDeploy } from "../lib/deploy.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
 import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
-import { DEFAULT_OTA_PORT, fleetExitCode, renderFleetSummary, renderFleetTable } from "../lib/fleet.ts";
+import {
+  DEFAULT_OTA_PORT,
+  fleetExitCode,
+  renderFleetSummary,
+  renderFleetTable,
+} from "../lib/fleet.ts";
 import { deployFleet } from "../lib/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/progress.ts";
 
 export const spec: CommandSpec = {
   name: "deploy",
-  summary: "Send firmware to a yaota8266 device over Wi-Fi: preflight, sign, push, check that it boots.",
+  summary:
+    "Send firmware to a yaota8266 device over Wi-Fi: preflight, sign, push, check that it boots.",
   positionals: "[FILE]",
   options: {
     ip: { type: "string", arg: "ADDR", help: "the device's address (default: config ip)" },
     port: { type: "string", arg: "PORT", help: "its OTA port (default 8266)" },
-    key: { type: "string", arg: "FILE", help: "private key (default: config key, else keys/priv.key)" },
-    block: { type: "string", arg: "N", help: "auto (probe 1024, 512, 256) or 256|512|1024 (default auto)" },
-    pace: { type: "string", arg: "MODE", help: "auto (hide the round trip) or off (stop-and-wait)" },
-    timeout: { type: "string", arg: "S", help: "fail when the device answers nothing for S seconds (default 15)" },
-    "boot-check": { type: "boolean", help: "after the end packet, check the device boots the image (default on; --no-boot-check)" },
-    "boot-check-window": { type: "string", arg: "S", help: "how long to watch for a failed boot (default 6)" },
-    "app-offset": { type: "string", arg: "ADDR", help: "the device's MAIN_APP_OFFSET (default: config, else 0x3c000)" },
-    "flash-size": { type: "string", arg: "SIZE", help: "the device's flash size (default: config, else 1M)" },
+    key: {
+      type: "string",
+      arg: "FILE",
+      help: "private key (default: config key, else keys/priv.key)",
+    },
+    block: {
+      type: "string",
+      arg: "N",
+      help: "auto (probe 1024, 512, 256) or 256|512|1024 (default auto)",
+    },
+    pace: {
+      type: "string",
+      arg: "MODE",
+      help: "auto (hide the round trip) or off (stop-and-wait)",
+    },
+    timeout: {
+      type: "string",
+      arg: "S",
+      help: "fail when the device answers nothing for S seconds (default 15)",
+    },
+    "boot-check": {
+      type: "boolean",
+      help: "after the end packet, check the device boots the image (default on; --no-boot-check)",
+    },
+    "boot-check-window": {
+      type: "string",
+      arg: "S",
+      help: "how long to watch for a failed boot (default 6)",
+    },
+    "app-offset": {
+      type: "string",
+      arg: "ADDR",
+      help: "the device's MAIN_APP_OFFSET (default: config, else 0x3c000)",
+    },
+    "flash-size": {
+      type: "string",
+      arg: "SIZE",
+      help: "the device's flash size (default: config, else 1M)",
+    },
     force: { type: "boolean", help: "send an image that fails inspection (it may brick the app)" },
     json: { type: "boolean", help: "print one JSON object with the result on stdout" },
     fleet: {
       type: "boolean",
-      help: 'deploy to every device in the config\'s "devices" list, N at a time, and print a table',
+      help:
+        'deploy to every device in the config\'s "devices" list, N at a time, and print a table',
     },
     only: {
       type: "string",
@@ -49,9 +87,20 @@ export const spec: CommandSpec = {
       arg: "NAME|TAG",
       help: "with --fleet: this device, or the devices with this tag",
     },
-    concurrency: { type: "string", arg: "N", help: "with --fleet: devices updated at once (default 4)" },
-    trigger: { type: "boolean", help: "enter OTA mode over WebREPL first, then check the new version runs" },
-    password: { type: "string", arg: "P", help: "WebREPL password for --trigger (visible in ps: prefer WEBREPL_PASSWORD or the prompt)" },
+    concurrency: {
+      type: "string",
+      arg: "N",
+      help: "with --fleet: devices updated at once (default 4)",
+    },
+    trigger: {
+      type: "boolean",
+      help: "enter OTA mode over WebREPL first, then check the new version runs",
+    },
+    password: {
+      type: "string",
+      arg: "P",
+      help: "WebREPL password for --trigger (visible in ps: prefer WEBREPL_PASSWORD or the prompt)",
+    },
   },
   notes: [
     "FILE is a raw firmware image (signed on the fly) or a canned .ota file made by 'deno task sign' " +
@@ -60,10 +109,10 @@ export const spec: CommandSpec = {
     "not boot at the app offset is refused unless --force.",
     "Ctrl-C stops at once and sends nothing more: the device restarts its session after 10 s and " +
     "running deploy again is safe.",
-    "--fleet deploys to the devices of the config's \"devices\" list: the preflight once, then each " +
+    '--fleet deploys to the devices of the config\'s "devices" list: the preflight once, then each ' +
     "device with its own progress line, each failure in its own row. The exit code is 0 only if every " +
     "device succeeded; the report names the command that retries the others. With --trigger each " +
-    "device's WebREPL password comes from the variable its \"passwordEnv\" names, else WEBREPL_PASSWORD.",
+    'device\'s WebREPL password comes from the variable its "passwordEnv" names, else WEBREPL_PASSWORD.',
   ],
   examples: [
     "deno task deploy --ip 192.168.4.1",
@@ -96,7 +145,9 @@ export interface DeployArgs {
 /** Pure: argv to typed options. @throws {UsageError} */
 export function parseDeployArgs(argv: string[]): DeployArgs {
   const { values, positionals } = parseCommandArgs(spec, argv);
-  if (positionals.length > 1) throw new UsageError(`one FILE only, got '${positionals.join("' '")}'`);
+  if (positionals.length > 1) {
+    throw new UsageError(`one FILE only, got '${positionals.join("' '")}'`);
+  }
   const blockText = stringOpt(values, "block") ?? "auto";
   let block: "auto" | number = "auto";
   if (blockText !== "auto") {
@@ -106,9 +157,16 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     }
   }
   const pace = stringOpt(values, "pace") ?? "auto";
-  if (pace !== "auto" && pace !== "off") throw new UsageError(`--pace expects auto or off, got '${pace}'`);
+  if (pace !== "auto" && pace !== "off") {
+    throw new UsageError(`--pace expects auto or off, got '${pace}'`);
+  }
   const positive = (n: number) => Number.isFinite(n) && n > 0;
-  const port = numberOpt(values, "port", (n) => Number.isInteger(n) && n > 0 && n < 65536, "a port number");
+  const port = numberOpt(
+    values,
+    "port",
+    (n) => Number.isInteger(n) && n > 0 && n < 65536,
+    "a port number",
+  );
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
   const concurrency = numberOpt(
@@ -155,7 +213,7 @@ async function main({ args: _ }: TaskContext): Promise<number> {
   const config = await loadConfig(args.config);
   if (args.fleet) return await fleetMain(args, config);
   const host = args.ip ?? config.ip;
-  if (!host) throw new UsageError("name the device: --ip ADDR (or set \"ip\" in ota.config.json)");
+  if (!host) throw new UsageError('name the device: --ip ADDR (or set "ip" in ota.config.json)');
   const request: DeployRequest = {
     host,
     port: args.port ?? config.port ?? 8266,
@@ -176,7 +234,11 @@ async function main({ args: _ }: TaskContext): Promise<number> {
   const onSigint = () => controller.abort();
   Deno.addSignalListener("SIGINT", onSigint);
   const progress = new ProgressDisplay(`${request.host}:${request.port}`, prepared.source.size);
-  log(`sending ${request.file} (${formatBytes(prepared.source.size)}, ${prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`}) to ${request.host}:${request.port}`);
+  log(
+    `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
+      prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
+    }) to ${request.host}:${request.port}`,
+  );
   try {
     const result = await deploy(
       {
@@ -192,7 +254,9 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     else {
       print(
         green("done: ") +
-          `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${result.kbps.toFixed(1)} KB/s, ` +
+          `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
+            result.kbps.toFixed(1)
+          } KB/s, ` +
           `block ${result.block}, ${result.retransmits} retransmissions` +
           (result.recoveries ? `, ${result.recoveries} session recoveries` : ""),
       );

@@ -30,33 +30,74 @@ export const spec: CommandSpec = {
   options: {
     host: { type: "string", arg: "ADDR", help: "address to listen on (default 127.0.0.1)" },
     port: { type: "string", arg: "PORT", help: "port, 0 picks a free one (default 8266)" },
-    key: { type: "string", arg: "FILE", help: "the key the device was built for (private or public)" },
+    key: {
+      type: "string",
+      arg: "FILE",
+      help: "the key the device was built for (private or public)",
+    },
     pubkey: { type: "string", arg: "FILE", help: "same, as a public key" },
-    flash: { type: "string", arg: "FILE", help: "flash image file, read if present and written as the device writes" },
+    flash: {
+      type: "string",
+      arg: "FILE",
+      help: "flash image file, read if present and written as the device writes",
+    },
     "flash-size": { type: "string", arg: "SIZE", help: "flash size (default 1M)" },
     "app-offset": { type: "string", arg: "ADDR", help: "MAIN_APP_OFFSET (default 0x3c000)" },
-    profile: { type: "string", arg: "NAME", help: "instant (no costs) or esp8266 (the reference's costs)" },
+    profile: {
+      type: "string",
+      arg: "NAME",
+      help: "instant (no costs) or esp8266 (the reference's costs)",
+    },
     loss: { type: "string", arg: "P", help: "probability a datagram is lost, each way" },
     dup: { type: "string", arg: "P", help: "probability a datagram is duplicated" },
-    reorder: { type: "string", arg: "P", help: "probability a datagram is delayed past later ones" },
+    reorder: {
+      type: "string",
+      arg: "P",
+      help: "probability a datagram is delayed past later ones",
+    },
     "delay-ms": { type: "string", arg: "MS", help: "one-way delay, each way" },
-    mtu: { type: "string", arg: "N", help: "largest datagram delivered whole (default 1472, a 1500-byte MTU)" },
+    mtu: {
+      type: "string",
+      arg: "N",
+      help: "largest datagram delivered whole (default 1472, a 1500-byte MTU)",
+    },
     rxq: { type: "string", arg: "N", help: "receive-queue places (default 4)" },
     seed: { type: "string", arg: "S", help: "seed of the impairments (default 1)" },
-    "outage-after": { type: "string", arg: "BYTES", help: "start a link outage when this many bytes are confirmed" },
+    "outage-after": {
+      type: "string",
+      arg: "BYTES",
+      help: "start a link outage when this many bytes are confirmed",
+    },
     "outage-ms": { type: "string", arg: "MS", help: "length of that outage" },
-    "lose-reply": { type: "string", arg: "OFF:LEN", multiple: true, help: "lose the replies to this request (test hook)" },
-    "pkt-wait-ms": { type: "string", arg: "MS", help: "the session timer PKT_WAIT_MS (default 10000)" },
+    "lose-reply": {
+      type: "string",
+      arg: "OFF:LEN",
+      multiple: true,
+      help: "lose the replies to this request (test hook)",
+    },
+    "pkt-wait-ms": {
+      type: "string",
+      arg: "MS",
+      help: "the session timer PKT_WAIT_MS (default 10000)",
+    },
     "idle-reboot-ms": { type: "string", arg: "MS", help: "IDLE_REBOOT_MS (default 60000)" },
-    boot: { type: "boolean", help: "power on through boot8266's check (runs the app in flash if valid) instead of OTA mode" },
-    "webrepl-password": { type: "string", arg: "P", help: `enable the app's WebREPL (or set ${PASSWORD_ENV})` },
+    boot: {
+      type: "boolean",
+      help:
+        "power on through boot8266's check (runs the app in flash if valid) instead of OTA mode",
+    },
+    "webrepl-password": {
+      type: "string",
+      arg: "P",
+      help: `enable the app's WebREPL (or set ${PASSWORD_ENV})`,
+    },
     once: { type: "boolean", help: "exit after the first reboot" },
     json: { type: "boolean", help: "events as JSON lines on stdout" },
   },
   notes: [
-    "With --json it prints {\"event\":\"listening\",\"port\":P} when ready and {\"event\":\"reboot\",\"boot\":\"ok\"|\"fail\",...} " +
+    'With --json it prints {"event":"listening","port":P} when ready and {"event":"reboot","boot":"ok"|"fail",...} ' +
     "when the device reboots. A flush below the app offset (the OTA server's own sector) is reported as " +
-    "\"bootloaderOverwritten\" and in red.",
+    '"bootloaderOverwritten" and in red.',
   ],
   examples: [
     "deno task sim --key keys/pub.key --port 0 --json --once",
@@ -93,11 +134,16 @@ export interface SimArgs {
 export function parseSimArgs(argv: string[]): SimArgs {
   const { values, positionals } = parseCommandArgs(spec, argv);
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  const p = (name: string) => numberOpt(values, name, (n) => n >= 0 && n <= 1, "a probability from 0 to 1") ?? 0;
+  const p = (name: string) =>
+    numberOpt(values, name, (n) => n >= 0 && n <= 1, "a probability from 0 to 1") ?? 0;
   const whole = (name: string, min: number) =>
     numberOpt(values, name, (n) => Number.isInteger(n) && n >= min, `a whole number ≥ ${min}`);
   const profile = stringOpt(values, "profile") ?? "instant";
-  if (!PROFILES[profile]) throw new UsageError(`--profile expects ${Object.keys(PROFILES).join(" or ")}, got '${profile}'`);
+  if (!PROFILES[profile]) {
+    throw new UsageError(
+      `--profile expects ${Object.keys(PROFILES).join(" or ")}, got '${profile}'`,
+    );
+  }
   const outageAfter = whole("outage-after", 1);
   const outageMs = whole("outage-ms", 1);
   if ((outageAfter === undefined) !== (outageMs === undefined)) {
@@ -137,10 +183,18 @@ export function parseSimArgs(argv: string[]): SimArgs {
 function describe(e: DeviceEvent): string | undefined {
   switch (e.type) {
     case "session-restart":
-      return yellow(`session restarted (no packet for PKT_WAIT_MS); ${e.staleBytes} stale bytes kept in the buffer`);
+      return yellow(
+        `session restarted (no packet for PKT_WAIT_MS); ${e.staleBytes} stale bytes kept in the buffer`,
+      );
     case "flash-write":
       return e.belowApp
-        ? red(bold(`FLASH WRITE AT ${formatHex(e.address)}, BELOW THE APP: the OTA server is overwritten (bootloaderOverwritten)`))
+        ? red(
+          bold(
+            `FLASH WRITE AT ${
+              formatHex(e.address)
+            }, BELOW THE APP: the OTA server is overwritten (bootloaderOverwritten)`,
+          ),
+        )
         : undefined;
     case "reboot":
       return `rebooting (${e.reason})`;
@@ -149,7 +203,9 @@ function describe(e: DeviceEvent): string | undefined {
         ? green(`boot: the app passed boot8266's check and runs`)
         : e.boot === "ota-requested"
         ? "boot: RTC magic found, OTA mode"
-        : yellow(`boot: ${e.boot === "fail" ? "the app failed boot8266's check" : "no app"}: OTA mode`);
+        : yellow(
+          `boot: ${e.boot === "fail" ? "the app failed boot8266's check" : "no app"}: OTA mode`,
+        );
     default:
       return undefined;
   }
@@ -159,7 +215,9 @@ async function main(): Promise<number> {
   const args = parseSimArgs(Deno.args);
   const config = await loadConfig(args.config);
   const keyPath = args.key ?? config.key;
-  if (!keyPath) throw new UsageError("name the key the device was built for: --key FILE or --pubkey FILE");
+  if (!keyPath) {
+    throw new UsageError("name the key the device was built for: --key FILE or --pubkey FILE");
+  }
   const key = await loadPublicKey(keyPath);
   const appOffset = args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
   const flash = new Uint8Array(args.flashSize).fill(0xff);
@@ -209,7 +267,14 @@ async function main(): Promise<number> {
             appValid: device.model.appIsValid(),
           });
         } else if (e.type === "packet") {
-          printJson({ event: "packet", at: Math.round(e.at * 10) / 10, seq: e.seq, offset: e.offset, len: e.len, outcome: e.outcome });
+          printJson({
+            event: "packet",
+            at: Math.round(e.at * 10) / 10,
+            seq: e.seq,
+            offset: e.offset,
+            len: e.len,
+            outcome: e.outcome,
+          });
         } else if (e.type === "flash-write") {
           printJson({ event: "flash-write", address: e.address, belowApp: e.belowApp });
         } else if (e.type === "session-restart") {
@@ -223,7 +288,9 @@ async function main(): Promise<number> {
   });
   if (args.json) printJson({ event: "listening", port: device.port, host: args.host });
   log(
-    `virtual yaota8266 on ${args.host}:${device.port} (UDP${password !== undefined ? ", WebREPL on TCP" : ""}), ` +
+    `virtual yaota8266 on ${args.host}:${device.port} (UDP${
+      password !== undefined ? ", WebREPL on TCP" : ""
+    }), ` +
       `key ${key.fingerprint}, app offset ${formatHex(appOffset)}, profile ${args.profile}` +
       (args.flash ? `, flash ${args.flash}` : ""),
   );
@@ -234,7 +301,9 @@ async function main(): Promise<number> {
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
   await device.close();
-  if (args.json) printJson({ event: "exit", bootloaderOverwritten: device.model.bootloaderOverwritten });
+  if (args.json) {
+    printJson({ event: "exit", bootloaderOverwritten: device.model.bootloaderOverwritten });
+  }
   return device.model.bootloaderOverwritten ? 1 : 0;
 }
 

@@ -3,7 +3,7 @@
  * model, in one deterministic event loop (no sockets, no real time). An 11 s outage
  * takes milliseconds to run.
  */
-import { DeviceModel, type DeviceEvent, type DeviceOptions } from "../lib/device.ts";
+import { type DeviceEvent, DeviceModel, type DeviceOptions } from "../lib/device.ts";
 import { Link, type LinkOptions } from "../lib/link.ts";
 import { parseReply } from "../lib/packet.ts";
 import type { PacketSource } from "../lib/packet_source.ts";
@@ -80,7 +80,9 @@ export class Harness {
     for (const a of actions) {
       if (this.stopped) return;
       if (a.type === "send" || a.type === "end") {
-        const data = a.type === "send" ? this.source.datagram(a.seq, a.offset, a.len) : this.source.endPacket(a.seq);
+        const data = a.type === "send"
+          ? this.source.datagram(a.seq, a.offset, a.len)
+          : this.source.endPacket(a.seq);
         const s = this.device.session;
         this.sent.push({
           at: this.now,

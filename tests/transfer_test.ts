@@ -70,10 +70,15 @@ function assertEndPacketsSafe(r: HarnessResult): void {
   for (const s of r.sent.filter((x) => x.end)) {
     assert(
       s.deviceExpected > 0 || s.deviceBuffered === 0,
-      `end packet (${s.kind}) at ${s.at.toFixed(0)} ms while the device expected offset 0 with ${s.deviceBuffered} stale bytes`,
+      `end packet (${s.kind}) at ${
+        s.at.toFixed(0)
+      } ms while the device expected offset 0 with ${s.deviceBuffered} stale bytes`,
     );
   }
-  assert(!r.deviceEvents.some((e) => e.type === "flash-write" && e.belowApp), "a flush landed below the app offset");
+  assert(
+    !r.deviceEvents.some((e) => e.type === "flash-write" && e.belowApp),
+    "a flush landed below the app offset",
+  );
 }
 
 function lastBoot(r: HarnessResult) {
@@ -93,7 +98,12 @@ Deno.test("TransferEngine sends an image over a clean link: flash equals it and 
 
 Deno.test("TransferEngine survives 10 % loss, 5 % duplication, 5 % reordering, 548-byte datagrams and a 2-place queue", () => {
   for (const seed of [1, 2, 3]) {
-    const h = harness({ link: { loss: 0.1, dup: 0.05, reorder: 0.05, seed }, mtu: 548, rxq: 2, bits: 2048 });
+    const h = harness({
+      link: { loss: 0.1, dup: 0.05, reorder: 0.05, seed },
+      mtu: 548,
+      rxq: 2,
+      bits: 2048,
+    });
     h.start(options(h));
     const r = h.run();
     assertEquals(r.outcome?.type, "done", `seed ${seed}`);
@@ -114,12 +124,23 @@ Deno.test("TransferEngine completes when the reply to the accepted 1024-byte pro
 });
 
 Deno.test("TransferEngine recovers from an 11 s outage mid-transfer (2048-bit key, 1024-byte blocks)", () => {
-  const h = harness({ bits: 2048, blocks: [1024], link: { outage: { afterBytes: 24 * 1024, ms: 11000 } } });
+  const h = harness({
+    bits: 2048,
+    blocks: [1024],
+    link: { outage: { afterBytes: 24 * 1024, ms: 11000 } },
+  });
   h.start(options(h));
   const r = h.run();
   assertEquals(r.outcome?.type, "done");
-  assert(r.deviceEvents.some((e) => e.type === "session-restart" && e.staleBytes > 0), "no stale session restart");
-  assert(r.statuses.some((s) => s.message.includes("device restarted its session — cleaning up, resending")));
+  assert(
+    r.deviceEvents.some((e) => e.type === "session-restart" && e.staleBytes > 0),
+    "no stale session restart",
+  );
+  assert(
+    r.statuses.some((s) =>
+      s.message.includes("device restarted its session — cleaning up, resending")
+    ),
+  );
   assert(flashHolds(h));
   assertEquals(lastBoot(r)?.type === "boot" && lastBoot(r)?.mode, "app");
   assertEndPacketsSafe(r);
@@ -178,7 +199,9 @@ Deno.test("TransferEngine reports an image that fails boot8266's check after the
   h.start(options(h));
   const r = h.run();
   assertEquals(r.outcome?.type, "failed");
-  if (r.outcome?.type === "failed") assertEquals(r.outcome.failure, { kind: "boot-failed", attempts: 2 });
+  if (r.outcome?.type === "failed") {
+    assertEquals(r.outcome.failure, { kind: "boot-failed", attempts: 2 });
+  }
   assertEndPacketsSafe(r);
 });
 
@@ -217,7 +240,9 @@ Deno.test("TransferEngine: the end-packet rule holds on every path (random impai
         dup: 0.03,
         reorder: 0.03,
         seed,
-        outage: seed % 2 ? { afterBytes: (seed * 3000) % 40000 + 1024, ms: 8000 + seed * 400 } : undefined,
+        outage: seed % 2
+          ? { afterBytes: (seed * 3000) % 40000 + 1024, ms: 8000 + seed * 400 }
+          : undefined,
       },
     });
     h.start(options(h));
@@ -232,7 +257,9 @@ Deno.test("TransferEngine paces packets: no two meet inside a signature check on
   h.start(options(h));
   const r = h.run();
   assertEquals(r.outcome?.type, "done");
-  const nested = r.deviceEvents.filter((e) => e.type === "packet" && (e.nested || e.outcome === "lost-in-nested-check"));
+  const nested = r.deviceEvents.filter((e) =>
+    e.type === "packet" && (e.nested || e.outcome === "lost-in-nested-check")
+  );
   assertEquals(nested.length, 0);
   const status = r.statuses.map((s) => s.message).join("\n");
   assertStringIncludes(status, "block size 1024 bytes");
