@@ -3,6 +3,7 @@
  * (file kind, canned SHA1, image inspection, key), then the transfer, then the verdict
  * as a typed result or a typed error a person can act on.
  */
+import { tcpPortOpen } from "./tcp_probe.ts";
 import { decodeCanned, isCanned } from "./canned.ts";
 import { BootCheckError, DeviceUnreachableError, FileError, UnsafeImageError } from "./errors.ts";
 import { inspectImage, summarizeProblems } from "./inspect.ts";
@@ -22,6 +23,10 @@ export interface DeployRequest {
   block: "auto" | number;
   pace: boolean;
   timeoutMs: number;
+  /** Time allowed for the first answer, if longer than `timeoutMs` (after a trigger). */
+  firstAnswerMs?: number;
+  /** The device has just entered OTA mode (after a trigger): no clean-up needed. */
+  freshSession?: boolean;
   force: boolean;
   bootCheck: boolean;
   bootCheckMs?: number;
@@ -127,7 +132,7 @@ function failureError(
     case "no-answer":
       return new DeviceUnreachableError(
         `no answer from ${where} in ${
-          request.timeoutMs / 1000
+          Math.max(request.timeoutMs, request.firstAnswerMs ?? 0) / 1000
         } s: nothing was written. The device may not be in OTA mode ` +
           `(run 'deno task trigger --ip ${request.host}', or press its button within 3 s of a reset), the address may be wrong, ` +
           `or the device was built for another key` +
@@ -172,13 +177,16 @@ export async function deploy(
     source: ready.source,
     pace: request.pace,
     timeoutMs: request.timeoutMs,
+    firstAnswerMs: request.firstAnswerMs,
+    freshSession: request.freshSession,
     bootCheck: request.bootCheck,
     bootCheckMs: request.bootCheckMs,
     signal: request.signal,
     onProgress: request.onProgress,
     onStatus: request.onStatus,
     onSent: request.onSent,
-    appRunning: request.appRunning,
+    // The app's WebREPL port accepting a connection ends the boot check at once.
+    appRunning: request.appRunning ?? (() => tcpPortOpen(request.host, request.port)),
   });
   if (!outcome.ok) throw failureError(outcome.failure, request, ready);
   const s = outcome.summary;

@@ -7,6 +7,7 @@
  * the app's WebREPL port accepts a connection; then a second login reads the new version.
  * The password goes to the two logins only: never into a step, a status line or an error.
  */
+import { CONNECT_PROBE_MS, tcpPortOpen } from "./tcp_probe.ts";
 import {
   deploy,
   type DeployRequest,
@@ -29,9 +30,6 @@ const DEFAULT_BOOT_CHECK_MS = 6000;
 /** Between two looks at the WebREPL port while the app boots. */
 const POLL_MS = 250;
 /** A single TCP connect attempt, at most. */
-const CONNECT_PROBE_MS = 1000;
-/** How long a successful probe waits for the board to close its side first. */
-const LET_GO_MS = 200;
 /** Logins after the port accepts, at most: a board that keeps failing them is not retried. */
 const MAX_COME_BACK_LOGINS = 3;
 
@@ -81,12 +79,6 @@ export class OtaModeTimeoutError extends DeviceUnreachableError {}
  * (see lib/deploy.ts), `deploy` ignores them: the first answer is then bounded by
  * `timeoutMs`, and a reboot longer than one probe cycle costs one clean-up.
  */
-interface AfterTrigger {
-  /** The first answer may take this long: the device is rebooting into OTA mode. */
-  firstAnswerMs?: number;
-  /** The device has just entered OTA mode with a clean buffer: no clean-up needed. */
-  freshSession?: boolean;
-}
 
 /**
  * Deploys to a board that is running its app: preflight, note the running version over
@@ -150,7 +142,7 @@ export async function deployWithTrigger(
   );
 
   let answered = false;
-  const push: DeployRequest & AfterTrigger = {
+  const push: DeployRequest = {
     ...base,
     // Always a number: an undefined window reaches the engine as "no window at all".
     bootCheckMs: base.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS,
@@ -267,48 +259,6 @@ async function waitForApp(
       "--trigger reaches it), or not boot at all: look at its serial console.",
     lastError ? { cause: lastError } : undefined,
   );
-}
-
-/**
- * Does a TCP connection to `host:port` succeed? On the board WebREPL listens only while
- * the app runs (the OTA server answers UDP only), so one that does means the app is up.
- * It is half-closed at once, and closed after the board closes its side (or `LET_GO_MS`):
- * the side that closes first keeps the port pair in TIME_WAIT for a minute, and a local
- * port of ours held that way is one a virtual device on this host may not listen on.
- */
-export async function tcpPortOpen(
-  host: string,
-  port: number,
-  timeoutMs = CONNECT_PROBE_MS,
-): Promise<boolean> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), timeoutMs);
-  let conn: Deno.TcpConn;
-  try {
-    conn = await Deno.connect({ hostname: host, port, transport: "tcp", signal: abort.signal });
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
-  let wait: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await conn.closeWrite();
-    await Promise.race([
-      conn.read(new Uint8Array(64)),
-      new Promise((resolve) => (wait = setTimeout(resolve, LET_GO_MS))),
-    ]);
-  } catch {
-    // The board let go first.
-  } finally {
-    clearTimeout(wait);
-  }
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-  return true;
 }
 
 /** The version in the image's banner (a canned file's payload), if any. */

@@ -39,6 +39,10 @@ export interface SendOptions {
   source: PacketSource;
   pace: boolean;
   timeoutMs: number;
+  /** See `TransferOptions.firstAnswerMs`: after a trigger, the reboot into OTA mode. */
+  firstAnswerMs?: number;
+  /** See `TransferOptions.freshSession`: the device has just entered OTA mode. */
+  freshSession?: boolean;
   bootCheck: boolean;
   bootCheckMs?: number;
   /** Fixed block size, or all of the source's sizes to probe. */
@@ -70,6 +74,8 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     blocks: options.blocks ?? source.blocks,
     pace: options.pace,
     timeoutMs: options.timeoutMs,
+    firstAnswerMs: options.firstAnswerMs,
+    freshSession: options.freshSession,
     bootCheck: options.bootCheck,
     bootCheckMs: options.bootCheckMs,
     recoveryLen: source.recoveryLen,

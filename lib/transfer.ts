@@ -27,6 +27,20 @@ export interface TransferOptions {
   pace: boolean;
   /** Fail when the device answers nothing for this long. */
   timeoutMs: number;
+  /**
+   * Time allowed for the very first answer when that is longer than `timeoutMs`: after a
+   * trigger the device is still rebooting into OTA mode, and it gives up waiting for a
+   * first packet after its IDLE_REBOOT_MS (60 s) anyway. 0 (default): `timeoutMs`.
+   */
+  firstAnswerMs?: number;
+  /**
+   * The device has just entered OTA mode (after a trigger), so its buffer is clean
+   * (`buf_init`): a silence before its first answer is the reboot, not an earlier session.
+   * It needs no clean-up — as long as the answer comes within `sessionWaitMs` of the
+   * start, before any session of ours could have timed out and left stale bytes — and
+   * says nothing about the link: block sizes that went unanswered then are probed again.
+   */
+  freshSession?: boolean;
   /** Watch for the device falling back to OTA mode after the end packet. */
   bootCheck: boolean;
   bootCheckMs?: number;
@@ -138,6 +152,8 @@ export class TransferEngine {
   #resolveOptions: number[] = [];
   #blockKnown = false;
   #cleanedUpOnce = false;
+  /** Probes timed out before the device ever answered (after a trigger: it was rebooting). */
+  #probedBlind = false;
   #probeDeadline = 0;
 
   // transfer
@@ -173,6 +189,10 @@ export class TransferEngine {
   #bootProbes = 0;
 
   constructor(options: TransferOptions) {
+    // An option passed as `undefined` (a driver forwarding an unset flag) takes the default.
+    const given = Object.fromEntries(
+      Object.entries(options).filter(([, v]) => v !== undefined),
+    ) as TransferOptions;
     this.options = {
       bootCheckMs: 6000,
       sessionWaitMs: 10000,
@@ -180,7 +200,9 @@ export class TransferEngine {
       recoveryLen: 256,
       initialRtoMs: 300,
       probeTries: 2,
-      ...options,
+      firstAnswerMs: 0,
+      freshSession: false,
+      ...given,
     };
     if (options.size <= 0) throw new RangeError("nothing to send");
     this.#candidates = [...options.blocks];
@@ -189,6 +211,13 @@ export class TransferEngine {
 
   get lastAnswerAt(): number {
     return this.#lastAnswerAt;
+  }
+
+  /** How long the device may stay silent: longer before its first answer (`firstAnswerMs`). */
+  #silenceLimitMs(): number {
+    return this.#everAnswered
+      ? this.options.timeoutMs
+      : Math.max(this.options.timeoutMs, this.options.firstAnswerMs);
   }
 
   #startedAt = 0;
@@ -227,7 +256,7 @@ export class TransferEngine {
   /** The time `onTimer` should next be called, if any. */
   nextTimer(): number | undefined {
     if (this.#finished) return undefined;
-    const t: number[] = [this.#lastAnswerAt + this.options.timeoutMs];
+    const t: number[] = [this.#lastAnswerAt + this.#silenceLimitMs()];
     switch (this.phase) {
       case "probe":
       case "resolve":
@@ -257,7 +286,7 @@ export class TransferEngine {
     if (this.#finished) return [];
     const silent = now - this.#lastAnswerAt;
     const bounded = this.phase !== "ending" && this.phase !== "bootcheck";
-    if (bounded && silent >= this.options.timeoutMs) {
+    if (bounded && silent >= this.#silenceLimitMs()) {
       this.#fail(
         this.#everAnswered
           ? { kind: "stopped-answering", confirmed: this.confirmed, silentMs: silent }
@@ -341,6 +370,7 @@ export class TransferEngine {
   }
 
   #probeTimeout(): void {
+    if (!this.#everAnswered) this.#probedBlind = true;
     if (this.phase === "resolve") {
       this.#candidate = (this.#candidate + 1) % this.#resolveOptions.length;
       this.#sendResolve();
@@ -364,8 +394,10 @@ export class TransferEngine {
         this.#candidate = 0;
         if (!this.#cycleDone && this.#probeAt === 0 && !this.#everAnswered) {
           this.#status(
-            "no answer yet: the device may still be in an earlier session (an interrupted deploy?) " +
-              "and restarts it after 10 s without packets; waiting",
+            this.options.freshSession
+              ? "no answer yet: the device is still rebooting into OTA mode; waiting"
+              : "no answer yet: the device may still be in an earlier session (an interrupted deploy?) " +
+                "and restarts it after 10 s without packets; waiting",
           );
         }
         this.#cycleDone = true;
@@ -382,7 +414,9 @@ export class TransferEngine {
       return;
     }
     if (exact) this.pacing.addIdleRtt(this.#now - exact.sentAt, false);
-    if (this.#probeAt === 0 && this.#cycleDone && !this.#cleanedUpOnce) {
+    if (
+      this.#probeAt === 0 && this.#cycleDone && !this.#cleanedUpOnce && !this.#freshSessionAnswer()
+    ) {
       // The device answered only after a silence: it may hold stale bytes from an earlier
       // session. Offset 0 is confirmed in the current session, so an end packet now
       // flushes inside the app region and reboots it into a clean OTA session.
@@ -408,6 +442,15 @@ export class TransferEngine {
     this.#sendResolve();
   }
 
+  /**
+   * After a trigger the device entered OTA mode with a clean buffer; it can hold stale
+   * bytes only after a session of ours timed out, PKT_WAIT_MS after its first packet was
+   * accepted, which was after our start ("Session restarts keep stale bytes").
+   */
+  #freshSessionAnswer(): boolean {
+    return this.options.freshSession && this.#now - this.#startedAt < this.options.sessionWaitMs;
+  }
+
   #sendResolve(): void {
     const size = this.#resolveOptions[this.#candidate]!;
     const offset = this.#probeAt + size;
@@ -424,6 +467,13 @@ export class TransferEngine {
   }
 
   #chooseBlock(block: number, confirmed: number): void {
+    if (this.options.freshSession && this.#probedBlind && block < this.options.blocks[0]!) {
+      // The larger sizes went unanswered while the device was still rebooting into OTA mode,
+      // which says nothing about the link: probe them again further on (`#enterTransfer`).
+      this.#probedBlind = false;
+      this.#enterTransfer(confirmed);
+      return;
+    }
     this.block = block;
     this.#blockKnown = true;
     this.#candidates = [block];

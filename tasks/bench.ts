@@ -19,6 +19,8 @@ import { startSimProcess } from "../lib/sim_process.ts";
 import { startVirtualDevice } from "../lib/virtual_device.ts";
 import { equalBytes } from "../lib/_bytes.ts";
 import { benchmarkKeys } from "../lib/bench_keys.ts";
+import { deployFleet } from "../lib/fleet_deploy.ts";
+import type { FleetProgressSink } from "../lib/fleet_progress.ts";
 
 export const spec: CommandSpec = {
   name: "bench",
@@ -186,6 +188,64 @@ async function outageRecovery(
   };
 }
 
+const QUIET: FleetProgressSink = { start() {}, update() {}, note() {}, finish() {}, close() {} };
+
+/** 8 virtual devices (ESP8266 profile, 1 % loss), the same image, at concurrency 1 and 4. */
+async function fleet(keyPath: string, key: SigningKey, delayMs: number) {
+  const image = makeSampleFirmware({ size: 64 * 1024, seed: 12 });
+  const dir = await Deno.makeTempDir({ prefix: "yaota-fleet-" });
+  const file = `${dir}/fleet.bin`;
+  await Deno.writeFile(file, image);
+  const out: { concurrency: number; seconds: number; updated: number }[] = [];
+  try {
+    for (const concurrency of [1, 4]) {
+      const devices = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          startVirtualDevice({
+            modulus: key.modulus,
+            flash: new Uint8Array(0x100000).fill(0xff),
+            profile: PROFILE,
+            link: { delayMs, loss: 0.01, seed: 20 + i },
+          })),
+      );
+      try {
+        const t0 = performance.now();
+        const report = await deployFleet({
+          inventory: devices.map((d, i) => ({
+            name: `board${i + 1}`,
+            ip: "127.0.0.1",
+            port: d.port,
+          })),
+          concurrency,
+          request: {
+            file,
+            block: "auto",
+            pace: true,
+            timeoutMs: 15000,
+            force: false,
+            bootCheck: false,
+            appOffset: DEFAULT_APP_OFFSET,
+            flashSize: 0x100000,
+          },
+          keyPath,
+          progress: QUIET,
+          log: () => {},
+        });
+        out.push({
+          concurrency,
+          seconds: round((performance.now() - t0) / 1000),
+          updated: report.devices.filter((d) => d.ok).length,
+        });
+      } finally {
+        await Promise.all(devices.map((d) => d.close()));
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  return { devices: 8, imageKiB: 64, runs: out, speedup: round(out[0]!.seconds / out[1]!.seconds) };
+}
+
 async function main(): Promise<number> {
   const { values } = parseCommandArgs(spec, Deno.args);
   const sizeKiB = numberOpt(values, "size", (n) => n >= 40 && n <= 800, "KiB from 40 to 800") ??
@@ -218,11 +278,14 @@ async function main(): Promise<number> {
       await throughput("MTU 548", 548, image, imagePath, key2048, key2048Path, delayMs),
     ];
     let outage;
+    let fleetRuns;
     if (!boolOpt(values, "quick")) {
       log(
         bold("recovery from an 11 s outage in the middle of a 2048-bit, 1024-byte-block transfer"),
       );
       outage = await outageRecovery(image, imagePath, key2048Path, key2048, delayMs);
+      log(bold("fleet: 8 virtual devices, 64 KiB each, concurrency 1 then 4"));
+      fleetRuns = await fleet(key2048Path, key2048, delayMs);
     }
     const report = {
       sizeKiB,
@@ -232,6 +295,7 @@ async function main(): Promise<number> {
       signingMsPerPacket: signing,
       throughput: rows,
       outage,
+      fleet: fleetRuns,
     };
     if (json) {
       printJson(report);
@@ -274,6 +338,14 @@ async function main(): Promise<number> {
           } s; whole deploy ${outage.totalSeconds} s; ` +
           `flash equals image: ${outage.flashEqualsImage ? "yes" : "NO"}`,
       );
+    }
+    if (fleetRuns) {
+      print("");
+      print(bold("fleet of 8 (64 KiB each, ESP8266 profile, 1 % loss)"));
+      for (const r of fleetRuns.runs) {
+        print(`  concurrency ${r.concurrency}: ${r.seconds.toFixed(1)} s, ${r.updated}/8 updated`);
+      }
+      print(`  speed-up: ${fleetRuns.speedup.toFixed(2)}×`);
     }
     return 0;
   } finally {

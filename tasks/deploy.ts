@@ -15,6 +15,7 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig, type OtaConfig } from "../lib/config.ts";
 import { deploy, type DeployRequest, prepareDeploy } from "../lib/deploy.ts";
+import { deployWithTrigger } from "../lib/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
 import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
@@ -26,6 +27,7 @@ import {
 } from "../lib/fleet.ts";
 import { deployFleet } from "../lib/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/progress.ts";
+import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
 
 export const spec: CommandSpec = {
   name: "deploy",
@@ -109,6 +111,11 @@ export const spec: CommandSpec = {
     "not boot at the app offset is refused unless --force.",
     "Ctrl-C stops at once and sends nothing more: the device restarts its session after 10 s and " +
     "running deploy again is safe.",
+    "--trigger (a board running its app): logs in to WebREPL (TCP, same port number), notes the " +
+    "running version, runs `import ota; ota.start()`, waits up to 60 s (the device's idle reboot) for " +
+    "the OTA server, pushes, waits up to 60 s for WebREPL to come back and reports the new version; " +
+    `coming back with the old version is a failure. Password: --password, else ${PASSWORD_ENV}, else ` +
+    "a prompt without echo; one login attempt.",
     '--fleet deploys to the devices of the config\'s "devices" list: the preflight once, then each ' +
     "device with its own progress line, each failure in its own row. The exit code is 0 only if every " +
     "device succeeded; the report names the command that retries the others. With --trigger each " +
@@ -117,6 +124,7 @@ export const spec: CommandSpec = {
   examples: [
     "deno task deploy --ip 192.168.4.1",
     "deno task deploy --ip 192.168.4.1 dist/firmware-ota.bin --json",
+    `${PASSWORD_ENV}=... deno task deploy --ip 192.168.4.1 --trigger`,
     "deno task deploy --fleet --only sensor --concurrency 2",
   ],
 };
@@ -140,6 +148,8 @@ export interface DeployArgs {
   only: string[];
   concurrency?: number;
   trigger: boolean;
+  /** `--password`: the WebREPL password for --trigger (else WEBREPL_PASSWORD, else a prompt). */
+  password?: string;
 }
 
 /** Pure: argv to typed options. @throws {UsageError} */
@@ -178,6 +188,15 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   if (!fleet && (only.length > 0 || concurrency !== undefined)) {
     throw new UsageError("--only and --concurrency go with --fleet");
   }
+  const trigger = boolOpt(values, "trigger");
+  const password = stringOpt(values, "password");
+  if (password !== undefined && (!trigger || fleet)) {
+    throw new UsageError(
+      fleet
+        ? "--fleet reads each device's WebREPL password from the environment: leave out --password"
+        : "--password goes with --trigger",
+    );
+  }
   if (fleet && stringOpt(values, "ip") !== undefined) {
     throw new UsageError(
       '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose devices with --only NAME|TAG)',
@@ -204,7 +223,8 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     fleet,
     only,
     concurrency,
-    trigger: boolOpt(values, "trigger"),
+    trigger,
+    ...(password === undefined ? {} : { password }),
   };
 }
 
@@ -230,6 +250,13 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     onWarning: (m) => warn(m),
   };
   const prepared = await prepareDeploy(request);
+  // After the preflight, before anything reaches the device.
+  const password = args.trigger
+    ? await resolvePassword({
+      ...(args.password === undefined ? {} : { flag: args.password }),
+      message: `WebREPL password for ${request.host}:${request.port}: `,
+    })
+    : undefined;
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   Deno.addSignalListener("SIGINT", onSigint);
@@ -240,15 +267,34 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     }) to ${request.host}:${request.port}`,
   );
   try {
-    const result = await deploy(
-      {
-        ...request,
-        signal: controller.signal,
-        onProgress: (p) => progress.update({ ...p }),
-        onStatus: (m) => progress.note(m),
-      },
-      prepared,
-    );
+    const live: DeployRequest = {
+      ...request,
+      signal: controller.signal,
+      onProgress: (p) => progress.update({ ...p }),
+      onStatus: (m) => progress.note(m),
+    };
+    if (password !== undefined) {
+      const result = await deployWithTrigger({ ...live, password }, prepared, {
+        onStep: (m) => progress.note(m),
+      });
+      progress.finish();
+      if (args.json) printJson(result);
+      else {
+        print(
+          green("done: ") +
+            `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
+              result.kbps.toFixed(1)
+            } KB/s, ` +
+            `block ${result.block}, ${result.retransmits} retransmissions` +
+            (result.recoveries ? `, ${result.recoveries} session recoveries` : ""),
+        );
+        print(
+          `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})`,
+        );
+      }
+      return 0;
+    }
+    const result = await deploy(live, prepared);
     progress.finish();
     if (args.json) printJson(result);
     else {
@@ -269,7 +315,8 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     return 0;
   } catch (e) {
     progress.finish();
-    if (e instanceof InterruptedError) {
+    // The engine's own Ctrl-C ("interrupted"); deployWithTrigger's name where they stopped.
+    if (e instanceof InterruptedError && e.message === "interrupted") {
       throw new InterruptedError(
         "interrupted: nothing more was sent (no end packet). The device restarts its session by itself " +
           "after 10 s; running deploy again is safe.",

@@ -284,6 +284,25 @@ Deno.test("deploy: Ctrl-C exits 130 and sends no end packet; deploying again com
   assert(!belowApp(d));
 });
 
+Deno.test("deploy without --boot-check-window watches for the default 6 s and finishes", async () => {
+  await using dir = await tempDir();
+  await using d = await device();
+  const image = makeSampleFirmware({ size: 48 * 1024 });
+  const file = await imageFile(dir.path, image);
+  const r = await runTaskFile("deploy", [
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(d.port),
+    "--key",
+    KEY512,
+    file,
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "did not fall back to OTA mode");
+  assert(holds(d, image));
+});
+
 Deno.test("parseDeployArgs() refuses bad flags with exit code 2", async () => {
   const r = await runTaskFile("deploy", ["--ip", "1.2.3.4", "--block", "300"]);
   assertEquals(r.code, 2);

@@ -16,16 +16,6 @@ import { loadPublicKey } from "../lib/keys.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
 import { startVirtualDevice, type VirtualDevice } from "../lib/virtual_device.ts";
 
-/**
- * The engine options deployWithTrigger hands `deploy` after a trigger: `firstAnswerMs` (the
- * first answer may take up to otaWaitMs) and `freshSession` (no clean-up after the reboot
- * into OTA mode), in DeployRequest -> SendOptions -> TransferOptions. Set to false once
- * lib/deploy.ts, lib/send_firmware.ts and lib/transfer.ts take them.
- */
-const ENGINE_OPTIONS_PENDING = true;
-/** `deploy --trigger` / `--password` in tasks/deploy.ts. Set to false once the task takes them. */
-const TASK_FLAGS_PENDING = true;
-
 const KEY = VECTORS + "test-key-512.pem";
 const OTHER_KEY = VECTORS + "test-key-2048.pem";
 const PASSWORD = "pw-Zq7x4";
@@ -345,7 +335,6 @@ Deno.test("deployWithTrigger() reports an OTA server that never answers after th
 Deno.test({
   name: "deployWithTrigger() waits out a slow reboot into OTA mode and sends without a clean-up",
   // Needs `firstAnswerMs` and `freshSession` in DeployRequest/SendOptions/TransferOptions.
-  ignore: ENGINE_OPTIONS_PENDING,
   fn: async () => {
     await using board = await runningBoard({ profile: SLOW_REBOOT });
     await using fw = await newImage();
@@ -379,7 +368,6 @@ Deno.test({
 Deno.test({
   name: "deno task deploy --trigger takes the password from WEBREPL_PASSWORD and never prints it",
   // Needs --trigger and --password in tasks/deploy.ts.
-  ignore: TASK_FLAGS_PENDING,
   fn: async () => {
     await using board = await runningBoard();
     await using fw = await newImage();
