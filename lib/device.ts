@@ -7,7 +7,7 @@
  */
 import { checkMs, type DeviceProfile, PROFILES } from "./device_profile.ts";
 import { type PublicKeyOp, publicKeyOp, verifyDatagram } from "./device_verify.ts";
-import { isEndPacket, makeReply, parseRequestHeader, SECTOR_SIZE } from "./packet.ts";
+import { makeReply, parseRequestHeader, SECTOR_SIZE } from "./packet.ts";
 import { bootCheck, DEFAULT_APP_OFFSET } from "./image.ts";
 
 export type DeviceMode = "ota" | "app" | "rebooting";
@@ -277,7 +277,8 @@ export class DeviceModel {
       return false;
     }
     this.#firstPacketSeen = true;
-    if (isEndPacket(header)) {
+    // Rule 2: any valid packet with len 0 ends the transfer, whatever its offset.
+    if (header.len === 0) {
       this.#packetEvent(now, data, "end", nested);
       if (this.#bufferLength > 0) this.#flush(now);
       this.#reboot(now, "end-packet");

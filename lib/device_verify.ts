@@ -1,11 +1,12 @@
 /**
  * The ota-server's signature check (reference, "Wire protocol", rule 1): RSA public
  * operation with e=3 over the last `modulus length` bytes, PKCS#1 v1.5 type-1 unpadding,
- * a 36-byte payload of key16 + SHA1(header + data + pad).
+ * a 36-byte payload whose last 20 bytes are SHA1(header + data + pad) (the ota-server
+ * does not look at the vestigial key16 before it).
  */
 import { createHash } from "node:crypto";
 import { toHex } from "./_bytes.ts";
-import { DIGEST_BLOCK_LENGTH, HEADER_LENGTH, KEY16, padLength, SEQ_LENGTH } from "./packet.ts";
+import { DIGEST_BLOCK_LENGTH, HEADER_LENGTH, padLength, SEQ_LENGTH } from "./packet.ts";
 
 export interface PublicKeyOp {
   n: bigint;
@@ -47,7 +48,6 @@ export function verifyDatagram(datagram: Uint8Array, key: PublicKeyOp): boolean 
   const block = rsaPublic(key, datagram.subarray(SEQ_LENGTH + signedLength));
   const payload = block && unpadType1(block);
   if (!payload || payload.length !== DIGEST_BLOCK_LENGTH) return false;
-  if (!KEY16.every((b, i) => payload[i] === b)) return false;
   const digest = createHash("sha1").update(region).digest();
   return digest.every((b, i) => payload[16 + i] === b);
 }

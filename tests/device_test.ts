@@ -368,12 +368,8 @@ Deno.test("DeviceModel: an image with a broken MD5 fails the boot check and retu
 });
 
 Deno.test({
-  // DISCREPANCY (reference, "Wire protocol", rule 2: "`len == 0` → write the buffer,
-  // reboot"): the model treats only `len == 0 && offset == 0` as the end (lib/packet.ts
-  // `isEndPacket`); a signed len-0 packet at the expected offset is "accepted" instead,
-  // replied, and the device stays in OTA mode.
+  // Reference, "Wire protocol", rule 2: "`len == 0` → write the buffer, reboot".
   name: "DeviceModel treats any signed len-0 packet as the end, whatever its offset",
-  ignore: true,
   fn() {
     const dev = device();
     send(dev, 0, makePacket(1, 0, block(256, 1), signer512));
@@ -386,12 +382,8 @@ Deno.test({
 });
 
 Deno.test({
-  // DISCREPANCY (reference, "Wire protocol", rule 1 lists the drops: signature invalid,
-  // recovered payload not 36 bytes, SHA1 mismatch; key16 is "a vestigial AES key"): the
-  // model also requires the first 16 recovered bytes to be 0x01 (lib/device_verify.ts),
-  // so it drops this packet as "bad-signature".
+  // Reference, rule 1: the drops are a bad signature, a payload not 36 bytes, a SHA1 mismatch.
   name: "DeviceModel does not check the vestigial key16 bytes of the signed block",
-  ignore: true,
   fn() {
     const dev = device();
     const region = signedRegion(0, block(256, 1));
