@@ -101,11 +101,13 @@ export async function startWebReplServer(
       "WebREPL is not configured on the virtual device: no webrepl_cfg.py with PASS = '...'",
     );
   }
-  const listener = Deno.listen({
-    hostname: options.hostname,
-    port: options.port,
-    transport: "tcp",
-  });
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+  } catch (e) {
+    vm.terminate();
+    throw e;
+  }
   const sockets = new Set<Deno.Conn>();
   let active: Deno.Conn | undefined;
   let stop: () => void = () => {};
