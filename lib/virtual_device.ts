@@ -10,7 +10,7 @@ import { Scheduler } from "./scheduler.ts";
 import { SECTOR_SIZE } from "./packet.ts";
 import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
 import { findVersion } from "./image.ts";
-import { pyString, webReplEnabled } from "./device_shims.ts";
+import { DEFAULT_BOOT_PY, pyString, webReplEnabled } from "./device_shims.ts";
 
 export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   hostname?: string;
@@ -141,7 +141,11 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
 
   const files = options.webrepl?.files ?? new Map<string, string>();
   if (options.webrepl?.password !== undefined) {
+    // As `webrepl_setup` leaves a board: the password file, and boot.py starting WebREPL.
     files.set("webrepl_cfg.py", `PASS = ${pyString(options.webrepl.password)}\n`);
+    if (!webReplEnabled(files)) {
+      files.set("boot.py", (files.get("boot.py") ?? DEFAULT_BOOT_PY) + "import webrepl\nwebrepl.start()\n");
+    }
   }
   let webrepl: WebReplServer | undefined;
 
