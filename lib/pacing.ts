@@ -6,7 +6,7 @@
  */
 
 const WINDOW = 24;
-const UNKNOWN_SECTOR_WRITE_MS = 100;
+const UNKNOWN_SECTOR_WRITE_MS = 70;
 /** Idle round trips (stop-and-wait packets) before pipelining. */
 const CALIBRATION_SAMPLES = 3;
 

@@ -117,7 +117,7 @@ interface Sent {
 
 const MAX_DEPTH = 3;
 /** Spacing of the first probes of each size: far beyond a signature check. */
-const PROBE_STAGGER_MS = 60;
+const PROBE_STAGGER_MS = 30;
 const SECTOR = 4096;
 
 export class TransferEngine {
