@@ -9,6 +9,7 @@ import {
   parseCommandArgs,
   type ParsedArgs,
   runTask,
+  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
@@ -17,7 +18,6 @@ import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
 import { UsageError } from "../lib/errors.ts";
 import { checkAppOffset } from "../lib/linker_script.ts";
 import { green, print } from "../lib/output.ts";
-import { parseSize } from "../lib/_bytes.ts";
 
 export const spec: CommandSpec = {
   name: "build-ota",
@@ -80,16 +80,6 @@ export interface BuildOtaArgs extends BuildOtaFlags {
   config?: string;
 }
 
-function sizeOpt(args: ParsedArgs, name: string, expected: string): number | undefined {
-  const text = stringOpt(args.values, name);
-  if (text === undefined) return undefined;
-  const n = parseSize(text);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new UsageError(`--${name} expects ${expected}, got '${text}'`);
-  }
-  return n;
-}
-
 export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
   if (args.positionals.length) {
     throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
@@ -98,7 +88,7 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
   if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
     throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
   }
-  const appOffset = sizeOpt(args, "app-offset", "a flash offset such as 0x3c000");
+  const appOffset = sizeOpt(args.values, "app-offset", "a flash offset such as 0x3c000");
   if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
   return {
     micropython: stringOpt(args.values, "micropython"),
@@ -107,7 +97,7 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
     image: stringOpt(args.values, "image"),
     board: stringOpt(args.values, "board"),
     appOffset,
-    flashSize: sizeOpt(args, "flash-size", "a flash size such as 1M or 0x400000"),
+    flashSize: sizeOpt(args.values, "flash-size", "a flash size such as 1M or 0x400000"),
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),
     force: boolOpt(args.values, "force"),

@@ -14,7 +14,7 @@ import {
   type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig, type OtaConfig } from "../lib/config.ts";
-import { deploy, type DeployRequest, prepareDeploy } from "../lib/deploy.ts";
+import { deploy, type DeployRequest, type DeployResult, prepareDeploy } from "../lib/deploy.ts";
 import { deployWithTrigger } from "../lib/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
@@ -25,7 +25,7 @@ import {
   renderFleetSummary,
   renderFleetTable,
 } from "../lib/fleet.ts";
-import { deployFleet } from "../lib/fleet_deploy.ts";
+import { deployFleet, type SharedRequest } from "../lib/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
 
@@ -64,7 +64,7 @@ export const spec: CommandSpec = {
     "boot-check-window": {
       type: "string",
       arg: "S",
-      help: "how long to watch for a failed boot (default 6)",
+      help: "how long to watch for a failed boot; must outlast the device's reboot (default 6)",
     },
     "app-offset": {
       type: "string",
@@ -228,17 +228,10 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   };
 }
 
-async function main({ args: _ }: TaskContext): Promise<number> {
-  const args = parseDeployArgs(Deno.args);
-  const config = await loadConfig(args.config);
-  if (args.fleet) return await fleetMain(args, config);
-  const host = args.ip ?? config.ip;
-  if (!host) throw new UsageError('name the device: --ip ADDR (or set "ip" in ota.config.json)');
-  const request: DeployRequest = {
-    host,
-    port: args.port ?? config.port ?? 8266,
+/** What every deploy of this command shares: flags over the config over the defaults. */
+function sharedRequest(args: DeployArgs, config: OtaConfig): SharedRequest {
+  return {
     file: args.file ?? "dist/firmware-ota.bin",
-    keyPath: args.key ?? config.key ?? "keys/priv.key",
     block: args.block,
     pace: args.pace,
     timeoutMs: args.timeoutMs,
@@ -248,6 +241,29 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     appOffset: args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
     flashSize: args.flashSize ?? config.flashSize ?? 0x100000,
     onWarning: (m) => warn(m),
+  };
+}
+
+function summary(result: DeployResult): string {
+  return green("done: ") +
+    `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
+      result.kbps.toFixed(1)
+    } KB/s, ` +
+    `block ${result.block}, ${result.retransmits} retransmissions` +
+    (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
+}
+
+async function main({ args: _ }: TaskContext): Promise<number> {
+  const args = parseDeployArgs(Deno.args);
+  const config = await loadConfig(args.config);
+  if (args.fleet) return await fleetMain(args, config);
+  const host = args.ip ?? config.ip;
+  if (!host) throw new UsageError('name the device: --ip ADDR (or set "ip" in ota.config.json)');
+  const request: DeployRequest = {
+    ...sharedRequest(args, config),
+    host,
+    port: args.port ?? config.port ?? DEFAULT_OTA_PORT,
+    keyPath: args.key ?? config.key ?? "keys/priv.key",
   };
   const prepared = await prepareDeploy(request);
   // After the preflight, before anything reaches the device.
@@ -280,14 +296,7 @@ async function main({ args: _ }: TaskContext): Promise<number> {
       progress.finish();
       if (args.json) printJson(result);
       else {
-        print(
-          green("done: ") +
-            `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-              result.kbps.toFixed(1)
-            } KB/s, ` +
-            `block ${result.block}, ${result.retransmits} retransmissions` +
-            (result.recoveries ? `, ${result.recoveries} session recoveries` : ""),
-        );
+        print(summary(result));
         print(
           `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})`,
         );
@@ -298,14 +307,7 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     progress.finish();
     if (args.json) printJson(result);
     else {
-      print(
-        green("done: ") +
-          `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-            result.kbps.toFixed(1)
-          } KB/s, ` +
-          `block ${result.block}, ${result.retransmits} retransmissions` +
-          (result.recoveries ? `, ${result.recoveries} session recoveries` : ""),
-      );
+      print(summary(result));
       print(
         result.bootCheck === "passed"
           ? "the device rebooted and did not fall back to OTA mode: it runs the new image"
@@ -339,18 +341,7 @@ async function fleetMain(args: DeployArgs, config: OtaConfig): Promise<number> {
       only: args.only,
       concurrency: args.concurrency,
       defaultPort: args.port ?? config.port ?? DEFAULT_OTA_PORT,
-      request: {
-        file: args.file ?? "dist/firmware-ota.bin",
-        block: args.block,
-        pace: args.pace,
-        timeoutMs: args.timeoutMs,
-        force: args.force,
-        bootCheck: args.bootCheck,
-        bootCheckMs: args.bootCheckMs,
-        appOffset: args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
-        flashSize: args.flashSize ?? config.flashSize ?? 0x100000,
-        onWarning: (m) => warn(m),
-      },
+      request: sharedRequest(args, config),
       keyPath: args.key ?? config.key ?? "keys/priv.key",
       trigger: args.trigger,
       signal: controller.signal,

@@ -7,6 +7,7 @@ import {
   parseCommandArgs,
   type ParsedArgs,
   runTask,
+  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
@@ -16,7 +17,6 @@ import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
 import { renderInspectReport } from "../lib/inspect_report.ts";
 import { fail, print, printJson } from "../lib/output.ts";
 import { checkAppOffset } from "../lib/linker_script.ts";
-import { parseSize } from "../lib/_bytes.ts";
 
 export const spec: CommandSpec = {
   name: "inspect",
@@ -54,27 +54,16 @@ export interface InspectArgs {
   config?: string;
 }
 
-/** Reads a size flag such as "1M", "4MiB", "0x100000". */
-function sizeOpt(args: ParsedArgs, name: string, expected: string): number | undefined {
-  const text = stringOpt(args.values, name);
-  if (text === undefined) return undefined;
-  const n = parseSize(text);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new UsageError(`--${name} expects ${expected}, got '${text}'`);
-  }
-  return n;
-}
-
 export function toInspectArgs(args: ParsedArgs): InspectArgs {
   const [file, ...extra] = args.positionals;
   if (file === undefined) throw new UsageError("name the image to inspect: inspect FILE");
   if (extra.length) throw new UsageError(`one FILE only, got also '${extra.join("' '")}'`);
-  const appOffset = sizeOpt(args, "app-offset", "a flash offset such as 0x3c000");
+  const appOffset = sizeOpt(args.values, "app-offset", "a flash offset such as 0x3c000");
   if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
   return {
     file,
     appOffset,
-    flashSize: sizeOpt(args, "flash-size", "a flash size such as 1M or 0x400000"),
+    flashSize: sizeOpt(args.values, "flash-size", "a flash size such as 1M or 0x400000"),
     json: args.values.json === true,
     config: stringOpt(args.values, "config"),
   };

@@ -257,7 +257,17 @@ Deno.test("deploy: Ctrl-C exits 130 and sends no end packet; deploying again com
   const file = await imageFile(dir.path, image);
   await using d = await device({ profile: "esp8266", link: { delayMs: 2 } });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}tasks/deploy.ts`, ...deployArgs(d, file), "--key", KEY512],
+    // The window must outlast the ESP8266 profile's 1.5 s reboot.
+    args: [
+      "run",
+      "-A",
+      `${ROOT}tasks/deploy.ts`,
+      ...deployArgs(d, file),
+      "--key",
+      KEY512,
+      "--boot-check-window",
+      "4",
+    ],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -276,7 +286,14 @@ Deno.test("deploy: Ctrl-C exits 130 and sends no end packet; deploying again com
   assertEquals(d.events.filter((e) => e.type === "packet" && e.outcome === "end").length, 0);
   assert(d.model.session.expected > 0, "the device is left inside the interrupted session");
   // Deploy again at once: the device still expects the old session's offset.
-  const again = await runTaskFile("deploy", [...deployArgs(d, file), "--key", KEY512, "--json"]);
+  const again = await runTaskFile("deploy", [
+    ...deployArgs(d, file),
+    "--key",
+    KEY512,
+    "--json",
+    "--boot-check-window",
+    "4",
+  ]);
   assertEquals(again.code, 0, again.stderr);
   assert(holds(d, image));
   const boot = d.events.findLast((e) => e.type === "boot");
