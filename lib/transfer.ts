@@ -16,97 +16,25 @@
  *   for a clean-up only right after a packet at offset 0 was confirmed.
  */
 import { PacingModel } from "./pacing.ts";
+import { type Flight, FlightPlan } from "./flight_plan.ts";
+import type {
+  SendKind,
+  TransferAction,
+  TransferFailure,
+  TransferOptions,
+  TransferSummary,
+} from "./transfer_types.ts";
+
+export type {
+  SendKind,
+  TransferAction,
+  TransferFailure,
+  TransferOptions,
+  TransferSummary,
+} from "./transfer_types.ts";
 import type { Reply } from "./packet.ts";
 
-export interface TransferOptions {
-  /** Bytes of firmware. */
-  size: number;
-  /** Candidate block sizes, largest first; one entry for a fixed size. */
-  blocks: number[];
-  /** Pace packets to hide the round trip; false = stop-and-wait. */
-  pace: boolean;
-  /** Fail when the device answers nothing for this long. */
-  timeoutMs: number;
-  /**
-   * Time allowed for the very first answer when that is longer than `timeoutMs`: after a
-   * trigger the device is still rebooting into OTA mode, and it gives up waiting for a
-   * first packet after its IDLE_REBOOT_MS (60 s) anyway. 0 (default): `timeoutMs`.
-   */
-  firstAnswerMs?: number;
-  /**
-   * The device has just entered OTA mode (after a trigger), so its buffer is clean
-   * (`buf_init`): a silence before its first answer is the reboot, not an earlier session.
-   * It needs no clean-up — as long as the answer comes within `sessionWaitMs` of the
-   * start, before any session of ours could have timed out and left stale bytes — and
-   * says nothing about the link: block sizes that went unanswered then are probed again.
-   */
-  freshSession?: boolean;
-  /** Watch for the device falling back to OTA mode after the end packet. */
-  bootCheck: boolean;
-  bootCheckMs?: number;
-  /** The device's PKT_WAIT_MS session timer. */
-  sessionWaitMs?: number;
-  /** Transfers of the whole image, at most (a boot check failure sends it once more). */
-  maxAttempts?: number;
-  /** Length of the offset-0 packet used to find out the device's state: 256 always fits beside stale bytes. */
-  recoveryLen?: number;
-  /** Retransmission timeout before anything is measured. */
-  initialRtoMs?: number;
-  /** Tries per block size when probing. */
-  probeTries?: number;
-}
-
-export type SendKind =
-  | "probe"
-  | "resolve"
-  | "data"
-  | "retransmit"
-  | "session-probe"
-  | "cleanup-check"
-  | "liveness"
-  | "boot-probe";
-
-export type TransferAction =
-  | { type: "send"; seq: number; offset: number; len: number; kind: SendKind }
-  | { type: "end"; seq: number; reason: "final" | "cleanup" }
-  | { type: "status"; message: string }
-  | { type: "done"; result: TransferSummary }
-  | { type: "failed"; failure: TransferFailure };
-
-export interface TransferSummary {
-  bytes: number;
-  block: number;
-  packets: number;
-  retransmits: number;
-  paced: boolean;
-  bootCheck: "passed" | "failed" | "skipped";
-  attempts: number;
-  recoveries: number;
-  /** When the last end packet was sent (ms since start): the transfer time. */
-  transferMs: number;
-}
-
-export type TransferFailure =
-  | { kind: "no-answer" }
-  | { kind: "stopped-answering"; confirmed: number; silentMs: number }
-  | { kind: "boot-failed"; attempts: number }
-  | { kind: "end-ignored" };
-
 type Phase = "probe" | "resolve" | "transfer" | "cleanup" | "ending" | "bootcheck" | "finished";
-
-interface Flight {
-  offset: number;
-  len: number;
-  seq: number;
-  sentAt: number;
-  /** Predicted, in the reply-arrival frame (device time + one-way delay). */
-  arrival: number;
-  start: number;
-  end: number;
-  sector: boolean;
-  /** The device was predicted idle when it arrived: its round trip is an idle round trip. */
-  idle: boolean;
-}
 
 interface Sent {
   offset: number;
@@ -123,6 +51,7 @@ const SECTOR = 4096;
 export class TransferEngine {
   readonly options: Required<TransferOptions>;
   readonly pacing = new PacingModel();
+  readonly #plan = new FlightPlan(this.pacing);
   phase: Phase = "probe";
   /** Bytes confirmed in the current device session. */
   confirmed = 0;
@@ -158,8 +87,6 @@ export class TransferEngine {
 
   // transfer
   #next = 0;
-  #flights: Flight[] = [];
-  #deviceFreeAt = 0;
   #lastReplyAt: number | undefined;
   #sendAt: number | undefined;
   #backoff = 1;
@@ -238,19 +165,8 @@ export class TransferEngine {
   markSent(seq: number, at: number): void {
     const sent = this.#sent.get(seq);
     if (!sent) return;
-    const shift = at - sent.sentAt;
     sent.sentAt = at;
-    const f = this.#flights.find((x) => x.seq === seq);
-    if (f && shift > 0) {
-      f.sentAt = at;
-      f.arrival += shift;
-      let prevEnd = this.#flights[this.#flights.indexOf(f) - 1]?.end ?? this.#deviceFreeAt;
-      for (const g of this.#flights.slice(this.#flights.indexOf(f))) {
-        g.start = Math.max(g.arrival, prevEnd);
-        g.end = g.start + this.pacing.serviceMs(g.sector);
-        prevEnd = g.end;
-      }
-    }
+    this.#plan.sentLate(seq, at);
   }
 
   /** The time `onTimer` should next be called, if any. */
@@ -264,8 +180,8 @@ export class TransferEngine {
         break;
       case "transfer":
         if (this.#sendAt !== undefined && !this.#holding) t.push(this.#sendAt);
-        if (this.#flights[0]) {
-          t.push(this.#holding ? this.#lastDeadline() : this.#retransmitAt(this.#flights[0]));
+        if (this.#plan.oldest) {
+          t.push(this.#holding ? this.#lastDeadline() : this.#retransmitAt(this.#plan.oldest));
         }
         break;
       case "cleanup":
@@ -487,8 +403,7 @@ export class TransferEngine {
     this.phase = "transfer";
     this.confirmed = confirmed;
     this.#next = confirmed;
-    this.#flights = [];
-    this.#deviceFreeAt = this.#now;
+    this.#plan.reset(this.#now);
     this.#lastReplyAt = this.#now;
     this.#backoff = 1;
     if (!this.#blockKnown && confirmed >= SECTOR / 4 && confirmed % this.options.blocks[0]! === 0) {
@@ -516,7 +431,7 @@ export class TransferEngine {
     if (this.#holding) return;
     // The oldest reply is late: send nothing new until it comes or its timer fires (a
     // packet sent now would only delay the retransmission).
-    const oldest = this.#flights[0];
+    const oldest = this.#plan.oldest;
     if (oldest && this.pacing.calibrated && this.#now > oldest.end + this.pacing.guardMs / 2) {
       return;
     }
@@ -524,20 +439,21 @@ export class TransferEngine {
       if (
         !this.#blockKnown && this.#next >= SECTOR / 4 && this.#next % this.options.blocks[0]! === 0
       ) {
-        if (this.#flights.length > 0) return;
+        if (this.#plan.flights.length > 0) return;
         this.#enterTransfer(this.#next);
         return;
       }
-      const last = this.#flights[this.#flights.length - 1];
+      const last = this.#plan.last;
       // After a timeout the oldest packet is resent and the pipeline resumes behind it
       // (a plain loss, the usual case); if that fails too, one candidate at a time.
       if (last && this.#resync.length > 0 && this.#resyncIndex > 0) return;
       if (last) {
         const p = this.pacing;
         if (
-          !this.options.pace || p.stopAndWait || !p.calibrated || this.#flights.length >= MAX_DEPTH
+          !this.options.pace || p.stopAndWait || !p.calibrated ||
+          this.#plan.flights.length >= MAX_DEPTH
         ) return;
-        const at = last.start + p.aimMs - p.twoWayMs;
+        const at = this.#plan.nextSendAt()!;
         if (at > this.#now) {
           this.#sendAt = at;
           return;
@@ -552,41 +468,21 @@ export class TransferEngine {
     const len = this.#packetLen(offset);
     const kind: SendKind = offset < this.#maxSent ? "retransmit" : "data";
     if (kind === "retransmit") this.retransmits++;
-    const seq = this.#send(offset, len, kind);
-    const p = this.pacing;
-    const last = this.#flights[this.#flights.length - 1];
-    const arrival = this.#now + p.twoWayMs;
-    const prevEnd = last ? last.end : this.#deviceFreeAt;
-    const start = Math.max(arrival, prevEnd);
-    const sector = (offset + len) % SECTOR === 0;
-    this.#flights.push({
-      offset,
-      len,
-      seq,
-      sentAt: this.#now,
-      arrival,
-      start,
-      end: start + p.serviceMs(sector),
-      sector,
-      idle: !last && prevEnd <= arrival,
-    });
+    this.#plan.add(offset, len, this.#send(offset, len, kind), this.#now);
     this.#next = offset + len;
     this.#maxSent = Math.max(this.#maxSent, this.#next);
   }
 
   #retransmitAt(f: Flight): number {
-    const base = this.pacing.measured
-      ? f.end + this.pacing.guardMs * this.#backoff
-      : f.sentAt + this.options.initialRtoMs * this.#backoff;
-    return Math.min(base, f.sentAt + 1000);
+    return this.#plan.retransmitAt(f, this.#backoff, this.options.initialRtoMs);
   }
 
   #lastDeadline(): number {
-    return Math.max(...this.#flights.map((f) => this.#retransmitAt(f)));
+    return this.#plan.lastDeadline(this.#backoff, this.options.initialRtoMs);
   }
 
   #transferTimer(): void {
-    const oldest = this.#flights[0];
+    const oldest = this.#plan.oldest;
     if (oldest && this.#now >= this.#retransmitAt(oldest)) {
       // Send nothing while packets sent after it may still be on the device: a reply to
       // any of them confirms it too (its own reply was lost), and a retransmission that
@@ -601,39 +497,24 @@ export class TransferEngine {
       // The device may have accepted some of the packets in flight with their replies
       // lost: then it expects, or repeats, a later offset than the oldest. Try each.
       if (this.#resync.length === 0) {
-        this.#resync = this.#flights.map((f) => f.offset);
+        this.#resync = this.#plan.flights.map((f) => f.offset);
         this.#resyncIndex = 0;
       } else {
         this.#resyncIndex++;
       }
-      this.#flights = [];
+      this.#plan.flights = [];
       this.#next = this.#resync[this.#resyncIndex % this.#resync.length]!;
       const lostContact = this.#now - this.#lastAnswerAt >= this.options.sessionWaitMs - 1000;
       if (lostContact && this.confirmed > 0 && (this.#alternate = !this.#alternate)) {
         // Nothing confirmed for about PKT_WAIT_MS: the device may have restarted its
         // session, and then it answers a packet at offset 0 only.
-        this.#sessionProbes.add(this.#send(0, this.options.recoveryLen, "session-probe"));
-        this.#flights.push(this.#placeholderFlight(0, this.options.recoveryLen));
+        const seq = this.#send(0, this.options.recoveryLen, "session-probe");
+        this.#sessionProbes.add(seq);
+        this.#plan.placeholder(0, this.options.recoveryLen, seq, this.#now);
         return;
       }
     }
     this.#pump();
-  }
-
-  /** A flight that keeps the retransmission timer running for a probe. */
-  #placeholderFlight(offset: number, len: number): Flight {
-    const at = this.#now;
-    return {
-      offset,
-      len,
-      seq: this.#seq,
-      sentAt: at,
-      arrival: at,
-      start: at,
-      end: at,
-      sector: false,
-      idle: false,
-    };
   }
 
   #transferReply(reply: Reply, exact: Sent | undefined): void {
@@ -643,7 +524,7 @@ export class TransferEngine {
       this.#startCleanup(reply.len, "device restarted its session — cleaning up, resending");
       return;
     }
-    const i = this.#flights.findIndex((f) => f.offset === reply.offset && f.len === reply.len);
+    const i = this.#plan.flights.findIndex((f) => f.offset === reply.offset && f.len === reply.len);
     if (i < 0) {
       // A late reply for a packet sent before a timeout: it still confirms every byte
       // before its end, if it is one of ours (the layout is fixed by the block size).
@@ -653,7 +534,7 @@ export class TransferEngine {
       this.#confirm(reply.offset + reply.len);
       return;
     }
-    const f = this.#flights[i]!;
+    const f = this.#plan.flights[i]!;
     const p = this.pacing;
     if (exact && f.offset === this.confirmed) {
       if (exact.sentAt === f.sentAt && f.idle && i === 0) {
@@ -670,8 +551,6 @@ export class TransferEngine {
   }
 
   #confirm(upTo: number): void {
-    const p = this.pacing;
-    this.#flights = this.#flights.filter((f) => f.offset >= upTo);
     this.confirmed = upTo;
     if (this.#next < upTo) this.#next = upTo;
     this.#resync = [];
@@ -679,13 +558,7 @@ export class TransferEngine {
     this.#sessionProbes.clear();
     this.#backoff = 1;
     this.#lastReplyAt = this.#now;
-    this.#deviceFreeAt = this.#now;
-    let prevEnd = this.#now;
-    for (const g of this.#flights) {
-      g.start = Math.max(g.arrival, prevEnd);
-      g.end = g.start + p.serviceMs(g.sector);
-      prevEnd = g.end;
-    }
+    this.#plan.confirm(upTo, this.#now);
     this.#maybeFinishTransfer();
   }
 
@@ -702,7 +575,7 @@ export class TransferEngine {
     this.#cleanedUpOnce = true;
     this.#status(message);
     this.phase = "cleanup";
-    this.#flights = [];
+    this.#plan.flights = [];
     this.#cleanupConfirmed = confirmedAtZero;
     this.#cleanupEnds = 0;
     this.#cleanupEnd();
@@ -769,7 +642,7 @@ export class TransferEngine {
 
   #startEnding(): void {
     this.phase = "ending";
-    this.#flights = [];
+    this.#plan.flights = [];
     this.#sendAt = undefined;
     this.#endsSent = 0;
     this.#sendFinalEnd();

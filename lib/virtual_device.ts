@@ -144,7 +144,10 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     // As `webrepl_setup` leaves a board: the password file, and boot.py starting WebREPL.
     files.set("webrepl_cfg.py", `PASS = ${pyString(options.webrepl.password)}\n`);
     if (!webReplEnabled(files)) {
-      files.set("boot.py", (files.get("boot.py") ?? DEFAULT_BOOT_PY) + "import webrepl\nwebrepl.start()\n");
+      files.set(
+        "boot.py",
+        (files.get("boot.py") ?? DEFAULT_BOOT_PY) + "import webrepl\nwebrepl.start()\n",
+      );
     }
   }
   let webrepl: WebReplServer | undefined;

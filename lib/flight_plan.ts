@@ -1,0 +1,130 @@
+/**
+ * The packets in flight and the sender's prediction of the device's timeline for them:
+ * when each arrives, starts and ends (in the reply-arrival frame: device time plus the
+ * one-way delay). The pacing aims the next packet from it; the retransmission timers
+ * follow it; each reply re-anchors it on what really happened.
+ */
+import type { PacingModel } from "./pacing.ts";
+
+const SECTOR = 4096;
+
+export interface Flight {
+  offset: number;
+  len: number;
+  seq: number;
+  sentAt: number;
+  /** Predicted arrival at the device. */
+  arrival: number;
+  start: number;
+  end: number;
+  /** It fills a 4 KiB sector: the device writes flash before replying. */
+  sector: boolean;
+  /** The device was predicted idle when it arrived: its round trip is an idle round trip. */
+  idle: boolean;
+}
+
+export class FlightPlan {
+  readonly pacing: PacingModel;
+  flights: Flight[] = [];
+  /** When the device finished the last confirmed packet (as far as replies tell). */
+  deviceFreeAt = 0;
+
+  constructor(pacing: PacingModel) {
+    this.pacing = pacing;
+  }
+
+  get oldest(): Flight | undefined {
+    return this.flights[0];
+  }
+
+  get last(): Flight | undefined {
+    return this.flights[this.flights.length - 1];
+  }
+
+  /** Forget every packet in flight; the device is taken as free from `now`. */
+  reset(now: number): void {
+    this.flights = [];
+    this.deviceFreeAt = now;
+  }
+
+  /** A packet sent at `now`: predicts its arrival, start and end behind the others. */
+  add(offset: number, len: number, seq: number, now: number): Flight {
+    const last = this.last;
+    const arrival = now + this.pacing.twoWayMs;
+    const prevEnd = last ? last.end : this.deviceFreeAt;
+    const start = Math.max(arrival, prevEnd);
+    const sector = (offset + len) % SECTOR === 0;
+    const flight: Flight = {
+      offset,
+      len,
+      seq,
+      sentAt: now,
+      arrival,
+      start,
+      end: start + this.pacing.serviceMs(sector),
+      sector,
+      idle: !last && prevEnd <= arrival,
+    };
+    this.flights.push(flight);
+    return flight;
+  }
+
+  /** A packet that only keeps a retransmission timer running (a probe). */
+  placeholder(offset: number, len: number, seq: number, now: number): void {
+    this.flights.push({
+      offset,
+      len,
+      seq,
+      sentAt: now,
+      arrival: now,
+      start: now,
+      end: now,
+      sector: false,
+      idle: false,
+    });
+  }
+
+  /** The datagram really left at `at` (after signing it): shift it and those behind it. */
+  sentLate(seq: number, at: number): void {
+    const i = this.flights.findIndex((f) => f.seq === seq);
+    const f = this.flights[i];
+    if (!f || at <= f.sentAt) return;
+    f.arrival += at - f.sentAt;
+    f.sentAt = at;
+    this.#replan(i, this.flights[i - 1]?.end ?? this.deviceFreeAt);
+  }
+
+  /** A reply at `now` confirmed every byte before `upTo`: re-anchor on it. */
+  confirm(upTo: number, now: number): void {
+    this.flights = this.flights.filter((f) => f.offset >= upTo);
+    this.deviceFreeAt = now;
+    this.#replan(0, now);
+  }
+
+  #replan(from: number, prevEnd: number): void {
+    for (const g of this.flights.slice(from)) {
+      g.start = Math.max(g.arrival, prevEnd);
+      g.end = g.start + this.pacing.serviceMs(g.sector);
+      prevEnd = g.end;
+    }
+  }
+
+  /** When the next packet should leave: its arrival aimed just after the last one's check. */
+  nextSendAt(): number | undefined {
+    const last = this.last;
+    return last ? last.start + this.pacing.aimMs - this.pacing.twoWayMs : undefined;
+  }
+
+  /** When `f` counts as lost. */
+  retransmitAt(f: Flight, backoff: number, initialRtoMs: number): number {
+    const base = this.pacing.measured
+      ? f.end + this.pacing.guardMs * backoff
+      : f.sentAt + initialRtoMs * backoff;
+    return Math.min(base, f.sentAt + 1000);
+  }
+
+  /** When the last packet in flight counts as lost. */
+  lastDeadline(backoff: number, initialRtoMs: number): number {
+    return Math.max(...this.flights.map((f) => this.retransmitAt(f, backoff, initialRtoMs)));
+  }
+}
