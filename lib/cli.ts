@@ -172,7 +172,7 @@ export function reportError(spec: CommandSpec, e: unknown, json: boolean): numbe
   }
   if (e instanceof OtaError) {
     fail(e.message);
-    if (json) printJson({ ok: false, kind: e.name, error: e.message });
+    if (json) printJson({ ok: false, ...e.details, kind: e.name, error: e.message });
     return e instanceof InterruptedError ? 130 : 1;
   }
   log(bold("unexpected error (a bug: please report it with the lines below)"));

@@ -5,7 +5,13 @@
  */
 import { tcpPortOpen } from "./tcp_probe.ts";
 import { decodeCanned, isCanned } from "./canned.ts";
-import { BootCheckError, DeviceUnreachableError, FileError, UnsafeImageError } from "./errors.ts";
+import {
+  BootCheckError,
+  DeviceUnreachableError,
+  FileError,
+  type OtaError,
+  UnsafeImageError,
+} from "./errors.ts";
 import { inspectImage, summarizeProblems } from "./inspect.ts";
 import { loadSigningKey } from "./keys.ts";
 import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./packet_source.ts";
@@ -188,7 +194,21 @@ export async function deploy(
     // The app's WebREPL port accepting a connection ends the boot check at once.
     appRunning: request.appRunning ?? (() => tcpPortOpen(request.host, request.port)),
   });
-  if (!outcome.ok) throw failureError(outcome.failure, request, ready);
+  if (!outcome.ok) {
+    const error = failureError(outcome.failure, request, ready) as OtaError;
+    error.details = {
+      bytes: outcome.confirmed,
+      packets: outcome.packets,
+      retransmits: outcome.retransmits,
+      seconds: Number(outcome.seconds.toFixed(3)),
+      kbps: outcome.seconds > 0
+        ? Number((outcome.confirmed / 1024 / outcome.seconds).toFixed(2))
+        : 0,
+      block: outcome.block,
+      paced: request.pace,
+    };
+    throw error;
+  }
   const s = outcome.summary;
   const seconds = s.transferMs / 1000;
   return {

@@ -5,6 +5,9 @@
  */
 
 export class OtaError extends Error {
+  /** Figures for `--json` (how far a transfer got), merged into the error object. */
+  details?: Record<string, unknown>;
+
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;

@@ -149,6 +149,9 @@ Deno.test("deploy with no device fails within its --timeout with exit 1 and --js
   const json = JSON.parse(r.stdout);
   assertEquals(json.ok, false);
   assertEquals(json.kind, "DeviceUnreachableError");
+  assertEquals(json.bytes, 0);
+  assert(json.packets > 0 && json.retransmits === 0 && json.block === 1024 && json.paced === true);
+  assertStringIncludes(json.error, "no answer from 127.0.0.1:9");
 });
 
 Deno.test("deploy sends a canned .ota file as it is", async () => {
