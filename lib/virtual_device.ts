@@ -133,6 +133,26 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     socket = s;
   }
 
+  /**
+   * The UDP port, when the OS picks it, must also be free on TCP: the app's WebREPL
+   * listens on the same number (a client socket in TIME_WAIT may hold it).
+   */
+  async function openSocketWithTcpTwin(): Promise<void> {
+    const chosen = port;
+    for (let attempt = 0;; attempt++) {
+      await openSocket();
+      if (chosen !== 0) return;
+      try {
+        Deno.listen({ hostname, port, transport: "tcp" }).close();
+        return;
+      } catch (e) {
+        if (attempt >= 20) throw e;
+        await closeSocket();
+        port = 0;
+      }
+    }
+  }
+
   async function closeSocket(): Promise<void> {
     const s = socket;
     socket = undefined;
@@ -191,10 +211,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     return modeChange;
   }
 
-  if (model.mode === "ota") await openSocket();
-  else {
-    // Reserve the port number the app side (WebREPL) will use.
-    await openSocket();
+  await openSocketWithTcpTwin();
+  if (model.mode !== "ota") {
     await closeSocket();
     await switchMode("app");
   }
