@@ -18,7 +18,8 @@ import { type Esptool, findEsptool, formatCommand, requireEsptool } from "../lib
 import { assertFlashable, DEFAULT_BAUD, flashSteps, runFlash } from "../lib/flash.ts";
 import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
 import { bold, log, print, warn } from "../lib/output.ts";
-import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, formatCheck, verifyFiles } from "../lib/verify.ts";
+import { formatCheck } from "../lib/verify.ts";
+import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, verifyFiles } from "../lib/verify_files.ts";
 
 export const spec: CommandSpec = {
   name: "flash",

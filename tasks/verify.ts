@@ -16,7 +16,8 @@ import {
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { fail, log, print, printJson } from "../lib/output.ts";
-import { formatCheck, verifyFiles, type VerifyPaths } from "../lib/verify.ts";
+import { formatCheck } from "../lib/verify.ts";
+import { verifyFiles, type VerifyPaths } from "../lib/verify_files.ts";
 
 export const spec: CommandSpec = {
   name: "verify",

@@ -12,6 +12,12 @@ Deno.test("startMicroPython() runs two independent VMs side by side", async () =
   assertEquals((await a.run("print(x + 1)")).output, "2\n");
 });
 
+Deno.test("startMicroPython() returns output printed without a newline from its own run", async () => {
+  using vm = await startMicroPython();
+  assertEquals((await vm.run("print('a', end='')")).output, "a");
+  assertEquals((await vm.run("print('b')")).output, "b\n");
+});
+
 Deno.test("startMicroPython() passes _host.notify() calls to the JavaScript side", async () => {
   const seen: unknown[] = [];
   using vm = await startMicroPython({ onNotify: (name, payload) => seen.push([name, payload]) });
