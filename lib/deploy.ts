@@ -163,6 +163,12 @@ function failureError(
           }': ` +
           `is it built for this app offset and does its MD5 trailer match?`,
       );
+    case "unstable":
+      return new DeviceUnreachableError(
+        `the device at ${where} restarted its session ${failure.recoveries} times during this deploy: the ` +
+          `link drops out for 10 s and more again and again. Each time it was left recoverable over the air; ` +
+          `move the board or the access point, then run deploy again.`,
+      );
     case "end-ignored":
       return new DeviceUnreachableError(
         `the device at ${where} confirmed every byte but did not take the end packet. It restarts its session ` +

@@ -44,6 +44,10 @@ interface Sent {
 }
 
 const MAX_DEPTH = 3;
+/** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
+const FRESH_MARGIN_MS = 2000;
+/** Session restarts cleaned up in one deploy before it gives up on the link. */
+const MAX_RECOVERIES = 5;
 /** Spacing of the first probes of each size: far beyond a signature check. */
 const PROBE_STAGGER_MS = 30;
 const SECTOR = 4096;
@@ -92,6 +96,8 @@ export class TransferEngine {
   #backoff = 1;
   #alternate = false;
   #maxSent = 0;
+  /** The packet that ends the image, as last sent (the liveness check repeats it). */
+  #lastPacketSent: { offset: number; len: number } | undefined;
   /** While nothing is answered: the offsets the device may expect or repeat, tried in turn. */
   #resync: number[] = [];
   #resyncIndex = 0;
@@ -234,10 +240,14 @@ export class TransferEngine {
   onReply(now: number, reply: Reply): TransferAction[] {
     this.#now = now;
     if (this.#finished) return [];
-    this.#everAnswered = true;
-    this.#lastAnswerAt = now;
     const sent = this.#sent.get(reply.seq);
     const exact = sent && sent.offset === reply.offset && sent.len === reply.len ? sent : undefined;
+    // A reply to a transmission older than PKT_WAIT_MS (the sender was stalled) says
+    // nothing about the device's current session: it does not count as an answer.
+    if (!exact || this.#fresh(exact)) {
+      this.#everAnswered = true;
+      this.#lastAnswerAt = now;
+    }
     switch (this.phase) {
       case "probe":
         this.#probeReply(reply, exact);
@@ -249,7 +259,7 @@ export class TransferEngine {
         this.#transferReply(reply, exact);
         break;
       case "cleanup":
-        this.#cleanupReply(reply);
+        this.#cleanupReply(reply, exact);
         break;
       case "ending":
       case "bootcheck":
@@ -329,7 +339,8 @@ export class TransferEngine {
     ) {
       return;
     }
-    if (exact) this.pacing.addIdleRtt(this.#now - exact.sentAt, false);
+    if (!this.#fresh(exact)) return;
+    this.pacing.addIdleRtt(this.#now - exact!.sentAt, false);
     if (
       this.#probeAt === 0 && this.#cycleDone && !this.#cleanedUpOnce && !this.#freshSessionAnswer()
     ) {
@@ -343,17 +354,19 @@ export class TransferEngine {
       return;
     }
     this.#timedOut.delete(reply.len);
-    const larger = [...this.#timedOut].filter((s) => s > reply.len);
-    if (larger.length === 0 || this.#probeAt + reply.len >= this.options.size) {
+    // Another size sent here went unanswered: it may have been accepted with its reply
+    // lost, and then this reply is the device repeating it (same offset, rule 3, with
+    // this request's length). Find out which offset it expects next.
+    const fits = (s: number) => this.#probeAt + s < this.options.size;
+    const others = [...this.#timedOut].filter((s) => s !== reply.len && fits(s));
+    if (others.length === 0 || !fits(reply.len)) {
       this.#chooseBlock(reply.len, this.#probeAt + reply.len);
       return;
     }
-    // A larger probe timed out: it may have been accepted with its reply lost, and then
-    // this reply is the device repeating it (same offset). Find out which one it expects.
     this.phase = "resolve";
     // The size just answered is by far the likeliest (the larger ones usually exceed the
     // link's datagram size): try it twice per round.
-    this.#resolveOptions = [reply.len, reply.len, ...larger.sort((a, b) => b - a)];
+    this.#resolveOptions = [reply.len, reply.len, ...others.sort((a, b) => b - a)];
     this.#candidate = 0;
     this.#sendResolve();
   }
@@ -363,6 +376,16 @@ export class TransferEngine {
    * bytes only after a session of ours timed out, PKT_WAIT_MS after its first packet was
    * accepted, which was after our start ("Session restarts keep stale bytes").
    */
+  /**
+   * A reply to a transmission sent well within PKT_WAIT_MS: the device's session cannot
+   * have restarted since. Older replies (the sender was stalled: Ctrl-Z, a sleeping
+   * laptop) say nothing about the current session and never lead to an end packet.
+   */
+  #fresh(exact: Sent | undefined): boolean {
+    return exact !== undefined &&
+      this.#now - exact.sentAt < this.options.sessionWaitMs - FRESH_MARGIN_MS;
+  }
+
   #freshSessionAnswer(): boolean {
     return this.options.freshSession && this.#now - this.#startedAt < this.options.sessionWaitMs;
   }
@@ -376,7 +399,7 @@ export class TransferEngine {
 
   #resolveReply(reply: Reply, exact: Sent | undefined): void {
     const size = reply.offset - this.#probeAt;
-    if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" && exact !== undefined) {
+    if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" || !this.#fresh(exact)) {
       return;
     }
     this.#chooseBlock(size, reply.offset + reply.len);
@@ -406,7 +429,14 @@ export class TransferEngine {
     this.#plan.reset(this.#now);
     this.#lastReplyAt = this.#now;
     this.#backoff = 1;
-    if (!this.#blockKnown && confirmed >= SECTOR / 4 && confirmed % this.options.blocks[0]! === 0) {
+    this.#resync = [];
+    this.#resyncIndex = 0;
+    this.#holding = false;
+    this.#maxSent = confirmed;
+    if (
+      !this.#blockKnown && confirmed >= SECTOR / 4 && confirmed % this.options.blocks[0]! === 0 &&
+      confirmed < this.options.size
+    ) {
       // Recovered without knowing the block size yet: probe it here.
       this.phase = "probe";
       this.#probeAt = confirmed;
@@ -469,6 +499,7 @@ export class TransferEngine {
     const kind: SendKind = offset < this.#maxSent ? "retransmit" : "data";
     if (kind === "retransmit") this.retransmits++;
     this.#plan.add(offset, len, this.#send(offset, len, kind), this.#now);
+    if (offset + len === this.options.size) this.#lastPacketSent = { offset, len };
     this.#next = offset + len;
     this.#maxSent = Math.max(this.#maxSent, this.#next);
   }
@@ -497,7 +528,11 @@ export class TransferEngine {
       // The device may have accepted some of the packets in flight with their replies
       // lost: then it expects, or repeats, a later offset than the oldest. Try each.
       if (this.#resync.length === 0) {
-        this.#resync = this.#plan.flights.map((f) => f.offset);
+        // Candidates: what it confirmed last, each packet in flight, and the packet after
+        // them (all of them accepted, every reply lost).
+        this.#resync = [
+          ...new Set([this.confirmed, ...this.#plan.flights.map((f) => f.offset), this.#next]),
+        ].filter((o) => o < this.options.size);
         this.#resyncIndex = 0;
       } else {
         this.#resyncIndex++;
@@ -508,9 +543,10 @@ export class TransferEngine {
       if (lostContact && this.confirmed > 0 && (this.#alternate = !this.#alternate)) {
         // Nothing confirmed for about PKT_WAIT_MS: the device may have restarted its
         // session, and then it answers a packet at offset 0 only.
-        const seq = this.#send(0, this.options.recoveryLen, "session-probe");
+        const len = this.#recoveryLenAt(0);
+        const seq = this.#send(0, len, "session-probe");
         this.#sessionProbes.add(seq);
-        this.#plan.placeholder(0, this.options.recoveryLen, seq, this.#now);
+        this.#plan.placeholder(0, len, seq, this.#now);
         return;
       }
     }
@@ -519,7 +555,7 @@ export class TransferEngine {
 
   #transferReply(reply: Reply, exact: Sent | undefined): void {
     if (
-      exact?.kind === "session-probe" && this.#sessionProbes.has(reply.seq)
+      exact?.kind === "session-probe" && this.#sessionProbes.has(reply.seq) && this.#fresh(exact)
     ) {
       this.#startCleanup(reply.len, "device restarted its session — cleaning up, resending");
       return;
@@ -531,7 +567,7 @@ export class TransferEngine {
       const ours = reply.offset >= this.confirmed && reply.offset + reply.len <= this.#maxSent &&
         reply.len === this.#packetLen(reply.offset);
       if (!ours) return;
-      this.#confirm(reply.offset + reply.len);
+      this.#confirm(reply.offset + reply.len, false);
       return;
     }
     const f = this.#plan.flights[i]!;
@@ -547,29 +583,46 @@ export class TransferEngine {
       if (waited) p.addServiceSample(this.#now - this.#lastReplyAt!, f.sector);
     }
     p.onAck();
-    this.#confirm(reply.offset + reply.len);
+    this.#confirm(reply.offset + reply.len, this.#fresh(exact) && exact!.offset === reply.offset);
   }
 
-  #confirm(upTo: number): void {
+  /** Every byte before `upTo` is confirmed; `fresh`: by a reply that is surely current. */
+  #confirm(upTo: number, fresh: boolean): void {
     this.confirmed = upTo;
-    if (this.#next < upTo) this.#next = upTo;
     this.#resync = [];
     this.#holding = false;
     this.#sessionProbes.clear();
     this.#backoff = 1;
     this.#lastReplyAt = this.#now;
     this.#plan.confirm(upTo, this.#now);
-    this.#maybeFinishTransfer();
+    // Send next what the device expects next, unless it is already in flight.
+    if (this.#plan.oldest?.offset !== upTo) {
+      this.#plan.flights = [];
+      this.#next = upTo;
+    }
+    this.#maybeFinishTransfer(fresh);
   }
 
-  #maybeFinishTransfer(): void {
-    if (this.confirmed >= this.options.size) this.#startEnding();
-    else this.#pump();
+  #maybeFinishTransfer(fresh = true): void {
+    if (this.confirmed < this.options.size) {
+      this.#pump();
+    } else if (fresh) {
+      this.#startEnding();
+    } else {
+      // Complete, but only by a reply that may predate a session restart: repeat the last
+      // packet and send the end packet only on its answer.
+      this.#next = this.#lastPacket().offset;
+      this.#pump();
+    }
   }
 
   // ---- clean-up: get back to a clean device from an unknown session state ----
 
   #startCleanup(confirmedAtZero: number, message: string): void {
+    if (this.recoveries >= MAX_RECOVERIES) {
+      this.#fail({ kind: "unstable", recoveries: this.recoveries });
+      return;
+    }
     this.recoveries++;
     this.#sessionProbes.clear();
     this.#cleanedUpOnce = true;
@@ -596,7 +649,7 @@ export class TransferEngine {
 
   #cleanupTimer(): void {
     if (this.#cleanupStage === "check-left") {
-      if (this.#cleanupTries >= 3) {
+      if (this.#cleanupTries >= 3 || this.#cleanupConfirmed >= this.options.size) {
         this.#cleanupStage = "await-fresh";
       } else {
         // The next offset of the old session: accepted only if the end packet was lost;
@@ -608,7 +661,7 @@ export class TransferEngine {
         return;
       }
     }
-    this.#send(0, this.options.recoveryLen, "probe");
+    this.#send(0, this.#recoveryLenAt(0), "probe");
     this.#cleanupAt = this.#now + Math.max(150, this.#settleMs());
   }
 
@@ -617,7 +670,8 @@ export class TransferEngine {
     return Math.min(b - offset % b, this.options.size - offset);
   }
 
-  #cleanupReply(reply: Reply): void {
+  #cleanupReply(reply: Reply, exact: Sent | undefined): void {
+    if (!this.#fresh(exact)) return;
     if (
       this.#cleanupStage === "check-left" && reply.offset === this.#cleanupConfirmed &&
       reply.len > 0
@@ -657,6 +711,7 @@ export class TransferEngine {
   }
 
   #lastPacket(): { offset: number; len: number } {
+    if (this.#lastPacketSent) return this.#lastPacketSent;
     const size = this.options.size;
     const b = this.#blockKnown ? this.block : this.options.recoveryLen;
     const offset = Math.floor((size - 1) / b) * b;
@@ -702,8 +757,8 @@ export class TransferEngine {
   #afterEndReply(reply: Reply, exact: Sent | undefined): void {
     const last = this.#lastPacket();
     if (
-      reply.offset === last.offset && reply.len === last.len &&
-      (exact?.kind === "liveness" || !exact && this.#now - this.#endSentAt > this.#settleMs())
+      reply.offset === last.offset && reply.len === last.len && exact?.kind === "liveness" &&
+      this.#fresh(exact)
     ) {
       // Still in the session with every byte confirmed: the end packet was lost.
       if (this.#endsSent >= 3) {
@@ -714,7 +769,7 @@ export class TransferEngine {
       this.#sendFinalEnd();
       return;
     }
-    if (this.phase === "bootcheck" && reply.offset === 0 && reply.len > 0) {
+    if (this.phase === "bootcheck" && reply.offset === 0 && reply.len > 0 && this.#fresh(exact)) {
       if (this.attempts >= this.options.maxAttempts) {
         this.#fail({ kind: "boot-failed", attempts: this.attempts });
         return;
@@ -731,6 +786,10 @@ export class TransferEngine {
   // ---- plumbing ----
 
   #send(offset: number, len: number, kind: SendKind): number {
+    // A packet with len 0 IS an end packet to the device (rule 2): never by accident.
+    if (len <= 0 || offset + len > this.options.size) {
+      throw new RangeError(`bug: a ${kind} packet at ${offset} of length ${len}`);
+    }
     const seq = ++this.#seq;
     this.#sent.set(seq, { offset, len, sentAt: this.#now, kind });
     if (this.#sent.size > 4096) this.#sent.delete(this.#sent.keys().next().value!);

@@ -72,4 +72,5 @@ export type TransferFailure =
   | { kind: "no-answer" }
   | { kind: "stopped-answering"; confirmed: number; silentMs: number }
   | { kind: "boot-failed"; attempts: number }
-  | { kind: "end-ignored" };
+  | { kind: "end-ignored" }
+  | { kind: "unstable"; recoveries: number };

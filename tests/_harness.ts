@@ -43,6 +43,9 @@ export class Harness {
   outcome: TransferAction | undefined;
   /** Stop sending (an interrupted deploy: the process is gone). */
   stopped = false;
+  /** Freeze the sender (Ctrl-Z, a sleeping laptop) when it sends a matching packet. */
+  stall: { when: (offset: number, len: number) => boolean; ms: number } | undefined;
+  #stalledUntil = -Infinity;
 
   constructor(device: Omit<DeviceOptions, "now">, link: LinkOptions, source: PacketSource) {
     this.device = new DeviceModel({ ...device, now: 0 });
@@ -70,6 +73,10 @@ export class Harness {
   }
 
   #toEngine(data: Uint8Array): void {
+    if (this.now < this.#stalledUntil) {
+      this.#at(this.#stalledUntil, () => this.#toEngine(data));
+      return;
+    }
     const reply = parseReply(data);
     if (!reply || !this.engine || this.stopped) return;
     this.#apply(this.engine.onReply(this.now, { ...reply, seq: this.source.senderSeq(reply.seq) }));
@@ -93,6 +100,10 @@ export class Harness {
           deviceExpected: s.expected,
           deviceBuffered: s.bufferedBytes,
         });
+        if (a.type === "send" && this.stall?.when(a.offset, a.len)) {
+          this.#stalledUntil = this.now + this.stall.ms;
+          this.stall = undefined;
+        }
         for (const d of this.link.toDevice(this.now, data)) {
           this.#at(d.at, () => {
             this.device.receive(this.now, d.data, "client");
@@ -108,9 +119,11 @@ export class Harness {
     const timer = ++this.#engineTimer;
     const next = engine.nextTimer();
     if (next !== undefined && !this.outcome) {
-      this.#at(Math.max(next, this.now), () => {
+      const fire = () => {
+        if (this.now < this.#stalledUntil) return this.#at(this.#stalledUntil, fire);
         if (timer === this.#engineTimer && !this.stopped) this.#apply(engine.onTimer(this.now));
-      });
+      };
+      this.#at(Math.max(next, this.now), fire);
     }
   }
 

@@ -67,6 +67,8 @@ function flashHolds(h: Harness, firmware = image): boolean {
 
 /** The rule of issue 7: no end packet unless every byte before it is confirmed in the device's current session. */
 function assertEndPacketsSafe(r: HarnessResult): void {
+  // A packet of length 0 is an end packet to the device (rule 2): only ever on purpose.
+  assert(r.sent.every((s) => s.end || s.len > 0), "a data packet of length 0 left the socket");
   for (const s of r.sent.filter((x) => x.end)) {
     assert(
       s.deviceExpected > 0 || s.deviceBuffered === 0,
@@ -263,4 +265,68 @@ Deno.test("TransferEngine paces packets: no two meet inside a signature check on
   assertEquals(nested.length, 0);
   const status = r.statuses.map((s) => s.message).join("\n");
   assertStringIncludes(status, "block size 1024 bytes");
+});
+
+Deno.test("TransferEngine never sends a zero-length data packet, even for a tiny image with a lost probe reply", () => {
+  for (const size of [300, 700, 1024, 2048]) {
+    const tiny = new Uint8Array(size).map((_, i) => i * 7);
+    const h = new Harness(
+      {
+        modulus: key512.modulus,
+        flash: new Uint8Array(0x100000).fill(0xff),
+        profile: PROFILES.esp8266,
+      },
+      { delayMs: 3, loseReplies: [`0:${Math.min(size, 1024)}`] },
+      liveSource(tiny, nativeSigner(key512), AUTO_BLOCKS, false),
+    );
+    h.start(options(h));
+    const r = h.run();
+    assert(r.outcome !== undefined, `size ${size}: no outcome`);
+    assertEndPacketsSafe(r);
+  }
+});
+
+Deno.test("TransferEngine: a tiny image, small datagrams and a session restart never flush below the app", () => {
+  const tiny = new Uint8Array(700).map((_, i) => i * 3);
+  const h = new Harness(
+    {
+      modulus: key512.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES.esp8266,
+      mtu: 548,
+    },
+    { delayMs: 3, outage: { afterBytes: 512, ms: 10500 } },
+    liveSource(tiny, nativeSigner(key512), AUTO_BLOCKS, false),
+  );
+  h.start(options(h));
+  assertEndPacketsSafe(h.run());
+});
+
+Deno.test("TransferEngine: replies that waited out a stalled sender (over PKT_WAIT_MS) never lead to an end packet", () => {
+  const odd = makeSampleFirmware({ size: 48 * 1024 + 700, seed: 13 });
+  const h = harness({ firmware: odd });
+  h.stall = { when: (offset, len) => offset + len === odd.length, ms: 12000 };
+  h.start(options(h));
+  const r = h.run();
+  assert(
+    r.deviceEvents.some((e) => e.type === "session-restart" && e.staleBytes > 0),
+    "no stale restart",
+  );
+  assertEndPacketsSafe(r);
+  assertEquals(r.outcome?.type, "done");
+  assert(flashHolds(h, odd));
+});
+
+Deno.test("TransferEngine: a reply lost right after a clean-up does not stall the transfer", () => {
+  const h = harness({
+    bits: 2048,
+    blocks: [1024],
+    link: { outage: { afterBytes: 24 * 1024, ms: 11000 }, loseReplies: ["256:768"] },
+  });
+  h.start(options(h));
+  const r = h.run();
+  assertEquals(r.outcome?.type, "done");
+  assert(flashHolds(h));
+  assertEndPacketsSafe(r);
+  if (r.outcome?.type === "done") assertEquals(r.outcome.result.recoveries, 1);
 });
