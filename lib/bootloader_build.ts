@@ -6,7 +6,7 @@
  * yaota8266.bin built for my key?" is a byte search.
  */
 import { createHash } from "node:crypto";
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import {
   BuildLog,
   checkRuntime,
@@ -18,6 +18,7 @@ import {
   shellQuote,
   streamingRunner,
 } from "./container.ts";
+import { existsSync, isDir, isFile, removeIfExists } from "./_fs.ts";
 import type { BootloaderSettings, OtaConfig } from "./config.ts";
 import { FileError, UnsafeImageError } from "./errors.ts";
 import { DEFAULT_APP_OFFSET } from "./image.ts";
@@ -25,7 +26,7 @@ import { loadPublicKey, modulusCString, type PublicKeyInfo } from "./keys.ts";
 import {
   applyFileEdit,
   checkAppOffset,
-  type FileEdit,
+  describeFileEdit,
   planFileEdit,
   renderTemplate,
 } from "./linker_script.ts";
@@ -84,7 +85,7 @@ export function resolveBootloaderOptions(
   if (key === undefined) {
     const priv = resolve(cwd, "keys/priv.key");
     const pub = resolve(cwd, "keys/pub.key");
-    key = !exists(priv) && exists(pub) ? pub : priv;
+    key = !existsSync(priv) && existsSync(pub) ? pub : priv;
   }
   return {
     tree: flags.yaota8266 !== undefined
@@ -98,15 +99,6 @@ export function resolveBootloaderOptions(
     out: flags.out !== undefined ? resolve(cwd, flags.out) : config.out ?? resolve(cwd, "dist"),
     dryRun: flags.dryRun,
   };
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Fills `templates/config.h`. Pure. */
@@ -126,14 +118,6 @@ export function renderConfigH(
     GPIO_MASK: formatHex(s.gpioMask),
     GPIO_WAIT_MS: String(s.gpioWaitMs),
   });
-}
-
-async function isDir(path: string): Promise<boolean> {
-  return await Deno.stat(path).then((s) => s.isDirectory, () => false);
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return await Deno.stat(path).then((s) => s.isFile, () => false);
 }
 
 export interface YaotaTree {
@@ -202,27 +186,6 @@ export interface BootloaderDeps {
 
 const defaultDeps: BootloaderDeps = { runner: streamingRunner, checkRuntime };
 
-function describeEdit(edit: FileEdit, root: string, dryRun: boolean): string[] {
-  const name = relative(root, edit.path);
-  if (!edit.changed) return [`${name}: up to date`];
-  const lines = [
-    `${dryRun ? "would write" : "wrote"} ${name}${edit.before === undefined ? " (new)" : ""}`,
-    ...edit.summary.map((l) => `    ${l}`),
-  ];
-  if (edit.backup) {
-    lines.push(
-      `  ${dryRun ? "would keep" : "kept"} the original as ${relative(root, edit.backup)}`,
-    );
-  }
-  return lines;
-}
-
-async function removeIfExists(path: string): Promise<void> {
-  await Deno.remove(path).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  });
-}
-
 /**
  * Builds yaota8266 for the key (or, with `dryRun`, prints what it would do).
  * @throws {KeyError} The key cannot be read or its exponent is not 3.
@@ -257,7 +220,7 @@ export async function buildBootloader(
   const stale = await Deno.stat(built).then(() => true, () => false);
 
   if (options.dryRun) {
-    for (const l of describeEdit(edit, tree.root, true)) print(l);
+    for (const l of describeFileEdit(edit, tree.root, true)) print(l);
     if (stale) print(`would remove the previous ${BOOTLOADER_FILE}`);
     for (const l of lines) {
       print(`would run${l.cwd ? ` in ${l.cwd}` : ""}: ${shellQuote(l.argv)}`);
@@ -273,7 +236,7 @@ export async function buildBootloader(
   await deps.checkRuntime(options.runtime, options.image);
   await Deno.mkdir(options.out, { recursive: true });
   await applyFileEdit(edit);
-  for (const l of describeEdit(edit, tree.root, false)) log(l);
+  for (const l of describeFileEdit(edit, tree.root, false)) log(l);
   await removeIfExists(built);
   {
     using buildLog = await BuildLog.create(logPath);

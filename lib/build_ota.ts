@@ -18,6 +18,7 @@ import {
   shellQuote,
   streamingRunner,
 } from "./container.ts";
+import { removeIfExists } from "./_fs.ts";
 import type { OtaConfig } from "./config.ts";
 import { FileError, UnsafeImageError } from "./errors.ts";
 import { DEFAULT_APP_OFFSET, otaIromBase } from "./image.ts";
@@ -26,6 +27,7 @@ import { renderInspectReport } from "./inspect_report.ts";
 import {
   applyFileEdit,
   checkAppOffset,
+  describeFileEdit,
   type FileEdit,
   parseIromSegment,
   planLinkerScript,
@@ -163,20 +165,9 @@ const defaultDeps: BuildDeps = { runner: streamingRunner, checkRuntime, now: () 
 
 /** One line per file change, for the log or the dry run. */
 function describeLinkerEdit(edit: FileEdit, root: string, dryRun: boolean): string[] {
-  const name = relative(root, edit.path);
   const seg = parseIromSegment(edit.text);
   const where = seg ? `irom0_0_seg at ${formatHex(seg.org)}, len ${formatHex(seg.len)}` : "";
-  if (!edit.changed) return [`linker script ${name}: up to date (${where})`];
-  const lines = [
-    `${dryRun ? "would write" : "wrote"} linker script ${name}: ${where}`,
-    ...edit.summary.map((l) => `    ${l}`),
-  ];
-  if (edit.backup) {
-    lines.push(
-      `  ${dryRun ? "would keep" : "kept"} the original as ${relative(root, edit.backup)}`,
-    );
-  }
-  return lines;
+  return describeFileEdit(edit, root, dryRun, "linker script ", where);
 }
 
 function describeModules(plan: ModulePlan, root: string, dryRun: boolean): string[] {
@@ -206,12 +197,6 @@ function describeModules(plan: ModulePlan, root: string, dryRun: boolean): strin
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
-}
-
-async function removeIfExists(path: string): Promise<void> {
-  await Deno.remove(path).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  });
 }
 
 async function existing(paths: string[]): Promise<string[]> {

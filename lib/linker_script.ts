@@ -1,3 +1,4 @@
+import { relative } from "node:path";
 /**
  * The OTA build's linker script (reference, "Linker script for the OTA build"): the irom
  * links at `0x40200000 + MAIN_APP_OFFSET + 0x9000`. Rendered from
@@ -190,4 +191,28 @@ export async function planLinkerScript(path: string, appOffset: number): Promise
   const original = (await readIfExists(`${path}.orig`)) ?? (await readIfExists(path)) ?? "";
   const text = renderLinkerScript(template, { appOffset, include: commonInclude(original) });
   return await planFileEdit(path, text);
+}
+
+/** One line per file change (and its summary), for the log or the dry run. */
+export function describeFileEdit(
+  edit: FileEdit,
+  root: string,
+  dryRun: boolean,
+  label = "",
+  detail = "",
+): string[] {
+  const name = label + relative(root, edit.path);
+  if (!edit.changed) return [`${name}: up to date${detail ? ` (${detail})` : ""}`];
+  const lines = [
+    `${dryRun ? "would write" : "wrote"} ${name}${
+      detail ? `: ${detail}` : edit.before === undefined ? " (new)" : ""
+    }`,
+    ...edit.summary.map((l) => `    ${l}`),
+  ];
+  if (edit.backup) {
+    lines.push(
+      `  ${dryRun ? "would keep" : "kept"} the original as ${relative(root, edit.backup)}`,
+    );
+  }
+  return lines;
 }

@@ -4,6 +4,7 @@
  * newer trees build `BOARD=ESP8266_GENERIC BOARD_VARIANT=OTA`), its version, the
  * linker script the OTA build links with, the make commands and where the image lands.
  */
+import { isDir } from "./_fs.ts";
 import { dirname, join, relative, resolve } from "node:path";
 import { FileError, UsageError } from "./errors.ts";
 
@@ -36,14 +37,6 @@ async function readText(path: string): Promise<string | undefined> {
       return undefined;
     }
     throw e;
-  }
-}
-
-async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
   }
 }
 
