@@ -99,8 +99,9 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     apply(engine.onReply(now(), { ...reply, seq: source.senderSeq(reply.seq) }));
   });
 
+  // Progress is the transfer's: the boot check afterwards has its own status line.
   const report = () =>
-    options.onProgress?.({
+    engine.phase !== "bootcheck" && options.onProgress?.({
       confirmed: engine.confirmed,
       size: source.size,
       retransmits: engine.retransmits,
@@ -154,7 +155,6 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
       } else if (a.type === "status") {
         options.onStatus?.(a.message);
       } else if (a.type === "done") {
-        report();
         finish({ ok: true, summary: a.result, seconds: now() / 1000 });
         return;
       } else if (a.type === "failed") {
