@@ -25,8 +25,6 @@ import { formatSeconds } from "./output.ts";
 export const DEFAULT_OTA_WAIT_MS = 60000;
 /** How long the app may take to bring WebREPL back after the push. */
 export const DEFAULT_COME_BACK_MS = 60000;
-/** The engine's boot check window when the request names none. */
-const DEFAULT_BOOT_CHECK_MS = 6000;
 /** Between two looks at the WebREPL port while the app boots. */
 const POLL_MS = 250;
 /** A single TCP connect attempt, at most. */
@@ -144,8 +142,6 @@ export async function deployWithTrigger(
   let answered = false;
   const push: DeployRequest = {
     ...base,
-    // Always a number: an undefined window reaches the engine as "no window at all".
-    bootCheckMs: base.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS,
     firstAnswerMs: otaWaitMs,
     freshSession: true,
     appRunning: base.appRunning ?? (() => tcpPortOpen(target.host, target.port)),

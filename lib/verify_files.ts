@@ -119,31 +119,38 @@ export async function verifyFiles(
       : `no ${configHPath} (name one with --config-h)`;
   }
 
+  // The two build products: read if there, else skipped with how to make or name them.
+  const product = async (
+    check: "bootloader" | "firmware",
+    path: string,
+    explicit: boolean,
+    task: string,
+  ) => {
+    const hint = `build it with 'deno task ${task}', or name it with --${check}`;
+    const read = await readIfThere(
+      bytes,
+      path,
+      cwd,
+      explicit || required(check),
+      `no ${check} at '${path}': ${hint}`,
+    );
+    if (read === undefined) skipped[check] = `no ${path} (${hint})`;
+    return read;
+  };
   const bootloaderPath = paths.bootloader ?? DEFAULT_BOOTLOADER;
-  const bootloaderBytes = await readIfThere(
-    bytes,
+  const bootloaderBytes = await product(
+    "bootloader",
     bootloaderPath,
-    cwd,
-    paths.bootloader !== undefined || required("bootloader"),
-    `no bootloader at '${bootloaderPath}': build it with 'deno task build-bootloader', or name it with --bootloader`,
+    paths.bootloader !== undefined,
+    "build-bootloader",
   );
-  if (bootloaderBytes === undefined) {
-    skipped.bootloader =
-      `no ${bootloaderPath} (build it with 'deno task build-bootloader', or name it with --bootloader)`;
-  }
-
   const firmwarePath = paths.firmware ?? DEFAULT_FIRMWARE;
-  const firmwareBytes = await readIfThere(
-    bytes,
+  const firmwareBytes = await product(
+    "firmware",
     firmwarePath,
-    cwd,
-    paths.firmware !== undefined || required("firmware"),
-    `no firmware at '${firmwarePath}': build it with 'deno task build-ota', or name it with --firmware`,
+    paths.firmware !== undefined,
+    "build-ota",
   );
-  if (firmwareBytes === undefined) {
-    skipped.firmware =
-      `no ${firmwarePath} (build it with 'deno task build-ota', or name it with --firmware)`;
-  }
 
   const keyDir = resolve(cwd, dirname(keyPath));
   const otherKeys = (await siblingKeys(keyDir, [resolve(cwd, keyPath), resolve(cwd, pubPath)]))
