@@ -1,6 +1,6 @@
 /**
- * Keys for the benchmark: the reference's test vectors when they are beside the
- * repository, else freshly generated (RSA, e=3). Test keys only.
+ * Keys for the benchmark: the vendored test keys (tests/vectors/) when the checkout has them,
+ * else freshly generated (RSA, e=3). Test keys only.
  */
 import { generateKey } from "./keys.ts";
 
@@ -8,7 +8,7 @@ export function benchmarkKeys(): { k512: string; k2048: string } {
   const read = (bits: number) => {
     try {
       return Deno.readTextFileSync(
-        new URL(`../../shared/vectors/test-key-${bits}.pem`, import.meta.url),
+        new URL(`../tests/vectors/test-key-${bits}.pem`, import.meta.url),
       );
     } catch {
       return generateKey(bits).privatePem;

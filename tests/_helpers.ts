@@ -1,7 +1,7 @@
-/** Shared test fixtures: the reference vectors beside the repository, temp dirs. */
+/** Shared test fixtures: the vendored test vectors (tests/vectors/), temp dirs. */
 import { fileURLToPath as fromFileUrl } from "node:url";
 
-export const VECTORS = fromFileUrl(new URL("../../shared/vectors/", import.meta.url));
+export const VECTORS = fromFileUrl(new URL("./vectors/", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../", import.meta.url));
 
 export function vector(name: string): Uint8Array {
