@@ -1,7 +1,7 @@
 /**
  * `build-bootloader`: yaota8266 built for our key. Writes the tree's `config.h` from
  * `templates/config.h` (the key's modulus as a C string, `MAIN_APP_OFFSET` and the
- * timing settings; reference, "Keys"), runs make in the same container machinery as
+ * timing settings; docs/device.md, "Keys"), runs make in the same container machinery as
  * `build-ota`, collects `yaota8266.bin` and checks that it holds the modulus: "is this
  * yaota8266.bin built for my key?" is a byte search.
  */
@@ -37,7 +37,7 @@ export const CONFIG_TEMPLATE = new URL("../templates/config.h", import.meta.url)
 export const BOOTLOADER_FILE = "yaota8266.bin";
 export const BOOTLOADER_LOG_FILE = "bootloader-build.log";
 
-/** The values of yaota8266's `config.h.example` (reference, "Keys"). */
+/** The values of yaota8266's `config.h.example` (docs/device.md, "Keys"). */
 export const BOOTLOADER_DEFAULTS: Required<BootloaderSettings> = {
   baudRate: 115200,
   pktWaitMs: 10000,

@@ -1,5 +1,5 @@
 /**
- * Canned `.ota` files (reference, "Test vectors"): `yaota8266\x01`, then each packet
+ * Canned `.ota` files (docs/device.md, "Canned .ota files"): `yaota8266\x01`, then each packet
  * (end packets included) as `u16 length + bytes`, then `u16 0`, then SHA1 of all before it.
  */
 import { createHash } from "node:crypto";

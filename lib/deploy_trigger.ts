@@ -3,7 +3,7 @@
  * Preflight first (nothing touches the device if the image or the key is wrong); then
  * one WebREPL login notes the running version and sends the board into OTA mode
  * (`enterOtaMode`); the push waits for the OTA server's first answer up to the device's
- * own IDLE_REBOOT_MS (yaota8266 reference, "Timers"); the boot check passes as soon as
+ * own IDLE_REBOOT_MS (docs/device.md, "Wire protocol"); the boot check passes as soon as
  * the app's WebREPL port accepts a connection; then a second login reads the new version.
  * The password goes to the two logins only: never into a step, a status line or an error.
  */

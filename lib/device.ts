@@ -1,5 +1,5 @@
 /**
- * A faithful model of a yaota8266 device (reference, "Wire protocol", "Re-entrancy",
+ * A faithful model of a yaota8266 device (docs/device.md, "Wire protocol", "Re-entrancy",
  * "Session restarts keep stale bytes", "Entering OTA mode"). A pure state machine:
  * datagrams and the time go in (`receive`, `advance`), events come out (replies to send,
  * flash writes, reboots). The virtual device (`sim`) wires it to a socket; tests drive it
@@ -12,7 +12,7 @@ import { bootCheck, DEFAULT_APP_OFFSET } from "./image.ts";
 
 export type DeviceMode = "ota" | "app" | "rebooting";
 
-/** Why a datagram was not accepted, in the order the ota-server checks (reference). */
+/** Why a datagram was not accepted, in the ota-server's order (docs/device.md, "Wire protocol"). */
 export type PacketOutcome =
   | "accepted"
   | "duplicate"
@@ -195,7 +195,7 @@ export class DeviceModel {
       return;
     }
     if (this.#sessionStarted && now >= this.#lastConfirmAt + this.pktWaitMs) {
-      // PKT_WAIT_MS: the session restarts but the buffer is NOT cleared (reference,
+      // PKT_WAIT_MS: the session restarts but the buffer is NOT cleared (docs/device.md,
       // "Session restarts keep stale bytes").
       this.#sessionStarted = false;
       this.#expected = 0;
@@ -226,7 +226,7 @@ export class DeviceModel {
     const pre = this.profile.logMs * this.profile.logBeforeCheck;
     const check = checkMs(this.profile, this.#key.length);
     // axTLS calls ets_loop_iter() at the start of each of the two exponent-bit steps
-    // for e=3 (reference, "Re-entrancy"): the last chance for a waiting datagram.
+    // for e=3 (docs/device.md, "Re-entrancy"): the last chance for a waiting datagram.
     this.#job = { data, from, start, checkpoint: start + pre + check / 2 };
   }
 
@@ -317,7 +317,7 @@ export class DeviceModel {
     this.#pendingReply = { data: makeReply(request), to };
   }
 
-  /** Buffer flush address rule (reference): round down, or one sector back if aligned. */
+  /** Flush address (docs/device.md, "Wire protocol"): round down, or one sector back if aligned. */
   #flush(now: number): void {
     let address = this.appOffset + this.#expected;
     if (address % SECTOR_SIZE !== 0) address -= address % SECTOR_SIZE;

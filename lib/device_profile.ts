@@ -1,5 +1,5 @@
 /**
- * Costs the virtual device charges (reference, "Costs on real hardware"). `instant`
+ * Costs the virtual device charges (docs/device.md, "Costs on real hardware"). `instant`
  * charges nothing and reboots at once; `esp8266` charges the UART log per packet (~150
  * characters at 115200 baud), the RSA check, the sector erase+write and a reboot.
  */

@@ -1,5 +1,5 @@
 /**
- * The ota-server's signature check (reference, "Wire protocol", rule 1): RSA public
+ * The ota-server's signature check (docs/device.md, "Wire protocol", rule 1): RSA public
  * operation with e=3 over the last `modulus length` bytes, PKCS#1 v1.5 type-1 unpadding,
  * a 36-byte payload whose last 20 bytes are SHA1(header + data + pad) (the ota-server
  * does not look at the vestigial key16 before it).

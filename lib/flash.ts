@@ -1,5 +1,5 @@
 /**
- * First-time serial flash of a yaota8266 device (reference, "Flash layout"): optional
+ * First-time serial flash of a yaota8266 device (docs/device.md, "Flash layout"): optional
  * `erase_flash`, then `write_flash -fm dio --flash_size=detect 0x0 yaota8266.bin`, then
  * the same with the OTA firmware at `MAIN_APP_OFFSET`. Only after `verify` passed for
  * the pair: the bootloader holds the user's key, the image is a safe OTA image.

@@ -10,7 +10,7 @@ import { InterruptedError, OtaError, UsageError } from "./errors.ts";
 import type { SendProgress } from "./send_firmware.ts";
 import { formatBytes } from "./output.ts";
 
-/** yaota8266's OTA server port (reference, "Wire protocol"). */
+/** yaota8266's OTA server port (docs/device.md, "Wire protocol"). */
 export const DEFAULT_OTA_PORT = 8266;
 export const DEFAULT_CONCURRENCY = 4;
 

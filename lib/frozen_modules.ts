@@ -1,6 +1,6 @@
 /**
  * The Python modules frozen into the OTA firmware: the user's (`--module`, e.g. the
- * seed's `uartremote.py`) plus `templates/ota.py` (reference, "Entering OTA mode").
+ * seed's `uartremote.py`) plus `templates/ota.py` (docs/device.md, "Entering OTA mode").
  * Each is compiled by MicroPython itself first, so a syntax error shows in seconds, not
  * after a long build; a name that would shadow one of MicroPython's own modules is
  * refused unless forced. What was copied is recorded in the tree, so a second run

@@ -1,5 +1,5 @@
 /**
- * The MicroPython OTA firmware image (reference, "OTA firmware image"): the ESP8266
+ * The MicroPython OTA firmware image (docs/device.md, "OTA firmware image"): the ESP8266
  * RAM-segment image, 0xFF padding to 0x8ffc, the u32 `total` there, the irom0 text at
  * 0x9000, and an MD5 trailer over bytes [4, total). Writer and parser.
  */
@@ -8,7 +8,7 @@ import { concat, readU32, writeU32 } from "./_bytes.ts";
 
 export const ESP_IMAGE_MAGIC = 0xe9;
 export const CHECKSUM_SEED = 0xef;
-/** The RAM part must be smaller than this; irom starts here (reference). */
+/** The RAM part must be smaller than this; irom starts here (docs/device.md). */
 export const IROM_FILE_OFFSET = 0x9000;
 export const TOTAL_FIELD_OFFSET = 0x8ffc;
 /** boot8266 treats a `total` above this as an invalid app. */

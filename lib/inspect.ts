@@ -1,7 +1,7 @@
 /**
  * Is this image safe to push to a yaota8266 device at this app offset? Every check
  * boot8266 makes, plus the ones it cannot: the irom link address, estimated from the
- * pointer-like words (reference, "A standard (non-OTA) MicroPython build"), and the size.
+ * pointer-like words (docs/device.md, "OTA firmware image"), and the size.
  */
 import {
   bootCheck,

@@ -1,5 +1,5 @@
 /**
- * Making a yaota8266 signing key pair on disk (reference, "Keys"): which sizes make
+ * Making a yaota8266 signing key pair on disk (docs/device.md, "Keys"): which sizes make
  * sense, where the files go, and writing them so that the private key is never
  * readable by others, not even for a moment, and never silently replaced.
  */
@@ -44,7 +44,7 @@ export function checkKeyBits(bits: number): number {
     );
   }
   // The device reads only the first pbuf of a datagram, so a fragmented request never
-  // verifies (reference, "Wire protocol"): the signature must leave room for a block.
+  // verifies (docs/device.md, "Wire protocol"): the signature must leave room for a block.
   const size = datagramSize(SMALLEST_BLOCK, bits / 8);
   if (size > MAX_UNFRAGMENTED) {
     throw new UsageError(

@@ -1,5 +1,5 @@
 /**
- * yaota8266 signing keys: RSA with public exponent 3 (reference, "Keys").
+ * yaota8266 signing keys: RSA with public exponent 3 (docs/device.md, "Keys").
  * Reads PKCS#1 (`BEGIN RSA PRIVATE KEY`) and PKCS#8 (`BEGIN PRIVATE KEY`) PEM as
  * written by `openssl genrsa -3`, and public keys as PEM.
  */

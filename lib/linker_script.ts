@@ -1,6 +1,6 @@
 import { relative } from "node:path";
 /**
- * The OTA build's linker script (reference, "Linker script for the OTA build"): the irom
+ * The OTA build's linker script (docs/device.md, "OTA firmware image"): the irom
  * links at `0x40200000 + MAIN_APP_OFFSET + 0x9000`. Rendered from
  * `templates/esp8266_ota.ld` into the MicroPython tree, idempotently, keeping the tree's
  * original once as `.orig`. The template and file-edit helpers here serve `config.h` too.

@@ -1,7 +1,7 @@
 /**
  * A MicroPython source tree as the OTA build sees it: where `ports/esp8266` is, which
- * generation of the esp8266 build it has (reference: "MicroPython ≤ 1.19: `make ota`";
- * newer trees build `BOARD=ESP8266_GENERIC BOARD_VARIANT=OTA`), its version, the
+ * generation of the esp8266 build it has (docs/device.md, "OTA firmware image": `make ota`
+ * up to 1.19; newer trees build `BOARD=ESP8266_GENERIC BOARD_VARIANT=OTA`), its version, the
  * linker script the OTA build links with, the make commands and where the image lands.
  */
 import { isDir } from "./_fs.ts";

@@ -2,7 +2,7 @@
  * What the sender learns from the acknowledgements: the device's service time per packet
  * (normal, and with a sector write), the network round trip, and where to aim the next
  * packet so it reaches the device just after the device has begun checking the previous
- * one's signature (reference, "Re-entrancy"). Times in ms, in the sender's clock.
+ * one's signature (docs/device.md, "Re-entrancy"). Times in ms, in the sender's clock.
  */
 
 const WINDOW = 24;

@@ -1,5 +1,5 @@
 /**
- * The yaota8266 wire format (reference, "Wire protocol"). Request:
+ * The yaota8266 wire format (docs/device.md, "Wire protocol"). Request:
  * `seq u32 | op u16 | len u16 | offset u32 | data | zero pad | signature`, the part
  * from `op` to the pad is signed; reply: `seq u32 | op,len,offset (8 bytes) | 8 bytes`.
  */

@@ -2,7 +2,7 @@
  * The WebREPL password: from `--password`, else the `WEBREPL_PASSWORD` environment
  * variable, else a prompt on the terminal without echo. A flag is visible to other
  * users in `ps`, and `deno task` echoes the task's arguments on stderr, so the
- * variable or the prompt is the better way (yaota8266 reference, "WebREPL").
+ * variable or the prompt is the better way (docs/device.md, "WebREPL").
  * The password itself never appears in a message.
  */
 import { InterruptedError, UsageError } from "./errors.ts";

@@ -1,7 +1,8 @@
 /**
  * Valid OTA images for the demo, the tests and the benchmark: the real makeimg
  * structure with an MD5 trailer, and an irom whose pointer-like words point into the
- * link range, with the share the reference measured on real builds (~90 % inside).
+ * link range, with the share measured on real builds (~90 % inside; docs/device.md,
+ * "OTA firmware image").
  */
 import { buildOtaImage, DEFAULT_APP_OFFSET, IROM_MAP_BASE, otaIromBase } from "./image.ts";
 import { writeU32 } from "./_bytes.ts";

@@ -1,6 +1,6 @@
 /**
  * Programs to paste into the LEGO SPIKE app, for an ESP8266 reached through a SPIKE hub
- * port with UartRemote (reference, "LEGO SPIKE hub + UartRemote"): a serial monitor,
+ * port with UartRemote (docs/device.md, "LEGO SPIKE and UartRemote"): a serial monitor,
  * and the WebREPL enabling sequence. Pure: each returns Python source text.
  *
  * The password crosses two levels of Python string literals: the ESP-side statement
@@ -177,9 +177,10 @@ export function monitorProgram(hubPort: HubPort): string {
 }
 
 /**
- * The WebREPL enabling sequence of the reference, run in the ESP8266's REPL through
- * `u.repl_run`: start the daemon from boot.py, write `webrepl_cfg.py` with the password,
- * reset. The result contains the password: it is what the user pastes.
+ * The WebREPL enabling sequence (docs/device.md, "LEGO SPIKE and UartRemote"), run in
+ * the ESP8266's REPL through `u.repl_run`: start the daemon from boot.py, write
+ * `webrepl_cfg.py` with the password, reset. The result contains the password: it is
+ * what the user pastes.
  * @throws {UsageError} If WebREPL cannot take the password (`checkWebreplPassword`).
  */
 export function enableWebreplProgram(hubPort: HubPort, password: string): string {

@@ -3,7 +3,7 @@
  * `onTimer`, `onAppRunning`) and the time go in; what to send comes out as actions. The
  * driver (`deploy.ts`) signs and sends; tests drive it with a fake clock.
  *
- * Rules it keeps (yaota8266 reference):
+ * Rules it keeps (docs/device.md):
  * - replies are matched by offset and length; the device accepts strictly in order, so a
  *   reply confirms every byte before it;
  * - no blind window ("Re-entrancy"): the next packet is aimed to arrive just after the

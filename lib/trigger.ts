@@ -1,6 +1,6 @@
 /**
  * Rebooting a running board into yaota8266's OTA server over WebREPL (yaota8266
- * reference, "Entering OTA mode"): `import ota; ota.start()` (the frozen
+ * docs/device.md, "Entering OTA mode"): `import ota; ota.start()` (the frozen
  * `templates/ota.py`), or, on firmware without that module, the same two steps
  * typed directly: RTC user memory := `yaotaota`, then `machine.reset()`.
  */

@@ -1,7 +1,7 @@
 /**
  * Cross-checks what a user has before anything touches a device: the signing key,
  * its public half, the `MODULUS` in yaota8266's `config.h`, the modulus compiled into
- * `yaota8266.bin` (reference, "Keys": "is this yaota8266.bin built for my key?" is a
+ * `yaota8266.bin` (docs/device.md, "Keys": "is this yaota8266.bin built for my key?" is a
  * byte search) and whether a firmware image is a safe OTA image. `verifySetup` is pure;
  * `verifyFiles` (`verify_files.ts`) reads the files and calls it.
  */

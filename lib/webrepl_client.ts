@@ -3,7 +3,7 @@
  * lower-case header names of Deno's `WebSocket`, so the handshake and framing are
  * done here (`websocket.ts`). Code runs in the raw REPL (Ctrl-A), whose replies
  * delimit output and error exactly: `OK`, output, `\x04`, error, `\x04`, `>`
- * (yaota8266 reference, "WebREPL"). The password is never printed, logged or put in
+ * (docs/device.md, "WebREPL"). The password is never printed, logged or put in
  * an error message.
  */
 import { DeviceUnreachableError, WebReplError } from "./errors.ts";

@@ -1,6 +1,6 @@
 /**
  * The running app's side of the virtual device: MicroPython's WebREPL server on TCP,
- * as the yaota8266 reference ("WebREPL") describes the board's, with a real MicroPython
+ * as docs/device.md ("WebREPL") describes the board's, with a real MicroPython
  * VM (`micropython.ts`) behind the REPL (`webrepl_repl.ts`) and the shims of
  * `device_shims.ts`. One VM per boot: names stay defined across connections until
  * `machine.reset()`.

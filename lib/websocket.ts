@@ -2,7 +2,7 @@
  * The WebSocket pieces WebREPL needs (RFC 6455, the subset MicroPython speaks), pure:
  * the handshake head, its `Sec-WebSocket-Accept` value, a frame encoder and an
  * incremental frame decoder. Deno's built-in `WebSocket` sends lower-case header
- * names, which the device ignores (yaota8266 reference, "WebREPL"), so the client
+ * names, which the device ignores (docs/device.md, "WebREPL"), so the client
  * and the virtual device's server both build on these instead.
  */
 import { createHash } from "node:crypto";

@@ -1,6 +1,6 @@
 /**
  * `deno task sign FIRMWARE [--key K] [--block 256] [--out FILE] [--json]`: signs a
- * firmware image into a canned `.ota` file (reference, "Test vectors"): every packet as
+ * firmware image into a canned `.ota` file (docs/device.md, "Canned .ota files"): every packet as
  * it goes on the wire, the end packets, and a SHA1 trailer. The image is inspected
  * first and refused unless it is safe to push to the app offset (or `--force`).
  */
@@ -27,7 +27,7 @@ import { MAX_UNFRAGMENTED } from "../lib/packet_source.ts";
 import { nativeSigner } from "../lib/signer.ts";
 import { formatHex, parseSize, toHex } from "../lib/_bytes.ts";
 
-/** Block sizes that divide the device's 4096-byte buffer (reference, rule 5). */
+/** Block sizes that divide the device's 4 KiB buffer (docs/device.md, "Wire protocol", rule 5). */
 export const BLOCK_SIZES = [256, 512, 1024, 2048, 4096];
 /** The original client's block size: datagrams over 548 bytes got lost on some networks. */
 export const DEFAULT_BLOCK = 256;

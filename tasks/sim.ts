@@ -1,6 +1,6 @@
 /**
  * `deno task sim`: a virtual yaota8266 device on UDP (and, when its app runs, WebREPL on
- * TCP at the same port number). Every rule of the reference, seeded impairments, a flash
+ * TCP at the same port number). Every rule of docs/device.md, seeded impairments, a flash
  * image file, and the events as lines or JSON.
  */
 import {
@@ -46,7 +46,7 @@ export const spec: CommandSpec = {
     profile: {
       type: "string",
       arg: "NAME",
-      help: "instant (no costs) or esp8266 (the reference's costs)",
+      help: "instant (no costs) or esp8266 (a real board's costs)",
     },
     loss: { type: "string", arg: "P", help: "probability a datagram is lost, each way" },
     dup: { type: "string", arg: "P", help: "probability a datagram is duplicated" },

@@ -1,6 +1,6 @@
 # Frozen into the firmware by `deno task build-ota`. `import ota; ota.start()` reboots
 # the board into yaota8266's OTA server: boot8266 enters OTA mode when RTC user memory
-# holds the magic "yaotaota" (and clears it), see yaota8266-reference.md "Entering OTA mode".
+# holds the magic "yaotaota" (and clears it), see docs/device.md, "Entering OTA mode".
 import machine
 
 MAGIC = b"yaotaota"

@@ -1,5 +1,5 @@
 /**
- * The device model against the yaota8266 reference, one rule per test, on a fake clock.
+ * The device model against docs/device.md, one rule per test, on a fake clock.
  * Every test scripts the datagrams the device receives and checks the events it gives
  * back: replies as bytes, packet outcomes, flash-write addresses and the flash itself.
  */
@@ -218,8 +218,8 @@ Deno.test("DeviceModel drops a signature whose recovered payload is not 36 bytes
 });
 
 Deno.test("DeviceModel drops a datagram over the mtu (it would arrive fragmented) as bad-signature", () => {
-  // 2048-bit key, 1024-byte block: 4 + 8 + 1024 + 8 (zero pad) + 256 = 1300 bytes (the
-  // reference's "1292" leaves out the pad), over a 548-byte path.
+  // 2048-bit key, 1024-byte block: 4 + 8 + 1024 + 8 (zero pad) + 256 = 1300 bytes
+  // (docs/device.md, "Wire protocol"), over a 548-byte path.
   const packet = makePacket(1, 0, block(1024, 1), signer2048);
   assertEquals(packet.length, 1300);
   assertEquals(datagramSize(1024, 256), 1300);
@@ -368,7 +368,7 @@ Deno.test("DeviceModel: an image with a broken MD5 fails the boot check and retu
 });
 
 Deno.test({
-  // Reference, "Wire protocol", rule 2: "`len == 0` → write the buffer, reboot".
+  // docs/device.md, "Wire protocol", rule 2: "`len == 0` → write the buffer, reboot".
   name: "DeviceModel treats any signed len-0 packet as the end, whatever its offset",
   fn() {
     const dev = device();
@@ -382,7 +382,8 @@ Deno.test({
 });
 
 Deno.test({
-  // Reference, rule 1: the drops are a bad signature, a payload not 36 bytes, a SHA1 mismatch.
+  // docs/device.md, "Wire protocol", rule 1: the drops are a bad signature, a payload not
+  // 36 bytes, a SHA1 mismatch.
   name: "DeviceModel does not check the vestigial key16 bytes of the signed block",
   fn() {
     const dev = device();

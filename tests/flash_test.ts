@@ -21,7 +21,7 @@ const STAND_INS = `${ROOT}tests/stand-ins`;
 const KEY_512 = parsePrivateKey(vectorText("test-key-512.pem"));
 const KEY_2048 = parsePrivateKey(vectorText("test-key-2048.pem"));
 
-Deno.test("flashSteps() gives the reference's esptool arguments, erase first", () => {
+Deno.test("flashSteps() gives the esptool arguments of docs/device.md, erase first", () => {
   const steps = flashSteps({
     port: "/dev/ttyUSB0",
     baud: 230400,

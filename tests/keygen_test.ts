@@ -174,7 +174,7 @@ Deno.test("checkKeyBits() accepts 512 to 4096 in steps of 256; every size leaves
       "--bits expects a key size from 512 to 4096",
     );
   }
-  // The largest block whose datagram fits 1472 bytes (reference: 1024 with 2048 bits).
+  // The largest block whose datagram fits 1472 bytes (docs/device.md: 1024 with 2048 bits).
   assertEquals(largestBlock(64), 1024);
   assertEquals(largestBlock(256), 1024);
   assertEquals(largestBlock(384), 1024);

@@ -6,7 +6,7 @@ import { checkWebreplPassword, enableWebreplProgram, monitorProgram } from "../l
 import { parseSpikeArgs } from "../tasks/spike.ts";
 
 /**
- * The SPIKE side's UartRemote (reference, "LEGO SPIKE hub + UartRemote"): `repl_run`
+ * The SPIKE side's UartRemote (docs/device.md, "LEGO SPIKE and UartRemote"): `repl_run`
  * hands its code to the test, which runs it in a second VM playing the ESP8266; the
  * uart plays back `_CHUNKS`, then ends the monitor loop with `MonitorEnd`.
  */
@@ -97,7 +97,7 @@ Deno.test("enableWebreplProgram() leaves the ESP8266 a webrepl_cfg.py whose PASS
     assert([...program].every((c) => c.charCodeAt(0) < 0x80), "the program is plain ASCII");
     const ran = await spike.run(program);
     assertEquals(ran.error, undefined, `SPIKE side, password ${JSON.stringify(password)}`);
-    // The SPIKE side: the port, then the reference's sequence, the reset without a reply.
+    // The SPIKE side: the port, then the sequence of docs/device.md, the reset without a reply.
     assertEquals(spikeEvents.map(([name]) => name), [
       "port",
       "repl_activate",
