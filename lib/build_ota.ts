@@ -21,12 +21,12 @@ import {
 import { removeIfExists } from "./_fs.ts";
 import type { OtaConfig } from "./config.ts";
 import { FileError, UnsafeImageError } from "./errors.ts";
-import { DEFAULT_APP_OFFSET, otaIromBase } from "./image.ts";
+import { otaIromBase } from "./image.ts";
+import { resolveAppOffset } from "./values.ts";
 import { inspectImage, type InspectReport, summarizeProblems } from "./inspect.ts";
 import { renderInspectReport } from "./inspect_report.ts";
 import {
   applyFileEdit,
-  checkAppOffset,
   describeFileEdit,
   type FileEdit,
   parseIromSegment,
@@ -94,11 +94,7 @@ export function resolveBuildOtaOptions(
   config: OtaConfig,
   cwd: string,
 ): BuildOtaOptions {
-  const appOffset = flags.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
-  checkAppOffset(
-    appOffset,
-    flags.appOffset !== undefined ? "--app-offset" : `${config.path ?? "config"}: appOffset`,
-  );
+  const appOffset = resolveAppOffset(flags.appOffset, config);
   return {
     tree: flags.micropython !== undefined
       ? resolve(cwd, flags.micropython)

@@ -6,9 +6,9 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { FileError } from "./errors.ts";
 import { type OtaConfig } from "./config.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
 import { type CheckName, type NamedText, type VerifyReport, verifySetup } from "./verify.ts";
 
-export const DEFAULT_KEY = "keys/priv.key";
 export const DEFAULT_BOOTLOADER = "dist/yaota8266.bin";
 export const DEFAULT_FIRMWARE = "dist/firmware-ota.bin";
 
@@ -83,7 +83,7 @@ export async function verifyFiles(
   const bytes = (p: string) => Deno.readFile(p);
   const skipped: Partial<Record<CheckName, string>> = {};
 
-  const keyPath = paths.key ?? config.key ?? DEFAULT_KEY;
+  const keyPath = paths.key ?? config.key ?? DEFAULT_KEY_PATH;
   const keyText = await readIfThere(
     text,
     keyPath,
@@ -167,7 +167,7 @@ export async function verifyFiles(
       ? undefined
       : { path: firmwarePath, bytes: firmwareBytes },
     otherKeys,
-    appOffset: options.appOffset ?? config.appOffset,
+    appOffset: resolveAppOffset(options.appOffset, config),
     flashSize: config.flashSize,
     skipped,
   });

@@ -3,6 +3,7 @@
  * command and refuses to leave behind an image that would not boot at the app offset.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
   listOpt,
@@ -16,7 +17,6 @@ import { loadConfig } from "../lib/config.ts";
 import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build_ota.ts";
 import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
 import { UsageError } from "../lib/errors.ts";
-import { checkAppOffset } from "../lib/linker_script.ts";
 import { green, print } from "../lib/output.ts";
 
 export const spec: CommandSpec = {
@@ -88,15 +88,13 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
   if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
     throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
   }
-  const appOffset = sizeOpt(args.values, "app-offset", "a flash offset such as 0x3c000");
-  if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
   return {
     micropython: stringOpt(args.values, "micropython"),
     modules: listOpt(args.values, "module"),
     runtime: runtime as Runtime | undefined,
     image: stringOpt(args.values, "image"),
     board: stringOpt(args.values, "board"),
-    appOffset,
+    appOffset: appOffsetOpt(args.values),
     flashSize: sizeOpt(args.values, "flash-size", "a flash size such as 1M or 0x400000"),
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),

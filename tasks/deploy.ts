@@ -3,12 +3,15 @@
  * Wi-Fi. Preflight, sign, push, verify that it boots.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
   listOpt,
   numberOpt,
   parseCommandArgs,
+  portOpt,
   runTask,
+  secondsOpt,
   sizeOpt,
   stringOpt,
   type TaskContext,
@@ -17,7 +20,7 @@ import { loadConfig, type OtaConfig } from "../lib/config.ts";
 import { deploy, type DeployRequest, type DeployResult, prepareDeploy } from "../lib/deploy.ts";
 import { deployWithTrigger } from "../lib/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/values.ts";
 import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
 import {
   DEFAULT_OTA_PORT,
@@ -28,6 +31,10 @@ import {
 import { deployFleet, type SharedRequest } from "../lib/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
+
+const DEFAULT_TIMEOUT_S = 15;
+/** The boot check watches for a device back in OTA mode; ten minutes outlasts any reboot. */
+const MAX_BOOT_CHECK_WINDOW_S = 600;
 
 export const spec: CommandSpec = {
   name: "deploy",
@@ -40,7 +47,7 @@ export const spec: CommandSpec = {
     key: {
       type: "string",
       arg: "FILE",
-      help: "private key (default: config key, else keys/priv.key)",
+      help: `private key (default: config key, else ${DEFAULT_KEY_PATH})`,
     },
     block: {
       type: "string",
@@ -55,7 +62,8 @@ export const spec: CommandSpec = {
     timeout: {
       type: "string",
       arg: "S",
-      help: "fail when the device answers nothing for S seconds (default 15)",
+      help:
+        `fail when the device answers nothing for S seconds (default ${DEFAULT_TIMEOUT_S}, at most ${MAX_TIMEOUT_S})`,
     },
     "boot-check": {
       type: "boolean",
@@ -170,13 +178,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   if (pace !== "auto" && pace !== "off") {
     throw new UsageError(`--pace expects auto or off, got '${pace}'`);
   }
-  const positive = (n: number) => Number.isFinite(n) && n > 0;
-  const port = numberOpt(
-    values,
-    "port",
-    (n) => Number.isInteger(n) && n > 0 && n < 65536,
-    "a port number",
-  );
+  const port = portOpt(values);
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
   const concurrency = numberOpt(
@@ -208,13 +210,10 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     key: stringOpt(values, "key"),
     block,
     pace: pace === "auto",
-    timeoutMs: (numberOpt(values, "timeout", positive, "seconds") ?? 15) * 1000,
+    timeoutMs: secondsOpt(values, "timeout", MAX_TIMEOUT_S) ?? DEFAULT_TIMEOUT_S * 1000,
     bootCheck: values["boot-check"] !== false,
-    bootCheckMs: (() => {
-      const s = numberOpt(values, "boot-check-window", positive, "seconds");
-      return s === undefined ? undefined : s * 1000;
-    })(),
-    appOffset: sizeOpt(values, "app-offset", "a flash offset such as 0x3c000"),
+    bootCheckMs: secondsOpt(values, "boot-check-window", MAX_BOOT_CHECK_WINDOW_S),
+    appOffset: appOffsetOpt(values),
     flashSize: sizeOpt(values, "flash-size", "a flash size such as 1M"),
     force: boolOpt(values, "force"),
     json: boolOpt(values, "json"),
@@ -238,7 +237,7 @@ function sharedRequest(args: DeployArgs, config: OtaConfig): SharedRequest {
     force: args.force,
     bootCheck: args.bootCheck,
     bootCheckMs: args.bootCheckMs,
-    appOffset: args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
+    appOffset: resolveAppOffset(args.appOffset, config),
     flashSize: args.flashSize ?? config.flashSize ?? 0x100000,
     onWarning: (m) => warn(m),
   };
@@ -263,7 +262,7 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     ...sharedRequest(args, config),
     host,
     port: args.port ?? config.port ?? DEFAULT_OTA_PORT,
-    keyPath: args.key ?? config.key ?? "keys/priv.key",
+    keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
   };
   const prepared = await prepareDeploy(request);
   // After the preflight, before anything reaches the device.
@@ -342,7 +341,7 @@ async function fleetMain(args: DeployArgs, config: OtaConfig): Promise<number> {
       concurrency: args.concurrency,
       defaultPort: args.port ?? config.port ?? DEFAULT_OTA_PORT,
       request: sharedRequest(args, config),
-      keyPath: args.key ?? config.key ?? "keys/priv.key",
+      keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
       trigger: args.trigger,
       signal: controller.signal,
       argv: Deno.args,
