@@ -7,6 +7,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { FileError } from "./errors.ts";
 import { type OtaConfig } from "./config.ts";
 import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
+import { warnIfKeyIsOpen } from "./key_file.ts";
 import { type CheckName, type NamedText, type VerifyReport, verifySetup } from "./verify.ts";
 
 export const DEFAULT_BOOTLOADER = "dist/yaota8266.bin";
@@ -91,6 +92,7 @@ export async function verifyFiles(
     paths.key !== undefined || config.key !== undefined || required("key"),
     `no key at '${keyPath}'. Create one with 'deno task keygen', or name yours with --key.`,
   );
+  if (keyText !== undefined) await warnIfKeyIsOpen(resolve(cwd, keyPath), keyText, keyPath);
   if (keyText === undefined) {
     skipped.key =
       `no key at ${keyPath} (create one with 'deno task keygen', or name yours with --key)`;

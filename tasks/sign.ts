@@ -5,7 +5,7 @@
  * first and refused unless it is safe to push to the app offset (or `--force`).
  */
 import { createHash } from "node:crypto";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { encodeCanned, firmwarePackets, isCanned } from "../lib/canned.ts";
 import {
   appOffsetOpt,
@@ -25,6 +25,7 @@ import { bold, formatBytes, formatSeconds, print, printJson, red, warn } from ".
 import { datagramSize, END_PACKET_COPIES, SECTOR_SIZE } from "../lib/packet.ts";
 import { MAX_UNFRAGMENTED } from "../lib/packet_source.ts";
 import { nativeSigner } from "../lib/signer.ts";
+import { folderProblem, isDir } from "../lib/_fs.ts";
 import { formatHex, toHex } from "../lib/_bytes.ts";
 
 /** Block sizes that divide the device's 4096-byte buffer (reference, rule 5). */
@@ -167,7 +168,16 @@ if (import.meta.main) {
     const appOffset = resolveAppOffset(options.appOffset, config);
     const out = options.out ?? defaultOtaPath(options.firmware);
 
-    // Check everything before signing: key, block size, image.
+    // Check everything before signing: where it goes, key, block size, image.
+    if (await isDir(out)) {
+      throw new FileError(
+        `--out '${out}' is a folder: name the .ota file to write, e.g. --out ${
+          join(out, basename(defaultOtaPath(options.firmware)))
+        }`,
+      );
+    }
+    const outProblem = await folderProblem(dirname(out));
+    if (outProblem !== undefined) throw new FileError(`cannot write '${out}': ${outProblem}`);
     const key = await loadSigningKey(keyPath);
     checkBlockFits(options.block, key.modulus.length);
     let firmware: Uint8Array;
