@@ -13,6 +13,7 @@ import {
   UnsafeImageError,
 } from "./errors.ts";
 import { inspectImage, summarizeProblems } from "./inspect.ts";
+import { defaultBuildProblem, missingBuild } from "./build_outputs.ts";
 import { loadSigningKey } from "./keys.ts";
 import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./packet_source.ts";
 import { sendFirmware, type SendProgress, type SentRecord } from "./send_firmware.ts";
@@ -25,6 +26,11 @@ export interface DeployRequest {
   port: number;
   /** Path of a raw image or a canned `.ota` file. */
   file: string;
+  /**
+   * Set when `file` is the default, `buildDir/firmware-ota.bin`: its manifest must describe
+   * it, and a failed build's leftovers in `stale/` are named if it is missing.
+   */
+  buildDir?: string;
   keyPath: string;
   block: "auto" | number;
   pace: boolean;
@@ -72,10 +78,13 @@ export interface PreparedDeploy {
   fingerprint?: string;
 }
 
-async function readFile(path: string): Promise<Uint8Array> {
+async function readFile(path: string, buildDir?: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
+    if (e instanceof Deno.errors.NotFound && buildDir !== undefined) {
+      throw await missingBuild(buildDir);
+    }
     if (e instanceof Deno.errors.NotFound) {
       throw new FileError(
         `no file at '${path}'. Build one with 'deno task build-ota', or name the image to send.`,
@@ -90,7 +99,13 @@ async function readFile(path: string): Promise<Uint8Array> {
  * image inspection, the key. @throws {CannedFileError | UnsafeImageError | KeyError | FileError}
  */
 export async function prepareDeploy(request: DeployRequest): Promise<PreparedDeploy> {
-  const bytes = await readFile(request.file);
+  const bytes = await readFile(request.file, request.buildDir);
+  if (request.buildDir !== undefined) {
+    const stale = await defaultBuildProblem(request.buildDir, bytes, request.appOffset);
+    if (stale instanceof UnsafeImageError && request.force) {
+      request.onWarning?.(`--force: ${stale.message}`);
+    } else if (stale) throw stale;
+  }
   const canned = isCanned(bytes) ? decodeCanned(bytes, request.file) : undefined;
   const image = canned ? canned.payload : bytes;
   const report = inspectImage(image, {

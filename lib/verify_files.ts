@@ -8,10 +8,11 @@ import { FileError } from "./errors.ts";
 import { type OtaConfig } from "./config.ts";
 import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
 import { warnIfKeyIsOpen } from "./key_file.ts";
+import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "./build_outputs.ts";
 import { type CheckName, type NamedText, type VerifyReport, verifySetup } from "./verify.ts";
 
 export const DEFAULT_BOOTLOADER = "dist/yaota8266.bin";
-export const DEFAULT_FIRMWARE = "dist/firmware-ota.bin";
+export const DEFAULT_FIRMWARE = join(DEFAULT_BUILD_DIR, FIRMWARE_FILE);
 
 /** Files named on the command line; absent ones fall back to the config and the defaults. */
 export interface VerifyPaths {

@@ -68,6 +68,9 @@ export const spec: CommandSpec = {
     "and the OTA image, and collects dist/firmware-ota.bin, dist/manifest.json and " +
     "dist/build.log. The image is inspected (deno task inspect) and refused unless it is " +
     "safe to push to the app offset.",
+    "A build first moves the previous firmware-ota.bin and manifest.json to dist/stale/ (with a " +
+    "README.txt saying why); a successful build removes that folder. So after a failed or " +
+    "interrupted build there is no dist/firmware-ota.bin for 'deno task deploy' to send by mistake.",
     "Defaults come from ota.config.json (or --config FILE); flags override it.",
   ],
   examples: [

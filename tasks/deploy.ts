@@ -21,6 +21,8 @@ import { deploy, type DeployRequest, type DeployResult, prepareDeploy } from "..
 import { deployWithTrigger } from "../lib/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/values.ts";
+import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build_outputs.ts";
+import { join } from "node:path";
 import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
 import {
   DEFAULT_OTA_PORT,
@@ -114,7 +116,10 @@ export const spec: CommandSpec = {
   },
   notes: [
     "FILE is a raw firmware image (signed on the fly) or a canned .ota file made by 'deno task sign' " +
-    "(sent as it is, after its SHA1 trailer is checked). Without FILE: dist/firmware-ota.bin.",
+    "(sent as it is, after its SHA1 trailer is checked). Without FILE: dist/firmware-ota.bin (in " +
+    'the config\'s "out" folder if it names one), which must be the image its manifest.json ' +
+    "describes, built for the device's app offset. After a failed build-ota it is absent (the " +
+    "build before is in dist/stale/: name it to send it).",
     "Before the first packet the image is inspected as 'deno task inspect' does; an image that would " +
     "not boot at the app offset is refused unless --force.",
     "Ctrl-C stops at once and sends nothing more: the device restarts its session after 10 s and " +
@@ -227,10 +232,17 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   };
 }
 
+/** FILE, else the build's output (`dist/firmware-ota.bin`, or in the config's "out"). */
+function defaultFile(args: DeployArgs, config: OtaConfig): { file: string; buildDir?: string } {
+  if (args.file !== undefined) return { file: args.file };
+  const buildDir = config.out ?? DEFAULT_BUILD_DIR;
+  return { file: join(buildDir, FIRMWARE_FILE), buildDir };
+}
+
 /** What every deploy of this command shares: flags over the config over the defaults. */
 function sharedRequest(args: DeployArgs, config: OtaConfig): SharedRequest {
   return {
-    file: args.file ?? "dist/firmware-ota.bin",
+    ...defaultFile(args, config),
     block: args.block,
     pace: args.pace,
     timeoutMs: args.timeoutMs,
