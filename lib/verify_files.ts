@@ -8,7 +8,7 @@ import { FileError } from "./errors.ts";
 import { type OtaConfig } from "./config.ts";
 import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
 import { warnIfKeyIsOpen } from "./key_file.ts";
-import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "./build_outputs.ts";
+import { DEFAULT_BUILD_DIR, FIRMWARE_FILE, STALE_DIR } from "./build_outputs.ts";
 import { type CheckName, type NamedText, type VerifyReport, verifySetup } from "./verify.ts";
 
 export const DEFAULT_BOOTLOADER = "dist/yaota8266.bin";
@@ -129,7 +129,13 @@ export async function verifyFiles(
     explicit: boolean,
     task: string,
   ) => {
-    const hint = `build it with 'deno task ${task}', or name it with --${check}`;
+    const stale = join(dirname(path), STALE_DIR, basename(path));
+    const failedBuild = check === "firmware" && !explicit &&
+      await Deno.stat(resolve(cwd, stale)).then(() => true, () => false);
+    const hint = failedBuild
+      ? `the last 'deno task ${task}' did not succeed and the build before it is in ${stale}: ` +
+        `fix the build, or name that one with --${check}`
+      : `build it with 'deno task ${task}', or name it with --${check}`;
     const read = await readIfThere(
       bytes,
       path,

@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes } from "./_assert.ts";
-import { runTaskFile, tempDir } from "./_helpers.ts";
+import { runTaskFile, tempDir, vectorText } from "./_helpers.ts";
 import { buildEnv, makeFakeMicroPythonTree } from "./fixtures/fake_trees.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
 import { createHash } from "node:crypto";
@@ -150,4 +150,26 @@ Deno.test('deploy without FILE takes the image from the config\'s "out" folder',
     `error: no file at '${join(dir.path, "build", "firmware-ota.bin")}'. Build one with ` +
       "'deno task build-ota', or name the image to send.\n",
   );
+});
+
+Deno.test("flash and verify name the stale build when a failed build-ota left no firmware", async () => {
+  await using dir = await tempDir();
+  await Deno.mkdir(join(dir.path, "dist", "stale"), { recursive: true });
+  await Deno.writeFile(join(dir.path, "dist", "stale", "firmware-ota.bin"), makeSampleFirmware());
+  const hint = "the last 'deno task build-ota' did not succeed and the build before it is in " +
+    "dist/stale/firmware-ota.bin: fix the build, or name that one with --firmware";
+  await Deno.mkdir(join(dir.path, "keys"));
+  await Deno.writeTextFile(join(dir.path, "keys", "priv.key"), vectorText("test-key-512.pem"), {
+    mode: 0o600,
+  });
+  await Deno.writeFile(join(dir.path, "boot.bin"), new Uint8Array(4096));
+  const flash = await runTaskFile(
+    "flash",
+    ["--serial", "/dev/null", "--bootloader", "boot.bin", "--dry-run"],
+    { cwd: dir.path },
+  );
+  assertEquals(flash.code, 1);
+  assertEquals(flash.stderr, `error: no firmware at 'dist/firmware-ota.bin': ${hint}\n`);
+  const verify = await runTaskFile("verify", [], { cwd: dir.path });
+  assertStringIncludes(verify.stdout, `skip firmware    no dist/firmware-ota.bin (${hint})\n`);
 });
