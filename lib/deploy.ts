@@ -13,7 +13,8 @@ import {
   UnsafeImageError,
 } from "./errors.ts";
 import { inspectImage, summarizeProblems } from "./inspect.ts";
-import { defaultBuildProblem, missingBuild } from "./build_outputs.ts";
+import { defaultBuildProblem, FIRMWARE_FILE, missingBuild } from "./build_outputs.ts";
+import { basename, dirname } from "node:path";
 import { loadSigningKey } from "./keys.ts";
 import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./packet_source.ts";
 import { sendFirmware, type SendProgress, type SentRecord } from "./send_firmware.ts";
@@ -28,7 +29,7 @@ export interface DeployRequest {
   file: string;
   /**
    * Set when `file` is the default, `buildDir/firmware-ota.bin`: its manifest must describe
-   * it, and a failed build's leftovers in `stale/` are named if it is missing.
+   * it (a file named on the command line is sent as it is).
    */
   buildDir?: string;
   keyPath: string;
@@ -78,12 +79,13 @@ export interface PreparedDeploy {
   fingerprint?: string;
 }
 
-async function readFile(path: string, buildDir?: string): Promise<Uint8Array> {
+async function readFile(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound && buildDir !== undefined) {
-      throw await missingBuild(buildDir);
+    // A build's output that is not there may have been moved aside by a failed build.
+    if (e instanceof Deno.errors.NotFound && basename(path) === FIRMWARE_FILE) {
+      throw await missingBuild(dirname(path));
     }
     if (e instanceof Deno.errors.NotFound) {
       throw new FileError(
@@ -99,7 +101,7 @@ async function readFile(path: string, buildDir?: string): Promise<Uint8Array> {
  * image inspection, the key. @throws {CannedFileError | UnsafeImageError | KeyError | FileError}
  */
 export async function prepareDeploy(request: DeployRequest): Promise<PreparedDeploy> {
-  const bytes = await readFile(request.file, request.buildDir);
+  const bytes = await readFile(request.file);
   if (request.buildDir !== undefined) {
     const stale = await defaultBuildProblem(request.buildDir, bytes, request.appOffset);
     if (stale instanceof UnsafeImageError && request.force) {

@@ -21,6 +21,7 @@ import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
 import { UsageError } from "../lib/errors.ts";
 import { green, print } from "../lib/output.ts";
 import { formatHex } from "../lib/_bytes.ts";
+import { DEFAULT_KEY_PATH } from "../lib/values.ts";
 
 export const spec: CommandSpec = {
   name: "build-bootloader",
@@ -34,7 +35,8 @@ export const spec: CommandSpec = {
     key: {
       type: "string",
       arg: "FILE",
-      help: "key whose modulus goes into config.h: private or public (default: keys/priv.key)",
+      help:
+        `key whose modulus goes into config.h: private or public (default: ${DEFAULT_KEY_PATH})`,
     },
     runtime: {
       type: "string",

@@ -40,15 +40,18 @@ Deno.test("a failed build-ota moves the previous build to dist/stale/ and says s
   const note = await Deno.readTextFile(join(dist, "stale", "README.txt"));
   assertStringIncludes(note, `deno task deploy --ip ADDR ${dist}/stale/firmware-ota.bin\n`);
 
-  const deploy = await runTaskFile("deploy", ["--ip", "127.0.0.1"], { cwd: dir.path });
-  assertEquals(deploy.code, 1);
-  assertEquals(
-    deploy.stderr,
-    "error: no dist/firmware-ota.bin: the last 'deno task build-ota' did not succeed (see " +
-      "dist/build.log), and the build before it was moved to dist/stale/. Fix and run the build " +
-      "again, or send the older build by naming it: deno task deploy --ip ADDR " +
-      "dist/stale/firmware-ota.bin\n",
-  );
+  // Without FILE, or naming the build's output: the same answer.
+  for (const file of [[], ["dist/firmware-ota.bin"]]) {
+    const deploy = await runTaskFile("deploy", ["--ip", "127.0.0.1", ...file], { cwd: dir.path });
+    assertEquals(deploy.code, 1);
+    assertEquals(
+      deploy.stderr,
+      "error: no dist/firmware-ota.bin: the last 'deno task build-ota' did not succeed (see " +
+        "dist/build.log), and the build before it was moved to dist/stale/. Fix and run the " +
+        "build again, or send the older build by naming it: deno task deploy --ip ADDR " +
+        "dist/stale/firmware-ota.bin\n",
+    );
+  }
 
   const again = await runTaskFile("build_ota", build, { cwd: dir.path, env });
   assertEquals(again.code, 0, again.stderr);

@@ -13,6 +13,7 @@ const UNALIGNED_WHY = "0x3c001 is not a multiple of 0x1000: the nearest are 0x3c
 Deno.test("parseAppOffset() takes an aligned offset from a flag's text, a JSON number or string", () => {
   assertEquals(parseAppOffset("0x3c000", { flag: "app-offset" }), 0x3c000);
   assertEquals(parseAppOffset("240K", { flag: "app-offset" }), 0x3c000);
+  assertEquals(parseAppOffset("0X3C000", { flag: "app-offset" }), 0x3c000);
   assertEquals(parseAppOffset(0x40000, { file: "c.json", key: "appOffset" }), 0x40000);
   assertEquals(parseAppOffset("0x10000", { flag: "app-offset" }), 0x10000);
   assertEquals(parseAppOffset("0xbb000", { flag: "app-offset" }), 0xbb000);
