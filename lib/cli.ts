@@ -5,8 +5,7 @@
 import { parseArgs } from "node:util";
 import { InterruptedError, OtaError, UsageError } from "./errors.ts";
 import { bold, fail, log, printJson } from "./output.ts";
-import { parseSize } from "./_bytes.ts";
-import { parseAppOffset, parsePort, parseSeconds } from "./values.ts";
+import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "./values.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -190,6 +189,12 @@ export function appOffsetOpt(values: ParsedValues, name = "app-offset"): number 
   return text === undefined ? undefined : parseAppOffset(text, { flag: name });
 }
 
+/** `--flash-size`: see `parseFlashSize`. */
+export function flashSizeOpt(values: ParsedValues, name = "flash-size"): number | undefined {
+  const text = stringOpt(values, name);
+  return text === undefined ? undefined : parseFlashSize(text, { flag: name });
+}
+
 /** `--port`: see `parsePort`. */
 export function portOpt(
   values: ParsedValues,
@@ -256,15 +261,4 @@ export function reportError(spec: CommandSpec, e: unknown, json: boolean): numbe
   log(e instanceof Error ? (e.stack ?? e.message) : String(e));
   if (json) printJson({ ok: false, kind: "InternalError", error: String(e) });
   return 1;
-}
-
-/** A size or offset flag such as "1M", "4MiB", "0x3c000". */
-export function sizeOpt(values: ParsedValues, name: string, expected: string): number | undefined {
-  const text = stringOpt(values, name);
-  if (text === undefined) return undefined;
-  const n = parseSize(text);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new UsageError(`--${name} expects ${expected}, got '${text}'`);
-  }
-  return n;
 }

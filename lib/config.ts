@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseSize } from "./_bytes.ts";
 import { findDuplicateKey } from "./json_duplicates.ts";
-import { invalidValue, parseAppOffset, parsePort } from "./values.ts";
+import { invalidValue, parseAppOffset, parseFlashSize, parsePort } from "./values.ts";
 
 export interface DeviceEntry {
   name: string;
@@ -124,7 +124,7 @@ const schema = object({
   image: str,
   board: str,
   appOffset,
-  flashSize: int(0x80000, 0x1000000),
+  flashSize: (v, at) => parseFlashSize(v, at),
   key: path,
   out: path,
   yaota8266: path,

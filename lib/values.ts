@@ -121,6 +121,21 @@ export function resolveAppOffset(
   return flag ?? config.appOffset ?? DEFAULT_APP_OFFSET;
 }
 
+/** The flash chips ESP8266 boards carry: 512 KiB to 16 MiB, powers of two. */
+const FLASH_SIZES = [0x80000, 0x100000, 0x200000, 0x400000, 0x800000, 0x1000000];
+
+/**
+ * The device's flash size: 512K, 1M, 2M, 4M, 8M or 16M (or the same in bytes).
+ * @throws {UsageError | ConfigError} If it is none of those.
+ */
+export function parseFlashSize(raw: unknown, source: Source): number {
+  const n = wholeNumber(raw);
+  if (!FLASH_SIZES.includes(n)) {
+    throw invalidValue(source, "a flash size of 512K, 1M, 2M, 4M, 8M or 16M", raw);
+  }
+  return n;
+}
+
 /**
  * A UDP or TCP port. `allowZero` for a port to listen on (0: the OS picks a free one).
  * @throws {UsageError | ConfigError} If it is not a whole number in range.

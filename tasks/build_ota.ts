@@ -6,11 +6,11 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  flashSizeOpt,
   listOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
-  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
@@ -98,7 +98,7 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
     image: stringOpt(args.values, "image"),
     board: stringOpt(args.values, "board"),
     appOffset: appOffsetOpt(args.values),
-    flashSize: sizeOpt(args.values, "flash-size", "a flash size such as 1M or 0x400000"),
+    flashSize: flashSizeOpt(args.values),
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),
     force: boolOpt(args.values, "force"),

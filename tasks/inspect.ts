@@ -5,10 +5,10 @@
 import {
   appOffsetOpt,
   type CommandSpec,
+  flashSizeOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
-  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
@@ -61,7 +61,7 @@ export function toInspectArgs(args: ParsedArgs): InspectArgs {
   return {
     file,
     appOffset: appOffsetOpt(args.values),
-    flashSize: sizeOpt(args.values, "flash-size", "a flash size such as 1M or 0x400000"),
+    flashSize: flashSizeOpt(args.values),
     json: args.values.json === true,
     config: stringOpt(args.values, "config"),
   };

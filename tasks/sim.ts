@@ -7,12 +7,12 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  flashSizeOpt,
   listOpt,
   numberOpt,
   parseCommandArgs,
   portOpt,
   runTask,
-  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
@@ -160,7 +160,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
     port: portOpt(values, "port", { allowZero: true }) ?? 8266,
     key,
     flash: stringOpt(values, "flash"),
-    flashSize: sizeOpt(values, "flash-size", "a size such as 1M") ?? 0x100000,
+    flashSize: flashSizeOpt(values) ?? 0x100000,
     appOffset: appOffsetOpt(values),
     profile,
     loss: p("loss"),

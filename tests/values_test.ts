@@ -4,7 +4,7 @@ import { parseCommandArgs } from "../lib/cli.ts";
 import { ConfigError, UsageError } from "../lib/errors.ts";
 import { findDuplicateKey } from "../lib/json_duplicates.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
-import { parseAppOffset, parsePort, parseSeconds } from "../lib/values.ts";
+import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../lib/values.ts";
 import { join } from "node:path";
 
 const ALIGNED = "a 4 KiB-aligned flash offset from 0x10000 to 0xbb000, such as 0x3c000";
@@ -241,5 +241,36 @@ Deno.test("a key set twice in ota.config.json is refused, naming it and both lin
     r.stderr,
     `error: ${config}: the key 'appOffset' is set twice (lines 2 and 4); ` +
       "JSON would silently keep the second: remove one\n",
+  );
+});
+
+Deno.test("parseFlashSize() takes the flash sizes boards have, from a flag or the config", async () => {
+  assertEquals(parseFlashSize("1M", { flag: "flash-size" }), 0x100000);
+  assertEquals(parseFlashSize("0x400000", { flag: "flash-size" }), 0x400000);
+  assertEquals(parseFlashSize("512K", { flag: "flash-size" }), 0x80000);
+  for (const bad of ["1", "3M", "32M", "big"]) {
+    assertThrows(
+      () => parseFlashSize(bad, { flag: "flash-size" }),
+      UsageError,
+      `--flash-size expects a flash size of 512K, 1M, 2M, 4M, 8M or 16M, got '${bad}'`,
+    );
+  }
+  await using dir = await tempDir();
+  await Deno.writeFile(join(dir.path, "fw.bin"), makeSampleFirmware());
+  const flag = await runTaskFile("deploy", ["--ip", "127.0.0.1", "--flash-size", "1"], {
+    cwd: dir.path,
+  });
+  assertEquals(flag.code, 2);
+  assertStringIncludes(
+    flag.stderr,
+    "error: deploy: --flash-size expects a flash size of 512K, 1M, 2M, 4M, 8M or 16M, got '1'\n",
+  );
+  const config = join(dir.path, "ota.config.json");
+  await Deno.writeTextFile(config, '{ "flashSize": "3M" }');
+  const file = await runTaskFile("inspect", ["fw.bin"], { cwd: dir.path });
+  assertEquals(file.code, 1);
+  assertEquals(
+    file.stderr,
+    `error: ${config}: flashSize: expected a flash size of 512K, 1M, 2M, 4M, 8M or 16M, got "3M"\n`,
   );
 });
