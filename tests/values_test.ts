@@ -274,3 +274,18 @@ Deno.test("parseFlashSize() takes the flash sizes boards have, from a flag or th
     `error: ${config}: flashSize: expected a flash size of 512K, 1M, 2M, 4M, 8M or 16M, got "3M"\n`,
   );
 });
+
+Deno.test("verify checks config.h's MAIN_APP_OFFSET with the same rule", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(
+    join(dir.path, "config.h"),
+    '#define MAIN_APP_OFFSET 0x3c001\n#define MODULUS "\\x01\\x02"\n',
+  );
+  const r = await runTaskFile("verify", ["--config-h", "config.h"], { cwd: dir.path });
+  assertEquals(r.code, 1);
+  assertStringIncludes(
+    r.stdout,
+    `FAIL config.h    config.h: MAIN_APP_OFFSET: expected ${ALIGNED}, got "0x3c001" (${UNALIGNED_WHY}); ` +
+      "write it again with 'deno task build-bootloader'\n",
+  );
+});
