@@ -1,5 +1,6 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "./_assert.ts";
 import { runTaskFile, tempDir } from "./_helpers.ts";
+import { makeFakeYaotaTree, YAOTA_CONFIG_EXAMPLE } from "./fixtures/fake_trees.ts";
 import { parseCommandArgs } from "../lib/cli.ts";
 import { ConfigError, UsageError } from "../lib/errors.ts";
 import { findDuplicateKey } from "../lib/json_duplicates.ts";
@@ -288,4 +289,19 @@ Deno.test("verify checks config.h's MAIN_APP_OFFSET with the same rule", async (
     `FAIL config.h    config.h: MAIN_APP_OFFSET: expected ${ALIGNED}, got "0x3c001" (${UNALIGNED_WHY}); ` +
       "write it again with 'deno task build-bootloader'\n",
   );
+});
+
+Deno.test("build-bootloader refuses a config appOffset of 0x1000 before it touches the tree", async () => {
+  await using dir = await tempDir();
+  const tree = await makeFakeYaotaTree(dir.path);
+  const config = join(dir.path, "ota.config.json");
+  await Deno.writeTextFile(config, '{ "appOffset": "0x1000", "yaota8266": "yaota8266" }');
+  const r = await runTaskFile("build_bootloader", ["--runtime", "native"], { cwd: dir.path });
+  assertEquals(r.code, 1);
+  assertEquals(
+    r.stderr,
+    `error: ${config}: appOffset: expected ${ALIGNED}, got "0x1000" (below 0x10000, where ` +
+      "yaota8266 itself lies)\n",
+  );
+  assertEquals(await Deno.readTextFile(tree.configH), YAOTA_CONFIG_EXAMPLE);
 });
