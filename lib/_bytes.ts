@@ -54,9 +54,9 @@ export function formatHex(value: number): string {
 
 /** Parses "0x3c000", "245760" or "1M"/"512K" sizes; NaN when not a number. */
 export function parseSize(text: string): number {
-  const m = /^\s*(0x[0-9a-f]+|\d+)\s*([kKmM]i?[bB]?)?\s*$/.exec(text);
+  const m = /^\s*(0x[0-9a-f]+|\d+)\s*([km]i?b?)?\s*$/i.exec(text);
   if (!m) return NaN;
-  const base = Number(m[1]);
+  const base = Number(m[1]!.toLowerCase());
   const unit = (m[2] ?? "").toLowerCase();
   if (unit.startsWith("k")) return base * 1024;
   if (unit.startsWith("m")) return base * 1024 * 1024;

@@ -6,7 +6,7 @@
  * yaota8266.bin built for my key?" is a byte search.
  */
 import { createHash } from "node:crypto";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import {
   BuildLog,
   checkRuntime,
@@ -21,15 +21,10 @@ import {
 import { existsSync, isDir, isFile, removeIfExists } from "./_fs.ts";
 import type { BootloaderSettings, OtaConfig } from "./config.ts";
 import { FileError, UnsafeImageError } from "./errors.ts";
-import { DEFAULT_APP_OFFSET } from "./image.ts";
+import { PUBLIC_KEY_FILE } from "./keygen.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
 import { loadPublicKey, modulusCString, type PublicKeyInfo } from "./keys.ts";
-import {
-  applyFileEdit,
-  checkAppOffset,
-  describeFileEdit,
-  planFileEdit,
-  renderTemplate,
-} from "./linker_script.ts";
+import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./linker_script.ts";
 import { formatBytes, log, print } from "./output.ts";
 import { formatHex, indexOfBytes } from "./_bytes.ts";
 
@@ -68,23 +63,19 @@ export interface BootloaderOptions {
 }
 
 /**
- * Flags over `ota.config.json` over defaults. The key defaults to `keys/priv.key`, or
- * `keys/pub.key` when only the public half is here. Reads only to pick that default.
+ * Flags over `ota.config.json` over defaults. The key defaults to `DEFAULT_KEY_PATH`, or
+ * the `pub.key` beside it when only the public half is here. Reads only to pick that default.
  */
 export function resolveBootloaderOptions(
   flags: BootloaderFlags,
   config: OtaConfig,
   cwd: string,
 ): BootloaderOptions {
-  const appOffset = flags.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
-  checkAppOffset(
-    appOffset,
-    flags.appOffset !== undefined ? "--app-offset" : `${config.path ?? "config"}: appOffset`,
-  );
+  const appOffset = resolveAppOffset(flags.appOffset, config);
   let key = flags.key !== undefined ? resolve(cwd, flags.key) : config.key;
   if (key === undefined) {
-    const priv = resolve(cwd, "keys/priv.key");
-    const pub = resolve(cwd, "keys/pub.key");
+    const priv = resolve(cwd, DEFAULT_KEY_PATH);
+    const pub = join(dirname(priv), PUBLIC_KEY_FILE);
     key = !existsSync(priv) && existsSync(pub) ? pub : priv;
   }
   return {

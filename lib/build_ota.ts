@@ -19,14 +19,23 @@ import {
   streamingRunner,
 } from "./container.ts";
 import { removeIfExists } from "./_fs.ts";
+import {
+  clearStaleOutputs,
+  DEFAULT_BUILD_DIR,
+  FIRMWARE_FILE,
+  MANIFEST_FILE,
+  retireBuildOutputs,
+  STALE_DIR,
+  STALE_NOTE,
+} from "./build_outputs.ts";
 import type { OtaConfig } from "./config.ts";
 import { FileError, UnsafeImageError } from "./errors.ts";
-import { DEFAULT_APP_OFFSET, otaIromBase } from "./image.ts";
+import { otaIromBase } from "./image.ts";
+import { resolveAppOffset } from "./values.ts";
 import { inspectImage, type InspectReport, summarizeProblems } from "./inspect.ts";
 import { renderInspectReport } from "./inspect_report.ts";
 import {
   applyFileEdit,
-  checkAppOffset,
   describeFileEdit,
   type FileEdit,
   parseIromSegment,
@@ -46,13 +55,12 @@ import {
   type MicroPythonTree,
   staleBuildOutputs,
 } from "./micropython_tree.ts";
-import { formatBytes, log, print } from "./output.ts";
+import { formatBytes, log, print, warn } from "./output.ts";
 import { formatHex } from "./_bytes.ts";
 
 export const DEFAULT_FLASH_SIZE = 0x100000;
-export const FIRMWARE_FILE = "firmware-ota.bin";
+export { FIRMWARE_FILE, MANIFEST_FILE };
 export const REJECTED_FILE = "firmware-ota.rejected.bin";
-export const MANIFEST_FILE = "manifest.json";
 export const LOG_FILE = "build.log";
 
 /** What the command line gave; undefined means "not given". */
@@ -94,11 +102,7 @@ export function resolveBuildOtaOptions(
   config: OtaConfig,
   cwd: string,
 ): BuildOtaOptions {
-  const appOffset = flags.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
-  checkAppOffset(
-    appOffset,
-    flags.appOffset !== undefined ? "--app-offset" : `${config.path ?? "config"}: appOffset`,
-  );
+  const appOffset = resolveAppOffset(flags.appOffset, config);
   return {
     tree: flags.micropython !== undefined
       ? resolve(cwd, flags.micropython)
@@ -111,7 +115,9 @@ export function resolveBuildOtaOptions(
     board: flags.board ?? config.board,
     appOffset,
     flashSize: flags.flashSize ?? config.flashSize ?? DEFAULT_FLASH_SIZE,
-    out: flags.out !== undefined ? resolve(cwd, flags.out) : config.out ?? resolve(cwd, "dist"),
+    out: flags.out !== undefined
+      ? resolve(cwd, flags.out)
+      : config.out ?? resolve(cwd, DEFAULT_BUILD_DIR),
     dryRun: flags.dryRun,
     force: flags.force,
   };
@@ -219,6 +225,34 @@ export async function buildOta(
   options: BuildOtaOptions,
   deps: BuildDeps = defaultDeps,
 ): Promise<BuildOtaResult> {
+  if (options.dryRun) return await runBuild(options, deps);
+  // The image deploy sends by default exists only after a build that succeeded
+  // (build_outputs.ts): the previous one waits in stale/ until this one does.
+  try {
+    await retireBuildOutputs(options.out, deps.now());
+  } catch (e) {
+    throw new FileError(
+      `cannot move the previous build in ${options.out} out of the way: ${(e as Error).message}`,
+    );
+  }
+  try {
+    const result = await runBuild(options, deps);
+    await clearStaleOutputs(options.out);
+    return result;
+  } catch (e) {
+    const stale = join(options.out, STALE_DIR);
+    if (await Deno.stat(join(stale, FIRMWARE_FILE)).then(() => true, () => false)) {
+      warn(
+        `the build failed, so there is no ${join(options.out, FIRMWARE_FILE)} for ` +
+          `'deno task deploy' to send by mistake: the previous build is in ${stale}/ ` +
+          `(see ${STALE_NOTE} there)`,
+      );
+    }
+    throw e;
+  }
+}
+
+async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<BuildOtaResult> {
   const tree = await findMicroPythonTree(options.tree, options.board);
   const modules = await readModules(options.modules);
   log(
@@ -330,14 +364,12 @@ export async function buildOta(
     for (const line of renderInspectReport(report, relative(tree.root, output))) log(line);
     const rejected = join(options.out, REJECTED_FILE);
     await Deno.writeFile(rejected, image);
-    await removeIfExists(firmwarePath);
-    await removeIfExists(manifestPath);
     throw new UnsafeImageError(
       `the build wrote an image that is not safe to push to app offset ${
         formatHex(options.appOffset)
       }: ${summarizeProblems(report)}. It is kept as ${rejected} for a look ` +
-        `('deno task inspect ${rejected}'); ${firmwarePath} was removed so that it cannot ` +
-        `be deployed by accident.`,
+        `('deno task inspect ${rejected}'), not as ${firmwarePath}, so that it cannot be ` +
+        `deployed by accident.`,
     );
   }
   await Deno.writeFile(`${firmwarePath}.tmp`, image);

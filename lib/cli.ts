@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { InterruptedError, OtaError, UsageError } from "./errors.ts";
 import { bold, fail, log, printJson } from "./output.ts";
-import { parseSize } from "./_bytes.ts";
+import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "./values.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -41,6 +41,60 @@ const COMMON: Record<string, OptionSpec> = {
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
+/** `--name`, `--name=…` or `-x` as the option it names, if `options` has it. */
+function optionOf(token: string, options: Record<string, OptionSpec>): string | undefined {
+  if (token.startsWith("--")) {
+    const name = token.slice(2).split("=")[0]!;
+    return name in options ? name : undefined;
+  }
+  if (/^-[A-Za-z]$/.test(token)) {
+    return Object.entries(options).find(([, o]) => o.short === token[1])?.[0];
+  }
+  return undefined;
+}
+
+/**
+ * Joins a value option to a value that starts with a dash (`--port -1` → `--port=-1`),
+ * so that the value's own check answers, not the parser; names an option left without
+ * its value (`--port --json`). @throws {UsageError}
+ */
+function attachValues(argv: string[], options: Record<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = optionOf(token, options);
+    if (name === undefined || options[name]!.type !== "string" || token.includes("=")) {
+      out.push(token);
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next === undefined) throw new UsageError(`--${name} needs a value`);
+    if (next.startsWith("-") && next.length > 1) {
+      if (!/^-\.?\d/.test(next)) {
+        throw new UsageError(`--${name} needs a value, got the option '${next}'`);
+      }
+      out.push(`--${name}=${next}`);
+      i++;
+      continue;
+    }
+    out.push(token);
+  }
+  return out;
+}
+
+/** The parser's own wording, in ours. */
+function parserMessage(message: string): string {
+  const unknown = /^Unknown option '([^']*)'/.exec(message);
+  if (unknown) return `unknown option '${unknown[1]}'`;
+  const flag = /^Option '(?:-\w, )?(--[\w-]+)[^']*' does not take an argument/.exec(message);
+  if (flag) return `${flag[1]} takes no value (it is a switch: leave out '=…')`;
+  return message.replace(/\. To specify a positional.*$/s, "");
+}
+
 /** Parses `argv` against `spec`. Pure; throws `UsageError` on anything unknown or malformed. */
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
   const options = { ...spec.options, ...COMMON };
@@ -53,9 +107,10 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
       ...(o.multiple ? { multiple: true } : {}),
     };
   }
+  const args = attachValues(argv, options);
   try {
     const { values, positionals } = parseArgs({
-      args: argv,
+      args,
       options: config,
       allowPositionals: true,
       allowNegative: true,
@@ -67,8 +122,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
       help: values.help === true,
     };
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    throw new UsageError(message.replace(/\. To specify a positional.*$/s, ""));
+    throw new UsageError(parserMessage(e instanceof Error ? e.message : String(e)));
   }
 }
 
@@ -129,6 +183,34 @@ export function numberOpt(
   return n;
 }
 
+/** `--app-offset` (or `name`): see `parseAppOffset`, the one check for every source. */
+export function appOffsetOpt(values: ParsedValues, name = "app-offset"): number | undefined {
+  const text = stringOpt(values, name);
+  return text === undefined ? undefined : parseAppOffset(text, { flag: name });
+}
+
+/** `--flash-size`: see `parseFlashSize`. */
+export function flashSizeOpt(values: ParsedValues, name = "flash-size"): number | undefined {
+  const text = stringOpt(values, name);
+  return text === undefined ? undefined : parseFlashSize(text, { flag: name });
+}
+
+/** `--port`: see `parsePort`. */
+export function portOpt(
+  values: ParsedValues,
+  name = "port",
+  options: { allowZero?: boolean } = {},
+): number | undefined {
+  const text = stringOpt(values, name);
+  return text === undefined ? undefined : parsePort(text, { flag: name }, options);
+}
+
+/** A time flag in seconds, at most `max`; returned in milliseconds. See `parseSeconds`. */
+export function secondsOpt(values: ParsedValues, name: string, max: number): number | undefined {
+  const text = stringOpt(values, name);
+  return text === undefined ? undefined : parseSeconds(text, { flag: name }, max);
+}
+
 export interface TaskContext {
   args: ParsedArgs;
   /** True when the task was asked for `--json`: errors are reported as JSON too. */
@@ -179,15 +261,4 @@ export function reportError(spec: CommandSpec, e: unknown, json: boolean): numbe
   log(e instanceof Error ? (e.stack ?? e.message) : String(e));
   if (json) printJson({ ok: false, kind: "InternalError", error: String(e) });
   return 1;
-}
-
-/** A size or offset flag such as "1M", "4MiB", "0x3c000". */
-export function sizeOpt(values: ParsedValues, name: string, expected: string): number | undefined {
-  const text = stringOpt(values, name);
-  if (text === undefined) return undefined;
-  const n = parseSize(text);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new UsageError(`--${name} expects ${expected}, got '${text}'`);
-  }
-  return n;
 }

@@ -6,6 +6,8 @@
 import { dirname, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseSize } from "./_bytes.ts";
+import { findDuplicateKey } from "./json_duplicates.ts";
+import { invalidValue, parseAppOffset, parseFlashSize, parsePort } from "./values.ts";
 
 export interface DeviceEntry {
   name: string;
@@ -45,59 +47,70 @@ export interface OtaConfig {
 
 export const DEFAULT_CONFIG_FILE = "ota.config.json";
 
-type Check = (value: unknown, where: string, base: string) => unknown;
+/** Where a value sits: the file, the key's path in it (`devices[0].port`), paths' base. */
+interface Place {
+  file: string;
+  key: string;
+  base: string;
+}
+type Check = (value: unknown, at: Place) => unknown;
 
-const str: Check = (v, where) => {
-  if (typeof v !== "string" || v === "") throw new ConfigError(`${where}: expected a string`);
+/** `file: key` as messages name a value; the file alone for the top object. */
+const named = (at: Place) => at.key ? `${at.file}: ${at.key}` : at.file;
+const inside = (at: Place, key: string): Place => ({
+  ...at,
+  key: at.key ? `${at.key}${key.startsWith("[") ? "" : "."}${key}` : key,
+});
+
+const str: Check = (v, at) => {
+  if (typeof v !== "string" || v === "") throw new ConfigError(`${named(at)}: expected a string`);
   return v;
 };
-const path: Check = (v, where, base) => resolve(base, str(v, where, base) as string);
-const int = (min: number, max: number): Check => (v, where) => {
+const path: Check = (v, at) => resolve(at.base, str(v, at) as string);
+const int = (min: number, max: number): Check => (v, at) => {
   const n = typeof v === "string" ? parseSize(v) : v;
   if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(
-      `${where}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`,
-    );
+    throw invalidValue(at, `a whole number from ${min} to ${max}`, v);
   }
   return n;
 };
-const oneOf = (...choices: string[]): Check => (v, where) => {
+const oneOf = (...choices: string[]): Check => (v, at) => {
   if (typeof v !== "string" || !choices.includes(v)) {
-    throw new ConfigError(
-      `${where}: expected one of ${choices.join(", ")}, got ${JSON.stringify(v)}`,
-    );
+    throw invalidValue(at, `one of ${choices.join(", ")}`, v);
   }
   return v;
 };
-const list = (item: Check): Check => (v, where, base) => {
-  if (!Array.isArray(v)) throw new ConfigError(`${where}: expected a list`);
-  return v.map((x, i) => item(x, `${where}[${i}]`, base));
+const list = (item: Check): Check => (v, at) => {
+  if (!Array.isArray(v)) throw new ConfigError(`${named(at)}: expected a list`);
+  return v.map((x, i) => item(x, inside(at, `[${i}]`)));
 };
-const object =
-  (fields: Record<string, Check>, required: string[] = []): Check => (v, where, base) => {
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      throw new ConfigError(`${where}: expected an object`);
+const object = (fields: Record<string, Check>, required: string[] = []): Check => (v, at) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ConfigError(`${named(at)}: expected an object`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(v)) {
+    const check = fields[key];
+    if (!check) {
+      throw new ConfigError(
+        `${named(at)}: unknown key '${key}' (known: ${Object.keys(fields).join(", ")})`,
+      );
     }
-    const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(v)) {
-      const check = fields[key];
-      if (!check) {
-        throw new ConfigError(
-          `${where}: unknown key '${key}' (known: ${Object.keys(fields).join(", ")})`,
-        );
-      }
-      out[key] = check(value, `${where}.${key}`, base);
-    }
-    for (const key of required) {
-      if (!(key in out)) throw new ConfigError(`${where}: missing '${key}'`);
-    }
-    return out;
-  };
+    out[key] = check(value, inside(at, key));
+  }
+  for (const key of required) {
+    if (!(key in out)) throw new ConfigError(`${named(at)}: missing '${key}'`);
+  }
+  return out;
+};
+// The same checks as the flags' (values.ts), so a value means the same wherever it is.
+const appOffset: Check = (v, at) => parseAppOffset(v, at);
+const port: Check = (v, at) => parsePort(v, at);
 
 const device = object({
   name: str,
   ip: str,
-  port: int(1, 65535),
+  port,
   key: path,
   passwordEnv: str,
   tags: list(str),
@@ -110,8 +123,8 @@ const schema = object({
   runtime: oneOf("docker", "podman", "native"),
   image: str,
   board: str,
-  appOffset: int(0x1000, 0x3fffff),
-  flashSize: int(0x80000, 0x1000000),
+  appOffset,
+  flashSize: (v, at) => parseFlashSize(v, at),
   key: path,
   out: path,
   yaota8266: path,
@@ -123,18 +136,20 @@ const schema = object({
     gpioWaitMs: int(0, 60000),
   }),
   ip: str,
-  port: int(1, 65535),
+  port,
   devices: list(device),
 });
 
 /** Validates parsed JSON; `base` is the folder relative paths are resolved against. */
 export function parseConfig(value: unknown, base: string, where = "ota.config.json"): OtaConfig {
-  const config = schema(value, where, base) as OtaConfig & { $schema?: string };
+  const config = schema(value, { file: where, key: "", base }) as OtaConfig & {
+    $schema?: string;
+  };
   delete config.$schema;
   const names = new Set<string>();
   for (const d of config.devices ?? []) {
     if (names.has(d.name)) {
-      throw new ConfigError(`${where}.devices: the name '${d.name}' is used twice`);
+      throw new ConfigError(`${where}: devices: the name '${d.name}' is used twice`);
     }
     names.add(d.name);
   }
@@ -160,6 +175,13 @@ export async function loadConfig(explicitPath?: string, cwd = Deno.cwd()): Promi
     json = JSON.parse(text);
   } catch (e) {
     throw new ConfigError(`'${file}' is not valid JSON: ${(e as Error).message}`);
+  }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate) {
+    throw new ConfigError(
+      `${file}: the key '${duplicate.path}' is set twice (lines ${duplicate.firstLine} and ${duplicate.line}); ` +
+        "JSON would silently keep the second: remove one",
+    );
   }
   return { ...parseConfig(json, dirname(file), file), path: file };
 }

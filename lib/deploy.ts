@@ -13,6 +13,8 @@ import {
   UnsafeImageError,
 } from "./errors.ts";
 import { inspectImage, summarizeProblems } from "./inspect.ts";
+import { defaultBuildProblem, FIRMWARE_FILE, missingBuild } from "./build_outputs.ts";
+import { basename, dirname } from "node:path";
 import { loadSigningKey } from "./keys.ts";
 import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./packet_source.ts";
 import { sendFirmware, type SendProgress, type SentRecord } from "./send_firmware.ts";
@@ -25,6 +27,11 @@ export interface DeployRequest {
   port: number;
   /** Path of a raw image or a canned `.ota` file. */
   file: string;
+  /**
+   * Set when `file` is the default, `buildDir/firmware-ota.bin`: its manifest must describe
+   * it (a file named on the command line is sent as it is).
+   */
+  buildDir?: string;
   keyPath: string;
   block: "auto" | number;
   pace: boolean;
@@ -76,6 +83,10 @@ async function readFile(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
+    // A build's output that is not there may have been moved aside by a failed build.
+    if (e instanceof Deno.errors.NotFound && basename(path) === FIRMWARE_FILE) {
+      throw await missingBuild(dirname(path));
+    }
     if (e instanceof Deno.errors.NotFound) {
       throw new FileError(
         `no file at '${path}'. Build one with 'deno task build-ota', or name the image to send.`,
@@ -91,6 +102,12 @@ async function readFile(path: string): Promise<Uint8Array> {
  */
 export async function prepareDeploy(request: DeployRequest): Promise<PreparedDeploy> {
   const bytes = await readFile(request.file);
+  if (request.buildDir !== undefined) {
+    const stale = await defaultBuildProblem(request.buildDir, bytes, request.appOffset);
+    if (stale instanceof UnsafeImageError && request.force) {
+      request.onWarning?.(`--force: ${stale.message}`);
+    } else if (stale) throw stale;
+  }
   const canned = isCanned(bytes) ? decodeCanned(bytes, request.file) : undefined;
   const image = canned ? canned.payload : bytes;
   const report = inspectImage(image, {

@@ -3,11 +3,13 @@
  * sense, where the files go, and writing them so that the private key is never
  * readable by others, not even for a moment, and never silently replaced.
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { FileError, UsageError } from "./errors.ts";
 import { type GeneratedKey, modulusCString, type PublicKeyInfo } from "./keys.ts";
 import { datagramSize } from "./packet.ts";
 import { AUTO_BLOCKS, MAX_UNFRAGMENTED } from "./packet_source.ts";
+import { DEFAULT_KEY_PATH } from "./values.ts";
+import { folderProblem } from "./_fs.ts";
 
 export const DEFAULT_KEY_BITS = 2048;
 export const MIN_KEY_BITS = 512;
@@ -16,8 +18,8 @@ export const MAX_KEY_BITS = 4096;
 export const KEY_BITS_STEP = 256;
 /** The smallest block a sender uses, and the original client's only one. */
 const SMALLEST_BLOCK = 256;
-export const DEFAULT_KEY_DIR = "keys";
-export const PRIVATE_KEY_FILE = "priv.key";
+export const DEFAULT_KEY_DIR = dirname(DEFAULT_KEY_PATH);
+export const PRIVATE_KEY_FILE = basename(DEFAULT_KEY_PATH);
 export const PUBLIC_KEY_FILE = "pub.key";
 /** Owner read/write only. */
 export const PRIVATE_KEY_MODE = 0o600;
@@ -109,9 +111,17 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * Checks, before a key is generated, that writing `paths` would not replace a key.
- * @throws {FileError} Naming the files that exist, unless `force`.
+ * @throws {FileError} Naming the files that exist, unless `force`; or if the folder is a file.
  */
 export async function checkCanWriteKeys(paths: KeyPaths, force: boolean): Promise<void> {
+  const dir = dirname(paths.privateKey);
+  const problem = await folderProblem(dir);
+  if (problem !== undefined) {
+    throw new FileError(
+      `cannot write the keys into '${dir}': ${problem}. keygen writes ${PRIVATE_KEY_FILE} and ` +
+        `${PUBLIC_KEY_FILE} into a folder: name one with --out DIR (it is made if missing).`,
+    );
+  }
   if (force) return;
   const existing: string[] = [];
   for (const p of [paths.privateKey, paths.publicKey]) if (await exists(p)) existing.push(p);

@@ -4,8 +4,9 @@
  * written by `openssl genrsa -3`, and public keys as PEM.
  */
 import forge from "node-forge";
-import { createHash } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { KeyError } from "./errors.ts";
+import { readKeyFile } from "./key_file.ts";
 import { toHex } from "./_bytes.ts";
 
 export interface PublicKeyInfo {
@@ -50,11 +51,78 @@ function publicInfo(
   return { modulus, bits: n.bitLength(), fingerprint: keyFingerprint(modulus) };
 }
 
+const NEEDS_RSA = "yaota8266 needs an RSA key with exponent 3: make one with 'deno task keygen'";
+
+/** The algorithm an OpenSSH key file names inside its base64 body, if it is one. */
+function openSshKind(text: string): string | undefined {
+  const line = /^\s*(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+) AAAA/.exec(text);
+  if (line) return line[1];
+  const body = /-----BEGIN OPENSSH PRIVATE KEY-----([^-]*)-----END/.exec(text)?.[1];
+  if (body === undefined) return undefined;
+  let decoded = "";
+  try {
+    decoded = atob(body.replace(/\s+/g, ""));
+  } catch {
+    return "unknown";
+  }
+  // After the "openssh-key-v1" magic, the first public key blob starts with its type.
+  return /(ssh-(?:ed25519|ed448|rsa|dss)|ecdsa-sha2-[a-z0-9]+|sk-[a-z0-9-]+@openssh\.com)/
+    .exec(decoded.slice("openssh-key-v1".length))?.[1] ?? "unknown";
+}
+
+/**
+ * What a key that is not an RSA key is, for a message: "an EC key (curve prime256v1)",
+ * "an Ed25519 key", "an OpenSSH key (ssh-ed25519)". Undefined for RSA or non-keys. Pure.
+ */
+export function foreignKeyKind(text: string): string | undefined {
+  const ssh = openSshKind(text);
+  if (ssh !== undefined) {
+    return ssh === "ssh-rsa"
+      ? "an RSA key in OpenSSH format (not read here, and ssh-keygen makes exponent 65537)"
+      : `an OpenSSH key (${ssh})`;
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey(text);
+  } catch {
+    return undefined;
+  }
+  const type = key.asymmetricKeyType;
+  if (type === undefined || type === "rsa") return undefined;
+  if (type === "ec") {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    return `an EC key${curve ? ` (curve ${curve})` : ""}`;
+  }
+  const names: Record<string, string> = {
+    "rsa-pss": "an RSA-PSS key (RSA restricted to PSS signatures)",
+    ed25519: "an Ed25519 key",
+    ed448: "an Ed448 key",
+    x25519: "an X25519 key",
+    x448: "an X448 key",
+    dsa: "a DSA key",
+    dh: "a Diffie-Hellman key",
+  };
+  return names[type] ?? `a ${type} key`;
+}
+
+/** A key file with nothing in it, or another kind of key than RSA: named as such. */
+function refuseEmptyOrForeign(text: string, where: string): void {
+  if (text.trim() === "") {
+    throw new KeyError(
+      `${where} is empty (no key in it): make a key pair with 'deno task keygen' (--force ` +
+        "replaces an empty file), or name your key with --key.",
+    );
+  }
+  const kind = foreignKeyKind(text);
+  if (kind !== undefined) throw new KeyError(`${where} is ${kind}, but ${NEEDS_RSA}.`);
+}
+
 /**
  * Parses a private key PEM (PKCS#1 or PKCS#8).
- * @throws {KeyError} If it is not an RSA private key or its exponent is not 3.
+ * @throws {KeyError} If it is empty, not an RSA private key, or its exponent is not 3.
  */
 export function parsePrivateKey(pem: string, where = "key"): SigningKey {
+  refuseEmptyOrForeign(pem, where);
   let key: forge.pki.rsa.PrivateKey;
   try {
     key = forge.pki.privateKeyFromPem(pem);
@@ -77,6 +145,7 @@ export function parsePrivateKey(pem: string, where = "key"): SigningKey {
 
 /** Parses a public key PEM, or takes the public half of a private key PEM. */
 export function parsePublicKey(pem: string, where = "key"): PublicKeyInfo {
+  refuseEmptyOrForeign(pem, where);
   if (/BEGIN (RSA |ENCRYPTED )?PRIVATE KEY/.test(pem)) {
     const { modulus, bits, fingerprint } = parsePrivateKey(pem, where);
     return { modulus, bits, fingerprint };
@@ -88,19 +157,6 @@ export function parsePublicKey(pem: string, where = "key"): PublicKeyInfo {
     throw new KeyError(`${where}: not an RSA public key in PEM form (${(e as Error).message})`);
   }
   return publicInfo(key.n, key.e, where);
-}
-
-async function readKeyFile(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new KeyError(
-        `no key at '${path}'. Create one with 'deno task keygen', or name yours with --key.`,
-      );
-    }
-    throw new KeyError(`cannot read the key '${path}': ${(e as Error).message}`);
-  }
 }
 
 /** Reads and checks a private key file. @throws {KeyError} */

@@ -6,14 +6,14 @@ import { relative } from "node:path";
  * original once as `.orig`. The template and file-edit helpers here serve `config.h` too.
  */
 import { IROM_FILE_OFFSET, IROM_MAP_BASE } from "./image.ts";
-import { ConfigError, UsageError } from "./errors.ts";
 import { formatHex } from "./_bytes.ts";
 
 export const LINKER_TEMPLATE = new URL("../templates/esp8266_ota.ld", import.meta.url);
 /** Where upstream's `esp8266_ota.ld` ends the irom (0x3c000 + 0x9000 + len 0x8f000). */
 export const IROM_END = 0xd4000;
 const DEFAULT_INCLUDE = "INCLUDE esp8266_common.ld";
-const MIN_IROM_LENGTH = 0x10000;
+/** The least irom room an app offset must leave below `IROM_END`. */
+export const MIN_IROM_LENGTH = 0x10000;
 
 /**
  * Replaces every `{{NAME}}` in `template`. Pure.
@@ -25,25 +25,6 @@ export function renderTemplate(template: string, values: Record<string, string>)
     if (value === undefined) throw new Error(`template placeholder {{${name}}} has no value`);
     return value;
   });
-}
-
-/** A 4 KiB-aligned offset that leaves room for the irom below 0xd4000. */
-export function isAppOffset(n: number): boolean {
-  return Number.isInteger(n) && n % 0x1000 === 0 && n >= 0x1000 &&
-    n <= IROM_END - IROM_FILE_OFFSET - MIN_IROM_LENGTH;
-}
-
-/** Checks an app offset from flags or config: 4 KiB aligned, room for the OTA layout. */
-export function checkAppOffset(appOffset: number, where: string): number {
-  if (!isAppOffset(appOffset)) {
-    const Class = where.startsWith("--") ? UsageError : ConfigError;
-    throw new Class(
-      `${where}: the app offset must be a 4 KiB-aligned flash offset such as 0x3c000, got ${
-        formatHex(appOffset)
-      }`,
-    );
-  }
-  return appOffset;
 }
 
 /** The irom length that ends the irom where upstream's OTA linker script does. Pure. */

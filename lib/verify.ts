@@ -5,7 +5,8 @@
  * byte search) and whether a firmware image is a safe OTA image. `verifySetup` is pure;
  * `verifyFiles` (`verify_files.ts`) reads the files and calls it.
  */
-import { KeyError } from "./errors.ts";
+import { ConfigError, KeyError } from "./errors.ts";
+import { parseAppOffset } from "./values.ts";
 import {
   keyFingerprint,
   modulusFromConfigH,
@@ -207,7 +208,17 @@ export function verifySetup(input: VerifyInput): VerifyReport {
         );
       }
     }
-    if (offset !== undefined && offset !== appOffset) {
+    const invalidOffset = offset === undefined ? undefined : (() => {
+      try {
+        parseAppOffset(formatHex(offset), { file: where, key: "MAIN_APP_OFFSET" });
+      } catch (e) {
+        if (e instanceof ConfigError) return e.message;
+        throw e;
+      }
+    })();
+    if (invalidOffset !== undefined) {
+      problems.push(`${invalidOffset}; write it again with 'deno task build-bootloader'`);
+    } else if (offset !== undefined && offset !== appOffset) {
       problems.push(
         `${where} sets MAIN_APP_OFFSET ${formatHex(offset)}, but the app offset here is ${
           formatHex(appOffset)

@@ -6,11 +6,13 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { FileError } from "./errors.ts";
 import { type OtaConfig } from "./config.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
+import { warnIfKeyIsOpen } from "./key_file.ts";
+import { DEFAULT_BUILD_DIR, FIRMWARE_FILE, STALE_DIR } from "./build_outputs.ts";
 import { type CheckName, type NamedText, type VerifyReport, verifySetup } from "./verify.ts";
 
-export const DEFAULT_KEY = "keys/priv.key";
 export const DEFAULT_BOOTLOADER = "dist/yaota8266.bin";
-export const DEFAULT_FIRMWARE = "dist/firmware-ota.bin";
+export const DEFAULT_FIRMWARE = join(DEFAULT_BUILD_DIR, FIRMWARE_FILE);
 
 /** Files named on the command line; absent ones fall back to the config and the defaults. */
 export interface VerifyPaths {
@@ -83,7 +85,7 @@ export async function verifyFiles(
   const bytes = (p: string) => Deno.readFile(p);
   const skipped: Partial<Record<CheckName, string>> = {};
 
-  const keyPath = paths.key ?? config.key ?? DEFAULT_KEY;
+  const keyPath = paths.key ?? config.key ?? DEFAULT_KEY_PATH;
   const keyText = await readIfThere(
     text,
     keyPath,
@@ -91,6 +93,7 @@ export async function verifyFiles(
     paths.key !== undefined || config.key !== undefined || required("key"),
     `no key at '${keyPath}'. Create one with 'deno task keygen', or name yours with --key.`,
   );
+  if (keyText !== undefined) await warnIfKeyIsOpen(resolve(cwd, keyPath), keyText, keyPath);
   if (keyText === undefined) {
     skipped.key =
       `no key at ${keyPath} (create one with 'deno task keygen', or name yours with --key)`;
@@ -126,7 +129,13 @@ export async function verifyFiles(
     explicit: boolean,
     task: string,
   ) => {
-    const hint = `build it with 'deno task ${task}', or name it with --${check}`;
+    const stale = join(dirname(path), STALE_DIR, basename(path));
+    const failedBuild = check === "firmware" && !explicit &&
+      await Deno.stat(resolve(cwd, stale)).then(() => true, () => false);
+    const hint = failedBuild
+      ? `the last 'deno task ${task}' did not succeed and the build before it is in ${stale}: ` +
+        `fix the build, or name that one with --${check}`
+      : `build it with 'deno task ${task}', or name it with --${check}`;
     const read = await readIfThere(
       bytes,
       path,
@@ -167,7 +176,7 @@ export async function verifyFiles(
       ? undefined
       : { path: firmwarePath, bytes: firmwareBytes },
     otherKeys,
-    appOffset: options.appOffset ?? config.appOffset,
+    appOffset: resolveAppOffset(options.appOffset, config),
     flashSize: config.flashSize,
     skipped,
   });

@@ -3,6 +3,7 @@
  * in its config.h, in the same container machinery as `build-ota`.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
   parseCommandArgs,
@@ -18,9 +19,9 @@ import {
 } from "../lib/bootloader_build.ts";
 import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
 import { UsageError } from "../lib/errors.ts";
-import { checkAppOffset } from "../lib/linker_script.ts";
 import { green, print } from "../lib/output.ts";
-import { formatHex, parseSize } from "../lib/_bytes.ts";
+import { formatHex } from "../lib/_bytes.ts";
+import { DEFAULT_KEY_PATH } from "../lib/values.ts";
 
 export const spec: CommandSpec = {
   name: "build-bootloader",
@@ -34,7 +35,8 @@ export const spec: CommandSpec = {
     key: {
       type: "string",
       arg: "FILE",
-      help: "key whose modulus goes into config.h: private or public (default: keys/priv.key)",
+      help:
+        `key whose modulus goes into config.h: private or public (default: ${DEFAULT_KEY_PATH})`,
     },
     runtime: {
       type: "string",
@@ -75,20 +77,12 @@ export function toBuildBootloaderArgs(args: ParsedArgs): BuildBootloaderArgs {
   if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
     throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
   }
-  const offsetText = stringOpt(args.values, "app-offset");
-  const appOffset = offsetText === undefined ? undefined : parseSize(offsetText);
-  if (appOffset !== undefined && Number.isNaN(appOffset)) {
-    throw new UsageError(
-      `--app-offset expects a flash offset such as 0x3c000, got '${offsetText}'`,
-    );
-  }
-  if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
   return {
     yaota8266: stringOpt(args.values, "yaota8266"),
     key: stringOpt(args.values, "key"),
     runtime: runtime as Runtime | undefined,
     image: stringOpt(args.values, "image"),
-    appOffset,
+    appOffset: appOffsetOpt(args.values),
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),
     config: stringOpt(args.values, "config"),

@@ -3,20 +3,20 @@
  * command and refuses to leave behind an image that would not boot at the app offset.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  flashSizeOpt,
   listOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
-  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build_ota.ts";
 import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
 import { UsageError } from "../lib/errors.ts";
-import { checkAppOffset } from "../lib/linker_script.ts";
 import { green, print } from "../lib/output.ts";
 
 export const spec: CommandSpec = {
@@ -68,6 +68,9 @@ export const spec: CommandSpec = {
     "and the OTA image, and collects dist/firmware-ota.bin, dist/manifest.json and " +
     "dist/build.log. The image is inspected (deno task inspect) and refused unless it is " +
     "safe to push to the app offset.",
+    "A build first moves the previous firmware-ota.bin and manifest.json to dist/stale/ (with a " +
+    "README.txt saying why); a successful build removes that folder. So after a failed or " +
+    "interrupted build there is no dist/firmware-ota.bin for 'deno task deploy' to send by mistake.",
     "Defaults come from ota.config.json (or --config FILE); flags override it.",
   ],
   examples: [
@@ -88,16 +91,14 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
   if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
     throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
   }
-  const appOffset = sizeOpt(args.values, "app-offset", "a flash offset such as 0x3c000");
-  if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
   return {
     micropython: stringOpt(args.values, "micropython"),
     modules: listOpt(args.values, "module"),
     runtime: runtime as Runtime | undefined,
     image: stringOpt(args.values, "image"),
     board: stringOpt(args.values, "board"),
-    appOffset,
-    flashSize: sizeOpt(args.values, "flash-size", "a flash size such as 1M or 0x400000"),
+    appOffset: appOffsetOpt(args.values),
+    flashSize: flashSizeOpt(args.values),
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),
     force: boolOpt(args.values, "force"),

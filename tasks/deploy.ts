@@ -3,13 +3,16 @@
  * Wi-Fi. Preflight, sign, push, verify that it boots.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  flashSizeOpt,
   listOpt,
   numberOpt,
   parseCommandArgs,
+  portOpt,
   runTask,
-  sizeOpt,
+  secondsOpt,
   stringOpt,
   type TaskContext,
 } from "../lib/cli.ts";
@@ -17,7 +20,9 @@ import { loadConfig, type OtaConfig } from "../lib/config.ts";
 import { deploy, type DeployRequest, type DeployResult, prepareDeploy } from "../lib/deploy.ts";
 import { deployWithTrigger } from "../lib/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/values.ts";
+import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build_outputs.ts";
+import { join } from "node:path";
 import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
 import {
   DEFAULT_OTA_PORT,
@@ -28,6 +33,10 @@ import {
 import { deployFleet, type SharedRequest } from "../lib/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
+
+const DEFAULT_TIMEOUT_S = 15;
+/** The boot check watches for a device back in OTA mode; ten minutes outlasts any reboot. */
+const MAX_BOOT_CHECK_WINDOW_S = 600;
 
 export const spec: CommandSpec = {
   name: "deploy",
@@ -40,7 +49,7 @@ export const spec: CommandSpec = {
     key: {
       type: "string",
       arg: "FILE",
-      help: "private key (default: config key, else keys/priv.key)",
+      help: `private key (default: config key, else ${DEFAULT_KEY_PATH})`,
     },
     block: {
       type: "string",
@@ -55,7 +64,8 @@ export const spec: CommandSpec = {
     timeout: {
       type: "string",
       arg: "S",
-      help: "fail when the device answers nothing for S seconds (default 15)",
+      help:
+        `fail when the device answers nothing for S seconds (default ${DEFAULT_TIMEOUT_S}, at most ${MAX_TIMEOUT_S})`,
     },
     "boot-check": {
       type: "boolean",
@@ -106,7 +116,10 @@ export const spec: CommandSpec = {
   },
   notes: [
     "FILE is a raw firmware image (signed on the fly) or a canned .ota file made by 'deno task sign' " +
-    "(sent as it is, after its SHA1 trailer is checked). Without FILE: dist/firmware-ota.bin.",
+    "(sent as it is, after its SHA1 trailer is checked). Without FILE: dist/firmware-ota.bin (in " +
+    'the config\'s "out" folder if it names one), which must be the image its manifest.json ' +
+    "describes, built for the device's app offset. After a failed build-ota it is absent (the " +
+    "build before is in dist/stale/: name it to send it).",
     "Before the first packet the image is inspected as 'deno task inspect' does; an image that would " +
     "not boot at the app offset is refused unless --force.",
     "Ctrl-C stops at once and sends nothing more: the device restarts its session after 10 s and " +
@@ -170,13 +183,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   if (pace !== "auto" && pace !== "off") {
     throw new UsageError(`--pace expects auto or off, got '${pace}'`);
   }
-  const positive = (n: number) => Number.isFinite(n) && n > 0;
-  const port = numberOpt(
-    values,
-    "port",
-    (n) => Number.isInteger(n) && n > 0 && n < 65536,
-    "a port number",
-  );
+  const port = portOpt(values);
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
   const concurrency = numberOpt(
@@ -208,14 +215,11 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     key: stringOpt(values, "key"),
     block,
     pace: pace === "auto",
-    timeoutMs: (numberOpt(values, "timeout", positive, "seconds") ?? 15) * 1000,
+    timeoutMs: secondsOpt(values, "timeout", MAX_TIMEOUT_S) ?? DEFAULT_TIMEOUT_S * 1000,
     bootCheck: values["boot-check"] !== false,
-    bootCheckMs: (() => {
-      const s = numberOpt(values, "boot-check-window", positive, "seconds");
-      return s === undefined ? undefined : s * 1000;
-    })(),
-    appOffset: sizeOpt(values, "app-offset", "a flash offset such as 0x3c000"),
-    flashSize: sizeOpt(values, "flash-size", "a flash size such as 1M"),
+    bootCheckMs: secondsOpt(values, "boot-check-window", MAX_BOOT_CHECK_WINDOW_S),
+    appOffset: appOffsetOpt(values),
+    flashSize: flashSizeOpt(values),
     force: boolOpt(values, "force"),
     json: boolOpt(values, "json"),
     file: positionals[0],
@@ -228,17 +232,24 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   };
 }
 
+/** FILE, else the build's output (`dist/firmware-ota.bin`, or in the config's "out"). */
+function defaultFile(args: DeployArgs, config: OtaConfig): { file: string; buildDir?: string } {
+  if (args.file !== undefined) return { file: args.file };
+  const buildDir = config.out ?? DEFAULT_BUILD_DIR;
+  return { file: join(buildDir, FIRMWARE_FILE), buildDir };
+}
+
 /** What every deploy of this command shares: flags over the config over the defaults. */
 function sharedRequest(args: DeployArgs, config: OtaConfig): SharedRequest {
   return {
-    file: args.file ?? "dist/firmware-ota.bin",
+    ...defaultFile(args, config),
     block: args.block,
     pace: args.pace,
     timeoutMs: args.timeoutMs,
     force: args.force,
     bootCheck: args.bootCheck,
     bootCheckMs: args.bootCheckMs,
-    appOffset: args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
+    appOffset: resolveAppOffset(args.appOffset, config),
     flashSize: args.flashSize ?? config.flashSize ?? 0x100000,
     onWarning: (m) => warn(m),
   };
@@ -263,7 +274,7 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     ...sharedRequest(args, config),
     host,
     port: args.port ?? config.port ?? DEFAULT_OTA_PORT,
-    keyPath: args.key ?? config.key ?? "keys/priv.key",
+    keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
   };
   const prepared = await prepareDeploy(request);
   // After the preflight, before anything reaches the device.
@@ -342,7 +353,7 @@ async function fleetMain(args: DeployArgs, config: OtaConfig): Promise<number> {
       concurrency: args.concurrency,
       defaultPort: args.port ?? config.port ?? DEFAULT_OTA_PORT,
       request: sharedRequest(args, config),
-      keyPath: args.key ?? config.key ?? "keys/priv.key",
+      keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
       trigger: args.trigger,
       signal: controller.signal,
       argv: Deno.args,

@@ -3,6 +3,7 @@
  * firmware with esptool, after `verify` passed for the pair.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
   numberOpt,
@@ -16,7 +17,7 @@ import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { type Esptool, findEsptool, formatCommand, requireEsptool } from "../lib/esptool.ts";
 import { assertFlashable, DEFAULT_BAUD, flashSteps, runFlash } from "../lib/flash.ts";
-import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/values.ts";
 import { bold, log, print, warn } from "../lib/output.ts";
 import { formatCheck } from "../lib/verify.ts";
 import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, verifyFiles } from "../lib/verify_files.ts";
@@ -33,7 +34,7 @@ export const spec: CommandSpec = {
     key: {
       type: "string",
       arg: "FILE",
-      help: "your signing key (default: 'key' in ota.config.json, else keys/priv.key)",
+      help: `your signing key (default: 'key' in ota.config.json, else ${DEFAULT_KEY_PATH})`,
     },
     bootloader: {
       type: "string",
@@ -99,12 +100,7 @@ export function flashArgsFrom(args: ParsedArgs): FlashArgs {
     key: stringOpt(v, "key"),
     bootloader: stringOpt(v, "bootloader"),
     firmware: stringOpt(v, "firmware"),
-    appOffset: numberOpt(
-      v,
-      "app-offset",
-      (n) => Number.isInteger(n) && n >= 0x1000 && n < 0x400000 && n % 0x1000 === 0,
-      "a 4 KiB-aligned flash offset such as 0x3c000",
-    ),
+    appOffset: appOffsetOpt(v),
     erase: boolOpt(v, "erase"),
     baud: numberOpt(
       v,
@@ -125,7 +121,7 @@ export function parseFlashArgs(argv: string[]): FlashArgs {
 async function main(ctx: TaskContext): Promise<void> {
   const args = flashArgsFrom(ctx.args);
   const config = await loadConfig(args.config);
-  const appOffset = args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
+  const appOffset = resolveAppOffset(args.appOffset, config);
   const paths = { key: args.key, bootloader: args.bootloader, firmware: args.firmware };
 
   // Check first, act second: nothing reaches the board unless the pair is right.

@@ -3,20 +3,20 @@
  * image safe to push to a yaota8266 device at that offset? Exit code 0 only if it is.
  */
 import {
+  appOffsetOpt,
   type CommandSpec,
+  flashSizeOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
-  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
 import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
 import { renderInspectReport } from "../lib/inspect_report.ts";
 import { fail, print, printJson } from "../lib/output.ts";
-import { checkAppOffset } from "../lib/linker_script.ts";
+import { resolveAppOffset } from "../lib/values.ts";
 
 export const spec: CommandSpec = {
   name: "inspect",
@@ -58,12 +58,10 @@ export function toInspectArgs(args: ParsedArgs): InspectArgs {
   const [file, ...extra] = args.positionals;
   if (file === undefined) throw new UsageError("name the image to inspect: inspect FILE");
   if (extra.length) throw new UsageError(`one FILE only, got also '${extra.join("' '")}'`);
-  const appOffset = sizeOpt(args.values, "app-offset", "a flash offset such as 0x3c000");
-  if (appOffset !== undefined) checkAppOffset(appOffset, "--app-offset");
   return {
     file,
-    appOffset,
-    flashSize: sizeOpt(args.values, "flash-size", "a flash size such as 1M or 0x400000"),
+    appOffset: appOffsetOpt(args.values),
+    flashSize: flashSizeOpt(args.values),
     json: args.values.json === true,
     config: stringOpt(args.values, "config"),
   };
@@ -85,7 +83,7 @@ if (import.meta.main) {
       throw new FileError(`cannot read the image '${options.file}': ${(e as Error).message}`);
     }
     const report = inspectImage(image, {
-      appOffset: options.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET,
+      appOffset: resolveAppOffset(options.appOffset, config),
       flashSize: options.flashSize ?? config.flashSize,
     });
     if (options.json) {

@@ -5,9 +5,10 @@
  * first and refused unless it is safe to push to the app offset (or `--force`).
  */
 import { createHash } from "node:crypto";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { encodeCanned, firmwarePackets, isCanned } from "../lib/canned.ts";
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
   parseCommandArgs,
@@ -17,21 +18,20 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
 import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
 import { loadSigningKey } from "../lib/keys.ts";
-import { checkAppOffset } from "../lib/linker_script.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/values.ts";
 import { bold, formatBytes, formatSeconds, print, printJson, red, warn } from "../lib/output.ts";
 import { datagramSize, END_PACKET_COPIES, SECTOR_SIZE } from "../lib/packet.ts";
 import { MAX_UNFRAGMENTED } from "../lib/packet_source.ts";
 import { nativeSigner } from "../lib/signer.ts";
-import { formatHex, parseSize, toHex } from "../lib/_bytes.ts";
+import { folderProblem, isDir } from "../lib/_fs.ts";
+import { formatHex, toHex } from "../lib/_bytes.ts";
 
 /** Block sizes that divide the device's 4 KiB buffer (docs/device.md, "Wire protocol", rule 5). */
 export const BLOCK_SIZES = [256, 512, 1024, 2048, 4096];
 /** The original client's block size: datagrams over 548 bytes got lost on some networks. */
 export const DEFAULT_BLOCK = 256;
-export const DEFAULT_KEY = "keys/priv.key";
 
 export const spec: CommandSpec = {
   name: "sign",
@@ -41,7 +41,7 @@ export const spec: CommandSpec = {
     key: {
       type: "string",
       arg: "FILE",
-      help: `private key (default: config key, else ${DEFAULT_KEY})`,
+      help: `private key (default: config key, else ${DEFAULT_KEY_PATH})`,
     },
     block: {
       type: "string",
@@ -123,17 +123,6 @@ export function toSignArgs(args: ParsedArgs): SignArgs {
         `${SECTOR_SIZE}-byte buffer), got '${blockText}'`,
     );
   }
-  const offsetText = stringOpt(args.values, "app-offset");
-  let appOffset: number | undefined;
-  if (offsetText !== undefined) {
-    appOffset = parseSize(offsetText);
-    if (!Number.isInteger(appOffset)) {
-      throw new UsageError(
-        `--app-offset expects a flash offset such as 0x3c000, got '${offsetText}'`,
-      );
-    }
-    checkAppOffset(appOffset, "--app-offset");
-  }
   const out = stringOpt(args.values, "out");
   if (out !== undefined && resolve(out) === resolve(firmware)) {
     throw new UsageError(`--out '${out}' is the firmware itself: name another file`);
@@ -143,7 +132,7 @@ export function toSignArgs(args: ParsedArgs): SignArgs {
     key: stringOpt(args.values, "key"),
     block,
     out,
-    appOffset,
+    appOffset: appOffsetOpt(args.values),
     force: boolOpt(args.values, "force"),
     json: boolOpt(args.values, "json"),
     config: stringOpt(args.values, "config"),
@@ -175,11 +164,20 @@ if (import.meta.main) {
   runTask(spec, async ({ args }) => {
     const options = toSignArgs(args);
     const config = await loadConfig(options.config);
-    const keyPath = options.key ?? config.key ?? DEFAULT_KEY;
-    const appOffset = options.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
+    const keyPath = options.key ?? config.key ?? DEFAULT_KEY_PATH;
+    const appOffset = resolveAppOffset(options.appOffset, config);
     const out = options.out ?? defaultOtaPath(options.firmware);
 
-    // Check everything before signing: key, block size, image.
+    // Check everything before signing: where it goes, key, block size, image.
+    if (await isDir(out)) {
+      throw new FileError(
+        `--out '${out}' is a folder: name the .ota file to write, e.g. --out ${
+          join(out, basename(defaultOtaPath(options.firmware)))
+        }`,
+      );
+    }
+    const outProblem = await folderProblem(dirname(out));
+    if (outProblem !== undefined) throw new FileError(`cannot write '${out}': ${outProblem}`);
     const key = await loadSigningKey(keyPath);
     checkBlockFits(options.block, key.modulus.length);
     let firmware: Uint8Array;

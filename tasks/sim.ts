@@ -4,20 +4,22 @@
  * image file, and the events as lines or JSON.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  flashSizeOpt,
   listOpt,
   numberOpt,
   parseCommandArgs,
+  portOpt,
   runTask,
-  sizeOpt,
   stringOpt,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import type { DeviceEvent } from "../lib/device.ts";
 import { PROFILES } from "../lib/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
-import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { resolveAppOffset } from "../lib/values.ts";
 import { loadPublicKey } from "../lib/keys.ts";
 import { formatHex } from "../lib/_bytes.ts";
 import { bold, green, log, printJson, red, yellow } from "../lib/output.ts";
@@ -155,11 +157,11 @@ export function parseSimArgs(argv: string[]): SimArgs {
   }
   return {
     host: stringOpt(values, "host") ?? "127.0.0.1",
-    port: whole("port", 0) ?? 8266,
+    port: portOpt(values, "port", { allowZero: true }) ?? 8266,
     key,
     flash: stringOpt(values, "flash"),
-    flashSize: sizeOpt(values, "flash-size", "a size such as 1M") ?? 0x100000,
-    appOffset: sizeOpt(values, "app-offset", "an offset such as 0x3c000"),
+    flashSize: flashSizeOpt(values) ?? 0x100000,
+    appOffset: appOffsetOpt(values),
     profile,
     loss: p("loss"),
     dup: p("dup"),
@@ -219,7 +221,7 @@ async function main(): Promise<number> {
     throw new UsageError("name the key the device was built for: --key FILE or --pubkey FILE");
   }
   const key = await loadPublicKey(keyPath);
-  const appOffset = args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
+  const appOffset = resolveAppOffset(args.appOffset, config);
   const flash = new Uint8Array(args.flashSize).fill(0xff);
   if (args.flash) {
     try {

@@ -5,10 +5,11 @@
 import {
   boolOpt,
   type CommandSpec,
-  numberOpt,
   parseCommandArgs,
   type ParsedValues,
+  portOpt,
   runTask,
+  secondsOpt,
   stringOpt,
   type TaskContext,
 } from "../lib/cli.ts";
@@ -18,6 +19,9 @@ import { log, print, printJson } from "../lib/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/password.ts";
 import { enterOtaMode } from "../lib/trigger.ts";
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.ts";
+
+/** Each step waits at most this long: the device's idle reboot (60 s) ten times over. */
+const MAX_STEP_TIMEOUT_S = 600;
 
 export const TRIGGER_SPEC: CommandSpec = {
   name: "trigger",
@@ -33,7 +37,9 @@ export const TRIGGER_SPEC: CommandSpec = {
     timeout: {
       type: "string",
       arg: "SECONDS",
-      help: `time allowed for each step (default ${DEFAULT_TIMEOUT_MS / 1000})`,
+      help: `time allowed for each step (default ${
+        DEFAULT_TIMEOUT_MS / 1000
+      }, at most ${MAX_STEP_TIMEOUT_S})`,
     },
     json: { type: "boolean", help: "print the result as one JSON object on stdout" },
   },
@@ -61,13 +67,8 @@ export interface TriggerArgs {
 }
 
 function triggerArgsFrom(values: ParsedValues): TriggerArgs {
-  const port = numberOpt(
-    values,
-    "port",
-    (n) => Number.isInteger(n) && n >= 1 && n <= 65535,
-    "a port number from 1 to 65535",
-  );
-  const seconds = numberOpt(values, "timeout", (n) => n > 0 && n <= 600, "seconds, up to 600");
+  const port = portOpt(values);
+  const timeoutMs = secondsOpt(values, "timeout", MAX_STEP_TIMEOUT_S);
   const password = stringOpt(values, "password");
   const ip = stringOpt(values, "ip");
   const config = stringOpt(values, "config");
@@ -76,7 +77,7 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
     ...(port === undefined ? {} : { port }),
     ...(password === undefined ? {} : { password }),
     ...(config === undefined ? {} : { config }),
-    timeoutMs: seconds === undefined ? DEFAULT_TIMEOUT_MS : Math.round(seconds * 1000),
+    timeoutMs: timeoutMs ?? DEFAULT_TIMEOUT_MS,
     json: boolOpt(values, "json"),
   };
 }

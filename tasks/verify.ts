@@ -4,9 +4,9 @@
  * only if all pass.
  */
 import {
+  appOffsetOpt,
   boolOpt,
   type CommandSpec,
-  numberOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -17,6 +17,7 @@ import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { fail, log, print, printJson } from "../lib/output.ts";
 import { formatCheck } from "../lib/verify.ts";
+import { DEFAULT_KEY_PATH } from "../lib/values.ts";
 import { verifyFiles, type VerifyPaths } from "../lib/verify_files.ts";
 
 export const spec: CommandSpec = {
@@ -28,7 +29,7 @@ export const spec: CommandSpec = {
       type: "string",
       arg: "FILE",
       help:
-        "your signing key (default: 'key' in ota.config.json, else keys/priv.key); a public key works too",
+        `your signing key (default: 'key' in ota.config.json, else ${DEFAULT_KEY_PATH}); a public key works too`,
     },
     bootloader: {
       type: "string",
@@ -84,12 +85,7 @@ export function verifyArgsFrom(args: ParsedArgs): VerifyArgs {
       configH: stringOpt(v, "config-h"),
       firmware: stringOpt(v, "firmware"),
     },
-    appOffset: numberOpt(
-      v,
-      "app-offset",
-      (n) => Number.isInteger(n) && n >= 0x1000 && n < 0x400000 && n % 0x1000 === 0,
-      "a 4 KiB-aligned flash offset such as 0x3c000",
-    ),
+    appOffset: appOffsetOpt(v),
     json: boolOpt(v, "json"),
     config: stringOpt(v, "config"),
   };

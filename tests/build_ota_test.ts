@@ -610,7 +610,7 @@ Deno.test("build-ota names a missing tree and a folder that is not a MicroPython
   );
 });
 
-Deno.test("build-ota refuses an image linked for the standard address and removes dist/firmware-ota.bin", async () => {
+Deno.test("build-ota refuses an image linked for the standard address and moves dist/firmware-ota.bin aside", async () => {
   await using dir = await tempDir();
   const { tree, dockerLog, dist } = await setup(dir.path, "make-ota");
   await Deno.mkdir(dist);
@@ -626,6 +626,7 @@ Deno.test("build-ota refuses an image linked for the standard address and remove
   );
   assertStringIncludes(r.stderr, "a standard (non-OTA) build");
   assertEquals(await Deno.stat(join(dist, "firmware-ota.bin")).catch(() => "absent"), "absent");
+  assertEquals(await Deno.readTextFile(join(dist, "stale", "firmware-ota.bin")), "an older build");
   assertEquals(
     await Deno.readFile(join(dist, "firmware-ota.rejected.bin")),
     await Deno.readFile(tree.output),
@@ -661,9 +662,10 @@ Deno.test("build-ota removes the previous image first, so a make that does not r
     "error: make finished but wrote none of ports/esp8266/build-ESP8266_GENERIC-OTA/firmware.bin",
   );
   assertEquals(await Deno.stat(tree.output).catch(() => "absent"), "absent");
-  // The earlier, valid build for 0x3c000 is still in dist/.
+  // The earlier, valid build for 0x3c000 is out of deploy's way, in dist/stale/.
+  assertEquals(await Deno.stat(join(dist, "firmware-ota.bin")).catch(() => "absent"), "absent");
   assertEquals(
-    JSON.parse(await Deno.readTextFile(join(dist, "manifest.json"))).image.appOffset,
+    JSON.parse(await Deno.readTextFile(join(dist, "stale", "manifest.json"))).image.appOffset,
     "0x3c000",
   );
 });

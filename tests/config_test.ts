@@ -2,6 +2,7 @@ import { assertEquals, assertStringIncludes, assertThrows } from "./_assert.ts";
 import { runTaskFile, tempDir, VECTORS } from "./_helpers.ts";
 import { buildEnv, makeFakeMicroPythonTree, userArg } from "./fixtures/fake_trees.ts";
 import { resolveBuildOtaOptions } from "../lib/build_ota.ts";
+import { parseConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
 import { join } from "node:path";
@@ -68,10 +69,32 @@ Deno.test("resolveBuildOtaOptions() takes flags over the config over the default
     0x3c000,
     "/work/o",
   ]);
+});
+
+Deno.test("parseConfig() checks appOffset with the flags' own rule, naming the file and key", () => {
+  assertEquals(
+    parseConfig({ appOffset: "0x40000" }, "/cfg", "/cfg/ota.config.json").appOffset,
+    0x40000,
+  );
+  assertEquals(
+    parseConfig({ appOffset: 0x3c000 }, "/cfg", "/cfg/ota.config.json").appOffset,
+    0x3c000,
+  );
   assertThrows(
-    () => resolveBuildOtaOptions(noFlags, { ...config, appOffset: 0x3c800 }, "/work"),
+    () => parseConfig({ appOffset: "0x3c800" }, "/cfg", "/cfg/ota.config.json"),
     ConfigError,
-    "/cfg/ota.config.json: appOffset: the app offset must be a 4 KiB-aligned flash offset such as 0x3c000, got 0x3c800",
+    "/cfg/ota.config.json: appOffset: expected a 4 KiB-aligned flash offset from 0x10000 to 0xbb000, " +
+      'such as 0x3c000, got "0x3c800" (0x3c800 is not a multiple of 0x1000: the nearest are 0x3c000 and 0x3d000)',
+  );
+  assertThrows(
+    () => parseConfig({ appOffset: 0x1000 }, "/cfg", "/cfg/ota.config.json"),
+    ConfigError,
+    "got 4096 (below 0x10000, where yaota8266 itself lies)",
+  );
+  assertThrows(
+    () => parseConfig({ devices: [{ name: "a", ip: "10.0.0.1", port: -1 }] }, "/cfg", "/c.json"),
+    ConfigError,
+    "/c.json: devices[0].port: expected a port number from 1 to 65535, got -1",
   );
 });
 
@@ -187,20 +210,20 @@ Deno.test("build-ota and build-bootloader refuse a bad value in ota.config.json,
     [
       { runtime: "lxc" },
       "build_ota",
-      `${path}.runtime: expected one of docker, podman, native, got "lxc"`,
+      `${path}: runtime: expected one of docker, podman, native, got "lxc"`,
     ],
-    [{ modules: "uartremote.py" }, "build_ota", `${path}.modules: expected a list`],
+    [{ modules: "uartremote.py" }, "build_ota", `${path}: modules: expected a list`],
     [
       { appOffset: "0x3c800" },
       "build_ota",
-      `${path}: appOffset: the app offset must be a 4 KiB-aligned flash offset such as 0x3c000, got 0x3c800`,
+      `${path}: appOffset: expected a 4 KiB-aligned flash offset from 0x10000 to 0xbb000, such as 0x3c000, got "0x3c800"`,
     ],
     [
       { bootloader: { gpioMask: 70000 } },
       "build_bootloader",
-      `${path}.bootloader.gpioMask: expected a whole number from 0 to 65535, got 70000`,
+      `${path}: bootloader.gpioMask: expected a whole number from 0 to 65535, got 70000`,
     ],
-    [{ bootloader: { baud: 9600 } }, "build_bootloader", `${path}.bootloader: unknown key 'baud'`],
+    [{ bootloader: { baud: 9600 } }, "build_bootloader", `${path}: bootloader: unknown key 'baud'`],
   ];
   for (const [config, task, message] of cases) {
     await Deno.writeTextFile(path, JSON.stringify(config));

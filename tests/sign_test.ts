@@ -8,12 +8,15 @@ import { checkBlockFits, defaultOtaPath, parseSignArgs } from "../tasks/sign.ts"
 import { createPublicKey } from "node:crypto";
 import { join } from "node:path";
 
-/** A temp dir holding fw-10000.bin and both test keys, as a user's project would. */
+/** A temp dir holding fw-10000.bin and both test keys (mode 0600), as a user's project would. */
 async function project() {
   const dir = await tempDir();
   await Deno.writeFile(join(dir.path, "fw-10000.bin"), vector("fw-10000.bin"));
   for (const bits of [512, 2048]) {
-    await Deno.writeTextFile(join(dir.path, `key${bits}.pem`), vectorText(`test-key-${bits}.pem`));
+    const path = join(dir.path, `key${bits}.pem`);
+    await Deno.writeTextFile(path, vectorText(`test-key-${bits}.pem`));
+    // As keygen writes it: no warning about an open key.
+    if (Deno.build.os !== "windows") await Deno.chmod(path, 0o600);
   }
   return dir;
 }
