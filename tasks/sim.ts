@@ -86,6 +86,11 @@ export const spec: CommandSpec = {
       help:
         "power on through boot8266's check (runs the app in flash if valid) instead of OTA mode",
     },
+    "rtc-trigger": {
+      type: "boolean",
+      help: "boot8266 honours the RTC magic of ota.start() (default on; --no-rtc-trigger: " +
+        "upstream yaota8266, the app reboots into itself)",
+    },
     "webrepl-password": {
       type: "string",
       arg: "P",
@@ -125,6 +130,7 @@ export interface SimArgs {
   pktWaitMs?: number;
   idleRebootMs?: number;
   boot: boolean;
+  rtcTrigger: boolean;
   webreplPassword?: string;
   once: boolean;
   json: boolean;
@@ -173,6 +179,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
     pktWaitMs: whole("pkt-wait-ms", 1),
     idleRebootMs: whole("idle-reboot-ms", 1),
     boot: boolOpt(values, "boot"),
+    rtcTrigger: values["rtc-trigger"] !== false,
     webreplPassword: stringOpt(values, "webrepl-password"),
     once: boolOpt(values, "once"),
     json: boolOpt(values, "json"),
@@ -245,6 +252,7 @@ async function main(): Promise<number> {
     pktWaitMs: args.pktWaitMs,
     idleRebootMs: args.idleRebootMs,
     start: args.boot ? "boot" : "ota",
+    rtcTrigger: args.rtcTrigger,
     link: {
       loss: args.loss,
       dup: args.dup,
@@ -292,6 +300,7 @@ async function main(): Promise<number> {
       password !== undefined ? ", WebREPL on TCP" : ""
     }), ` +
       `key ${key.fingerprint}, app offset ${formatHex(appOffset)}, profile ${args.profile}` +
+      (args.rtcTrigger ? "" : ", no RTC trigger (upstream boot8266)") +
       (args.flash ? `, flash ${args.flash}` : ""),
   );
   const onSignal = () => finished?.();
