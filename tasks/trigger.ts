@@ -14,9 +14,9 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { log, print, printJson } from "../lib/output.ts";
+import { formatSeconds, log, print, printJson } from "../lib/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/password.ts";
-import { enterOtaMode } from "../lib/trigger.ts";
+import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/trigger.ts";
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.ts";
 
 export const TRIGGER_SPEC: CommandSpec = {
@@ -35,6 +35,13 @@ export const TRIGGER_SPEC: CommandSpec = {
       arg: "SECONDS",
       help: `time allowed for each step (default ${DEFAULT_TIMEOUT_MS / 1000})`,
     },
+    watch: {
+      type: "string",
+      arg: "SECONDS",
+      help: `after the reset, watch this long for the app coming back (default ${
+        DEFAULT_WATCH_MS / 1000
+      }; 0: don't)`,
+    },
     json: { type: "boolean", help: "print the result as one JSON object on stdout" },
   },
   notes: [
@@ -44,6 +51,10 @@ export const TRIGGER_SPEC: CommandSpec = {
     "The board runs `import ota; ota.start()` (the frozen templates/ota.py); on firmware " +
     "without that module the RTC magic 'yaotaota' is written and machine.reset() called " +
     "directly. One login attempt is made.",
+    "After the reset the board's WebREPL port is watched (--watch): a board whose bootloader " +
+    "has no RTC check (upstream yaota8266) comes back in its app within seconds, and that is " +
+    "reported as an error naming the ways out (the BOOT button, or a bootloader built by " +
+    "'deno task build-bootloader').",
   ],
   examples: [
     `${PASSWORD_ENV}=... deno task trigger --ip 192.168.4.1`,
@@ -56,6 +67,8 @@ export interface TriggerArgs {
   port?: number;
   password?: string;
   timeoutMs: number;
+  /** How long to watch for the app after the reset; 0 skips the watch. */
+  watchMs: number;
   json: boolean;
   config?: string;
 }
@@ -68,6 +81,7 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
     "a port number from 1 to 65535",
   );
   const seconds = numberOpt(values, "timeout", (n) => n > 0 && n <= 600, "seconds, up to 600");
+  const watch = numberOpt(values, "watch", (n) => n >= 0 && n <= 60, "seconds from 0 to 60");
   const password = stringOpt(values, "password");
   const ip = stringOpt(values, "ip");
   const config = stringOpt(values, "config");
@@ -77,6 +91,7 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
     ...(password === undefined ? {} : { password }),
     ...(config === undefined ? {} : { config }),
     timeoutMs: seconds === undefined ? DEFAULT_TIMEOUT_MS : Math.round(seconds * 1000),
+    watchMs: watch === undefined ? DEFAULT_WATCH_MS : Math.round(watch * 1000),
     json: boolOpt(values, "json"),
   };
 }
@@ -99,6 +114,7 @@ async function main({ args }: TaskContext): Promise<void> {
   log(`connecting to WebREPL at ${host}:${port}`);
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
     onStep: (line) => log(line),
+    watchMs: opts.watchMs,
   });
   if (opts.json) {
     printJson({
@@ -108,11 +124,21 @@ async function main({ args }: TaskContext): Promise<void> {
       method: report.method,
       versionBefore: report.before.version,
       uname: report.before,
+      watchedSeconds: report.watchedMs / 1000,
     });
+  } else if (report.watchedMs > 0) {
+    print(
+      `${report.address}: in OTA mode via ${report.method} (was running MicroPython ` +
+        `${report.before.version}; its app stayed away for ${
+          formatSeconds(report.watchedMs / 1000)
+        }). ` +
+        `Send the update within 60 s: deno task deploy --ip ${host}`,
+    );
   } else {
     print(
-      `${report.address}: rebooting into the OTA server via ${report.method} ` +
-        `(was running MicroPython ${report.before.version})`,
+      `${report.address}: reset via ${report.method} (was running MicroPython ` +
+        `${report.before.version}); not watched (--watch 0): a board whose bootloader has no RTC ` +
+        "check is back in its app",
     );
   }
 }
