@@ -124,7 +124,7 @@ export async function planTreeEdits(
     else if (plan.status === "fix") {
       const edit = await planFileEdit(path(name), plan.text);
       edits.push({ edit: plan.summary ? { ...edit, summary: plan.summary } : edit, why: plan.why });
-    } else problems.push(`${name} lacks ${plan.missing}`);
+    } else problems.push(plan.missing ? `${name} lacks ${plan.missing}` : `${name} is missing`);
   }
   if (problems.length) {
     throw new YaotaTreeError(

@@ -160,11 +160,15 @@ export async function deployWithTrigger(
   const forwardAbort = () => pushAbort.abort();
   base.signal?.addEventListener("abort", forwardAbort);
   let appBackAfterMs: number | undefined;
-  const watching = watchForApp(target, { stop: answeredSignal.signal }).then((ms) => {
-    if (ms === undefined || answered) return;
-    appBackAfterMs = ms;
-    pushAbort.abort();
-  });
+  // Only within otaWaitMs (the OTA server's IDLE_REBOOT_MS): later, an OTA server that
+  // got nothing has rebooted into the app by itself, which says nothing about the trigger.
+  const watching = watchForApp(target, { watchMs: otaWaitMs, stop: answeredSignal.signal }).then(
+    (ms) => {
+      if (ms === undefined || answered) return;
+      appBackAfterMs = ms;
+      pushAbort.abort();
+    },
+  );
   const push: DeployRequest = {
     ...base,
     signal: pushAbort.signal,

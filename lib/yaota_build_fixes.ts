@@ -21,6 +21,7 @@ export const ETSHAL_TEMPLATE = new URL("../templates/etshal.h", import.meta.url)
 export type FixPlan =
   | { status: "ok"; note: string }
   | { status: "fix"; text: string; why: string; summary?: string[] }
+  /** `missing` is what the file lacks; "" when the file itself is missing. */
   | { status: "unrecognised"; missing: string };
 
 /** A yaota8266 tree that differs from what build-bootloader knows how to fix. */
@@ -29,7 +30,7 @@ export class YaotaTreeError extends FileError {}
 /** The archiver axTLS is built with. Pure. */
 export function planAxtlsAr(makefile: string | undefined): FixPlan {
   if (makefile === undefined) {
-    return { status: "unrecognised", missing: "the file itself (the OTA server's Makefile)" };
+    return { status: "unrecognised", missing: "" };
   }
   if (/^[ \t]*AR[ \t]*(?::=|\?=|=)/m.test(makefile)) {
     return { status: "ok", note: "sets AR for axTLS" };
@@ -90,7 +91,7 @@ const SDK_LIBRARIES_TO_IROM = ["libnet80211.a", "libwpa.a"];
 /** The OTA server's linker script. Pure. */
 export function planOtaLd(script: string | undefined): FixPlan {
   if (script === undefined) {
-    return { status: "unrecognised", missing: "the file itself (the OTA server's linker script)" };
+    return { status: "unrecognised", missing: "" };
   }
   if (/libnet80211\.a/.test(script)) {
     return { status: "ok", note: "puts the vendor SDK's Wi-Fi libraries in irom" };

@@ -17,6 +17,7 @@ import { modulusCString, modulusFromConfigH, parsePublicKey } from "../lib/keys.
 import { indexOfBytes } from "../lib/_bytes.ts";
 import { parseBuildBootloaderArgs } from "../tasks/build_bootloader.ts";
 import { hasRtcTrigger, planRtcTrigger } from "../lib/rtc_trigger_edit.ts";
+import { planAxtlsAr, planEtshal, planOtaLd } from "../lib/yaota_build_fixes.ts";
 import forge from "node-forge";
 import { join } from "node:path";
 
@@ -612,4 +613,34 @@ Deno.test("build-bootloader refuses an app offset inside yaota8266 before touchi
   assertEquals(await dockerCalls(dockerLog), []);
   assertEquals(await Deno.readTextFile(tree.configH), YAOTA_CONFIG_EXAMPLE);
   assertEquals(await readTree(tree.root, CHANGED_FILES), pick(tree.original, CHANGED_FILES));
+});
+
+Deno.test("planAxtlsAr(), planEtshal() and planOtaLd() fix what is missing, leave what is there, and name what they cannot find", async () => {
+  await using dir = await tempDir();
+  const upstream = (await makeFakeYaotaTree(dir.path, true, { shape: "upstream" })).original;
+  const template = Deno.readTextFileSync(join(ROOT, "templates", "etshal.h"));
+  const ar = planAxtlsAr(upstream["ota-server/Makefile"]);
+  assert(ar.status === "fix");
+  assertEquals(planAxtlsAr(ar.text), { status: "ok", note: "sets AR for axTLS" });
+  assertEquals(planAxtlsAr("CC = gcc\nall:\n\tcc x.c\n"), {
+    status: "ok",
+    note: "does not pass AR to axTLS",
+  });
+  assertEquals(planAxtlsAr('all:\n\tmake AR="$(AR)"\n').status, "unrecognised");
+  assertEquals(planAxtlsAr(undefined), { status: "unrecognised", missing: "" });
+
+  const etshal = planEtshal(upstream["boot8266/etshal.h"], template);
+  assert(etshal.status === "fix");
+  assertEquals(etshal.text, template);
+  assertEquals(planEtshal(template, template).status, "ok");
+  // Missing altogether: boot8266.c and the OTA server include it, so it is written.
+  assertEquals(planEtshal(undefined, template).status, "fix");
+
+  const ld = planOtaLd(upstream["ota-server/ota.ld"]);
+  assert(ld.status === "fix");
+  assert(
+    ld.text.indexOf("*libnet80211.a:(.literal.* .text.*)") < ld.text.indexOf("*(.irom0.literal"),
+  );
+  assertEquals(planOtaLd(ld.text).status, "ok");
+  assertEquals(planOtaLd("SECTIONS { }\n").status, "unrecognised");
 });
