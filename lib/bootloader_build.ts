@@ -1,12 +1,14 @@
 /**
  * `build-bootloader`: yaota8266 built for our key. Writes the tree's `config.h` from
  * `templates/config.h` (the key's modulus as a C string, `MAIN_APP_OFFSET` and the
- * timing settings; docs/device.md, "Keys"), runs make in the same container machinery as
- * `build-ota`, collects `yaota8266.bin` and checks that it holds the modulus: "is this
- * yaota8266.bin built for my key?" is a byte search.
+ * timing settings; docs/device.md, "Keys"), adds the software trigger and the build
+ * fixes a current toolchain needs (lib/bootloader_tree.ts), runs make in the same
+ * container machinery as `build-ota`, collects `yaota8266.bin` and checks that it holds
+ * the modulus: "is this yaota8266.bin built for my key?" is a byte search. Every check
+ * runs before the first file of the tree is written.
  */
 import { createHash } from "node:crypto";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import {
   BuildLog,
   checkRuntime,
@@ -26,6 +28,12 @@ import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
 import { loadPublicKey, modulusCString, type PublicKeyInfo } from "./keys.ts";
 import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./linker_script.ts";
 import { formatBytes, log, print } from "./output.ts";
+import {
+  checkAppOffsetAgainstTree,
+  checkAxtlsSubmodule,
+  planTreeEdits,
+  type TreeEdit,
+} from "./bootloader_tree.ts";
 import { formatHex, indexOfBytes } from "./_bytes.ts";
 
 export const CONFIG_TEMPLATE = new URL("../templates/config.h", import.meta.url);
@@ -49,6 +57,8 @@ export interface BootloaderFlags {
   appOffset?: number;
   out?: string;
   dryRun: boolean;
+  /** `--no-rtc-trigger` sets false: build boot8266 without the software trigger. */
+  rtcTrigger?: boolean;
 }
 
 export interface BootloaderOptions {
@@ -57,9 +67,13 @@ export interface BootloaderOptions {
   runtime: Runtime;
   image: string;
   appOffset: number;
+  /** Where `appOffset` came from, for messages: "--app-offset", "ota.config.json: appOffset". */
+  appOffsetFrom?: string;
   settings: Required<BootloaderSettings>;
   out: string;
   dryRun: boolean;
+  /** Add the RTC trigger to boot8266 (default true). */
+  rtcTrigger?: boolean;
 }
 
 /**
@@ -72,6 +86,9 @@ export function resolveBootloaderOptions(
   cwd: string,
 ): BootloaderOptions {
   const appOffset = resolveAppOffset(flags.appOffset, config);
+  const appOffsetFrom = flags.appOffset !== undefined
+    ? "--app-offset"
+    : `${config.path ?? "config"}: appOffset`;
   let key = flags.key !== undefined ? resolve(cwd, flags.key) : config.key;
   if (key === undefined) {
     const priv = resolve(cwd, DEFAULT_KEY_PATH);
@@ -86,9 +103,11 @@ export function resolveBootloaderOptions(
     runtime: flags.runtime ?? config.runtime ?? "docker",
     image: flags.image ?? config.image ?? DEFAULT_IMAGE,
     appOffset,
+    appOffsetFrom,
     settings: { ...BOOTLOADER_DEFAULTS, ...config.bootloader },
     out: flags.out !== undefined ? resolve(cwd, flags.out) : config.out ?? resolve(cwd, "dist"),
     dryRun: flags.dryRun,
+    rtcTrigger: flags.rtcTrigger ?? true,
   };
 }
 
@@ -148,15 +167,16 @@ export async function findYaotaTree(dir: string): Promise<YaotaTree> {
 }
 
 /**
- * `make`, after `make clean` when config.h changed: yaota8266's Makefiles do not know
- * that the objects depend on config.h, so make would keep a build with the old key.
+ * `make`, after `make clean` when a file of the tree changed: yaota8266's Makefiles do not
+ * know that the objects depend on config.h, etshal.h or ota.ld, so make would keep a
+ * build with the old key or the old code.
  */
 export async function bootloaderMakeCommands(
   tree: YaotaTree,
-  configChanged: boolean,
+  treeChanged: boolean,
 ): Promise<string[][]> {
   const makefile = await Deno.readTextFile(join(tree.root, "Makefile")).catch(() => "");
-  return configChanged && /^clean\s*:/m.test(makefile) ? [["make", "clean"], ["make"]] : [["make"]];
+  return treeChanged && /^clean\s*:/m.test(makefile) ? [["make", "clean"], ["make"]] : [["make"]];
 }
 
 export interface BootloaderResult {
@@ -168,6 +188,10 @@ export interface BootloaderResult {
   sha256?: string;
   /** Where the modulus sits in the binary. */
   modulusAt?: number;
+  /** Whether its boot8266 source enters OTA mode on the RTC magic (`ota.start()`). */
+  rtcTrigger: boolean;
+  /** Files of the tree that were (or, dry run, would be) changed, relative to its root. */
+  changed: string[];
 }
 
 export interface BootloaderDeps {
@@ -189,29 +213,44 @@ export async function buildBootloader(
   options: BootloaderOptions,
   deps: BootloaderDeps = defaultDeps,
 ): Promise<BootloaderResult> {
+  // Check first, act second: the tree, the key, the app offset and every planned edit
+  // are settled before the first file of the tree is written.
   const tree = await findYaotaTree(options.tree);
   const key = await loadPublicKey(options.key);
+  await checkAppOffsetAgainstTree(
+    tree.root,
+    options.appOffset,
+    options.appOffsetFrom ?? "--app-offset",
+  );
+  await checkAxtlsSubmodule(tree.root);
   log(`yaota8266 at ${tree.root}; key ${options.key} (${key.bits}-bit, ${key.fingerprint})`);
   const template = await Deno.readTextFile(CONFIG_TEMPLATE);
-  const edit = await planFileEdit(
+  const configEdit = await planFileEdit(
     tree.configH,
     renderConfigH(template, { appOffset: options.appOffset, key, settings: options.settings }),
   );
+  const plan = await planTreeEdits(tree.root, { rtcTrigger: options.rtcTrigger ?? true });
+  const edits: TreeEdit[] = [{ edit: configEdit, why: "" }, ...plan.edits];
+  const changed = edits.filter((e) => e.edit.changed).map((e) => relative(tree.root, e.edit.path));
   const settings = {
     runtime: options.runtime,
     image: options.image,
     mount: tree.root,
     user: currentUser(),
   };
-  const commands = await bootloaderMakeCommands(tree, edit.changed);
+  const commands = await bootloaderMakeCommands(tree, changed.length > 0);
   const lines = commands.map((c) => commandLine(settings, tree.root, c));
   const built = join(tree.root, BOOTLOADER_FILE);
   const binaryPath = join(options.out, BOOTLOADER_FILE);
   const logPath = join(options.out, BOOTLOADER_LOG_FILE);
   const stale = await Deno.stat(built).then(() => true, () => false);
+  const describe = (dryRun: boolean) => [
+    ...edits.flatMap((e) => describeFileEdit(e.edit, tree.root, dryRun, "", e.why)),
+    ...plan.notes,
+  ];
 
   if (options.dryRun) {
-    for (const l of describeFileEdit(edit, tree.root, true)) print(l);
+    for (const l of describe(true)) print(l);
     if (stale) print(`would remove the previous ${BOOTLOADER_FILE}`);
     for (const l of lines) {
       print(`would run${l.cwd ? ` in ${l.cwd}` : ""}: ${shellQuote(l.argv)}`);
@@ -221,13 +260,13 @@ export async function buildBootloader(
         `holds the key's modulus`,
     );
     print("dry run: nothing was changed");
-    return { dryRun: true, tree, key, binaryPath };
+    return { dryRun: true, tree, key, binaryPath, rtcTrigger: plan.rtcTrigger, changed };
   }
 
   await deps.checkRuntime(options.runtime, options.image);
   await Deno.mkdir(options.out, { recursive: true });
-  await applyFileEdit(edit);
-  for (const l of describeFileEdit(edit, tree.root, false)) log(l);
+  for (const e of edits) await applyFileEdit(e.edit);
+  for (const l of describe(false)) log(l);
   await removeIfExists(built);
   {
     using buildLog = await BuildLog.create(logPath);
@@ -279,5 +318,7 @@ export async function buildBootloader(
     size: binary.length,
     sha256: createHash("sha256").update(binary).digest("hex"),
     modulusAt,
+    rtcTrigger: plan.rtcTrigger,
+    changed,
   };
 }

@@ -206,9 +206,14 @@ export function portOpt(
 }
 
 /** A time flag in seconds, at most `max`; returned in milliseconds. See `parseSeconds`. */
-export function secondsOpt(values: ParsedValues, name: string, max: number): number | undefined {
+export function secondsOpt(
+  values: ParsedValues,
+  name: string,
+  max: number,
+  options: { allowZero?: boolean } = {},
+): number | undefined {
   const text = stringOpt(values, name);
-  return text === undefined ? undefined : parseSeconds(text, { flag: name }, max);
+  return text === undefined ? undefined : parseSeconds(text, { flag: name }, max, options);
 }
 
 export interface TaskContext {

@@ -12,7 +12,7 @@ import {
   type OtaError,
   UnsafeImageError,
 } from "./errors.ts";
-import { inspectImage, summarizeProblems } from "./inspect.ts";
+import { inspectImage, type InspectReport, summarizeProblems } from "./inspect.ts";
 import { defaultBuildProblem, FIRMWARE_FILE, missingBuild } from "./build_outputs.ts";
 import { basename, dirname } from "node:path";
 import { loadSigningKey } from "./keys.ts";
@@ -71,12 +71,37 @@ export interface DeployResult {
   totalSeconds: number;
   kind: "image" | "canned";
   fingerprint?: string;
+  /** Sent with --force although it will not run: why the board will boot-loop. */
+  bootLoop?: string;
 }
 
 export interface PreparedDeploy {
   source: PacketSource;
   kind: "image" | "canned";
   fingerprint?: string;
+  /**
+   * Set when --force sends an image boot8266 accepts (its MD5 trailer is right) but whose
+   * code is linked for another address: the board will crash and reset again and again.
+   */
+  bootLoop?: string;
+}
+
+/**
+ * Why a board would boot-loop on this image, if it would: boot8266 accepts it (MD5
+ * right) and jumps into code linked for another address. Pure.
+ */
+export function bootLoopReason(report: InspectReport): string | undefined {
+  const md5 = report.checks.find((c) => c.name === "md5");
+  const link = report.checks.find((c) => c.name === "link address");
+  return md5?.ok && link && !link.ok ? link.detail : undefined;
+}
+
+/** How a deploy of such an image ends: what happens to the board, and the way back. Pure. */
+export function bootLoopEnding(reason: string, host: string): string {
+  return "the board will boot-loop: boot8266 accepts this image (its MD5 trailer is right) but " +
+    `its code cannot run there (${reason}). It does not fall back to OTA mode by itself: press ` +
+    "its BOOT button within 3 s of a reset, then send an OTA build ('deno task build-ota') with " +
+    `'deno task deploy --ip ${host}'.`;
 }
 
 async function readFile(path: string): Promise<Uint8Array> {
@@ -126,13 +151,14 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
     }
     request.onWarning?.(`--force: sending an image that failed inspection (${problems})`);
   }
+  const bootLoop = report.safe ? undefined : bootLoopReason(report);
   if (canned) {
     if (request.block !== "auto" && request.block !== canned.block) {
       request.onWarning?.(
         `a canned file is sent as it is: its block size is ${canned.block}, not ${request.block}`,
       );
     }
-    return { source: cannedSource(canned), kind: "canned" };
+    return { source: cannedSource(canned), kind: "canned", ...(bootLoop ? { bootLoop } : {}) };
   }
   const key = await loadSigningKey(request.keyPath);
   const blocks = request.block === "auto" ? AUTO_BLOCKS : [request.block];
@@ -142,7 +168,7 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
   } catch (e) {
     throw new UnsafeImageError(`${(e as Error).message}: choose a smaller --block`);
   }
-  return { source, kind: "image", fingerprint: key.fingerprint };
+  return { source, kind: "image", fingerprint: key.fingerprint, ...(bootLoop ? { bootLoop } : {}) };
 }
 
 function failureError(
@@ -249,5 +275,6 @@ export async function deploy(
     totalSeconds: Number(outcome.seconds.toFixed(3)),
     kind: ready.kind,
     ...(ready.fingerprint ? { fingerprint: ready.fingerprint } : {}),
+    ...(ready.bootLoop ? { bootLoop: ready.bootLoop } : {}),
   };
 }

@@ -3,8 +3,11 @@
  * Preflight first (nothing touches the device if the image or the key is wrong); then
  * one WebREPL login notes the running version and sends the board into OTA mode
  * (`enterOtaMode`); the push waits for the OTA server's first answer up to the device's
- * own IDLE_REBOOT_MS (docs/device.md, "Wire protocol"); the boot check passes as soon as
- * the app's WebREPL port accepts a connection; then a second login reads the new version.
+ * own IDLE_REBOOT_MS (docs/device.md, "Wire protocol"), while the app's WebREPL port is
+ * watched: a board back in its app before the OTA server answered has a boot8266 without
+ * the RTC check, and that ends the round trip at once (`TriggerIgnoredError`). The boot
+ * check passes as soon as the app's WebREPL port accepts a connection; then a second login
+ * reads the new version. An image sent with --force that will boot-loop ends there.
  * The password goes to the two logins only: never into a step, a status line or an error.
  */
 import { CONNECT_PROBE_MS, tcpPortOpen } from "./tcp_probe.ts";
@@ -18,7 +21,14 @@ import {
 import { DeviceUnreachableError, InterruptedError, OtaError, WebReplError } from "./errors.ts";
 import { decodeCanned, isCanned } from "./canned.ts";
 import { findVersion } from "./image.ts";
-import { enterOtaMode, readRunningVersion, type TriggerMethod } from "./trigger.ts";
+import {
+  enterOtaMode,
+  readRunningVersion,
+  TriggerIgnoredError,
+  triggerIgnoredMessage,
+  type TriggerMethod,
+  watchForApp,
+} from "./trigger.ts";
 import { formatSeconds } from "./output.ts";
 
 /** The device's IDLE_REBOOT_MS: an OTA server that got no first packet reboots after it. */
@@ -47,7 +57,7 @@ export interface TriggeredDeployRequest extends DeployRequest {
 export interface TriggeredDeployResult extends DeployResult {
   /** `os.uname().version` before the update, e.g. "v1.19.1 on 2022-06-18". */
   versionBefore: string;
-  /** `os.uname().version` after it. */
+  /** `os.uname().version` after it; "" when the image cannot run (`bootLoop`). */
   versionAfter: string;
   /** How the board was sent to OTA mode. */
   trigger: TriggerMethod;
@@ -96,10 +106,12 @@ export class OtaModeTimeoutError extends DeviceUnreachableError {}
  * @returns The transfer's numbers, both versions and the trigger method.
  * @throws {UnsafeImageError | KeyError | FileError | CannedFileError} Preflight, before any connection.
  * @throws {WebReplError} The login failed (one attempt: a wrong password is not retried).
+ * @throws {TriggerIgnoredError} The app came back instead of the OTA server (nothing sent).
  * @throws {OtaModeTimeoutError} No OTA server answered within `otaWaitMs` of the trigger.
  * @throws {DeviceUnreachableError | BootCheckError} See `deploy`.
  * @throws {DeviceNotBackError} WebREPL did not come back within `comeBackMs`.
- * @throws {UpdateNotAppliedError} The board came back with the old version.
+ * @throws {UpdateNotAppliedError} The board came back with the old version, and the image's
+ * banner names another one (without a banner the versions cannot tell: a warning).
  * @throws {InterruptedError} `request.signal` aborted.
  */
 export async function deployWithTrigger(
@@ -140,14 +152,33 @@ export async function deployWithTrigger(
   );
 
   let answered = false;
+  // Until the OTA server answers, watch the app's WebREPL port: a board whose boot8266
+  // ignores the RTC magic (upstream yaota8266) is back in its app within seconds, and
+  // waiting out the whole first-answer window for it would only hide that.
+  const answeredSignal = new AbortController();
+  const pushAbort = new AbortController();
+  const forwardAbort = () => pushAbort.abort();
+  base.signal?.addEventListener("abort", forwardAbort);
+  let appBackAfterMs: number | undefined;
+  // Only within otaWaitMs (the OTA server's IDLE_REBOOT_MS): later, an OTA server that
+  // got nothing has rebooted into the app by itself, which says nothing about the trigger.
+  const watching = watchForApp(target, { watchMs: otaWaitMs, stop: answeredSignal.signal }).then(
+    (ms) => {
+      if (ms === undefined || answered) return;
+      appBackAfterMs = ms;
+      pushAbort.abort();
+    },
+  );
   const push: DeployRequest = {
     ...base,
+    signal: pushAbort.signal,
     firstAnswerMs: otaWaitMs,
     freshSession: true,
     appRunning: base.appRunning ?? (() => tcpPortOpen(target.host, target.port)),
     onProgress: (p) => {
       if (!answered && (p.phase !== "probe" || p.confirmed > 0)) {
         answered = true;
+        answeredSignal.abort();
         step("OTA server answered");
       }
       base.onProgress?.(p);
@@ -157,17 +188,40 @@ export async function deployWithTrigger(
   try {
     pushed = await deploy(push, ready);
   } catch (e) {
+    if (appBackAfterMs !== undefined && !base.signal?.aborted) {
+      throw new TriggerIgnoredError(
+        triggerIgnoredMessage(webreplAddress, triggered.method, appBackAfterMs, base.host),
+        { cause: e },
+      );
+    }
     if (answered || !(e instanceof DeviceUnreachableError)) throw e;
     throw new OtaModeTimeoutError(
       `${webreplAddress} took ${triggered.method} but no OTA server answered at ${otaAddress} within ${
         formatSeconds(Math.max(base.timeoutMs, otaWaitMs) / 1000)
       }: nothing was written. The board goes back to its app by itself when the OTA server's idle ` +
-        `reboot (IDLE_REBOOT_MS, 60 s) fires, or never left it if its boot8266 does not read the RTC ` +
-        `magic. Check that its bootloader is built for this key with 'deno task verify'` +
+        `reboot (IDLE_REBOOT_MS, 60 s) fires. Check that its bootloader is built for this key with ` +
+        `'deno task verify'` +
         (ready.fingerprint ? ` (this image is signed with key ${ready.fingerprint})` : "") +
         `, or press its button within 3 s of a reset and run deploy without --trigger.`,
       { cause: e },
     );
+  } finally {
+    answeredSignal.abort();
+    base.signal?.removeEventListener("abort", forwardAbort);
+    await watching;
+  }
+
+  if (pushed.bootLoop) {
+    // boot8266 accepts the image (its MD5 is right) and jumps into code linked for another
+    // address: the app never comes up, so there is nothing to wait for.
+    step("sent with --force: not waiting for an app that cannot start");
+    return {
+      ...pushed,
+      versionBefore,
+      versionAfter: "",
+      trigger: triggered.method,
+      ...(imageVersion === undefined ? {} : { imageVersion }),
+    };
   }
 
   step(
@@ -178,7 +232,16 @@ export async function deployWithTrigger(
   const versionAfter = await waitForApp(target, comeBackMs, base.signal);
   step(`running MicroPython ${versionAfter} (was ${versionBefore})`);
   if (versionAfter === versionBefore) {
-    if (imageVersion !== versionBefore) {
+    if (imageVersion === undefined) {
+      // Without a banner there is no version to expect: the boot check and the app's
+      // return are all there is to go by.
+      base.onWarning?.(
+        `the image carries no version banner, so whether it took cannot be told from the ` +
+          `version (the device still reports ${versionBefore}); the boot check ` +
+          `${pushed.bootCheck === "passed" ? "passed" : "was " + pushed.bootCheck} and its app ` +
+          "answers again",
+      );
+    } else if (imageVersion !== versionBefore) {
       throw new UpdateNotAppliedError(
         `the device came back with the old version ${versionBefore}: the update did not take ` +
           `(boot check: ${pushed.bootCheck}). The OTA packets may have reached another board than ` +
@@ -186,11 +249,12 @@ export async function deployWithTrigger(
           `did not keep the writes: run deploy --trigger again, and if it comes back old again, ` +
           `reflash it over serial ('deno task flash').`,
       );
+    } else {
+      base.onWarning?.(
+        `the image reports the version already running (${versionBefore}), so the version ` +
+          "check cannot tell whether it took; the device rebooted and its app answers again",
+      );
     }
-    base.onWarning?.(
-      `the image reports the version already running (${versionBefore}), so the version ` +
-        "check cannot tell whether it took; the device rebooted and its app answers again",
-    );
   } else if (imageVersion !== undefined && versionAfter !== imageVersion) {
     base.onWarning?.(
       `the device reports ${versionAfter}, but the image's banner says ${imageVersion}`,

@@ -61,6 +61,11 @@ export interface DeviceOptions {
   idleRebootMs?: number;
   /** Mode at power-on: "ota" as if the button was pressed, "boot" to run boot8266's check. */
   start?: "ota" | "boot";
+  /**
+   * Whether boot8266 honours the RTC magic (default true). False is upstream yaota8266:
+   * the magic is ignored (and left in RTC memory), so `ota.start()` reboots into the app.
+   */
+  rtcTrigger?: boolean;
   now?: number;
 }
 
@@ -92,6 +97,7 @@ export class DeviceModel {
   readonly mtu: number;
   readonly pktWaitMs: number;
   readonly idleRebootMs: number;
+  readonly rtcTrigger: boolean;
   /** RTC user memory: survives resets; "yaotaota" sends boot8266 into OTA mode. */
   rtcMemory: Uint8Array = new Uint8Array(0);
   mode: DeviceMode = "ota";
@@ -120,6 +126,7 @@ export class DeviceModel {
     this.mtu = options.mtu ?? 1472;
     this.pktWaitMs = options.pktWaitMs ?? 10000;
     this.idleRebootMs = options.idleRebootMs ?? 60000;
+    this.rtcTrigger = options.rtcTrigger ?? true;
     this.#key = publicKeyOp(options.modulus);
     const now = options.now ?? 0;
     if (options.start === "boot") this.#boot(now);
@@ -343,7 +350,8 @@ export class DeviceModel {
 
   /** boot8266: OTA mode on the RTC magic or an invalid app, else run the app. */
   #boot(now: number): void {
-    const magic = new TextDecoder().decode(this.rtcMemory.subarray(0, 8)) === RTC_MAGIC;
+    const magic = this.rtcTrigger &&
+      new TextDecoder().decode(this.rtcMemory.subarray(0, 8)) === RTC_MAGIC;
     if (magic) this.rtcMemory = new Uint8Array(0);
     const valid = this.appIsValid();
     const mode = magic || !valid ? "ota" : "app";

@@ -4,11 +4,87 @@
  * `templates/ota.py`), or, on firmware without that module, the same two steps
  * typed directly: RTC user memory := `yaotaota`, then `machine.reset()`.
  */
-import { WebReplError } from "./errors.ts";
-import { type ExecResult, WebReplClient, type WebReplOptions } from "./webrepl_client.ts";
+import { OtaError, WebReplError } from "./errors.ts";
+import { formatSeconds } from "./output.ts";
+import { CONNECT_PROBE_MS, tcpPortOpen } from "./tcp_probe.ts";
+import {
+  DEFAULT_WEBREPL_PORT,
+  type ExecResult,
+  WebReplClient,
+  type WebReplOptions,
+} from "./webrepl_client.ts";
 
 /** The RTC user memory magic that makes the patched boot8266 enter OTA mode. */
 export const OTA_MAGIC = "yaotaota";
+
+/**
+ * How long `trigger` watches for the app after the reset. A board whose boot8266 ignores
+ * the magic is back in its app after boot8266's 3 s button wait (GPIO_WAIT_MS), the
+ * boot and the Wi-Fi reconnect: some 5 to 10 s. One that took it stays in OTA mode for
+ * the OTA server's 60 s idle reboot (IDLE_REBOOT_MS).
+ */
+export const DEFAULT_WATCH_MS = 12000;
+/** Between two looks at the WebREPL port while watching. */
+const WATCH_POLL_MS = 250;
+
+/**
+ * The board went back to its app after `ota.start()` instead of entering the OTA server:
+ * its boot8266 most likely lacks the RTC check (upstream yaota8266 has none).
+ */
+export class TriggerIgnoredError extends OtaError {}
+
+/** The message of a `TriggerIgnoredError`: what happened, the likely cause, the ways out. Pure. */
+export function triggerIgnoredMessage(
+  address: string,
+  method: TriggerMethod,
+  afterMs: number,
+  host: string,
+): string {
+  return `${address} came back in its app ${
+    formatSeconds(afterMs / 1000)
+  } after ${method} instead of entering the OTA server: its bootloader most likely has no RTC ` +
+    "check (upstream yaota8266's boot8266 ignores the 'yaotaota' magic; 'deno task verify' tells " +
+    "whether a yaota8266.bin has it). Nothing was sent. To update this board, press its BOOT " +
+    `button within 3 s of a reset and run 'deno task deploy --ip ${host}' without --trigger; or ` +
+    "flash it once over serial with a bootloader built by 'deno task build-bootloader', which " +
+    "adds the check.";
+}
+
+/**
+ * After the reset: watches the app's WebREPL port (`target`) until it accepts a
+ * connection, `watchMs` passes, or `stop` says the OTA server answered. The OTA server
+ * has no TCP port, so an accepted connection means the board runs its app again.
+ * Needs `--allow-net`.
+ * @returns The milliseconds until the app came back, or undefined if it did not.
+ */
+export async function watchForApp(
+  target: { host: string; port: number },
+  options: { watchMs?: number; stop?: AbortSignal } = {},
+): Promise<number | undefined> {
+  const started = Date.now();
+  const deadline = started + (options.watchMs ?? Infinity);
+  while (!options.stop?.aborted) {
+    const left = deadline - Date.now();
+    if (left <= 0) return undefined;
+    if (await tcpPortOpen(target.host, target.port, Math.min(CONNECT_PROBE_MS, left))) {
+      return options.stop?.aborted ? undefined : Date.now() - started;
+    }
+    await pause(Math.min(WATCH_POLL_MS, Math.max(0, deadline - Date.now())), options.stop);
+  }
+  return undefined;
+}
+
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done);
+  });
+}
 
 /** Where and how to log in; see `WebReplClient.connect`. */
 export type WebReplTarget = WebReplOptions;
@@ -32,6 +108,8 @@ export interface TriggerReport {
   method: TriggerMethod;
   /** What ran before the reset. */
   before: RunningVersion;
+  /** How long the app's WebREPL was watched after the reset and stayed away (0: not watched). */
+  watchedMs: number;
 }
 
 const UNAME_CODE = `try:
@@ -82,30 +160,59 @@ export async function readRunningVersion(target: WebReplTarget): Promise<string>
 /**
  * Logs in once, reads the running version, then runs `import ota; ota.start()`; if
  * the firmware has no `ota` module (ImportError), writes the RTC magic and calls
- * `machine.reset()` itself. Succeeds when the board goes silent or closes, as it
- * does when it resets. Needs `--allow-net`.
+ * `machine.reset()` itself. The board goes silent or closes when it resets; with
+ * `watchMs`, its WebREPL port is then watched that long, and a board that comes back in
+ * its app (its boot8266 ignored the magic) is an error. Needs `--allow-net`.
  * @throws {WebReplError} Login failed, or the code raised or returned instead of resetting.
  * @throws {DeviceUnreachableError} If the board does not answer.
+ * @throws {TriggerIgnoredError} The app came back within `watchMs`.
  */
 export async function enterOtaMode(
   target: WebReplTarget,
-  options: { onStep?: (line: string) => void; silenceMs?: number } = {},
+  options: { onStep?: (line: string) => void; silenceMs?: number; watchMs?: number } = {},
 ): Promise<TriggerReport> {
   const step = options.onStep ?? (() => {});
+  const report = await resetIntoOtaMode(target, step, options.silenceMs);
+  const watchMs = options.watchMs ?? 0;
+  if (watchMs <= 0) return report;
+  step(
+    `watching for ${formatSeconds(watchMs / 1000)}: a board whose bootloader ignores the RTC ` +
+      "magic comes back in its app",
+  );
+  const back = await watchForApp({ host: target.host, port: target.port ?? DEFAULT_WEBREPL_PORT }, {
+    watchMs,
+  });
+  if (back !== undefined) {
+    throw new TriggerIgnoredError(
+      triggerIgnoredMessage(report.address, report.method, back, target.host),
+    );
+  }
+  step(
+    `its app did not come back within ${formatSeconds(watchMs / 1000)}: it is in OTA mode, ` +
+      "whose OTA server reboots into the app if no packet comes within 60 s",
+  );
+  return { ...report, watchedMs: watchMs };
+}
+
+async function resetIntoOtaMode(
+  target: WebReplTarget,
+  step: (line: string) => void,
+  silenceMs: number | undefined,
+): Promise<TriggerReport> {
   await using repl = await WebReplClient.connect(target);
   step(`logged in to WebREPL at ${repl.address}`);
   const before = await readUname(repl);
   step(`running MicroPython ${before.version}`);
   let method: TriggerMethod = "ota.start()";
-  let outcome = await repl.execUntilReset(OTA_START_CODE, { silenceMs: options.silenceMs });
+  let outcome = await repl.execUntilReset(OTA_START_CODE, { silenceMs });
   if (!outcome.reset && /\bImportError\b/.test(outcome.result.error ?? "")) {
     step("no 'ota' module in this firmware: writing the RTC magic and resetting directly");
     method = "rtc-magic";
-    outcome = await repl.execUntilReset(RTC_MAGIC_CODE, { silenceMs: options.silenceMs });
+    outcome = await repl.execUntilReset(RTC_MAGIC_CODE, { silenceMs });
   }
   if (!outcome.reset) throw notReset(repl.address, method, outcome.result);
-  step("the board stopped answering: it is rebooting into the OTA server");
-  return { address: repl.address, method, before };
+  step("the board stopped answering: it is rebooting");
+  return { address: repl.address, method, before, watchedMs: 0 };
 }
 
 function notReset(address: string, method: TriggerMethod, r: ExecResult): WebReplError {

@@ -155,16 +155,25 @@ export function parsePort(raw: unknown, source: Source, options: { allowZero?: b
 }
 
 /**
- * A time in seconds, more than 0 and at most `max`; returns milliseconds.
+ * A time in seconds, more than 0 (or 0 itself with `allowZero`: "off") and at most `max`;
+ * returns milliseconds.
  * @throws {UsageError | ConfigError} If it is not a number in that range.
  */
-export function parseSeconds(raw: unknown, source: Source, max: number): number {
-  const expected = `a time in seconds, more than 0 and at most ${max}`;
+export function parseSeconds(
+  raw: unknown,
+  source: Source,
+  max: number,
+  options: { allowZero?: boolean } = {},
+): number {
+  const expected = options.allowZero
+    ? `a time in seconds from 0 (off) to ${max}`
+    : `a time in seconds, more than 0 and at most ${max}`;
   const n = typeof raw === "number"
     ? raw
     : typeof raw === "string" && raw.trim() !== ""
     ? Number(raw)
     : NaN;
-  if (!Number.isFinite(n) || n <= 0 || n > max) throw invalidValue(source, expected, raw);
+  const tooLow = options.allowZero ? n < 0 : n <= 0;
+  if (!Number.isFinite(n) || tooLow || n > max) throw invalidValue(source, expected, raw);
   return Math.round(n * 1000);
 }

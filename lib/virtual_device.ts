@@ -189,13 +189,20 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       files,
       log: options.onConsole,
     };
-    webrepl = await startWebReplServer({ hostname, port, app });
+    const server = await startWebReplServer({ hostname, port, app });
+    webrepl = server;
+    // After machine.reset() this server is gone: a reboot into the app starts a new one.
+    void server.stopped.then(() => {
+      if (webrepl === server) webrepl = undefined;
+    });
   }
 
   let modeChange = Promise.resolve();
   function switchMode(mode: "ota" | "app"): Promise<void> {
     modeChange = modeChange.then(async () => {
-      if (closed) return;
+      // The power-on boot event comes out with the model's next events, possibly after a
+      // reset: act only on the mode the device is in now.
+      if (closed || model.mode !== mode) return;
       if (mode === "ota") {
         const w = webrepl;
         webrepl = undefined;

@@ -50,6 +50,10 @@ export const spec: CommandSpec = {
       help: "MAIN_APP_OFFSET: where the firmware starts (default: 0x3c000)",
     },
     out: { type: "string", arg: "DIR", help: "output folder (default: dist)" },
+    "rtc-trigger": {
+      type: "boolean",
+      help: "add the software trigger to boot8266 (default on; --no-rtc-trigger: button only)",
+    },
     "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
   },
   notes: [
@@ -58,6 +62,15 @@ export const spec: CommandSpec = {
     'IDLE_REBOOT_MS, GPIO_MASK, GPIO_WAIT_MS from the "bootloader" object of ' +
     "ota.config.json. Then runs make and collects dist/yaota8266.bin, refused unless it " +
     "holds the key's modulus.",
+    "Upstream boot8266 enters OTA mode only on the BOOT button (within 3 s of reset) or an " +
+    "invalid app. Unless --no-rtc-trigger, boot8266/boot8266.c gets the software trigger " +
+    "(templates/rtc_trigger.c): OTA mode when RTC memory holds 'yaotaota', which " +
+    "`import ota; ota.start()` writes, so `trigger` and `deploy --trigger` work. A tree that " +
+    "has it already is left as it is.",
+    "Build fixes for a current toolchain, applied only where the tree lacks them: AR for axTLS " +
+    "in ota-server/Makefile, boot8266/etshal.h with prototypes that match the vendor SDK's " +
+    "(templates/etshal.h), and the vendor SDK's Wi-Fi libraries in irom in ota-server/ota.ld. " +
+    "Every changed file keeps its original once as FILE.orig; --dry-run lists each change.",
   ],
   examples: [
     "deno task build-bootloader --yaota8266 ../yaota8266",
@@ -85,6 +98,7 @@ export function toBuildBootloaderArgs(args: ParsedArgs): BuildBootloaderArgs {
     appOffset: appOffsetOpt(args.values),
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),
+    rtcTrigger: args.values["rtc-trigger"] !== false,
     config: stringOpt(args.values, "config"),
   };
 }
@@ -100,7 +114,15 @@ if (import.meta.main) {
     const config = await loadConfig(flags.config);
     const options = resolveBootloaderOptions(flags, config, Deno.cwd());
     const result = await buildBootloader(options);
-    if (result.dryRun) return;
+    const trigger = result.rtcTrigger
+      ? "software trigger: boot8266 enters OTA mode when RTC memory holds 'yaotaota' " +
+        "(import ota; ota.start()), besides the BOOT button"
+      : "no software trigger (--no-rtc-trigger): OTA mode only with the BOOT button within 3 s " +
+        "of reset; 'trigger' and 'deploy --trigger' will not work on a board flashed with it";
+    if (result.dryRun) {
+      print(trigger);
+      return;
+    }
     print(
       green(
         `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
@@ -110,6 +132,7 @@ if (import.meta.main) {
       ),
     );
     print(`sha256 ${result.sha256}`);
+    print(trigger);
     print(
       `flash it once over serial: esptool.py --port PORT --baud 230400 write_flash -fm dio ` +
         `--flash_size=detect 0x0 ${result.binaryPath}`,

@@ -17,13 +17,19 @@ import {
   type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig, type OtaConfig } from "../lib/config.ts";
-import { deploy, type DeployRequest, type DeployResult, prepareDeploy } from "../lib/deploy.ts";
+import {
+  bootLoopEnding,
+  deploy,
+  type DeployRequest,
+  type DeployResult,
+  prepareDeploy,
+} from "../lib/deploy.ts";
 import { deployWithTrigger } from "../lib/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/values.ts";
 import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build_outputs.ts";
 import { join } from "node:path";
-import { formatBytes, green, log, print, printJson, warn } from "../lib/output.ts";
+import { formatBytes, green, log, print, printJson, red, warn } from "../lib/output.ts";
 import {
   DEFAULT_OTA_PORT,
   fleetExitCode,
@@ -127,7 +133,9 @@ export const spec: CommandSpec = {
     "--trigger (a board running its app): logs in to WebREPL (TCP, same port number), notes the " +
     "running version, runs `import ota; ota.start()`, waits up to 60 s (the device's idle reboot) for " +
     "the OTA server, pushes, waits up to 60 s for WebREPL to come back and reports the new version; " +
-    `coming back with the old version is a failure. Password: --password, else ${PASSWORD_ENV}, else ` +
+    "coming back with the old version is a failure (unless the image names no version: then a " +
+    "warning). A board back in its app instead of the OTA server has a bootloader without the RTC " +
+    `check: that is reported at once. Password: --password, else ${PASSWORD_ENV}, else ` +
     "a prompt without echo; one login attempt.",
     '--fleet deploys to the devices of the config\'s "devices" list: the preflight once, then each ' +
     "device with its own progress line, each failure in its own row. The exit code is 0 only if every " +
@@ -309,7 +317,9 @@ async function main({ args: _ }: TaskContext): Promise<number> {
       else {
         print(summary(result));
         print(
-          `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})`,
+          result.bootLoop
+            ? red(bootLoopEnding(result.bootLoop, request.host))
+            : `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})`,
         );
       }
       return 0;
@@ -320,7 +330,9 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     else {
       print(summary(result));
       print(
-        result.bootCheck === "passed"
+        result.bootLoop
+          ? red(bootLoopEnding(result.bootLoop, request.host))
+          : result.bootCheck === "passed"
           ? "the device rebooted and did not fall back to OTA mode: it runs the new image"
           : "boot check skipped: the device took the end packet and rebooted",
       );

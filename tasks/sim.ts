@@ -88,6 +88,11 @@ export const spec: CommandSpec = {
       help:
         "power on through boot8266's check (runs the app in flash if valid) instead of OTA mode",
     },
+    "rtc-trigger": {
+      type: "boolean",
+      help: "boot8266 honours the RTC magic of ota.start() (default on; --no-rtc-trigger: " +
+        "upstream yaota8266, the app reboots into itself)",
+    },
     "webrepl-password": {
       type: "string",
       arg: "P",
@@ -127,6 +132,7 @@ export interface SimArgs {
   pktWaitMs?: number;
   idleRebootMs?: number;
   boot: boolean;
+  rtcTrigger: boolean;
   webreplPassword?: string;
   once: boolean;
   json: boolean;
@@ -175,6 +181,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
     pktWaitMs: whole("pkt-wait-ms", 1),
     idleRebootMs: whole("idle-reboot-ms", 1),
     boot: boolOpt(values, "boot"),
+    rtcTrigger: values["rtc-trigger"] !== false,
     webreplPassword: stringOpt(values, "webrepl-password"),
     once: boolOpt(values, "once"),
     json: boolOpt(values, "json"),
@@ -247,6 +254,7 @@ async function main(): Promise<number> {
     pktWaitMs: args.pktWaitMs,
     idleRebootMs: args.idleRebootMs,
     start: args.boot ? "boot" : "ota",
+    rtcTrigger: args.rtcTrigger,
     link: {
       loss: args.loss,
       dup: args.dup,
@@ -294,6 +302,7 @@ async function main(): Promise<number> {
       password !== undefined ? ", WebREPL on TCP" : ""
     }), ` +
       `key ${key.fingerprint}, app offset ${formatHex(appOffset)}, profile ${args.profile}` +
+      (args.rtcTrigger ? "" : ", no RTC trigger (upstream boot8266)") +
       (args.flash ? `, flash ${args.flash}` : ""),
   );
   const onSignal = () => finished?.();

@@ -15,9 +15,9 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { log, print, printJson } from "../lib/output.ts";
+import { formatSeconds, log, print, printJson } from "../lib/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/password.ts";
-import { enterOtaMode } from "../lib/trigger.ts";
+import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/trigger.ts";
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.ts";
 
 /** Each step waits at most this long: the device's idle reboot (60 s) ten times over. */
@@ -41,6 +41,13 @@ export const TRIGGER_SPEC: CommandSpec = {
         DEFAULT_TIMEOUT_MS / 1000
       }, at most ${MAX_STEP_TIMEOUT_S})`,
     },
+    watch: {
+      type: "string",
+      arg: "SECONDS",
+      help: `after the reset, watch this long for the app coming back (default ${
+        DEFAULT_WATCH_MS / 1000
+      }; 0: don't)`,
+    },
     json: { type: "boolean", help: "print the result as one JSON object on stdout" },
   },
   notes: [
@@ -50,6 +57,10 @@ export const TRIGGER_SPEC: CommandSpec = {
     "The board runs `import ota; ota.start()` (the frozen templates/ota.py); on firmware " +
     "without that module the RTC magic 'yaotaota' is written and machine.reset() called " +
     "directly. One login attempt is made.",
+    "After the reset the board's WebREPL port is watched (--watch): a board whose bootloader " +
+    "has no RTC check (upstream yaota8266) comes back in its app within seconds, and that is " +
+    "reported as an error naming the ways out (the BOOT button, or a bootloader built by " +
+    "'deno task build-bootloader').",
   ],
   examples: [
     `${PASSWORD_ENV}=... deno task trigger --ip 192.168.4.1`,
@@ -62,6 +73,8 @@ export interface TriggerArgs {
   port?: number;
   password?: string;
   timeoutMs: number;
+  /** How long to watch for the app after the reset; 0 skips the watch. */
+  watchMs: number;
   json: boolean;
   config?: string;
 }
@@ -69,6 +82,7 @@ export interface TriggerArgs {
 function triggerArgsFrom(values: ParsedValues): TriggerArgs {
   const port = portOpt(values);
   const timeoutMs = secondsOpt(values, "timeout", MAX_STEP_TIMEOUT_S);
+  const watchMs = secondsOpt(values, "watch", 60, { allowZero: true });
   const password = stringOpt(values, "password");
   const ip = stringOpt(values, "ip");
   const config = stringOpt(values, "config");
@@ -78,6 +92,7 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
     ...(password === undefined ? {} : { password }),
     ...(config === undefined ? {} : { config }),
     timeoutMs: timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    watchMs: watchMs ?? DEFAULT_WATCH_MS,
     json: boolOpt(values, "json"),
   };
 }
@@ -100,6 +115,7 @@ async function main({ args }: TaskContext): Promise<void> {
   log(`connecting to WebREPL at ${host}:${port}`);
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
     onStep: (line) => log(line),
+    watchMs: opts.watchMs,
   });
   if (opts.json) {
     printJson({
@@ -109,11 +125,21 @@ async function main({ args }: TaskContext): Promise<void> {
       method: report.method,
       versionBefore: report.before.version,
       uname: report.before,
+      watchedSeconds: report.watchedMs / 1000,
     });
+  } else if (report.watchedMs > 0) {
+    print(
+      `${report.address}: in OTA mode via ${report.method} (was running MicroPython ` +
+        `${report.before.version}; its app stayed away for ${
+          formatSeconds(report.watchedMs / 1000)
+        }). ` +
+        `Send the update within 60 s: deno task deploy --ip ${host}`,
+    );
   } else {
     print(
-      `${report.address}: rebooting into the OTA server via ${report.method} ` +
-        `(was running MicroPython ${report.before.version})`,
+      `${report.address}: reset via ${report.method} (was running MicroPython ` +
+        `${report.before.version}); not watched (--watch 0): a board whose bootloader has no RTC ` +
+        "check is back in its app",
     );
   }
 }

@@ -11,7 +11,15 @@ import { type DeviceProfile, PROFILES } from "../lib/device_profile.ts";
 import type { DeviceEvent } from "../lib/device.ts";
 import { DEFAULT_BOOT_PY } from "../lib/device_shims.ts";
 import { DeviceUnreachableError, KeyError, UnsafeImageError, WebReplError } from "../lib/errors.ts";
-import { DEFAULT_APP_OFFSET, STANDARD_IROM_BASE } from "../lib/image.ts";
+import {
+  buildOtaImage,
+  DEFAULT_APP_OFFSET,
+  findVersion,
+  parseImage,
+  STANDARD_IROM_BASE,
+} from "../lib/image.ts";
+import { TriggerIgnoredError } from "../lib/trigger.ts";
+import { indexOfBytes } from "../lib/_bytes.ts";
 import { loadPublicKey } from "../lib/keys.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
 import { startVirtualDevice, type VirtualDevice } from "../lib/virtual_device.ts";
@@ -35,12 +43,16 @@ async function runningBoard(
   options: {
     key?: string;
     profile?: DeviceProfile;
+    /** The image in flash (default: a valid one reporting v1.19.1-old). */
+    old?: Uint8Array;
+    /** boot8266 honours the RTC magic (default true; false is upstream yaota8266). */
+    rtcTrigger?: boolean;
     /** Sees each event with the flash and the file system, as they are then. */
     onEvent?: (e: DeviceEvent, board: { flash: Uint8Array; files: Map<string, string> }) => void;
   } = {},
 ) {
   const key = await loadPublicKey(options.key ?? KEY);
-  const old = makeSampleFirmware({ version: "v1.19.1-old", size: 96 * 1024 });
+  const old = options.old ?? makeSampleFirmware({ version: "v1.19.1-old", size: 96 * 1024 });
   const flash = new Uint8Array(FLASH_SIZE).fill(0xff);
   flash.set(old, DEFAULT_APP_OFFSET);
   const lines: string[] = [];
@@ -52,6 +64,7 @@ async function runningBoard(
     flash,
     start: "boot",
     ...(options.profile ? { profile: options.profile } : {}),
+    ...(options.rtcTrigger === undefined ? {} : { rtcTrigger: options.rtcTrigger }),
     webrepl: { password: PASSWORD, files },
     onConsole: (line) => lines.push(line),
     onEvent: (e) => options.onEvent?.(e, { flash, files }),
@@ -68,10 +81,23 @@ async function runningBoard(
   };
 }
 
+/** The image without its "MicroPython … on DATE" banner (and with a right MD5 trailer). */
+function withoutBanner(image: Uint8Array): Uint8Array {
+  const parsed = parseImage(image);
+  const irom = parsed.irom!.slice();
+  const at = indexOfBytes(irom, new TextEncoder().encode("MicroPython "));
+  irom.fill(0x2e, at, irom.indexOf(0, at));
+  const rebuilt = buildOtaImage({ ...parsed, irom });
+  assertEquals(findVersion(rebuilt), undefined);
+  return rebuilt;
+}
+
 /** The new image in a temp file. */
-async function newImage(options: { linkBase?: number; version?: string } = {}) {
+async function newImage(options: { linkBase?: number; version?: string; banner?: boolean } = {}) {
   const dir = await tempDir();
-  const image = makeSampleFirmware({ version: "v1.20.0-new", seed: 2, ...options });
+  const { banner = true, ...sample } = options;
+  const made = makeSampleFirmware({ version: "v1.20.0-new", seed: 2, ...sample });
+  const image = banner ? made : withoutBanner(made);
   const file = `${dir.path}/firmware-ota.bin`;
   await Deno.writeFile(file, image);
   return { image, file, [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose]() };
@@ -400,4 +426,92 @@ Deno.test({
     assertNoPassword([denied.stdout, denied.stderr], PASSWORD, wrong);
     assertEquals(board.logins(), 3);
   },
+});
+
+Deno.test("deployWithTrigger() fails at once when the board's bootloader ignores the RTC magic, and sends nothing", async () => {
+  // Upstream yaota8266: ota.start() reboots the board into its app again.
+  await using board = await runningBoard({ rtcTrigger: false });
+  await using fw = await newImage();
+  const said: string[] = [];
+  const e = await assertRejects(
+    () =>
+      deployWithTrigger(
+        // The OTA server gets its full minute: the failure must not wait for it.
+        request(board.device, fw.file, said, { otaWaitMs: 60000 }),
+        undefined,
+        hooks(said),
+      ),
+    TriggerIgnoredError,
+    `127.0.0.1:${board.device.port} came back in its app `,
+  );
+  said.push(e.message);
+  assertStringIncludes(
+    e.message,
+    "after ota.start() instead of entering the OTA server: its bootloader most likely has no RTC " +
+      "check (upstream yaota8266's boot8266 ignores the 'yaotaota' magic; 'deno task verify' tells " +
+      "whether a yaota8266.bin has it). Nothing was sent. To update this board, press its BOOT " +
+      "button within 3 s of a reset and run 'deno task deploy --ip 127.0.0.1' without --trigger; " +
+      "or flash it once over serial with a bootloader built by 'deno task build-bootloader', which " +
+      "adds the check.",
+  );
+  const boots = board.device.events.flatMap((x) =>
+    x.type === "boot" ? [`${x.boot}:${x.mode}`] : []
+  );
+  assertEquals(boots, ["ok:app", "ok:app"]);
+  assertEquals(count(board.device.events, (x) => x.type === "flash-write"), 0);
+  assertEquals(
+    board.flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + board.old.length),
+    board.old,
+  );
+  assertEquals(board.device.model.mode, "app");
+  assertNoPassword([...said, ...board.console], PASSWORD);
+});
+
+Deno.test("deployWithTrigger() of an image without a version banner cannot be 'not taken' by version: it succeeds with a warning", async () => {
+  // Neither image names its version, so the board reports the same thing before and after.
+  const old = withoutBanner(makeSampleFirmware({ version: "v1.19.1-old", size: 96 * 1024 }));
+  await using board = await runningBoard({ old });
+  await using fw = await newImage({ banner: false });
+  const said: string[] = [];
+  const result = await deployWithTrigger(
+    request(board.device, fw.file, said),
+    undefined,
+    hooks(said),
+  );
+  assertEquals(result.bootCheck, "passed");
+  assertEquals(result.versionAfter, result.versionBefore);
+  assertEquals(result.imageVersion, undefined);
+  assertEquals(
+    board.flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + fw.image.length),
+    fw.image,
+  );
+  assertEquals(said.filter((l) => l.startsWith("warning: ")), [
+    "warning: the image carries no version banner, so whether it took cannot be told from the " +
+    `version (the device still reports ${result.versionBefore}); the boot check passed and its app ` +
+    "answers again",
+  ]);
+});
+
+Deno.test("deployWithTrigger() --force of a standard build ends knowing the board will boot-loop, without waiting for its app", async () => {
+  await using board = await runningBoard();
+  await using standard = await newImage({ linkBase: STANDARD_IROM_BASE });
+  const said: string[] = [];
+  const result = await deployWithTrigger(
+    request(board.device, standard.file, said, { force: true }),
+    undefined,
+    hooks(said),
+  );
+  assertStringIncludes(result.bootLoop ?? "", "irom linked at 0x40209000");
+  assertEquals(result.versionAfter, "");
+  assertEquals(
+    board.flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + standard.image.length),
+    standard.image,
+  );
+  assertEquals(said.filter((l) => l.includes("for the app to come back")), []);
+  assertStringIncludes(
+    said.join("\n"),
+    "step: sent with --force: not waiting for an app that cannot start",
+  );
+  // One login only: nothing logged in again to read a version.
+  assertEquals(board.logins(), 1);
 });

@@ -1,11 +1,16 @@
 import {
   assert,
   assertEquals,
+  assertMatch,
   assertRejects,
   assertStringIncludes,
   assertThrows,
 } from "./_assert.ts";
-import { runTaskFile, tempDir } from "./_helpers.ts";
+import { runTaskFile, tempDir, VECTORS } from "./_helpers.ts";
+import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
+import { loadPublicKey } from "../lib/keys.ts";
+import { makeSampleFirmware } from "../lib/sample_firmware.ts";
+import { startVirtualDevice } from "../lib/virtual_device.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { resolvePassword } from "../lib/password.ts";
 import { type RunningApp, startWebReplServer } from "../lib/webrepl_server.ts";
@@ -44,6 +49,7 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
   assertEquals(parseTriggerArgs(["--ip", "10.0.0.7"]), {
     ip: "10.0.0.7",
     timeoutMs: 5000,
+    watchMs: 12000,
     json: false,
   });
   assertEquals(
@@ -56,9 +62,16 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
       "abcd",
       "--timeout",
       "2",
+      "--watch",
+      "0",
       "--json",
     ]),
-    { ip: "h", port: 8300, password: "abcd", timeoutMs: 2000, json: true },
+    { ip: "h", port: 8300, password: "abcd", timeoutMs: 2000, watchMs: 0, json: true },
+  );
+  assertThrows(
+    () => parseTriggerArgs(["--watch", "61"]),
+    UsageError,
+    "--watch expects a time in seconds from 0 (off) to 60, got '61'",
   );
   assertThrows(
     () => parseTriggerArgs(["--port", "70000"]),
@@ -67,16 +80,26 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
   );
 });
 
-Deno.test("deno task trigger logs in, runs ota.start() and reports the version before", async () => {
+Deno.test("deno task trigger logs in, runs ota.start(), watches for the app and reports the version before", async () => {
   await using device = await bootDevice();
   const port = device.server.port;
-  const r = await trigger(["--ip", "127.0.0.1", "--port", String(port), "--password", PASSWORD]);
+  const r = await trigger([
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--password",
+    PASSWORD,
+    "--watch",
+    "1",
+  ]);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(
     r.stdout,
-    `127.0.0.1:${port}: rebooting into the OTA server via ota.start() ` +
-      `(was running MicroPython ${VERSION})\n`,
+    `127.0.0.1:${port}: in OTA mode via ota.start() (was running MicroPython ${VERSION}; its ` +
+      "app stayed away for 1.0 s). Send the update within 60 s: deno task deploy --ip 127.0.0.1\n",
   );
+  assertStringIncludes(r.stderr, "its app did not come back within 1.0 s: it is in OTA mode");
   assertStringIncludes(r.stderr, `running MicroPython ${VERSION}`);
   assertEquals(device.resets, ["yaotaota"]);
   assert(!(r.stdout + r.stderr).includes(PASSWORD), "the password leaked");
@@ -85,13 +108,14 @@ Deno.test("deno task trigger logs in, runs ota.start() and reports the version b
 Deno.test("deno task trigger --json takes the password from WEBREPL_PASSWORD and falls back to the RTC magic", async () => {
   await using device = await bootDevice({ frozenOta: false });
   const port = device.server.port;
-  const r = await trigger(["--ip", "127.0.0.1", "--port", String(port), "--json"], {
+  const r = await trigger(["--ip", "127.0.0.1", "--port", String(port), "--json", "--watch", "0"], {
     WEBREPL_PASSWORD: PASSWORD,
   });
   assertEquals(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assertEquals(report.ok, true);
   assertEquals(report.method, "rtc-magic");
+  assertEquals(report.watchedSeconds, 0);
   assertEquals(report.versionBefore, VERSION);
   assertEquals(report.uname.sysname, "esp8266");
   assertStringIncludes(r.stderr, "no 'ota' module in this firmware");
@@ -172,4 +196,42 @@ Deno.test("resolvePassword() prefers --password, then the environment, then a pr
     UsageError,
     "the WebREPL password from --password contains a control character",
   );
+});
+
+Deno.test("deno task trigger reports a board whose bootloader ignores the RTC magic as soon as its app is back", async () => {
+  // Upstream yaota8266: boot8266 has no RTC check, so ota.start() reboots into the app.
+  const key = await loadPublicKey(`${VECTORS}test-key-512.pem`);
+  const flash = new Uint8Array(0x100000).fill(0xff);
+  flash.set(makeSampleFirmware({ version: "v1.19.1", size: 48 * 1024 }), DEFAULT_APP_OFFSET);
+  await using device = await startVirtualDevice({
+    port: 0,
+    modulus: key.modulus,
+    flash,
+    start: "boot",
+    rtcTrigger: false,
+    webrepl: { password: PASSWORD },
+  });
+  const port = String(device.port);
+  // A bounded wait: the watch ends after 20 s whatever happens.
+  const r = await trigger(["--ip", "127.0.0.1", "--port", port, "--watch", "20"], {
+    WEBREPL_PASSWORD: PASSWORD,
+  });
+  assertEquals(r.code, 1, r.stderr);
+  assertMatch(
+    r.stderr,
+    new RegExp(
+      `error: 127\\.0\\.0\\.1:${port} came back in its app \\d+\\.\\d s after ota\\.start\\(\\) instead ` +
+        "of entering the OTA server: its bootloader most likely has no RTC check",
+    ),
+  );
+  assertStringIncludes(
+    r.stderr,
+    "press its BOOT button within 3 s of a reset and run 'deno task deploy --ip 127.0.0.1' " +
+      "without --trigger; or flash it once over serial with a bootloader built by " +
+      "'deno task build-bootloader', which adds the check.",
+  );
+  assertEquals(r.stdout, "");
+  const boots = device.events.flatMap((e) => e.type === "boot" ? [`${e.boot}:${e.mode}`] : []);
+  assertEquals(boots, ["ok:app", "ok:app"]);
+  assert(!(r.stdout + r.stderr).includes(PASSWORD), "the password leaked");
 });
