@@ -6,6 +6,7 @@
 import { dirname, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseSize } from "./_bytes.ts";
+import { deviceAddressProblem } from "./device_address.ts";
 
 export interface DeviceEntry {
   name: string;
@@ -52,6 +53,13 @@ const str: Check = (v, where) => {
   return v;
 };
 const path: Check = (v, where, base) => resolve(base, str(v, where, base) as string);
+/** One board's address: the same check as `--ip` (lib/device_address.ts). */
+const address: Check = (v, where, base) => {
+  const text = str(v, where, base) as string;
+  const problem = deviceAddressProblem(text);
+  if (problem) throw new ConfigError(`${where}: ${problem}`);
+  return text;
+};
 const int = (min: number, max: number): Check => (v, where) => {
   const n = typeof v === "string" ? parseSize(v) : v;
   if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
@@ -96,7 +104,7 @@ const object =
 
 const device = object({
   name: str,
-  ip: str,
+  ip: address,
   port: int(1, 65535),
   key: path,
   passwordEnv: str,
@@ -122,7 +130,7 @@ const schema = object({
     gpioMask: int(0, 0xffff),
     gpioWaitMs: int(0, 60000),
   }),
-  ip: str,
+  ip: address,
   port: int(1, 65535),
   devices: list(device),
 });

@@ -52,7 +52,7 @@ export const spec: CommandSpec = {
     profile: {
       type: "string",
       arg: "NAME",
-      help: "instant (no costs) or esp8266 (the reference's costs)",
+      help: "instant (no per-packet costs; 1 s reboot) or esp8266 (the reference's costs; 1.5 s)",
     },
     loss: { type: "string", arg: "P", help: "probability a datagram is lost, each way" },
     dup: { type: "string", arg: "P", help: "probability a datagram is duplicated" },

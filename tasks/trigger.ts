@@ -14,6 +14,7 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
+import { deviceAddressProblem } from "../lib/device_address.ts";
 import { log, print, printJson } from "../lib/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/password.ts";
 import { enterOtaMode } from "../lib/trigger.ts";
@@ -70,6 +71,8 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
   const seconds = numberOpt(values, "timeout", (n) => n > 0 && n <= 600, "seconds, up to 600");
   const password = stringOpt(values, "password");
   const ip = stringOpt(values, "ip");
+  const ipProblem = ip === undefined ? undefined : deviceAddressProblem(ip);
+  if (ipProblem) throw new UsageError(`--ip ${ipProblem}`);
   const config = stringOpt(values, "config");
   return {
     ...(ip === undefined ? {} : { ip }),
