@@ -14,6 +14,7 @@ import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
 import { findVersion } from "./image.ts";
 import { DEFAULT_BOOT_PY, pyString, webReplEnabled } from "./device_shims.ts";
 import { listenError, type ListenTarget } from "./listen_error.ts";
+import { FileError } from "./errors.ts";
 
 export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   hostname?: string;
@@ -268,7 +269,9 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       await webrepl?.close();
       await closeSocket();
       flashFile?.close();
-      throw e;
+      throw new FileError(
+        `cannot write the flash file '${options.flashFile}': ${(e as Error).message}`,
+      );
     }
   }
   scheduler.arm();

@@ -171,7 +171,12 @@ export function parseSimArgs(argv: string[]): SimArgs {
   }
   return {
     host: stringOpt(values, "host") ?? "127.0.0.1",
-    port: whole("port", 0) ?? 8266,
+    port: numberOpt(
+      values,
+      "port",
+      (n) => Number.isInteger(n) && n >= 0 && n <= 65535,
+      "a port number from 0 to 65535 (0 picks a free one)",
+    ) ?? 8266,
     key,
     flash: stringOpt(values, "flash"),
     force: boolOpt(values, "force"),
@@ -239,6 +244,13 @@ async function main(): Promise<number> {
   const key = await loadPublicKey(keyPath);
   const appOffset = args.appOffset ?? config.appOffset ?? DEFAULT_APP_OFFSET;
   if (args.force && !args.flash) throw new UsageError("--force goes with --flash FILE");
+  if (appOffset >= args.flashSize) {
+    throw new UsageError(
+      `the app offset ${formatHex(appOffset)} is beyond the end of the flash (${
+        formatHex(args.flashSize)
+      } bytes): give a larger --flash-size or a smaller --app-offset`,
+    );
+  }
   const dump = args.flash
     ? await openFlashDump(args.flash, args.flashSize, args.force)
     : { flash: new Uint8Array(args.flashSize).fill(0xff), state: "new" as const };

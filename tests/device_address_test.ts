@@ -8,6 +8,7 @@ import { resolveDeviceAddress } from "../lib/resolve_device.ts";
 import { sendError } from "../lib/send_error.ts";
 import { AddressError, ConfigError, DeviceUnreachableError } from "../lib/errors.ts";
 import { parseConfig } from "../lib/config.ts";
+import { runTaskFile } from "./_helpers.ts";
 
 Deno.test("deviceAddressProblem() accepts one host's IPv4 address or a host name", () => {
   for (
@@ -112,4 +113,10 @@ Deno.test("parseConfig() checks the ip of the config and of each device as --ip 
     parseConfig({ devices: [{ name: "a", ip: "kitchen.local" }] }, "/tmp").devices?.[0]?.ip,
     "kitchen.local",
   );
+});
+
+Deno.test("trigger refuses an --ip that is not one board's, as deploy does (exit 2)", async () => {
+  const r = await runTaskFile("trigger", ["--ip", "255.255.255.255", "--password", "x"]);
+  assertEquals(r.code, 2, r.stderr);
+  assertStringIncludes(r.stderr, "--ip '255.255.255.255' is the broadcast address, not one board");
 });

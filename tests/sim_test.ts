@@ -125,6 +125,9 @@ Deno.test("sim refuses bad arguments with exit code 2", async () => {
   const r2 = await runTaskFile("sim", ["--key", KEY, "--outage-after", "1000"]);
   assertEquals(r2.code, 2);
   assertStringIncludes(r2.stderr, "--outage-after and --outage-ms go together");
+  const r3 = await runTaskFile("sim", ["--key", KEY, "--port", "70000"]);
+  assertEquals(r3.code, 2);
+  assertStringIncludes(r3.stderr, "--port expects a port number from 0 to 65535");
 });
 
 // ---- The original ota_client.py against the default profile -------------------------------
@@ -273,7 +276,7 @@ Deno.test("sim --host with an address this machine does not have: one line namin
   assertOneClearLine(r.stderr);
 });
 
-Deno.test("sim --flash naming a directory: one line, nothing written there", async () => {
+Deno.test("sim --flash naming a directory or a missing folder: one line each, nothing written", async () => {
   await using dir = await tempDir();
   const r = await runTaskFile("sim", ["--key", KEY, "--port", "0", "--flash", dir.path]);
   assertEquals(r.code, 1, r.stderr);
@@ -281,6 +284,11 @@ Deno.test("sim --flash naming a directory: one line, nothing written there", asy
   assertStringIncludes(r.stderr, `${dir.path}/flash.bin`);
   assertOneClearLine(r.stderr);
   assertEquals([...Deno.readDirSync(dir.path)], []);
+  const missing = `${dir.path}/no-such-folder/flash.bin`;
+  const r2 = await runTaskFile("sim", ["--key", KEY, "--port", "0", "--flash", missing]);
+  assertEquals(r2.code, 1, r2.stderr);
+  assertStringIncludes(r2.stderr, `cannot write the flash file '${missing}': No such file`);
+  assertOneClearLine(r2.stderr);
 });
 
 Deno.test("sim --flash refuses a file it did not write, naming what it looks like; the file is unchanged", async () => {
