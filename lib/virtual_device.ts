@@ -264,6 +264,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       const file = await Deno.open(options.flashFile, { read: true, write: true, create: true });
       flashFile = file;
       await writeAll(file, model.flash);
+      // A longer file given with `sim --force` keeps no tail of its old self.
+      await file.truncate(model.flash.length);
     } catch (e) {
       closed = true;
       await webrepl?.close();

@@ -337,7 +337,10 @@ Deno.test("sim --flash: a dump sim wrote is marked and reused as it is; --force 
   assertEquals((await Deno.readFile(flashFile))[APP], 0x42);
   // A foreign file with --force: used and replaced by the flash, then marked.
   const foreign = `${dir.path}/firmware.bin`;
-  await Deno.writeFile(foreign, makeSampleFirmware({ size: 48 * 1024, seed: 35 }));
+  // Longer than the flash: no tail of it may survive.
+  const longer = new Uint8Array(0x180000).fill(0x5a);
+  longer.set(makeSampleFirmware({ size: 48 * 1024, seed: 35 }));
+  await Deno.writeFile(foreign, longer);
   {
     await using sim = await startSimProcess(["--key", KEY, "--flash", foreign, "--force"]);
     assertStringIncludes(sim.stderr(), "--force");
