@@ -173,7 +173,7 @@ for (const mode of ["live", "canned"] as const) {
     : "ota FILE: each end packet waits out a 0.3 s receive timeout";
   Deno.test({
     name:
-      `sim (default profile, --once): the original client completes (${how}); the flash holds the image`,
+      `sim (default profile, --once): the original client completes (${how}); the flash holds the image [needs python3]`,
     ignore: !PYTHON,
     async fn() {
       await using dir = await tempDir();
@@ -202,7 +202,7 @@ for (const mode of ["live", "canned"] as const) {
 
 Deno.test({
   name:
-    "sim --reboot-ms 20: the original client's connected socket sees the refusal (the check above can fail)",
+    "sim --reboot-ms 20: the original client's connected socket sees the refusal (the check above can fail) [needs python3]",
   ignore: !PYTHON,
   async fn() {
     await using dir = await tempDir();
