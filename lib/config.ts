@@ -6,6 +6,7 @@
 import { dirname, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseSize } from "./_bytes.ts";
+import { deviceAddressProblem } from "./device_address.ts";
 import { findDuplicateKey } from "./json_duplicates.ts";
 import { invalidValue, parseAppOffset, parseFlashSize, parsePort } from "./values.ts";
 
@@ -67,6 +68,13 @@ const str: Check = (v, at) => {
   return v;
 };
 const path: Check = (v, at) => resolve(at.base, str(v, at) as string);
+/** One board's address: the same check as `--ip` (lib/device_address.ts). */
+const address: Check = (v, at) => {
+  const text = str(v, at) as string;
+  const problem = deviceAddressProblem(text);
+  if (problem) throw new ConfigError(`${named(at)}: ${problem}`);
+  return text;
+};
 const int = (min: number, max: number): Check => (v, at) => {
   const n = typeof v === "string" ? parseSize(v) : v;
   if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
@@ -109,7 +117,7 @@ const port: Check = (v, at) => parsePort(v, at);
 
 const device = object({
   name: str,
-  ip: str,
+  ip: address,
   port,
   key: path,
   passwordEnv: str,
@@ -135,7 +143,7 @@ const schema = object({
     gpioMask: int(0, 0xffff),
     gpioWaitMs: int(0, 60000),
   }),
-  ip: str,
+  ip: address,
   port,
   devices: list(device),
 });

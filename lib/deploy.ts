@@ -20,6 +20,7 @@ import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./pack
 import { sendFirmware, type SendProgress, type SentRecord } from "./send_firmware.ts";
 import { nativeSigner } from "./signer.ts";
 import { formatHex } from "./_bytes.ts";
+import { resolveDeviceAddress } from "./resolve_device.ts";
 import type { TransferFailure } from "./transfer.ts";
 
 export interface DeployRequest {
@@ -220,14 +221,19 @@ function failureError(
   }
 }
 
-/** Preflight, transfer, verdict. @throws typed errors (see lib/errors.ts) */
+/**
+ * Preflight, transfer, verdict. The address is checked and a host name looked up first:
+ * a bad or unresolvable address fails at once (`AddressError`), not after the timeout.
+ * @throws typed errors (see lib/errors.ts)
+ */
 export async function deploy(
   request: DeployRequest,
   prepared?: PreparedDeploy,
 ): Promise<DeployResult> {
+  const address = await resolveDeviceAddress(request.host);
   const ready = prepared ?? await prepareDeploy(request);
   const outcome = await sendFirmware({
-    host: request.host,
+    host: address,
     port: request.port,
     source: ready.source,
     pace: request.pace,
@@ -241,7 +247,7 @@ export async function deploy(
     onStatus: request.onStatus,
     onSent: request.onSent,
     // The app's WebREPL port accepting a connection ends the boot check at once.
-    appRunning: request.appRunning ?? (() => tcpPortOpen(request.host, request.port)),
+    appRunning: request.appRunning ?? (() => tcpPortOpen(address, request.port)),
   });
   if (!outcome.ok) {
     const error = failureError(outcome.failure, request, ready) as OtaError;

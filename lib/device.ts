@@ -23,6 +23,9 @@ export type PacketOutcome =
   | "overflow"
   | "lost-in-nested-check"
   | "queue-full"
+  /** The device was rebooting: no network yet, the datagram vanishes (no reply, no refusal). */
+  | "rebooting"
+  /** The app runs: the OTA server is not listening. */
   | "not-listening";
 
 export type DeviceEvent =
@@ -138,6 +141,11 @@ export class DeviceModel {
     return { expected: this.#expected, bufferedBytes: this.#bufferLength };
   }
 
+  /** While `mode` is "rebooting": when the device boots again. */
+  get rebootingUntil(): number | undefined {
+    return this.mode === "rebooting" ? this.#rebootUntil : undefined;
+  }
+
   /** Does boot8266 accept the app in flash? */
   appIsValid(): boolean {
     return bootCheck(this.flash.subarray(this.appOffset));
@@ -147,7 +155,7 @@ export class DeviceModel {
   receive(now: number, data: Uint8Array, from?: unknown): void {
     this.#run(now);
     if (this.mode !== "ota") {
-      this.#packetEvent(now, data, "not-listening");
+      this.#packetEvent(now, data, this.mode === "rebooting" ? "rebooting" : "not-listening");
       return;
     }
     if (this.#queue.length >= this.rxq) {

@@ -1,7 +1,15 @@
 /**
  * Costs the virtual device charges (docs/device.md, "Costs on real hardware"). `instant`
- * charges nothing and reboots at once; `esp8266` charges the UART log per packet (~150
- * characters at 115200 baud), the RSA check, the sector erase+write and a reboot.
+ * charges nothing per packet; `esp8266` charges the UART log per packet (~150 characters
+ * at 115200 baud), the RSA check and the sector erase+write.
+ *
+ * Both take time to reboot, as a board does (~1 s): while it reboots the device is
+ * silent (nothing answers, nothing is refused), then it boots its app or comes back in
+ * OTA mode. Clients rely on that silence: the original `ota_client.py` sends its three
+ * end packets after the device has already taken the first one, 0.1 s apart (`live-ota`)
+ * or 0.3 s apart (`ota`, a canned file: each end packet waits out one 0.3 s receive
+ * timeout), on a connected socket that raises on an ICMP refusal. So `rebootMs` must
+ * outlast 0.6 s with a margin, in every profile.
  */
 
 export interface DeviceProfile {
@@ -14,7 +22,10 @@ export interface DeviceProfile {
   check2048Ms: number;
   /** 4 KiB sector erase + write, ms. */
   sectorWriteMs: number;
-  /** From reboot to answering again (MD5 check, OTA server or app start, Wi-Fi), ms. */
+  /**
+   * From reboot to answering again (MD5 check, OTA server or app start, Wi-Fi), ms. The
+   * device is silent meanwhile; never 0 (see above).
+   */
   rebootMs: number;
 }
 
@@ -25,7 +36,7 @@ export const PROFILES: Record<string, DeviceProfile> = {
     logBeforeCheck: 0.4,
     check2048Ms: 0,
     sectorWriteMs: 0,
-    rebootMs: 50,
+    rebootMs: 1000,
   },
   esp8266: {
     name: "esp8266",

@@ -60,3 +60,18 @@ export class WebReplError extends OtaError {}
 
 /** A required external tool (esptool, make, docker) is not installed. */
 export class ToolMissingError extends OtaError {}
+
+/** A socket could not be opened where asked (the address is not this machine's, ...). */
+export class ListenError extends OtaError {}
+
+/** The port is already in use (EADDRINUSE): stop what holds it or choose another. */
+export class PortInUseError extends ListenError {}
+
+/**
+ * The device address cannot be used: not an address or host name, a name that does not
+ * resolve, or not one board (broadcast, multicast, unspecified). Fix it; retrying won't help.
+ */
+export class AddressError extends OtaError {}
+
+/** Another deploy to the same board (address and port) is running on this machine. */
+export class BoardBusyError extends OtaError {}

@@ -6,7 +6,7 @@
  * supplies the real one.
  */
 import type { DeviceEntry } from "./config.ts";
-import { InterruptedError, OtaError, UsageError } from "./errors.ts";
+import { ConfigError, InterruptedError, OtaError, UsageError } from "./errors.ts";
 import type { SendProgress } from "./send_firmware.ts";
 import { formatBytes } from "./output.ts";
 
@@ -65,10 +65,38 @@ export interface DeployHooks {
 export type DeployOne = (device: FleetDevice, hooks: DeployHooks) => Promise<DeviceOutcome>;
 
 /**
+ * Two inventory entries at one address and port: two names for one board, which two
+ * deploys at once would corrupt (each restarts the other's session). Names are compared
+ * as written, without case or a trailing dot; a name and the address it resolves to are
+ * caught by the per-board lock instead (lib/board_lock.ts).
+ * @throws {ConfigError} Naming both devices and the address.
+ */
+export function checkDistinctAddresses(
+  inventory: DeviceEntry[],
+  defaultPort = DEFAULT_OTA_PORT,
+): void {
+  const seen = new Map<string, DeviceEntry>();
+  for (const d of inventory) {
+    const port = d.port ?? defaultPort;
+    const key = `${d.ip.toLowerCase().replace(/\.$/, "")}:${port}`;
+    const first = seen.get(key);
+    if (first) {
+      throw new ConfigError(
+        `the devices '${first.name}' and '${d.name}' have the same address, ${d.ip}:${port}: ` +
+          `one board cannot take two deploys at once. Fix the "ip" (or "port") of one of them ` +
+          `in the config's "devices", or remove the duplicate.`,
+      );
+    }
+    seen.set(key, d);
+  }
+}
+
+/**
  * The devices `--only` names, in inventory order. Each `--only` value is a device name
  * or a tag (commas separate several); none means every device.
  * @throws {UsageError} If the inventory is empty, or a value is neither a name nor a tag
  *   (the message lists the known ones).
+ * @throws {ConfigError} If two devices of the inventory share an address and port.
  * @example
  * ```ts
  * import { selectDevices } from "./fleet.ts";
@@ -98,6 +126,7 @@ export function selectDevices(
         `Devices: ${names.join(", ")}` + (tags.length ? `; tags: ${tags.join(", ")}` : "; no tags"),
     );
   }
+  checkDistinctAddresses(all, defaultPort);
   const chosen = wanted.length === 0
     ? all
     : all.filter((d) => wanted.includes(d.name) || (d.tags ?? []).some((t) => wanted.includes(t)));

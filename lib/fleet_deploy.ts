@@ -27,6 +27,8 @@ import {
 import { FleetProgress, type FleetProgressSink } from "./fleet_progress.ts";
 import { formatBytes, log } from "./output.ts";
 import { checkPassword, PASSWORD_ENV } from "./password.ts";
+import { resolveDeviceAddress } from "./resolve_device.ts";
+import { lockBoard } from "./board_lock.ts";
 
 /** A deploy preceded by a WebREPL trigger: `deployWithTrigger` (lib/deploy_trigger.ts). */
 export type TriggeredDeploy = (
@@ -205,6 +207,10 @@ export async function prepareFleet(
       onStatus: hooks.onStatus,
     };
     try {
+      // One deploy per board on this machine (lib/board_lock.ts): a name that does not
+      // resolve, or a board already being updated, fails this row at once.
+      const address = await resolveDeviceAddress(device.ip);
+      await using _lock = await lockBoard(address, device.port, { host: device.ip });
       const result = password === undefined
         ? await deploy(request, source)
         : await triggered(request, source, { password, onStep: hooks.onStatus });

@@ -12,6 +12,7 @@ import { openUdpPeer } from "./udp.ts";
 import { parseReply, parseRequestHeader } from "./packet.ts";
 import type { PacketSource } from "./packet_source.ts";
 import { InterruptedError } from "./errors.ts";
+import { sendError } from "./send_error.ts";
 
 export interface SendProgress {
   confirmed: number;
@@ -92,11 +93,19 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   let finished = false;
   let appCheckBusy = false;
 
+  let answered = false;
   const peer = await openUdpPeer(options.host, options.port, (data) => {
     if (finished) return;
     const reply = parseReply(data);
     if (!reply) return;
+    answered = true;
     apply(engine.onReply(now(), { ...reply, seq: source.senderSeq(reply.seq) }));
+  }, (e) => {
+    // The system would not send there (no route, a broadcast address): say so now rather
+    // than wait out the timeout. Once the device has answered, the engine's timers judge
+    // an outage (this machine's Wi-Fi may come back).
+    const error = answered ? undefined : sendError(e, options.host, options.port);
+    if (error) finish(error);
   });
 
   // Progress is the transfer's: the boot check afterwards has its own status line.

@@ -8,6 +8,10 @@ export interface SimProcess extends AsyncDisposable {
   port: number;
   /** JSON events printed so far. */
   events: Record<string, unknown>[];
+  /** Its exit status (with `--once` it exits by itself). */
+  status: Promise<Deno.CommandStatus>;
+  /** Its stderr so far (the log lines). */
+  stderr(): string;
   waitFor(
     match: (e: Record<string, unknown>) => boolean,
     timeoutMs?: number,
@@ -27,11 +31,17 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
       ...args,
     ],
     stdout: "piped",
-    stderr: "null",
+    stderr: "piped",
     stdin: "null",
   }).spawn();
+  let stderr = "";
+  const readingErr = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
+  })();
   const events: Record<string, unknown>[] = [];
   const listeners = new Set<() => void>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
   const reading = (async () => {
     const decoder = new TextDecoder();
     let buffered = "";
@@ -57,17 +67,42 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
         if (e) {
           listeners.delete(check);
           clearTimeout(timer);
+          timers.delete(timer);
           resolve(e);
         }
       };
       const timer = setTimeout(() => {
         listeners.delete(check);
+        timers.delete(timer);
         reject(new Error(`sim: no matching event within ${timeoutMs} ms`));
       }, timeoutMs);
+      timers.add(timer);
       listeners.add(check);
       check();
     });
-  const listening = await waitFor((e) => e.event === "listening", 20000);
+  let listening: Record<string, unknown>;
+  try {
+    listening = await Promise.race([
+      waitFor((e) => e.event === "listening", 20000),
+      child.status.then(async (s) => {
+        await readingErr;
+        const up = events.find((e) => e.event === "listening");
+        if (up) return up;
+        throw new Error(`sim exited with code ${s.code} before listening: ${stderr.trim()}`);
+      }),
+    ]);
+  } catch (e) {
+    for (const t of timers) clearTimeout(t);
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    await reading;
+    await readingErr;
+    throw e;
+  }
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -79,6 +114,15 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
     }
     await child.status;
     await reading;
+    await readingErr;
   };
-  return { port: listening.port as number, events, waitFor, stop, [Symbol.asyncDispose]: stop };
+  return {
+    port: listening.port as number,
+    events,
+    status: child.status,
+    stderr: () => stderr,
+    waitFor,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
 }

@@ -1,7 +1,9 @@
 /**
  * The virtual yaota8266 device on a real UDP socket: the device model behind the link
  * model, on 127.0.0.1. Used by `deno task sim`, the demo, the benchmark and the tests.
- * In app mode the OTA port is closed, as on a device running its app.
+ * In app mode the OTA port is closed, as on a device running its app (a datagram gets an
+ * ICMP refusal, as from a live board). While the device reboots the socket stays open and
+ * drops whatever arrives: a rebooting board is silent, it refuses nothing.
  */
 import dgram from "node:dgram";
 import { type DeviceEvent, DeviceModel, type DeviceOptions } from "./device.ts";
@@ -11,6 +13,8 @@ import { SECTOR_SIZE } from "./packet.ts";
 import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
 import { findVersion } from "./image.ts";
 import { DEFAULT_BOOT_PY, pyString, webReplEnabled } from "./device_shims.ts";
+import { listenError, type ListenTarget } from "./listen_error.ts";
+import { FileError } from "./errors.ts";
 
 export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   hostname?: string;
@@ -21,8 +25,8 @@ export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   flashFile?: string;
   /** Every device event, as it happens (times in ms since the device started). */
   onEvent?: (event: DeviceEvent) => void;
-  /** Called after the device boots into a mode. */
-  onModeChange?: (mode: "ota" | "app") => void | Promise<void>;
+  /** Called once the sockets match a mode: rebooting (UDP open, silent), OTA mode, the app. */
+  onModeChange?: (mode: SocketMode) => void | Promise<void>;
   /**
    * The running app's WebREPL (real MicroPython), on TCP at the same port number, when
    * the file system enables it: give `password` to write `webrepl_cfg.py`, or `files`.
@@ -30,6 +34,13 @@ export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   webrepl?: { password?: string; files?: Map<string, string> };
   /** The app's console lines (WebREPL connections, resets). */
   onConsole?: (line: string) => void;
+  /** Options named in bind errors (`sim`: "--port", "--host"). */
+  listenOptions?: Pick<ListenTarget, "portOption" | "hostOption">;
+  /**
+   * A socket could not be reopened while the device ran (its port was taken meanwhile):
+   * a `ListenError`. The device is then off the network.
+   */
+  onError?: (error: unknown) => void;
 }
 
 export interface VirtualDevice extends AsyncDisposable {
@@ -49,6 +60,7 @@ export interface VirtualDevice extends AsyncDisposable {
 }
 
 type LinkModelHandle = Link;
+export type SocketMode = "ota" | "app" | "rebooting";
 
 interface Peer {
   address: string;
@@ -63,10 +75,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   const link = new Link(options.link);
   const events: DeviceEvent[] = [];
   const waiters: { match: (e: DeviceEvent) => boolean; resolve: (e: DeviceEvent) => void }[] = [];
-  const flashFile = options.flashFile
-    ? await Deno.open(options.flashFile, { read: true, write: true, create: true })
-    : undefined;
-  if (flashFile) await flashFile.write(model.flash);
+  /** Opened once the sockets are bound: a device that cannot listen writes no file. */
+  let flashFile: Deno.FsFile | undefined;
 
   let socket: dgram.Socket | undefined;
   let port = options.port ?? 0;
@@ -98,6 +108,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
         const bytes = model.flash.slice(e.address, e.address + SECTOR_SIZE);
         flashFile.seekSync(e.address, Deno.SeekMode.Start);
         flashFile.writeSync(bytes);
+      } else if (e.type === "reboot") {
+        void switchMode("rebooting");
       } else if (e.type === "boot") {
         void switchMode(e.mode);
       }
@@ -109,12 +121,23 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     socket.send(data, to.port, to.address);
   }
 
+  const target = (transport: "UDP" | "TCP"): ListenTarget => ({
+    host: hostname,
+    port,
+    transport,
+    purpose: transport === "UDP" ? "the OTA server" : "the app's WebREPL",
+    ...options.listenOptions,
+  });
+
   async function openSocket(): Promise<void> {
     const s = dgram.createSocket("udp4");
     await new Promise<void>((resolve, reject) => {
-      s.once("error", reject);
+      s.once("error", (e) => {
+        s.close();
+        reject(listenError(e, target("UDP")));
+      });
       s.bind(port, hostname, () => {
-        s.off("error", reject);
+        s.removeAllListeners("error");
         resolve();
       });
     });
@@ -141,12 +164,16 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     const chosen = port;
     for (let attempt = 0;; attempt++) {
       await openSocket();
-      if (chosen !== 0) return;
+      // A port given, and an app with WebREPL: fail now, not when the app first boots.
+      if (chosen !== 0 && !webReplEnabled(files)) return;
       try {
         Deno.listen({ hostname, port, transport: "tcp" }).close();
         return;
       } catch (e) {
-        if (attempt >= 20) throw e;
+        if (chosen !== 0 || attempt >= 20) {
+          await closeSocket();
+          throw listenError(e, target("TCP"));
+        }
         await closeSocket();
         port = 0;
       }
@@ -189,7 +216,12 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       files,
       log: options.onConsole,
     };
-    const server = await startWebReplServer({ hostname, port, app });
+    let server: WebReplServer;
+    try {
+      server = await startWebReplServer({ hostname, port, app });
+    } catch (e) {
+      throw listenError(e, target("TCP"));
+    }
     webrepl = server;
     // After machine.reset() this server is gone: a reboot into the app starts a new one.
     void server.stopped.then(() => {
@@ -198,22 +230,34 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   }
 
   let modeChange = Promise.resolve();
-  function switchMode(mode: "ota" | "app"): Promise<void> {
+  let failure: unknown;
+  /**
+   * Rebooting: the app (and its WebREPL) is gone and the UDP socket is open, dropping
+   * what arrives (the model's "rebooting"). OTA mode: the same socket, now answered.
+   * App mode: the UDP port closed, WebREPL up if the file system enables it.
+   */
+  function switchMode(mode: SocketMode, rethrow = false): Promise<void> {
     modeChange = modeChange.then(async () => {
       // The power-on boot event comes out with the model's next events, possibly after a
       // reset: act only on the mode the device is in now.
-      if (closed || model.mode !== mode) return;
-      if (mode === "ota") {
-        const w = webrepl;
-        webrepl = undefined;
-        await w?.close();
-        if (!socket) await openSocket();
+      if (closed || failure !== undefined || model.mode !== mode) return;
+      try {
+        if (mode === "ota" || mode === "rebooting") {
+          const w = webrepl;
+          webrepl = undefined;
+          await w?.close();
+          if (!socket) await openSocket();
+        }
+        if (mode === "app") {
+          if (socket) await closeSocket();
+          if (!webrepl) await startApp();
+        }
+        await options.onModeChange?.(mode);
+      } catch (e) {
+        if (rethrow) throw e;
+        failure = e;
+        options.onError?.(e);
       }
-      if (mode === "app") {
-        if (socket) await closeSocket();
-        if (!webrepl) await startApp();
-      }
-      await options.onModeChange?.(mode);
     });
     return modeChange;
   }
@@ -221,7 +265,24 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   await openSocketWithTcpTwin();
   if (model.mode !== "ota") {
     await closeSocket();
-    await switchMode("app");
+    await switchMode("app", true);
+  }
+  if (options.flashFile) {
+    try {
+      const file = await Deno.open(options.flashFile, { read: true, write: true, create: true });
+      flashFile = file;
+      await writeAll(file, model.flash);
+      // A longer file given with `sim --force` keeps no tail of its old self.
+      await file.truncate(model.flash.length);
+    } catch (e) {
+      closed = true;
+      await webrepl?.close();
+      await closeSocket();
+      flashFile?.close();
+      throw new FileError(
+        `cannot write the flash file '${options.flashFile}': ${(e as Error).message}`,
+      );
+    }
   }
   scheduler.arm();
 
@@ -271,4 +332,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     },
   };
   return device;
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
 }

@@ -39,6 +39,9 @@ import {
 import { deployFleet, type SharedRequest } from "../lib/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
+import { deviceAddressProblem } from "../lib/device_address.ts";
+import { resolveDeviceAddress } from "../lib/resolve_device.ts";
+import { lockBoard } from "../lib/board_lock.ts";
 
 const DEFAULT_TIMEOUT_S = 15;
 /** The boot check watches for a device back in OTA mode; ten minutes outlasts any reboot. */
@@ -130,6 +133,9 @@ export const spec: CommandSpec = {
     "not boot at the app offset is refused unless --force.",
     "Ctrl-C stops at once and sends nothing more: the device restarts its session after 10 s and " +
     "running deploy again is safe.",
+    "ADDR is one board's IPv4 address or host name (a broadcast, multicast or unspecified address is " +
+    "refused). One deploy per board on this machine: a second one to the same address and port is " +
+    "refused at once, naming the first (lock files in OTA_LOCK_DIR, default: the temp folder).",
     "--trigger (a board running its app): logs in to WebREPL (TCP, same port number), notes the " +
     "running version, runs `import ota; ota.start()`, waits up to 60 s (the device's idle reboot) for " +
     "the OTA server, pushes, waits up to 60 s for WebREPL to come back and reports the new version; " +
@@ -212,13 +218,16 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
         : "--password goes with --trigger",
     );
   }
+  const ip = stringOpt(values, "ip");
+  const ipProblem = ip === undefined ? undefined : deviceAddressProblem(ip);
+  if (ipProblem) throw new UsageError(`--ip ${ipProblem}`);
   if (fleet && stringOpt(values, "ip") !== undefined) {
     throw new UsageError(
       '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose devices with --only NAME|TAG)',
     );
   }
   return {
-    ip: stringOpt(values, "ip"),
+    ip,
     port,
     key: stringOpt(values, "key"),
     block,
@@ -284,6 +293,9 @@ async function main({ args: _ }: TaskContext): Promise<number> {
     port: args.port ?? config.port ?? DEFAULT_OTA_PORT,
     keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
   };
+  // A name that does not resolve, or another deploy to this board: said before anything else.
+  const address = await resolveDeviceAddress(host);
+  await using _lock = await lockBoard(address, request.port, { host });
   const prepared = await prepareDeploy(request);
   // After the preflight, before anything reaches the device.
   const password = args.trigger

@@ -22,7 +22,8 @@ import { UsageError } from "../lib/errors.ts";
 import { resolveAppOffset } from "../lib/values.ts";
 import { loadPublicKey } from "../lib/keys.ts";
 import { formatHex } from "../lib/_bytes.ts";
-import { bold, green, log, printJson, red, yellow } from "../lib/output.ts";
+import { bold, green, log, printJson, red, warn, yellow } from "../lib/output.ts";
+import { markFlashDump, openFlashDump } from "../lib/flash_dump.ts";
 import { startVirtualDevice } from "../lib/virtual_device.ts";
 import { PASSWORD_ENV } from "../lib/password.ts";
 
@@ -41,14 +42,19 @@ export const spec: CommandSpec = {
     flash: {
       type: "string",
       arg: "FILE",
-      help: "flash image file, read if present and written as the device writes",
+      help: "flash dump file: created, or reused if sim wrote it (marked by FILE.sim.json); " +
+        "written as the device writes",
+    },
+    force: {
+      type: "boolean",
+      help: "with --flash: use and overwrite a FILE that sim did not write",
     },
     "flash-size": { type: "string", arg: "SIZE", help: "flash size (default 1M)" },
     "app-offset": { type: "string", arg: "ADDR", help: "MAIN_APP_OFFSET (default 0x3c000)" },
     profile: {
       type: "string",
       arg: "NAME",
-      help: "instant (no costs) or esp8266 (a real board's costs)",
+      help: "instant (no per-packet costs; 1 s reboot) or esp8266 (a real board's costs; 1.5 s)",
     },
     loss: { type: "string", arg: "P", help: "probability a datagram is lost, each way" },
     dup: { type: "string", arg: "P", help: "probability a datagram is duplicated" },
@@ -83,6 +89,11 @@ export const spec: CommandSpec = {
       help: "the session timer PKT_WAIT_MS (default 10000)",
     },
     "idle-reboot-ms": { type: "string", arg: "MS", help: "IDLE_REBOOT_MS (default 60000)" },
+    "reboot-ms": {
+      type: "string",
+      arg: "MS",
+      help: "how long a reboot keeps the device silent (default: the profile's, 1000 or 1500)",
+    },
     boot: {
       type: "boolean",
       help:
@@ -98,7 +109,10 @@ export const spec: CommandSpec = {
       arg: "P",
       help: `enable the app's WebREPL (or set ${PASSWORD_ENV})`,
     },
-    once: { type: "boolean", help: "exit after the first reboot" },
+    once: {
+      type: "boolean",
+      help: "exit once the first reboot is over (the app runs, or OTA mode again)",
+    },
     json: { type: "boolean", help: "events as JSON lines on stdout" },
   },
   notes: [
@@ -117,6 +131,7 @@ export interface SimArgs {
   port: number;
   key?: string;
   flash?: string;
+  force: boolean;
   flashSize: number;
   appOffset?: number;
   profile: string;
@@ -131,6 +146,7 @@ export interface SimArgs {
   loseReplies: string[];
   pktWaitMs?: number;
   idleRebootMs?: number;
+  rebootMs?: number;
   boot: boolean;
   rtcTrigger: boolean;
   webreplPassword?: string;
@@ -166,6 +182,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
     port: portOpt(values, "port", { allowZero: true }) ?? 8266,
     key,
     flash: stringOpt(values, "flash"),
+    force: boolOpt(values, "force"),
     flashSize: flashSizeOpt(values) ?? 0x100000,
     appOffset: appOffsetOpt(values),
     profile,
@@ -180,6 +197,7 @@ export function parseSimArgs(argv: string[]): SimArgs {
     loseReplies: listOpt(values, "lose-reply"),
     pktWaitMs: whole("pkt-wait-ms", 1),
     idleRebootMs: whole("idle-reboot-ms", 1),
+    rebootMs: whole("reboot-ms", 1),
     boot: boolOpt(values, "boot"),
     rtcTrigger: values["rtc-trigger"] !== false,
     webreplPassword: stringOpt(values, "webrepl-password"),
@@ -229,26 +247,37 @@ async function main(): Promise<number> {
   }
   const key = await loadPublicKey(keyPath);
   const appOffset = resolveAppOffset(args.appOffset, config);
-  const flash = new Uint8Array(args.flashSize).fill(0xff);
-  if (args.flash) {
-    try {
-      const existing = await Deno.readFile(args.flash);
-      flash.set(existing.subarray(0, flash.length));
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
+  if (args.force && !args.flash) throw new UsageError("--force goes with --flash FILE");
+  if (appOffset >= args.flashSize) {
+    throw new UsageError(
+      `the app offset ${formatHex(appOffset)} is beyond the end of the flash (${
+        formatHex(args.flashSize)
+      } bytes): give a larger --flash-size or a smaller --app-offset`,
+    );
   }
+  const dump = args.flash
+    ? await openFlashDump(args.flash, args.flashSize, args.force)
+    : { flash: new Uint8Array(args.flashSize).fill(0xff), state: "new" as const };
   const password = args.webreplPassword ?? Deno.env.get(PASSWORD_ENV);
   let finished: (() => void) | undefined;
   const done = new Promise<void>((r) => (finished = r));
+  let failure: unknown;
   const device = await startVirtualDevice({
     hostname: args.host,
     port: args.port,
     modulus: key.modulus,
-    flash,
+    flash: dump.flash,
     flashFile: args.flash,
+    listenOptions: { portOption: "--port", hostOption: "--host" },
+    onError: (e) => {
+      failure = e;
+      finished?.();
+    },
     appOffset,
-    profile: PROFILES[args.profile],
+    profile: {
+      ...PROFILES[args.profile]!,
+      ...(args.rebootMs === undefined ? {} : { rebootMs: args.rebootMs }),
+    },
     rxq: args.rxq,
     mtu: args.mtu,
     pktWaitMs: args.pktWaitMs,
@@ -296,6 +325,12 @@ async function main(): Promise<number> {
       if (e.type === "boot" && args.once) finished?.();
     },
   });
+  if (args.flash) {
+    await markFlashDump(args.flash, args.flashSize);
+    if (dump.state === "forced") {
+      warn(`--force: ${args.flash} (${dump.was}) is replaced by the flash`);
+    }
+  }
   if (args.json) printJson({ event: "listening", port: device.port, host: args.host });
   log(
     `virtual yaota8266 on ${args.host}:${device.port} (UDP${
@@ -312,6 +347,7 @@ async function main(): Promise<number> {
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
   await device.close();
+  if (failure !== undefined) throw failure;
   if (args.json) {
     printJson({ event: "exit", bootloaderOverwritten: device.model.bootloaderOverwritten });
   }

@@ -15,6 +15,7 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
+import { deviceAddressProblem } from "../lib/device_address.ts";
 import { formatSeconds, log, print, printJson } from "../lib/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/password.ts";
 import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/trigger.ts";
@@ -85,6 +86,8 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
   const watchMs = secondsOpt(values, "watch", 60, { allowZero: true });
   const password = stringOpt(values, "password");
   const ip = stringOpt(values, "ip");
+  const ipProblem = ip === undefined ? undefined : deviceAddressProblem(ip);
+  if (ipProblem) throw new UsageError(`--ip ${ipProblem}`);
   const config = stringOpt(values, "config");
   return {
     ...(ip === undefined ? {} : { ip }),

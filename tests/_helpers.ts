@@ -4,6 +4,13 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 export const VECTORS = fromFileUrl(new URL("./vectors/", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../", import.meta.url));
 
+// Git keeps no file modes but the executable bit, so a clone has the test keys at 0644, and
+// every task that loads a private key warns about that (as ssh does). Tests that read the
+// tasks' output need them private, as a user's keys/priv.key is.
+for (const entry of Deno.readDirSync(VECTORS)) {
+  if (entry.name.endsWith(".pem")) Deno.chmodSync(VECTORS + entry.name, 0o600);
+}
+
 export function vector(name: string): Uint8Array {
   return Deno.readFileSync(VECTORS + name);
 }

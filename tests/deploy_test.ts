@@ -2,7 +2,13 @@
  * `deno task deploy` as a user runs it (a subprocess) against virtual devices on
  * 127.0.0.1: bytes in the flash, the exit code, the message, the JSON.
  */
-import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+} from "./_assert.ts";
 import { ROOT, runTaskFile, tempDir, vector, VECTORS } from "./_helpers.ts";
 import { startVirtualDevice, type VirtualDevice } from "../lib/virtual_device.ts";
 import { parsePrivateKey } from "../lib/keys.ts";
@@ -10,6 +16,10 @@ import { PROFILES } from "../lib/device_profile.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
 import type { LinkOptions } from "../lib/link.ts";
 import { equalBytes } from "../lib/_bytes.ts";
+import { decodeCanned } from "../lib/canned.ts";
+import { cannedSource } from "../lib/packet_source.ts";
+import { sendFirmware } from "../lib/send_firmware.ts";
+import { AddressError } from "../lib/errors.ts";
 
 const APP = 0x3c000;
 const KEY512 = `${VECTORS}test-key-512.pem`;
@@ -330,4 +340,102 @@ Deno.test("parseDeployArgs() refuses bad flags with exit code 2", async () => {
   const r2 = await runTaskFile("deploy", ["fw.bin"]);
   assertEquals(r2.code, 2);
   assertStringIncludes(r2.stderr, "--ip ADDR");
+});
+
+// ---- Addresses and sockets: reported at once, with the address ---------------------------
+
+Deno.test("deploy refuses an address that is not one board's at once, naming it (exit 2)", async () => {
+  const cases: [string, string][] = [
+    ["999.1.1.1", "--ip '999.1.1.1' is not an IPv4 address"],
+    ["255.255.255.255", "--ip '255.255.255.255' is the broadcast address, not one board"],
+    ["0.0.0.0", "--ip '0.0.0.0' is the unspecified address"],
+    ["224.0.0.1", "--ip '224.0.0.1' is a multicast address"],
+  ];
+  for (const [ip, message] of cases) {
+    const r = await runTaskFile("deploy", [
+      "--ip",
+      ip,
+      "--key",
+      KEY512,
+      `${VECTORS}fw-10000.key512.block256.ota`,
+    ]);
+    assertEquals(r.code, 2, `${ip}: ${r.stderr}`);
+    assertStringIncludes(r.stderr, message, ip);
+    assert(!r.stderr.includes("no answer"), r.stderr);
+  }
+});
+
+Deno.test("deploy to a name that does not resolve fails at once naming it, not with 'no answer'", async () => {
+  const r = await runTaskFile("deploy", [
+    "--ip",
+    "no-such-board.invalid",
+    "--timeout",
+    "60",
+    "--json",
+    `${VECTORS}fw-10000.key512.block256.ota`,
+  ]);
+  assertEquals(r.code, 1, r.stderr);
+  assertStringIncludes(r.stderr, "cannot resolve 'no-such-board.invalid'");
+  assert(!r.stderr.includes("no answer"), r.stderr);
+  assertEquals(JSON.parse(r.stdout).kind, "AddressError");
+});
+
+Deno.test("deploy checks the config's ip as it checks --ip", async () => {
+  await using dir = await tempDir();
+  const config = `${dir.path}/ota.config.json`;
+  await Deno.writeTextFile(config, JSON.stringify({ ip: "255.255.255.255" }));
+  const r = await runTaskFile("deploy", [
+    "--config",
+    config,
+    `${VECTORS}fw-10000.key512.block256.ota`,
+  ]);
+  assertEquals(r.code, 1, r.stderr);
+  assertStringIncludes(r.stderr, `${config}: ip: '255.255.255.255' is the broadcast address`);
+});
+
+Deno.test("sendFirmware() reports a send the system refuses at once, with the address", async () => {
+  // A broadcast address that slipped past the checks: Linux refuses the send (EACCES).
+  const canned = decodeCanned(vector("fw-10000.key512.block256.ota"));
+  await assertRejects(
+    () =>
+      sendFirmware({
+        host: "255.255.255.255",
+        port: 8266,
+        source: cannedSource(canned),
+        pace: true,
+        timeoutMs: 60000,
+        bootCheck: false,
+      }),
+    AddressError,
+    "cannot send to 255.255.255.255:8266: the system refused",
+  );
+});
+
+// ---- One deploy per board --------------------------------------------------------------------
+
+Deno.test("deploy: a second deploy to the same board is refused at once, naming the running one", async () => {
+  await using dir = await tempDir();
+  await using locks = await tempDir();
+  const env = { NO_COLOR: "1", OTA_LOCK_DIR: locks.path };
+  const image = makeSampleFirmware({ size: 160 * 1024, seed: 12 });
+  const file = await imageFile(dir.path, image);
+  await using d = await device({ profile: "esp8266", link: { delayMs: 2 } });
+  const first = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}tasks/deploy.ts`, ...deployArgs(d, file), "--key", KEY512],
+    stdout: "piped",
+    stderr: "piped",
+    env,
+  }).spawn();
+  await d.waitFor((e) => e.type === "packet" && e.outcome === "accepted", 30000);
+  const second = await runTaskFile("deploy", [...deployArgs(d, file), "--key", KEY512], { env });
+  assertEquals(second.code, 1, second.stderr);
+  assertStringIncludes(
+    second.stderr,
+    `another deploy to 127.0.0.1:${d.port} is running on this machine (pid ${first.pid}, started `,
+  );
+  const out = await first.output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert(holds(d, image));
+  assertEquals(d.events.filter((e) => e.type === "packet" && e.outcome === "end").length, 1);
+  assertEquals([...Deno.readDirSync(locks.path)], [], "the lock is gone with its deploy");
 });

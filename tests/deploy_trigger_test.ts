@@ -147,8 +147,9 @@ Deno.test("deployWithTrigger() takes a running board through OTA mode to the new
   await using board = await runningBoard();
   await using fw = await newImage();
   const said: string[] = [];
+  // A window far longer than the round trip (two silent reboots of the device included).
   const result = await deployWithTrigger(
-    request(board.device, fw.file, said),
+    request(board.device, fw.file, said, { bootCheckMs: 20000 }),
     undefined,
     hooks(said),
   );
@@ -161,8 +162,8 @@ Deno.test("deployWithTrigger() takes a running board through OTA mode to the new
   assertEquals(result.trigger, "ota.start()");
   assertEquals(result.bootCheck, "passed");
   assertEquals(result.recoveries, 0);
-  // The boot check passed when WebREPL's port accepted, well before its 3 s window.
-  assert(result.totalSeconds < 2.5, `boot check took ${result.totalSeconds} s`);
+  // The boot check passed when WebREPL's port accepted, well before its 20 s window.
+  assert(result.totalSeconds < 15, `boot check took ${result.totalSeconds} s`);
   assertEquals(
     board.flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + fw.image.length),
     fw.image,
@@ -348,7 +349,11 @@ Deno.test("deployWithTrigger() reports an OTA server that never answers after th
   said.push(e.message);
   assert(e instanceof DeviceUnreachableError, "retrying may succeed");
   assertStringIncludes(e.message, "'deno task verify' (this image is signed with key ");
-  const packets = board.device.events.flatMap((x) => x.type === "packet" ? [x.outcome] : []);
+  // Those that arrived while it rebooted into OTA mode vanished ("rebooting"); the others
+  // failed the signature check.
+  const packets = board.device.events.flatMap((x) =>
+    x.type === "packet" && x.outcome !== "rebooting" ? [x.outcome] : []
+  );
   assert(packets.length > 0 && packets.every((o) => o === "bad-signature"), packets.join());
   assertEquals(count(board.device.events, (x) => x.type === "flash-write"), 0);
   assertEquals(

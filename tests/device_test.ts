@@ -527,7 +527,13 @@ Deno.test("DeviceModel reboots when no first packet arrives within idleRebootMs"
   assertEquals(events, [
     { type: "reboot", at: 60000, reason: "idle" },
     // The flash holds no valid app: boot8266 goes back to OTA mode.
-    { type: "boot", at: 60050, mode: "ota", boot: "fail", bootloaderOverwritten: false },
+    {
+      type: "boot",
+      at: 60000 + PROFILES.instant!.rebootMs,
+      mode: "ota",
+      boot: "fail",
+      bootloaderOverwritten: false,
+    },
   ]);
 });
 
@@ -675,7 +681,79 @@ Deno.test("DeviceModel: reset() without the RTC magic and with a valid app runs 
   const events = dev.advance(10 + PROFILES.instant!.rebootMs);
   assertEquals(events, [
     { type: "reboot", at: 10, reason: "reset" },
-    { type: "boot", at: 60, mode: "app", boot: "ok", bootloaderOverwritten: false },
+    {
+      type: "boot",
+      at: 10 + PROFILES.instant!.rebootMs,
+      mode: "app",
+      boot: "ok",
+      bootloaderOverwritten: false,
+    },
   ]);
   assertEquals(dev.mode, "app");
+});
+
+// ---- Rebooting: silent, in every profile ---------------------------------------------------
+
+for (const profile of Object.values(PROFILES)) {
+  Deno.test(`DeviceModel (${profile.name}): a rebooting device drops every datagram silently until it boots`, () => {
+    const dev = device({ profile });
+    // One packet every 200 ms: each is handled before the next (the profile's costs).
+    const events: DeviceEvent[] = [];
+    let seq = 1;
+    for (let offset = 0; offset < firmware.length; offset += 1024) {
+      const data = firmware.subarray(offset, offset + 1024);
+      events.push(...send(dev, seq * 200, makePacket(seq, offset, data, signer512)));
+      seq++;
+    }
+    events.push(...dev.advance(seq * 200 - 1));
+    assertEquals(ofType(events, "reply").length, seq - 1, "every packet confirmed");
+    events.push(...send(dev, seq * 200, makeEndPacket(seq, signer512)));
+    events.push(...dev.advance(seq * 200 + 100));
+    const reboots = ofType(events, "reboot");
+    assertEquals(reboots.map((e) => e.reason), ["end-packet"]);
+    const t = reboots[0]!.at;
+    assertEquals(dev.rebootingUntil, t + profile.rebootMs);
+    // The original client's other two end packets (0.1 s apart), and a data packet: each
+    // vanishes. No reply, nothing written, the device stays down.
+    const during = [
+      ...send(dev, t + 100, makeEndPacket(90, signer512)),
+      ...send(dev, t + 200, makeEndPacket(91, signer512)),
+      ...send(dev, t + profile.rebootMs - 1, makePacket(92, 0, block(256, 3), signer512)),
+    ];
+    assertEquals(outcomes(during), ["rebooting", "rebooting", "rebooting"]);
+    assertEquals(ofType(during, "reply"), []);
+    assertEquals(writes(during), []);
+    assertEquals(ofType(during, "boot"), []);
+    assertEquals(dev.mode, "rebooting");
+    const boot = dev.advance(t + profile.rebootMs);
+    assertEquals(ofType(boot, "boot").map((b) => [b.at, b.mode, b.boot]), [
+      [t + profile.rebootMs, "app", "ok"],
+    ]);
+    assertEquals(dev.rebootingUntil, undefined);
+    assertEquals(dev.flash.subarray(APP, APP + firmware.length), firmware);
+  });
+}
+
+Deno.test("DeviceModel: every profile's reboot outlasts the original client's three end packets", () => {
+  // ota_client.py `ota FILE` sends each end packet through its 0.3 s receive timeout: the
+  // third leaves 0.6 s after the first, which rebooted the device (docs/device.md,
+  // "Wire protocol"). A shorter reboot would have it refused by a closed port.
+  for (const profile of Object.values(PROFILES)) {
+    assert(profile.rebootMs >= 900, `${profile.name}: rebootMs ${profile.rebootMs}`);
+  }
+});
+
+Deno.test("DeviceModel: an image that fails boot8266's check comes back in OTA mode after the silent reboot", () => {
+  const broken = firmware.slice();
+  broken[broken.length - 1] = broken[broken.length - 1]! ^ 0xff;
+  const dev = device();
+  const { t } = sendImage(dev, broken, 1024, signer512);
+  const rebootMs = PROFILES.instant!.rebootMs;
+  assertEquals(outcomes(send(dev, t + rebootMs - 1, makePacket(50, 0, block(256, 4), signer512))), [
+    "rebooting",
+  ]);
+  const back = send(dev, t + rebootMs, makePacket(51, 0, block(256, 4), signer512));
+  assertEquals(ofType(back, "boot").map((b) => [b.mode, b.boot]), [["ota", "fail"]]);
+  assertEquals(outcomes(back), ["accepted"]);
+  assertEquals(ofType(back, "reply").length, 1);
 });

@@ -10,6 +10,7 @@ import type { DeviceEntry } from "../lib/config.ts";
 import type { DeployResult } from "../lib/deploy.ts";
 import { PROFILES } from "../lib/device_profile.ts";
 import {
+  ConfigError,
   DeviceUnreachableError,
   FileError,
   KeyError,
@@ -645,4 +646,99 @@ Deno.test({
       await small.device.close();
     }
   },
+});
+
+// ---- One board, one deploy: duplicates refused ---------------------------------------------
+
+Deno.test("selectDevices() refuses two devices at one address and port, naming both", () => {
+  const twice: DeviceEntry[] = [
+    { name: "kitchen", ip: "10.0.0.2" },
+    { name: "cellar", ip: "10.0.0.3" },
+    // The same board: the default port written out, the name in another case.
+    { name: "pantry", ip: "10.0.0.2", port: 8266 },
+  ];
+  assertThrows(
+    () => selectDevices(twice, ["cellar"]),
+    ConfigError,
+    "the devices 'kitchen' and 'pantry' have the same address, 10.0.0.2:8266",
+  );
+  const named: DeviceEntry[] = [
+    { name: "a", ip: "Board.LAN" },
+    { name: "b", ip: "board.lan." },
+  ];
+  assertThrows(() => selectDevices(named), ConfigError, "the devices 'a' and 'b'");
+  // One address, two ports: two boards behind one NAT, say.
+  const ports: DeviceEntry[] = [
+    { name: "a", ip: "10.0.0.2", port: 8266 },
+    { name: "b", ip: "10.0.0.2", port: 8267 },
+  ];
+  assertEquals(selectDevices(ports).map((d) => d.name), ["a", "b"]);
+  // A default port from --port makes two entries collide.
+  assertThrows(
+    () =>
+      selectDevices(
+        [{ name: "a", ip: "10.0.0.2", port: 9000 }, { name: "b", ip: "10.0.0.2" }],
+        [],
+        9000,
+      ),
+    ConfigError,
+    "10.0.0.2:9000",
+  );
+});
+
+Deno.test("deno task deploy --fleet refuses a config listing one board twice, before sending anything", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/fw.bin`;
+  await Deno.writeFile(file, IMAGE);
+  const board = await startBoard();
+  await using _device = board.device;
+  const config = `${dir.path}/ota.config.json`;
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      devices: [
+        { name: "kitchen", ip: "127.0.0.1", port: board.device.port },
+        { name: "garage", ip: "127.0.0.1", port: board.device.port },
+      ],
+    }),
+  );
+  const r = await runTaskFile("deploy", ["--config", config, "--fleet", "--key", KEY_512, file]);
+  assertEquals(r.code, 1, r.stderr);
+  assertStringIncludes(
+    r.stderr,
+    `the devices 'kitchen' and 'garage' have the same address, 127.0.0.1:${board.device.port}`,
+  );
+  assertEquals(board.device.events.filter((e) => e.type === "packet").length, 0);
+});
+
+Deno.test("deployFleet(): two names for one board (localhost, 127.0.0.1) are not sent to at once", async () => {
+  await using dir = await tempDir();
+  await using locks = await tempDir();
+  const file = `${dir.path}/fw.bin`;
+  await Deno.writeFile(file, IMAGE);
+  const board = await startBoard();
+  await using _device = board.device;
+  const port = board.device.port;
+  Deno.env.set("OTA_LOCK_DIR", locks.path);
+  try {
+    const report = await deployFleet({
+      inventory: [
+        { name: "by-name", ip: "localhost", port },
+        { name: "by-address", ip: "127.0.0.1", port },
+      ],
+      concurrency: 2,
+      request: { ...SHARED, file },
+      keyPath: KEY_512,
+      progress: { start() {}, update() {}, note() {}, finish() {}, close() {} },
+      log: () => {},
+    });
+    const rows = report.devices.map((d) => [d.name, d.ok, d.kind]);
+    const busy = report.devices.filter((d) => d.kind === "BoardBusyError");
+    assertEquals(busy.length, 1, JSON.stringify(rows));
+    assertStringIncludes(busy[0]!.error!, "this deploy is already sending to");
+    assertEquals(report.devices.filter((d) => d.ok).length, 1, JSON.stringify(rows));
+    assertFlashHoldsImage(board, "the board");
+  } finally {
+    Deno.env.delete("OTA_LOCK_DIR");
+  }
 });
