@@ -73,7 +73,9 @@ function strings(bytes: Uint8Array): { at: number; text: string }[] {
     }
     let end = at;
     while (end < bytes.length && isPrintable(bytes[end]!)) end++;
-    if (end - at >= 4) out.push({ at, text: String.fromCharCode(...bytes.subarray(at, end)) });
+    // Log lines are short; a long printable run (data, not a message) is cut to keep it cheap.
+    const text = String.fromCharCode(...bytes.subarray(at, Math.min(end, at + 256)));
+    if (end - at >= 4) out.push({ at, text });
     at = end;
   }
   return out;

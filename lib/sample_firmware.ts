@@ -61,7 +61,6 @@ function makeString(random: Random): string {
 /** The irom of a build linked at `linkBase`, `length` bytes (a multiple of 4). */
 function makeIrom(length: number, linkBase: number, banner: string, random: Random): Uint8Array {
   const irom = new Uint8Array(length);
-  const words = new DataView(irom.buffer);
   const put = (at: number, value: number) => writeU32(irom, at, value >>> 0);
   const below = (n: number) => Math.floor(random() * n);
   const codeEnd = Math.floor(length * 0.55) & ~3;
@@ -120,7 +119,7 @@ function makeIrom(length: number, linkBase: number, banner: string, random: Rand
       put(at, IROM_MAP_BASE + below(0x100000));
       at += 4;
     } else {
-      words.setUint32(at, Math.floor(random() * 0x100000000) & 0xbfffffff, true);
+      put(at, Math.floor(random() * 0x100000000) & 0xbfffffff); // clear of 0x402xxxxx
       at += 4;
     }
   }
