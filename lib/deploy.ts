@@ -20,6 +20,7 @@ import { AUTO_BLOCKS, cannedSource, liveSource, type PacketSource } from "./pack
 import { sendFirmware, type SendProgress, type SentRecord } from "./send_firmware.ts";
 import { nativeSigner } from "./signer.ts";
 import { formatHex } from "./_bytes.ts";
+import { STANDARD_IROM_BASE } from "./image.ts";
 import { resolveDeviceAddress } from "./resolve_device.ts";
 import type { TransferFailure } from "./transfer.ts";
 
@@ -94,7 +95,10 @@ export interface PreparedDeploy {
 export function bootLoopReason(report: InspectReport): string | undefined {
   const md5 = report.checks.find((c) => c.name === "md5");
   const link = report.checks.find((c) => c.name === "link address");
-  return md5?.ok && link && !link.ok ? link.detail : undefined;
+  if (!md5?.ok || !link || link.ok) return undefined;
+  const at = report.link?.linkedAt;
+  return at === undefined ? link.detail : `irom linked at ${at}, not ${report.expectedIromBase}` +
+    (at === formatHex(STANDARD_IROM_BASE) ? ": a standard (non-OTA) build" : "");
 }
 
 /** How a deploy of such an image ends: what happens to the board, and the way back. Pure. */

@@ -4,7 +4,8 @@
  * the same with the OTA firmware at `MAIN_APP_OFFSET`. Only after `verify` passed for
  * the pair: the bootloader holds the user's key, the image is a safe OTA image.
  */
-import { KeyError, KeyMismatchError, UnsafeImageError } from "./errors.ts";
+import { FileError, KeyError, KeyMismatchError, UnsafeImageError } from "./errors.ts";
+import { NO_TRIGGER_CONSEQUENCE } from "./bootloader_image.ts";
 import { type Esptool, runEsptool } from "./esptool.ts";
 import type { VerifyReport } from "./verify.ts";
 import { formatHex } from "./_bytes.ts";
@@ -69,8 +70,9 @@ export function flashSteps(plan: FlashPlan): FlashStep[] {
 
 /**
  * Refuses a flash that `verify` did not pass: a key that cannot be read, a bootloader
- * built for another key, an image that would not boot at the app offset.
- * @throws {KeyError} {KeyMismatchError} {UnsafeImageError}
+ * built for another key or app offset, a file that is not what it should be (the two
+ * swapped), an image that would not boot at the app offset.
+ * @throws {KeyError} {KeyMismatchError} {FileError} {UnsafeImageError}
  */
 export function assertFlashable(report: VerifyReport): void {
   const failed = report.checks.filter((c) =>
@@ -80,8 +82,19 @@ export function assertFlashable(report: VerifyReport): void {
   if (!first) return;
   const message = "refusing to flash: " + failed.map((c) => `${c.name}: ${c.detail}`).join("; ");
   if (first.name === "key") throw new KeyError(message);
-  if (first.name === "bootloader") throw new KeyMismatchError(message);
+  if (first.problem === "file") throw new FileError(message);
+  if (first.name === "bootloader" && first.problem === "key") throw new KeyMismatchError(message);
   throw new UnsafeImageError(message);
+}
+
+/**
+ * The warning to give before writing a bootloader without the software trigger
+ * (docs/device.md, "Entering OTA mode"), or undefined when it has it (or none was read).
+ */
+export function triggerWarning(report: VerifyReport, bootloader: string): string | undefined {
+  if (!report.bootloader || report.bootloader.softwareTrigger) return undefined;
+  return `${bootloader} has no software trigger (its boot8266 does not check the RTC magic): ` +
+    `${NO_TRIGGER_CONSEQUENCE}. 'deno task build-bootloader' builds one that has it.`;
 }
 
 /**

@@ -45,7 +45,7 @@ export function segmentChecksum(segments: readonly Segment[]): number {
 }
 
 /** The RAM-segment image as esptool's `elf2image` writes it (`firmware.elf-0x00000.bin`). */
-export function encodeRamImage(parts: ImageParts): Uint8Array {
+export function encodeRamImage(parts: Omit<ImageParts, "irom">): Uint8Array {
   const header = new Uint8Array(8);
   header[0] = ESP_IMAGE_MAGIC;
   header[1] = parts.segments.length;
@@ -148,6 +148,39 @@ export function parseImage(image: Uint8Array): ParsedImage {
     }
   }
   return out;
+}
+
+/** Where RAM segments of an ESP8266 image load: DPORT, DRAM and IRAM (0x3ff00000..0x40110000). */
+export function isEsp8266RamAddress(address: number): boolean {
+  return address >= 0x3ff00000 && address < 0x40110000;
+}
+
+export interface SegmentTable {
+  entry: number;
+  segments: { address: number; size: number; dataAt: number }[];
+  /** Offset just past the last segment's data. */
+  end: number;
+}
+
+/**
+ * The segment table of an ESP8266 image starting at `at`, if one is there whose every
+ * segment loads into ESP8266 RAM and fits the file; undefined otherwise. Pure.
+ */
+export function readSegmentTable(bytes: Uint8Array, at = 0): SegmentTable | undefined {
+  if (at + 8 > bytes.length || bytes[at] !== ESP_IMAGE_MAGIC) return undefined;
+  const count = bytes[at + 1]!;
+  if (count === 0 || count > 16) return undefined;
+  const segments: SegmentTable["segments"] = [];
+  let next = at + 8;
+  for (let i = 0; i < count; i++) {
+    if (next + 8 > bytes.length) return undefined;
+    const address = readU32(bytes, next);
+    const size = readU32(bytes, next + 4);
+    if (!isEsp8266RamAddress(address) || next + 8 + size > bytes.length) return undefined;
+    segments.push({ address, size, dataAt: next + 8 });
+    next += 8 + size;
+  }
+  return { entry: readU32(bytes, at + 4), segments, end: next };
 }
 
 /** boot8266's `check_main_app` applied to an image (or to flash at the app offset). */

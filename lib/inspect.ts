@@ -1,26 +1,31 @@
 /**
- * Is this image safe to push to a yaota8266 device at this app offset? Every check
- * boot8266 makes, plus the ones it cannot: the irom link address, estimated from the
- * pointer-like words (docs/device.md, "OTA firmware image"), and the size.
+ * Is this image safe to push to a yaota8266 device at this app offset? First what the
+ * file is (lib/file_kind.ts: a bootloader, an ESP32 or MCUboot image, a signed .ota
+ * file… are named as such), then every check boot8266 makes, plus the ones it cannot:
+ * the irom link address, found from the image's own pointers (lib/link_address.ts,
+ * docs/device.md "OTA firmware image"), and the size.
  */
+import { analyseBootloader, type BootloaderFacts, type KnownModulus } from "./bootloader_image.ts";
+import { type FileKind, identifyFile } from "./file_kind.ts";
 import {
   bootCheck,
   DEFAULT_APP_OFFSET,
-  ESP_IMAGE_MAGIC,
   findVersion,
   IROM_FILE_OFFSET,
-  IROM_MAP_BASE,
   MAX_TOTAL,
   otaIromBase,
   parseImage,
   STANDARD_IROM_BASE,
 } from "./image.ts";
-import { formatHex, readU32, toHex } from "./_bytes.ts";
+import { findLinkBase, type LinkBaseResult } from "./link_address.ts";
+import { formatHex, toHex } from "./_bytes.ts";
 
 export interface InspectOptions {
   appOffset?: number;
   /** Flash size of the device (default 1 MiB). */
   flashSize?: number;
+  /** Keys to look for when the file turns out to be a yaota8266 bootloader. */
+  keys?: readonly KnownModulus[];
 }
 
 export interface Check {
@@ -29,15 +34,24 @@ export interface Check {
   detail: string;
 }
 
-export interface LinkEstimate {
-  /** Words in the irom that look like irom pointers ([0x40200000, 0x40300000)). */
+/** The link-address evidence, as `--json` shows it. */
+export interface LinkReport {
+  /** Aligned irom words in [0x40200000, 0x40300000), and how many distinct values. */
   pointerWords: number;
-  /** The 4 KiB-aligned base whose range [base, base + irom length) holds the most of them. */
-  bestBase: number;
-  /** Share of pointer words inside each candidate range. */
-  shareAtExpected: number;
-  shareAtStandard: number;
-  shareAtBest: number;
+  distinctPointers: number;
+  /** NUL-terminated strings in the irom. */
+  strings: number;
+  /** The best-scoring base and its count of distinct pointers that land on a string. */
+  bestBaseHex: string;
+  bestHits: number;
+  runnerUpBaseHex: string;
+  runnerUpHits: number;
+  /** The base, when the evidence names one clearly. */
+  linkedAt?: string;
+  /** The app offset an OTA build linked there was built for. */
+  builtForAppOffset?: string;
+  /** Why no base is named. */
+  doubt?: string;
 }
 
 export interface InspectReport {
@@ -46,6 +60,8 @@ export interface InspectReport {
   flashSize: number;
   /** True only if every check passed: safe to push to that offset. */
   safe: boolean;
+  /** What the file is; `id` "esp8266" for an image the checks below apply to. */
+  kind: FileKind;
   checks: Check[];
   segments: { address: string; size: number }[];
   entry?: string;
@@ -53,66 +69,127 @@ export interface InspectReport {
   iromLength?: number;
   md5?: string;
   expectedIromBase: string;
-  link?: LinkEstimate & { bestBaseHex: string };
+  link?: LinkReport;
+  /** What a yaota8266 bootloader given by mistake can do. */
+  bootloader?: BootloaderFacts;
   version?: string;
 }
 
-const POINTER_LOW = IROM_MAP_BASE;
-const POINTER_HIGH = IROM_MAP_BASE + 0x100000;
+/** The app offset an OTA build linked at `base` was made for; 0 is a standard build. */
+export function appOffsetForBase(base: number): number {
+  return base - otaIromBase(0);
+}
 
-/** Finds the irom link address that fits the image's pointer-like words best. */
-export function estimateLinkBase(irom: Uint8Array, expectedBase: number): LinkEstimate {
-  const pointers: number[] = [];
-  for (let at = 0; at + 4 <= irom.length; at += 4) {
-    const w = readU32(irom, at);
-    if (w >= POINTER_LOW && w < POINTER_HIGH) pointers.push(w);
-  }
-  const len = irom.length;
-  const hits = (base: number) =>
-    pointers.reduce((n, p) => n + (p >= base && p < base + len ? 1 : 0), 0);
-  // Histogram by 4 KiB page so the sliding window costs O(pages), not O(pointers × bases).
-  const pages = new Uint32Array(0x100);
-  for (const p of pointers) pages[(p - POINTER_LOW) >>> 12]!++;
-  let best = STANDARD_IROM_BASE;
-  let bestHits = -1;
-  const span = Math.ceil(len / 0x1000);
-  for (let page = 0; page < 0x100; page++) {
-    let n = 0;
-    for (let i = page; i < Math.min(0x100, page + span); i++) n += pages[i]!;
-    if (n > bestHits) {
-      bestHits = n;
-      best = POINTER_LOW + page * 0x1000;
-    }
-  }
-  const share = (n: number) => pointers.length ? n / pointers.length : 0;
+function linkReport(found: LinkBaseResult): LinkReport {
+  const builtFor = found.base === undefined ? undefined : appOffsetForBase(found.base);
   return {
-    pointerWords: pointers.length,
-    bestBase: best,
-    shareAtExpected: share(hits(expectedBase)),
-    shareAtStandard: share(hits(STANDARD_IROM_BASE)),
-    shareAtBest: share(hits(best)),
+    pointerWords: found.pointerWords,
+    distinctPointers: found.distinctPointers,
+    strings: found.strings,
+    bestBaseHex: formatHex(found.best.base),
+    bestHits: found.best.hits,
+    runnerUpBaseHex: formatHex(found.runnerUp.base),
+    runnerUpHits: found.runnerUp.hits,
+    linkedAt: found.base === undefined ? undefined : formatHex(found.base),
+    builtForAppOffset: builtFor !== undefined && builtFor > 0 ? formatHex(builtFor) : undefined,
+    doubt: found.doubt,
   };
 }
 
-const pct = (x: number) => `${Math.round(x * 100)} %`;
+/** The link-address check: the exact base, no tolerance (one page off crashes too). */
+function linkCheck(found: LinkBaseResult, appOffset: number): Check {
+  const expected = otaIromBase(appOffset);
+  const evidence = `${found.best.hits} distinct irom pointers land on strings there, ` +
+    `${found.runnerUp.hits} under the next best base ${formatHex(found.runnerUp.base)}`;
+  const check = (ok: boolean, detail: string) => ({ name: "link address", ok, detail });
+  if (found.base === undefined) {
+    return check(
+      false,
+      `cannot tell where the irom is linked: ${found.doubt}. Is it a MicroPython build? ` +
+        `Push it only if you know it was built for app offset ${formatHex(appOffset)} ` +
+        `(irom at ${formatHex(expected)})`,
+    );
+  }
+  if (found.base === expected) {
+    return check(
+      true,
+      `irom linked at ${formatHex(expected)} (${evidence}), as app offset ${
+        formatHex(appOffset)
+      } needs`,
+    );
+  }
+  if (found.base === STANDARD_IROM_BASE) {
+    return check(
+      false,
+      `a standard (non-OTA) build, linked at ${
+        formatHex(STANDARD_IROM_BASE)
+      }: it would boot-loop (it passes boot8266's MD5 check, then crashes; ${evidence}). ` +
+        `Build the OTA image with 'deno task build-ota'`,
+    );
+  }
+  const builtFor = appOffsetForBase(found.base);
+  if (builtFor < 0) {
+    return check(
+      false,
+      `irom linked at ${formatHex(found.base)} (${evidence}), below ${
+        formatHex(STANDARD_IROM_BASE)
+      }: not built for any app offset. Build the OTA image with 'deno task build-ota'`,
+    );
+  }
+  return check(
+    false,
+    `irom linked at ${formatHex(found.base)}, not ${formatHex(expected)}: built for app offset ${
+      formatHex(builtFor)
+    } (${evidence}). It would crash at app offset ${formatHex(appOffset)}. ` +
+      `If your bootloader was built with MAIN_APP_OFFSET ${formatHex(builtFor)}, pass ` +
+      `--app-offset ${formatHex(builtFor)}; else rebuild for ${
+        formatHex(appOffset)
+      } with 'deno task build-ota'`,
+  );
+}
 
-/** Inspects an image; pure. */
+/**
+ * Inspects an image; pure.
+ * @param image the file's bytes
+ * @returns the checks, and `safe` only if every one passed
+ * @example
+ * ```ts
+ * import { inspectImage } from "./inspect.ts";
+ * import { makeSampleFirmware } from "./sample_firmware.ts";
+ * if (!inspectImage(makeSampleFirmware()).safe) throw new Error();
+ * if (inspectImage(new Uint8Array(0)).kind.id !== "empty") throw new Error();
+ * ```
+ */
 export function inspectImage(image: Uint8Array, options: InspectOptions = {}): InspectReport {
   const appOffset = options.appOffset ?? DEFAULT_APP_OFFSET;
   const flashSize = options.flashSize ?? 0x100000;
   const expectedBase = otaIromBase(appOffset);
+  const kind = identifyFile(image);
+  const base = {
+    size: image.length,
+    appOffset,
+    flashSize,
+    kind,
+    segments: [],
+    expectedIromBase: formatHex(expectedBase),
+  };
+  if (kind.id !== "esp8266") {
+    // Not an ESP8266 image: the checks below would only describe it wrongly.
+    return {
+      ...base,
+      safe: false,
+      checks: [{ name: "file", ok: false, detail: `${kind.name}: ${kind.next}` }],
+      bootloader: kind.id === "yaota8266" ? analyseBootloader(image, options.keys) : undefined,
+    };
+  }
   const parsed = parseImage(image);
   const checks: Check[] = [];
   const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
 
   add(
     "header",
-    parsed.magic === ESP_IMAGE_MAGIC && parsed.segmentCount > 0 && parsed.segmentCount <= 16,
-    parsed.magic === ESP_IMAGE_MAGIC
-      ? `ESP8266 image, ${parsed.segmentCount} RAM segment(s), entry ${formatHex(parsed.entry)}`
-      : `byte 0 is ${
-        formatHex(parsed.magic)
-      }, not the ESP8266 image magic 0xe9: this is not a firmware image`,
+    parsed.segmentCount > 0 && parsed.segmentCount <= 16,
+    `ESP8266 image, ${parsed.segmentCount} RAM segment(s), entry ${formatHex(parsed.entry)}`,
   );
   const segmentsOk = parsed.segments.length === parsed.segmentCount &&
     parsed.ramLength !== undefined;
@@ -120,7 +197,7 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
     "segments",
     segmentsOk && parsed.checksumStored === parsed.checksumComputed,
     !segmentsOk
-      ? "the segment table runs past the end of the image (truncated or not an image)"
+      ? `the segment table runs past the end of the ${image.length}-byte file: truncated, or not an image`
       : parsed.checksumStored === parsed.checksumComputed
       ? `checksum ${formatHex(parsed.checksumComputed ?? 0)} ok`
       : `segment checksum is ${formatHex(parsed.checksumStored ?? 0)}, expected ${
@@ -146,7 +223,10 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
       ? `total ${total} at 0x8ffc (irom ${total - IROM_FILE_OFFSET} bytes)`
       : total > MAX_TOTAL
       ? `total ${total} at 0x8ffc is over boot8266's limit ${MAX_TOTAL}`
-      : `total ${total} at 0x8ffc does not fit the ${image.length}-byte file (truncated?)`,
+      : total < IROM_FILE_OFFSET
+      ? `total ${total} at 0x8ffc is below 0x9000: not an OTA image (no length word there)`
+      : `total ${total} at 0x8ffc does not fit the ${image.length}-byte file: it is truncated ` +
+        `(${total + 16 - image.length} bytes missing); copy or build it again`,
   );
   const md5Ok = totalOk && bootCheck(image);
   add(
@@ -163,37 +243,11 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
   if (totalOk && image.length !== total + 16) {
     add("trailing bytes", false, `${image.length - total - 16} bytes after the MD5 trailer`);
   }
-  let link: InspectReport["link"];
+  let link: LinkReport | undefined;
   if (parsed.irom && parsed.irom.length > 0) {
-    const estimate = estimateLinkBase(parsed.irom, expectedBase);
-    link = { ...estimate, bestBaseHex: formatHex(estimate.bestBase) };
-    const enough = estimate.pointerWords >= 16;
-    const linkedHere = enough && Math.abs(estimate.bestBase - expectedBase) <= 0x1000 &&
-      estimate.shareAtExpected >= 0.5;
-    const standard = enough && Math.abs(estimate.bestBase - STANDARD_IROM_BASE) <= 0x1000;
-    add(
-      "link address",
-      linkedHere,
-      !enough
-        ? `too few irom pointers (${estimate.pointerWords}) to tell where the irom is linked`
-        : linkedHere
-        ? `irom linked at ${formatHex(expectedBase)} (${
-          pct(estimate.shareAtExpected)
-        } of ${estimate.pointerWords} pointers in range), as app offset ${
-          formatHex(appOffset)
-        } needs`
-        : standard
-        ? `irom linked at ${formatHex(STANDARD_IROM_BASE)} (${
-          pct(estimate.shareAtStandard)
-        } of pointers fit there, ${pct(estimate.shareAtExpected)} at ${
-          formatHex(expectedBase)
-        }): a standard (non-OTA) build. It would pass boot8266's MD5 check and then crash in a boot loop. Build it with 'deno task build-ota'`
-        : `irom looks linked at ${formatHex(estimate.bestBase)}, not ${
-          formatHex(expectedBase)
-        }: built for app offset ${
-          formatHex(estimate.bestBase - IROM_MAP_BASE - IROM_FILE_OFFSET)
-        }? Rebuild for ${formatHex(appOffset)} or pass the right --app-offset`,
-    );
+    const found = findLinkBase(parsed.irom);
+    link = linkReport(found);
+    checks.push(linkCheck(found, appOffset));
   }
   const room = flashSize - appOffset;
   add(
@@ -202,17 +256,14 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
     `${image.length} bytes; ${room} bytes of flash above the app offset ${formatHex(appOffset)}`,
   );
   return {
-    size: image.length,
-    appOffset,
-    flashSize,
+    ...base,
     safe: checks.every((c) => c.ok),
     checks,
     segments: parsed.segments.map((s) => ({ address: formatHex(s.address), size: s.data.length })),
-    entry: parsed.magic === ESP_IMAGE_MAGIC ? formatHex(parsed.entry) : undefined,
+    entry: formatHex(parsed.entry),
     total,
     iromLength: parsed.irom?.length,
     md5: parsed.md5Stored ? toHex(parsed.md5Stored) : undefined,
-    expectedIromBase: formatHex(expectedBase),
     link,
     version: findVersion(image),
   };

@@ -2,11 +2,10 @@
  * The human-readable form of an `InspectReport` (lib/inspect.ts): one line per check,
  * the layout, and a verdict. Shared by `inspect`, `build-ota` and `deploy`.
  */
+import { describeTrigger } from "./bootloader_image.ts";
 import type { InspectReport } from "./inspect.ts";
 import { formatBytes, green, red } from "./output.ts";
 import { formatHex } from "./_bytes.ts";
-
-const pct = (x: number) => `${Math.round(x * 100)} %`;
 
 /**
  * Renders the report as lines, the file name first. Pure apart from colour, which
@@ -45,13 +44,27 @@ export function renderInspectReport(report: InspectReport, file?: string): strin
     );
   }
   if (report.link) {
+    const l = report.link;
     lines.push(
-      `  irom pointers: ${report.link.pointerWords}, best fit ${report.link.bestBaseHex} (${
-        pct(report.link.shareAtBest)
-      }), at ${report.expectedIromBase} ${pct(report.link.shareAtExpected)}, at 0x40209000 ${
-        pct(report.link.shareAtStandard)
+      `  irom pointers: ${l.pointerWords} (${l.distinctPointers} distinct), ${l.strings} strings; ` +
+        `landing on a string: ${l.bestHits} under ${l.bestBaseHex}, ${l.runnerUpHits} under ` +
+        `${l.runnerUpBaseHex} (the next best)`,
+    );
+  }
+  const boot = report.bootloader;
+  if (boot) {
+    lines.push(`  ${describeTrigger(boot)}`);
+    lines.push(`  BOOT button check: ${boot.buttonCheck ? "yes" : "not found"}`);
+    lines.push(
+      `  built for app offset: ${
+        boot.appOffset === undefined ? "not found" : formatHex(boot.appOffset)
       }`,
     );
+    if (boot.key) {
+      lines.push(`  built for ${boot.key.label} (modulus at ${formatHex(boot.key.at)})`);
+    } else if (boot.keysLookedFor.length) {
+      lines.push(`  NOT built for ${boot.keysLookedFor.join(" or ")}: it holds another modulus`);
+    }
   }
   if (report.md5) lines.push(`  MD5 trailer: ${report.md5}`);
   const where = `app offset ${formatHex(report.appOffset)} (flash ${
@@ -60,6 +73,8 @@ export function renderInspectReport(report: InspectReport, file?: string): strin
   lines.push(
     report.safe
       ? green(`safe to push to ${where}`)
+      : report.kind.id !== "esp8266"
+      ? red(`NOT a firmware image: ${report.kind.next}`)
       : red(`NOT safe to push to ${where}: fix the failed checks above`),
   );
   return lines;

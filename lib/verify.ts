@@ -16,7 +16,14 @@ import {
 } from "./keys.ts";
 import { inspectImage, summarizeProblems } from "./inspect.ts";
 import { DEFAULT_APP_OFFSET, ESP_IMAGE_MAGIC } from "./image.ts";
-import { green, red } from "./output.ts";
+import {
+  analyseBootloader,
+  type BootloaderFacts,
+  describeBootloader,
+  NO_TRIGGER_CONSEQUENCE,
+} from "./bootloader_image.ts";
+import { isAppImage, swappedMessage, wrongBootloaderFile } from "./verify_bootloader.ts";
+import { green, red, yellow } from "./output.ts";
 import { equalBytes, formatHex, indexOfBytes, parseSize } from "./_bytes.ts";
 
 /** The checks, in the order they are reported. */
@@ -30,12 +37,21 @@ export interface VerifyCheck {
   detail: string;
   /** Not checked because its input was not there (counts as passed). */
   skipped?: boolean;
+  /** Passed, but with a limit the user should know of (a bootloader without the software trigger). */
+  warning?: string;
+  /** What kind of failure: decides the error `flash` stops with. */
+  problem?: VerifyProblem;
 }
+
+/** A failed check is about a key, a file that is not what it should be, or the app offset. */
+export type VerifyProblem = "key" | "file" | "app offset";
 
 export interface VerifyReport {
   /** True only if every check that ran passed. */
   ok: boolean;
   checks: VerifyCheck[];
+  /** What the bootloader can do (software trigger, button, app offset, key), if one was read. */
+  bootloader?: BootloaderFacts;
 }
 
 export interface NamedText {
@@ -101,6 +117,9 @@ export function appOffsetFromConfigH(text: string): number | undefined {
 
 const REBUILD_BOOTLOADER =
   "rebuild it with 'deno task build-bootloader' and flash it over serial ('deno task flash')";
+const NO_TRIGGER_ADVICE = `${NO_TRIGGER_CONSEQUENCE}. ${
+  capitalize(REBUILD_BOOTLOADER)
+} to get the software trigger`;
 
 /**
  * Runs every check whose input is given; pure.
@@ -116,7 +135,8 @@ const REBUILD_BOOTLOADER =
 export function verifySetup(input: VerifyInput): VerifyReport {
   const appOffset = input.appOffset ?? DEFAULT_APP_OFFSET;
   const checks: VerifyCheck[] = [];
-  const add = (name: CheckName, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+  const add = (name: CheckName, ok: boolean, detail: string, problem?: VerifyProblem) =>
+    checks.push({ name, ok, detail, ...(problem && !ok ? { problem } : {}) });
   const skip = (name: CheckName, detail: string) =>
     checks.push({ name, ok: true, detail, skipped: true });
 
@@ -236,27 +256,58 @@ export function verifySetup(input: VerifyInput): VerifyReport {
     );
   } else skip("config.h", input.skipped?.["config.h"] ?? "no config.h given (--config-h FILE)");
 
+  let bootloaderFacts: BootloaderFacts | undefined;
   if (input.bootloader) {
     const { path: where, bytes } = input.bootloader;
-    if (!mine) {
-      skip("bootloader", `no usable key to look for in ${where}`);
+    const wrongFile = wrongBootloaderFile(input.bootloader, input.firmware);
+    if (wrongFile) {
+      add("bootloader", false, wrongFile, "file");
     } else {
-      const at = indexOfBytes(bytes, mine.modulus);
-      if (at >= 0 && bytes.length > appOffset) {
+      const keys = [
+        ...(mine ? [{ label: `your key ${mine.fingerprint}`, modulus: mine.modulus }] : []),
+        ...known.map((k) => ({ label: `key ${k.fingerprint} (${k.label})`, modulus: k.modulus })),
+      ];
+      const facts = analyseBootloader(bytes, keys);
+      bootloaderFacts = facts;
+      const can = describeBootloader(facts);
+      const warning = facts.softwareTrigger
+        ? undefined
+        : `no software trigger: ${NO_TRIGGER_ADVICE}`;
+      const at = mine ? indexOfBytes(bytes, mine.modulus) : -1;
+      if (facts.appOffset !== undefined && facts.appOffset !== appOffset) {
+        add(
+          "bootloader",
+          false,
+          `${where} is built for app offset ${formatHex(facts.appOffset)} (its MAIN_APP_OFFSET), ` +
+            `but the app offset here is ${formatHex(appOffset)}: boot8266 would look for the ` +
+            `firmware at ${formatHex(facts.appOffset)}. Set the same in both (ota.config.json ` +
+            `'appOffset' or --app-offset ${formatHex(facts.appOffset)}), or ${REBUILD_BOOTLOADER}`,
+          "app offset",
+        );
+      } else if (!mine) {
+        checks.push({
+          name: "bootloader",
+          ok: true,
+          skipped: true,
+          detail: `no usable key to look for in ${where}; ${can}`,
+          warning,
+        });
+      } else if (at >= 0 && bytes.length > appOffset) {
         add(
           "bootloader",
           false,
           `${where} is ${bytes.length} bytes, past the app offset ${formatHex(appOffset)}: ` +
             `flashing the firmware there would overwrite it. Is it really yaota8266.bin?`,
+          "file",
         );
       } else if (at >= 0) {
-        add(
-          "bootloader",
-          true,
-          `${where} (${bytes.length} bytes) is built for your key ${mine.fingerprint} (modulus at ${
-            formatHex(at)
-          })`,
-        );
+        checks.push({
+          name: "bootloader",
+          ok: true,
+          detail: `${where} (${bytes.length} bytes) is built for your key ${mine.fingerprint} ` +
+            `(modulus at ${formatHex(at)}); ${can}`,
+          warning,
+        });
       } else {
         const builtFor = known.find((k) => indexOfBytes(bytes, k.modulus) >= 0);
         const notImage = bytes[0] !== ESP_IMAGE_MAGIC
@@ -274,7 +325,10 @@ export function verifySetup(input: VerifyInput): VerifyReport {
               }`
             : `this bootloader was built for another key: ${where} does not hold the modulus of yours (${mine.fingerprint})${notImage}. ` +
               `${capitalize(REBUILD_BOOTLOADER)}, or use the key it was built with (--key FILE)`,
+          "key",
         );
+        // What else it can do still matters when choosing between rebuilding and another key.
+        checks.at(-1)!.warning = warning;
       }
     }
   } else skip("bootloader", input.skipped?.bootloader ?? "no bootloader given (--bootloader FILE)");
@@ -282,7 +336,9 @@ export function verifySetup(input: VerifyInput): VerifyReport {
   if (input.firmware) {
     const { path: where, bytes } = input.firmware;
     const report = inspectImage(bytes, { appOffset, flashSize: input.flashSize });
-    if (report.safe) {
+    if (report.kind.id === "yaota8266" && input.bootloader && isAppImage(input.bootloader.bytes)) {
+      add("firmware", false, swappedMessage(input.bootloader.path, where), "file");
+    } else if (report.safe) {
       add(
         "firmware",
         true,
@@ -292,7 +348,7 @@ export function verifySetup(input: VerifyInput): VerifyReport {
       );
     } else {
       const problems = summarizeProblems(report);
-      const advice = problems.includes("build-ota")
+      const advice = problems.includes("build-ota") || report.kind.id !== "esp8266"
         ? ""
         : ". Rebuild it with 'deno task build-ota'";
       add(
@@ -306,14 +362,26 @@ export function verifySetup(input: VerifyInput): VerifyReport {
     }
   } else skip("firmware", input.skipped?.firmware ?? "no firmware given (--firmware FILE)");
 
-  return { ok: checks.every((c) => c.ok), checks };
+  return { ok: checks.every((c) => c.ok), checks, bootloader: bootloaderFacts };
 }
 
-/** One result line for a terminal: status, check name, detail. */
-export function formatCheck(check: VerifyCheck): string {
-  const status = check.skipped ? "skip" : check.ok ? green("ok") : red("FAIL");
-  const pad = " ".repeat(Math.max(1, 5 - (check.skipped ? 4 : check.ok ? 2 : 4)));
-  return `${status}${pad}${check.name.padEnd(11)} ${check.detail}`;
+/**
+ * One result line for a terminal: status, check name, detail; then the warning, if any,
+ * on a line of its own unless `withWarning` is false (the caller says it its own way).
+ */
+export function formatCheck(check: VerifyCheck, withWarning = true): string {
+  const [status, width] = check.skipped
+    ? ["skip", 4]
+    : !check.ok
+    ? [red("FAIL"), 4]
+    : check.warning
+    ? [yellow("warn"), 4]
+    : [green("ok"), 2];
+  const pad = " ".repeat(Math.max(1, 5 - width));
+  const warning = check.warning && withWarning
+    ? `\n     ${"".padEnd(11)} ${yellow(check.warning)}`
+    : "";
+  return `${status}${pad}${check.name.padEnd(11)} ${check.detail}${warning}`;
 }
 
 function capitalize(text: string): string {

@@ -16,7 +16,13 @@ import {
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { type Esptool, findEsptool, formatCommand, requireEsptool } from "../lib/esptool.ts";
-import { assertFlashable, DEFAULT_BAUD, flashSteps, runFlash } from "../lib/flash.ts";
+import {
+  assertFlashable,
+  DEFAULT_BAUD,
+  flashSteps,
+  runFlash,
+  triggerWarning,
+} from "../lib/flash.ts";
 import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/values.ts";
 import { bold, log, print, warn } from "../lib/output.ts";
 import { formatCheck } from "../lib/verify.ts";
@@ -60,8 +66,10 @@ export const spec: CommandSpec = {
   },
   notes: [
     "Before flashing it runs the checks of 'deno task verify': the bootloader must hold your " +
-    "key's modulus and the firmware must be a safe OTA image for the app offset. Later " +
-    "updates go over the air ('deno task deploy').",
+    "key's modulus and be built for the app offset, and the firmware must be a safe OTA image " +
+    "for it. It warns before writing a bootloader without the software trigger (RTC magic): " +
+    "such a board enters OTA mode only with its BOOT button. Later updates go over the air " +
+    "('deno task deploy').",
     "esptool is found as esptool.py or esptool on PATH, or as 'python3 -m esptool' " +
     "('pip install esptool').",
   ],
@@ -131,9 +139,11 @@ async function main(ctx: TaskContext): Promise<void> {
     require: ["key", "bootloader", "firmware"],
   });
   for (const check of report.checks) {
-    if (["key", "bootloader", "firmware"].includes(check.name)) log(formatCheck(check));
+    if (["key", "bootloader", "firmware"].includes(check.name)) log(formatCheck(check, false));
   }
   assertFlashable(report);
+  const noTrigger = triggerWarning(report, args.bootloader ?? DEFAULT_BOOTLOADER);
+  if (noTrigger) warn(noTrigger);
 
   const steps = flashSteps({
     port: args.port,

@@ -13,10 +13,13 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
+import type { KnownModulus } from "../lib/bootloader_image.ts";
+import { identifyFile } from "../lib/file_kind.ts";
+import { loadPublicKey } from "../lib/keys.ts";
 import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
 import { renderInspectReport } from "../lib/inspect_report.ts";
 import { fail, print, printJson } from "../lib/output.ts";
-import { resolveAppOffset } from "../lib/values.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/values.ts";
 
 export const spec: CommandSpec = {
   name: "inspect",
@@ -34,6 +37,12 @@ export const spec: CommandSpec = {
       arg: "SIZE",
       help: "flash size of the device, e.g. 1M, 4M (default: config flashSize, else 1M)",
     },
+    key: {
+      type: "string",
+      arg: "FILE",
+      help:
+        "for a yaota8266.bin: the key to look for in it (default: 'key' in ota.config.json, else keys/priv.key if there)",
+    },
     json: { type: "boolean", help: "print one JSON object instead of the report" },
   },
   notes: [
@@ -42,6 +51,10 @@ export const spec: CommandSpec = {
     "(from the pointers in the image: a standard build links at 0x40209000 and boot-loops), " +
     "and the size against the flash above the app offset. Exit code 0 only for an image that " +
     "is safe to push to that offset.",
+    "A file that is not an ESP8266 image is named (the yaota8266 bootloader, a signed .ota file, " +
+    "an ESP32 or MCUboot image, an ELF file, an empty file) with what to do instead. For a " +
+    "yaota8266.bin it tells whether its boot8266 has the software trigger (the RTC magic that " +
+    "'deno task trigger' writes), the app offset it was built for and whether it holds your key.",
   ],
   examples: ["deno task inspect dist/firmware-ota.bin", "deno task inspect fw.bin --json"],
 };
@@ -51,6 +64,7 @@ export interface InspectArgs {
   appOffset?: number;
   flashSize?: number;
   json: boolean;
+  key?: string;
   config?: string;
 }
 
@@ -63,6 +77,7 @@ export function toInspectArgs(args: ParsedArgs): InspectArgs {
     appOffset: appOffsetOpt(args.values),
     flashSize: flashSizeOpt(args.values),
     json: args.values.json === true,
+    key: stringOpt(args.values, "key"),
     config: stringOpt(args.values, "config"),
   };
 }
@@ -70,6 +85,17 @@ export function toInspectArgs(args: ParsedArgs): InspectArgs {
 /** Parses the command line. Pure. @throws {UsageError} */
 export function parseInspectArgs(argv: string[]): InspectArgs {
   return toInspectArgs(parseCommandArgs(spec, argv));
+}
+
+/** The user's key as a modulus to look for; a default key that is absent is no error. */
+async function keysToLookFor(path: string, named: boolean): Promise<KnownModulus[]> {
+  try {
+    const key = await loadPublicKey(path);
+    return [{ label: `your key ${path} (${key.fingerprint})`, modulus: key.modulus }];
+  } catch (e) {
+    if (named) throw e;
+    return [];
+  }
 }
 
 if (import.meta.main) {
@@ -82,15 +108,27 @@ if (import.meta.main) {
     } catch (e) {
       throw new FileError(`cannot read the image '${options.file}': ${(e as Error).message}`);
     }
+    // A key only matters for a bootloader: is it built for yours?
+    const keys = identifyFile(image).id === "yaota8266"
+      ? await keysToLookFor(
+        options.key ?? config.key ?? DEFAULT_KEY_PATH,
+        options.key !== undefined,
+      )
+      : [];
     const report = inspectImage(image, {
       appOffset: resolveAppOffset(options.appOffset, config),
       flashSize: options.flashSize ?? config.flashSize,
+      keys,
     });
     if (options.json) {
       printJson({ ok: report.safe, file: options.file, ...report });
     } else {
       for (const line of renderInspectReport(report, options.file)) print(line);
-      if (!report.safe) fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
+      if (report.kind.id !== "esp8266") {
+        fail(`${options.file} is ${report.kind.name}: ${report.kind.next}`);
+      } else if (!report.safe) {
+        fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
+      }
     }
     return report.safe ? 0 : 1;
   });

@@ -51,12 +51,19 @@ export const spec: CommandSpec = {
       arg: "ADDR",
       help: "MAIN_APP_OFFSET (default: 'appOffset' in ota.config.json, else 0x3c000)",
     },
-    json: { type: "boolean", help: "print one JSON object {ok, checks: [{name, ok, detail}]}" },
+    json: {
+      type: "boolean",
+      help:
+        "print one JSON object {ok, checks: [{name, ok, detail, warning?}], bootloader?: {softwareTrigger, …}}",
+    },
   },
   notes: [
     "A file left at its default path is skipped when it is not there; a file you name must exist.",
     "The public key is pub.key next to the private key. Other key files in that folder are used to " +
     "name the key a mismatching bootloader was built for.",
+    "The bootloader line also tells whether its boot8266 has the software trigger (enters OTA " +
+    "mode on the RTC magic that 'deno task trigger' writes; 'warn' when it has not: such a board " +
+    "enters OTA mode only with its BOOT button) and the app offset it was built for.",
   ],
   examples: [
     "deno task verify",
@@ -111,7 +118,10 @@ async function main(ctx: TaskContext): Promise<number> {
     fail(`${failed.length} of ${ran} checks failed: ${failed.map((c) => c.name).join(", ")}`);
     return 1;
   }
-  log(`all ${ran} checks passed`);
+  const warned = report.checks.filter((c) => c.warning).map((c) => c.name);
+  log(
+    `all ${ran} checks passed${warned.length ? `, with a warning for ${warned.join(", ")}` : ""}`,
+  );
   return 0;
 }
 

@@ -1,4 +1,4 @@
-import { assertEquals, assertStringIncludes, assertThrows } from "./_assert.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./_assert.ts";
 import { ROOT, runTaskFile, tempDir, vectorText } from "./_helpers.ts";
 import { flashSteps } from "../lib/flash.ts";
 import { formatCommand } from "../lib/esptool.ts";
@@ -6,16 +6,7 @@ import { UsageError } from "../lib/errors.ts";
 import { parsePrivateKey } from "../lib/keys.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
 import { parseFlashArgs } from "../tasks/flash.ts";
-import { seededRandom } from "../lib/_random.ts";
-
-/** A stand-in yaota8266.bin: seeded noise, the ESP image magic, the modulus inside. */
-function fakeBootloader(modulus: Uint8Array): Uint8Array {
-  const random = seededRandom(11);
-  const bytes = new Uint8Array(0x3a000).map(() => Math.floor(random() * 256));
-  bytes[0] = 0xe9;
-  bytes.set(modulus, 0x1f00);
-  return bytes;
-}
+import { makeSampleBootloader } from "./fixtures/sample_bootloader.ts";
 
 const STAND_INS = `${ROOT}tests/stand-ins`;
 const KEY_512 = parsePrivateKey(vectorText("test-key-512.pem"));
@@ -107,6 +98,8 @@ Deno.test("parseFlashArgs() needs --serial and checks --baud", () => {
 
 interface Setup {
   bootloaderKey?: Uint8Array;
+  /** The whole yaota8266.bin (default: one for `bootloaderKey` with the software trigger). */
+  bootloader?: Uint8Array;
   firmware?: Uint8Array;
   config?: unknown;
 }
@@ -116,10 +109,12 @@ async function project(setup: Setup = {}) {
   const dir = await tempDir();
   await Deno.mkdir(`${dir.path}/keys`);
   await Deno.mkdir(`${dir.path}/dist`);
-  await Deno.writeTextFile(`${dir.path}/keys/priv.key`, vectorText("test-key-512.pem"));
+  await Deno.writeTextFile(`${dir.path}/keys/priv.key`, vectorText("test-key-512.pem"), {
+    mode: 0o600,
+  });
   await Deno.writeFile(
     `${dir.path}/dist/yaota8266.bin`,
-    fakeBootloader(setup.bootloaderKey ?? KEY_512.modulus),
+    setup.bootloader ?? makeSampleBootloader({ modulus: setup.bootloaderKey ?? KEY_512.modulus }),
   );
   await Deno.writeFile(`${dir.path}/dist/firmware-ota.bin`, setup.firmware ?? makeSampleFirmware());
   if (setup.config) {
@@ -162,6 +157,7 @@ Deno.test("flash task erases, then writes yaota8266.bin at 0x0 and the firmware 
 
 Deno.test("flash task takes the app offset from ota.config.json", async () => {
   await using dir = await project({
+    bootloader: makeSampleBootloader({ modulus: KEY_512.modulus, appOffset: 0x40000 }),
     firmware: makeSampleFirmware({ appOffset: 0x40000 }),
     config: { appOffset: "0x40000" },
   });
@@ -252,4 +248,66 @@ Deno.test("flash task fails when the bootloader is missing, even at the default 
   assertEquals(r.code, 1);
   assertEquals(r.calls, []);
   assertStringIncludes(r.stderr, "error: no bootloader at 'dist/yaota8266.bin'");
+});
+
+const NO_TRIGGER = "OTA mode only with the BOOT button within 3 s of reset; `trigger` and " +
+  "`deploy --trigger` will not work on this board";
+
+Deno.test("flash task warns before writing a bootloader without the software trigger", async () => {
+  await using dir = await project({
+    bootloader: makeSampleBootloader({ modulus: KEY_512.modulus, rtcTrigger: false }),
+  });
+  const r = await flash(dir.path, ["--serial", "/dev/ttyUSB0"]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(r.calls.length, 2);
+  const warning = r.stderr.indexOf(
+    "warning: dist/yaota8266.bin has no software trigger (its boot8266 does not check the RTC " +
+      `magic): ${NO_TRIGGER}. 'deno task build-bootloader' builds one that has it.`,
+  );
+  assert(warning >= 0, r.stderr);
+  assert(warning < r.stderr.indexOf("[1/2] writing dist/yaota8266.bin at 0x0"), "before writing");
+  assertStringIncludes(r.stderr, "warn bootloader  dist/yaota8266.bin (131072 bytes) is built for");
+
+  // With the trigger: no warning.
+  await using good = await project();
+  const quiet = await flash(good.path, ["--serial", "/dev/ttyUSB0"]);
+  assertEquals(quiet.code, 0, quiet.stderr);
+  assertEquals(quiet.stderr.includes("warning"), false, quiet.stderr);
+  assertStringIncludes(quiet.stderr, "software trigger (RTC magic): yes");
+});
+
+Deno.test("flash task says when the bootloader and the firmware are swapped, and runs nothing", async () => {
+  await using dir = await project();
+  const r = await flash(dir.path, [
+    "--serial",
+    "/dev/ttyUSB0",
+    "--bootloader",
+    "dist/firmware-ota.bin",
+    "--firmware",
+    "dist/yaota8266.bin",
+  ]);
+  assertEquals(r.code, 1);
+  assertEquals(r.calls, []);
+  assertStringIncludes(
+    r.stderr,
+    "error: refusing to flash: bootloader: the bootloader and the firmware are swapped: " +
+      "dist/firmware-ota.bin is a MicroPython firmware image and dist/yaota8266.bin is the " +
+      "yaota8266 bootloader. Give yaota8266.bin as --bootloader (it goes at 0x0) and the " +
+      "firmware as --firmware",
+  );
+  assertEquals(r.stderr.includes("built for another key"), false, r.stderr);
+});
+
+Deno.test("flash task refuses a bootloader built for another app offset", async () => {
+  await using dir = await project({
+    bootloader: makeSampleBootloader({ modulus: KEY_512.modulus, appOffset: 0x40000 }),
+  });
+  const r = await flash(dir.path, ["--serial", "/dev/ttyUSB0"]);
+  assertEquals(r.code, 1);
+  assertEquals(r.calls, []);
+  assertStringIncludes(
+    r.stderr,
+    "error: refusing to flash: bootloader: dist/yaota8266.bin is built for app offset 0x40000 " +
+      "(its MAIN_APP_OFFSET), but the app offset here is 0x3c000",
+  );
 });

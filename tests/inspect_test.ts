@@ -12,7 +12,7 @@ interface JsonReport {
   file: string;
   safe: boolean;
   checks: { name: string; ok: boolean; detail: string }[];
-  link?: { bestBaseHex: string };
+  link?: { bestBaseHex: string; linkedAt?: string; builtForAppOffset?: string };
   version?: string;
 }
 
@@ -70,7 +70,10 @@ Deno.test("inspect refuses a truncated image (exit 1)", async () => {
   const shortOfIrom = await inspectJson(valid.subarray(0, valid.length - 100));
   assertEquals(shortOfIrom.code, 1);
   assertEquals(shortOfIrom.failed, ["length word", "md5"]);
-  assertStringIncludes(shortOfIrom.report.checks[3]!.detail, "does not fit the");
+  assertStringIncludes(
+    shortOfIrom.report.checks[3]!.detail,
+    `does not fit the ${valid.length - 100}-byte file: it is truncated (100 bytes missing)`,
+  );
   const ramOnly = await inspectJson(valid.subarray(0, 0x8000));
   assertEquals(ramOnly.code, 1);
   assertEquals(ramOnly.failed, ["length word", "md5"]);
@@ -101,23 +104,29 @@ Deno.test("inspect refuses a standard-linked image (irom pointers into 0x4020900
   const r = await runTaskFile("inspect", [file]);
   assertEquals(r.code, 1);
   assertStringIncludes(r.stdout, "  ok    md5 ");
-  assertStringIncludes(r.stdout, "  FAIL  link address  irom linked at 0x40209000");
+  assertStringIncludes(
+    r.stdout,
+    "  FAIL  link address  a standard (non-OTA) build, linked at 0x40209000: it would boot-loop",
+  );
   assertStringIncludes(r.stdout, "NOT safe to push to app offset 0x3c000");
   assertStringIncludes(
     r.stderr,
-    `error: ${file} is not safe to push: link address: irom linked at 0x40209000`,
+    `error: ${file} is not safe to push: link address: a standard (non-OTA) build, linked at ` +
+      "0x40209000: it would boot-loop (it passes boot8266's MD5 check, then crashes;",
   );
-  assertStringIncludes(
-    r.stderr,
-    "a standard (non-OTA) build. It would pass boot8266's MD5 check and then crash in a boot loop",
-  );
+  assertStringIncludes(r.stderr, "Build the OTA image with 'deno task build-ota'");
 });
 
 Deno.test("inspect refuses an image built for another app offset unless told that offset", async () => {
   const image = makeSampleFirmware({ appOffset: 0x40000, seed: 5 });
   const atDefault = await inspectJson(image);
   assertEquals(atDefault.failed, ["link address"]);
-  assertStringIncludes(atDefault.report.checks[5]!.detail, "built for app offset 0x40000?");
+  assertStringIncludes(
+    atDefault.report.checks[5]!.detail,
+    "irom linked at 0x40249000, not 0x40245000: built for app offset 0x40000 (",
+  );
+  assertStringIncludes(atDefault.report.checks[5]!.detail, "pass --app-offset 0x40000");
+  assertEquals(atDefault.report.link?.builtForAppOffset, "0x40000");
   assertEquals((await inspectJson(image, ["--app-offset", "0x40000"])).code, 0);
 });
 
@@ -136,6 +145,9 @@ Deno.test("inspect refuses an image larger than the flash above the app offset",
   assertEquals(huge.code, 1);
   for (const name of ["length word", "size"]) assertEquals(huge.failed.includes(name), true, name);
   assertStringIncludes(huge.report.checks[3]!.detail, "is over boot8266's limit 800000");
+  // Too big, but linked right: the link check says so rather than guessing another base.
+  assertEquals(huge.failed.includes("link address"), false);
+  assertEquals(huge.report.link?.linkedAt, "0x40245000");
 });
 
 Deno.test("inspect names a missing file and refuses bad arguments", async () => {
@@ -160,6 +172,7 @@ Deno.test("inspect names a missing file and refuses bad arguments", async () => 
     appOffset: undefined,
     flashSize: 4 * 1024 * 1024,
     json: true,
+    key: undefined,
     config: undefined,
   });
 });

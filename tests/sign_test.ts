@@ -45,7 +45,7 @@ for (const [bits, block] of [[512, 256], [2048, 256], [512, 1024]] as const) {
     // fw-10000.bin is random bytes, not an image: signing it needs --force, loudly.
     assertStringIncludes(
       r.stderr,
-      "warning: --force: signing fw-10000.bin although it is NOT safe to push to app offset 0x3c000: header:",
+      "warning: --force: signing fw-10000.bin although it is NOT safe to push to app offset 0x3c000: file: not a firmware image",
     );
     const packets = Math.ceil(10000 / block);
     assertStringIncludes(
@@ -80,8 +80,9 @@ Deno.test("sign refuses an unsafe image without --force (exit 1) and writes noth
   assertEquals(r.code, 1);
   assertStringIncludes(
     r.stderr,
-    "error: fw-10000.bin is not safe to push to app offset 0x3c000: header: byte 0 is 0xc, " +
-      "not the ESP8266 image magic 0xe9",
+    "error: fw-10000.bin is not safe to push to app offset 0x3c000: file: not a firmware image " +
+      "(byte 0 is 0xc, not the ESP8266 image magic 0xe9): build the ESP8266 OTA image with " +
+      "'deno task build-ota'",
   );
   assertStringIncludes(
     r.stderr,
@@ -99,7 +100,10 @@ Deno.test("sign refuses an unsafe image without --force (exit 1) and writes noth
     cwd: dir.path,
   });
   assertEquals(standard.code, 1);
-  assertStringIncludes(standard.stderr, "link address: irom linked at 0x40209000");
+  assertStringIncludes(
+    standard.stderr,
+    "link address: a standard (non-OTA) build, linked at 0x40209000: it would boot-loop",
+  );
   assertEquals(await exists(join(dir.path, "combined.ota")), false);
 });
 

@@ -6,6 +6,7 @@ import { modulusCString, parsePrivateKey } from "../lib/keys.ts";
 import { makeSampleFirmware } from "../lib/sample_firmware.ts";
 import { seededRandom } from "../lib/_random.ts";
 import { parseVerifyArgs } from "../tasks/verify.ts";
+import { makeSampleBootloader } from "./fixtures/sample_bootloader.ts";
 
 const PEM_512 = vectorText("test-key-512.pem");
 const PEM_2048 = vectorText("test-key-2048.pem");
@@ -39,7 +40,10 @@ function allGood(): VerifyInput {
     key: { path: "keys/priv.key", text: PEM_512 },
     publicKey: { path: "keys/pub.key", text: publicPem(PEM_512) },
     configH: { path: "config.h", text: configH(KEY_512.modulus) },
-    bootloader: { path: "dist/yaota8266.bin", bytes: fakeBootloader(KEY_512.modulus) },
+    bootloader: {
+      path: "dist/yaota8266.bin",
+      bytes: makeSampleBootloader({ modulus: KEY_512.modulus }),
+    },
     firmware: { path: "dist/firmware-ota.bin", bytes: firmware },
   };
 }
@@ -62,8 +66,11 @@ Deno.test("verifySetup() passes a key, its public key, config.h, bootloader and 
   assertEquals(report.ok, true);
   assertEquals(
     report.checks[3]?.detail,
-    `dist/yaota8266.bin (237568 bytes) is built for your key ${KEY_512.fingerprint} (modulus at 0x2345)`,
+    `dist/yaota8266.bin (131072 bytes) is built for your key ${KEY_512.fingerprint} (modulus at 0x5394); ` +
+      "software trigger (RTC magic): yes; BOOT button check: yes; built for app offset 0x3c000",
   );
+  assertEquals(report.checks[3]?.warning, undefined);
+  assertEquals(report.bootloader?.softwareTrigger, true);
 });
 
 Deno.test("verifySetup() names the key a bootloader was built for and says what to do", () => {
@@ -235,7 +242,7 @@ Deno.test("verify task prints one ok line per check and exits 0 when all match",
     "keys/priv.key": PEM_512,
     "keys/pub.key": publicPem(PEM_512),
     "yaota8266/config.h": configH(KEY_512.modulus),
-    "dist/yaota8266.bin": fakeBootloader(KEY_512.modulus),
+    "dist/yaota8266.bin": makeSampleBootloader({ modulus: KEY_512.modulus }),
     "dist/firmware-ota.bin": firmware,
   });
   const r = await runTaskFile("verify", ["--config-h", "yaota8266/config.h"], { cwd: dir.path });
