@@ -225,11 +225,6 @@ export class WebReplClient {
     return text;
   }
 
-  /** Whether the board has closed the connection. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /**
    * Leaves the raw REPL (so the next user gets `>>> `), sends a close frame and waits
    * briefly for the board to close its side: it frees its one client slot only then,
