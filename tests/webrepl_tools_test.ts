@@ -11,6 +11,7 @@ import { getFromBoard, putToBoard } from "../lib/webrepl_tools.ts";
 import { listRemote, RemoteFileError, removeRemote, statRemote } from "../lib/remote_fs.ts";
 import { UsageError, WebReplError } from "../lib/errors.ts";
 import { runTerminal } from "../lib/webrepl_terminal.ts";
+import { fleetPasswords } from "../lib/fleet_put.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -208,4 +209,86 @@ Deno.test("runTerminal() at the end of piped input waits for the board's prompt;
   }, { timeoutMs: 5000 });
   await second.server.close();
   await assertRejects(() => closing, WebReplError, `${doomed.address} closed the connection`);
+});
+
+Deno.test("removeRemote() names a real board's OSError (FAT's EACCES for a folder that is not empty)", async () => {
+  // A scripted esp8266: the errno module knows the name, as MicroPython's firmware does.
+  const sent: string[] = [];
+  const board = {
+    address: "192.168.4.1:8266",
+    exec: (code: string) => {
+      sent.push(code);
+      return Promise.resolve({ output: "failed dir 13 EACCES\n" });
+    },
+  };
+  await assertRejects(
+    () => removeRemote(board, "data"),
+    RemoteFileError,
+    "cannot remove the folder 'data' on 192.168.4.1:8266: OSError 13 EACCES: permission denied " +
+      "(a folder that is not empty, on FAT) (rm removes files and empty folders: empty it first)",
+  );
+  assert(sent[0]!.includes('_yaota_op("data")') && sent[0]!.includes("os.rmdir(a)"), sent[0]);
+  const failing = {
+    ...board,
+    exec: () =>
+      Promise.resolve({ output: "", error: "Traceback…\nMemoryError: memory allocation failed\n" }),
+  };
+  await assertRejects(
+    () => statRemote(failing, "x"),
+    WebReplError,
+    "192.168.4.1:8266: os.stat('x') failed on the board: MemoryError: memory allocation failed",
+  );
+});
+
+Deno.test("fleetPasswords(): passwordEnv per device, one shared password for the others, asked once", async () => {
+  const devices = [
+    { name: "a", ip: "10.0.0.1", port: 8266 },
+    { name: "b", ip: "10.0.0.2", port: 8266, passwordEnv: "B_PW" },
+    { name: "c", ip: "10.0.0.3", port: 8266, passwordEnv: "C_PW" },
+    { name: "d", ip: "10.0.0.4", port: 8266 },
+  ];
+  let asked = 0;
+  const env: Record<string, string> = { B_PW: "bbbbbb" };
+  const passwords = await fleetPasswords(devices, () => {
+    asked++;
+    return Promise.resolve("shared1");
+  }, (name) => env[name]);
+  assertEquals(asked, 1);
+  assertEquals([passwords.get("a"), passwords.get("b"), passwords.get("d")], [
+    "shared1",
+    "bbbbbb",
+    "shared1",
+  ]);
+  const c = passwords.get("c");
+  assert(c instanceof UsageError);
+  assertEquals(c.message, `no WebREPL password for 'c': set C_PW (its "passwordEnv")`);
+  const none = await fleetPasswords(
+    devices.slice(1, 2),
+    () => Promise.reject(new Error("not asked")),
+    (n) => env[n],
+  );
+  assertEquals(none.get("b"), "bbbbbb");
+});
+
+Deno.test("putToBoard() reports a file the board stored short (a full file system: the board says nothing)", async () => {
+  // A scripted board: the folder checks pass, every file-protocol reply is "WB" 0, but
+  // os.stat afterwards finds 512 of the 1000 bytes.
+  const stats = ["missing", "missing", "file 512"];
+  const wire: number[] = [];
+  const board = {
+    address: "192.168.4.1:8266",
+    exec: () => Promise.resolve({ output: `${stats.shift()}\n` }),
+    sendBinary: (bytes: Uint8Array) => {
+      wire.push(bytes.length);
+      return Promise.resolve();
+    },
+    readBinary: () => Promise.resolve(new Uint8Array([0x57, 0x42, 0, 0])),
+  };
+  await assertRejects(
+    () => putToBoard(board, "big.bin", new Uint8Array(1000), "big.bin"),
+    RemoteFileError,
+    "192.168.4.1:8266 holds 512 bytes in 'big.bin' after the put of 1000: is its file system full? " +
+      "(the board does not report a failed write)",
+  );
+  assertEquals(wire, [82, 1000]); // the request record, then the data in one 1024-byte frame's worth
 });
