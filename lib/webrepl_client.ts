@@ -18,6 +18,7 @@ import {
   OPCODE,
 } from "./websocket.ts";
 import { formatSeconds } from "./output.ts";
+import { concat } from "./_bytes.ts";
 
 export const DEFAULT_WEBREPL_PORT = 8266;
 export const DEFAULT_TIMEOUT_MS = 5000;
@@ -39,6 +40,8 @@ const CTRL_D = "\x04";
 const CODE_FRAME_BYTES = 256;
 /** How long `close()` waits for the board to answer a close frame by closing. */
 const CLOSE_WAIT_MS = 1000;
+/** Bytes per binary frame on the file-transfer channel (as webrepl_cli.py sends them). */
+export const BINARY_FRAME_BYTES = 1024;
 
 export interface WebReplOptions {
   /** The board's address. */
@@ -81,6 +84,9 @@ export class WebReplClient {
   #handshake: HttpHead | undefined;
   /** Text received and not yet consumed by a step. */
   #text = "";
+  /** Bytes of binary frames (the file-transfer channel) not yet read. */
+  #binary: Uint8Array[] = [];
+  #binaryLength = 0;
   #bytesSeen = 0;
   #lastByteAt = Date.now();
   #closed = false;
@@ -161,6 +167,62 @@ export class WebReplClient {
     }, Math.min(silenceMs, 250));
     if (outcome.reset) this.#gone = true;
     return outcome;
+  }
+
+  /**
+   * Sends bytes on the file-transfer channel (binary frames; docs/device.md, "WebREPL").
+   * @throws {WebReplError} If the connection is closed.
+   */
+  async sendBinary(bytes: Uint8Array, frameBytes = BINARY_FRAME_BYTES): Promise<void> {
+    for (let at = 0; at < bytes.length; at += frameBytes) {
+      await this.#write(encodeClientFrame(OPCODE.binary, bytes.subarray(at, at + frameBytes)));
+    }
+  }
+
+  /**
+   * The next `n` bytes of the file-transfer channel, however the board framed them.
+   * @param step What is awaited, for the error message ("the reply to the get request").
+   * @param onClose A better error than "closed the connection", if the caller knows one.
+   * @throws {WebReplError} On a timeout, or if the connection closes first.
+   */
+  readBinary(
+    n: number,
+    step: string,
+    options: { timeoutMs?: number; onClose?: () => Error | undefined } = {},
+  ): Promise<Uint8Array> {
+    return this.#waitFor(
+      step,
+      options.timeoutMs ?? this.#timeoutMs,
+      () => {
+        if (this.#binaryLength < n) return undefined;
+        const all = this.#binary.length === 1 ? this.#binary[0]! : concat(this.#binary);
+        this.#binary = all.length > n ? [all.subarray(n)] : [];
+        this.#binaryLength -= n;
+        return all.slice(0, n);
+      },
+      0,
+      options.onClose,
+    );
+  }
+
+  /**
+   * Sends typed text to the REPL as it is (an interactive terminal: `repl`).
+   * @throws {WebReplError} If the connection is closed.
+   */
+  type(text: string): Promise<void> {
+    return this.#sendText(text);
+  }
+
+  /**
+   * The text the board has printed since the last call, waiting up to `waitMs` for
+   * some: "" if none came, undefined once the connection is closed and all was read.
+   */
+  async readText(waitMs: number): Promise<string | undefined> {
+    if (this.#text === "" && !this.#closed) await this.#changed(waitMs);
+    const text = this.#text;
+    this.#text = "";
+    if (text === "" && this.#closed) return undefined;
+    return text;
   }
 
   /**
@@ -358,8 +420,11 @@ export class WebReplClient {
     for (const frame of this.#frames.push(bytes)) {
       if (frame.opcode <= OPCODE.text) {
         this.#text += this.#decoder.decode(frame.payload, { stream: true });
+      } else if (frame.opcode === OPCODE.binary) {
+        this.#binary.push(frame.payload);
+        this.#binaryLength += frame.payload.length;
       }
-      // Binary frames (file transfer) are not used; a close frame is followed by the close.
+      // A close frame is followed by the close.
     }
   }
 

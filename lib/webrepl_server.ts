@@ -13,7 +13,8 @@
 import { WebReplError } from "./errors.ts";
 import { type MicroPythonVM, type RunResult, startMicroPython } from "./micropython.ts";
 import { Repl, type ReplHost } from "./webrepl_repl.ts";
-import { installShims, readWebReplPassword, releaseOf } from "./device_shims.ts";
+import { installShims, pyString, readWebReplPassword, releaseOf } from "./device_shims.ts";
+import { type DeviceFiles, FileChannel } from "./webrepl_file_device.ts";
 import {
   acceptFor,
   encodeFrame,
@@ -59,8 +60,6 @@ const ACCESS_DENIED = "\r\nAccess denied\r\n";
 const CONNECTED = "\r\nWebREPL connected\r\n>>> ";
 /** The device keeps at most 10 typed password characters (`modwebrepl.c`). */
 const PASSWORD_INPUT_MAX = 10;
-/** File-transfer records (binary frames): "WA", then the op. */
-const FILE_OP_GET_VERSION = 3;
 
 const encoder = new TextEncoder();
 
@@ -184,6 +183,11 @@ export async function startWebReplServer(
     };
     const frames = new FrameDecoder();
     const text = new TextDecoder();
+    const files = new FileChannel(
+      vmFiles(vm),
+      (bytes) => resetting ? Promise.resolve() : writeAll(conn, encodeFrame(OPCODE.binary, bytes)),
+      releaseOf(app.version()),
+    );
     /** Password characters typed so far; undefined once logged in. */
     let typed: string | undefined = "";
     /** Handles the frames in `bytes`; false when the session is over. */
@@ -196,7 +200,11 @@ export async function startWebReplServer(
           return false;
         }
         if (frame.opcode === OPCODE.binary && typed === undefined) {
-          await fileRecord(conn, frame.payload, app.version());
+          const outcome = await files.push(frame.payload);
+          if (outcome.kind === "drop") {
+            log(outcome.console);
+            return false;
+          }
           continue;
         }
         if (frame.opcode > OPCODE.binary) continue; // no pings on the device, so no pong
@@ -219,8 +227,13 @@ export async function startWebReplServer(
       return !resetting;
     };
     await send(PASSWORD_PROMPT);
-    if (first.length && !await receive(first)) return;
-    for await (const chunk of reads(conn)) if (!await receive(chunk)) return;
+    try {
+      if (first.length && !await receive(first)) return;
+      for await (const chunk of reads(conn)) if (!await receive(chunk)) return;
+    } finally {
+      // A client that leaves mid-put leaves what it sent, as on the board.
+      if (!resetting) await files.flush().catch(() => {});
+    }
   };
 
   const acceptLoop = (async () => {
@@ -268,9 +281,7 @@ function vmHost(vm: MicroPythonVM, stopped: () => boolean): ReplHost {
     stopped,
     runFile: async (code) => after(await vm.run(code)),
     runSingle: async (code) => {
-      const literal = "b'" +
-        Array.from(encoder.encode(code), (b) => "\\x" + b.toString(16).padStart(2, "0")).join("") +
-        "'";
+      const literal = bytesLiteral(encoder.encode(code));
       const r = await vm.run(`exec(compile(${literal}.decode(), '<stdin>', 'single'))`);
       // Drop the wrapper's own frame: the first one after the header.
       const error = r.error?.replace(
@@ -282,16 +293,41 @@ function vmHost(vm: MicroPythonVM, stopped: () => boolean): ReplHost {
   };
 }
 
-/** Binary frames: file transfer records. Only op 3 (version) is answered. */
-async function fileRecord(conn: Deno.Conn, payload: Uint8Array, version: string): Promise<void> {
-  if (payload[0] !== 0x57 || payload[1] !== 0x41) return; // "WA"
-  if (payload[2] === FILE_OP_GET_VERSION) {
-    const [major = 0, minor = 0, micro = 0] = releaseOf(version).split(".").map(Number);
-    await writeAll(conn, encodeFrame(OPCODE.binary, new Uint8Array([major, minor, micro])));
-    return;
-  }
-  // Put and get are not simulated: answer "WB" with status 1 (error).
-  await writeAll(conn, encodeFrame(OPCODE.binary, new Uint8Array([0x57, 0x42, 1, 0])));
+/**
+ * The board's file system for WebREPL file transfer: MicroPython's own `open()` in the
+ * VM, so names resolve and fail as in the REPL. No Python names are left behind. A
+ * finished put syncs the device's files, as a command does.
+ */
+function vmFiles(vm: MicroPythonVM): DeviceFiles {
+  const run = async (code: string) => {
+    const r = await vm.run(code);
+    if (r.error) throw new Error(r.error.trimEnd().split("\n").at(-1) ?? r.error);
+    return r.output;
+  };
+  return {
+    create: async (name) => {
+      await run(`open(${pyString(name)}, 'wb').close()`);
+    },
+    append: async (name, data) => {
+      await run(
+        `(lambda f: (f.write(${bytesLiteral(data)}), f.close()))(open(${pyString(name)}, 'ab'))`,
+      );
+    },
+    read: async (name) => {
+      const hex = await run(
+        `(lambda f: (print(f.read().hex()), f.close()))(open(${pyString(name)}, 'rb'))`,
+      );
+      return new Uint8Array((hex.trim().match(/../g) ?? []).map((h) => parseInt(h, 16)));
+    },
+    closed: async () => {
+      await vm.run("__import__('_board').sync()");
+    },
+  };
+}
+
+/** A Python bytes literal for any bytes. */
+function bytesLiteral(data: Uint8Array): string {
+  return "b'" + Array.from(data, (b) => "\\x" + b.toString(16).padStart(2, "0")).join("") + "'";
 }
 
 async function* reads(conn: Deno.Conn): AsyncGenerator<Uint8Array> {

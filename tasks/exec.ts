@@ -1,0 +1,90 @@
+/**
+ * `deno task exec --ip ADDR 'code'`: run MicroPython code on the board over WebREPL and
+ * print what it prints, as `mpremote exec` does. An exception: its traceback on stderr,
+ * exit code 1.
+ */
+import {
+  type CommandSpec,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  type TaskContext,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { UsageError } from "../lib/errors.ts";
+import { logRaw, printJson } from "../lib/output.ts";
+import { connectWebRepl } from "../lib/webrepl_client.ts";
+import {
+  JSON_OPTION,
+  PASSWORD_NOTE,
+  resolveTarget,
+  TARGET_OPTIONS,
+  type TargetArgs,
+  targetArgsFrom,
+} from "../lib/webrepl_target.ts";
+import { PASSWORD_ENV } from "../lib/password.ts";
+
+export const EXEC_SPEC: CommandSpec = {
+  name: "exec",
+  summary: "Run MicroPython code on a board over WebREPL and print its output.",
+  positionals: "CODE",
+  options: { ...TARGET_OPTIONS, ...JSON_OPTION },
+  notes: [
+    "CODE may hold several lines; it runs in the board's raw REPL, so names it defines stay " +
+    "defined until the board resets. If it raises, the traceback goes to stderr and the exit " +
+    "code is 1 (--json: ok false, with the exception's last line). --timeout bounds the wait " +
+    "for the code to finish.",
+    PASSWORD_NOTE,
+  ],
+  examples: [
+    `${PASSWORD_ENV}=... deno task exec --ip 192.168.4.1 "import os; print(os.uname())"`,
+    'deno task exec --ip 192.168.4.1 --json "print(1 + 1)"',
+  ],
+};
+
+export interface ExecArgs extends TargetArgs {
+  code: string;
+}
+
+function execArgsFrom(args: ParsedArgs): ExecArgs {
+  const [code, ...extra] = args.positionals;
+  if (code === undefined) throw new UsageError("give the code to run: exec --ip ADDR 'CODE'");
+  if (extra.length) {
+    throw new UsageError(`one CODE argument only (quote it), got also '${extra.join("' '")}'`);
+  }
+  return { ...targetArgsFrom(args.values), code };
+}
+
+/** Pure: the exec options from `argv`. @throws {UsageError} On a bad flag or no CODE. */
+export function parseExecArgs(argv: string[]): ExecArgs {
+  return execArgsFrom(parseCommandArgs(EXEC_SPEC, argv));
+}
+
+/** The exception's last line, e.g. "ZeroDivisionError: divide by zero". */
+export function exceptionLine(traceback: string): string {
+  return traceback.trimEnd().split("\n").at(-1) ?? traceback;
+}
+
+async function main({ args }: TaskContext): Promise<number> {
+  const opts = execArgsFrom(args);
+  const target = await resolveTarget(opts, await loadConfig(opts.config));
+  await using client = await connectWebRepl(target);
+  const result = await client.exec(opts.code);
+  if (opts.json) {
+    printJson({
+      ok: result.error === undefined,
+      ip: target.host,
+      port: target.port,
+      output: result.output,
+      ...(result.error === undefined
+        ? {}
+        : { kind: "RemoteException", error: exceptionLine(result.error), traceback: result.error }),
+    });
+  } else {
+    Deno.stdout.writeSync(new TextEncoder().encode(result.output));
+    if (result.error !== undefined) logRaw(result.error.replace(/\n?$/, "\n"));
+  }
+  return result.error === undefined ? 0 : 1;
+}
+
+if (import.meta.main) await runTask(EXEC_SPEC, main);

@@ -1,0 +1,130 @@
+/**
+ * `deno task get --ip ADDR REMOTE [FILE]`: copy a file from the board with WebREPL's file
+ * protocol (FILE `-`: to stdout).
+ */
+import {
+  type CommandSpec,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  type TaskContext,
+} from "../lib/cli.ts";
+import { join } from "node:path";
+import { loadConfig } from "../lib/config.ts";
+import { FileError, UsageError } from "../lib/errors.ts";
+import { formatBytes, logRaw, print, printJson, stderrIsTerminal } from "../lib/output.ts";
+import { PASSWORD_ENV } from "../lib/password.ts";
+import { baseName } from "../lib/remote_fs.ts";
+import { connectWebRepl } from "../lib/webrepl_client.ts";
+import {
+  JSON_OPTION,
+  PASSWORD_NOTE,
+  resolveTarget,
+  TARGET_OPTIONS,
+  type TargetArgs,
+  targetArgsFrom,
+} from "../lib/webrepl_target.ts";
+import { getFromBoard } from "../lib/webrepl_tools.ts";
+
+export const GET_SPEC: CommandSpec = {
+  name: "get",
+  summary: "Copy a file from a board over WebREPL.",
+  positionals: "REMOTE [FILE]",
+  options: { ...TARGET_OPTIONS, ...JSON_OPTION },
+  notes: [
+    "REMOTE is a path on the board. FILE defaults to REMOTE's name in the current folder; an " +
+    "existing folder gets that name inside it; - writes the bytes to stdout. FILE is written " +
+    "only once the whole file has arrived (and its size matches what the board reports). " +
+    "--json: {ok, ip, port, remote, local, bytes, seconds}.",
+    PASSWORD_NOTE,
+  ],
+  examples: [
+    `${PASSWORD_ENV}=... deno task get --ip 192.168.4.1 boot.py`,
+    "deno task get --ip 192.168.4.1 lib/app.py backup/ --json",
+    "deno task get --ip 192.168.4.1 main.py -",
+  ],
+};
+
+export interface GetArgs extends TargetArgs {
+  remote: string;
+  /** The local path as given ("-" for stdout); undefined: REMOTE's name. */
+  local?: string;
+}
+
+function getArgsFrom(args: ParsedArgs): GetArgs {
+  const [remote, local, ...extra] = args.positionals;
+  if (remote === undefined || remote === "") {
+    throw new UsageError("name the file to copy: get REMOTE [FILE]");
+  }
+  if (extra.length) throw new UsageError(`REMOTE and FILE only, got also '${extra.join("' '")}'`);
+  const target = targetArgsFrom(args.values);
+  if (local === "-" && target.json) {
+    throw new UsageError("--json and FILE '-' both write to stdout: give a FILE");
+  }
+  return { ...target, remote, ...(local === undefined ? {} : { local }) };
+}
+
+/** Pure: the get options from `argv`. @throws {UsageError} On a bad flag or value. */
+export function parseGetArgs(argv: string[]): GetArgs {
+  return getArgsFrom(parseCommandArgs(GET_SPEC, argv));
+}
+
+/** Where the file goes: FILE, or REMOTE's name in FILE if it is a folder, or in the cwd. */
+async function localPath(remote: string, local: string | undefined): Promise<string> {
+  if (local === undefined) return baseName(remote);
+  try {
+    if ((await Deno.stat(local)).isDirectory) return join(local, baseName(remote));
+  } catch { /* a new file */ }
+  return local;
+}
+
+/** Writes next to the target, then renames: a failed get leaves no half file. */
+async function writeAtomically(path: string, data: Uint8Array): Promise<void> {
+  const temp = `${path}.part-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await Deno.writeFile(temp, data);
+    await Deno.rename(temp, path);
+  } catch (e) {
+    await Deno.remove(temp).catch(() => {});
+    throw new FileError(`cannot write '${path}': ${(e as Error).message}`);
+  }
+}
+
+async function main({ args }: TaskContext): Promise<void> {
+  const opts = getArgsFrom(args);
+  const target = await resolveTarget(opts, await loadConfig(opts.config));
+  const started = Date.now();
+  await using client = await connectWebRepl(target);
+  const progress = stderrIsTerminal()
+    ? (done: number, size: number | undefined) =>
+      logRaw(`\r${formatBytes(done)} of ${formatBytes(size ?? 0)} received`)
+    : undefined;
+  const data = await getFromBoard(client, opts.remote, progress ? { onProgress: progress } : {});
+  if (progress) logRaw("\r\x1b[K");
+  const seconds = (Date.now() - started) / 1000;
+  if (opts.local === "-") {
+    for (let at = 0; at < data.length;) at += await Deno.stdout.write(data.subarray(at));
+    return;
+  }
+  const local = await localPath(opts.remote, opts.local);
+  await writeAtomically(local, data);
+  if (opts.json) {
+    printJson({
+      ok: true,
+      ip: target.host,
+      port: target.port,
+      remote: opts.remote,
+      local,
+      bytes: data.length,
+      seconds,
+    });
+  } else {
+    print(
+      `${opts.remote} on ${client.address} → ${local} (${data.length} bytes, ${
+        seconds.toFixed(1)
+      } s)`,
+    );
+  }
+}
+
+if (import.meta.main) await runTask(GET_SPEC, main);

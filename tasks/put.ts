@@ -1,0 +1,191 @@
+/**
+ * `deno task put --ip ADDR FILE[:REMOTE]`: copy a file to the board with WebREPL's file
+ * protocol; `--fleet` copies it to every board of ota.config.json's "devices".
+ */
+import {
+  boolOpt,
+  type CommandSpec,
+  listOpt,
+  numberOpt,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  type TaskContext,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { FileError, UsageError } from "../lib/errors.ts";
+import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/fleet.ts";
+import { fleetPasswords, putFleet, renderFleetPut } from "../lib/fleet_put.ts";
+import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/output.ts";
+import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
+import { connectWebRepl, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.ts";
+import {
+  JSON_OPTION,
+  PASSWORD_NOTE,
+  resolveTarget,
+  TARGET_OPTIONS,
+  type TargetArgs,
+  targetArgsFrom,
+} from "../lib/webrepl_target.ts";
+import { parsePutSpec, putToBoard } from "../lib/webrepl_tools.ts";
+
+export const PUT_SPEC: CommandSpec = {
+  name: "put",
+  summary: "Copy a file to a board (or every board of the fleet) over WebREPL.",
+  positionals: "FILE[:REMOTE]",
+  options: {
+    ...TARGET_OPTIONS,
+    ...JSON_OPTION,
+    fleet: {
+      type: "boolean",
+      help: 'copy it to every device in the config\'s "devices" list, N at a time',
+    },
+    only: {
+      type: "string",
+      multiple: true,
+      arg: "NAME|TAG",
+      help: "with --fleet: this device, or the devices with this tag",
+    },
+    concurrency: {
+      type: "string",
+      arg: "N",
+      help: `with --fleet: boards written at once (default ${DEFAULT_CONCURRENCY})`,
+    },
+  },
+  notes: [
+    "REMOTE is a path on the board (default: FILE's name in the board's current folder, / " +
+    "after boot). A REMOTE that ends in / or is a folder on the board gets FILE's name inside it. " +
+    "The folder must exist. An existing file is replaced. After the copy the size the board " +
+    "reports is checked. --json: {ok, ip, port, local, remote, bytes, seconds}.",
+    '--fleet: each device\'s password comes from the variable its "passwordEnv" names; the ' +
+    `others share --password, else ${PASSWORD_ENV}, else the prompt. The exit code is 0 only ` +
+    "if every board got the file; --json: {ok, local, devices: [{name, ip, port, ok, remote, " +
+    "bytes, seconds, error, kind}], failed}.",
+    PASSWORD_NOTE,
+  ],
+  examples: [
+    `${PASSWORD_ENV}=... deno task put --ip 192.168.4.1 main.py`,
+    "deno task put --ip 192.168.4.1 build/app.py:lib/app.py --json",
+    "deno task put --fleet --only sensor config.json",
+  ],
+};
+
+export interface PutArgs extends TargetArgs {
+  local: string;
+  remote?: string;
+  fleet: boolean;
+  only: string[];
+  concurrency?: number;
+}
+
+function putArgsFrom(args: ParsedArgs): PutArgs {
+  const [spec, ...extra] = args.positionals;
+  if (spec === undefined) throw new UsageError("name the file to copy: put FILE[:REMOTE]");
+  if (extra.length) throw new UsageError(`one FILE[:REMOTE] only, got also '${extra.join("' '")}'`);
+  const { local, remote } = parsePutSpec(spec);
+  const fleet = boolOpt(args.values, "fleet");
+  const only = listOpt(args.values, "only");
+  const concurrency = numberOpt(
+    args.values,
+    "concurrency",
+    (n) => Number.isInteger(n) && n >= 1 && n <= 64,
+    "a whole number from 1 to 64",
+  );
+  if (!fleet && (only.length > 0 || concurrency !== undefined)) {
+    throw new UsageError("--only and --concurrency go with --fleet");
+  }
+  const target = targetArgsFrom(args.values);
+  if (fleet && (target.ip !== undefined || target.port !== undefined)) {
+    throw new UsageError(
+      '--fleet takes the addresses from the config\'s "devices" list: leave out --ip and ' +
+        "--port (choose devices with --only NAME|TAG)",
+    );
+  }
+  return {
+    ...target,
+    local,
+    ...(remote === undefined ? {} : { remote }),
+    fleet,
+    only,
+    ...(concurrency === undefined ? {} : { concurrency }),
+  };
+}
+
+/** Pure: the put options from `argv`. @throws {UsageError} On a bad flag or value. */
+export function parsePutArgs(argv: string[]): PutArgs {
+  return putArgsFrom(parseCommandArgs(PUT_SPEC, argv));
+}
+
+async function readLocal(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new FileError(`cannot read '${path}': ${(e as Error).message}`);
+  }
+}
+
+async function main({ args }: TaskContext): Promise<number> {
+  const opts = putArgsFrom(args);
+  const config = await loadConfig(opts.config);
+  if (opts.fleet) return await fleetMain(opts, config);
+  const target = await resolveTarget(opts, config);
+  const data = await readLocal(opts.local);
+  const started = Date.now();
+  await using client = await connectWebRepl(target);
+  const progress = stderrIsTerminal()
+    ? (done: number, size: number | undefined) =>
+      logRaw(`\r${formatBytes(done)} of ${formatBytes(size ?? 0)} sent`)
+    : undefined;
+  const remote = await putToBoard(client, opts.local, data, opts.remote, {
+    ...(progress ? { onProgress: progress } : {}),
+  });
+  if (progress) logRaw("\r\x1b[K");
+  const seconds = (Date.now() - started) / 1000;
+  if (opts.json) {
+    printJson({
+      ok: true,
+      ip: target.host,
+      port: target.port,
+      local: opts.local,
+      remote,
+      bytes: data.length,
+      seconds,
+    });
+  } else {
+    print(
+      `${opts.local} → ${remote} on ${client.address} (${data.length} bytes, ${
+        seconds.toFixed(1)
+      } s)`,
+    );
+  }
+  return 0;
+}
+
+async function fleetMain(
+  opts: PutArgs,
+  config: Awaited<ReturnType<typeof loadConfig>>,
+): Promise<number> {
+  const devices = selectDevices(config.devices, opts.only, DEFAULT_WEBREPL_PORT);
+  const data = await readLocal(opts.local);
+  const passwords = await fleetPasswords(devices, () =>
+    resolvePassword({
+      ...(opts.password === undefined ? {} : { flag: opts.password }),
+      message: "WebREPL password for the fleet: ",
+    }));
+  log(`copying '${opts.local}' (${data.length} bytes) to ${devices.length} board(s)`);
+  const report = await putFleet(devices, {
+    local: opts.local,
+    data,
+    ...(opts.remote === undefined ? {} : { remote: opts.remote }),
+    passwords,
+    timeoutMs: opts.timeoutMs,
+    concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
+    connect: connectWebRepl,
+    onFinish: (row) => log(`${row.name}: ${row.ok ? "done" : `failed: ${row.error}`}`),
+  });
+  if (opts.json) printJson(report);
+  else print(renderFleetPut(report));
+  return fleetExitCode({ ok: report.ok, devices: report.devices, failed: report.failed });
+}
+
+if (import.meta.main) await runTask(PUT_SPEC, main);

@@ -1,0 +1,78 @@
+/**
+ * `deno task repl --ip ADDR`: the board's REPL in this terminal over WebREPL, as
+ * `mpremote repl` and webrepl_cli.py give it. Ctrl-] leaves.
+ */
+import {
+  type CommandSpec,
+  parseCommandArgs,
+  type ParsedArgs,
+  runTask,
+  type TaskContext,
+} from "../lib/cli.ts";
+import { loadConfig } from "../lib/config.ts";
+import { UsageError } from "../lib/errors.ts";
+import { log } from "../lib/output.ts";
+import { PASSWORD_ENV } from "../lib/password.ts";
+import { connectWebRepl } from "../lib/webrepl_client.ts";
+import {
+  PASSWORD_NOTE,
+  resolveTarget,
+  TARGET_OPTIONS,
+  type TargetArgs,
+  targetArgsFrom,
+} from "../lib/webrepl_target.ts";
+import { runTerminal } from "../lib/webrepl_terminal.ts";
+
+export const REPL_SPEC: CommandSpec = {
+  name: "repl",
+  summary: "Open the board's REPL in this terminal over WebREPL (Ctrl-] leaves).",
+  options: { ...TARGET_OPTIONS },
+  notes: [
+    "Every key goes to the board, Ctrl-C included (it stops the running program); Ctrl-] " +
+    "leaves. With stdin not a terminal (a pipe or a file), each line is sent as typed, and at " +
+    "the end of the input the session waits, up to --timeout, for the board to finish and show " +
+    "a prompt, then leaves. The password prompt needs a terminal: from a pipe, set " +
+    `${PASSWORD_ENV}.`,
+    PASSWORD_NOTE,
+  ],
+  examples: [
+    `${PASSWORD_ENV}=... deno task repl --ip 192.168.4.1`,
+    `printf 'import os\\nos.listdir()\\n' | deno task repl --ip 192.168.4.1`,
+  ],
+};
+
+function replArgsFrom(args: ParsedArgs): TargetArgs {
+  if (args.positionals.length) {
+    throw new UsageError(`repl takes no arguments, got '${args.positionals.join("' '")}'`);
+  }
+  return targetArgsFrom(args.values);
+}
+
+/** Pure: the repl options from `argv`. @throws {UsageError} On a bad flag or value. */
+export function parseReplArgs(argv: string[]): TargetArgs {
+  return replArgsFrom(parseCommandArgs(REPL_SPEC, argv));
+}
+
+async function main({ args }: TaskContext): Promise<void> {
+  const opts = replArgsFrom(args);
+  const target = await resolveTarget(opts, await loadConfig(opts.config));
+  await using client = await connectWebRepl(target);
+  const interactive = Deno.stdin.isTerminal();
+  log(`Connected to ${client.address}. Use Ctrl-] to leave.`);
+  const encoder = new TextEncoder();
+  const write = async (text: string) => {
+    const bytes = encoder.encode(text);
+    for (let at = 0; at < bytes.length;) at += await Deno.stdout.write(bytes.subarray(at));
+  };
+  if (interactive) Deno.stdin.setRaw(true);
+  try {
+    await runTerminal(client, { input: Deno.stdin.readable, write, interactive }, {
+      timeoutMs: opts.timeoutMs,
+    });
+  } finally {
+    if (interactive) Deno.stdin.setRaw(false);
+  }
+  if (interactive) log("");
+}
+
+if (import.meta.main) await runTask(REPL_SPEC, main);
