@@ -53,7 +53,9 @@ export function triggerIgnoredMessage(
 /**
  * After the reset: watches the app's WebREPL port (`target`) until it accepts a
  * connection, `watchMs` passes, or `stop` says the OTA server answered. The OTA server
- * has no TCP port, so an accepted connection means the board runs its app again.
+ * has no TCP port, so an accepted connection means the board runs its app again — but
+ * only once the port was seen closed: the reset is presumed from silence (a board sends
+ * no FIN), and a board still finishing the old session would otherwise look "back".
  * Needs `--allow-net`.
  * @returns The milliseconds until the app came back, or undefined if it did not.
  */
@@ -63,11 +65,14 @@ export async function watchForApp(
 ): Promise<number | undefined> {
   const started = Date.now();
   const deadline = started + (options.watchMs ?? Infinity);
+  let sawDown = false;
   while (!options.stop?.aborted) {
     const left = deadline - Date.now();
     if (left <= 0) return undefined;
     if (await tcpPortOpen(target.host, target.port, Math.min(CONNECT_PROBE_MS, left))) {
-      return options.stop?.aborted ? undefined : Date.now() - started;
+      if (sawDown) return options.stop?.aborted ? undefined : Date.now() - started;
+    } else {
+      sawDown = true;
     }
     await pause(Math.min(WATCH_POLL_MS, Math.max(0, deadline - Date.now())), options.stop);
   }
