@@ -10,6 +10,7 @@ import {
   type ParsedArgs,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import {
@@ -94,25 +95,25 @@ export function parseBuildBootloaderArgs(argv: string[]): BuildBootloaderArgs {
   return toBuildBootloaderArgs(parseCommandArgs(spec, argv));
 }
 
-if (import.meta.main) {
-  runTask(spec, async ({ args }) => {
-    const flags = toBuildBootloaderArgs(args);
-    const config = await loadConfig(flags.config);
-    const options = resolveBootloaderOptions(flags, config, Deno.cwd());
-    const result = await buildBootloader(options);
-    if (result.dryRun) return;
-    print(
-      green(
-        `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
-          `(${result.key.fingerprint}) at ${formatHex(result.modulusAt ?? 0)}; MAIN_APP_OFFSET ${
-            formatHex(options.appOffset)
-          }`,
-      ),
-    );
-    print(`sha256 ${result.sha256}`);
-    print(
-      `flash it once over serial: esptool.py --port PORT --baud 230400 write_flash -fm dio ` +
-        `--flash_size=detect 0x0 ${result.binaryPath}`,
-    );
-  });
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const flags = toBuildBootloaderArgs(args);
+  const config = await loadConfig(flags.config);
+  const options = resolveBootloaderOptions(flags, config, Deno.cwd());
+  const result = await buildBootloader(options);
+  if (result.dryRun) return;
+  print(
+    green(
+      `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
+        `(${result.key.fingerprint}) at ${formatHex(result.modulusAt ?? 0)}; MAIN_APP_OFFSET ${
+          formatHex(options.appOffset)
+        }`,
+    ),
+  );
+  print(`sha256 ${result.sha256}`);
+  print(
+    `flash it once over serial: esptool.py --port PORT --baud 230400 write_flash -fm dio ` +
+      `--flash_size=detect 0x0 ${result.binaryPath}`,
+  );
 }
+
+if (import.meta.main) runTask(spec, main);

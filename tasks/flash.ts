@@ -118,7 +118,7 @@ export function parseFlashArgs(argv: string[]): FlashArgs {
   return flashArgsFrom(parseCommandArgs(spec, argv));
 }
 
-async function main(ctx: TaskContext): Promise<void> {
+export async function main(ctx: TaskContext): Promise<void> {
   const args = flashArgsFrom(ctx.args);
   const config = await loadConfig(args.config);
   const appOffset = resolveAppOffset(args.appOffset, config);

@@ -10,6 +10,7 @@ import {
   type ParsedArgs,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
@@ -72,26 +73,26 @@ export function parseInspectArgs(argv: string[]): InspectArgs {
   return toInspectArgs(parseCommandArgs(spec, argv));
 }
 
-if (import.meta.main) {
-  runTask(spec, async ({ args }) => {
-    const options = toInspectArgs(args);
-    const config = await loadConfig(options.config);
-    let image: Uint8Array;
-    try {
-      image = await Deno.readFile(options.file);
-    } catch (e) {
-      throw new FileError(`cannot read the image '${options.file}': ${(e as Error).message}`);
-    }
-    const report = inspectImage(image, {
-      appOffset: resolveAppOffset(options.appOffset, config),
-      flashSize: options.flashSize ?? config.flashSize,
-    });
-    if (options.json) {
-      printJson({ ok: report.safe, file: options.file, ...report });
-    } else {
-      for (const line of renderInspectReport(report, options.file)) print(line);
-      if (!report.safe) fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
-    }
-    return report.safe ? 0 : 1;
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const options = toInspectArgs(args);
+  const config = await loadConfig(options.config);
+  let image: Uint8Array;
+  try {
+    image = await Deno.readFile(options.file);
+  } catch (e) {
+    throw new FileError(`cannot read the image '${options.file}': ${(e as Error).message}`);
+  }
+  const report = inspectImage(image, {
+    appOffset: resolveAppOffset(options.appOffset, config),
+    flashSize: options.flashSize ?? config.flashSize,
   });
+  if (options.json) {
+    printJson({ ok: report.safe, file: options.file, ...report });
+  } else {
+    for (const line of renderInspectReport(report, options.file)) print(line);
+    if (!report.safe) fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
+  }
+  return report.safe ? 0 : 1;
 }
+
+if (import.meta.main) runTask(spec, main);
