@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseSize } from "./_bytes.ts";
 import { findDuplicateKey } from "./json_duplicates.ts";
-import { invalidValue, parseAppOffset, parseFlashSize, parsePort } from "./values.ts";
+import { invalidValue, parseAppOffset, parseBaud, parseFlashSize, parsePort } from "./values.ts";
 
 export interface DeviceEntry {
   name: string;
@@ -26,6 +26,12 @@ export interface BootloaderSettings {
   gpioWaitMs?: number;
 }
 
+/** `flash`'s serial settings (esptool's --port and --baud). */
+export interface SerialConfig {
+  port?: string;
+  baud?: number;
+}
+
 export interface OtaConfig {
   /** Where the file was read from, if any. */
   path?: string;
@@ -42,6 +48,7 @@ export interface OtaConfig {
   bootloader?: BootloaderSettings;
   ip?: string;
   port?: number;
+  serial?: SerialConfig;
   devices?: DeviceEntry[];
 }
 
@@ -137,6 +144,7 @@ const schema = object({
   }),
   ip: str,
   port,
+  serial: object({ port: str, baud: (v, at) => parseBaud(v, at) }),
   devices: list(device),
 });
 

@@ -154,6 +154,26 @@ export function parsePort(raw: unknown, source: Source, options: { allowZero?: b
   return n;
 }
 
+/** esptool's serial rates: its ROM default 115200 up to what USB-serial chips reach. */
+export const MIN_BAUD = 9600;
+export const MAX_BAUD = 4000000;
+
+/**
+ * A serial baud rate for esptool, 9600 to 4000000.
+ * @throws {UsageError | ConfigError} If it is not a whole number in that range.
+ */
+export function parseBaud(raw: unknown, source: Source): number {
+  const n = typeof raw === "number"
+    ? raw
+    : typeof raw === "string" && /^\s*\d+\s*$/.test(raw)
+    ? Number(raw)
+    : NaN;
+  if (!Number.isInteger(n) || n < MIN_BAUD || n > MAX_BAUD) {
+    throw invalidValue(source, "a baud rate such as 115200 or 460800", raw);
+  }
+  return n;
+}
+
 /**
  * A time in seconds, more than 0 and at most `max`; returns milliseconds.
  * @throws {UsageError | ConfigError} If it is not a number in that range.

@@ -111,8 +111,9 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   );
   print(`sha256 ${result.sha256}`);
   print(
-    `flash it once over serial: esptool.py --port PORT --baud 230400 write_flash -fm dio ` +
-      `--flash_size=detect 0x0 ${result.binaryPath}`,
+    `flash it once over serial, with the firmware: deno task flash --port PORT ` +
+      `(esptool v5 alone: esptool --port PORT write-flash --flash-mode dio --flash-size detect ` +
+      `0x0 ${result.binaryPath})`,
   );
 }
 
