@@ -39,7 +39,12 @@ export interface ParsedArgs {
 }
 
 const COMMON: Record<string, OptionSpec> = {
-  config: { type: "string", arg: "FILE", help: "configuration file (default: ./ota.config.json)" },
+  config: {
+    type: "string",
+    arg: "FILE",
+    help: "configuration file (default: YAOTA_CONFIG, else ./ota.config.json, else " +
+      "~/.config/yaota/config.json)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 

@@ -269,7 +269,11 @@ export async function main(ctx: TaskContext): Promise<number> {
   const config = await loadConfig(args.config);
   if (args.fleet) return await fleetMain(args, config, ctx);
   const host = args.ip ?? config.ip;
-  if (!host) throw new UsageError('name the device: --ip ADDR (or set "ip" in ota.config.json)');
+  if (!host) {
+    throw new UsageError(
+      'name the device: --ip ADDR (or YAOTA_IP, or "ip" in ota.config.json)',
+    );
+  }
   const request: DeployRequest = {
     ...sharedRequest(args, config),
     host,

@@ -13,7 +13,8 @@ import {
   type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
-import { FileError, UsageError } from "../lib/errors.ts";
+import { EXIT } from "../lib/exit_codes.ts";
+import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
 import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
 import { renderInspectReport } from "../lib/inspect_report.ts";
 import { fail, print, printJson } from "../lib/output.ts";
@@ -87,12 +88,17 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     flashSize: options.flashSize ?? config.flashSize,
   });
   if (options.json) {
-    printJson({ ok: report.safe, file: options.file, ...report });
+    printJson({
+      ok: report.safe,
+      ...(report.safe ? {} : { kind: UnsafeImageError.name }),
+      file: options.file,
+      ...report,
+    });
   } else {
     for (const line of renderInspectReport(report, options.file)) print(line);
     if (!report.safe) fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
   }
-  return report.safe ? 0 : 1;
+  return report.safe ? EXIT.ok : EXIT.unsafeImage;
 }
 
 if (import.meta.main) runTask(spec, main);

@@ -3,7 +3,7 @@
  * `--version`, and installed as the README says (`deno install`, `deno compile`).
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./_assert.ts";
-import { ROOT, type TaskResult, tempDir, VECTORS } from "./_helpers.ts";
+import { hermeticEnv, ROOT, type TaskResult, tempDir, VECTORS } from "./_helpers.ts";
 import { REPOSITORY_TASKS, TASKS } from "../yaota.ts";
 import { VERSION } from "../lib/version.ts";
 import { startVirtualDevice } from "../lib/virtual_device.ts";
@@ -23,8 +23,10 @@ async function run(
   const out = await new Deno.Command(command, {
     args,
     cwd: options.cwd ?? ROOT,
-    env: { NO_COLOR: "1", ...options.env },
-    clearEnv: options.clearEnv,
+    env: options.clearEnv
+      ? { NO_COLOR: "1", ...options.env }
+      : { ...hermeticEnv(), NO_COLOR: "1", ...options.env },
+    clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
