@@ -27,6 +27,8 @@ export interface CommandSpec {
   options: Record<string, OptionSpec>;
   /** Extra paragraphs for `--help`. */
   notes?: string[];
+  /** The repository's own tooling (`deno task compile`): not a `yaota` command. */
+  repositoryOnly?: boolean;
   examples?: string[];
 }
 
@@ -140,8 +142,9 @@ export function renderHelp(spec: CommandSpec): string {
   const lines = [
     `${spec.summary}`,
     "",
-    `Usage: yaota ${tail}`,
-    `       deno task ${tail}`,
+    ...(spec.repositoryOnly
+      ? [`Usage: deno task ${tail}`]
+      : [`Usage: yaota ${tail}`, `       deno task ${tail}`]),
     "",
     "Options:",
   ];

@@ -27,6 +27,7 @@ const WORKERS = ["lib/_sign_worker.ts", "lib/_micropython_worker.ts"];
 export const spec: CommandSpec = {
   name: "compile",
   summary: "Build a standalone yaota binary with deno compile (what the release workflow ships).",
+  repositoryOnly: true,
   options: {
     target: {
       type: "string",

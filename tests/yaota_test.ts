@@ -114,11 +114,14 @@ Deno.test("yaota runs the task with its flags and names itself in hints", async 
   assert(inspect.stdout.startsWith("{"), inspect.stdout);
 });
 
-Deno.test("every deno.json task is in yaota's table, and every table entry in deno.json", () => {
+Deno.test("every deno.json task is in yaota's table, and every table entry in deno.json", async () => {
   const tasks = denoJson.tasks as Record<string, string>;
   const inJson = Object.keys(tasks).filter((t) => !REPOSITORY_TASKS.includes(t)).sort();
   assertEquals(Object.keys(TASKS).sort(), inJson);
   for (const name of REPOSITORY_TASKS) assert(name in tasks, `${name} is a deno.json task`);
+  const compile = await denoTask("compile", ["--help"]);
+  assert(compile.stdout.includes("\nUsage: deno task compile [options]\n"), compile.stdout);
+  assert(!compile.stdout.includes("yaota compile"), "not a yaota command");
   // Each runs the file the table loads: `deno task X` and `yaota X` are one program.
   for (const [name, load] of Object.entries(TASKS)) {
     const file = /tasks\/(\w+)\.ts/.exec(tasks[name]!)?.[1];
