@@ -1,10 +1,12 @@
 /**
- * One argument helper for every task: the same `--help`, the same error style,
- * the same exit codes (0 ok, 1 expected failure, 2 bad arguments, 130 Ctrl-C).
+ * One argument helper for every task: the same `--help`, the same error style, the
+ * same exit codes (the table in `exit_codes.ts`), whether a task runs as
+ * `deno task NAME` or as `yaota NAME`.
  */
 import { parseArgs } from "node:util";
-import { InterruptedError, OtaError, UsageError } from "./errors.ts";
-import { bold, fail, log, printJson } from "./output.ts";
+import { OtaError, UsageError } from "./errors.ts";
+import { EXIT, exitCodeOf } from "./exit_codes.ts";
+import { bold, fail, log, print, printJson } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "./values.ts";
 
 export interface OptionSpec {
@@ -25,6 +27,8 @@ export interface CommandSpec {
   options: Record<string, OptionSpec>;
   /** Extra paragraphs for `--help`. */
   notes?: string[];
+  /** The repository's own tooling (`deno task compile`): not a `yaota` command. */
+  repositoryOnly?: boolean;
   examples?: string[];
 }
 
@@ -37,7 +41,12 @@ export interface ParsedArgs {
 }
 
 const COMMON: Record<string, OptionSpec> = {
-  config: { type: "string", arg: "FILE", help: "configuration file (default: ./ota.config.json)" },
+  config: {
+    type: "string",
+    arg: "FILE",
+    help: "configuration file (default: YAOTA_CONFIG, else ./ota.config.json, else " +
+      "~/.config/yaota/config.json)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
@@ -126,12 +135,16 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
   }
 }
 
+/** The `--help` text: the same whichever way the task was started. */
 export function renderHelp(spec: CommandSpec): string {
   const options = { ...spec.options, ...COMMON };
+  const tail = `${spec.name} [options]${spec.positionals ? " " + spec.positionals : ""}`;
   const lines = [
     `${spec.summary}`,
     "",
-    `Usage: deno task ${spec.name} [options]${spec.positionals ? " " + spec.positionals : ""}`,
+    ...(spec.repositoryOnly
+      ? [`Usage: deno task ${tail}`]
+      : [`Usage: yaota ${tail}`, `       deno task ${tail}`]),
     "",
     "Options:",
   ];
@@ -147,6 +160,22 @@ export function renderHelp(spec: CommandSpec): string {
     for (const ex of spec.examples) lines.push(`  ${ex}`);
   }
   return lines.join("\n");
+}
+
+/** `yaota help`: every task with its one-line summary. */
+export function renderTaskList(specs: readonly CommandSpec[]): string {
+  const width = Math.max(...specs.map((s) => s.name.length)) + 2;
+  return [
+    "yaota: OTA updates for MicroPython on ESP8266 boards running the yaota8266 bootloader.",
+    "",
+    "Usage: yaota TASK [options]",
+    "       deno task TASK [options]   (in a checkout of the repository)",
+    "",
+    "Tasks:",
+    ...specs.map((s) => `  ${s.name.padEnd(width)}${s.summary}`),
+    "",
+    "Run 'yaota TASK --help' for a task's options, 'yaota --version' for the version.",
+  ].join("\n");
 }
 
 /** Value accessors that turn a wrong type into a `UsageError` naming the flag. */
@@ -216,54 +245,81 @@ export function secondsOpt(
   return text === undefined ? undefined : parseSeconds(text, { flag: name }, max, options);
 }
 
+/** How the user started the task, for the commands messages suggest. */
+export type Program = "deno task" | "yaota";
+
 export interface TaskContext {
   args: ParsedArgs;
+  /** The raw arguments after the task name, for tasks that parse them themselves. */
+  argv: string[];
   /** True when the task was asked for `--json`: errors are reported as JSON too. */
   json: boolean;
+  /** `deno task` or `yaota`: the prefix of a command a message suggests. */
+  program: Program;
+}
+
+/** A task's body: returns its exit code (default 0) or throws a typed error. */
+export type TaskMain = (ctx: TaskContext) => Promise<number | void>;
+
+/** What every `tasks/*.ts` exports, so `yaota NAME` can run it as `deno task NAME` does. */
+export interface TaskModule {
+  spec: CommandSpec;
+  main: TaskMain;
+}
+
+export interface RunOptions {
+  program?: Program;
 }
 
 /**
  * Runs a task's `main` and maps its outcome to output and an exit code.
- * `main` returns the exit code (default 0). Expected failures (`OtaError`) print one
- * red line (or `{ok:false, kind, error}` with `--json`) and exit 1; `UsageError` exits 2;
- * `InterruptedError` exits 130; anything else keeps its stack trace.
+ * `main` returns the exit code (default 0). Errors get the code of their kind
+ * (`exit_codes.ts`): one red line (or `{ok:false, kind, error}` with `--json`);
+ * anything that is not an `OtaError` keeps its stack trace.
  */
 export async function runTask(
   spec: CommandSpec,
-  main: (ctx: TaskContext) => Promise<number | void>,
+  main: TaskMain,
   argv: string[] = Deno.args,
+  options: RunOptions = {},
 ): Promise<never> {
+  const program = options.program ?? "deno task";
   let json = argv.includes("--json");
   let code: number;
   try {
     const args = parseCommandArgs(spec, argv);
     json = args.values.json === true;
     if (args.help) {
-      log(renderHelp(spec));
-      Deno.exit(0);
+      print(renderHelp(spec));
+      Deno.exit(EXIT.ok);
     }
-    code = (await main({ args, json })) ?? 0;
+    code = (await main({ args, argv, json, program })) ?? EXIT.ok;
   } catch (e) {
-    code = reportError(spec, e, json);
+    code = reportError(spec, e, json, program);
   }
   Deno.exit(code);
 }
 
 /** Prints an error the way every task does and returns the exit code. */
-export function reportError(spec: CommandSpec, e: unknown, json: boolean): number {
+export function reportError(
+  spec: CommandSpec,
+  e: unknown,
+  json: boolean,
+  program: Program = "deno task",
+): number {
   if (e instanceof UsageError) {
     fail(`${spec.name}: ${e.message}`);
-    log(`Run 'deno task ${spec.name} --help' for the options.`);
+    log(`Run '${program} ${spec.name} --help' for the options.`);
     if (json) printJson({ ok: false, kind: e.name, error: e.message });
-    return 2;
+    return exitCodeOf(e);
   }
   if (e instanceof OtaError) {
     fail(e.message);
     if (json) printJson({ ok: false, ...e.details, kind: e.name, error: e.message });
-    return e instanceof InterruptedError ? 130 : 1;
+    return exitCodeOf(e);
   }
   log(bold("unexpected error (a bug: please report it with the lines below)"));
   log(e instanceof Error ? (e.stack ?? e.message) : String(e));
   if (json) printJson({ ok: false, kind: "InternalError", error: String(e) });
-  return 1;
+  return exitCodeOf(e);
 }

@@ -1,14 +1,24 @@
 /**
- * `ota.config.json`: project defaults so that `deno task build-ota` and
- * `deno task deploy --ip X` need no long flags. Flags override it. An unknown key
- * or a bad value is a `ConfigError` that names it. Paths are relative to the file.
+ * The configuration: project defaults so that `deno task build-ota` and `deno task deploy
+ * --ip X` need no long flags. The file is `--config FILE`, else `./ota.config.json`, else
+ * the user's `$XDG_CONFIG_HOME/yaota/config.json` (the first that exists; its JSON Schema
+ * is `ota.config.schema.json`). `YAOTA_*` environment variables override it, flags
+ * override both. An unknown key or a bad value is a `ConfigError` that names it. Paths
+ * are relative to the file (an environment variable's to the working directory).
  */
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { parseSize } from "./_bytes.ts";
 import { deviceAddressProblem } from "./device_address.ts";
 import { findDuplicateKey } from "./json_duplicates.ts";
-import { invalidValue, parseAppOffset, parseFlashSize, parsePort } from "./values.ts";
+import {
+  invalidValue,
+  parseAppOffset,
+  parseBaud,
+  parseFlashSize,
+  parsePort,
+  type Source,
+} from "./values.ts";
 
 export interface DeviceEntry {
   name: string;
@@ -27,6 +37,12 @@ export interface BootloaderSettings {
   gpioWaitMs?: number;
 }
 
+/** `flash`'s serial settings (esptool's --port and --baud). */
+export interface SerialConfig {
+  port?: string;
+  baud?: number;
+}
+
 export interface OtaConfig {
   /** Where the file was read from, if any. */
   path?: string;
@@ -43,10 +59,13 @@ export interface OtaConfig {
   bootloader?: BootloaderSettings;
   ip?: string;
   port?: number;
+  serial?: SerialConfig;
   devices?: DeviceEntry[];
 }
 
 export const DEFAULT_CONFIG_FILE = "ota.config.json";
+/** The file name in the user's config folder (`~/.config/yaota/config.json`). */
+export const USER_CONFIG_FILE = "config.json";
 
 /** Where a value sits: the file, the key's path in it (`devices[0].port`), paths' base. */
 interface Place {
@@ -145,6 +164,7 @@ const schema = object({
   }),
   ip: address,
   port,
+  serial: object({ port: str, baud: (v, at) => parseBaud(v, at) }),
   devices: list(device),
 });
 
@@ -164,20 +184,93 @@ export function parseConfig(value: unknown, base: string, where = "ota.config.js
   return config;
 }
 
+/** One place a configuration file may be: required ones (`--config`) must exist. */
+export interface ConfigCandidate {
+  path: string;
+  required: boolean;
+  /** Why it is looked at, for messages: "--config", "YAOTA_CONFIG", "./ota.config.json", … */
+  from: string;
+}
+
+/** Environment variables the lookup and the defaults read. */
+export type Env = Record<string, string | undefined>;
+
 /**
- * Reads `explicitPath`, or `./ota.config.json` if it exists; an absent default file
- * gives an empty config, an absent explicit one is an error.
- * @throws {ConfigError} If the file is not JSON or a key or value is wrong.
+ * Where to look, in order: `--config FILE` (or `YAOTA_CONFIG`), alone and required; else
+ * `./ota.config.json`, then the user's config: `$XDG_CONFIG_HOME/yaota/config.json`,
+ * default `~/.config/yaota/config.json` (on Windows `%APPDATA%\yaota\config.json`).
+ * Pure.
+ * @example
+ * ```ts
+ * import { configCandidates } from "./config.ts";
+ * const found = configCandidates(undefined, "/p", { HOME: "/home/a" }, "linux");
+ * if (found[1]?.path !== "/home/a/.config/yaota/config.json") throw new Error();
+ * ```
  */
-export async function loadConfig(explicitPath?: string, cwd = Deno.cwd()): Promise<OtaConfig> {
-  const file = resolve(cwd, explicitPath ?? DEFAULT_CONFIG_FILE);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound && explicitPath === undefined) return {};
-    throw new ConfigError(`cannot read the configuration file '${file}': ${(e as Error).message}`);
+export function configCandidates(
+  explicitPath: string | undefined,
+  cwd: string,
+  env: Env,
+  os: string = Deno.build.os,
+): ConfigCandidate[] {
+  if (explicitPath !== undefined) {
+    return [{ path: resolve(cwd, explicitPath), required: true, from: "--config" }];
   }
+  if (env.YAOTA_CONFIG) {
+    return [{ path: resolve(cwd, env.YAOTA_CONFIG), required: true, from: "YAOTA_CONFIG" }];
+  }
+  const local = {
+    path: resolve(cwd, DEFAULT_CONFIG_FILE),
+    required: false,
+    from: `./${DEFAULT_CONFIG_FILE}`,
+  };
+  const base = env.XDG_CONFIG_HOME ||
+    (os === "windows" ? env.APPDATA : env.HOME ? join(env.HOME, ".config") : undefined);
+  return base
+    ? [local, { path: join(base, "yaota", USER_CONFIG_FILE), required: false, from: "user" }]
+    : [local];
+}
+
+/**
+ * The environment defaults: variable → config key. They sit between the flags and the
+ * file: `--ip` beats `YAOTA_IP`, which beats "ip" in the file.
+ */
+export const ENV_DEFAULTS = {
+  YAOTA_IP: "ip",
+  YAOTA_PORT: "port",
+  YAOTA_KEY: "key",
+  YAOTA_APP_OFFSET: "appOffset",
+  YAOTA_FLASH_SIZE: "flashSize",
+} as const satisfies Record<string, keyof OtaConfig>;
+
+/**
+ * The config keys the environment sets, each checked as the file's would be; paths
+ * relative to `cwd`. Pure.
+ * @throws {ConfigError} If a variable holds a bad value (naming the variable).
+ */
+export function configFromEnv(env: Env, cwd: string): Partial<OtaConfig> {
+  const out: Partial<OtaConfig> = {};
+  const text = (name: keyof typeof ENV_DEFAULTS): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const at = (name: string): Source => ({ env: name });
+  const ip = text("YAOTA_IP");
+  if (ip !== undefined) out.ip = ip;
+  const port = text("YAOTA_PORT");
+  if (port !== undefined) out.port = parsePort(port, at("YAOTA_PORT"));
+  const key = text("YAOTA_KEY");
+  if (key !== undefined) out.key = resolve(cwd, key);
+  const appOffset = text("YAOTA_APP_OFFSET");
+  if (appOffset !== undefined) out.appOffset = parseAppOffset(appOffset, at("YAOTA_APP_OFFSET"));
+  const flashSize = text("YAOTA_FLASH_SIZE");
+  if (flashSize !== undefined) out.flashSize = parseFlashSize(flashSize, at("YAOTA_FLASH_SIZE"));
+  return out;
+}
+
+/** Reads and validates one file. @throws {ConfigError} */
+async function readConfigFile(file: string): Promise<OtaConfig> {
+  const text = await Deno.readTextFile(file);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -192,4 +285,34 @@ export async function loadConfig(explicitPath?: string, cwd = Deno.cwd()): Promi
     );
   }
   return { ...parseConfig(json, dirname(file), file), path: file };
+}
+
+/**
+ * The configuration: the first file of `configCandidates` that exists (none: an empty
+ * one), with the `YAOTA_*` environment defaults over it (`configFromEnv`).
+ * @param explicitPath `--config FILE`: must exist.
+ * @throws {ConfigError} If a named file is missing, a file is not JSON, a key or value
+ *   is wrong, or an environment variable holds a bad value.
+ */
+export async function loadConfig(
+  explicitPath?: string,
+  cwd = Deno.cwd(),
+  env: Env = Deno.env.toObject(),
+): Promise<OtaConfig> {
+  let config: OtaConfig = {};
+  for (const candidate of configCandidates(explicitPath, cwd, env)) {
+    try {
+      config = await readConfigFile(candidate.path);
+      break;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound && !candidate.required) continue;
+      if (e instanceof ConfigError) throw e;
+      throw new ConfigError(
+        `cannot read the configuration file '${candidate.path}'` +
+          (candidate.from === "YAOTA_CONFIG" ? " (named by YAOTA_CONFIG)" : "") +
+          `: ${(e as Error).message}`,
+      );
+    }
+  }
+  return { ...config, ...configFromEnv(env, cwd) };
 }

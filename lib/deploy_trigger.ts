@@ -18,7 +18,13 @@ import {
   type PreparedDeploy,
   prepareDeploy,
 } from "./deploy.ts";
-import { DeviceUnreachableError, InterruptedError, OtaError, WebReplError } from "./errors.ts";
+import {
+  BootCheckError,
+  DeviceUnreachableError,
+  InterruptedError,
+  OtaError,
+  WebReplError,
+} from "./errors.ts";
 import { decodeCanned, isCanned } from "./canned.ts";
 import { findVersion } from "./image.ts";
 import {
@@ -70,8 +76,11 @@ export interface TriggeredDeployHooks {
   onStep?(message: string): void;
 }
 
-/** The board came back running the version it ran before: the update did not take. */
-export class UpdateNotAppliedError extends OtaError {}
+/**
+ * The board came back running the version it ran before: the update did not take. A
+ * failed boot check as far as the exit code goes (lib/exit_codes.ts).
+ */
+export class UpdateNotAppliedError extends BootCheckError {}
 
 /** WebREPL did not come back after the push: the board is not running an app we can reach. */
 export class DeviceNotBackError extends OtaError {}

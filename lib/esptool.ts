@@ -1,7 +1,9 @@
 /**
- * Espressif's esptool, the serial flasher: finding it and running it with live output.
- * It comes as `esptool.py` (pip before v5), `esptool` (v5, distro packages) or only as a
- * Python module (`python3 -m esptool`).
+ * Espressif's esptool, the serial flasher: finding it, learning its major version, and
+ * running it with live output. v5 is the `esptool` command (pip), and wants kebab-case
+ * (`write-flash`, `--flash-size`): it still takes v4's `esptool.py` and snake_case but
+ * prints a deprecation warning for each. v4 is `esptool.py` (pip) or `esptool` (Debian),
+ * and knows only snake_case. Some setups have only the module (`python3 -m esptool`).
  */
 import $ from "dax";
 import { delimiter, join } from "node:path";
@@ -13,6 +15,35 @@ export interface Esptool {
   display: string[];
   /** The command to run (absolute path where one was found). */
   argv: string[];
+  /** What `esptool version` said, e.g. "4.7.0"; absent if it could not be learnt. */
+  version?: string;
+}
+
+/** Which spelling of commands and options an esptool wants. */
+export type EsptoolDialect = "v4" | "v5";
+
+/**
+ * v5 for esptool 5 and later; v4 otherwise, also when the version is unknown: v4's
+ * spelling works on every version (v5 only warns), v5's fails on v4. Pure.
+ */
+export function esptoolDialect(version: string | undefined): EsptoolDialect {
+  const major = Number(version?.split(".")[0]);
+  return Number.isInteger(major) && major >= 5 ? "v5" : "v4";
+}
+
+/**
+ * The version in `esptool version` output: its banner (`esptool.py v4.7.0`, `esptool
+ * v5.1.0`) or the bare number the command prints after it. Pure.
+ * @example
+ * ```ts
+ * import { parseEsptoolVersion } from "./esptool.ts";
+ * if (parseEsptoolVersion("esptool v5.0.2\n5.0.2\n") !== "5.0.2") throw new Error();
+ * ```
+ */
+export function parseEsptoolVersion(output: string): string | undefined {
+  const banner = /^esptool(?:\.py)? v(\d+\.\d+(?:\.\d+)?\S*)/m.exec(output);
+  if (banner) return banner[1];
+  return /^(\d+\.\d+(?:\.\d+)?\S*)\s*$/m.exec(output)?.[1];
 }
 
 /** esptool ran but failed: a wrong port, no bootloader mode, a bad cable. */
@@ -26,9 +57,10 @@ export class EsptoolError extends OtaError {
   }
 }
 
-const NAMES = ["esptool.py", "esptool"];
+/** In order of preference: v5's command, then v4's (which v5 still installs, deprecated). */
+const NAMES = ["esptool", "esptool.py"];
 const INSTALL_HINT = "Install it with 'pip install esptool' (or 'pipx install esptool'), " +
-  "then check that 'esptool.py version' or 'esptool version' runs.";
+  "then check that 'esptool version' runs.";
 
 async function isExecutable(path: string): Promise<boolean> {
   try {
@@ -39,20 +71,30 @@ async function isExecutable(path: string): Promise<boolean> {
   }
 }
 
+/** Runs `esptool version` (it does not touch a port) and returns the version it names. */
+async function probeVersion(argv: string[]): Promise<string | undefined> {
+  const r = await $`${[...argv, "version"]}`.stdin("null").stdout("piped").stderr("piped")
+    .noThrow().timeout(20_000);
+  return r.code === 0 ? parseEsptoolVersion(r.stdout + "\n" + r.stderr) : undefined;
+}
+
 /**
- * The first `esptool.py` or `esptool` on PATH (directory by directory, so a stand-in
- * put first on PATH wins over an installed one), else `python3 -m esptool` if Python
- * can import it; undefined if none is there. Needs --allow-env, --allow-read, --allow-run.
+ * The `esptool` command on PATH, else `esptool.py`, else `python3 -m esptool` if Python
+ * can import it, with its version; undefined if none is there. Needs --allow-env,
+ * --allow-read, --allow-run.
  */
 export async function findEsptool(path = Deno.env.get("PATH") ?? ""): Promise<Esptool | undefined> {
   const exts = Deno.build.os === "windows"
     ? ["", ...(Deno.env.get("PATHEXT") ?? ".EXE;.CMD;.BAT").split(";")]
     : [""];
-  for (const dir of path.split(delimiter).filter(Boolean)) {
-    for (const name of NAMES) {
+  const dirs = path.split(delimiter).filter(Boolean);
+  for (const name of NAMES) {
+    for (const dir of dirs) {
       for (const ext of exts) {
         const full = join(dir, name + ext);
-        if (await isExecutable(full)) return { display: [name], argv: [full] };
+        if (!(await isExecutable(full))) continue;
+        const version = await probeVersion([full]);
+        return { display: [name], argv: [full], ...(version ? { version } : {}) };
       }
     }
   }
@@ -61,7 +103,12 @@ export async function findEsptool(path = Deno.env.get("PATH") ?? ""): Promise<Es
     if (!found) continue;
     const probe = await $`${found} -c ${"import esptool"}`.quiet().noThrow();
     if (probe.code === 0) {
-      return { display: [python, "-m", "esptool"], argv: [found, "-m", "esptool"] };
+      const version = await probeVersion([found, "-m", "esptool"]);
+      return {
+        display: [python, "-m", "esptool"],
+        argv: [found, "-m", "esptool"],
+        ...(version ? { version } : {}),
+      };
     }
   }
   return undefined;
@@ -72,7 +119,7 @@ export async function requireEsptool(): Promise<Esptool> {
   const tool = await findEsptool();
   if (!tool) {
     throw new ToolMissingError(
-      `esptool is not installed: no esptool.py or esptool on PATH, and 'python3 -m esptool' ` +
+      `esptool is not installed: no esptool or esptool.py on PATH, and 'python3 -m esptool' ` +
         `cannot import it. ${INSTALL_HINT}`,
     );
   }
@@ -126,7 +173,7 @@ export async function runEsptool(tool: Esptool, args: string[], step: string): P
         formatCommand([...tool.display, ...args])
       }` +
         (lines.length ? `\nits last output:\n  ${lines.join("\n  ")}` : "\nit printed nothing") +
-        `\nCheck the --serial port and the cable; if it cannot connect, hold the board's BOOT (GPIO0) ` +
+        `\nCheck the serial port (--port, or ESPTOOL_PORT) and the cable; if it cannot connect, hold the board's BOOT (GPIO0) ` +
         `button while resetting it, or try a lower --baud.`,
       result.code,
       lines,

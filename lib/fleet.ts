@@ -9,6 +9,7 @@ import type { DeviceEntry } from "./config.ts";
 import { ConfigError, InterruptedError, OtaError, UsageError } from "./errors.ts";
 import type { SendProgress } from "./send_firmware.ts";
 import { formatBytes } from "./output.ts";
+import { type ExitCode, FLEET_KIND, fleetExitCode as exitCodeOfRows } from "./exit_codes.ts";
 
 /** yaota8266's OTA server port (docs/device.md, "Wire protocol"). */
 export const DEFAULT_OTA_PORT = 8266;
@@ -53,6 +54,11 @@ export interface FleetReport {
   failed: string[];
   /** The command that deploys to the failed devices only (absent when none failed). */
   retry?: string;
+  /**
+   * Absent on success; else `SomeDevicesFailed`, `AllDevicesFailed` or `InterruptedError`,
+   * as the exit code tells (lib/exit_codes.ts).
+   */
+  kind?: string;
 }
 
 /** What the runner hands each deploy: where to report, and when to stop. */
@@ -203,11 +209,11 @@ function shellQuote(arg: string): string {
 }
 
 /**
- * The command that deploys to `failed` only: `deno task deploy --fleet --only a --only b`,
- * followed by the rest of `argv` (the FILE and other flags) without its `--fleet` and
- * `--only` flags.
+ * The command that deploys to `failed` only: `deno task deploy --fleet --only a --only b`
+ * (or `yaota deploy …`, as `program` says), followed by the rest of `argv` (the FILE and
+ * other flags) without its `--fleet` and `--only` flags.
  */
-export function retryCommand(failed: string[], argv: string[] = []): string {
+export function retryCommand(failed: string[], argv: string[] = [], program = "deno task"): string {
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -219,7 +225,7 @@ export function retryCommand(failed: string[], argv: string[] = []): string {
     rest.push(a);
   }
   return [
-    "deno task deploy --fleet",
+    `${program} deploy --fleet`,
     ...failed.map((n) => `--only ${shellQuote(n)}`),
     ...rest.map(shellQuote),
   ]
@@ -227,20 +233,27 @@ export function retryCommand(failed: string[], argv: string[] = []): string {
 }
 
 /** The `--json` object: the rows, who failed, and how to retry them. */
-export function buildFleetReport(rows: DeviceReport[], argv: string[] = []): FleetReport {
+export function buildFleetReport(
+  rows: DeviceReport[],
+  argv: string[] = [],
+  program = "deno task",
+): FleetReport {
   const failed = rows.filter((r) => !r.ok).map((r) => r.name);
-  return {
-    ok: failed.length === 0,
-    devices: rows,
-    failed,
-    ...(failed.length ? { retry: retryCommand(failed, argv) } : {}),
-  };
+  if (failed.length === 0) return { ok: true, devices: rows, failed };
+  const kind = rows.some((r) => r.kind === InterruptedError.name)
+    ? InterruptedError.name
+    : failed.length === rows.length
+    ? FLEET_KIND.allFailed
+    : FLEET_KIND.someFailed;
+  return { ok: false, devices: rows, failed, retry: retryCommand(failed, argv, program), kind };
 }
 
-/** 0 if every device succeeded, 130 if Ctrl-C stopped the run, else 1. */
-export function fleetExitCode(report: FleetReport): number {
-  if (report.ok) return 0;
-  return report.devices.some((d) => d.kind === InterruptedError.name) ? 130 : 1;
+/**
+ * 0 if every device succeeded, 130 if Ctrl-C stopped the run, 10 if some devices
+ * failed, 11 if all did (lib/exit_codes.ts).
+ */
+export function fleetExitCode(report: FleetReport): ExitCode {
+  return exitCodeOfRows(report.devices);
 }
 
 /** Splits `text` into lines of at most `width` characters, at spaces where it can. */

@@ -244,6 +244,8 @@ export interface DeployFleetOptions extends FleetDeployOptions {
   signal?: AbortSignal;
   /** The command line, carried into the report's retry command. */
   argv?: string[];
+  /** How the user runs tasks (`deno task` or `yaota`), for the retry command. */
+  program?: string;
   /** Default: bars on a terminal, plain lines otherwise, on stderr. */
   progress?: FleetProgressSink;
   /** Lines about the run as a whole (default: stderr). */
@@ -289,7 +291,7 @@ export async function deployFleet(options: DeployFleetOptions): Promise<FleetRep
         say(e instanceof Error ? (e.stack ?? e.message) : String(e));
       },
     });
-    return buildFleetReport(rows, options.argv);
+    return buildFleetReport(rows, options.argv, options.program);
   } finally {
     progress.close();
   }

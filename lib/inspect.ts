@@ -60,8 +60,11 @@ export interface InspectReport {
   flashSize: number;
   /** True only if every check passed: safe to push to that offset. */
   safe: boolean;
-  /** What the file is; `id` "esp8266" for an image the checks below apply to. */
-  kind: FileKind;
+  /**
+   * What the file is; `id` "esp8266" for an image the checks below apply to. (Not `kind`:
+   * in `--json` output `kind` names the error class.)
+   */
+  fileKind: FileKind;
   checks: Check[];
   segments: { address: string; size: number }[];
   entry?: string;
@@ -157,7 +160,7 @@ function linkCheck(found: LinkBaseResult, appOffset: number): Check {
  * import { inspectImage } from "./inspect.ts";
  * import { makeSampleFirmware } from "./sample_firmware.ts";
  * if (!inspectImage(makeSampleFirmware()).safe) throw new Error();
- * if (inspectImage(new Uint8Array(0)).kind.id !== "empty") throw new Error();
+ * if (inspectImage(new Uint8Array(0)).fileKind.id !== "empty") throw new Error();
  * ```
  */
 export function inspectImage(image: Uint8Array, options: InspectOptions = {}): InspectReport {
@@ -169,7 +172,7 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
     size: image.length,
     appOffset,
     flashSize,
-    kind,
+    fileKind: kind,
     segments: [],
     expectedIromBase: formatHex(expectedBase),
   };

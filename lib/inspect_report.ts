@@ -73,8 +73,8 @@ export function renderInspectReport(report: InspectReport, file?: string): strin
   lines.push(
     report.safe
       ? green(`safe to push to ${where}`)
-      : report.kind.id !== "esp8266"
-      ? red(`NOT a firmware image: ${report.kind.next}`)
+      : report.fileKind.id !== "esp8266"
+      ? red(`NOT a firmware image: ${report.fileKind.next}`)
       : red(`NOT safe to push to ${where}: fix the failed checks above`),
   );
   return lines;

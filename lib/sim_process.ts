@@ -20,11 +20,13 @@ export interface SimProcess extends AsyncDisposable {
 }
 
 export async function startSimProcess(args: string[]): Promise<SimProcess> {
+  // A compiled `yaota` binary has no `deno run`: it is its own `sim` task.
+  const task = Deno.build.standalone
+    ? ["sim"]
+    : ["run", "-A", fromFileUrl(new URL("../tasks/sim.ts", import.meta.url))];
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "-A",
-      fromFileUrl(new URL("../tasks/sim.ts", import.meta.url)),
+      ...task,
       "--port",
       "0",
       "--json",

@@ -2,7 +2,8 @@
  * The values a user gives, parsed and checked in one place whatever they come from: a
  * flag, `ota.config.json` or `dist/manifest.json`. Each parser takes the raw value and
  * where it came from, so one rule gives one message: a flag's is a `UsageError` (exit 2)
- * naming the flag, a file's a `ConfigError` (exit 1) naming the file and the key. Pure.
+ * naming the flag, a file's a `ConfigError` (exit 1) naming the file and the key, an
+ * environment variable's a `ConfigError` naming the variable. Pure.
  */
 import { ConfigError, type OtaError, UsageError } from "./errors.ts";
 import { DEFAULT_APP_OFFSET, IROM_FILE_OFFSET } from "./image.ts";
@@ -26,16 +27,24 @@ export const MAX_APP_OFFSET = IROM_END - IROM_FILE_OFFSET - MIN_IROM_LENGTH;
 /** `--timeout` of deploy: long enough for any link, short enough to notice a typo (1e9). */
 export const MAX_TIMEOUT_S = 3600;
 
-/** Where a value came from: a flag (`{ flag: "app-offset" }`) or a key in a file. */
-export type Source = { flag: string } | { file: string; key: string };
+/**
+ * Where a value came from: a flag (`{ flag: "app-offset" }`), a key in a file, or an
+ * environment variable (`{ env: "YAOTA_APP_OFFSET" }`).
+ */
+export type Source = { flag: string } | { file: string; key: string } | { env: string };
 
-/** How a source is named in a message: `--app-offset`, `ota.config.json: appOffset`. */
+/**
+ * How a source is named in a message: `--app-offset`, `ota.config.json: appOffset`,
+ * `YAOTA_APP_OFFSET (environment)`.
+ */
 export function describeSource(source: Source): string {
-  return "flag" in source ? `--${source.flag}` : `${source.file}: ${source.key}`;
+  if ("flag" in source) return `--${source.flag}`;
+  if ("env" in source) return `${source.env} (environment)`;
+  return `${source.file}: ${source.key}`;
 }
 
 function shown(raw: unknown, source: Source): string {
-  return "flag" in source ? `'${String(raw)}'` : JSON.stringify(raw) ?? String(raw);
+  return "file" in source ? JSON.stringify(raw) ?? String(raw) : `'${String(raw)}'`;
 }
 
 /** The one shape of a refused value: what was expected, what came, and why not. */
@@ -48,7 +57,7 @@ export function invalidValue(
   const tail = `got ${shown(raw, source)}${reason ? ` (${reason})` : ""}`;
   return "flag" in source
     ? new UsageError(`--${source.flag} expects ${expected}, ${tail}`)
-    : new ConfigError(`${source.file}: ${source.key}: expected ${expected}, ${tail}`);
+    : new ConfigError(`${describeSource(source)}: expected ${expected}, ${tail}`);
 }
 
 /** A whole number from a flag's text, a JSON number or a JSON string ("0x3c000", "240K"). */
@@ -151,6 +160,26 @@ export function parsePort(raw: unknown, source: Source, options: { allowZero?: b
     ? Number(raw)
     : NaN;
   if (!Number.isInteger(n) || n < min || n > 65535) throw invalidValue(source, expected, raw);
+  return n;
+}
+
+/** esptool's serial rates: its ROM default 115200 up to what USB-serial chips reach. */
+export const MIN_BAUD = 9600;
+export const MAX_BAUD = 4000000;
+
+/**
+ * A serial baud rate for esptool, 9600 to 4000000.
+ * @throws {UsageError | ConfigError} If it is not a whole number in that range.
+ */
+export function parseBaud(raw: unknown, source: Source): number {
+  const n = typeof raw === "number"
+    ? raw
+    : typeof raw === "string" && /^\s*\d+\s*$/.test(raw)
+    ? Number(raw)
+    : NaN;
+  if (!Number.isInteger(n) || n < MIN_BAUD || n > MAX_BAUD) {
+    throw invalidValue(source, "a baud rate such as 115200 or 460800", raw);
+  }
   return n;
 }
 

@@ -336,7 +336,9 @@ export function verifySetup(input: VerifyInput): VerifyReport {
   if (input.firmware) {
     const { path: where, bytes } = input.firmware;
     const report = inspectImage(bytes, { appOffset, flashSize: input.flashSize });
-    if (report.kind.id === "yaota8266" && input.bootloader && isAppImage(input.bootloader.bytes)) {
+    if (
+      report.fileKind.id === "yaota8266" && input.bootloader && isAppImage(input.bootloader.bytes)
+    ) {
       add("firmware", false, swappedMessage(input.bootloader.path, where), "file");
     } else if (report.safe) {
       add(
@@ -348,7 +350,7 @@ export function verifySetup(input: VerifyInput): VerifyReport {
       );
     } else {
       const problems = summarizeProblems(report);
-      const advice = problems.includes("build-ota") || report.kind.id !== "esp8266"
+      const advice = problems.includes("build-ota") || report.fileKind.id !== "esp8266"
         ? ""
         : ". Rebuild it with 'deno task build-ota'";
       add(

@@ -5,7 +5,7 @@
  * ceiling; the signing cost; recovery from an 11 s outage; a fleet of 8 at concurrency 1
  * and 4.
  */
-import { boolOpt, type CommandSpec, numberOpt, parseCommandArgs, runTask } from "../lib/cli.ts";
+import { boolOpt, type CommandSpec, numberOpt, runTask, type TaskContext } from "../lib/cli.ts";
 import { sendLikeOriginal } from "../lib/baseline_sender.ts";
 import { deploy } from "../lib/deploy.ts";
 import { deviceBoundRate, PROFILES } from "../lib/device_profile.ts";
@@ -246,8 +246,8 @@ async function fleet(keyPath: string, key: SigningKey, delayMs: number) {
   return { devices: 8, imageKiB: 64, runs: out, speedup: round(out[0]!.seconds / out[1]!.seconds) };
 }
 
-async function main(): Promise<number> {
-  const { values } = parseCommandArgs(spec, Deno.args);
+export async function main({ args }: TaskContext): Promise<number> {
+  const { values } = args;
   const sizeKiB = numberOpt(values, "size", (n) => n >= 40 && n <= 800, "KiB from 40 to 800") ??
     160;
   const delayMs = numberOpt(values, "delay-ms", (n) => n >= 0 && n <= 100, "ms from 0 to 100") ?? 5;

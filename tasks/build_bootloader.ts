@@ -10,6 +10,7 @@ import {
   type ParsedArgs,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import {
@@ -108,34 +109,35 @@ export function parseBuildBootloaderArgs(argv: string[]): BuildBootloaderArgs {
   return toBuildBootloaderArgs(parseCommandArgs(spec, argv));
 }
 
-if (import.meta.main) {
-  runTask(spec, async ({ args }) => {
-    const flags = toBuildBootloaderArgs(args);
-    const config = await loadConfig(flags.config);
-    const options = resolveBootloaderOptions(flags, config, Deno.cwd());
-    const result = await buildBootloader(options);
-    const trigger = result.rtcTrigger
-      ? "software trigger: boot8266 enters OTA mode when RTC memory holds 'yaotaota' " +
-        "(import ota; ota.start()), besides the BOOT button"
-      : "no software trigger (--no-rtc-trigger): OTA mode only with the BOOT button within 3 s " +
-        "of reset; 'trigger' and 'deploy --trigger' will not work on a board flashed with it";
-    if (result.dryRun) {
-      print(trigger);
-      return;
-    }
-    print(
-      green(
-        `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
-          `(${result.key.fingerprint}) at ${formatHex(result.modulusAt ?? 0)}; MAIN_APP_OFFSET ${
-            formatHex(options.appOffset)
-          }`,
-      ),
-    );
-    print(`sha256 ${result.sha256}`);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const flags = toBuildBootloaderArgs(args);
+  const config = await loadConfig(flags.config);
+  const options = resolveBootloaderOptions(flags, config, Deno.cwd());
+  const result = await buildBootloader(options);
+  const trigger = result.rtcTrigger
+    ? "software trigger: boot8266 enters OTA mode when RTC memory holds 'yaotaota' " +
+      "(import ota; ota.start()), besides the BOOT button"
+    : "no software trigger (--no-rtc-trigger): OTA mode only with the BOOT button within 3 s " +
+      "of reset; 'trigger' and 'deploy --trigger' will not work on a board flashed with it";
+  if (result.dryRun) {
     print(trigger);
-    print(
-      `flash it once over serial: esptool.py --port PORT --baud 230400 write_flash -fm dio ` +
-        `--flash_size=detect 0x0 ${result.binaryPath}`,
-    );
-  });
+    return;
+  }
+  print(
+    green(
+      `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
+        `(${result.key.fingerprint}) at ${formatHex(result.modulusAt ?? 0)}; MAIN_APP_OFFSET ${
+          formatHex(options.appOffset)
+        }`,
+    ),
+  );
+  print(`sha256 ${result.sha256}`);
+  print(trigger);
+  print(
+    `flash it once over serial, with the firmware: deno task flash --port PORT ` +
+      `(esptool v5 alone: esptool --port PORT write-flash --flash-mode dio --flash-size detect ` +
+      `0x0 ${result.binaryPath})`,
+  );
 }
+
+if (import.meta.main) runTask(spec, main);

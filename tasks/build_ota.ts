@@ -12,6 +12,7 @@ import {
   type ParsedArgs,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build_ota.ts";
@@ -111,22 +112,22 @@ export function parseBuildOtaArgs(argv: string[]): BuildOtaArgs {
   return toBuildOtaArgs(parseCommandArgs(spec, argv));
 }
 
-if (import.meta.main) {
-  runTask(spec, async ({ args }) => {
-    const flags = toBuildOtaArgs(args);
-    const config = await loadConfig(flags.config);
-    const options = resolveBuildOtaOptions(flags, config, Deno.cwd());
-    const result = await buildOta(options);
-    if (result.dryRun || !result.manifest) return;
-    const m = result.manifest;
-    print(
-      green(
-        `${result.firmwarePath}: ${m.image.size} bytes, MicroPython ${
-          m.micropython.version ?? m.image.version ?? "?"
-        }, irom linked at ${m.image.iromLinkBase}: safe to push to app offset ${m.image.appOffset}`,
-      ),
-    );
-    print(`sha256 ${m.image.sha256}`);
-    print(`manifest ${result.manifestPath}`);
-  });
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const flags = toBuildOtaArgs(args);
+  const config = await loadConfig(flags.config);
+  const options = resolveBuildOtaOptions(flags, config, Deno.cwd());
+  const result = await buildOta(options);
+  if (result.dryRun || !result.manifest) return;
+  const m = result.manifest;
+  print(
+    green(
+      `${result.firmwarePath}: ${m.image.size} bytes, MicroPython ${
+        m.micropython.version ?? m.image.version ?? "?"
+      }, irom linked at ${m.image.iromLinkBase}: safe to push to app offset ${m.image.appOffset}`,
+    ),
+  );
+  print(`sha256 ${m.image.sha256}`);
+  print(`manifest ${result.manifestPath}`);
 }
+
+if (import.meta.main) runTask(spec, main);

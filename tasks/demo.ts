@@ -3,7 +3,7 @@
  * behind: a throwaway key, a virtual yaota8266 (ESP8266 costs), a sample OTA image in
  * the real makeimg format, a deploy with the progress bar, and the outcome.
  */
-import { type CommandSpec, parseCommandArgs, runTask, stringOpt } from "../lib/cli.ts";
+import { type CommandSpec, runTask, stringOpt, type TaskContext } from "../lib/cli.ts";
 import { deploy } from "../lib/deploy.ts";
 import { PROFILES } from "../lib/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -30,8 +30,8 @@ export const spec: CommandSpec = {
   ],
 };
 
-async function main(): Promise<number> {
-  const { values } = parseCommandArgs(spec, Deno.args);
+export async function main({ args }: TaskContext): Promise<number> {
+  const { values } = args;
   const profile = PROFILES[stringOpt(values, "profile") ?? "esp8266"];
   if (!profile) throw new UsageError(`--profile expects esp8266 or instant`);
   const bits = Number(stringOpt(values, "bits") ?? 2048);

@@ -281,12 +281,16 @@ function summary(result: DeployResult): string {
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }
 
-async function main({ args: _ }: TaskContext): Promise<number> {
-  const args = parseDeployArgs(Deno.args);
+export async function main(ctx: TaskContext): Promise<number> {
+  const args = parseDeployArgs(ctx.argv);
   const config = await loadConfig(args.config);
-  if (args.fleet) return await fleetMain(args, config);
+  if (args.fleet) return await fleetMain(args, config, ctx);
   const host = args.ip ?? config.ip;
-  if (!host) throw new UsageError('name the device: --ip ADDR (or set "ip" in ota.config.json)');
+  if (!host) {
+    throw new UsageError(
+      'name the device: --ip ADDR (or YAOTA_IP, or "ip" in ota.config.json)',
+    );
+  }
   const request: DeployRequest = {
     ...sharedRequest(args, config),
     host,
@@ -366,7 +370,7 @@ async function main({ args: _ }: TaskContext): Promise<number> {
 }
 
 /** `--fleet`: every device of the inventory (or `--only`), N at a time, then a table or `--json`. */
-async function fleetMain(args: DeployArgs, config: OtaConfig): Promise<number> {
+async function fleetMain(args: DeployArgs, config: OtaConfig, ctx: TaskContext): Promise<number> {
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   Deno.addSignalListener("SIGINT", onSigint);
@@ -380,7 +384,8 @@ async function fleetMain(args: DeployArgs, config: OtaConfig): Promise<number> {
       keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
       trigger: args.trigger,
       signal: controller.signal,
-      argv: Deno.args,
+      argv: ctx.argv,
+      program: ctx.program,
     });
     if (args.json) printJson(report);
     else {

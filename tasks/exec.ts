@@ -24,7 +24,7 @@ import {
 } from "../lib/webrepl_target.ts";
 import { PASSWORD_ENV } from "../lib/password.ts";
 
-export const EXEC_SPEC: CommandSpec = {
+export const spec: CommandSpec = {
   name: "exec",
   summary: "Run MicroPython code on a board over WebREPL and print its output.",
   positionals: "CODE",
@@ -57,7 +57,7 @@ function execArgsFrom(args: ParsedArgs): ExecArgs {
 
 /** Pure: the exec options from `argv`. @throws {UsageError} On a bad flag or no CODE. */
 export function parseExecArgs(argv: string[]): ExecArgs {
-  return execArgsFrom(parseCommandArgs(EXEC_SPEC, argv));
+  return execArgsFrom(parseCommandArgs(spec, argv));
 }
 
 /** The exception's last line, e.g. "ZeroDivisionError: divide by zero". */
@@ -65,7 +65,7 @@ export function exceptionLine(traceback: string): string {
   return traceback.trimEnd().split("\n").at(-1) ?? traceback;
 }
 
-async function main({ args }: TaskContext): Promise<number> {
+export async function main({ args }: TaskContext): Promise<number> {
   const opts = execArgsFrom(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
@@ -87,4 +87,4 @@ async function main({ args }: TaskContext): Promise<number> {
   return result.error === undefined ? 0 : 1;
 }
 
-if (import.meta.main) await runTask(EXEC_SPEC, main);
+if (import.meta.main) await runTask(spec, main);

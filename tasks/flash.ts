@@ -1,12 +1,11 @@
 /**
- * `deno task flash --serial PORT`: first-time serial flash of yaota8266 and the OTA
+ * `deno task flash [--port PORT]`: first-time serial flash of yaota8266 and the OTA
  * firmware with esptool, after `verify` passed for the pair.
  */
 import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
-  numberOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -15,15 +14,17 @@ import {
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { type Esptool, findEsptool, formatCommand, requireEsptool } from "../lib/esptool.ts";
+import { esptoolDialect, findEsptool, formatCommand, requireEsptool } from "../lib/esptool.ts";
 import {
   assertFlashable,
   DEFAULT_BAUD,
+  describeSerial,
   flashSteps,
   runFlash,
+  serialSettings,
   triggerWarning,
 } from "../lib/flash.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/values.ts";
+import { DEFAULT_KEY_PATH, parseBaud, resolveAppOffset } from "../lib/values.ts";
 import { bold, log, print, warn } from "../lib/output.ts";
 import { formatCheck } from "../lib/verify.ts";
 import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, verifyFiles } from "../lib/verify_files.ts";
@@ -32,10 +33,20 @@ export const spec: CommandSpec = {
   name: "flash",
   summary: "Flash yaota8266 and the OTA firmware over serial with esptool (first time only).",
   options: {
-    serial: {
+    port: {
       type: "string",
+      short: "p",
       arg: "PORT",
-      help: "serial port of the board, e.g. /dev/ttyUSB0 or COM3 (required)",
+      help: "serial port of the board, e.g. /dev/ttyUSB0 or COM3 (default: config serial.port, " +
+        "else esptool's: ESPTOOL_PORT, else the port it finds)",
+    },
+    serial: { type: "string", arg: "PORT", help: "the same as --port" },
+    baud: {
+      type: "string",
+      short: "b",
+      arg: "RATE",
+      help:
+        `baud rate for writing (default: config serial.baud, else ESPTOOL_BAUD, else ${DEFAULT_BAUD})`,
     },
     key: {
       type: "string",
@@ -59,9 +70,8 @@ export const spec: CommandSpec = {
     },
     erase: {
       type: "boolean",
-      help: "erase the whole flash first (esptool erase_flash; wipes the MicroPython filesystem)",
+      help: "erase the whole flash first (esptool erase-flash; wipes the MicroPython filesystem)",
     },
-    baud: { type: "string", arg: "RATE", help: `baud rate for writing (default: ${DEFAULT_BAUD})` },
     "dry-run": { type: "boolean", help: "print the esptool commands, run nothing" },
   },
   notes: [
@@ -70,23 +80,27 @@ export const spec: CommandSpec = {
     "for it. It warns before writing a bootloader without the software trigger (RTC magic): " +
     "such a board enters OTA mode only with its BOOT button. Later updates go over the air " +
     "('deno task deploy').",
-    "esptool is found as esptool.py or esptool on PATH, or as 'python3 -m esptool' " +
-    "('pip install esptool').",
+    "esptool is found as 'esptool' (v5) or 'esptool.py' on PATH, or as 'python3 -m esptool' " +
+    "('pip install esptool'); its version decides the spelling (v5: write-flash --flash-size, " +
+    "v4: write_flash --flash_size), so it prints no deprecation warnings. --port and --baud are " +
+    "passed only when given (flag or config; the baud rate defaults to " +
+    `${DEFAULT_BAUD}), so esptool's own ESPTOOL_PORT and ESPTOOL_BAUD work.`,
   ],
   examples: [
-    "deno task flash --serial /dev/ttyUSB0 --erase",
-    "deno task flash --serial COM3 --bootloader yaota8266.bin --firmware firmware-ota.bin --dry-run",
+    "deno task flash --port /dev/ttyUSB0 --erase",
+    "ESPTOOL_PORT=/dev/ttyUSB0 deno task flash",
+    "deno task flash -p COM3 --bootloader yaota8266.bin --firmware firmware-ota.bin --dry-run",
   ],
 };
 
 export interface FlashArgs {
-  port: string;
+  port?: string;
+  baud?: number;
   key?: string;
   bootloader?: string;
   firmware?: string;
   appOffset?: number;
   erase: boolean;
-  baud: number;
   dryRun: boolean;
   config?: string;
 }
@@ -97,25 +111,28 @@ export function flashArgsFrom(args: ParsedArgs): FlashArgs {
     throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
   }
   const v = args.values;
-  const port = stringOpt(v, "serial");
-  if (port === undefined || port.trim() === "") {
+  const port = stringOpt(v, "port");
+  const serial = stringOpt(v, "serial");
+  if (port !== undefined && serial !== undefined && port !== serial) {
+    throw new UsageError(`--port '${port}' and --serial '${serial}' name two ports: give one`);
+  }
+  const chosen = port ?? serial;
+  if (chosen !== undefined && chosen.trim() === "") {
     throw new UsageError(
-      "--serial PORT is required: the board's serial port, e.g. /dev/ttyUSB0 or COM3",
+      `--${
+        port !== undefined ? "port" : "serial"
+      } expects a serial port such as /dev/ttyUSB0 or COM3, got ''`,
     );
   }
+  const baud = stringOpt(v, "baud");
   return {
-    port,
+    ...(chosen === undefined ? {} : { port: chosen }),
+    ...(baud === undefined ? {} : { baud: parseBaud(baud, { flag: "baud" }) }),
     key: stringOpt(v, "key"),
     bootloader: stringOpt(v, "bootloader"),
     firmware: stringOpt(v, "firmware"),
     appOffset: appOffsetOpt(v),
     erase: boolOpt(v, "erase"),
-    baud: numberOpt(
-      v,
-      "baud",
-      (n) => Number.isInteger(n) && n >= 9600 && n <= 4000000,
-      "a baud rate such as 115200 or 460800",
-    ) ?? DEFAULT_BAUD,
     dryRun: boolOpt(v, "dry-run"),
     config: stringOpt(v, "config"),
   };
@@ -126,7 +143,7 @@ export function parseFlashArgs(argv: string[]): FlashArgs {
   return flashArgsFrom(parseCommandArgs(spec, argv));
 }
 
-async function main(ctx: TaskContext): Promise<void> {
+export async function main(ctx: TaskContext): Promise<void> {
   const args = flashArgsFrom(ctx.args);
   const config = await loadConfig(args.config);
   const appOffset = resolveAppOffset(args.appOffset, config);
@@ -145,27 +162,37 @@ async function main(ctx: TaskContext): Promise<void> {
   const noTrigger = triggerWarning(report, args.bootloader ?? DEFAULT_BOOTLOADER);
   if (noTrigger) warn(noTrigger);
 
-  const steps = flashSteps({
-    port: args.port,
-    baud: args.baud,
+  const serial = serialSettings(args, { ...config.serial, file: config.path }, {
+    ESPTOOL_PORT: Deno.env.get("ESPTOOL_PORT"),
+    ESPTOOL_BAUD: Deno.env.get("ESPTOOL_BAUD"),
+  });
+  const plan = {
+    port: serial.port,
+    baud: serial.baud,
     bootloader: args.bootloader ?? DEFAULT_BOOTLOADER,
     firmware: args.firmware ?? DEFAULT_FIRMWARE,
     appOffset,
     erase: args.erase,
-  });
+  };
 
   if (args.dryRun) {
-    let tool: Esptool | undefined = await findEsptool();
-    if (!tool) {
-      warn("esptool is not installed ('pip install esptool'); the commands would be:");
-      tool = { display: ["esptool.py"], argv: ["esptool.py"] };
+    const tool = await findEsptool();
+    if (!tool) warn("esptool is not installed ('pip install esptool'); the commands would be:");
+    // Without one, the current esptool's spelling.
+    const dialect = tool ? esptoolDialect(tool.version) : "v5";
+    for (const step of flashSteps({ ...plan, dialect })) {
+      print(formatCommand([...(tool?.display ?? ["esptool"]), ...step.args]));
     }
-    for (const step of steps) print(formatCommand([...tool.display, ...step.args]));
     log("dry run: nothing was flashed");
     return;
   }
 
   const tool = await requireEsptool();
+  const steps = flashSteps({ ...plan, dialect: esptoolDialect(tool.version) });
+  log(
+    `${formatCommand(tool.display)} ${tool.version ?? "(version unknown: v4 spelling)"}; ` +
+      describeSerial(serial),
+  );
   await runFlash(steps, tool, (step, i) => {
     log(bold(`[${i + 1}/${steps.length}] ${step.label}`));
     log(`$ ${formatCommand([...tool.display, ...step.args])}`);

@@ -26,7 +26,7 @@ import {
 } from "../lib/webrepl_target.ts";
 import { getFromBoard } from "../lib/webrepl_tools.ts";
 
-export const GET_SPEC: CommandSpec = {
+export const spec: CommandSpec = {
   name: "get",
   summary: "Copy a file from a board over WebREPL.",
   positionals: "REMOTE [FILE]",
@@ -66,7 +66,7 @@ function getArgsFrom(args: ParsedArgs): GetArgs {
 
 /** Pure: the get options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseGetArgs(argv: string[]): GetArgs {
-  return getArgsFrom(parseCommandArgs(GET_SPEC, argv));
+  return getArgsFrom(parseCommandArgs(spec, argv));
 }
 
 /** Where the file goes: FILE, or REMOTE's name in FILE if it is a folder, or in the cwd. */
@@ -90,7 +90,7 @@ async function writeAtomically(path: string, data: Uint8Array): Promise<void> {
   }
 }
 
-async function main({ args }: TaskContext): Promise<void> {
+export async function main({ args }: TaskContext): Promise<void> {
   const opts = getArgsFrom(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   const started = Date.now();
@@ -127,4 +127,4 @@ async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(GET_SPEC, main);
+if (import.meta.main) await runTask(spec, main);

@@ -10,9 +10,11 @@ import {
   type ParsedArgs,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
-import { FileError, UsageError } from "../lib/errors.ts";
+import { EXIT } from "../lib/exit_codes.ts";
+import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
 import type { KnownModulus } from "../lib/bootloader_image.ts";
 import { identifyFile } from "../lib/file_kind.ts";
 import { loadPublicKey } from "../lib/keys.ts";
@@ -98,38 +100,40 @@ async function keysToLookFor(path: string, named: boolean): Promise<KnownModulus
   }
 }
 
-if (import.meta.main) {
-  runTask(spec, async ({ args }) => {
-    const options = toInspectArgs(args);
-    const config = await loadConfig(options.config);
-    let image: Uint8Array;
-    try {
-      image = await Deno.readFile(options.file);
-    } catch (e) {
-      throw new FileError(`cannot read the image '${options.file}': ${(e as Error).message}`);
-    }
-    // A key only matters for a bootloader: is it built for yours?
-    const keys = identifyFile(image).id === "yaota8266"
-      ? await keysToLookFor(
-        options.key ?? config.key ?? DEFAULT_KEY_PATH,
-        options.key !== undefined,
-      )
-      : [];
-    const report = inspectImage(image, {
-      appOffset: resolveAppOffset(options.appOffset, config),
-      flashSize: options.flashSize ?? config.flashSize,
-      keys,
-    });
-    if (options.json) {
-      printJson({ ok: report.safe, file: options.file, ...report });
-    } else {
-      for (const line of renderInspectReport(report, options.file)) print(line);
-      if (report.kind.id !== "esp8266") {
-        fail(`${options.file} is ${report.kind.name}: ${report.kind.next}`);
-      } else if (!report.safe) {
-        fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
-      }
-    }
-    return report.safe ? 0 : 1;
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const options = toInspectArgs(args);
+  const config = await loadConfig(options.config);
+  let image: Uint8Array;
+  try {
+    image = await Deno.readFile(options.file);
+  } catch (e) {
+    throw new FileError(`cannot read the image '${options.file}': ${(e as Error).message}`);
+  }
+  // A key only matters for a bootloader: is it built for yours?
+  const keys = identifyFile(image).id === "yaota8266"
+    ? await keysToLookFor(options.key ?? config.key ?? DEFAULT_KEY_PATH, options.key !== undefined)
+    : [];
+  const report = inspectImage(image, {
+    appOffset: resolveAppOffset(options.appOffset, config),
+    flashSize: options.flashSize ?? config.flashSize,
+    keys,
   });
+  if (options.json) {
+    printJson({
+      ok: report.safe,
+      ...(report.safe ? {} : { kind: UnsafeImageError.name }),
+      file: options.file,
+      ...report,
+    });
+  } else {
+    for (const line of renderInspectReport(report, options.file)) print(line);
+    if (report.fileKind.id !== "esp8266") {
+      fail(`${options.file} is ${report.fileKind.name}: ${report.fileKind.next}`);
+    } else if (!report.safe) {
+      fail(`${options.file} is not safe to push: ${summarizeProblems(report)}`);
+    }
+  }
+  return report.safe ? EXIT.ok : EXIT.unsafeImage;
 }
+
+if (import.meta.main) runTask(spec, main);

@@ -11,6 +11,7 @@ import {
   type ParsedArgs,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -92,36 +93,36 @@ export function parseKeygenArgs(argv: string[]): KeygenArgs {
   return toKeygenArgs(parseCommandArgs(spec, argv));
 }
 
-if (import.meta.main) {
-  runTask(spec, async ({ args }) => {
-    const options = toKeygenArgs(args);
-    const config = await loadConfig(options.config);
-    const paths = keyPaths(options.out, config.key);
-    // Check first: a refusal should not wait for the key to be generated.
-    await checkCanWriteKeys(paths, options.force);
-    if (!options.json) log(`generating a ${options.bits}-bit RSA key (exponent 3)…`);
-    const started = performance.now();
-    const key = generateKey(options.bits);
-    const seconds = (performance.now() - started) / 1000;
-    const written = await writeKeyPair(paths, key, options.force);
-    if (options.out === undefined && config.key && basename(config.key) !== PRIVATE_KEY_FILE) {
-      warn(
-        `${config.path ?? "the configuration"} names the key '${config.key}', but keygen ` +
-          `writes ${PRIVATE_KEY_FILE}: point 'key' at ${written.privateKey}.`,
-      );
-    }
-    if (options.json) {
-      printJson({
-        ok: true,
-        privateKey: written.privateKey,
-        publicKey: written.publicKey,
-        bits: written.info.bits,
-        fingerprint: written.info.fingerprint,
-        modulusDefine: modulusDefine(written.info.modulus),
-      });
-      return;
-    }
-    log(`generated in ${formatSeconds(seconds)}`);
-    for (const line of renderKeygenReport(written)) print(line);
-  });
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const options = toKeygenArgs(args);
+  const config = await loadConfig(options.config);
+  const paths = keyPaths(options.out, config.key);
+  // Check first: a refusal should not wait for the key to be generated.
+  await checkCanWriteKeys(paths, options.force);
+  if (!options.json) log(`generating a ${options.bits}-bit RSA key (exponent 3)…`);
+  const started = performance.now();
+  const key = generateKey(options.bits);
+  const seconds = (performance.now() - started) / 1000;
+  const written = await writeKeyPair(paths, key, options.force);
+  if (options.out === undefined && config.key && basename(config.key) !== PRIVATE_KEY_FILE) {
+    warn(
+      `${config.path ?? "the configuration"} names the key '${config.key}', but keygen ` +
+        `writes ${PRIVATE_KEY_FILE}: point 'key' at ${written.privateKey}.`,
+    );
+  }
+  if (options.json) {
+    printJson({
+      ok: true,
+      privateKey: written.privateKey,
+      publicKey: written.publicKey,
+      bits: written.info.bits,
+      fingerprint: written.info.fingerprint,
+      modulusDefine: modulusDefine(written.info.modulus),
+    });
+    return;
+  }
+  log(`generated in ${formatSeconds(seconds)}`);
+  for (const line of renderKeygenReport(written)) print(line);
 }
+
+if (import.meta.main) runTask(spec, main);

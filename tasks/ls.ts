@@ -24,7 +24,7 @@ import {
   targetArgsFrom,
 } from "../lib/webrepl_target.ts";
 
-export const LS_SPEC: CommandSpec = {
+export const spec: CommandSpec = {
   name: "ls",
   summary: "List a folder on a board over WebREPL.",
   positionals: "[DIR]",
@@ -54,7 +54,7 @@ function lsArgsFrom(args: ParsedArgs): LsArgs {
 
 /** Pure: the ls options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseLsArgs(argv: string[]): LsArgs {
-  return lsArgsFrom(parseCommandArgs(LS_SPEC, argv));
+  return lsArgsFrom(parseCommandArgs(spec, argv));
 }
 
 /** One line per entry: the size right-aligned, then the name (a folder's with `/`). Pure. */
@@ -65,7 +65,7 @@ export function renderListing(entries: RemoteEntry[]): string {
   ).join("\n");
 }
 
-async function main({ args }: TaskContext): Promise<void> {
+export async function main({ args }: TaskContext): Promise<void> {
   const opts = lsArgsFrom(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
@@ -77,4 +77,4 @@ async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(LS_SPEC, main);
+if (import.meta.main) await runTask(spec, main);

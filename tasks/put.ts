@@ -29,7 +29,7 @@ import {
 } from "../lib/webrepl_target.ts";
 import { parsePutSpec, putToBoard } from "../lib/webrepl_tools.ts";
 
-export const PUT_SPEC: CommandSpec = {
+export const spec: CommandSpec = {
   name: "put",
   summary: "Copy a file to a board (or every board of the fleet) over WebREPL.",
   positionals: "FILE[:REMOTE]",
@@ -113,7 +113,7 @@ function putArgsFrom(args: ParsedArgs): PutArgs {
 
 /** Pure: the put options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parsePutArgs(argv: string[]): PutArgs {
-  return putArgsFrom(parseCommandArgs(PUT_SPEC, argv));
+  return putArgsFrom(parseCommandArgs(spec, argv));
 }
 
 async function readLocal(path: string): Promise<Uint8Array> {
@@ -124,7 +124,7 @@ async function readLocal(path: string): Promise<Uint8Array> {
   }
 }
 
-async function main({ args }: TaskContext): Promise<number> {
+export async function main({ args }: TaskContext): Promise<number> {
   const opts = putArgsFrom(args);
   const config = await loadConfig(opts.config);
   if (opts.fleet) return await fleetMain(opts, config);
@@ -188,4 +188,4 @@ async function fleetMain(
   return fleetExitCode({ ok: report.ok, devices: report.devices, failed: report.failed });
 }
 
-if (import.meta.main) await runTask(PUT_SPEC, main);
+if (import.meta.main) await runTask(spec, main);

@@ -23,7 +23,7 @@ import {
 } from "../lib/webrepl_target.ts";
 import { runTerminal } from "../lib/webrepl_terminal.ts";
 
-export const REPL_SPEC: CommandSpec = {
+export const spec: CommandSpec = {
   name: "repl",
   summary: "Open the board's REPL in this terminal over WebREPL (Ctrl-] leaves).",
   options: { ...TARGET_OPTIONS },
@@ -50,10 +50,10 @@ function replArgsFrom(args: ParsedArgs): TargetArgs {
 
 /** Pure: the repl options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseReplArgs(argv: string[]): TargetArgs {
-  return replArgsFrom(parseCommandArgs(REPL_SPEC, argv));
+  return replArgsFrom(parseCommandArgs(spec, argv));
 }
 
-async function main({ args }: TaskContext): Promise<void> {
+export async function main({ args }: TaskContext): Promise<void> {
   const opts = replArgsFrom(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
@@ -75,4 +75,4 @@ async function main({ args }: TaskContext): Promise<void> {
   if (interactive) log("");
 }
 
-if (import.meta.main) await runTask(REPL_SPEC, main);
+if (import.meta.main) await runTask(spec, main);

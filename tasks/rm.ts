@@ -24,7 +24,7 @@ import {
   targetArgsFrom,
 } from "../lib/webrepl_target.ts";
 
-export const RM_SPEC: CommandSpec = {
+export const spec: CommandSpec = {
   name: "rm",
   summary: "Remove a file, or an empty folder, on a board over WebREPL.",
   positionals: "PATH",
@@ -52,10 +52,10 @@ function rmArgsFrom(args: ParsedArgs): RmArgs {
 
 /** Pure: the rm options from `argv`. @throws {UsageError} On a bad flag or no PATH. */
 export function parseRmArgs(argv: string[]): RmArgs {
-  return rmArgsFrom(parseCommandArgs(RM_SPEC, argv));
+  return rmArgsFrom(parseCommandArgs(spec, argv));
 }
 
-async function main({ args }: TaskContext): Promise<void> {
+export async function main({ args }: TaskContext): Promise<void> {
   const opts = rmArgsFrom(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
@@ -67,4 +67,4 @@ async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(RM_SPEC, main);
+if (import.meta.main) await runTask(spec, main);

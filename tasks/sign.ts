@@ -15,6 +15,7 @@ import {
   type ParsedArgs,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
@@ -160,101 +161,101 @@ async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  runTask(spec, async ({ args }) => {
-    const options = toSignArgs(args);
-    const config = await loadConfig(options.config);
-    const keyPath = options.key ?? config.key ?? DEFAULT_KEY_PATH;
-    const appOffset = resolveAppOffset(options.appOffset, config);
-    const out = options.out ?? defaultOtaPath(options.firmware);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const options = toSignArgs(args);
+  const config = await loadConfig(options.config);
+  const keyPath = options.key ?? config.key ?? DEFAULT_KEY_PATH;
+  const appOffset = resolveAppOffset(options.appOffset, config);
+  const out = options.out ?? defaultOtaPath(options.firmware);
 
-    // Check everything before signing: where it goes, key, block size, image.
-    if (await isDir(out)) {
-      throw new FileError(
-        `--out '${out}' is a folder: name the .ota file to write, e.g. --out ${
-          join(out, basename(defaultOtaPath(options.firmware)))
-        }`,
-      );
-    }
-    const outProblem = await folderProblem(dirname(out));
-    if (outProblem !== undefined) throw new FileError(`cannot write '${out}': ${outProblem}`);
-    const key = await loadSigningKey(keyPath);
-    checkBlockFits(options.block, key.modulus.length);
-    let firmware: Uint8Array;
-    try {
-      firmware = await Deno.readFile(options.firmware);
-    } catch (e) {
-      throw new FileError(
-        `cannot read the firmware '${options.firmware}': ${(e as Error).message}`,
-      );
-    }
-    if (isCanned(firmware)) {
-      throw new FileError(
-        `'${options.firmware}' is already a signed canned .ota file: sign the firmware image ` +
-          "(e.g. dist/firmware-ota.bin) instead",
-      );
-    }
-    if (firmware.length === 0) throw new FileError(`'${options.firmware}' is empty`);
-    const report = inspectImage(firmware, { appOffset, flashSize: config.flashSize });
-    const problems = report.safe ? undefined : summarizeProblems(report);
-    if (problems !== undefined) {
-      if (!options.force) {
-        throw new UnsafeImageError(
-          `${options.firmware} is not safe to push to app offset ${formatHex(appOffset)}: ` +
-            `${problems}. Nothing was signed. See 'deno task inspect ${options.firmware}'; ` +
-            "sign it anyway with --force.",
-        );
-      }
-      warn(
-        bold(red(
-          `--force: signing ${options.firmware} although it is NOT safe to push to app offset ` +
-            `${formatHex(appOffset)}: ${problems}. A device that receives it may not boot it, ` +
-            "or may boot-loop until re-flashed over serial.",
-        )),
-      );
-    }
-
-    const started = performance.now();
-    const packets = firmwarePackets(firmware, options.block, nativeSigner(key));
-    const canned = encodeCanned(packets);
-    const seconds = (performance.now() - started) / 1000;
-    await writeAtomically(out, canned);
-
-    const dataPackets = packets.length - END_PACKET_COPIES;
-    const trailer = toHex(canned.subarray(canned.length - 20));
-    if (options.json) {
-      printJson({
-        ok: true,
-        out,
-        firmware: options.firmware,
-        firmwareBytes: firmware.length,
-        firmwareSha1: sha1(firmware),
-        packets: dataPackets,
-        endPackets: END_PACKET_COPIES,
-        bytes: canned.length,
-        block: options.block,
-        datagramBytes: datagramSize(options.block, key.modulus.length),
-        key: keyPath,
-        bits: key.bits,
-        fingerprint: key.fingerprint,
-        sha1: trailer,
-        appOffset: formatHex(appOffset),
-        safe: report.safe,
-        forced: problems !== undefined,
-        seconds: Math.round(seconds * 1000) / 1000,
-      });
-      return;
-    }
-    print(
-      `wrote ${out}: ${dataPackets} packets of up to ${options.block} bytes + ` +
-        `${END_PACKET_COPIES} end packets, ${canned.length} bytes (${formatBytes(canned.length)})`,
+  // Check everything before signing: where it goes, key, block size, image.
+  if (await isDir(out)) {
+    throw new FileError(
+      `--out '${out}' is a folder: name the .ota file to write, e.g. --out ${
+        join(out, basename(defaultOtaPath(options.firmware)))
+      }`,
     );
-    print(
-      `firmware ${options.firmware}: ${firmware.length} bytes, sha1 ${sha1(firmware)}` +
-        (problems === undefined ? `, safe to push to app offset ${formatHex(appOffset)}` : ""),
+  }
+  const outProblem = await folderProblem(dirname(out));
+  if (outProblem !== undefined) throw new FileError(`cannot write '${out}': ${outProblem}`);
+  const key = await loadSigningKey(keyPath);
+  checkBlockFits(options.block, key.modulus.length);
+  let firmware: Uint8Array;
+  try {
+    firmware = await Deno.readFile(options.firmware);
+  } catch (e) {
+    throw new FileError(
+      `cannot read the firmware '${options.firmware}': ${(e as Error).message}`,
     );
-    print(`key ${keyPath}: ${key.bits}-bit, fingerprint ${key.fingerprint}`);
-    print(`sha1 ${trailer} (file trailer)`);
-    print(`signed in ${seconds < 1 ? `${Math.round(seconds * 1000)} ms` : formatSeconds(seconds)}`);
-  });
+  }
+  if (isCanned(firmware)) {
+    throw new FileError(
+      `'${options.firmware}' is already a signed canned .ota file: sign the firmware image ` +
+        "(e.g. dist/firmware-ota.bin) instead",
+    );
+  }
+  if (firmware.length === 0) throw new FileError(`'${options.firmware}' is empty`);
+  const report = inspectImage(firmware, { appOffset, flashSize: config.flashSize });
+  const problems = report.safe ? undefined : summarizeProblems(report);
+  if (problems !== undefined) {
+    if (!options.force) {
+      throw new UnsafeImageError(
+        `${options.firmware} is not safe to push to app offset ${formatHex(appOffset)}: ` +
+          `${problems}. Nothing was signed. See 'deno task inspect ${options.firmware}'; ` +
+          "sign it anyway with --force.",
+      );
+    }
+    warn(
+      bold(red(
+        `--force: signing ${options.firmware} although it is NOT safe to push to app offset ` +
+          `${formatHex(appOffset)}: ${problems}. A device that receives it may not boot it, ` +
+          "or may boot-loop until re-flashed over serial.",
+      )),
+    );
+  }
+
+  const started = performance.now();
+  const packets = firmwarePackets(firmware, options.block, nativeSigner(key));
+  const canned = encodeCanned(packets);
+  const seconds = (performance.now() - started) / 1000;
+  await writeAtomically(out, canned);
+
+  const dataPackets = packets.length - END_PACKET_COPIES;
+  const trailer = toHex(canned.subarray(canned.length - 20));
+  if (options.json) {
+    printJson({
+      ok: true,
+      out,
+      firmware: options.firmware,
+      firmwareBytes: firmware.length,
+      firmwareSha1: sha1(firmware),
+      packets: dataPackets,
+      endPackets: END_PACKET_COPIES,
+      bytes: canned.length,
+      block: options.block,
+      datagramBytes: datagramSize(options.block, key.modulus.length),
+      key: keyPath,
+      bits: key.bits,
+      fingerprint: key.fingerprint,
+      sha1: trailer,
+      appOffset: formatHex(appOffset),
+      safe: report.safe,
+      forced: problems !== undefined,
+      seconds: Math.round(seconds * 1000) / 1000,
+    });
+    return;
+  }
+  print(
+    `wrote ${out}: ${dataPackets} packets of up to ${options.block} bytes + ` +
+      `${END_PACKET_COPIES} end packets, ${canned.length} bytes (${formatBytes(canned.length)})`,
+  );
+  print(
+    `firmware ${options.firmware}: ${firmware.length} bytes, sha1 ${sha1(firmware)}` +
+      (problems === undefined ? `, safe to push to app offset ${formatHex(appOffset)}` : ""),
+  );
+  print(`key ${keyPath}: ${key.bits}-bit, fingerprint ${key.fingerprint}`);
+  print(`sha1 ${trailer} (file trailer)`);
+  print(`signed in ${seconds < 1 ? `${Math.round(seconds * 1000)} ms` : formatSeconds(seconds)}`);
 }
+
+if (import.meta.main) runTask(spec, main);

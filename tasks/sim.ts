@@ -14,6 +14,7 @@ import {
   portOpt,
   runTask,
   stringOpt,
+  type TaskContext,
 } from "../lib/cli.ts";
 import { loadConfig } from "../lib/config.ts";
 import type { DeviceEvent } from "../lib/device.ts";
@@ -238,8 +239,8 @@ function describe(e: DeviceEvent): string | undefined {
   }
 }
 
-async function main(): Promise<number> {
-  const args = parseSimArgs(Deno.args);
+export async function main(ctx: TaskContext): Promise<number> {
+  const args = parseSimArgs(ctx.argv);
   const config = await loadConfig(args.config);
   const keyPath = args.key ?? config.key;
   if (!keyPath) {

@@ -108,7 +108,7 @@ export function parseSpikeArgs(
   return spikeArgsFrom(parseCommandArgs(spec, argv), env);
 }
 
-function main(ctx: TaskContext): Promise<void> {
+export function main(ctx: TaskContext): Promise<void> {
   const args = spikeArgsFrom(ctx.args, { [PASSWORD_ENV]: Deno.env.get(PASSWORD_ENV) });
   if (args.program === "monitor") {
     print(monitorProgram(args.hubPort));

@@ -24,7 +24,7 @@ import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.
 /** Each step waits at most this long: the device's idle reboot (60 s) ten times over. */
 const MAX_STEP_TIMEOUT_S = 600;
 
-export const TRIGGER_SPEC: CommandSpec = {
+export const spec: CommandSpec = {
   name: "trigger",
   summary: "Reboot a board running MicroPython into the yaota8266 OTA server, over WebREPL.",
   options: {
@@ -102,10 +102,10 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
 
 /** Pure: the trigger options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseTriggerArgs(argv: string[]): TriggerArgs {
-  return triggerArgsFrom(parseCommandArgs(TRIGGER_SPEC, argv).values);
+  return triggerArgsFrom(parseCommandArgs(spec, argv).values);
 }
 
-async function main({ args }: TaskContext): Promise<void> {
+export async function main({ args }: TaskContext): Promise<void> {
   const opts = triggerArgsFrom(args.values);
   const config = await loadConfig(opts.config);
   const host = opts.ip ?? config.ip;
@@ -147,4 +147,4 @@ async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(TRIGGER_SPEC, main);
+if (import.meta.main) runTask(spec, main);

@@ -103,7 +103,7 @@ export function parseVerifyArgs(argv: string[]): VerifyArgs {
   return verifyArgsFrom(parseCommandArgs(spec, argv));
 }
 
-async function main(ctx: TaskContext): Promise<number> {
+export async function main(ctx: TaskContext): Promise<number> {
   const args = verifyArgsFrom(ctx.args);
   const config = await loadConfig(args.config);
   const report = await verifyFiles(args.paths, { config, appOffset: args.appOffset });

@@ -39,6 +39,12 @@ export function assertMatch(actual: string, pattern: RegExp, message?: string): 
   if (!pattern.test(actual)) throw new Error(`${message ?? "no match for"} ${pattern}:\n${actual}`);
 }
 
+export function assertNotMatch(actual: string, pattern: RegExp, message?: string): void {
+  if (pattern.test(actual)) {
+    throw new Error(`${message ?? "unexpected match for"} ${pattern}:\n${actual}`);
+  }
+}
+
 // deno-lint-ignore no-explicit-any
 type ErrorClass<E extends Error> = new (...args: any[]) => E;
 

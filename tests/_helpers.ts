@@ -28,6 +28,19 @@ export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
   };
 }
 
+/**
+ * This process's environment without what would make a task behave as it does on the
+ * developer's machine rather than as the test says: the `YAOTA_*` defaults, esptool's
+ * own variables and the user's config folder (pointed at one that does not exist).
+ */
+export function hermeticEnv(): Record<string, string> {
+  const env = Deno.env.toObject();
+  for (const name of Object.keys(env)) {
+    if (/^(YAOTA_|ESPTOOL_|WEBREPL_PASSWORD$)/.test(name)) delete env[name];
+  }
+  return { ...env, XDG_CONFIG_HOME: "/nonexistent/yaota-test-config" };
+}
+
 export interface TaskResult {
   code: number;
   stdout: string;
@@ -43,7 +56,8 @@ export async function runTaskFile(
   const cmd = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}tasks/${name}.ts`, ...args],
     cwd: options.cwd ?? ROOT,
-    env: { NO_COLOR: "1", ...options.env },
+    env: { ...hermeticEnv(), NO_COLOR: "1", ...options.env },
+    clearEnv: true,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -222,7 +222,7 @@ Deno.test("build-bootloader refuses a yaota8266.bin that lacks the key's modulus
     cwd: dir.path,
     env: buildEnv(join(dir.path, "docker.log"), { FAKE_YAOTA_WRONG_KEY: "1" }),
   });
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 3); // an image refused (lib/exit_codes.ts)
   assertStringIncludes(
     r.stderr,
     `error: ${tree.output} is not safe to flash: it does not contain the modulus of ${KEY_FILE} (${KEY.fingerprint}): it was built for another key`,

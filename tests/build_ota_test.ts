@@ -619,7 +619,7 @@ Deno.test("build-ota refuses an image linked for the standard address and moves 
     cwd: dir.path,
     env: buildEnv(dockerLog, { FAKE_LINK_BASE: "0x40209000" }),
   });
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 3); // an unsafe image (lib/exit_codes.ts)
   assertStringIncludes(
     r.stderr,
     "error: the build wrote an image that is not safe to push to app offset 0x3c000: link address: " +

@@ -121,7 +121,7 @@ Deno.test("deploy without FILE checks dist/firmware-ota.bin against its manifest
   // Built for another app offset than the device's.
   await distWith(dir.path, { appOffset: "0x40000" }, 0x40000);
   const other = await deploy();
-  assertEquals(other.code, 1);
+  assertEquals(other.code, 3); // an image refused before sending (lib/exit_codes.ts)
   assertEquals(
     other.stderr,
     "error: dist/firmware-ota.bin was built for app offset 0x40000 (dist/manifest.json), but " +

@@ -130,7 +130,7 @@ Deno.test("deploy to a device built for another key: a clear error naming our ke
     "--timeout",
     "2",
   ]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 4, r.stderr); // unreachable (lib/exit_codes.ts): our key gets no answer
   assertStringIncludes(r.stderr, "no answer from 127.0.0.1");
   assertStringIncludes(r.stderr, "may not be in OTA mode");
   assertStringIncludes(r.stderr, "built for another key");
@@ -138,7 +138,7 @@ Deno.test("deploy to a device built for another key: a clear error naming our ke
   assert(!d.events.some((e) => e.type === "flash-write"));
 });
 
-Deno.test("deploy with no device fails within its --timeout with exit 1 and --json reports the kind", async () => {
+Deno.test("deploy with no device fails within its --timeout with exit 4 and --json reports the kind", async () => {
   await using dir = await tempDir();
   const image = makeSampleFirmware({ size: 48 * 1024 });
   const t0 = performance.now();
@@ -154,7 +154,7 @@ Deno.test("deploy with no device fails within its --timeout with exit 1 and --js
     "--json",
     await imageFile(dir.path, image),
   ]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 4);
   assert(performance.now() - t0 < 12000);
   const json = JSON.parse(r.stdout);
   assertEquals(json.ok, false);
@@ -187,7 +187,7 @@ Deno.test("deploy refuses a corrupted canned file before sending anything", asyn
     ...deployArgs(d, await imageFile(dir.path, bytes, "bad.ota")),
     "--force",
   ]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 3); // the image is refused (lib/exit_codes.ts)
   assertStringIncludes(r.stderr, "SHA1 trailer");
   assertEquals(packetsSeen(d), 0);
 });
@@ -214,7 +214,7 @@ Deno.test("deploy refuses each unsafe image with the reason, sending nothing", a
       "--key",
       KEY512,
     ]);
-    assertEquals(r.code, 1, name);
+    assertEquals(r.code, 3, name); // unsafe image (lib/exit_codes.ts)
     assertStringIncludes(r.stderr, "refusing to send", name);
     assertStringIncludes(r.stderr, reason, name);
   }
@@ -232,7 +232,7 @@ Deno.test("deploy detects an image that fails the boot check and says what to ch
     KEY512,
     "--force",
   ]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 6); // boot check failed (lib/exit_codes.ts)
   assertStringIncludes(r.stderr, "did not boot the new image after 2 attempts");
   assertStringIncludes(r.stderr, "deno task inspect");
   assertStringIncludes(r.stderr, "--app-offset 0x3c000");

@@ -135,27 +135,27 @@ async function runOn(task: string, bytes: Uint8Array, args: (file: string) => st
   return await runTaskFile(task, args(file), { cwd: dir.path });
 }
 
-Deno.test("inspect task names an empty file, an ESP32 image, an MCUboot image and the bootloader (exit 1)", async () => {
+Deno.test("inspect task names an empty file, an ESP32 image, an MCUboot image and the bootloader (exit 3)", async () => {
   const empty = await runOn("inspect", new Uint8Array(0), (f) => [f]);
-  assertEquals(empty.code, 1);
+  assertEquals(empty.code, 3);
   assertStringIncludes(empty.stdout, ": 0 bytes (0 B)\n  FAIL  file  an empty file (0 bytes): ");
   assertEquals(empty.stdout.includes("byte 0 is"), false, empty.stdout);
   assertEquals(empty.stdout.includes(" ok "), false, "nothing about an empty file is ok");
   assertStringIncludes(empty.stderr, "input.bin is an empty file (0 bytes): was the build");
 
   const esp32 = await runOn("inspect", esp32Image(5, 0x40380000), (f) => [f]);
-  assertEquals(esp32.code, 1);
+  assertEquals(esp32.code, 3);
   assertStringIncludes(
     esp32.stderr,
     "input.bin is an ESP32-C3 application image (extended header, chip id 5, entry 0x40380000), " +
       "not an ESP8266 image: yaota8266 runs on the ESP8266 only",
   );
   const mcuboot = await runOn("inspect", mcubootImage(), (f) => [f, "--json"]);
-  assertEquals(mcuboot.code, 1);
-  assertEquals(JSON.parse(mcuboot.stdout).kind.id, "mcuboot");
+  assertEquals(mcuboot.code, 3);
+  assertEquals(JSON.parse(mcuboot.stdout).fileKind.id, "mcuboot");
 
   const boot = await runOn("inspect", bootloader, (f) => [f, "--key", "key.pem"]);
-  assertEquals(boot.code, 1);
+  assertEquals(boot.code, 3);
   assertStringIncludes(
     boot.stderr,
     "input.bin is the yaota8266 bootloader (boot8266 + ota-server), not a firmware image: " +
@@ -174,11 +174,11 @@ Deno.test("inspect task names an empty file, an ESP32 image, an MCUboot image an
 
 Deno.test("sign names a bootloader, an ESP32 image and a .ota file given as the firmware", async () => {
   const boot = await runOn("sign", bootloader, (f) => [f, "--key", "key.pem"]);
-  assertEquals(boot.code, 1);
+  assertEquals(boot.code, 3);
   assertStringIncludes(boot.stderr, "file: the yaota8266 bootloader (boot8266 + ota-server)");
   assertStringIncludes(boot.stderr, "flash it at 0x0 with 'deno task flash'");
   const esp32 = await runOn("sign", esp32Image(0, 0x40080400), (f) => [f, "--key", "key.pem"]);
-  assertEquals(esp32.code, 1);
+  assertEquals(esp32.code, 3);
   assertStringIncludes(esp32.stderr, "file: an ESP32 application image");
   const canned = await runOn(
     "sign",

@@ -159,7 +159,8 @@ Deno.test("runFleet() starts no device after the signal aborts", async () => {
     ["b", false, "not started: interrupted"],
     ["c", false, "not started: interrupted"],
   ]);
-  assertEquals(fleetExitCode(buildFleetReport(rows)), 130);
+  const report = buildFleetReport(rows);
+  assertEquals([fleetExitCode(report), report.kind], [130, "InterruptedError"]);
 });
 
 const ROWS: DeviceReport[] = [
@@ -221,15 +222,25 @@ Deno.test("buildFleetReport() lists the failed devices and the command that retr
   assertEquals(report.ok, false);
   assertEquals(report.failed, ["cellar"]);
   assertEquals(report.retry, "deno task deploy --fleet --only cellar --trigger 'my fw.bin'");
-  assertEquals(fleetExitCode(report), 1);
+  assertEquals([fleetExitCode(report), report.kind], [10, "SomeDevicesFailed"]);
   assertEquals(
     renderFleetSummary(report),
     "1 of 2 devices updated; failed: cellar\nretry them with: deno task deploy --fleet --only cellar --trigger 'my fw.bin'",
   );
   assertEquals(retryCommand(["a", "b"]), "deno task deploy --fleet --only a --only b");
   assertEquals(retryCommand(["it's"]), `deno task deploy --fleet --only 'it'\\''s'`);
+  assertEquals(
+    buildFleetReport(ROWS, ["--fleet"], "yaota").retry,
+    "yaota deploy --fleet --only cellar",
+  );
   const good = buildFleetReport(ROWS.slice(0, 1));
-  assertEquals([good.ok, good.failed, "retry" in good, fleetExitCode(good)], [true, [], false, 0]);
+  assertEquals([good.ok, good.failed, "retry" in good, "kind" in good, fleetExitCode(good)], [
+    true,
+    [],
+    false,
+    false,
+    0,
+  ]);
   assertEquals(renderFleetSummary(good), "all 1 device updated");
 });
 
@@ -630,8 +641,9 @@ Deno.test({
         "3",
         file,
       ]);
-      assertEquals(r.code, 1, r.stderr);
+      assertEquals(r.code, 10, r.stderr); // some devices failed (lib/exit_codes.ts)
       const report = JSON.parse(r.stdout) as FleetReport;
+      assertEquals(report.kind, "SomeDevicesFailed");
       assertEquals(report.devices.map((d) => [d.name, d.ok]), [["good", true], ["small", true], [
         "gone",
         false,

@@ -66,16 +66,17 @@ Deno.test("inspect --json prints one object; every check passes for a valid imag
   ]);
 });
 
-Deno.test("inspect refuses a truncated image (exit 1)", async () => {
+Deno.test("inspect refuses a truncated image (exit 3, kind UnsafeImageError)", async () => {
   const shortOfIrom = await inspectJson(valid.subarray(0, valid.length - 100));
-  assertEquals(shortOfIrom.code, 1);
+  assertEquals(shortOfIrom.code, 3);
+  assertEquals((shortOfIrom.report as unknown as { kind: string }).kind, "UnsafeImageError");
   assertEquals(shortOfIrom.failed, ["length word", "md5"]);
   assertStringIncludes(
     shortOfIrom.report.checks[3]!.detail,
     `does not fit the ${valid.length - 100}-byte file: it is truncated (100 bytes missing)`,
   );
   const ramOnly = await inspectJson(valid.subarray(0, 0x8000));
-  assertEquals(ramOnly.code, 1);
+  assertEquals(ramOnly.code, 3);
   assertEquals(ramOnly.failed, ["length word", "md5"]);
   assertStringIncludes(ramOnly.report.checks[3]!.detail, "shorter than 0x9000: truncated");
 });
@@ -84,7 +85,7 @@ Deno.test("inspect refuses an image whose MD5 trailer does not match, as boot826
   const corrupted = valid.slice();
   corrupted[0x9000 + 1234] = corrupted[0x9000 + 1234]! ^ 0x01;
   const { code, failed, report, stderr } = await inspectJson(corrupted);
-  assertEquals(code, 1);
+  assertEquals(code, 3);
   assertEquals(failed, ["md5"]);
   assertStringIncludes(
     report.checks.find((c) => c.name === "md5")!.detail,
@@ -102,7 +103,7 @@ Deno.test("inspect refuses a standard-linked image (irom pointers into 0x4020900
   const file = join(dir.path, "firmware-combined.bin");
   await Deno.writeFile(file, makeSampleFirmware({ linkBase: 0x40209000, seed: 4 }));
   const r = await runTaskFile("inspect", [file]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 3);
   assertStringIncludes(r.stdout, "  ok    md5 ");
   assertStringIncludes(
     r.stdout,
@@ -134,7 +135,7 @@ Deno.test("inspect refuses an image larger than the flash above the app offset",
   const big = makeSampleFirmware({ size: 300_000, seed: 6 });
   assertEquals((await inspectJson(big)).code, 0);
   const small = await inspectJson(big, ["--flash-size", "512K"]);
-  assertEquals(small.code, 1);
+  assertEquals(small.code, 3);
   assertEquals(small.failed, ["size"]);
   assertStringIncludes(
     small.report.checks.at(-1)!.detail,
@@ -142,7 +143,7 @@ Deno.test("inspect refuses an image larger than the flash above the app offset",
   );
   // Over boot8266's 800000-byte limit on a 1 MiB device: too big twice over.
   const huge = await inspectJson(makeSampleFirmware({ size: 810_000, seed: 6 }));
-  assertEquals(huge.code, 1);
+  assertEquals(huge.code, 3);
   for (const name of ["length word", "size"]) assertEquals(huge.failed.includes(name), true, name);
   assertStringIncludes(huge.report.checks[3]!.detail, "is over boot8266's limit 800000");
   // Too big, but linked right: the link check says so rather than guessing another base.

@@ -109,7 +109,7 @@ Deno.test("sign, deploy, verify, flash and build-bootloader warn once about a pr
     // No bootloader built: flash stops at its check, after reading the key.
     ["flash", ["--serial", "/dev/null", "--firmware", "fw.bin", "--dry-run"], 1],
     // Nothing listens: deploy fails after its preflight, which loaded the key.
-    ["deploy", ["--ip", "127.0.0.1", "--port", "9", "--timeout", "0.3", "fw.bin"], 1],
+    ["deploy", ["--ip", "127.0.0.1", "--port", "9", "--timeout", "0.3", "fw.bin"], 4],
   ];
   for (const [task, args, code] of runs) {
     const r = await runTaskFile(task, args, { cwd: dir.path });

@@ -116,7 +116,7 @@ Deno.test("inspect task: a copy relinked for 0x3b000 is refused naming 0x3b000, 
   const file = join(dir.path, "firmware-ota.bin");
   await Deno.writeFile(file, shiftIromPointers(makeSampleFirmware({ seed: 3 }), -0x1000));
   const refused = await runTaskFile("inspect", [file]);
-  assertEquals(refused.code, 1);
+  assertEquals(refused.code, 3);
   assertStringIncludes(
     refused.stderr,
     `error: ${file} is not safe to push: link address: irom linked at 0x40244000, not ` +

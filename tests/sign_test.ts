@@ -74,10 +74,10 @@ Deno.test("sign writes FIRMWARE.ota beside a .bin by default", async () => {
   assertStringIncludes(r.stdout, "wrote fw-10000.ota: 40 packets");
 });
 
-Deno.test("sign refuses an unsafe image without --force (exit 1) and writes nothing", async () => {
+Deno.test("sign refuses an unsafe image without --force (exit 3) and writes nothing", async () => {
   await using dir = await project();
   const r = await runTaskFile("sign", ["fw-10000.bin", "--key", "key512.pem"], { cwd: dir.path });
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 3);
   assertStringIncludes(
     r.stderr,
     "error: fw-10000.bin is not safe to push to app offset 0x3c000: file: not a firmware image " +
@@ -99,7 +99,7 @@ Deno.test("sign refuses an unsafe image without --force (exit 1) and writes noth
   const standard = await runTaskFile("sign", ["combined.bin", "--key", "key512.pem"], {
     cwd: dir.path,
   });
-  assertEquals(standard.code, 1);
+  assertEquals(standard.code, 3);
   assertStringIncludes(
     standard.stderr,
     "link address: a standard (non-OTA) build, linked at 0x40209000: it would boot-loop",

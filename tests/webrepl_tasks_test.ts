@@ -219,7 +219,7 @@ Deno.test("put --fleet copies to every board, each with its password; a failed b
   const env = { CELLAR_PW: "cellarPw" };
 
   const all = await run("put", [...config, "--fleet", "--json", `${dir.path}/settings.json`], env);
-  assertEquals(all.code, 1, all.stderr);
+  assertEquals(all.code, 10, all.stderr);
   const report = JSON.parse(all.stdout);
   assertEquals(report.failed, ["attic"]);
   assertEquals(
