@@ -28,6 +28,7 @@ import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
 import { loadPublicKey, modulusCString, type PublicKeyInfo } from "./keys.ts";
 import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./linker_script.ts";
 import { formatBytes, log, print } from "./output.ts";
+import { trace } from "./trace.ts";
 import {
   checkAppOffsetAgainstTree,
   checkAxtlsSubmodule,
@@ -239,6 +240,27 @@ export async function buildBootloader(
     user: currentUser(),
   };
   const commands = await bootloaderMakeCommands(tree, changed.length > 0);
+  trace(
+    "build-bootloader",
+    () =>
+      `tree ${tree.root}, config.h at ${relative(tree.root, tree.configH)}; planned edits: ${
+        edits.map((e) =>
+          `${relative(tree.root, e.edit.path)} ${e.edit.changed ? "changes" : "up to date"}${
+            e.why ? ` (${e.why})` : ""
+          }`
+        ).join("; ")
+      }`,
+  );
+  trace(
+    "build-bootloader",
+    () =>
+      commands.length > 1
+        ? `'make clean' first: ${changed.join(", ")} changed and yaota8266's Makefiles do not ` +
+          "know the objects depend on them"
+        : changed.length
+        ? "no 'clean' target in the Makefile: plain 'make'"
+        : "nothing in the tree changed: plain 'make'",
+  );
   const lines = commands.map((c) => commandLine(settings, tree.root, c));
   const built = join(tree.root, BOOTLOADER_FILE);
   const binaryPath = join(options.out, BOOTLOADER_FILE);

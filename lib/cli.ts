@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { InterruptedError, OtaError, UsageError } from "./errors.ts";
 import { bold, fail, log, printJson } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "./values.ts";
+import { setTraceSink, stderrTraceSink, trace, VERBOSE_ENV, verboseWanted } from "./trace.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -38,6 +39,10 @@ export interface ParsedArgs {
 
 const COMMON: Record<string, OptionSpec> = {
   config: { type: "string", arg: "FILE", help: "configuration file (default: ./ota.config.json)" },
+  verbose: {
+    type: "boolean",
+    help: `timestamped lines on stderr: what the task decided and why (or ${VERBOSE_ENV}=1)`,
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
 
@@ -242,11 +247,24 @@ export async function runTask(
       log(renderHelp(spec));
       Deno.exit(0);
     }
+    startTrace(spec, args.values.verbose);
     code = (await main({ args, json })) ?? 0;
   } catch (e) {
     code = reportError(spec, e, json);
   }
   Deno.exit(code);
+}
+
+/** `--verbose` or `YAOTA_VERBOSE=1`: the trace sink for the rest of the process. */
+function startTrace(spec: CommandSpec, flag: ParsedValues[string]): void {
+  const wanted = verboseWanted(
+    typeof flag === "boolean" ? flag : undefined,
+    Deno.env.get(VERBOSE_ENV),
+  );
+  if (!wanted) return;
+  setTraceSink(stderrTraceSink());
+  // Never the arguments themselves: one of them may be a password.
+  trace(spec.name, `deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}`);
 }
 
 /** Prints an error the way every task does and returns the exit code. */

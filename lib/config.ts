@@ -8,6 +8,7 @@ import { ConfigError } from "./errors.ts";
 import { parseSize } from "./_bytes.ts";
 import { findDuplicateKey } from "./json_duplicates.ts";
 import { invalidValue, parseAppOffset, parseFlashSize, parsePort } from "./values.ts";
+import { trace } from "./trace.ts";
 
 export interface DeviceEntry {
   name: string;
@@ -167,7 +168,10 @@ export async function loadConfig(explicitPath?: string, cwd = Deno.cwd()): Promi
   try {
     text = await Deno.readTextFile(file);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound && explicitPath === undefined) return {};
+    if (e instanceof Deno.errors.NotFound && explicitPath === undefined) {
+      trace("config", `no ${file}: flags and defaults only`);
+      return {};
+    }
     throw new ConfigError(`cannot read the configuration file '${file}': ${(e as Error).message}`);
   }
   let json: unknown;
@@ -183,5 +187,7 @@ export async function loadConfig(explicitPath?: string, cwd = Deno.cwd()): Promi
         "JSON would silently keep the second: remove one",
     );
   }
-  return { ...parseConfig(json, dirname(file), file), path: file };
+  const config = { ...parseConfig(json, dirname(file), file), path: file };
+  trace("config", () => `read ${file}: ${Object.keys(json as object).join(", ") || "empty"}`);
+  return config;
 }

@@ -1,5 +1,6 @@
 /** A UDP endpoint for the sender: datagrams to one device, replies back as bytes. */
 import dgram from "node:dgram";
+import { trace } from "./trace.ts";
 
 export interface UdpPeer {
   send(data: Uint8Array): void;
@@ -24,7 +25,7 @@ export async function openUdpPeer(
   });
   // A send error (no route, unreachable) must not crash the process: the engine's
   // timers report a device that does not answer.
-  socket.on("error", () => {});
+  socket.on("error", (e: Error) => trace("udp", `socket error (the timers decide): ${e.message}`));
   let closed = false;
   return {
     send(data) {
