@@ -17,6 +17,7 @@ import {
 import { inspectImage, summarizeProblems } from "./inspect.ts";
 import { DEFAULT_APP_OFFSET, ESP_IMAGE_MAGIC } from "./image.ts";
 import { green, red } from "./output.ts";
+import { describePacketLog, packetLogOf } from "./bootloader_log.ts";
 import { equalBytes, formatHex, indexOfBytes, parseSize } from "./_bytes.ts";
 
 /** The checks, in the order they are reported. */
@@ -250,12 +251,13 @@ export function verifySetup(input: VerifyInput): VerifyReport {
             `flashing the firmware there would overwrite it. Is it really yaota8266.bin?`,
         );
       } else if (at >= 0) {
+        const log = describePacketLog(packetLogOf(bytes));
         add(
           "bootloader",
           true,
           `${where} (${bytes.length} bytes) is built for your key ${mine.fingerprint} (modulus at ${
             formatHex(at)
-          })`,
+          })${log ? `; ${log}` : ""}`,
         );
       } else {
         const builtFor = known.find((k) => indexOfBytes(bytes, k.modulus) >= 0);
