@@ -48,7 +48,8 @@ export const spec: CommandSpec = {
     profile: {
       type: "string",
       arg: "NAME",
-      help: "instant (no costs) or esp8266 (a real board's costs)",
+      help:
+        "instant (no costs), esp8266 (a real board's costs) or esp8266-quiet (its bootloader built with --quiet-log)",
     },
     loss: { type: "string", arg: "P", help: "probability a datagram is lost, each way" },
     dup: { type: "string", arg: "P", help: "probability a datagram is duplicated" },
