@@ -39,7 +39,12 @@ export function describeTransferTrace(r: TransferTrace): string {
 
 /** What the pacing model believes, in one line. Pure. */
 export function describePacing(p: PacingSnapshot): string {
-  return `service ${ms(p.serviceMs)}, with a sector write ${ms(p.sectorServiceMs)}, network ` +
+  const service = p.serviceMs !== undefined
+    ? ms(p.serviceMs)
+    : `? (taken as ${
+      ms(p.phase > 0 ? p.aimMs / p.phase : undefined)
+    }, the smallest idle round trip)`;
+  return `service ${service}, with a sector write ${ms(p.sectorServiceMs)}, network ` +
     `${ms(p.twoWayMs)} both ways; next packet aimed ${ms(p.aimMs)} into the previous one's ` +
     `service (phase ${p.phase.toFixed(2)}), guard ${ms(p.guardMs)}` +
     (p.calibrated
