@@ -269,6 +269,11 @@ function startTrace(spec: CommandSpec, flag: ParsedValues[string]): void {
 
 /** Prints an error the way every task does and returns the exit code. */
 export function reportError(spec: CommandSpec, e: unknown, json: boolean): number {
+  trace(spec.name, () => {
+    const cause = e instanceof Error && e.cause instanceof Error ? e.cause : undefined;
+    return `ends with ${e instanceof Error ? e.name : typeof e}` +
+      (cause ? ` (cause: ${cause.name}: ${cause.message})` : "");
+  });
   if (e instanceof UsageError) {
     fail(`${spec.name}: ${e.message}`);
     log(`Run 'deno task ${spec.name} --help' for the options.`);
