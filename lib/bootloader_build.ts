@@ -28,12 +28,17 @@ import { DEFAULT_KEY_PATH, resolveAppOffset } from "./values.ts";
 import { loadPublicKey, modulusCString, type PublicKeyInfo } from "./keys.ts";
 import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./linker_script.ts";
 import { formatBytes, log, print } from "./output.ts";
+import { trace } from "./trace.ts";
 import {
   checkAppOffsetAgainstTree,
   checkAxtlsSubmodule,
+  OTA_C,
   planTreeEdits,
   type TreeEdit,
 } from "./bootloader_tree.ts";
+import { type PacketLog, packetLogOf } from "./bootloader_log.ts";
+import { PACKET_LOG_DEFINE } from "./quiet_log_edit.ts";
+import { YaotaTreeError } from "./yaota_build_fixes.ts";
 import { formatHex, indexOfBytes } from "./_bytes.ts";
 
 export const CONFIG_TEMPLATE = new URL("../templates/config.h", import.meta.url);
@@ -59,6 +64,8 @@ export interface BootloaderFlags {
   dryRun: boolean;
   /** `--no-rtc-trigger` sets false: build boot8266 without the software trigger. */
   rtcTrigger?: boolean;
+  /** `--quiet-log`: build the OTA server without its per-packet serial log. */
+  quietLog?: boolean;
 }
 
 export interface BootloaderOptions {
@@ -74,6 +81,8 @@ export interface BootloaderOptions {
   dryRun: boolean;
   /** Add the RTC trigger to boot8266 (default true). */
   rtcTrigger?: boolean;
+  /** Leave out the OTA server's per-packet serial log (default false). */
+  quietLog?: boolean;
 }
 
 /**
@@ -108,13 +117,22 @@ export function resolveBootloaderOptions(
     out: flags.out !== undefined ? resolve(cwd, flags.out) : config.out ?? resolve(cwd, "dist"),
     dryRun: flags.dryRun,
     rtcTrigger: flags.rtcTrigger ?? true,
+    quietLog: flags.quietLog ?? false,
   };
 }
 
-/** Fills `templates/config.h`. Pure. */
+/**
+ * Fills `templates/config.h`; `packetLog` false (`--quiet-log`) sets OTA_PACKET_LOG 0.
+ * Pure.
+ */
 export function renderConfigH(
   template: string,
-  values: { appOffset: number; key: PublicKeyInfo; settings: Required<BootloaderSettings> },
+  values: {
+    appOffset: number;
+    key: PublicKeyInfo;
+    settings: Required<BootloaderSettings>;
+    packetLog?: boolean;
+  },
 ): string {
   const s = values.settings;
   return renderTemplate(template, {
@@ -127,6 +145,7 @@ export function renderConfigH(
     IDLE_REBOOT_MS: String(s.idleRebootMs),
     GPIO_MASK: formatHex(s.gpioMask),
     GPIO_WAIT_MS: String(s.gpioWaitMs),
+    OTA_PACKET_LOG: values.packetLog === false ? "0" : "1",
   });
 }
 
@@ -190,6 +209,10 @@ export interface BootloaderResult {
   modulusAt?: number;
   /** Whether its boot8266 source enters OTA mode on the RTC magic (`ota.start()`). */
   rtcTrigger: boolean;
+  /** Whether it was built without the per-packet serial log (`--quiet-log`). */
+  quietLog: boolean;
+  /** What the built binary holds of the per-packet log (lib/bootloader_log.ts). */
+  packetLog?: PacketLog;
   /** Files of the tree that were (or, dry run, would be) changed, relative to its root. */
   changed: string[];
 }
@@ -225,11 +248,20 @@ export async function buildBootloader(
   await checkAxtlsSubmodule(tree.root);
   log(`yaota8266 at ${tree.root}; key ${options.key} (${key.bits}-bit, ${key.fingerprint})`);
   const template = await Deno.readTextFile(CONFIG_TEMPLATE);
+  const quietLog = options.quietLog ?? false;
   const configEdit = await planFileEdit(
     tree.configH,
-    renderConfigH(template, { appOffset: options.appOffset, key, settings: options.settings }),
+    renderConfigH(template, {
+      appOffset: options.appOffset,
+      key,
+      settings: options.settings,
+      packetLog: !quietLog,
+    }),
   );
-  const plan = await planTreeEdits(tree.root, { rtcTrigger: options.rtcTrigger ?? true });
+  const plan = await planTreeEdits(tree.root, {
+    rtcTrigger: options.rtcTrigger ?? true,
+    quietLog,
+  });
   const edits: TreeEdit[] = [{ edit: configEdit, why: "" }, ...plan.edits];
   const changed = edits.filter((e) => e.edit.changed).map((e) => relative(tree.root, e.edit.path));
   const settings = {
@@ -239,6 +271,27 @@ export async function buildBootloader(
     user: currentUser(),
   };
   const commands = await bootloaderMakeCommands(tree, changed.length > 0);
+  trace(
+    "build-bootloader",
+    () =>
+      `tree ${tree.root}, config.h at ${relative(tree.root, tree.configH)}; planned edits: ${
+        edits.map((e) =>
+          `${relative(tree.root, e.edit.path)} ${e.edit.changed ? "changes" : "up to date"}${
+            e.why ? ` (${e.why})` : ""
+          }`
+        ).join("; ")
+      }`,
+  );
+  trace(
+    "build-bootloader",
+    () =>
+      commands.length > 1
+        ? `'make clean' first: ${changed.join(", ")} changed and yaota8266's Makefiles do not ` +
+          "know the objects depend on them"
+        : changed.length
+        ? "no 'clean' target in the Makefile: plain 'make'"
+        : "nothing in the tree changed: plain 'make'",
+  );
   const lines = commands.map((c) => commandLine(settings, tree.root, c));
   const built = join(tree.root, BOOTLOADER_FILE);
   const binaryPath = join(options.out, BOOTLOADER_FILE);
@@ -260,7 +313,7 @@ export async function buildBootloader(
         `holds the key's modulus`,
     );
     print("dry run: nothing was changed");
-    return { dryRun: true, tree, key, binaryPath, rtcTrigger: plan.rtcTrigger, changed };
+    return { dryRun: true, tree, key, binaryPath, rtcTrigger: plan.rtcTrigger, quietLog, changed };
   }
 
   await deps.checkRuntime(options.runtime, options.image);
@@ -308,6 +361,17 @@ export async function buildBootloader(
       `${built} is not safe to flash: ${problems.join("; ")}. ${binaryPath} was not written.`,
     );
   }
+  const packetLog = packetLogOf(binary);
+  trace("build-bootloader", () => `per-packet log in the binary: ${packetLog.state}`);
+  if (quietLog && packetLog.found.length > 0) {
+    await removeIfExists(binaryPath);
+    throw new YaotaTreeError(
+      `--quiet-log: ${built} still holds per-packet log lines (${
+        packetLog.found.map((f) => `'${f.trimEnd()}'`).join(", ")
+      }) although config.h sets ${PACKET_LOG_DEFINE} 0: the OTA server was not built from the ` +
+        `edited ${OTA_C}. Check the tree's Makefiles, then run again. ${binaryPath} was not written.`,
+    );
+  }
   await Deno.writeFile(binaryPath, binary);
   log(`collected ${BOOTLOADER_FILE} (${formatBytes(binary.length)})`);
   return {
@@ -319,6 +383,8 @@ export async function buildBootloader(
     sha256: createHash("sha256").update(binary).digest("hex"),
     modulusAt,
     rtcTrigger: plan.rtcTrigger,
+    quietLog,
+    packetLog,
     changed,
   };
 }

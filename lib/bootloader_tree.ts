@@ -1,7 +1,8 @@
 /**
  * Everything `build-bootloader` changes in a yaota8266 tree besides `config.h`, planned
  * before anything is written: the software trigger in `boot8266/boot8266.c`
- * (lib/rtc_trigger_edit.ts) and the build fixes (lib/yaota_build_fixes.ts), each as a
+ * (lib/rtc_trigger_edit.ts), with `--quiet-log` the per-packet log macro in
+ * `ota-server/ota.c` (lib/quiet_log_edit.ts), and the build fixes (lib/yaota_build_fixes.ts), each as a
  * `FileEdit` that keeps the tree's original once as `.orig`; plus the checks that need
  * the tree: the axTLS submodule and the room the OTA server's linker script leaves
  * below MAIN_APP_OFFSET.
@@ -21,11 +22,13 @@ import {
   YaotaTreeError,
 } from "./yaota_build_fixes.ts";
 import { formatHex } from "./_bytes.ts";
+import { hasQuietLogGate, PACKET_LOG_DEFINE, planQuietLog } from "./quiet_log_edit.ts";
 
 export const BOOT8266_C = "boot8266/boot8266.c";
 export const ETSHAL_H = "boot8266/etshal.h";
 export const OTA_SERVER_MAKEFILE = "ota-server/Makefile";
 export const OTA_LD = "ota-server/ota.ld";
+export const OTA_C = "ota-server/ota.c";
 export const AXTLS_DIR = "ota-server/lib/axtls";
 
 /** A planned change to one file, and why. */
@@ -42,6 +45,12 @@ export interface TreePlan {
   rtcTrigger: boolean;
 }
 
+export interface TreeOptions {
+  rtcTrigger: boolean;
+  /** `--quiet-log`: put the OTA server's per-packet log lines behind config.h's switch. */
+  quietLog?: boolean;
+}
+
 async function readIfExists(path: string): Promise<string | undefined> {
   return await Deno.readTextFile(path).catch((e) => {
     if (e instanceof Deno.errors.NotFound) return undefined;
@@ -54,10 +63,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
  * @throws {YaotaTreeError} If a file differs from what the edits know how to change
  * (naming each file and what it lacks), or `--no-rtc-trigger` meets a check someone else wrote.
  */
-export async function planTreeEdits(
-  root: string,
-  options: { rtcTrigger: boolean },
-): Promise<TreePlan> {
+export async function planTreeEdits(root: string, options: TreeOptions): Promise<TreePlan> {
   const edits: TreeEdit[] = [];
   const notes: string[] = [];
   const problems: string[] = [];
@@ -109,6 +115,34 @@ export async function planTreeEdits(
         );
         break;
     }
+  }
+
+  const ota = await readIfExists(path(OTA_C));
+  if (options.quietLog) {
+    const plan = ota === undefined ? undefined : planQuietLog(ota);
+    if (plan === undefined) {
+      problems.push(`${OTA_C} is missing (--quiet-log edits it)`);
+    } else if (plan.status === "present") {
+      notes.push(
+        `${OTA_C}: per-packet log lines behind ${PACKET_LOG_DEFINE} (added by build-bootloader)`,
+      );
+    } else if (plan.status === "add") {
+      edits.push({
+        edit: { ...await planFileEdit(path(OTA_C), plan.text), summary: plan.summary },
+        why: `puts its ${plan.lines} per-packet log lines behind a macro that config.h's ` +
+          `${PACKET_LOG_DEFINE} 0 turns off (--quiet-log); error lines stay`,
+      });
+    } else {
+      problems.push(
+        `${OTA_C} lacks ${plan.missing}: build without --quiet-log, or put its per-packet ` +
+          "printf lines behind a macro by hand",
+      );
+    }
+  } else if (ota !== undefined && hasQuietLogGate(ota)) {
+    notes.push(
+      `${OTA_C}: per-packet log lines behind ${PACKET_LOG_DEFINE}, which config.h turns on ` +
+        "(no --quiet-log)",
+    );
   }
 
   const fixes: [string, FixPlan][] = [

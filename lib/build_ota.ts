@@ -56,6 +56,7 @@ import {
   staleBuildOutputs,
 } from "./micropython_tree.ts";
 import { formatBytes, log, print, warn } from "./output.ts";
+import { trace } from "./trace.ts";
 import { formatHex } from "./_bytes.ts";
 
 export const DEFAULT_FLASH_SIZE = 0x100000;
@@ -276,6 +277,23 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
   const manifestPath = join(options.out, MANIFEST_FILE);
   const logPath = join(options.out, LOG_FILE);
   const stale = await existing(staleBuildOutputs(tree));
+  trace(
+    "build-ota",
+    () =>
+      `planned: ${relative(tree.root, tree.linkerScript)} ${
+        linkerEdit.changed ? "rewritten for" : "already links for"
+      } app offset ${formatHex(options.appOffset)}; ${modules.length} module(s) into ${
+        relative(tree.root, tree.modulesDir)
+      }; ${
+        stale.length
+          ? `${stale.length} previous output(s) removed first, so that make relinks`
+          : "no previous output to remove"
+      }; then ${commands.map((c) => `'${c.join(" ")}'`).join(", ")} ${
+        options.runtime === "native"
+          ? "on this machine"
+          : `in ${options.runtime} image ${options.image}`
+      }`,
+  );
 
   if (options.dryRun) {
     for (const l of describeLinkerEdit(linkerEdit, tree.root, true)) print(l);

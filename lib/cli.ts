@@ -8,6 +8,7 @@ import { OtaError, UsageError } from "./errors.ts";
 import { EXIT, exitCodeOf } from "./exit_codes.ts";
 import { bold, fail, log, print, printJson } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "./values.ts";
+import { setTraceSink, stderrTraceSink, trace, VERBOSE_ENV, verboseWanted } from "./trace.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -46,6 +47,10 @@ const COMMON: Record<string, OptionSpec> = {
     arg: "FILE",
     help: "configuration file (default: YAOTA_CONFIG, else ./ota.config.json, else " +
       "~/.config/yaota/config.json)",
+  },
+  verbose: {
+    type: "boolean",
+    help: `timestamped lines on stderr: what the task decided and why (or ${VERBOSE_ENV}=1)`,
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 };
@@ -293,11 +298,24 @@ export async function runTask(
       print(renderHelp(spec));
       Deno.exit(EXIT.ok);
     }
+    startTrace(spec, args.values.verbose);
     code = (await main({ args, argv, json, program })) ?? EXIT.ok;
   } catch (e) {
     code = reportError(spec, e, json, program);
   }
   Deno.exit(code);
+}
+
+/** `--verbose` or `YAOTA_VERBOSE=1`: the trace sink for the rest of the process. */
+function startTrace(spec: CommandSpec, flag: ParsedValues[string]): void {
+  const wanted = verboseWanted(
+    typeof flag === "boolean" ? flag : undefined,
+    Deno.env.get(VERBOSE_ENV),
+  );
+  if (!wanted) return;
+  setTraceSink(stderrTraceSink());
+  // Never the arguments themselves: one of them may be a password.
+  trace(spec.name, `deno ${Deno.version.deno}, ${Deno.build.os}/${Deno.build.arch}`);
 }
 
 /** Prints an error the way every task does and returns the exit code. */
@@ -307,6 +325,11 @@ export function reportError(
   json: boolean,
   program: Program = "deno task",
 ): number {
+  trace(spec.name, () => {
+    const cause = e instanceof Error && e.cause instanceof Error ? e.cause : undefined;
+    return `ends with ${e instanceof Error ? e.name : typeof e}` +
+      (cause ? ` (cause: ${cause.name}: ${cause.message})` : "");
+  });
   if (e instanceof UsageError) {
     fail(`${spec.name}: ${e.message}`);
     log(`Run '${program} ${spec.name} --help' for the options.`);

@@ -19,6 +19,7 @@ import {
   parsePort,
   type Source,
 } from "./values.ts";
+import { trace } from "./trace.ts";
 
 export interface DeviceEntry {
   name: string;
@@ -284,7 +285,9 @@ async function readConfigFile(file: string): Promise<OtaConfig> {
         "JSON would silently keep the second: remove one",
     );
   }
-  return { ...parseConfig(json, dirname(file), file), path: file };
+  const config = { ...parseConfig(json, dirname(file), file), path: file };
+  trace("config", () => `read ${file}: ${Object.keys(json as object).join(", ") || "empty"}`);
+  return config;
 }
 
 /**
@@ -305,7 +308,10 @@ export async function loadConfig(
       config = await readConfigFile(candidate.path);
       break;
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound && !candidate.required) continue;
+      if (e instanceof Deno.errors.NotFound && !candidate.required) {
+        trace("config", `no ${candidate.path}`);
+        continue;
+      }
       if (e instanceof ConfigError) throw e;
       throw new ConfigError(
         `cannot read the configuration file '${candidate.path}'` +

@@ -8,6 +8,7 @@
 import $ from "dax";
 import { ContainerRuntimeError, ToolMissingError } from "./errors.ts";
 import { logRaw, warn } from "./output.ts";
+import { trace } from "./trace.ts";
 
 export type Runtime = "docker" | "podman" | "native";
 export const RUNTIMES: readonly Runtime[] = ["docker", "podman", "native"];
@@ -156,6 +157,9 @@ export async function checkRuntime(
     );
   }
   const r = await probe([runtime, "image", "inspect", "--format", "{{.Id}}", image]);
+  trace("build", () =>
+    `${runtime} image inspect ${image}: exit code ${r.code}` +
+    (r.code === 0 ? ` (image ${r.output.trim().slice(0, 19)})` : ""));
   if (r.code === 0) return;
   const said = lastLine(r.output);
   if (SOCKET_DENIED.test(r.output)) {
@@ -246,7 +250,19 @@ export const streamingRunner: Runner = async (argv, options) => {
   };
   let builder = $`${argv}`.stdin("null").stdout(tee).stderr(tee).noThrow();
   if (options.cwd) builder = builder.cwd(options.cwd);
+  trace(
+    "build",
+    `running '${options.label}'${options.cwd ? ` in ${options.cwd}` : ""}: ${shellQuote(argv)}`,
+  );
+  const started = performance.now();
   const { code } = await builder;
+  trace(
+    "build",
+    () =>
+      `'${options.label}' exited with code ${code} after ${
+        ((performance.now() - started) / 1000).toFixed(1)
+      } s`,
+  );
   options.log?.write(`[exit code ${code}]\n`);
   if (code !== 0) throw commandFailed(code, tail.lines(), options);
 };

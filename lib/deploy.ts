@@ -23,6 +23,7 @@ import { formatHex } from "./_bytes.ts";
 import { STANDARD_IROM_BASE } from "./image.ts";
 import { resolveDeviceAddress } from "./resolve_device.ts";
 import type { TransferFailure } from "./transfer.ts";
+import { trace } from "./trace.ts";
 
 export interface DeployRequest {
   host: string;
@@ -53,6 +54,8 @@ export interface DeployRequest {
   onWarning?: (message: string) => void;
   onSent?: (record: SentRecord) => void;
   appRunning?: () => Promise<boolean>;
+  /** The topic of this deploy's `--verbose` lines (default "deploy"; a fleet names the device). */
+  traceTopic?: string;
 }
 
 export interface DeployResult {
@@ -131,8 +134,11 @@ async function readFile(path: string): Promise<Uint8Array> {
  * image inspection, the key. @throws {CannedFileError | UnsafeImageError | KeyError | FileError}
  */
 export async function prepareDeploy(request: DeployRequest): Promise<PreparedDeploy> {
+  const topic = request.traceTopic ?? "deploy";
   const bytes = await readFile(request.file);
+  trace(topic, `read ${request.file}: ${bytes.length} bytes`);
   if (request.buildDir !== undefined) {
+    trace(topic, `the build's output: checking it against ${request.buildDir}/manifest.json`);
     const stale = await defaultBuildProblem(request.buildDir, bytes, request.appOffset);
     if (stale instanceof UnsafeImageError && request.force) {
       request.onWarning?.(`--force: ${stale.message}`);
@@ -156,6 +162,16 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
     }
     request.onWarning?.(`--force: sending an image that failed inspection (${problems})`);
   }
+  trace(
+    topic,
+    () =>
+      `${
+        canned ? `canned .ota file (block ${canned.block}, SHA1 trailer checked)` : "raw image"
+      }; ` +
+      `inspected for app offset ${formatHex(request.appOffset)}: ${
+        report.safe ? "safe" : `NOT safe (${summarizeProblems(report)})`
+      }`,
+  );
   const bootLoop = report.safe ? undefined : bootLoopReason(report);
   if (canned) {
     if (request.block !== "auto" && request.block !== canned.block) {
@@ -173,6 +189,18 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
   } catch (e) {
     throw new UnsafeImageError(`${(e as Error).message}: choose a smaller --block`);
   }
+  trace(
+    topic,
+    () =>
+      `key ${request.keyPath}: ${key.bits}-bit, fingerprint ${key.fingerprint}; block sizes ` +
+      `${source.blocks.join(", ")}` +
+      (source.blocks.length < blocks.length
+        ? ` (${
+          blocks.filter((b) => !source.blocks.includes(b)).join(", ")
+        } left out: with a ${key.bits}-bit signature its datagram would not fit 1472 bytes)`
+        : "") +
+      "; signed on the fly, a worker signing ahead",
+  );
   return { source, kind: "image", fingerprint: key.fingerprint, ...(bootLoop ? { bootLoop } : {}) };
 }
 
@@ -250,6 +278,7 @@ export async function deploy(
     onProgress: request.onProgress,
     onStatus: request.onStatus,
     onSent: request.onSent,
+    traceTopic: request.traceTopic,
     // The app's WebREPL port accepting a connection ends the boot check at once.
     appRunning: request.appRunning ?? (() => tcpPortOpen(address, request.port)),
   });

@@ -1,7 +1,10 @@
 /**
  * Costs the virtual device charges (docs/device.md, "Costs on real hardware"). `instant`
  * charges nothing per packet; `esp8266` charges the UART log per packet (~150 characters
- * at 115200 baud), the RSA check and the sector erase+write.
+ * at 115200 baud), the RSA check and the sector erase+write; `esp8266-quiet` is the same
+ * board with a bootloader built by `build-bootloader --quiet-log`: no log line per packet
+ * (the line per sector written fits the UART's 128-byte FIFO and costs nothing), so the
+ * signature check starts at once.
  *
  * Both take time to reboot, as a board does (~1 s): while it reboots the device is
  * silent (nothing answers, nothing is refused), then it boots its app or comes back in
@@ -42,6 +45,14 @@ export const PROFILES: Record<string, DeviceProfile> = {
     name: "esp8266",
     logMs: 13,
     logBeforeCheck: 0.4,
+    check2048Ms: 4,
+    sectorWriteMs: 50,
+    rebootMs: 1500,
+  },
+  "esp8266-quiet": {
+    name: "esp8266-quiet",
+    logMs: 0,
+    logBeforeCheck: 0,
     check2048Ms: 4,
     sectorWriteMs: 50,
     rebootMs: 1500,

@@ -9,6 +9,7 @@ import $ from "dax";
 import { delimiter, join } from "node:path";
 import { OtaError, ToolMissingError } from "./errors.ts";
 import { logRaw } from "./output.ts";
+import { trace } from "./trace.ts";
 
 export interface Esptool {
   /** The command as a user would type it, for messages and `--dry-run`. */
@@ -163,6 +164,7 @@ export async function runEsptool(tool: Esptool, args: string[], step: string): P
       return bytes.length;
     },
   };
+  trace("esptool", () => `${step}: ${formatCommand([...tool.argv, ...args])}`);
   const result = await $`${[...tool.argv, ...args]}`.stdout(writer).stderr(
     writer,
   ).noThrow();

@@ -199,6 +199,8 @@ export async function prepareFleet(
       port: device.port,
       keyPath,
       signal: hooks.signal,
+      // --verbose: each device's lines under its own name.
+      traceTopic: `deploy ${device.name}`,
       onProgress: (p) => {
         // The probe's verdict: the block size once the probe and its resolution are over.
         if (p.phase !== "probe" && p.phase !== "resolve") block = p.block;

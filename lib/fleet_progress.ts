@@ -8,6 +8,7 @@ import $ from "dax";
 import type { DeviceOutcome, FleetDevice } from "./fleet.ts";
 import { formatBytes, log, red, stderrIsTerminal } from "./output.ts";
 import { formatProgress, type ProgressState } from "./progress.ts";
+import { tracing } from "./trace.ts";
 
 export interface FleetProgressOptions {
   /** Bars (terminal) or plain lines; default: whether stderr is a terminal. */
@@ -72,7 +73,8 @@ export class FleetProgress implements FleetProgressSink {
   readonly #lines = new Map<string, Line>();
 
   constructor(devices: Pick<FleetDevice, "name">[], options: FleetProgressOptions = {}) {
-    this.#interactive = options.interactive ?? stderrIsTerminal();
+    // With --verbose, plain lines between the trace lines (redrawn bars would be torn up).
+    this.#interactive = options.interactive ?? (stderrIsTerminal() && !tracing());
     this.#write = options.write ?? ((line) => log(line));
     this.#step = options.stepPercent ?? 25;
     this.#interval = options.intervalMs ?? 5000;

@@ -4,6 +4,7 @@
  * packet so it reaches the device just after the device has begun checking the previous
  * one's signature (docs/device.md, "Re-entrancy"). Times in ms, in the sender's clock.
  */
+import type { PacingSnapshot } from "./transfer_types.ts";
 
 const WINDOW = 24;
 const UNKNOWN_SECTOR_WRITE_MS = 70;
@@ -98,6 +99,23 @@ export class PacingModel {
   get guardMs(): number {
     const s = this.serviceMs(false);
     return Math.min(250, Math.max(6, 0.25 * s + 0.25 * this.twoWayMs + 3));
+  }
+
+  /** What the model believes now, for the trace. */
+  snapshot(): PacingSnapshot {
+    return {
+      serviceMs: this.normalServiceMs,
+      sectorServiceMs: this.sectorServiceMs,
+      twoWayMs: this.twoWayMs,
+      aimMs: this.aimMs,
+      phase: this.phase,
+      guardMs: this.guardMs,
+      idleSamples: this.#idleRtt.filter((s) => !s.sector).length,
+      calibrationSamples: CALIBRATION_SAMPLES,
+      calibrated: this.calibrated,
+      recentLosses: this.#recentLosses.slice(-16).filter(Boolean).length,
+      stopAndWait: this.stopAndWait,
+    };
   }
 
   onLoss(): void {

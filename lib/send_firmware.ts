@@ -7,7 +7,10 @@ import {
   TransferEngine,
   type TransferFailure,
   type TransferSummary,
+  type TransferTrace,
 } from "./transfer.ts";
+import { describeTransferTrace } from "./transfer_trace.ts";
+import { trace, tracing } from "./trace.ts";
 import { openUdpPeer } from "./udp.ts";
 import { parseReply, parseRequestHeader } from "./packet.ts";
 import type { PacketSource } from "./packet_source.ts";
@@ -54,6 +57,12 @@ export interface SendOptions {
   onSent?: (record: SentRecord) => void;
   /** Asked during the boot check: does the app answer (e.g. its WebREPL port)? */
   appRunning?: () => Promise<boolean>;
+  /**
+   * The engine's decisions as records. Default: with `--verbose`, rendered as lines under
+   * `traceTopic` (default "deploy").
+   */
+  trace?: (record: TransferTrace) => void;
+  traceTopic?: string;
 }
 
 export type SendOutcome =
@@ -70,6 +79,9 @@ export type SendOutcome =
 
 export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   const { source } = options;
+  const topic = options.traceTopic ?? "deploy";
+  const engineTrace = options.trace ??
+    (tracing() ? (r: TransferTrace) => trace(topic, describeTransferTrace(r)) : undefined);
   const engine = new TransferEngine({
     size: source.size,
     blocks: options.blocks ?? source.blocks,
@@ -80,6 +92,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     bootCheck: options.bootCheck,
     bootCheckMs: options.bootCheckMs,
     recoveryLen: source.recoveryLen,
+    trace: engineTrace,
   });
   const t0 = performance.now();
   const now = () => performance.now() - t0;
@@ -97,7 +110,10 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   const peer = await openUdpPeer(options.host, options.port, (data) => {
     if (finished) return;
     const reply = parseReply(data);
-    if (!reply) return;
+    if (!reply) {
+      trace(topic, `ignored a ${data.length}-byte datagram from the device port: not a reply`);
+      return;
+    }
     answered = true;
     apply(engine.onReply(now(), { ...reply, seq: source.senderSeq(reply.seq) }));
   }, (e) => {
@@ -139,9 +155,18 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     for (const a of actions) {
       if (finished) return;
       if (a.type === "send") {
+        const decided = now();
         const d = source.datagram(a.seq, a.offset, a.len);
         peer.send(d);
         engine.markSent(a.seq, now());
+        if (now() - decided > 2) {
+          trace(
+            topic,
+            () =>
+              `#${a.seq} left ${(now() - decided).toFixed(1)} ms after it was due: signed on ` +
+              "the spot (the background signer had not got there)",
+          );
+        }
         options.onSent?.({
           at: now(),
           kind: a.kind,
@@ -217,6 +242,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   if (options.signal?.aborted) {
     finish(new InterruptedError("interrupted"));
   } else {
+    trace(topic, `UDP datagrams to ${options.host}:${options.port}, one packet each`);
     apply(engine.start(now()));
   }
   return await outcome;

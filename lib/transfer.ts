@@ -17,20 +17,25 @@
  */
 import { PacingModel } from "./pacing.ts";
 import { type Flight, FlightPlan } from "./flight_plan.ts";
+import { count, formatMs as ms, pacingChange } from "./transfer_trace.ts";
 import type {
+  PacingSnapshot,
   SendKind,
   TransferAction,
   TransferFailure,
   TransferOptions,
   TransferSummary,
+  TransferTrace,
 } from "./transfer_types.ts";
 
 export type {
+  PacingSnapshot,
   SendKind,
   TransferAction,
   TransferFailure,
   TransferOptions,
   TransferSummary,
+  TransferTrace,
 } from "./transfer_types.ts";
 import type { Reply } from "./packet.ts";
 
@@ -42,6 +47,9 @@ interface Sent {
   sentAt: number;
   kind: SendKind;
 }
+
+/** Why a trace record says what it says: built only when someone traces. */
+type Why = () => string;
 
 const MAX_DEPTH = 3;
 /** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
@@ -55,6 +63,13 @@ const SECTOR = 4096;
 export class TransferEngine {
   readonly options: Required<TransferOptions>;
   readonly pacing = new PacingModel();
+  /** Records go to `options.trace`; without one, none is built. */
+  readonly #tracing: boolean;
+  /** What the reply being handled meant (set by the phase's handler, for the trace). */
+  #meaning: string | undefined;
+  /** Records made while a reply is handled: they follow the reply's own record. */
+  #held: TransferTrace[] | undefined;
+  #tracedPacing: PacingSnapshot | undefined;
   readonly #plan = new FlightPlan(this.pacing);
   phase: Phase = "probe";
   /** Bytes confirmed in the current device session. */
@@ -135,8 +150,10 @@ export class TransferEngine {
       probeTries: 2,
       firstAnswerMs: 0,
       freshSession: false,
+      trace: () => {},
       ...given,
     };
+    this.#tracing = given.trace !== undefined;
     if (options.size <= 0) throw new RangeError("nothing to send");
     this.#candidates = [...options.blocks];
     this.block = this.#candidates[0]!;
@@ -159,6 +176,11 @@ export class TransferEngine {
     this.#now = now;
     this.#startedAt = now;
     this.#lastAnswerAt = now;
+    this.#step(() =>
+      `${this.options.size} bytes to send; block sizes ${this.#candidates.join(", ")}; ` +
+      (this.options.pace ? "paced once calibrated" : "stop-and-wait (--pace off)") +
+      `; the device may stay silent ${this.#silenceLimitMs() / 1000} s`
+    );
     if (this.#candidates.length > 1) this.#status("probing the largest block size the link passes");
     this.#sendProbe();
     return this.#flush();
@@ -209,6 +231,10 @@ export class TransferEngine {
     const silent = now - this.#lastAnswerAt;
     const bounded = this.phase !== "ending" && this.phase !== "bootcheck";
     if (bounded && silent >= this.#silenceLimitMs()) {
+      this.#timeout(
+        () => `no answer for ${(silent / 1000).toFixed(1)} s (the limit in this phase)`,
+        () => "giving up: no end packet is sent",
+      );
       this.#fail(
         this.#everAnswered
           ? { kind: "stopped-answering", confirmed: this.confirmed, silentMs: silent }
@@ -248,6 +274,8 @@ export class TransferEngine {
       this.#everAnswered = true;
       this.#lastAnswerAt = now;
     }
+    this.#meaning = undefined;
+    if (this.#tracing) this.#held = [];
     switch (this.phase) {
       case "probe":
         this.#probeReply(reply, exact);
@@ -266,13 +294,39 @@ export class TransferEngine {
         this.#afterEndReply(reply, exact);
         break;
     }
+    if (this.#tracing) {
+      const held = this.#held ?? [];
+      this.#held = undefined;
+      this.#emit({
+        type: "reply",
+        at: now,
+        seq: reply.seq,
+        offset: reply.offset,
+        len: reply.len,
+        ...(exact ? { answers: exact.kind, rttMs: now - exact.sentAt } : {}),
+        meaning: this.#meaning ??
+          (exact && !this.#fresh(exact)
+            ? "ignored: it answers a transmission older than PKT_WAIT_MS (the sender was stalled)"
+            : "ignored: not what this phase waits for"),
+        confirmed: this.confirmed,
+      });
+      for (const r of held) this.#emit(r);
+    }
     return this.#flush();
+  }
+
+  /** Says what the reply being handled meant. */
+  #means(text: Why): void {
+    if (this.#tracing) this.#meaning = text();
   }
 
   /** The running app answered (e.g. its WebREPL port): the new image booted. */
   onAppRunning(now: number): TransferAction[] {
     this.#now = now;
-    if (this.phase === "bootcheck" || this.phase === "ending") this.#done("passed");
+    if (this.phase === "bootcheck" || this.phase === "ending") {
+      this.#step(() => "the app answers (its WebREPL port accepts a connection): it booted");
+      this.#done("passed");
+    }
     return this.#flush();
   }
 
@@ -281,12 +335,24 @@ export class TransferEngine {
   #sendProbe(): void {
     const size = this.#candidates[this.#candidate]!;
     const len = Math.min(size, this.options.size - this.#probeAt);
-    this.#send(this.#probeAt, len, "probe");
+    const staggered = this.#staggering && this.#candidate < this.#candidates.length - 1;
+    const wait = staggered ? PROBE_STAGGER_MS : this.#probeRto();
+    this.#send(
+      this.#probeAt,
+      len,
+      "probe",
+      () =>
+        this.#candidates.length > 1
+          ? `does a ${size}-byte block pass the link? ` +
+            (staggered
+              ? `the next size follows in ${wait} ms, long after this one's signature check`
+              : `answer expected within ${wait} ms`)
+          : `the device's first answer, at offset ${this.#probeAt} (within ${wait} ms)`,
+    );
     // A probe that is not answered is presumed too large (or lost) until an answer says
     // otherwise: if it was accepted with its reply lost, `resolve` finds out.
     this.#timedOut.add(size);
-    const staggered = this.#staggering && this.#candidate < this.#candidates.length - 1;
-    this.#probeDeadline = this.#now + (staggered ? PROBE_STAGGER_MS : this.#probeRto());
+    this.#probeDeadline = this.#now + wait;
   }
 
   #probeRto(): number {
@@ -296,6 +362,15 @@ export class TransferEngine {
   }
 
   #probeTimeout(): void {
+    this.#timeout(
+      () => `no answer to the ${this.phase === "resolve" ? "resolving packet" : "probe"}`,
+      () =>
+        this.phase === "resolve"
+          ? "trying the next candidate offset"
+          : this.#staggering
+          ? "next block size"
+          : "probing again",
+    );
     if (!this.#everAnswered) this.#probedBlind = true;
     if (this.phase === "resolve") {
       this.#candidate = (this.#candidate + 1) % this.#resolveOptions.length;
@@ -337,10 +412,16 @@ export class TransferEngine {
       reply.offset !== this.#probeAt ||
       !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.options.size
     ) {
+      this.#means(() => `ignored: not an answer to a probe at offset ${this.#probeAt}`);
       return;
     }
     if (!this.#fresh(exact)) return;
     this.pacing.addIdleRtt(this.#now - exact!.sentAt, false);
+    this.#means(() =>
+      `the ${reply.len}-byte probe was taken: an idle round trip of ${
+        ms(this.#now - exact!.sentAt)
+      }`
+    );
     if (
       this.#probeAt === 0 && this.#cycleDone && !this.#cleanedUpOnce && !this.#freshSessionAnswer()
     ) {
@@ -363,6 +444,11 @@ export class TransferEngine {
       this.#chooseBlock(reply.len, this.#probeAt + reply.len);
       return;
     }
+    this.#means(() =>
+      `the ${reply.len}-byte probe was taken, but ${
+        others.join(" and ")
+      }-byte probes went unanswered: one may have been taken with its reply lost`
+    );
     this.phase = "resolve";
     // The size just answered is by far the likeliest (the larger ones usually exceed the
     // link's datagram size): try it twice per round.
@@ -393,7 +479,14 @@ export class TransferEngine {
   #sendResolve(): void {
     const size = this.#resolveOptions[this.#candidate]!;
     const offset = this.#probeAt + size;
-    this.#send(offset, Math.min(size, this.options.size - offset), "resolve");
+    this.#send(
+      offset,
+      Math.min(size, this.options.size - offset),
+      "resolve",
+      () =>
+        `does the device expect offset ${offset}? (it does if it took the ${size}-byte packet ` +
+        "at the probe's offset)",
+    );
     this.#probeDeadline = this.#now + this.#probeRto();
   }
 
@@ -402,6 +495,9 @@ export class TransferEngine {
     if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" || !this.#fresh(exact)) {
       return;
     }
+    this.#means(() =>
+      `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}`
+    );
     this.#chooseBlock(size, reply.offset + reply.len);
   }
 
@@ -410,6 +506,10 @@ export class TransferEngine {
       // The larger sizes went unanswered while the device was still rebooting into OTA mode,
       // which says nothing about the link: probe them again further on (`#enterTransfer`).
       this.#probedBlind = false;
+      this.#step(() =>
+        `block size not settled: the larger sizes went unanswered while the device was ` +
+        "still rebooting into OTA mode; probing them again further on"
+      );
       this.#enterTransfer(confirmed);
       return;
     }
@@ -417,6 +517,7 @@ export class TransferEngine {
     this.#blockKnown = true;
     this.#candidates = [block];
     if (this.options.blocks.length > 1) this.#status(`block size ${block} bytes`);
+    else this.#step(() => `block size ${block} bytes (fixed)`);
     this.#enterTransfer(confirmed);
   }
 
@@ -445,9 +546,15 @@ export class TransferEngine {
       this.#tries = 0;
       this.#staggering = true;
       this.#timedOut.clear();
+      this.#step(() => `probing the block size again at offset ${confirmed}`);
       this.#sendProbe();
       return;
     }
+    this.#step(() =>
+      `sending from offset ${confirmed} in ${
+        this.#blockKnown ? this.block : this.options.recoveryLen
+      }-byte blocks (a packet ends at the next block boundary: none crosses a 4 KiB sector)`
+    );
     this.#maybeFinishTransfer();
   }
 
@@ -489,16 +596,39 @@ export class TransferEngine {
           return;
         }
       }
-      this.#sendData();
+      this.#sendData(last ? () => this.#pacedWhy(last) : () => this.#unpacedWhy());
     }
   }
 
-  #sendData(): void {
+  /** Why a packet goes now behind `last`: the aim and what it was computed from. */
+  #pacedWhy(last: Flight): string {
+    const p = this.pacing;
+    return `paced: to arrive ${ms(p.aimMs)} into #${last.seq}'s service (${
+      p.phase.toFixed(2)
+    } × service ${ms(p.serviceMs(false))}, network ${ms(p.twoWayMs)} both ways), ` +
+      `${ms(this.#now - last.sentAt)} after it; ${this.#plan.flights.length + 1} in flight`;
+  }
+
+  /** Why a packet goes with nothing in flight before it. */
+  #unpacedWhy(): string {
+    const p = this.pacing;
+    const mode = !this.options.pace
+      ? "stop-and-wait (--pace off)"
+      : !p.calibrated
+      ? `stop-and-wait until ${p.snapshot().calibrationSamples} idle round trips are measured (${p.snapshot().idleSamples} so far)`
+      : p.stopAndWait
+      ? `stop-and-wait: ${p.snapshot().recentLosses} losses in the last 16 packets`
+      : "nothing in flight";
+    const again = this.#next < this.#maxSent ? `, again from offset ${this.#next}` : "";
+    return mode + again;
+  }
+
+  #sendData(why: Why): void {
     const offset = this.#next;
     const len = this.#packetLen(offset);
     const kind: SendKind = offset < this.#maxSent ? "retransmit" : "data";
     if (kind === "retransmit") this.retransmits++;
-    this.#plan.add(offset, len, this.#send(offset, len, kind), this.#now);
+    this.#plan.add(offset, len, this.#send(offset, len, kind, why), this.#now);
     if (offset + len === this.options.size) this.#lastPacketSent = { offset, len };
     this.#next = offset + len;
     this.#maxSent = Math.max(this.#maxSent, this.#next);
@@ -519,6 +649,18 @@ export class TransferEngine {
       // any of them confirms it too (its own reply was lost), and a retransmission that
       // arrived while they wait would be handled inside their signature checks.
       if (this.#now < this.#lastDeadline()) {
+        if (!this.#holding) {
+          this.#timeout(
+            () =>
+              `#${oldest.seq} (offset ${oldest.offset}, ${oldest.len} bytes) unanswered ${
+                ms(this.#now - oldest.sentAt)
+              } after it was sent`,
+            () =>
+              `holding: a reply to one of the ${
+                count(this.#plan.flights.length - 1, "later packet")
+              } in flight would confirm it too`,
+          );
+        }
         this.#holding = true;
         return;
       }
@@ -537,14 +679,33 @@ export class TransferEngine {
       } else {
         this.#resyncIndex++;
       }
+      const inFlight = this.#plan.flights.length;
       this.#plan.flights = [];
       this.#next = this.#resync[this.#resyncIndex % this.#resync.length]!;
+      this.#timeout(
+        () =>
+          `#${oldest.seq} (offset ${oldest.offset}, ${oldest.len} bytes)${
+            inFlight > 1 ? ` and ${count(inFlight - 1, "packet")} behind it` : ""
+          } unanswered`,
+        () =>
+          `lost: retransmission timer ×${this.#backoff}; resending from offset ${this.#next} ` +
+          `(where the device may be: ${this.#resync.join(", ")})`,
+      );
       const lostContact = this.#now - this.#lastAnswerAt >= this.options.sessionWaitMs - 1000;
       if (lostContact && this.confirmed > 0 && (this.#alternate = !this.#alternate)) {
         // Nothing confirmed for about PKT_WAIT_MS: the device may have restarted its
         // session, and then it answers a packet at offset 0 only.
         const len = this.#recoveryLenAt(0);
-        const seq = this.#send(0, len, "session-probe");
+        const seq = this.#send(
+          0,
+          len,
+          "session-probe",
+          () =>
+            `nothing confirmed for ${
+              ((this.#now - this.#lastAnswerAt) / 1000).toFixed(1)
+            } s (PKT_WAIT_MS is ${this.options.sessionWaitMs / 1000} s): only a device that ` +
+            "restarted its session answers offset 0",
+        );
         this.#sessionProbes.add(seq);
         this.#plan.placeholder(0, len, seq, this.#now);
         return;
@@ -557,6 +718,7 @@ export class TransferEngine {
     if (
       exact?.kind === "session-probe" && this.#sessionProbes.has(reply.seq) && this.#fresh(exact)
     ) {
+      this.#means(() => "the session probe was answered: the device restarted its session");
       this.#startCleanup(reply.len, "device restarted its session — cleaning up, resending");
       return;
     }
@@ -566,22 +728,44 @@ export class TransferEngine {
       // before its end, if it is one of ours (the layout is fixed by the block size).
       const ours = reply.offset >= this.confirmed && reply.offset + reply.len <= this.#maxSent &&
         reply.len === this.#packetLen(reply.offset);
-      if (!ours) return;
+      if (!ours) {
+        this.#means(() => "ignored: no packet of this transfer's layout");
+        return;
+      }
+      this.#means(() =>
+        `late reply, after its packet was given up: confirms every byte before ${
+          reply.offset + reply.len
+        }`
+      );
       this.#confirm(reply.offset + reply.len, false);
       return;
     }
     const f = this.#plan.flights[i]!;
     const p = this.pacing;
+    let sample = "";
     if (exact && f.offset === this.confirmed) {
       if (exact.sentAt === f.sentAt && f.idle && i === 0) {
         p.addIdleRtt(this.#now - f.sentAt, f.sector);
+        if (this.#tracing) sample = `; idle round trip ${ms(this.#now - f.sentAt)}`;
       }
       // It was sent early enough to wait on the device behind the previous packet: the
       // gap between the two replies is its service time.
       const waited = this.#lastReplyAt !== undefined &&
         exact.sentAt + p.twoWayMs < this.#lastReplyAt;
-      if (waited) p.addServiceSample(this.#now - this.#lastReplyAt!, f.sector);
+      if (waited) {
+        p.addServiceSample(this.#now - this.#lastReplyAt!, f.sector);
+        if (this.#tracing) {
+          sample += `; service ${ms(this.#now - this.#lastReplyAt!)}${
+            f.sector ? " with a sector write" : ""
+          } (it waited on the device)`;
+        }
+      }
     }
+    this.#means(() =>
+      `ack: confirms every byte before ${reply.offset + reply.len}${
+        i > 0 ? ` (and ${count(i, "packet")} before it, whose replies were lost)` : ""
+      }${sample}`
+    );
     p.onAck();
     this.#confirm(reply.offset + reply.len, this.#fresh(exact) && exact!.offset === reply.offset);
   }
@@ -627,6 +811,11 @@ export class TransferEngine {
     this.#sessionProbes.clear();
     this.#cleanedUpOnce = true;
     this.#status(message);
+    this.#step(() =>
+      `recovery ${this.recoveries} of at most ${MAX_RECOVERIES}: offset 0 is confirmed in the ` +
+      "current session, so an end packet now flushes inside the app region and reboots the " +
+      "device into a clean OTA session"
+    );
     this.phase = "cleanup";
     this.#plan.flights = [];
     this.#cleanupConfirmed = confirmedAtZero;
@@ -636,7 +825,12 @@ export class TransferEngine {
 
   #cleanupEnd(): void {
     this.#cleanupEnds++;
-    this.#sendEnd("cleanup");
+    this.#sendEnd(
+      "cleanup",
+      () =>
+        `every byte before ${this.#cleanupConfirmed} is confirmed in this session: the flush ` +
+        "lands in the app region",
+    );
     this.#cleanupStage = "check-left";
     this.#cleanupTries = 0;
     this.#cleanupAt = this.#now + this.#settleMs();
@@ -651,17 +845,33 @@ export class TransferEngine {
     if (this.#cleanupStage === "check-left") {
       if (this.#cleanupTries >= 3 || this.#cleanupConfirmed >= this.options.size) {
         this.#cleanupStage = "await-fresh";
+        this.#step(() =>
+          "the old session does not answer: the end packet was taken; waiting for the device " +
+          "back in OTA mode"
+        );
       } else {
         // The next offset of the old session: accepted only if the end packet was lost;
         // a fresh session drops it (it expects offset 0).
         this.#cleanupTries++;
         const at = this.#cleanupConfirmed;
-        this.#send(at, this.#recoveryLenAt(at), "cleanup-check");
+        this.#send(
+          at,
+          this.#recoveryLenAt(at),
+          "cleanup-check",
+          () =>
+            `is the old session still open? Only if the end packet was lost is offset ${at} ` +
+            "taken (a fresh session drops it)",
+        );
         this.#cleanupAt = this.#now + this.#settleMs();
         return;
       }
     }
-    this.#send(0, this.#recoveryLenAt(0), "probe");
+    this.#send(
+      0,
+      this.#recoveryLenAt(0),
+      "probe",
+      () => "is the device back in OTA mode? A clean session answers offset 0",
+    );
     this.#cleanupAt = this.#now + Math.max(150, this.#settleMs());
   }
 
@@ -679,6 +889,9 @@ export class TransferEngine {
       // Still in the old session: the end packet was lost. Everything before the next
       // offset is confirmed in this session again, so the end packet may go.
       this.#cleanupConfirmed = reply.offset + reply.len;
+      this.#means(() =>
+        "the old session is still open (the end packet was lost): end packet again"
+      );
       if (this.#cleanupEnds >= 5) {
         this.#fail({ kind: "end-ignored" });
         return;
@@ -687,6 +900,7 @@ export class TransferEngine {
       return;
     }
     if (reply.offset === 0 && (this.#cleanupStage === "await-fresh" || this.#cleanupTries > 0)) {
+      this.#means(() => "offset 0 answered: a fresh session with an empty buffer");
       this.#status("device is back in OTA mode with a clean buffer");
       this.#enterTransfer(reply.len);
     }
@@ -704,7 +918,12 @@ export class TransferEngine {
 
   #sendFinalEnd(): void {
     this.#endsSent++;
-    this.#sendEnd("final");
+    this.#sendEnd(
+      "final",
+      () =>
+        `every byte (${this.options.size}) confirmed in the device's current session` +
+        (this.#endsSent > 1 ? `; try ${this.#endsSent}` : ""),
+    );
     this.#endSentAt = this.#now;
     this.#livenessTries = 0;
     this.#livenessAt = this.#now + this.#settleMs();
@@ -720,12 +939,25 @@ export class TransferEngine {
 
   #sendLiveness(): void {
     const { offset, len } = this.#lastPacket();
-    this.#send(offset, len, "liveness");
+    this.#send(
+      offset,
+      len,
+      "liveness",
+      () => "still in the session? Only if the end packet was lost is the last packet answered",
+    );
   }
 
   #livenessTimer(): void {
     if (this.#livenessTries >= 3) {
       // Three repeats of the last packet went unanswered: the device left the session.
+      this.#timeout(
+        () => "three repeats of the last packet unanswered",
+        () =>
+          "the device took the end packet and left the session" +
+          (this.options.bootCheck
+            ? `: boot check for ${this.options.bootCheckMs / 1000} s after the end packet`
+            : " (boot check off)"),
+      );
       if (!this.options.bootCheck) {
         this.#done("skipped");
         return;
@@ -744,13 +976,25 @@ export class TransferEngine {
 
   #bootTimer(): void {
     if (this.#now >= this.#endSentAt + this.options.bootCheckMs) {
+      this.#step(() =>
+        `boot check passed: nothing answered offset 0 for ${
+          this.options.bootCheckMs / 1000
+        } s after the end packet (${this.#bootProbes} probes)`
+      );
       this.#done("passed");
       return;
     }
     if (this.#now < this.#bootProbeAt) return;
     // Only a device whose new image failed boot8266's check answers offset 0 again.
     if (++this.#bootProbes % 4 === 0) this.#sendLiveness();
-    else this.#send(0, this.#packetLen(0), "boot-probe");
+    else {
+      this.#send(
+        0,
+        this.#packetLen(0),
+        "boot-probe",
+        () => "only a device whose new image failed boot8266's check answers offset 0 again",
+      );
+    }
     this.#bootProbeAt = this.#now + 250;
   }
 
@@ -761,6 +1005,9 @@ export class TransferEngine {
       this.#fresh(exact)
     ) {
       // Still in the session with every byte confirmed: the end packet was lost.
+      this.#means(() =>
+        "the last packet was answered: still in the session, the end packet was lost"
+      );
       if (this.#endsSent >= 3) {
         this.#fail({ kind: "end-ignored" });
         return;
@@ -774,6 +1021,7 @@ export class TransferEngine {
         this.#fail({ kind: "boot-failed", attempts: this.attempts });
         return;
       }
+      this.#means(() => "offset 0 answered after the end packet: boot8266 rejected the image");
       this.attempts++;
       this.#status(
         "the device did not boot the new image (it is back in OTA mode): sending it once more",
@@ -785,7 +1033,7 @@ export class TransferEngine {
 
   // ---- plumbing ----
 
-  #send(offset: number, len: number, kind: SendKind): number {
+  #send(offset: number, len: number, kind: SendKind, why: Why = () => kind): number {
     // A packet with len 0 IS an end packet to the device (rule 2): never by accident.
     if (len <= 0 || offset + len > this.options.size) {
       throw new RangeError(`bug: a ${kind} packet at ${offset} of length ${len}`);
@@ -794,17 +1042,47 @@ export class TransferEngine {
     this.#sent.set(seq, { offset, len, sentAt: this.#now, kind });
     if (this.#sent.size > 4096) this.#sent.delete(this.#sent.keys().next().value!);
     this.packetsSent++;
+    if (this.#tracing) {
+      this.#emit({ type: "send", at: this.#now, seq, offset, len, kind, why: why() });
+    }
     this.#actions.push({ type: "send", seq, offset, len, kind });
     return seq;
   }
 
-  #sendEnd(reason: "final" | "cleanup"): void {
+  #sendEnd(reason: "final" | "cleanup", why: Why): void {
     const seq = ++this.#seq;
+    if (this.#tracing) this.#emit({ type: "end", at: this.#now, seq, reason, why: why() });
     this.#actions.push({ type: "end", seq, reason });
   }
 
   #status(message: string): void {
+    this.#step(() => message);
     this.#actions.push({ type: "status", message });
+  }
+
+  #emit(record: TransferTrace): void {
+    if (this.#held) this.#held.push(record);
+    else this.options.trace(record);
+  }
+
+  #step(text: Why): void {
+    if (this.#tracing) this.#emit({ type: "step", at: this.#now, text: text() });
+  }
+
+  #timeout(what: Why, then: Why): void {
+    if (this.#tracing) {
+      this.#emit({ type: "timeout", at: this.#now, what: what(), then: then() });
+    }
+  }
+
+  /** A pacing record when the model changed enough to matter. */
+  #tracePacing(): void {
+    if (!this.#tracing) return;
+    const now = this.pacing.snapshot();
+    const why = pacingChange(this.#tracedPacing, now);
+    if (why === undefined) return;
+    this.#tracedPacing = now;
+    this.#emit({ type: "pacing", at: this.#now, why, pacing: now });
   }
 
   #done(bootCheck: TransferSummary["bootCheck"]): void {
@@ -829,10 +1107,12 @@ export class TransferEngine {
   #fail(failure: TransferFailure): void {
     this.phase = "finished";
     this.#finished = true;
+    this.#step(() => `failed: ${failure.kind}`);
     this.#actions.push({ type: "failed", failure });
   }
 
   #flush(): TransferAction[] {
+    this.#tracePacing();
     const out = this.#actions;
     this.#actions = [];
     return out;

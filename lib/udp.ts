@@ -1,6 +1,7 @@
 /** A UDP endpoint for the sender: datagrams to one device, replies back as bytes. */
 import dgram from "node:dgram";
 import { listenError } from "./listen_error.ts";
+import { trace } from "./trace.ts";
 
 export interface UdpPeer {
   send(data: Uint8Array): void;
@@ -36,6 +37,7 @@ export async function openUdpPeer(
   });
   let closed = false;
   socket.on("error", (e) => {
+    trace("udp", `socket error: ${e.message}`);
     if (!closed) onSendError(e);
   });
   return {

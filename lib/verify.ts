@@ -24,6 +24,7 @@ import {
 } from "./bootloader_image.ts";
 import { isAppImage, swappedMessage, wrongBootloaderFile } from "./verify_bootloader.ts";
 import { green, red, yellow } from "./output.ts";
+import { describePacketLog, packetLogOf } from "./bootloader_log.ts";
 import { equalBytes, formatHex, indexOfBytes, parseSize } from "./_bytes.ts";
 
 /** The checks, in the order they are reported. */
@@ -301,11 +302,12 @@ export function verifySetup(input: VerifyInput): VerifyReport {
           "file",
         );
       } else if (at >= 0) {
+        const log = describePacketLog(packetLogOf(bytes));
         checks.push({
           name: "bootloader",
           ok: true,
           detail: `${where} (${bytes.length} bytes) is built for your key ${mine.fingerprint} ` +
-            `(modulus at ${formatHex(at)}); ${can}`,
+            `(modulus at ${formatHex(at)}); ${can}${log ? `; ${log}` : ""}`,
           warning,
         });
       } else {

@@ -19,6 +19,7 @@ import {
 } from "./websocket.ts";
 import { formatSeconds } from "./output.ts";
 import { concat } from "./_bytes.ts";
+import { hideInTrace, trace } from "./trace.ts";
 
 export const DEFAULT_WEBREPL_PORT = 8266;
 export const DEFAULT_TIMEOUT_MS = 5000;
@@ -114,7 +115,13 @@ export class WebReplClient {
     const port = options.port ?? DEFAULT_WEBREPL_PORT;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const address = `${options.host}:${port}`;
+    hideInTrace(options.password);
+    trace(
+      "webrepl",
+      `connecting to ${address} over TCP (each step may take ${timeoutMs / 1000} s)`,
+    );
     const conn = await connectTcp(options.host, port, timeoutMs);
+    trace("webrepl", `TCP connected to ${address}: sending the WebSocket handshake`);
     const client = new WebReplClient(conn, address, timeoutMs);
     try {
       await client.#login(options.host, port, options.password);
@@ -166,6 +173,15 @@ export class WebReplClient {
       return undefined;
     }, Math.min(silenceMs, 250));
     if (outcome.reset) this.#gone = true;
+    trace(
+      "webrepl",
+      () =>
+        outcome.reset
+          ? this.#closed
+            ? "the board closed the connection after 'OK': it is resetting"
+            : `no byte for ${silenceMs} ms after 'OK': the board is resetting`
+          : "the code returned instead of resetting the board",
+    );
     return outcome;
   }
 
@@ -232,6 +248,7 @@ export class WebReplClient {
    */
   async close(): Promise<void> {
     if (!this.#closed && !this.#gone) {
+      trace("webrepl", `closing the session with ${this.address}`);
       try {
         if (this.#raw) await this.#sendText(CTRL_B);
         await this.#write(encodeClientFrame(OPCODE.close, new Uint8Array(0)));
@@ -278,16 +295,19 @@ export class WebReplClient {
           ": it is not MicroPython's WebREPL",
       );
     }
+    trace("webrepl", `handshake accepted (${head.startLine}, Sec-WebSocket-Accept matches)`);
     await this.#waitFor(
       `the '${PASSWORD_PROMPT}' prompt`,
       this.#timeoutMs,
       () => this.#take(new RegExp(PASSWORD_PROMPT)),
     );
+    trace("webrepl", `'${PASSWORD_PROMPT.trim()}' prompt: sending the password (not shown)`);
     await this.#sendText(password + "\r");
     const verdict = await this.#waitFor("the login reply", this.#timeoutMs, () => {
       if (this.#text.includes(ACCESS_DENIED)) return "denied";
       return this.#take(CONNECTED) ? "ok" : undefined;
     });
+    trace("webrepl", verdict === "ok" ? "logged in ('WebREPL connected')" : "'Access denied'");
     if (verdict === "denied") {
       throw new WebReplError(
         `wrong WebREPL password for ${this.address}: the device said 'Access denied' and ` +
@@ -299,12 +319,18 @@ export class WebReplClient {
   async #sendCode(code: string, timeoutMs: number): Promise<void> {
     if (this.#gone) throw new WebReplError(`${this.address} has reset: connect again`);
     if (!this.#raw) {
+      trace("webrepl", "entering the raw REPL (Ctrl-C, then Ctrl-A)");
       // Ctrl-C stops a running program; Ctrl-A enters the raw REPL (from either mode).
       await this.#sendText(CTRL_C + CTRL_A);
       await this.#waitFor("the raw REPL prompt", timeoutMs, () => this.#take(RAW_PROMPT));
       this.#raw = true;
     }
     this.#text = "";
+    trace("webrepl", () => {
+      const lines = code.trimEnd().split("\n");
+      return `running ${lines.length} line${lines.length === 1 ? "" : "s"} of code: ` +
+        lines.map((l) => l.trim()).filter(Boolean).join("; ").slice(0, 120);
+    });
     await this.#sendText(code + CTRL_D);
     await this.#waitFor(
       "'OK' (the raw REPL taking the command)",

@@ -1,9 +1,9 @@
 /**
  * `deno task bench`: measured side by side in one run against the virtual device with
- * the ESP8266 profile: the original client's way (stop-and-wait, 256-byte blocks, 0.3 s
- * tries) and `deploy`'s defaults, at MTU 1500 and 548 with 1 % loss; the device-bound
- * ceiling; the signing cost; recovery from an 11 s outage; a fleet of 8 at concurrency 1
- * and 4.
+ * the ESP8266 profile and its quiet variant (a bootloader built with `build-bootloader
+ * --quiet-log`): the original client's way (stop-and-wait, 256-byte blocks, 0.3 s tries)
+ * and `deploy`'s defaults, at MTU 1500 and 548 with 1 % loss; the device-bound ceiling;
+ * the signing cost; recovery from an 11 s outage; a fleet of 8 at concurrency 1 and 4.
  */
 import { boolOpt, type CommandSpec, numberOpt, runTask, type TaskContext } from "../lib/cli.ts";
 import { sendLikeOriginal } from "../lib/baseline_sender.ts";
@@ -36,13 +36,16 @@ export const spec: CommandSpec = {
     json: { type: "boolean", help: "print the figures as one JSON object" },
   },
   notes: [
-    "The device runs in its own process (deno task sim --profile esp8266) with 1 % loss each way. The " +
-    "ceiling is the device-bound rate: what the device would reach if it never waited for the network " +
-    "(its per-packet and per-sector costs only) for the largest block the link passes.",
+    "The device runs in its own process (deno task sim --profile esp8266, then esp8266-quiet: the " +
+    "same board with a bootloader built by 'build-bootloader --quiet-log') with 1 % loss each way. " +
+    "The ceiling is the device-bound rate: what the device would reach if it never waited for the " +
+    "network (its per-packet and per-sector costs only) for the largest block the link passes.",
   ],
 };
 
 const PROFILE = PROFILES.esp8266!;
+/** The throughput table's profiles: the standard bootloader and one built with --quiet-log. */
+const THROUGHPUT_PROFILES = ["esp8266", "esp8266-quiet"] as const;
 
 function signingCost(key: SigningKey, block: number): { native: number; forge: number } {
   const region = signedRegion(0, new Uint8Array(block).fill(0x5a));
@@ -61,6 +64,7 @@ function signingCost(key: SigningKey, block: number): { native: number; forge: n
 }
 
 interface Throughput {
+  profile: string;
   mtu: string;
   block: number;
   originalKBps: number;
@@ -73,6 +77,7 @@ interface Throughput {
 }
 
 async function throughput(
+  profile: typeof THROUGHPUT_PROFILES[number],
   label: string,
   mtu: number,
   image: Uint8Array,
@@ -85,7 +90,7 @@ async function throughput(
     "--key",
     keyPath,
     "--profile",
-    "esp8266",
+    profile,
     "--loss",
     "0.01",
     "--delay-ms",
@@ -95,14 +100,14 @@ async function throughput(
     "--seed",
     "11",
   ];
-  log(`  ${label}: the original client's way…`);
+  log(`  ${profile}, ${label}: the original client's way…`);
   let original;
   {
     await using sim = await startSimProcess(simArgs);
     original = await sendLikeOriginal("127.0.0.1", sim.port, image, nativeSigner(key));
     await sim.waitFor((e) => e.event === "reboot", 10000);
   }
-  log(`  ${label}: deploy's defaults…`);
+  log(`  ${profile}, ${label}: deploy's defaults…`);
   let ours;
   {
     await using sim = await startSimProcess(simArgs);
@@ -122,8 +127,9 @@ async function throughput(
   }
   const kb = image.length / 1024;
   const originalKBps = kb / original.seconds;
-  const ceilingKBps = deviceBoundRate(PROFILE, key.modulus.length, ours.block) / 1024;
+  const ceilingKBps = deviceBoundRate(PROFILES[profile]!, key.modulus.length, ours.block) / 1024;
   return {
+    profile,
     mtu: label,
     block: ours.block,
     originalKBps: round(originalKBps),
@@ -270,13 +276,23 @@ export async function main({ args }: TaskContext): Promise<number> {
     };
     log(
       bold(
-        `throughput: ${sizeKiB} KiB image, 2048-bit key, ESP8266 profile, 1 % loss, ${delayMs} ms each way`,
+        `throughput: ${sizeKiB} KiB image, 2048-bit key, ESP8266 profiles (standard and quiet), 1 % loss, ${delayMs} ms each way`,
       ),
     );
-    const rows = [
-      await throughput("MTU 1500", 1472, image, imagePath, key2048, key2048Path, delayMs),
-      await throughput("MTU 548", 548, image, imagePath, key2048, key2048Path, delayMs),
-    ];
+    const rows: Throughput[] = [];
+    for (const profile of THROUGHPUT_PROFILES) {
+      for (const [label, mtu] of [["MTU 1500", 1472], ["MTU 548", 548]] as const) {
+        rows.push(
+          await throughput(profile, label, mtu, image, imagePath, key2048, key2048Path, delayMs),
+        );
+      }
+    }
+    const quietSpeedup = Object.fromEntries(
+      rows.filter((r) => r.profile === "esp8266-quiet").map((q) => {
+        const standard = rows.find((r) => r.profile === "esp8266" && r.mtu === q.mtu)!;
+        return [q.mtu, round(q.deployKBps / standard.deployKBps)];
+      }),
+    );
     let outage;
     let fleetRuns;
     if (!boolOpt(values, "quick")) {
@@ -291,9 +307,10 @@ export async function main({ args }: TaskContext): Promise<number> {
       sizeKiB,
       delayMs,
       loss: 0.01,
-      profile: PROFILE,
+      profiles: THROUGHPUT_PROFILES.map((p) => PROFILES[p]!),
       signingMsPerPacket: signing,
       throughput: rows,
+      quietSpeedup,
       outage,
       fleet: fleetRuns,
     };
@@ -316,16 +333,23 @@ export async function main({ args }: TaskContext): Promise<number> {
     print(
       bold(`throughput (${sizeKiB} KiB, 2048-bit key, 1 % loss, ${delayMs} ms each way), KB/s`),
     );
-    print("  link       block  original  deploy  ratio  ceiling  deploy/ceiling");
+    print(
+      "  profile        link       block  original  deploy  ratio  ceiling  deploy/ceiling",
+    );
     for (const r of rows) {
       print(
-        `  ${r.mtu.padEnd(9)} ${String(r.block).padStart(6)} ${
+        `  ${r.profile.padEnd(14)} ${r.mtu.padEnd(9)} ${String(r.block).padStart(6)} ${
           r.originalKBps.toFixed(1).padStart(9)
         } ${r.deployKBps.toFixed(1).padStart(7)} ${(r.ratio.toFixed(2) + "×").padStart(6)} ${
           r.ceilingKBps.toFixed(1).padStart(8)
         } ${(Math.round(r.ofCeiling * 100) + " %").padStart(15)}`,
       );
     }
+    print(
+      `  deploy to a board with a --quiet-log bootloader: ${
+        Object.entries(quietSpeedup).map(([mtu, x]) => `${x.toFixed(2)}× at ${mtu}`).join(", ")
+      } the standard one's rate`,
+    );
     if (outage) {
       print("");
       print(bold("11 s outage mid-transfer"));

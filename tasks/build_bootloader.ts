@@ -55,6 +55,11 @@ export const spec: CommandSpec = {
       type: "boolean",
       help: "add the software trigger to boot8266 (default on; --no-rtc-trigger: button only)",
     },
+    "quiet-log": {
+      type: "boolean",
+      help:
+        "leave out the OTA server's per-packet serial log: faster updates (boards need a serial reflash)",
+    },
     "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
   },
   notes: [
@@ -72,10 +77,17 @@ export const spec: CommandSpec = {
     "in ota-server/Makefile, boot8266/etshal.h with prototypes that match the vendor SDK's " +
     "(templates/etshal.h), and the vendor SDK's Wi-Fi libraries in irom in ota-server/ota.ld. " +
     "Every changed file keeps its original once as FILE.orig; --dry-run lists each change.",
+    "--quiet-log: the OTA server prints ~150 characters on its serial port for every packet, " +
+    "about 13 ms of each packet at 115200 baud, the ceiling of every transfer. With --quiet-log " +
+    "ota-server/ota.c gets a macro for those five lines that config.h's OTA_PACKET_LOG 0 turns " +
+    "off; error lines, sector writes and the end of a session are still logged. A board gets " +
+    "it only by a serial reflash of yaota8266.bin. 'deno task verify' tells whether a " +
+    "yaota8266.bin logs every packet.",
   ],
   examples: [
     "deno task build-bootloader --yaota8266 ../yaota8266",
     "deno task build-bootloader --key keys/pub.key --dry-run",
+    "deno task build-bootloader --quiet-log",
   ],
 };
 
@@ -100,6 +112,7 @@ export function toBuildBootloaderArgs(args: ParsedArgs): BuildBootloaderArgs {
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),
     rtcTrigger: args.values["rtc-trigger"] !== false,
+    quietLog: boolOpt(args.values, "quiet-log"),
     config: stringOpt(args.values, "config"),
   };
 }
@@ -119,8 +132,14 @@ export async function main({ args }: TaskContext): Promise<number | void> {
       "(import ota; ota.start()), besides the BOOT button"
     : "no software trigger (--no-rtc-trigger): OTA mode only with the BOOT button within 3 s " +
       "of reset; 'trigger' and 'deploy --trigger' will not work on a board flashed with it";
+  const log = result.quietLog
+    ? "quiet: the OTA server prints no line per packet (--quiet-log): transfers are no longer " +
+      "held to the serial log's ~13 ms per packet; only errors show on the serial console"
+    : "the OTA server logs every packet on its serial port (~13 ms per packet at 115200 baud); " +
+      "--quiet-log builds it without, for faster updates";
   if (result.dryRun) {
     print(trigger);
+    print(log);
     return;
   }
   print(
@@ -133,6 +152,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   );
   print(`sha256 ${result.sha256}`);
   print(trigger);
+  print(log);
   print(
     `flash it once over serial, with the firmware: deno task flash --port PORT ` +
       `(esptool v5 alone: esptool --port PORT write-flash --flash-mode dio --flash-size detect ` +

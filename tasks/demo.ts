@@ -20,7 +20,11 @@ export const spec: CommandSpec = {
   summary:
     "Deploy a sample firmware to a virtual yaota8266 device: no hardware, nothing left behind.",
   options: {
-    profile: { type: "string", arg: "NAME", help: "device costs: esp8266 (default) or instant" },
+    profile: {
+      type: "string",
+      arg: "NAME",
+      help: "device costs: esp8266 (default), esp8266-quiet or instant",
+    },
     bits: { type: "string", arg: "N", help: "throwaway key size (default 2048)" },
   },
   notes: [
@@ -33,7 +37,7 @@ export const spec: CommandSpec = {
 export async function main({ args }: TaskContext): Promise<number> {
   const { values } = args;
   const profile = PROFILES[stringOpt(values, "profile") ?? "esp8266"];
-  if (!profile) throw new UsageError(`--profile expects esp8266 or instant`);
+  if (!profile) throw new UsageError(`--profile expects esp8266, esp8266-quiet or instant`);
   const bits = Number(stringOpt(values, "bits") ?? 2048);
   if (![512, 1024, 2048].includes(bits)) throw new UsageError("--bits expects 512, 1024 or 2048");
   const dir = await Deno.makeTempDir({ prefix: "yaota-demo-" });

@@ -29,7 +29,16 @@ import { InterruptedError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/values.ts";
 import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build_outputs.ts";
 import { join } from "node:path";
-import { formatBytes, green, log, print, printJson, red, warn } from "../lib/output.ts";
+import {
+  formatBytes,
+  green,
+  log,
+  print,
+  printJson,
+  red,
+  stderrIsTerminal,
+  warn,
+} from "../lib/output.ts";
 import {
   DEFAULT_OTA_PORT,
   fleetExitCode,
@@ -42,6 +51,7 @@ import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
 import { deviceAddressProblem } from "../lib/device_address.ts";
 import { resolveDeviceAddress } from "../lib/resolve_device.ts";
 import { lockBoard } from "../lib/board_lock.ts";
+import { tracing } from "../lib/trace.ts";
 
 const DEFAULT_TIMEOUT_S = 15;
 /** The boot check watches for a device back in OTA mode; ten minutes outlasts any reboot. */
@@ -311,7 +321,12 @@ export async function main(ctx: TaskContext): Promise<number> {
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   Deno.addSignalListener("SIGINT", onSigint);
-  const progress = new ProgressDisplay(`${request.host}:${request.port}`, prepared.source.size);
+  // With --verbose, plain progress lines between the trace lines (a bar would be torn up).
+  const progress = new ProgressDisplay(
+    `${request.host}:${request.port}`,
+    prepared.source.size,
+    stderrIsTerminal() && !tracing(),
+  );
   log(
     `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
       prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`

@@ -55,7 +55,8 @@ export const spec: CommandSpec = {
     profile: {
       type: "string",
       arg: "NAME",
-      help: "instant (no per-packet costs; 1 s reboot) or esp8266 (a real board's costs; 1.5 s)",
+      help: "instant (no per-packet costs; 1 s reboot), esp8266 (a real board's costs; 1.5 s) " +
+        "or esp8266-quiet (its bootloader built with --quiet-log)",
     },
     loss: { type: "string", arg: "P", help: "probability a datagram is lost, each way" },
     dup: { type: "string", arg: "P", help: "probability a datagram is duplicated" },

@@ -26,3 +26,9 @@
 
 // How long after reset to watch GPIO_MASK.
 #define GPIO_WAIT_MS {{GPIO_WAIT_MS}}
+
+// The OTA server's serial log line for every packet (~150 characters: about 13 ms of each
+// packet at 115200 baud, the ceiling of every transfer). 0 (build-bootloader --quiet-log)
+// leaves those lines out; error lines stay. Read by the per-packet log macro that
+// build-bootloader --quiet-log adds to ota-server/ota.c (an unprepared ota.c ignores it).
+#define OTA_PACKET_LOG {{OTA_PACKET_LOG}}

@@ -54,6 +54,7 @@ Deno.test("parseBuildBootloaderArgs() types the flags and refuses bad ones", () 
       out: undefined,
       dryRun: false,
       rtcTrigger: true,
+      quietLog: false,
       config: undefined,
     },
   );
