@@ -6,10 +6,10 @@
  * Adding a task: one line in `TASKS` (its file exports `spec` and `main`, see
  * `TaskModule` in lib/cli.ts) and its line in deno.json; a test checks the two agree.
  */
-import { renderTaskList, runTask, type TaskModule } from "./lib/cli.ts";
+import { renderTaskList, runTask, type TaskModule } from "./lib/cli/cli.ts";
 import { EXIT } from "./lib/exit_codes.ts";
-import { fail, log, print } from "./lib/output.ts";
-import { type BuildInfo, checkoutCommit, versionLine } from "./lib/version.ts";
+import { fail, log, print } from "./lib/cli/output.ts";
+import { type BuildInfo, checkoutCommit, versionLine } from "./lib/cli/version.ts";
 
 /** Task name → its module, loaded only when run (the literal imports let `deno compile` see them). */
 export const TASKS: Record<string, () => Promise<TaskModule>> = {

@@ -8,7 +8,7 @@
  * Never a secret: a secret registered with `hideInTrace` (the WebREPL password, as soon as
  * a client holds it) is replaced by `***` in every line, should one ever carry it.
  */
-import { dim, log } from "./output.ts";
+import { dim, log } from "./cli/output.ts";
 
 /** Where trace lines go: a topic ("deploy", "webrepl", "build") and the line. */
 export type TraceSink = (topic: string, text: string) => void;

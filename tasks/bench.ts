@@ -5,22 +5,22 @@
  * and `deploy`'s defaults, at MTU 1500 and 548 with 1 % loss; the device-bound ceiling;
  * the signing cost; recovery from an 11 s outage; a fleet of 8 at concurrency 1 and 4.
  */
-import { boolOpt, type CommandSpec, numberOpt, runTask, type TaskContext } from "../lib/cli.ts";
-import { sendLikeOriginal } from "../lib/baseline_sender.ts";
-import { deploy } from "../lib/deploy.ts";
-import { deviceBoundRate, PROFILES } from "../lib/device_profile.ts";
-import { DEFAULT_APP_OFFSET } from "../lib/image.ts";
-import { parsePrivateKey, type SigningKey } from "../lib/keys.ts";
-import { bold, log, print, printJson } from "../lib/output.ts";
-import { digestBlock, signedRegion } from "../lib/packet.ts";
-import { makeSampleFirmware } from "../lib/sample_firmware.ts";
-import { forgeSigner, nativeSigner } from "../lib/signer.ts";
-import { startSimProcess } from "../lib/sim_process.ts";
-import { startVirtualDevice } from "../lib/virtual_device.ts";
+import { boolOpt, type CommandSpec, numberOpt, runTask, type TaskContext } from "../lib/cli/cli.ts";
+import { sendLikeOriginal } from "../lib/bench/baseline_sender.ts";
+import { deploy } from "../lib/deploy/deploy.ts";
+import { deviceBoundRate, PROFILES } from "../lib/sim/device_profile.ts";
+import { DEFAULT_APP_OFFSET } from "../lib/format/image.ts";
+import { parsePrivateKey, type SigningKey } from "../lib/format/keys.ts";
+import { bold, log, print, printJson } from "../lib/cli/output.ts";
+import { digestBlock, signedRegion } from "../lib/format/packet.ts";
+import { makeSampleFirmware } from "../lib/sim/sample_firmware.ts";
+import { forgeSigner, nativeSigner } from "../lib/format/signer.ts";
+import { startSimProcess } from "../lib/sim/sim_process.ts";
+import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
 import { equalBytes } from "../lib/_bytes.ts";
-import { benchmarkKeys } from "../lib/bench_keys.ts";
-import { deployFleet } from "../lib/fleet_deploy.ts";
-import type { FleetProgressSink } from "../lib/fleet_progress.ts";
+import { benchmarkKeys } from "../lib/bench/bench_keys.ts";
+import { deployFleet } from "../lib/deploy/fleet_deploy.ts";
+import type { FleetProgressSink } from "../lib/cli/fleet_progress.ts";
 
 export const spec: CommandSpec = {
   name: "bench",

@@ -11,18 +11,18 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import {
   type BootloaderFlags,
   buildBootloader,
   resolveBootloaderOptions,
-} from "../lib/bootloader_build.ts";
-import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
+} from "../lib/build/bootloader_build.ts";
+import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
 import { UsageError } from "../lib/errors.ts";
-import { green, print } from "../lib/output.ts";
+import { green, print } from "../lib/cli/output.ts";
 import { formatHex } from "../lib/_bytes.ts";
-import { DEFAULT_KEY_PATH } from "../lib/values.ts";
+import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 
 export const spec: CommandSpec = {
   name: "build-bootloader",

@@ -13,12 +13,12 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
-import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build_ota.ts";
-import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/container.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
+import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build/build_ota.ts";
+import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
 import { UsageError } from "../lib/errors.ts";
-import { green, print } from "../lib/output.ts";
+import { green, print } from "../lib/cli/output.ts";
 
 export const spec: CommandSpec = {
   name: "build-ota",

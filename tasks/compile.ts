@@ -4,11 +4,11 @@
  * The release workflow runs it once per target.
  */
 import { join, resolve } from "node:path";
-import { type CommandSpec, runTask, stringOpt, type TaskContext } from "../lib/cli.ts";
+import { type CommandSpec, runTask, stringOpt, type TaskContext } from "../lib/cli/cli.ts";
 import { ContainerRuntimeError, UsageError } from "../lib/errors.ts";
-import { log, print } from "../lib/output.ts";
+import { log, print } from "../lib/cli/output.ts";
 import { fromFileUrl } from "../lib/_paths.ts";
-import { checkoutCommit, VERSION } from "../lib/version.ts";
+import { checkoutCommit, VERSION } from "../lib/cli/version.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 

@@ -3,16 +3,16 @@
  * behind: a throwaway key, a virtual yaota8266 (ESP8266 costs), a sample OTA image in
  * the real makeimg format, a deploy with the progress bar, and the outcome.
  */
-import { type CommandSpec, runTask, stringOpt, type TaskContext } from "../lib/cli.ts";
-import { deploy } from "../lib/deploy.ts";
-import { PROFILES } from "../lib/device_profile.ts";
+import { type CommandSpec, runTask, stringOpt, type TaskContext } from "../lib/cli/cli.ts";
+import { deploy } from "../lib/deploy/deploy.ts";
+import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
-import { DEFAULT_APP_OFFSET, findVersion } from "../lib/image.ts";
-import { generateKey } from "../lib/keys.ts";
-import { bold, formatBytes, green, log, print, red } from "../lib/output.ts";
-import { ProgressDisplay } from "../lib/progress.ts";
-import { makeSampleFirmware } from "../lib/sample_firmware.ts";
-import { startVirtualDevice } from "../lib/virtual_device.ts";
+import { DEFAULT_APP_OFFSET, findVersion } from "../lib/format/image.ts";
+import { generateKey } from "../lib/format/keys.ts";
+import { bold, formatBytes, green, log, print, red } from "../lib/cli/output.ts";
+import { ProgressDisplay } from "../lib/cli/progress.ts";
+import { makeSampleFirmware } from "../lib/sim/sample_firmware.ts";
+import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
 import { equalBytes } from "../lib/_bytes.ts";
 
 export const spec: CommandSpec = {

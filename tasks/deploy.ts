@@ -15,19 +15,19 @@ import {
   secondsOpt,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig, type OtaConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
 import {
   bootLoopEnding,
   deploy,
   type DeployRequest,
   type DeployResult,
   prepareDeploy,
-} from "../lib/deploy.ts";
-import { deployWithTrigger } from "../lib/deploy_trigger.ts";
+} from "../lib/deploy/deploy.ts";
+import { deployWithTrigger } from "../lib/deploy/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/values.ts";
-import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build_outputs.ts";
+import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/config/values.ts";
+import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build/build_outputs.ts";
 import { join } from "node:path";
 import {
   formatBytes,
@@ -38,19 +38,19 @@ import {
   red,
   stderrIsTerminal,
   warn,
-} from "../lib/output.ts";
+} from "../lib/cli/output.ts";
 import {
   DEFAULT_OTA_PORT,
   fleetExitCode,
   renderFleetSummary,
   renderFleetTable,
-} from "../lib/fleet.ts";
-import { deployFleet, type SharedRequest } from "../lib/fleet_deploy.ts";
-import { ProgressDisplay } from "../lib/progress.ts";
-import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
-import { deviceAddressProblem } from "../lib/device_address.ts";
-import { resolveDeviceAddress } from "../lib/resolve_device.ts";
-import { lockBoard } from "../lib/board_lock.ts";
+} from "../lib/deploy/fleet.ts";
+import { deployFleet, type SharedRequest } from "../lib/deploy/fleet_deploy.ts";
+import { ProgressDisplay } from "../lib/cli/progress.ts";
+import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
+import { deviceAddressProblem } from "../lib/config/device_address.ts";
+import { resolveDeviceAddress } from "../lib/transfer/resolve_device.ts";
+import { lockBoard } from "../lib/deploy/board_lock.ts";
 import { tracing } from "../lib/trace.ts";
 
 const DEFAULT_TIMEOUT_S = 15;

@@ -9,11 +9,11 @@ import {
   type ParsedArgs,
   runTask,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { logRaw, printJson } from "../lib/output.ts";
-import { connectWebRepl } from "../lib/webrepl_client.ts";
+import { logRaw, printJson } from "../lib/cli/output.ts";
+import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
   JSON_OPTION,
   PASSWORD_NOTE,
@@ -21,8 +21,8 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl_target.ts";
-import { PASSWORD_ENV } from "../lib/password.ts";
+} from "../lib/webrepl/target.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export const spec: CommandSpec = {
   name: "exec",

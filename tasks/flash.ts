@@ -11,10 +11,15 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { esptoolDialect, findEsptool, formatCommand, requireEsptool } from "../lib/esptool.ts";
+import {
+  esptoolDialect,
+  findEsptool,
+  formatCommand,
+  requireEsptool,
+} from "../lib/setup/esptool.ts";
 import {
   assertFlashable,
   DEFAULT_BAUD,
@@ -23,11 +28,11 @@ import {
   runFlash,
   serialSettings,
   triggerWarning,
-} from "../lib/flash.ts";
-import { DEFAULT_KEY_PATH, parseBaud, resolveAppOffset } from "../lib/values.ts";
-import { bold, log, print, warn } from "../lib/output.ts";
-import { formatCheck } from "../lib/verify.ts";
-import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, verifyFiles } from "../lib/verify_files.ts";
+} from "../lib/setup/flash.ts";
+import { DEFAULT_KEY_PATH, parseBaud, resolveAppOffset } from "../lib/config/values.ts";
+import { bold, log, print, warn } from "../lib/cli/output.ts";
+import { formatCheck } from "../lib/setup/verify.ts";
+import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, verifyFiles } from "../lib/setup/verify_files.ts";
 
 export const spec: CommandSpec = {
   name: "flash",

@@ -8,14 +8,14 @@ import {
   type ParsedArgs,
   runTask,
   type TaskContext,
-} from "../lib/cli.ts";
+} from "../lib/cli/cli.ts";
 import { join } from "node:path";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
-import { formatBytes, logRaw, print, printJson, stderrIsTerminal } from "../lib/output.ts";
-import { PASSWORD_ENV } from "../lib/password.ts";
-import { baseName } from "../lib/remote_fs.ts";
-import { connectWebRepl } from "../lib/webrepl_client.ts";
+import { formatBytes, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import { baseName } from "../lib/webrepl/remote_fs.ts";
+import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
   JSON_OPTION,
   PASSWORD_NOTE,
@@ -23,8 +23,8 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl_target.ts";
-import { getFromBoard } from "../lib/webrepl_tools.ts";
+} from "../lib/webrepl/target.ts";
+import { getFromBoard } from "../lib/webrepl/tools.ts";
 
 export const spec: CommandSpec = {
   name: "get",

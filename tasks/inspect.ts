@@ -11,17 +11,17 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { EXIT } from "../lib/exit_codes.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
-import type { KnownModulus } from "../lib/bootloader_image.ts";
-import { identifyFile } from "../lib/file_kind.ts";
-import { loadPublicKey } from "../lib/keys.ts";
-import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
-import { renderInspectReport } from "../lib/inspect_report.ts";
-import { fail, print, printJson } from "../lib/output.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/values.ts";
+import type { KnownModulus } from "../lib/format/bootloader_image.ts";
+import { identifyFile } from "../lib/format/file_kind.ts";
+import { loadPublicKey } from "../lib/format/keys.ts";
+import { inspectImage, summarizeProblems } from "../lib/format/inspect.ts";
+import { renderInspectReport } from "../lib/cli/inspect_report.ts";
+import { fail, print, printJson } from "../lib/cli/output.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/config/values.ts";
 
 export const spec: CommandSpec = {
   name: "inspect",

@@ -12,10 +12,10 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { generateKey } from "../lib/keys.ts";
+import { generateKey } from "../lib/format/keys.ts";
 import {
   checkCanWriteKeys,
   checkKeyBits,
@@ -25,9 +25,9 @@ import {
   PRIVATE_KEY_FILE,
   renderKeygenReport,
   writeKeyPair,
-} from "../lib/keygen.ts";
+} from "../lib/setup/keygen.ts";
 import { basename } from "node:path";
-import { formatSeconds, log, print, printJson, warn } from "../lib/output.ts";
+import { formatSeconds, log, print, printJson, warn } from "../lib/cli/output.ts";
 
 export const spec: CommandSpec = {
   name: "keygen",

@@ -8,13 +8,13 @@ import {
   type ParsedArgs,
   runTask,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { print, printJson } from "../lib/output.ts";
-import { PASSWORD_ENV } from "../lib/password.ts";
-import { listRemote, type RemoteEntry } from "../lib/remote_fs.ts";
-import { connectWebRepl } from "../lib/webrepl_client.ts";
+import { print, printJson } from "../lib/cli/output.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import { listRemote, type RemoteEntry } from "../lib/webrepl/remote_fs.ts";
+import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
   JSON_OPTION,
   PASSWORD_NOTE,
@@ -22,7 +22,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl_target.ts";
+} from "../lib/webrepl/target.ts";
 
 export const spec: CommandSpec = {
   name: "ls",

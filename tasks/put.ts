@@ -11,14 +11,14 @@ import {
   type ParsedArgs,
   runTask,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/fleet.ts";
-import { fleetPasswords, putFleet, renderFleetPut } from "../lib/fleet_put.ts";
-import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/output.ts";
-import { PASSWORD_ENV, resolvePassword } from "../lib/password.ts";
-import { connectWebRepl, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.ts";
+import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/deploy/fleet.ts";
+import { fleetPasswords, putFleet, renderFleetPut } from "../lib/webrepl/fleet_put.ts";
+import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
+import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
+import { connectWebRepl, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
 import {
   JSON_OPTION,
   PASSWORD_NOTE,
@@ -26,8 +26,8 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl_target.ts";
-import { parsePutSpec, putToBoard } from "../lib/webrepl_tools.ts";
+} from "../lib/webrepl/target.ts";
+import { parsePutSpec, putToBoard } from "../lib/webrepl/tools.ts";
 
 export const spec: CommandSpec = {
   name: "put",

@@ -8,20 +8,20 @@ import {
   type ParsedArgs,
   runTask,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { log } from "../lib/output.ts";
-import { PASSWORD_ENV } from "../lib/password.ts";
-import { connectWebRepl } from "../lib/webrepl_client.ts";
+import { log } from "../lib/cli/output.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
   PASSWORD_NOTE,
   resolveTarget,
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl_target.ts";
-import { runTerminal } from "../lib/webrepl_terminal.ts";
+} from "../lib/webrepl/target.ts";
+import { runTerminal } from "../lib/cli/webrepl_terminal.ts";
 
 export const spec: CommandSpec = {
   name: "repl",

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
-import { encodeCanned, firmwarePackets, isCanned } from "../lib/canned.ts";
+import { encodeCanned, firmwarePackets, isCanned } from "../lib/format/canned.ts";
 import {
   appOffsetOpt,
   boolOpt,
@@ -16,16 +16,24 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
-import { inspectImage, summarizeProblems } from "../lib/inspect.ts";
-import { loadSigningKey } from "../lib/keys.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/values.ts";
-import { bold, formatBytes, formatSeconds, print, printJson, red, warn } from "../lib/output.ts";
-import { datagramSize, END_PACKET_COPIES, SECTOR_SIZE } from "../lib/packet.ts";
-import { MAX_UNFRAGMENTED } from "../lib/packet_source.ts";
-import { nativeSigner } from "../lib/signer.ts";
+import { inspectImage, summarizeProblems } from "../lib/format/inspect.ts";
+import { loadSigningKey } from "../lib/format/keys.ts";
+import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/config/values.ts";
+import {
+  bold,
+  formatBytes,
+  formatSeconds,
+  print,
+  printJson,
+  red,
+  warn,
+} from "../lib/cli/output.ts";
+import { datagramSize, END_PACKET_COPIES, SECTOR_SIZE } from "../lib/format/packet.ts";
+import { MAX_UNFRAGMENTED } from "../lib/transfer/packet_source.ts";
+import { nativeSigner } from "../lib/format/signer.ts";
 import { folderProblem, isDir } from "../lib/_fs.ts";
 import { formatHex, toHex } from "../lib/_bytes.ts";
 

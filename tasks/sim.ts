@@ -15,18 +15,18 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
-import type { DeviceEvent } from "../lib/device.ts";
-import { PROFILES } from "../lib/device_profile.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
+import type { DeviceEvent } from "../lib/sim/device.ts";
+import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
-import { resolveAppOffset } from "../lib/values.ts";
-import { loadPublicKey } from "../lib/keys.ts";
+import { resolveAppOffset } from "../lib/config/values.ts";
+import { loadPublicKey } from "../lib/format/keys.ts";
 import { formatHex } from "../lib/_bytes.ts";
-import { bold, green, log, printJson, red, warn, yellow } from "../lib/output.ts";
-import { markFlashDump, openFlashDump } from "../lib/flash_dump.ts";
-import { startVirtualDevice } from "../lib/virtual_device.ts";
-import { PASSWORD_ENV } from "../lib/password.ts";
+import { bold, green, log, printJson, red, warn, yellow } from "../lib/cli/output.ts";
+import { markFlashDump, openFlashDump } from "../lib/sim/flash_dump.ts";
+import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export const spec: CommandSpec = {
   name: "sim",

@@ -9,16 +9,16 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
+} from "../lib/cli/cli.ts";
 import { UsageError } from "../lib/errors.ts";
-import { log, print, warn } from "../lib/output.ts";
+import { log, print, warn } from "../lib/cli/output.ts";
 import {
   checkHubPort,
   checkWebreplPassword,
   enableWebreplProgram,
   type HubPort,
   monitorProgram,
-} from "../lib/spike.ts";
+} from "../lib/setup/spike.ts";
 
 export const PASSWORD_ENV = "WEBREPL_PASSWORD";
 const PROGRAMS = ["monitor", "enable-webrepl"] as const;

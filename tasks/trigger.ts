@@ -12,14 +12,14 @@ import {
   secondsOpt,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { deviceAddressProblem } from "../lib/device_address.ts";
-import { formatSeconds, log, print, printJson } from "../lib/output.ts";
-import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/password.ts";
-import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/trigger.ts";
-import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl_client.ts";
+import { deviceAddressProblem } from "../lib/config/device_address.ts";
+import { formatSeconds, log, print, printJson } from "../lib/cli/output.ts";
+import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/webrepl/password.ts";
+import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/webrepl/trigger.ts";
+import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
 
 /** Each step waits at most this long: the device's idle reboot (60 s) ten times over. */
 const MAX_STEP_TIMEOUT_S = 600;

@@ -12,13 +12,13 @@ import {
   runTask,
   stringOpt,
   type TaskContext,
-} from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
+} from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { fail, log, print, printJson } from "../lib/output.ts";
-import { formatCheck } from "../lib/verify.ts";
-import { DEFAULT_KEY_PATH } from "../lib/values.ts";
-import { verifyFiles, type VerifyPaths } from "../lib/verify_files.ts";
+import { fail, log, print, printJson } from "../lib/cli/output.ts";
+import { formatCheck } from "../lib/setup/verify.ts";
+import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
+import { verifyFiles, type VerifyPaths } from "../lib/setup/verify_files.ts";
 
 export const spec: CommandSpec = {
   name: "verify",

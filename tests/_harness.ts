@@ -3,11 +3,15 @@
  * model, in one deterministic event loop (no sockets, no real time). An 11 s outage
  * takes milliseconds to run.
  */
-import { type DeviceEvent, DeviceModel, type DeviceOptions } from "../lib/device.ts";
-import { Link, type LinkOptions } from "../lib/link.ts";
-import { parseReply } from "../lib/packet.ts";
-import type { PacketSource } from "../lib/packet_source.ts";
-import { type TransferAction, TransferEngine, type TransferOptions } from "../lib/transfer.ts";
+import { type DeviceEvent, DeviceModel, type DeviceOptions } from "../lib/sim/device.ts";
+import { Link, type LinkOptions } from "../lib/sim/link.ts";
+import { parseReply } from "../lib/format/packet.ts";
+import type { PacketSource } from "../lib/transfer/packet_source.ts";
+import {
+  type TransferAction,
+  TransferEngine,
+  type TransferOptions,
+} from "../lib/transfer/engine.ts";
 
 export interface SentDatagram {
   at: number;

@@ -1,5 +1,9 @@
 /** A virtual board's running app with WebREPL on 127.0.0.1 (port from the OS), for the WebREPL tool tests. */
-import { type RunningApp, startWebReplServer, type WebReplServer } from "../lib/webrepl_server.ts";
+import {
+  type RunningApp,
+  startWebReplServer,
+  type WebReplServer,
+} from "../lib/sim/webrepl_server.ts";
 
 export const VERSION = "v1.19.1 on 2022-06-18";
 

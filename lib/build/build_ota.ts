@@ -1,0 +1,403 @@
+/**
+ * `build-ota`: the MicroPython OTA firmware in one command. Finds and checks the tree,
+ * compiles the frozen modules with MicroPython, checks the container runtime, renders
+ * the linker script, copies the modules, runs make (mpy-cross first) in the container,
+ * collects the image, writes the manifest and refuses an image that is not a valid OTA
+ * image for the app offset: yaota8266 updates in place with no fallback copy.
+ */
+import { createHash } from "node:crypto";
+import { join, relative, resolve } from "node:path";
+import {
+  BuildLog,
+  checkRuntime,
+  commandLine,
+  currentUser,
+  DEFAULT_IMAGE,
+  type Runner,
+  type Runtime,
+  shellQuote,
+  streamingRunner,
+} from "./container.ts";
+import { removeIfExists } from "../_fs.ts";
+import {
+  clearStaleOutputs,
+  DEFAULT_BUILD_DIR,
+  FIRMWARE_FILE,
+  MANIFEST_FILE,
+  retireBuildOutputs,
+  STALE_DIR,
+  STALE_NOTE,
+} from "./build_outputs.ts";
+import type { OtaConfig } from "../config/config.ts";
+import { FileError, UnsafeImageError } from "../errors.ts";
+import { otaIromBase } from "../format/image.ts";
+import { resolveAppOffset } from "../config/values.ts";
+import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
+import { renderInspectReport } from "../cli/inspect_report.ts";
+import {
+  applyFileEdit,
+  describeFileEdit,
+  type FileEdit,
+  parseIromSegment,
+  planLinkerScript,
+} from "./linker_script.ts";
+import {
+  applyFrozenModules,
+  compileModules,
+  type ModulePlan,
+  planFrozenModules,
+  readModules,
+} from "./frozen_modules.ts";
+import {
+  findMicroPythonTree,
+  imageCandidates,
+  makeCommands,
+  type MicroPythonTree,
+  staleBuildOutputs,
+} from "./micropython_tree.ts";
+import { formatBytes, log, print, warn } from "../cli/output.ts";
+import { trace } from "../trace.ts";
+import { formatHex } from "../_bytes.ts";
+
+export const DEFAULT_FLASH_SIZE = 0x100000;
+export { FIRMWARE_FILE, MANIFEST_FILE };
+export const REJECTED_FILE = "firmware-ota.rejected.bin";
+export const LOG_FILE = "build.log";
+
+/** What the command line gave; undefined means "not given". */
+export interface BuildOtaFlags {
+  micropython?: string;
+  modules: string[];
+  runtime?: Runtime;
+  image?: string;
+  board?: string;
+  appOffset?: number;
+  flashSize?: number;
+  out?: string;
+  dryRun: boolean;
+  force: boolean;
+}
+
+export interface BuildOtaOptions {
+  /** The MicroPython tree (or a folder inside it), absolute. */
+  tree: string;
+  /** The user's module files, absolute. */
+  modules: string[];
+  runtime: Runtime;
+  image: string;
+  board?: string;
+  appOffset: number;
+  flashSize: number;
+  /** Output folder, absolute. */
+  out: string;
+  dryRun: boolean;
+  force: boolean;
+}
+
+/**
+ * Flags over `ota.config.json` over defaults. Flag paths are relative to `cwd`, config
+ * paths were resolved against the config file's folder by `loadConfig`. Pure.
+ */
+export function resolveBuildOtaOptions(
+  flags: BuildOtaFlags,
+  config: OtaConfig,
+  cwd: string,
+): BuildOtaOptions {
+  const appOffset = resolveAppOffset(flags.appOffset, config);
+  return {
+    tree: flags.micropython !== undefined
+      ? resolve(cwd, flags.micropython)
+      : config.micropython ?? resolve(cwd, "micropython"),
+    modules: flags.modules.length
+      ? flags.modules.map((m) => resolve(cwd, m))
+      : [...(config.modules ?? [])],
+    runtime: flags.runtime ?? config.runtime ?? "docker",
+    image: flags.image ?? config.image ?? DEFAULT_IMAGE,
+    board: flags.board ?? config.board,
+    appOffset,
+    flashSize: flags.flashSize ?? config.flashSize ?? DEFAULT_FLASH_SIZE,
+    out: flags.out !== undefined
+      ? resolve(cwd, flags.out)
+      : config.out ?? resolve(cwd, DEFAULT_BUILD_DIR),
+    dryRun: flags.dryRun,
+    force: flags.force,
+  };
+}
+
+export interface BuildManifest {
+  firmware: string;
+  builtAt: string;
+  micropython: {
+    version?: string;
+    tree: string;
+    generation: MicroPythonTree["generation"];
+    board: string;
+  };
+  image: {
+    size: number;
+    sha256: string;
+    md5: { ok: boolean; trailer?: string };
+    /** The irom link address estimated from the image's pointers. */
+    iromLinkBase?: string;
+    expectedIromBase: string;
+    appOffset: string;
+    flashSize: number;
+    /** The version string found in the image. */
+    version?: string;
+    safe: boolean;
+  };
+  modules: { name: string; source: string; sha256: string }[];
+  runtime: Runtime;
+  /** The container image; null for `native`. */
+  containerImage: string | null;
+  commands: string[][];
+}
+
+export interface BuildOtaResult {
+  dryRun: boolean;
+  tree: MicroPythonTree;
+  firmwarePath: string;
+  manifestPath: string;
+  manifest?: BuildManifest;
+  report?: InspectReport;
+}
+
+export interface BuildDeps {
+  runner: Runner;
+  checkRuntime: (runtime: Runtime, image: string) => Promise<void>;
+  now: () => Date;
+}
+
+const defaultDeps: BuildDeps = { runner: streamingRunner, checkRuntime, now: () => new Date() };
+
+/** One line per file change, for the log or the dry run. */
+function describeLinkerEdit(edit: FileEdit, root: string, dryRun: boolean): string[] {
+  const seg = parseIromSegment(edit.text);
+  const where = seg ? `irom0_0_seg at ${formatHex(seg.org)}, len ${formatHex(seg.len)}` : "";
+  return describeFileEdit(edit, root, dryRun, "linker script ", where);
+}
+
+function describeModules(plan: ModulePlan, root: string, dryRun: boolean): string[] {
+  const lines = plan.copies.map((c) => {
+    const dest = relative(root, c.dest);
+    if (c.state === "unchanged") return `frozen module ${dest}: up to date`;
+    const replacing = c.backup
+      ? ` (keeping the tree's own as ${relative(root, c.backup)})`
+      : c.state === "changed"
+      ? " (replacing the older copy)"
+      : "";
+    return `${dryRun ? "would copy" : "copied"} ${c.module.source} to ${dest}${replacing}`;
+  });
+  for (const s of plan.stale) {
+    lines.push(
+      s.restoreFrom
+        ? `${dryRun ? "would put back" : "put back"} the tree's own ${
+          relative(root, s.path)
+        } (replaced by an earlier build, no longer asked for)`
+        : `${dryRun ? "would remove" : "removed"} ${
+          relative(root, s.path)
+        } (frozen by an earlier build, no longer asked for)`,
+    );
+  }
+  return lines;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+async function existing(paths: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const path of paths) {
+    if (await Deno.stat(path).then(() => true, () => false)) found.push(path);
+  }
+  return found;
+}
+
+/**
+ * Builds the OTA image (or, with `dryRun`, prints every file change and command).
+ * @throws {FileError} Tree missing, a module missing or not compiling, no build output.
+ * @throws {ToolMissingError} The runtime is not installed.
+ * @throws {ContainerRuntimeError} Daemon down, image missing, make failed (with its tail).
+ * @throws {UnsafeImageError} The build's image is not a valid OTA image for the app offset.
+ * Needs read, write, run (make or the container runtime) and env permissions.
+ */
+export async function buildOta(
+  options: BuildOtaOptions,
+  deps: BuildDeps = defaultDeps,
+): Promise<BuildOtaResult> {
+  if (options.dryRun) return await runBuild(options, deps);
+  // The image deploy sends by default exists only after a build that succeeded
+  // (build_outputs.ts): the previous one waits in stale/ until this one does.
+  try {
+    await retireBuildOutputs(options.out, deps.now());
+  } catch (e) {
+    throw new FileError(
+      `cannot move the previous build in ${options.out} out of the way: ${(e as Error).message}`,
+    );
+  }
+  try {
+    const result = await runBuild(options, deps);
+    await clearStaleOutputs(options.out);
+    return result;
+  } catch (e) {
+    const stale = join(options.out, STALE_DIR);
+    if (await Deno.stat(join(stale, FIRMWARE_FILE)).then(() => true, () => false)) {
+      warn(
+        `the build failed, so there is no ${join(options.out, FIRMWARE_FILE)} for ` +
+          `'deno task deploy' to send by mistake: the previous build is in ${stale}/ ` +
+          `(see ${STALE_NOTE} there)`,
+      );
+    }
+    throw e;
+  }
+}
+
+async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<BuildOtaResult> {
+  const tree = await findMicroPythonTree(options.tree, options.board);
+  const modules = await readModules(options.modules);
+  log(
+    `MicroPython ${tree.version ?? "(version unknown)"} at ${tree.root}: ${
+      tree.generation === "make-ota" ? "'make ota' build" : "OTA board variant build"
+    }, board ${tree.board}`,
+  );
+  await compileModules(modules);
+  log(`${modules.length} module(s) compile: ${modules.map((m) => m.name).join(", ")}`);
+  const linkerEdit = await planLinkerScript(tree.linkerScript, options.appOffset);
+  const modulePlan = await planFrozenModules(modules, tree.modulesDir, options.force);
+  const settings = {
+    runtime: options.runtime,
+    image: options.image,
+    mount: tree.root,
+    user: currentUser(),
+  };
+  const commands = makeCommands(tree, options.board !== undefined);
+  const lines = commands.map((c) => commandLine(settings, tree.port, c));
+  const firmwarePath = join(options.out, FIRMWARE_FILE);
+  const manifestPath = join(options.out, MANIFEST_FILE);
+  const logPath = join(options.out, LOG_FILE);
+  const stale = await existing(staleBuildOutputs(tree));
+  trace(
+    "build-ota",
+    () =>
+      `planned: ${relative(tree.root, tree.linkerScript)} ${
+        linkerEdit.changed ? "rewritten for" : "already links for"
+      } app offset ${formatHex(options.appOffset)}; ${modules.length} module(s) into ${
+        relative(tree.root, tree.modulesDir)
+      }; ${
+        stale.length
+          ? `${stale.length} previous output(s) removed first, so that make relinks`
+          : "no previous output to remove"
+      }; then ${commands.map((c) => `'${c.join(" ")}'`).join(", ")} ${
+        options.runtime === "native"
+          ? "on this machine"
+          : `in ${options.runtime} image ${options.image}`
+      }`,
+  );
+
+  if (options.dryRun) {
+    for (const l of describeLinkerEdit(linkerEdit, tree.root, true)) print(l);
+    for (const l of describeModules(modulePlan, tree.root, true)) print(l);
+    for (const p of stale) print(`would remove ${relative(tree.root, p)} (so that make relinks)`);
+    for (const l of lines) {
+      print(`would run${l.cwd ? ` in ${l.cwd}` : ""}: ${shellQuote(l.argv)}`);
+    }
+    print(
+      `would collect ${relative(tree.root, imageCandidates(tree)[0]!)} into ${firmwarePath}, ` +
+        `write ${manifestPath} and the log ${logPath}, and check the image for app offset ${
+          formatHex(options.appOffset)
+        }`,
+    );
+    print("dry run: nothing was changed");
+    return { dryRun: true, tree, firmwarePath, manifestPath };
+  }
+
+  await deps.checkRuntime(options.runtime, options.image);
+  await Deno.mkdir(options.out, { recursive: true });
+  await applyFileEdit(linkerEdit);
+  for (const l of describeLinkerEdit(linkerEdit, tree.root, false)) log(l);
+  await applyFrozenModules(modulePlan);
+  for (const l of describeModules(modulePlan, tree.root, false)) log(l);
+  for (const p of stale) await removeIfExists(p);
+  if (stale.length) {
+    log(`removed the previous build's ${stale.map((p) => relative(tree.port, p)).join(", ")}`);
+  }
+
+  const started = deps.now().getTime();
+  {
+    using buildLog = await BuildLog.create(logPath);
+    const where = options.runtime === "native"
+      ? "on this machine (--runtime native)"
+      : `in ${options.runtime} image ${options.image}`;
+    for (const [i, line] of lines.entries()) {
+      log(`$ ${shellQuote(line.argv)}`);
+      await deps.runner(line.argv, {
+        cwd: line.cwd,
+        log: buildLog,
+        label: commands[i]!.join(" "),
+        where,
+      });
+    }
+  }
+  const output = (await existing(imageCandidates(tree)))[0];
+  if (!output) {
+    throw new FileError(
+      `make finished but wrote none of ${
+        imageCandidates(tree).map((p) => relative(tree.root, p)).join(", ")
+      }; see ${logPath}`,
+    );
+  }
+  const image = await Deno.readFile(output);
+  const report = inspectImage(image, {
+    appOffset: options.appOffset,
+    flashSize: options.flashSize,
+  });
+  const md5 = report.checks.find((c) => c.name === "md5");
+  const manifest: BuildManifest = {
+    firmware: FIRMWARE_FILE,
+    builtAt: deps.now().toISOString(),
+    micropython: {
+      version: tree.version,
+      tree: tree.root,
+      generation: tree.generation,
+      board: tree.board,
+    },
+    image: {
+      size: image.length,
+      sha256: sha256(image),
+      md5: { ok: md5?.ok ?? false, trailer: report.md5 },
+      iromLinkBase: report.link?.bestBaseHex,
+      expectedIromBase: formatHex(otaIromBase(options.appOffset)),
+      appOffset: formatHex(options.appOffset),
+      flashSize: options.flashSize,
+      version: report.version,
+      safe: report.safe,
+    },
+    modules: modules.map((m) => ({ name: m.name, source: m.source, sha256: m.sha256 })),
+    runtime: options.runtime,
+    containerImage: options.runtime === "native" ? null : options.image,
+    commands: lines.map((l) => l.argv),
+  };
+  if (!report.safe) {
+    for (const line of renderInspectReport(report, relative(tree.root, output))) log(line);
+    const rejected = join(options.out, REJECTED_FILE);
+    await Deno.writeFile(rejected, image);
+    throw new UnsafeImageError(
+      `the build wrote an image that is not safe to push to app offset ${
+        formatHex(options.appOffset)
+      }: ${summarizeProblems(report)}. It is kept as ${rejected} for a look ` +
+        `('deno task inspect ${rejected}'), not as ${firmwarePath}, so that it cannot be ` +
+        `deployed by accident.`,
+    );
+  }
+  await Deno.writeFile(`${firmwarePath}.tmp`, image);
+  await Deno.rename(`${firmwarePath}.tmp`, firmwarePath);
+  await Deno.writeTextFile(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
+  await removeIfExists(join(options.out, REJECTED_FILE));
+  log(
+    `collected ${relative(tree.root, output)} (${formatBytes(image.length)}) in ${
+      ((deps.now().getTime() - started) / 1000).toFixed(1)
+    } s`,
+  );
+  return { dryRun: false, tree, firmwarePath, manifestPath, manifest, report };
+}

@@ -1,0 +1,324 @@
+/**
+ * `deploy`: everything between a file and a device that booted it. Preflight first
+ * (file kind, canned SHA1, image inspection, key), then the transfer, then the verdict
+ * as a typed result or a typed error a person can act on.
+ */
+import { tcpPortOpen } from "../transfer/tcp_probe.ts";
+import { decodeCanned, isCanned } from "../format/canned.ts";
+import {
+  BootCheckError,
+  DeviceUnreachableError,
+  FileError,
+  type OtaError,
+  UnsafeImageError,
+} from "../errors.ts";
+import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
+import { defaultBuildProblem, FIRMWARE_FILE, missingBuild } from "../build/build_outputs.ts";
+import { basename, dirname } from "node:path";
+import { loadSigningKey } from "../format/keys.ts";
+import {
+  AUTO_BLOCKS,
+  cannedSource,
+  liveSource,
+  type PacketSource,
+} from "../transfer/packet_source.ts";
+import { sendFirmware, type SendProgress, type SentRecord } from "../transfer/send_firmware.ts";
+import { nativeSigner } from "../format/signer.ts";
+import { formatHex } from "../_bytes.ts";
+import { STANDARD_IROM_BASE } from "../format/image.ts";
+import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
+import type { TransferFailure } from "../transfer/engine.ts";
+import { trace } from "../trace.ts";
+
+export interface DeployRequest {
+  host: string;
+  port: number;
+  /** Path of a raw image or a canned `.ota` file. */
+  file: string;
+  /**
+   * Set when `file` is the default, `buildDir/firmware-ota.bin`: its manifest must describe
+   * it (a file named on the command line is sent as it is).
+   */
+  buildDir?: string;
+  keyPath: string;
+  block: "auto" | number;
+  pace: boolean;
+  timeoutMs: number;
+  /** Time allowed for the first answer, if longer than `timeoutMs` (after a trigger). */
+  firstAnswerMs?: number;
+  /** The device has just entered OTA mode (after a trigger): no clean-up needed. */
+  freshSession?: boolean;
+  force: boolean;
+  bootCheck: boolean;
+  bootCheckMs?: number;
+  appOffset: number;
+  flashSize: number;
+  signal?: AbortSignal;
+  onProgress?: (p: SendProgress) => void;
+  onStatus?: (message: string) => void;
+  onWarning?: (message: string) => void;
+  onSent?: (record: SentRecord) => void;
+  appRunning?: () => Promise<boolean>;
+  /** The topic of this deploy's `--verbose` lines (default "deploy"; a fleet names the device). */
+  traceTopic?: string;
+}
+
+export interface DeployResult {
+  ok: true;
+  bytes: number;
+  packets: number;
+  retransmits: number;
+  /** Transfer time, up to the end packet. */
+  seconds: number;
+  /** KiB per second over the transfer time. */
+  kbps: number;
+  block: number;
+  paced: boolean;
+  bootCheck: "passed" | "failed" | "skipped";
+  attempts: number;
+  recoveries: number;
+  /** Including the boot check. */
+  totalSeconds: number;
+  kind: "image" | "canned";
+  fingerprint?: string;
+  /** Sent with --force although it will not run: why the board will boot-loop. */
+  bootLoop?: string;
+}
+
+export interface PreparedDeploy {
+  source: PacketSource;
+  kind: "image" | "canned";
+  fingerprint?: string;
+  /**
+   * Set when --force sends an image boot8266 accepts (its MD5 trailer is right) but whose
+   * code is linked for another address: the board will crash and reset again and again.
+   */
+  bootLoop?: string;
+}
+
+/**
+ * Why a board would boot-loop on this image, if it would: boot8266 accepts it (MD5
+ * right) and jumps into code linked for another address. Pure.
+ */
+export function bootLoopReason(report: InspectReport): string | undefined {
+  const md5 = report.checks.find((c) => c.name === "md5");
+  const link = report.checks.find((c) => c.name === "link address");
+  if (!md5?.ok || !link || link.ok) return undefined;
+  const at = report.link?.linkedAt;
+  return at === undefined ? link.detail : `irom linked at ${at}, not ${report.expectedIromBase}` +
+    (at === formatHex(STANDARD_IROM_BASE) ? ": a standard (non-OTA) build" : "");
+}
+
+/** How a deploy of such an image ends: what happens to the board, and the way back. Pure. */
+export function bootLoopEnding(reason: string, host: string): string {
+  return "the board will boot-loop: boot8266 accepts this image (its MD5 trailer is right) but " +
+    `its code cannot run there (${reason}). It does not fall back to OTA mode by itself: press ` +
+    "its BOOT button within 3 s of a reset, then send an OTA build ('deno task build-ota') with " +
+    `'deno task deploy --ip ${host}'.`;
+}
+
+async function readFile(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    // A build's output that is not there may have been moved aside by a failed build.
+    if (e instanceof Deno.errors.NotFound && basename(path) === FIRMWARE_FILE) {
+      throw await missingBuild(dirname(path));
+    }
+    if (e instanceof Deno.errors.NotFound) {
+      throw new FileError(
+        `no file at '${path}'. Build one with 'deno task build-ota', or name the image to send.`,
+      );
+    }
+    throw new FileError(`cannot read '${path}': ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Every check before the first datagram: the file, its SHA1 trailer if canned, the
+ * image inspection, the key. @throws {CannedFileError | UnsafeImageError | KeyError | FileError}
+ */
+export async function prepareDeploy(request: DeployRequest): Promise<PreparedDeploy> {
+  const topic = request.traceTopic ?? "deploy";
+  const bytes = await readFile(request.file);
+  trace(topic, `read ${request.file}: ${bytes.length} bytes`);
+  if (request.buildDir !== undefined) {
+    trace(topic, `the build's output: checking it against ${request.buildDir}/manifest.json`);
+    const stale = await defaultBuildProblem(request.buildDir, bytes, request.appOffset);
+    if (stale instanceof UnsafeImageError && request.force) {
+      request.onWarning?.(`--force: ${stale.message}`);
+    } else if (stale) throw stale;
+  }
+  const canned = isCanned(bytes) ? decodeCanned(bytes, request.file) : undefined;
+  const image = canned ? canned.payload : bytes;
+  const report = inspectImage(image, {
+    appOffset: request.appOffset,
+    flashSize: request.flashSize,
+  });
+  if (!report.safe) {
+    const problems = summarizeProblems(report);
+    if (!request.force) {
+      throw new UnsafeImageError(
+        `refusing to send '${request.file}': it is not a safe OTA image for app offset ${
+          formatHex(request.appOffset)
+        } (${problems}). yaota8266 updates in place with no fallback copy. See 'deno task inspect ${request.file}'; ` +
+          `--force sends it anyway.`,
+      );
+    }
+    request.onWarning?.(`--force: sending an image that failed inspection (${problems})`);
+  }
+  trace(
+    topic,
+    () =>
+      `${
+        canned ? `canned .ota file (block ${canned.block}, SHA1 trailer checked)` : "raw image"
+      }; ` +
+      `inspected for app offset ${formatHex(request.appOffset)}: ${
+        report.safe ? "safe" : `NOT safe (${summarizeProblems(report)})`
+      }`,
+  );
+  const bootLoop = report.safe ? undefined : bootLoopReason(report);
+  if (canned) {
+    if (request.block !== "auto" && request.block !== canned.block) {
+      request.onWarning?.(
+        `a canned file is sent as it is: its block size is ${canned.block}, not ${request.block}`,
+      );
+    }
+    return { source: cannedSource(canned), kind: "canned", ...(bootLoop ? { bootLoop } : {}) };
+  }
+  const key = await loadSigningKey(request.keyPath);
+  const blocks = request.block === "auto" ? AUTO_BLOCKS : [request.block];
+  let source: PacketSource;
+  try {
+    source = liveSource(image, nativeSigner(key), blocks);
+  } catch (e) {
+    throw new UnsafeImageError(`${(e as Error).message}: choose a smaller --block`);
+  }
+  trace(
+    topic,
+    () =>
+      `key ${request.keyPath}: ${key.bits}-bit, fingerprint ${key.fingerprint}; block sizes ` +
+      `${source.blocks.join(", ")}` +
+      (source.blocks.length < blocks.length
+        ? ` (${
+          blocks.filter((b) => !source.blocks.includes(b)).join(", ")
+        } left out: with a ${key.bits}-bit signature its datagram would not fit 1472 bytes)`
+        : "") +
+      "; signed on the fly, a worker signing ahead",
+  );
+  return { source, kind: "image", fingerprint: key.fingerprint, ...(bootLoop ? { bootLoop } : {}) };
+}
+
+function failureError(
+  failure: TransferFailure,
+  request: DeployRequest,
+  prepared: PreparedDeploy,
+): Error {
+  const where = `${request.host}:${request.port}`;
+  switch (failure.kind) {
+    case "no-answer":
+      return new DeviceUnreachableError(
+        `no answer from ${where} in ${
+          Math.max(request.timeoutMs, request.firstAnswerMs ?? 0) / 1000
+        } s: nothing was written. The device may not be in OTA mode ` +
+          `(run 'deno task trigger --ip ${request.host}', or press its button within 3 s of a reset), the address may be wrong, ` +
+          `or the device was built for another key` +
+          (prepared.fingerprint
+            ? ` (this file is signed with key ${prepared.fingerprint}; check with 'deno task verify')`
+            : ` (check with 'deno task verify')`) +
+          ".",
+      );
+    case "stopped-answering":
+      return new DeviceUnreachableError(
+        `the device at ${where} stopped answering after confirming ${failure.confirmed} bytes ` +
+          `(${
+            (failure.silentMs / 1000).toFixed(0)
+          } s of silence). No end packet was sent, so its app region is incomplete ` +
+          `but its OTA server is intact: it restarts its session by itself after 10 s and running deploy again is safe.`,
+      );
+    case "boot-failed":
+      return new BootCheckError(
+        `the device did not boot the new image after ${failure.attempts} attempts: it fell back to OTA mode. ` +
+          `Check the image with 'deno task inspect ${request.file} --app-offset ${
+            formatHex(request.appOffset)
+          }': ` +
+          `is it built for this app offset and does its MD5 trailer match?`,
+      );
+    case "unstable":
+      return new DeviceUnreachableError(
+        `the device at ${where} restarted its session ${failure.recoveries} times during this deploy: the ` +
+          `link drops out for 10 s and more again and again. Each time it was left recoverable over the air; ` +
+          `move the board or the access point, then run deploy again.`,
+      );
+    case "end-ignored":
+      return new DeviceUnreachableError(
+        `the device at ${where} confirmed every byte but did not take the end packet. It restarts its session ` +
+          `after 10 s; running deploy again is safe.`,
+      );
+  }
+}
+
+/**
+ * Preflight, transfer, verdict. The address is checked and a host name looked up first:
+ * a bad or unresolvable address fails at once (`AddressError`), not after the timeout.
+ * @throws typed errors (see lib/errors.ts)
+ */
+export async function deploy(
+  request: DeployRequest,
+  prepared?: PreparedDeploy,
+): Promise<DeployResult> {
+  const address = await resolveDeviceAddress(request.host);
+  const ready = prepared ?? await prepareDeploy(request);
+  const outcome = await sendFirmware({
+    host: address,
+    port: request.port,
+    source: ready.source,
+    pace: request.pace,
+    timeoutMs: request.timeoutMs,
+    firstAnswerMs: request.firstAnswerMs,
+    freshSession: request.freshSession,
+    bootCheck: request.bootCheck,
+    bootCheckMs: request.bootCheckMs,
+    signal: request.signal,
+    onProgress: request.onProgress,
+    onStatus: request.onStatus,
+    onSent: request.onSent,
+    traceTopic: request.traceTopic,
+    // The app's WebREPL port accepting a connection ends the boot check at once.
+    appRunning: request.appRunning ?? (() => tcpPortOpen(address, request.port)),
+  });
+  if (!outcome.ok) {
+    const error = failureError(outcome.failure, request, ready) as OtaError;
+    error.details = {
+      bytes: outcome.confirmed,
+      packets: outcome.packets,
+      retransmits: outcome.retransmits,
+      seconds: Number(outcome.seconds.toFixed(3)),
+      kbps: outcome.seconds > 0
+        ? Number((outcome.confirmed / 1024 / outcome.seconds).toFixed(2))
+        : 0,
+      block: outcome.block,
+      paced: request.pace,
+    };
+    throw error;
+  }
+  const s = outcome.summary;
+  const seconds = s.transferMs / 1000;
+  return {
+    ok: true,
+    bytes: s.bytes,
+    packets: s.packets,
+    retransmits: s.retransmits,
+    seconds: Number(seconds.toFixed(3)),
+    kbps: Number((s.bytes / 1024 / seconds).toFixed(2)),
+    block: s.block,
+    paced: s.paced,
+    bootCheck: s.bootCheck,
+    attempts: s.attempts,
+    recoveries: s.recoveries,
+    totalSeconds: Number(outcome.seconds.toFixed(3)),
+    kind: ready.kind,
+    ...(ready.fingerprint ? { fingerprint: ready.fingerprint } : {}),
+    ...(ready.bootLoop ? { bootLoop: ready.bootLoop } : {}),
+  };
+}

@@ -1,0 +1,346 @@
+/**
+ * `deploy --trigger`: the whole round trip on a board that runs its app (issue 4).
+ * Preflight first (nothing touches the device if the image or the key is wrong); then
+ * one WebREPL login notes the running version and sends the board into OTA mode
+ * (`enterOtaMode`); the push waits for the OTA server's first answer up to the device's
+ * own IDLE_REBOOT_MS (docs/device.md, "Wire protocol"), while the app's WebREPL port is
+ * watched: a board back in its app before the OTA server answered has a boot8266 without
+ * the RTC check, and that ends the round trip at once (`TriggerIgnoredError`). The boot
+ * check passes as soon as the app's WebREPL port accepts a connection; then a second login
+ * reads the new version. An image sent with --force that will boot-loop ends there.
+ * The password goes to the two logins only: never into a step, a status line or an error.
+ */
+import { CONNECT_PROBE_MS, tcpPortOpen } from "../transfer/tcp_probe.ts";
+import {
+  deploy,
+  type DeployRequest,
+  type DeployResult,
+  type PreparedDeploy,
+  prepareDeploy,
+} from "./deploy.ts";
+import {
+  BootCheckError,
+  DeviceUnreachableError,
+  InterruptedError,
+  OtaError,
+  WebReplError,
+} from "../errors.ts";
+import { decodeCanned, isCanned } from "../format/canned.ts";
+import { findVersion } from "../format/image.ts";
+import {
+  enterOtaMode,
+  readRunningVersion,
+  TriggerIgnoredError,
+  triggerIgnoredMessage,
+  type TriggerMethod,
+  watchForApp,
+} from "../webrepl/trigger.ts";
+import { formatSeconds } from "../cli/output.ts";
+
+/** The device's IDLE_REBOOT_MS: an OTA server that got no first packet reboots after it. */
+export const DEFAULT_OTA_WAIT_MS = 60000;
+/** How long the app may take to bring WebREPL back after the push. */
+export const DEFAULT_COME_BACK_MS = 60000;
+/** Between two looks at the WebREPL port while the app boots. */
+const POLL_MS = 250;
+/** A single TCP connect attempt, at most. */
+/** Logins after the port accepts, at most: a board that keeps failing them is not retried. */
+const MAX_COME_BACK_LOGINS = 3;
+
+export interface TriggeredDeployRequest extends DeployRequest {
+  /** The WebREPL password. Never printed, logged or put in a message. */
+  password: string;
+  /** WebREPL's TCP port (default: `port`; both are 8266 on the device). */
+  webreplPort?: number;
+  /** Time allowed for each WebREPL step (default 5 s). */
+  webreplTimeoutMs?: number;
+  /** How long the OTA server may take to answer after the trigger (default 60 s, IDLE_REBOOT_MS). */
+  otaWaitMs?: number;
+  /** How long WebREPL may take to come back after the push (default 60 s). */
+  comeBackMs?: number;
+}
+
+export interface TriggeredDeployResult extends DeployResult {
+  /** `os.uname().version` before the update, e.g. "v1.19.1 on 2022-06-18". */
+  versionBefore: string;
+  /** `os.uname().version` after it; "" when the image cannot run (`bootLoop`). */
+  versionAfter: string;
+  /** How the board was sent to OTA mode. */
+  trigger: TriggerMethod;
+  /** The version in the image's banner, if it has one. */
+  imageVersion?: string;
+}
+
+export interface TriggeredDeployHooks {
+  /** One line per step of the round trip (never the password). */
+  onStep?(message: string): void;
+}
+
+/**
+ * The board came back running the version it ran before: the update did not take. A
+ * failed boot check as far as the exit code goes (lib/exit_codes.ts).
+ */
+export class UpdateNotAppliedError extends BootCheckError {}
+
+/** WebREPL did not come back after the push: the board is not running an app we can reach. */
+export class DeviceNotBackError extends OtaError {}
+
+/**
+ * The board took `ota.start()` but no OTA server answered before the device's idle
+ * reboot: nothing was written, and it is back in its app. Retrying may succeed.
+ */
+export class OtaModeTimeoutError extends DeviceUnreachableError {}
+
+/**
+ * What `deploy` hands the engine after a trigger. Until `DeployRequest` declares them
+ * (see lib/deploy.ts), `deploy` ignores them: the first answer is then bounded by
+ * `timeoutMs`, and a reboot longer than one probe cycle costs one clean-up.
+ */
+
+/**
+ * Deploys to a board that is running its app: preflight, note the running version over
+ * WebREPL, trigger OTA mode, push, wait for the app to come back, compare versions.
+ * Needs `--allow-net` and `--allow-read` (the image and the key).
+ *
+ * @example
+ * ```ts ignore
+ * const result = await deployWithTrigger({ ...request, password }, undefined, {
+ *   onStep: (line) => log(line),
+ * });
+ * print(`${result.versionBefore} -> ${result.versionAfter}`);
+ * ```
+ * @param request What to send where, and the WebREPL password.
+ * @param prepared The preflight result, if `prepareDeploy` already ran.
+ * @param hooks Progress lines.
+ * @returns The transfer's numbers, both versions and the trigger method.
+ * @throws {UnsafeImageError | KeyError | FileError | CannedFileError} Preflight, before any connection.
+ * @throws {WebReplError} The login failed (one attempt: a wrong password is not retried).
+ * @throws {TriggerIgnoredError} The app came back instead of the OTA server (nothing sent).
+ * @throws {OtaModeTimeoutError} No OTA server answered within `otaWaitMs` of the trigger.
+ * @throws {DeviceUnreachableError | BootCheckError} See `deploy`.
+ * @throws {DeviceNotBackError} WebREPL did not come back within `comeBackMs`.
+ * @throws {UpdateNotAppliedError} The board came back with the old version, and the image's
+ * banner names another one (without a banner the versions cannot tell: a warning).
+ * @throws {InterruptedError} `request.signal` aborted.
+ */
+export async function deployWithTrigger(
+  request: TriggeredDeployRequest,
+  prepared?: PreparedDeploy,
+  hooks: TriggeredDeployHooks = {},
+): Promise<TriggeredDeployResult> {
+  const {
+    password,
+    webreplPort,
+    webreplTimeoutMs,
+    otaWaitMs = DEFAULT_OTA_WAIT_MS,
+    comeBackMs = DEFAULT_COME_BACK_MS,
+    ...base
+  } = request;
+  const step = (line: string) => hooks.onStep?.(line);
+  // Check first, act second: nothing reaches the device before the preflight passes.
+  const ready = prepared ?? await prepareDeploy(base);
+  const imageVersion = await imageVersionOf(base.file);
+  const target = {
+    host: base.host,
+    port: webreplPort ?? base.port,
+    password,
+    ...(webreplTimeoutMs === undefined ? {} : { timeoutMs: webreplTimeoutMs }),
+  };
+  const otaAddress = `${base.host}:${base.port}`;
+  const webreplAddress = `${target.host}:${target.port}`;
+  if (base.signal?.aborted) {
+    throw new InterruptedError("interrupted before connecting to the device: nothing was sent");
+  }
+
+  const triggered = await enterOtaMode(target, { onStep: step });
+  const versionBefore = triggered.before.version;
+  step(
+    `OTA mode requested (${triggered.method}): waiting up to ${
+      formatSeconds(otaWaitMs / 1000)
+    } for the OTA server at ${otaAddress}`,
+  );
+
+  let answered = false;
+  // Until the OTA server answers, watch the app's WebREPL port: a board whose boot8266
+  // ignores the RTC magic (upstream yaota8266) is back in its app within seconds, and
+  // waiting out the whole first-answer window for it would only hide that.
+  const answeredSignal = new AbortController();
+  const pushAbort = new AbortController();
+  const forwardAbort = () => pushAbort.abort();
+  base.signal?.addEventListener("abort", forwardAbort);
+  let appBackAfterMs: number | undefined;
+  // Only within otaWaitMs (the OTA server's IDLE_REBOOT_MS): later, an OTA server that
+  // got nothing has rebooted into the app by itself, which says nothing about the trigger.
+  const watching = watchForApp(target, { watchMs: otaWaitMs, stop: answeredSignal.signal }).then(
+    (ms) => {
+      if (ms === undefined || answered) return;
+      appBackAfterMs = ms;
+      pushAbort.abort();
+    },
+  );
+  const push: DeployRequest = {
+    ...base,
+    signal: pushAbort.signal,
+    firstAnswerMs: otaWaitMs,
+    freshSession: true,
+    appRunning: base.appRunning ?? (() => tcpPortOpen(target.host, target.port)),
+    onProgress: (p) => {
+      if (!answered && (p.phase !== "probe" || p.confirmed > 0)) {
+        answered = true;
+        answeredSignal.abort();
+        step("OTA server answered");
+      }
+      base.onProgress?.(p);
+    },
+  };
+  let pushed: DeployResult;
+  try {
+    pushed = await deploy(push, ready);
+  } catch (e) {
+    if (appBackAfterMs !== undefined && !base.signal?.aborted) {
+      throw new TriggerIgnoredError(
+        triggerIgnoredMessage(webreplAddress, triggered.method, appBackAfterMs, base.host),
+        { cause: e },
+      );
+    }
+    if (answered || !(e instanceof DeviceUnreachableError)) throw e;
+    throw new OtaModeTimeoutError(
+      `${webreplAddress} took ${triggered.method} but no OTA server answered at ${otaAddress} within ${
+        formatSeconds(Math.max(base.timeoutMs, otaWaitMs) / 1000)
+      }: nothing was written. The board goes back to its app by itself when the OTA server's idle ` +
+        `reboot (IDLE_REBOOT_MS, 60 s) fires. Check that its bootloader is built for this key with ` +
+        `'deno task verify'` +
+        (ready.fingerprint ? ` (this image is signed with key ${ready.fingerprint})` : "") +
+        `, or press its button within 3 s of a reset and run deploy without --trigger.`,
+      { cause: e },
+    );
+  } finally {
+    answeredSignal.abort();
+    base.signal?.removeEventListener("abort", forwardAbort);
+    await watching;
+  }
+
+  if (pushed.bootLoop) {
+    // boot8266 accepts the image (its MD5 is right) and jumps into code linked for another
+    // address: the app never comes up, so there is nothing to wait for.
+    step("sent with --force: not waiting for an app that cannot start");
+    return {
+      ...pushed,
+      versionBefore,
+      versionAfter: "",
+      trigger: triggered.method,
+      ...(imageVersion === undefined ? {} : { imageVersion }),
+    };
+  }
+
+  step(
+    `the device took the new image: waiting up to ${
+      formatSeconds(comeBackMs / 1000)
+    } for the app to come back`,
+  );
+  const versionAfter = await waitForApp(target, comeBackMs, base.signal);
+  step(`running MicroPython ${versionAfter} (was ${versionBefore})`);
+  if (versionAfter === versionBefore) {
+    if (imageVersion === undefined) {
+      // Without a banner there is no version to expect: the boot check and the app's
+      // return are all there is to go by.
+      base.onWarning?.(
+        `the image carries no version banner, so whether it took cannot be told from the ` +
+          `version (the device still reports ${versionBefore}); the boot check ` +
+          `${pushed.bootCheck === "passed" ? "passed" : "was " + pushed.bootCheck} and its app ` +
+          "answers again",
+      );
+    } else if (imageVersion !== versionBefore) {
+      throw new UpdateNotAppliedError(
+        `the device came back with the old version ${versionBefore}: the update did not take ` +
+          `(boot check: ${pushed.bootCheck}). The OTA packets may have reached another board than ` +
+          `the one answering WebREPL at ${webreplAddress} (check --ip and --port), or its flash ` +
+          `did not keep the writes: run deploy --trigger again, and if it comes back old again, ` +
+          `reflash it over serial ('deno task flash').`,
+      );
+    } else {
+      base.onWarning?.(
+        `the image reports the version already running (${versionBefore}), so the version ` +
+          "check cannot tell whether it took; the device rebooted and its app answers again",
+      );
+    }
+  } else if (imageVersion !== undefined && versionAfter !== imageVersion) {
+    base.onWarning?.(
+      `the device reports ${versionAfter}, but the image's banner says ${imageVersion}`,
+    );
+  }
+  return {
+    ...pushed,
+    versionBefore,
+    versionAfter,
+    trigger: triggered.method,
+    ...(imageVersion === undefined ? {} : { imageVersion }),
+  };
+}
+
+/**
+ * Waits for the app's WebREPL: looks at the port until it accepts, then logs in and
+ * reads `os.uname().version`. A wrong password is not retried.
+ */
+async function waitForApp(
+  target: { host: string; port: number; password: string; timeoutMs?: number },
+  comeBackMs: number,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const address = `${target.host}:${target.port}`;
+  const deadline = Date.now() + comeBackMs;
+  let logins = 0;
+  let lastError: Error | undefined;
+  while (logins < MAX_COME_BACK_LOGINS) {
+    if (signal?.aborted) {
+      throw new InterruptedError(
+        "interrupted while waiting for the app to come back: the update was sent and the device " +
+          "took it, but its new version was not read",
+      );
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    if (await tcpPortOpen(target.host, target.port, Math.min(CONNECT_PROBE_MS, left))) {
+      logins++;
+      try {
+        return await readRunningVersion(target);
+      } catch (e) {
+        if (!(e instanceof OtaError)) throw e;
+        if (e instanceof WebReplError && /Access denied/.test(e.message)) {
+          throw new WebReplError(
+            `the update was sent and the device came back, but logging in again failed: ${e.message}`,
+            { cause: e },
+          );
+        }
+        lastError = e;
+      }
+    }
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+  }
+  const what = logins >= MAX_COME_BACK_LOGINS
+    ? `accepts connections but ${logins} logins failed (last: ${lastError?.message})`
+    : `did not come back within ${formatSeconds(comeBackMs / 1000)}` +
+      (lastError ? ` (last login: ${lastError.message})` : "");
+  throw new DeviceNotBackError(
+    `the device took the new image but its WebREPL at ${address} ${what}. It may run the new ` +
+      "image without WebREPL (is webrepl.start() in its boot.py?), be back in OTA mode because " +
+      `the image failed boot8266's check (then 'deno task deploy --ip ${target.host}' without ` +
+      "--trigger reaches it), or not boot at all: look at its serial console.",
+    lastError ? { cause: lastError } : undefined,
+  );
+}
+
+/** The version in the image's banner (a canned file's payload), if any. */
+async function imageVersionOf(path: string): Promise<string | undefined> {
+  try {
+    const bytes = await Deno.readFile(path);
+    return findVersion(isCanned(bytes) ? decodeCanned(bytes, path).payload : bytes);
+  } catch {
+    // The preflight has read and checked the file; without a banner there is no expectation.
+    return undefined;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

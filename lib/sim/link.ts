@@ -1,0 +1,94 @@
+/**
+ * The network between a client and the virtual device: seeded loss, duplication,
+ * reordering, one-way delay, a timed outage, and targeted reply loss for tests. Pure:
+ * a datagram and the time go in, its deliveries (time, bytes) come out.
+ */
+import { type Random, seededRandom } from "../_random.ts";
+import { parseReply } from "../format/packet.ts";
+
+export interface LinkOptions {
+  loss?: number;
+  dup?: number;
+  reorder?: number;
+  /** One-way delay, ms, each direction. */
+  delayMs?: number;
+  seed?: number;
+  /** A link outage of `ms` that starts when the device confirms `afterBytes` bytes; that reply is lost with it. */
+  outage?: { afterBytes: number; ms: number };
+  /** Replies to these requests are lost (test hook: "offset:len"). */
+  loseReplies?: string[];
+}
+
+export interface Delivery {
+  at: number;
+  data: Uint8Array;
+}
+
+export class Link {
+  readonly options: LinkOptions;
+  #random: Random;
+  #outageFrom = Infinity;
+  #outageUntil = -Infinity;
+  #outageDone = false;
+  /** Datagrams dropped by the link, per direction (for reports). */
+  dropped = { toDevice: 0, toClient: 0 };
+
+  constructor(options: LinkOptions = {}) {
+    this.options = options;
+    this.#random = seededRandom(options.seed ?? 1);
+  }
+
+  inOutage(now: number): boolean {
+    return now >= this.#outageFrom && now < this.#outageUntil;
+  }
+
+  /** The outage window, once it has started. */
+  get outage(): { from: number; until: number } | undefined {
+    return this.#outageDone ? { from: this.#outageFrom, until: this.#outageUntil } : undefined;
+  }
+
+  toDevice(now: number, data: Uint8Array): Delivery[] {
+    if (this.inOutage(now)) {
+      this.dropped.toDevice++;
+      return [];
+    }
+    return this.#impair(now, data, "toDevice");
+  }
+
+  toClient(now: number, data: Uint8Array): Delivery[] {
+    const reply = parseReply(data);
+    const outage = this.options.outage;
+    if (
+      outage && !this.#outageDone && reply && reply.len > 0 &&
+      reply.offset + reply.len >= outage.afterBytes
+    ) {
+      this.#outageDone = true;
+      this.#outageFrom = now;
+      this.#outageUntil = now + outage.ms;
+    }
+    if (this.inOutage(now)) {
+      this.dropped.toClient++;
+      return [];
+    }
+    if (reply && this.options.loseReplies?.includes(`${reply.offset}:${reply.len}`)) {
+      this.dropped.toClient++;
+      return [];
+    }
+    return this.#impair(now, data, "toClient");
+  }
+
+  #impair(now: number, data: Uint8Array, direction: "toDevice" | "toClient"): Delivery[] {
+    const o = this.options;
+    const r = this.#random;
+    if (o.loss && r() < o.loss) {
+      this.dropped[direction]++;
+      return [];
+    }
+    const delay = o.delayMs ?? 0;
+    let at = now + delay;
+    if (o.reorder && r() < o.reorder) at += 2 + r() * (delay + 8);
+    const out: Delivery[] = [{ at, data }];
+    if (o.dup && r() < o.dup) out.push({ at: at + r() * 2, data });
+    return out;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * `deno task sim` as a child process (the benchmark's and some tests' device): started
+ * with `--port 0 --json`, its events read from stdout as JSON lines.
+ */
+import { fromFileUrl } from "../_paths.ts";
+
+export interface SimProcess extends AsyncDisposable {
+  port: number;
+  /** JSON events printed so far. */
+  events: Record<string, unknown>[];
+  /** Its exit status (with `--once` it exits by itself). */
+  status: Promise<Deno.CommandStatus>;
+  /** Its stderr so far (the log lines). */
+  stderr(): string;
+  waitFor(
+    match: (e: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+export async function startSimProcess(args: string[]): Promise<SimProcess> {
+  // A compiled `yaota` binary has no `deno run`: it is its own `sim` task.
+  const task = Deno.build.standalone
+    ? ["sim"]
+    : ["run", "-A", fromFileUrl(new URL("../../tasks/sim.ts", import.meta.url))];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...task,
+      "--port",
+      "0",
+      "--json",
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let stderr = "";
+  const readingErr = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) stderr += decoder.decode(chunk, { stream: true });
+  })();
+  const events: Record<string, unknown>[] = [];
+  const listeners = new Set<() => void>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of child.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          events.push(JSON.parse(line));
+        } catch {
+          // not an event line
+        }
+        for (const l of listeners) l();
+      }
+    }
+  })();
+  const waitFor = (match: (e: Record<string, unknown>) => boolean, timeoutMs = 30000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const check = () => {
+        const e = events.find(match);
+        if (e) {
+          listeners.delete(check);
+          clearTimeout(timer);
+          timers.delete(timer);
+          resolve(e);
+        }
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        timers.delete(timer);
+        reject(new Error(`sim: no matching event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timers.add(timer);
+      listeners.add(check);
+      check();
+    });
+  let listening: Record<string, unknown>;
+  try {
+    listening = await Promise.race([
+      waitFor((e) => e.event === "listening", 20000),
+      child.status.then(async (s) => {
+        await readingErr;
+        const up = events.find((e) => e.event === "listening");
+        if (up) return up;
+        throw new Error(`sim exited with code ${s.code} before listening: ${stderr.trim()}`);
+      }),
+    ]);
+  } catch (e) {
+    for (const t of timers) clearTimeout(t);
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    await reading;
+    await readingErr;
+    throw e;
+  }
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    await reading;
+    await readingErr;
+  };
+  return {
+    port: listening.port as number,
+    events,
+    status: child.status,
+    stderr: () => stderr,
+    waitFor,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}

@@ -1,0 +1,249 @@
+/**
+ * Runs the transfer engine over UDP: sends what it asks for, feeds it replies and timer
+ * ticks, reports progress. The only place where the engine meets a socket and a clock.
+ */
+import {
+  type TransferAction,
+  TransferEngine,
+  type TransferFailure,
+  type TransferSummary,
+  type TransferTrace,
+} from "./engine.ts";
+import { describeTransferTrace } from "./transfer_trace.ts";
+import { trace, tracing } from "../trace.ts";
+import { openUdpPeer } from "./udp.ts";
+import { parseReply, parseRequestHeader } from "../format/packet.ts";
+import type { PacketSource } from "./packet_source.ts";
+import { InterruptedError } from "../errors.ts";
+import { sendError } from "./send_error.ts";
+
+export interface SendProgress {
+  confirmed: number;
+  size: number;
+  retransmits: number;
+  block: number;
+  elapsedMs: number;
+  phase: string;
+  attempts: number;
+}
+
+/** One datagram that left the socket (for tests and logs). */
+export interface SentRecord {
+  at: number;
+  kind: string;
+  seq: number;
+  offset: number;
+  len: number;
+  end: boolean;
+}
+
+export interface SendOptions {
+  host: string;
+  port: number;
+  source: PacketSource;
+  pace: boolean;
+  timeoutMs: number;
+  /** See `TransferOptions.firstAnswerMs`: after a trigger, the reboot into OTA mode. */
+  firstAnswerMs?: number;
+  /** See `TransferOptions.freshSession`: the device has just entered OTA mode. */
+  freshSession?: boolean;
+  bootCheck: boolean;
+  bootCheckMs?: number;
+  /** Fixed block size, or all of the source's sizes to probe. */
+  blocks?: number[];
+  signal?: AbortSignal;
+  onProgress?: (p: SendProgress) => void;
+  onStatus?: (message: string) => void;
+  onSent?: (record: SentRecord) => void;
+  /** Asked during the boot check: does the app answer (e.g. its WebREPL port)? */
+  appRunning?: () => Promise<boolean>;
+  /**
+   * The engine's decisions as records. Default: with `--verbose`, rendered as lines under
+   * `traceTopic` (default "deploy").
+   */
+  trace?: (record: TransferTrace) => void;
+  traceTopic?: string;
+}
+
+export type SendOutcome =
+  | { ok: true; summary: TransferSummary; seconds: number }
+  | {
+    ok: false;
+    failure: TransferFailure;
+    seconds: number;
+    confirmed: number;
+    retransmits: number;
+    block: number;
+    packets: number;
+  };
+
+export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
+  const { source } = options;
+  const topic = options.traceTopic ?? "deploy";
+  const engineTrace = options.trace ??
+    (tracing() ? (r: TransferTrace) => trace(topic, describeTransferTrace(r)) : undefined);
+  const engine = new TransferEngine({
+    size: source.size,
+    blocks: options.blocks ?? source.blocks,
+    pace: options.pace,
+    timeoutMs: options.timeoutMs,
+    firstAnswerMs: options.firstAnswerMs,
+    freshSession: options.freshSession,
+    bootCheck: options.bootCheck,
+    bootCheckMs: options.bootCheckMs,
+    recoveryLen: source.recoveryLen,
+    trace: engineTrace,
+  });
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let settle!: (o: SendOutcome) => void;
+  let reject!: (e: unknown) => void;
+  const outcome = new Promise<SendOutcome>((res, rej) => {
+    settle = res;
+    reject = rej;
+  });
+  let finished = false;
+  let appCheckBusy = false;
+
+  let answered = false;
+  const peer = await openUdpPeer(options.host, options.port, (data) => {
+    if (finished) return;
+    const reply = parseReply(data);
+    if (!reply) {
+      trace(topic, `ignored a ${data.length}-byte datagram from the device port: not a reply`);
+      return;
+    }
+    answered = true;
+    apply(engine.onReply(now(), { ...reply, seq: source.senderSeq(reply.seq) }));
+  }, (e) => {
+    // The system would not send there (no route, a broadcast address): say so now rather
+    // than wait out the timeout. Once the device has answered, the engine's timers judge
+    // an outage (this machine's Wi-Fi may come back).
+    const error = answered ? undefined : sendError(e, options.host, options.port);
+    if (error) finish(error);
+  });
+
+  // Progress is the transfer's: the boot check afterwards has its own status line.
+  const report = () =>
+    engine.phase !== "bootcheck" && options.onProgress?.({
+      confirmed: engine.confirmed,
+      size: source.size,
+      retransmits: engine.retransmits,
+      block: engine.block,
+      elapsedMs: now(),
+      phase: engine.phase,
+      attempts: engine.attempts,
+    });
+
+  function finish(o: SendOutcome | Error): void {
+    if (finished) return;
+    finished = true;
+    if (timer !== undefined) clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+    source.close();
+    void peer.close().then(() => (o instanceof Error ? reject(o) : settle(o)));
+  }
+
+  function onAbort(): void {
+    // Ctrl-C: stop at once and send nothing more (never an end packet).
+    finish(new InterruptedError("interrupted"));
+  }
+  options.signal?.addEventListener("abort", onAbort);
+
+  function apply(actions: TransferAction[]): void {
+    for (const a of actions) {
+      if (finished) return;
+      if (a.type === "send") {
+        const decided = now();
+        const d = source.datagram(a.seq, a.offset, a.len);
+        peer.send(d);
+        engine.markSent(a.seq, now());
+        if (now() - decided > 2) {
+          trace(
+            topic,
+            () =>
+              `#${a.seq} left ${(now() - decided).toFixed(1)} ms after it was due: signed on ` +
+              "the spot (the background signer had not got there)",
+          );
+        }
+        options.onSent?.({
+          at: now(),
+          kind: a.kind,
+          seq: a.seq,
+          offset: a.offset,
+          len: a.len,
+          end: false,
+        });
+      } else if (a.type === "end") {
+        const d = source.endPacket(a.seq);
+        peer.send(d);
+        options.onSent?.({
+          at: now(),
+          kind: a.reason,
+          seq: parseRequestHeader(d)!.seq,
+          offset: 0,
+          len: 0,
+          end: true,
+        });
+      } else if (a.type === "status") {
+        options.onStatus?.(a.message);
+      } else if (a.type === "done") {
+        finish({ ok: true, summary: a.result, seconds: now() / 1000 });
+        return;
+      } else if (a.type === "failed") {
+        finish({
+          ok: false,
+          failure: a.failure,
+          seconds: now() / 1000,
+          confirmed: engine.confirmed,
+          retransmits: engine.retransmits,
+          block: engine.block,
+          packets: engine.packetsSent,
+        });
+        return;
+      }
+    }
+    report();
+    arm();
+  }
+
+  function arm(): void {
+    if (finished) return;
+    if (timer !== undefined) clearTimeout(timer);
+    const next = engine.nextTimer();
+    if (next === undefined) return;
+    timer = setTimeout(tick, Math.max(0, next - now()));
+    if (engine.phase === "transfer" || engine.phase === "probe") {
+      const b = engine.phase === "probe" ? source.blocks[0]! : engine.block;
+      const from = engine.confirmed - engine.confirmed % b;
+      source.signAhead(
+        Array.from({ length: 24 }, (_, i) => {
+          const o = from + i * b;
+          return [o, Math.min(b - o % b, source.size - o)] as [number, number];
+        }),
+      );
+    }
+  }
+
+  function tick(): void {
+    timer = undefined;
+    if (finished) return;
+    if (engine.phase === "bootcheck" && options.appRunning && !appCheckBusy) {
+      appCheckBusy = true;
+      options.appRunning().then((running) => {
+        appCheckBusy = false;
+        if (running && !finished) apply(engine.onAppRunning(now()));
+      }, () => (appCheckBusy = false));
+    }
+    apply(engine.onTimer(now()));
+  }
+
+  if (options.signal?.aborted) {
+    finish(new InterruptedError("interrupted"));
+  } else {
+    trace(topic, `UDP datagrams to ${options.host}:${options.port}, one packet each`);
+    apply(engine.start(now()));
+  }
+  return await outcome;
+}

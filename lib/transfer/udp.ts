@@ -1,0 +1,56 @@
+/** A UDP endpoint for the sender: datagrams to one device, replies back as bytes. */
+import dgram from "node:dgram";
+import { listenError } from "./listen_error.ts";
+import { trace } from "../trace.ts";
+
+export interface UdpPeer {
+  send(data: Uint8Array): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A socket on a free local port for `host:port` (an IPv4 address). A send the system
+ * refuses goes to `onSendError` (the caller decides whether it ends the transfer); it
+ * never crashes the process.
+ * @throws {ListenError} If no local socket can be opened.
+ */
+export async function openUdpPeer(
+  host: string,
+  port: number,
+  onMessage: (data: Uint8Array) => void,
+  onSendError: (error: unknown) => void = () => {},
+): Promise<UdpPeer> {
+  const family = host.includes(":") ? "udp6" : "udp4";
+  const socket = dgram.createSocket(family);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", (e) => {
+      socket.close();
+      reject(listenError(e, { host: "this machine", port: 0, transport: "UDP" }));
+    });
+    socket.bind(0, () => {
+      socket.removeAllListeners("error");
+      resolve();
+    });
+  });
+  socket.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
+    if (rinfo.port === port) onMessage(new Uint8Array(msg));
+  });
+  let closed = false;
+  socket.on("error", (e) => {
+    trace("udp", `socket error: ${e.message}`);
+    if (!closed) onSendError(e);
+  });
+  return {
+    send(data) {
+      if (closed) return;
+      socket.send(data, port, host, (e: Error | null) => {
+        if (e && !closed) onSendError(e);
+      });
+    },
+    close() {
+      if (closed) return Promise.resolve();
+      closed = true;
+      return new Promise((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
