@@ -7,6 +7,7 @@
 import { buildOtaImage, DEFAULT_APP_OFFSET, IROM_MAP_BASE, otaIromBase } from "./image.ts";
 import { writeU32 } from "./_bytes.ts";
 import { seededRandom } from "./_random.ts";
+import { encodeFrozenTable, type FrozenSource } from "./frozen_table.ts";
 
 export interface SampleOptions {
   /** Total image size wanted, roughly (default 96 KiB). */
@@ -18,6 +19,11 @@ export interface SampleOptions {
   version?: string;
   date?: string;
   seed?: number;
+  /**
+   * Frozen modules, kept as source in the irom (`frozen_table.ts`): the virtual device
+   * runs this `ota.py`, so a board reports the build it was flashed with.
+   */
+  frozen?: readonly FrozenSource[];
 }
 
 export function makeSampleFirmware(options: SampleOptions = {}): Uint8Array {
@@ -39,7 +45,16 @@ export function makeSampleFirmware(options: SampleOptions = {}): Uint8Array {
       options.date ?? "2022-06-18"
     }; ESP module with ESP8266\0`,
   );
-  irom.set(banner, Math.min(256, iromLength - banner.length));
+  const bannerAt = Math.min(256, iromLength - banner.length);
+  irom.set(banner, bannerAt);
+  if (options.frozen?.length) {
+    const table = encodeFrozenTable(options.frozen);
+    const at = (bannerAt + banner.length + 3) & ~3;
+    if (at + table.length > iromLength) {
+      throw new Error(`the frozen modules (${table.length} bytes) do not fit this sample's irom`);
+    }
+    irom.set(table, at);
+  }
   const text = new Uint8Array(0x6000).map(() => Math.floor(random() * 256));
   const data = new Uint8Array(0x800).map(() => Math.floor(random() * 256));
   return buildOtaImage({
