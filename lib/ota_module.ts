@@ -76,3 +76,11 @@ export function parseBoardBuild(output: string): BoardBuild | undefined {
     ...(typeof version === "string" && version !== "" ? { version } : {}),
   };
 }
+
+/** "3f2a9c1e0b7d (1.4.0)", or why there is no id. Pure. */
+export function describeBoardBuild(build: BoardBuild | undefined): string {
+  if (build === undefined) return "unknown build (its answer was not understood)";
+  if (!build.ota) return "unknown build (no ota module)";
+  if (build.id === undefined) return "unknown build";
+  return build.version ? `${build.id} (${build.version})` : build.id;
+}

@@ -5,7 +5,8 @@
  * `deploy --release <build-id|previous>` does, and `status` names the release a board runs.
  * Releases are never removed by the tools: delete the folders you no longer need.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { createHash } from "node:crypto";
 import { FileError } from "./errors.ts";
 import type { BuildStamp } from "./build_id.ts";
 import { FIRMWARE_FILE, MANIFEST_FILE, parseBuildStamp } from "./build_outputs.ts";
@@ -146,4 +147,75 @@ export function chooseRelease(
 /** The release whose id is `id`, if kept. Pure. */
 export function releaseById(releases: readonly Release[], id: string): Release | undefined {
   return releases.find((r) => r.id === id);
+}
+
+/** Only the id, time and label of a build. Pure. */
+export function stampOf(build: BuildStamp): BuildStamp {
+  return {
+    id: build.id,
+    builtAt: build.builtAt,
+    ...(build.version === undefined ? {} : { version: build.version }),
+  };
+}
+
+/** What deploy sends, and what it knows about builds. */
+export interface ImageChoice {
+  /** The image (or canned file) to send. */
+  file: string;
+  /** Set for a build output (`out` or a release folder): its manifest must describe `file`. */
+  buildDir?: string;
+  /** The build being sent, when a manifest says which it is. */
+  build?: BuildStamp;
+  /** Set with `--release`. */
+  release?: Release;
+  /** Every build whose time we know: the kept releases and the current build. */
+  known: (id: string) => BuildStamp | undefined;
+}
+
+/**
+ * The image `deploy` sends: FILE, a kept release (`--release ID|previous`), or the current
+ * build (`out/firmware-ota.bin`); and its build, from the manifest that describes it (for
+ * FILE: a `manifest.json` beside it whose SHA-256 is FILE's). Needs `--allow-read`.
+ * @throws {ReleaseNotFoundError} If the release named is not kept.
+ */
+export async function chooseImage(
+  given: { file?: string; release?: string },
+  out: string,
+): Promise<ImageChoice> {
+  const releases = await listReleases(out);
+  const current = await currentBuild(out);
+  const byId = new Map<string, BuildStamp>(releases.map((r) => [r.id, stampOf(r)]));
+  if (current && !byId.has(current.id)) byId.set(current.id, stampOf(current));
+  const known = (id: string) => byId.get(id);
+  if (given.release !== undefined) {
+    const release = chooseRelease(releases, given.release, current, out);
+    return {
+      file: release.firmware,
+      buildDir: release.dir,
+      build: stampOf(release),
+      release,
+      known,
+    };
+  }
+  if (given.file === undefined) {
+    return {
+      file: join(out, FIRMWARE_FILE),
+      buildDir: out,
+      ...(current ? { build: stampOf(current) } : {}),
+      known,
+    };
+  }
+  const beside = await readManifestBuild(join(dirname(given.file), MANIFEST_FILE));
+  let build: BuildStamp | undefined;
+  if (beside?.sha256 !== undefined) {
+    try {
+      const bytes = await Deno.readFile(given.file);
+      if (createHash("sha256").update(bytes).digest("hex") === beside.sha256) {
+        build = stampOf(beside);
+      }
+    } catch {
+      // The preflight names a missing or unreadable file.
+    }
+  }
+  return { file: given.file, ...(build ? { build } : {}), known };
 }
