@@ -97,6 +97,11 @@ export interface TriggeredDeployHooks {
   onStep?(message: string): void;
   /** A part of the round trip starts, or ends (`ok` false: it threw). */
   onPhase?(phase: TriggeredPhase, state: "started" | "ended", ok?: boolean): void;
+  /**
+   * What the board runs, read before the reset: its MicroPython version and the build it
+   * names (undefined: its answer was not understood).
+   */
+  onBefore?(before: { version: string; build?: BoardBuild }): void;
 }
 
 /** The board came back running the version it ran before: the update did not take. */
@@ -194,9 +199,17 @@ export async function deployWithTrigger(
     enterOtaMode(target, {
       onStep: step,
       // In the same login, before the reset: which build runs, and is this one wanted?
-      beforeReset: async (repl) => {
+      beforeReset: async (repl, running) => {
         buildBefore = await readBoardBuild(repl);
-        step(`running build ${describeBoardBuild(buildBefore)}`);
+        hooks.onBefore?.({
+          version: running.version,
+          ...(buildBefore ? { build: buildBefore } : {}),
+        });
+        step(
+          buildBefore?.id
+            ? `running build ${describeBoardBuild(buildBefore)}`
+            : `running an ${describeBoardBuild(buildBefore)}`,
+        );
         const decision = decidePush(buildBefore, image, known, {
           force: reinstall,
           allowDowngrade,

@@ -43,6 +43,7 @@ export type TriggeredDeploy = (
     password: string;
     onStep?: (line: string) => void;
     onPhase?: TriggeredDeployHooks["onPhase"];
+    onBefore?: TriggeredDeployHooks["onBefore"];
     builds?: BuildPolicy;
   },
 ) => Promise<
@@ -68,10 +69,11 @@ export type TriggerSettings = Pick<
 >;
 
 function viaWebRepl(settings: TriggerSettings = {}): TriggeredDeploy {
-  return (request, prepared, { password, onStep, onPhase, builds }) =>
+  return (request, prepared, { password, onStep, onPhase, onBefore, builds }) =>
     deployWithTrigger({ ...request, ...settings, ...builds, password }, prepared, {
       onStep,
       onPhase,
+      onBefore,
     });
 }
 
@@ -243,6 +245,8 @@ export async function prepareFleet(
       ? source.source.blocks[0]!
       : 0;
     let block: number | undefined;
+    /** What the board ran before, kept for a failure's row. */
+    let before: { version: string; build?: BoardBuild } | undefined;
     const events = options.events ?? NO_EVENTS;
     const progressEvent = progressEvents(events, device.name);
     const request: DeployRequest = {
@@ -272,6 +276,7 @@ export async function prepareFleet(
           password,
           onStep: hooks.onStatus,
           onPhase,
+          onBefore: (running) => (before = running),
           ...(options.builds ? { builds: options.builds } : {}),
         });
       return fromResult(result, smallDatagramNote(result.block, largest));
@@ -283,6 +288,9 @@ export async function prepareFleet(
         error: e.message,
         kind: e.name,
         retryable: isRetryable(e),
+        ...(before
+          ? { versionBefore: before.version, buildBefore: buildName(before.build) ?? "unknown" }
+          : {}),
         ...(block === undefined ? {} : { block }),
         ...(note ? { note } : {}),
       };
