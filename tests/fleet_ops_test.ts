@@ -276,6 +276,31 @@ Deno.test("status on a mixed fleet: running (up to date, older, newer, unknown b
         comparison: "unknown",
       },
     ]);
+    // --events: the same answers as JSON lines, the table on stderr.
+    const e = await runTaskFile("status", ["--fleet", "--events", "--only", "current,offline"], {
+      cwd: dir.path,
+      env: ENV,
+    });
+    assertEquals(e.code, 0, e.stderr);
+    const events = e.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as StampedEvent);
+    assertEquals(events.map((x) => x.seq), events.map((_, i) => i + 1));
+    assertEquals(events[0]!.type, "run.started");
+    const statuses = events.filter((x): x is Extract<StampedEvent, { type: "device.status" }> =>
+      x.type === "device.status"
+    );
+    assertEquals(
+      statuses.map((x) => [x.device, x.status.state, x.status.comparison]).sort(),
+      [["current", "app", "up to date"], ["offline", "offline", "unknown"]],
+    );
+    assertEquals(
+      events.filter((x) => x.type === "phase.ended").map((x) => (x as { ok: boolean }).ok),
+      [true, true],
+    );
+    const last = events.at(-1) as Extract<StampedEvent, { type: "run.ended" }>;
+    assertEquals([last.type, last.ok, last.exitCode], ["run.ended", true, 0]);
+    assertEquals((last.report as StatusReport).devices.map((d) => d.name), ["current", "offline"]);
+    assertStringIncludes(e.stderr, "2 boards: 1 running, 0 in OTA mode, 1 offline");
+
     // Asking changed nothing: the board in OTA mode took no packet, and it still waits.
     const waiting = boards.waiting!;
     assertEquals(
