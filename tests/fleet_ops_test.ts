@@ -335,7 +335,7 @@ function deployArgs(...extra: string[]): string[] {
   ];
 }
 
-Deno.test("deploy --fleet --canary 1 stops after a canary that fails its boot check: the rest are not attempted", async () => {
+Deno.test("a fleet of 6: --canary 1 stops after a canary that fails its boot check; resumed without it, up to date skipped, downgrade refused, the rest updated, as JSON lines", async () => {
   await using dir = await tempDir();
   await makeDist(dir.path, "b");
   const boards: Record<string, VirtualDevice> = {};
@@ -344,8 +344,10 @@ Deno.test("deploy --fleet --canary 1 stops after a canary that fails its boot ch
     boards.bad = await startBoard({ build: "a", flashFault: "corrupt" });
     boards.current = await startBoard({ build: "b" });
     boards.old = await startBoard({ build: "a" });
+    boards.newer = await startBoard({ build: "c" });
+    boards.legacy = await startBoard({ build: "legacy" });
     const offline = await offlinePort();
-    const names = ["bad", "current", "old", "offline"];
+    const names = ["bad", "current", "old", "newer", "legacy", "offline"];
     await writeConfig(dir.path, names.map((n) => [n, boards[n]?.port ?? offline]));
     const r = await runTaskFile("deploy", deployArgs("--canary", "1"), { cwd: dir.path, env: ENV });
     assertEquals(r.code, 1, r.stderr);
@@ -376,55 +378,44 @@ Deno.test("deploy --fleet --canary 1 stops after a canary that fails its boot ch
       "for this app offset and does its MD5 trailer match?",
     ]);
     const notAttempted = "not attempted: canary 'bad' did not end up running the new build";
-    for (const [i, name] of ["current", "old", "offline"].entries()) {
+    for (const [i, name] of names.slice(1).entries()) {
       assertEquals(
         cells(rows[2 + i]!),
         [name, "not attempted", "-", "-", "-", "-", "? → ?", "? → ?", notAttempted],
       );
     }
     assertEquals(after, [
-      "0 updated, 0 skipped (up to date), 1 failed, 3 not attempted of 4 devices",
+      "0 updated, 0 skipped (up to date), 1 failed, 5 not attempted of 6 devices",
       "rollout stopped: canary 'bad' did not end up running the new build",
       "retry the failed and resume the rest with: deno task deploy --fleet --only bad --only current " +
-      "--only old --only offline --trigger --timeout 2 --boot-check-window 3 --canary 1",
+      "--only old --only newer --only legacy --only offline --trigger --timeout 2 --boot-check-window 3 --canary 1",
     ]);
     assertStringIncludes(r.stderr, "rollout: canary 'bad' did not end up running the new build");
     // Nothing was sent to the others; the canary is back in OTA mode, its OTA server intact.
     assertEquals(flashedBuild(boards.old!), BUILDS.a.id);
-    assertEquals(boards.current!.events.filter((e) => e.type === "packet").length, 0);
+    for (const name of names.slice(1, -1)) {
+      assertEquals(boards[name]!.events.filter((e) => e.type === "packet").length, 0, name);
+    }
     assertEquals(boards.bad!.model.mode, "ota");
     assertEquals(
       boards.bad!.events.filter((e) => e.type === "flash-write" && e.belowApp).length,
       0,
     );
-  } finally {
-    for (const b of Object.values(boards)) await b.close();
-  }
-});
 
-Deno.test("deploy --fleet --events: up to date skipped, downgrade refused, the rest updated, every step a JSON line", async () => {
-  await using dir = await tempDir();
-  await makeDist(dir.path, "b");
-  const boards: Record<string, VirtualDevice> = {};
-  try {
-    boards.current = await startBoard({ build: "b" });
-    boards.old = await startBoard({ build: "a" });
-    boards.newer = await startBoard({ build: "c" });
-    boards.legacy = await startBoard({ build: "legacy" });
-    const offline = await offlinePort();
-    const names = ["current", "old", "newer", "legacy", "offline"];
-    await writeConfig(dir.path, names.map((n) => [n, boards[n]?.port ?? offline]));
-    const r = await runTaskFile(
+    // The bad board is taken out; the rest resumed, with the event stream on.
+    const rest = names.slice(1);
+    const e = await runTaskFile(
       "deploy",
-      deployArgs("--canary", "1", "--concurrency", "2", "--events"),
+      deployArgs("--only", rest.join(","), "--canary", "1", "--concurrency", "2", "--events"),
       { cwd: dir.path, env: ENV },
     );
-    assertEquals(r.code, 1, r.stderr);
+    assertEquals(e.code, 1, e.stderr);
+    assert(!e.stdout.includes(PASSWORD) && !e.stderr.includes(PASSWORD), "a password was printed");
 
     // The report a person reads is on stderr, the table after the progress lines.
-    const table = r.stderr.slice(r.stderr.indexOf("device   result"));
-    const { rows, after } = tableRows(table, 1 + names.length);
-    const row = (name: string) => cells(rows.find((l) => l.startsWith(name + " "))!);
+    const table = e.stderr.slice(e.stderr.indexOf("device   result"));
+    const resumed = tableRows(table, 1 + rest.length);
+    const row = (name: string) => cells(resumed.rows.find((l) => l.startsWith(name + " "))!);
     assertEquals(row("current"), [
       "current",
       "skipped",
@@ -459,7 +450,7 @@ Deno.test("deploy --fleet --events: up to date skipped, downgrade refused, the r
     ]);
     assertEquals(row("offline").slice(0, 2), ["offline", "FAILED"]);
     assertStringIncludes(row("offline").at(-1)!, `no WebREPL at 127.0.0.1:${offline}`);
-    assertEquals(after, [
+    assertEquals(resumed.after, [
       "2 updated, 1 skipped (up to date), 2 failed of 5 devices",
       "retry them with: deno task deploy --fleet --only newer --only offline --trigger --timeout 2 " +
       "--boot-check-window 3 --canary 1 --concurrency 2 --events",
@@ -472,7 +463,7 @@ Deno.test("deploy --fleet --events: up to date skipped, downgrade refused, the r
     }
 
     // stdout: nothing but events, one JSON object per line, the whole run.
-    const events = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as StampedEvent);
+    const events = e.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as StampedEvent);
     assertEquals(events.map((e) => e.seq), events.map((_, i) => i + 1));
     for (const e of events) {
       assertEquals(e.v, 1);
@@ -481,7 +472,7 @@ Deno.test("deploy --fleet --events: up to date skipped, downgrade refused, the r
     assertEquals(events[0]!.type, "run.started");
     assertEquals(events.at(-1)!.type, "run.ended");
     const started = events[0] as Extract<StampedEvent, { type: "run.started" }>;
-    assertEquals(started.devices, names);
+    assertEquals(started.devices, rest);
     assertEquals(started.image?.build, {
       id: BUILDS.b.id,
       builtAt: BUILDS.b.builtAt,
