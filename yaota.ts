@@ -21,6 +21,7 @@ export const TASKS: Record<string, () => Promise<TaskModule>> = {
   "verify": () => import("./tasks/verify.ts"),
   "flash": () => import("./tasks/flash.ts"),
   "deploy": () => import("./tasks/deploy.ts"),
+  "status": () => import("./tasks/status.ts"),
   "trigger": () => import("./tasks/trigger.ts"),
   "repl": () => import("./tasks/repl.ts"),
   "exec": () => import("./tasks/exec.ts"),

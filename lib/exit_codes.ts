@@ -119,10 +119,14 @@ export function exitCodeOf(e: unknown): ExitCode {
 
 /**
  * A fleet's exit code from its rows: `ok` if all succeeded, `interrupted` if Ctrl-C
- * stopped it, `fleetAllFailed` if none succeeded, else `fleetSomeFailed`.
+ * stopped it, `fleetAllFailed` if every device was tried and failed, else
+ * `fleetSomeFailed` (a rollout that stopped leaves devices "not attempted": not failed).
  */
-export function fleetExitCode(devices: readonly { ok: boolean; kind?: string }[]): ExitCode {
+export function fleetExitCode(
+  devices: readonly { ok: boolean; kind?: string; result?: string }[],
+): ExitCode {
   if (devices.every((d) => d.ok)) return EXIT.ok;
   if (devices.some((d) => d.kind === InterruptedError.name)) return EXIT.interrupted;
-  return devices.some((d) => d.ok) ? EXIT.fleetSomeFailed : EXIT.fleetAllFailed;
+  const allFailed = devices.every((d) => !d.ok && d.result !== "not-attempted");
+  return allFailed ? EXIT.fleetAllFailed : EXIT.fleetSomeFailed;
 }

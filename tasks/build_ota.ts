@@ -19,6 +19,8 @@ import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/bui
 import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
 import { UsageError } from "../lib/errors.ts";
 import { green, print } from "../lib/cli/output.ts";
+import { describeBuild } from "../lib/build/build_id.ts";
+import { parseVersionLabel } from "../lib/config/values.ts";
 
 export const spec: CommandSpec = {
   name: "build-ota",
@@ -61,6 +63,11 @@ export const spec: CommandSpec = {
       type: "boolean",
       help: "freeze a module even if its name shadows one of MicroPython's own",
     },
+    version: {
+      type: "string",
+      arg: "LABEL",
+      help: "a label for this build, e.g. 1.4.0: part of the build id, reported by boards",
+    },
     "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
   },
   notes: [
@@ -72,11 +79,17 @@ export const spec: CommandSpec = {
     "A build first moves the previous firmware-ota.bin and manifest.json to dist/stale/ (with a " +
     "README.txt saying why); a successful build removes that folder. So after a failed or " +
     "interrupted build there is no dist/firmware-ota.bin for 'deno task deploy' to send by mistake.",
+    "Each build gets a build id: a short hash of its inputs (the modules, templates/ota.py, the " +
+    "tree's git commit and changes, its version and board, the app offset, the toolchain and " +
+    "--version), the same for the same inputs. It is written into the frozen ota.py (ota.BUILD, " +
+    "ota.VERSION) and into manifest.json with the build time, and the build is kept as " +
+    "dist/releases/<build-id>/ (image + manifest) for 'deploy --release'.",
     "Defaults come from ota.config.json (or --config FILE); flags override it.",
   ],
   examples: [
     "deno task build-ota --micropython ../micropython --module uartremote.py",
     "deno task build-ota --runtime native --dry-run",
+    "deno task build-ota --version 1.4.0",
   ],
 };
 
@@ -89,6 +102,7 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
     throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
   }
   const runtime = stringOpt(args.values, "runtime");
+  const version = stringOpt(args.values, "version");
   if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
     throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
   }
@@ -103,6 +117,7 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
     out: stringOpt(args.values, "out"),
     dryRun: boolOpt(args.values, "dry-run"),
     force: boolOpt(args.values, "force"),
+    ...(version === undefined ? {} : { version: parseVersionLabel(version, { flag: "version" }) }),
     config: stringOpt(args.values, "config"),
   };
 }
@@ -126,6 +141,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
       }, irom linked at ${m.image.iromLinkBase}: safe to push to app offset ${m.image.appOffset}`,
     ),
   );
+  print(`build ${describeBuild(m.build)}, built ${m.build.builtAt}`);
   print(`sha256 ${m.image.sha256}`);
   print(`manifest ${result.manifestPath}`);
 }

@@ -22,13 +22,18 @@ import {
   deploy,
   type DeployRequest,
   type DeployResult,
+  type PreparedDeploy,
   prepareDeploy,
 } from "../lib/deploy/deploy.ts";
 import { deployWithTrigger } from "../lib/deploy/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/config/values.ts";
-import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build/build_outputs.ts";
-import { join } from "node:path";
+import {
+  DEFAULT_KEY_PATH,
+  MAX_TIMEOUT_S,
+  parseCount,
+  resolveAppOffset,
+} from "../lib/config/values.ts";
+import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
 import {
   formatBytes,
   green,
@@ -39,13 +44,27 @@ import {
   stderrIsTerminal,
   warn,
 } from "../lib/cli/output.ts";
+import { chooseImage, type ImageChoice } from "../lib/build/releases.ts";
+import { describeBuild } from "../lib/build/build_id.ts";
+import { describeBoardBuild } from "../lib/format/ota_module.ts";
+import {
+  type DeviceResult,
+  errorOf,
+  type EventPhase,
+  type EventSink,
+  exitCodeOf,
+  jsonLinesSink,
+  NO_EVENTS,
+  progressEvents,
+} from "../lib/deploy/events.ts";
+import { MAX_RETRY_DELAY_MS } from "../lib/deploy/rollout.ts";
 import {
   DEFAULT_OTA_PORT,
   fleetExitCode,
   renderFleetSummary,
   renderFleetTable,
 } from "../lib/deploy/fleet.ts";
-import { deployFleet, type SharedRequest } from "../lib/deploy/fleet_deploy.ts";
+import { type BuildPolicy, deployFleet, type SharedRequest } from "../lib/deploy/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/cli/progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
@@ -105,7 +124,21 @@ export const spec: CommandSpec = {
       arg: "SIZE",
       help: "the device's flash size (default: config, else 1M)",
     },
-    force: { type: "boolean", help: "send an image that fails inspection (it may brick the app)" },
+    force: {
+      type: "boolean",
+      help:
+        "send an image that fails inspection (it may brick the app); with --trigger, also to boards that run this build already",
+    },
+    "allow-downgrade": {
+      type: "boolean",
+      help: "with --trigger: push even to a board that runs a newer build",
+    },
+    release: {
+      type: "string",
+      arg: "ID|previous",
+      help:
+        "send a kept build (dist/releases/ID, a unique prefix will do) or the one before the current build",
+    },
     json: { type: "boolean", help: "print one JSON object with the result on stdout" },
     fleet: {
       type: "boolean",
@@ -122,6 +155,30 @@ export const spec: CommandSpec = {
       type: "string",
       arg: "N",
       help: "with --fleet: devices updated at once (default 4)",
+    },
+    canary: {
+      type: "string",
+      arg: "N",
+      help: "with --fleet: the first N devices alone first; the rest only if each runs the build",
+    },
+    "max-failures": {
+      type: "string",
+      arg: "K",
+      help: "with --fleet: start no device after K have failed (the rest: not attempted)",
+    },
+    retries: {
+      type: "string",
+      arg: "N",
+      help: "with --fleet: try a device that is offline or not answering N more times (default 0)",
+    },
+    "retry-delay": {
+      type: "string",
+      arg: "S",
+      help: "with --retries: the first wait, doubled for each next one, at most 30 s (default 2)",
+    },
+    events: {
+      type: "boolean",
+      help: "JSON lines on stdout, one per event (see the README); the report goes to stderr",
     },
     trigger: {
       type: "boolean",
@@ -157,12 +214,27 @@ export const spec: CommandSpec = {
     "device with its own progress line, each failure in its own row. The exit code is 0 only if every " +
     "device succeeded; the report names the command that retries the others. With --trigger each " +
     'device\'s WebREPL password comes from the variable its "passwordEnv" names, else WEBREPL_PASSWORD.',
+    "Builds (with --trigger): the board's build id (ota.BUILD) is read before the reset. A board " +
+    "that runs the build being sent is skipped ('up to date'; --force sends anyway); one that runs " +
+    "a newer build (by build time, from dist/releases/) is refused unless --allow-downgrade; after " +
+    "the push, the board must report the new build id. The build being sent is known from its " +
+    "manifest: dist/manifest.json, the release's, or a manifest.json beside FILE describing it.",
+    "Rollouts (--fleet): --canary N updates the first N devices alone and goes on only if each " +
+    "of them ends up running the build; --max-failures K stops starting devices once K failed; " +
+    "--retries N tries devices that were offline or did not answer again after 2, 4, 8... s. " +
+    "Every device ends updated, skipped, failed or not attempted; the report ends with the " +
+    "command that retries the failed and resumes the rest.",
+    "--release previous sends the build before the current one (dist/manifest.json): the only " +
+    "way back a single-slot bootloader has. A release named this way may be older than the " +
+    "board's build: that downgrade is what was asked for.",
   ],
   examples: [
     "deno task deploy --ip 192.168.4.1",
     "deno task deploy --ip 192.168.4.1 dist/firmware-ota.bin --json",
     `${PASSWORD_ENV}=... deno task deploy --ip 192.168.4.1 --trigger`,
     "deno task deploy --fleet --only sensor --concurrency 2",
+    "deno task deploy --fleet --trigger --canary 1 --max-failures 2 --retries 3",
+    "deno task deploy --ip 192.168.4.1 --trigger --release previous",
   ],
 };
 
@@ -187,6 +259,14 @@ export interface DeployArgs {
   trigger: boolean;
   /** `--password`: the WebREPL password for --trigger (else WEBREPL_PASSWORD, else a prompt). */
   password?: string;
+  allowDowngrade: boolean;
+  /** `--release`: a kept build's id (or prefix), or "previous". */
+  release?: string;
+  canary?: number;
+  maxFailures?: number;
+  retries?: number;
+  retryDelayMs?: number;
+  events: boolean;
 }
 
 /** Pure: argv to typed options. @throws {UsageError} */
@@ -231,6 +311,41 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   const ip = stringOpt(values, "ip");
   const ipProblem = ip === undefined ? undefined : deviceAddressProblem(ip);
   if (ipProblem) throw new UsageError(`--ip ${ipProblem}`);
+  const count = (name: string, min: number, max: number) => {
+    const text = stringOpt(values, name);
+    return text === undefined ? undefined : parseCount(text, { flag: name }, min, max);
+  };
+  const canary = count("canary", 1, 1000);
+  const maxFailures = count("max-failures", 1, 1000);
+  const retries = count("retries", 0, 20);
+  const retryDelayMs = secondsOpt(values, "retry-delay", MAX_RETRY_DELAY_MS / 1000, {
+    allowZero: true,
+  });
+  if (
+    !fleet &&
+    (canary !== undefined || maxFailures !== undefined || retries !== undefined ||
+      retryDelayMs !== undefined)
+  ) {
+    throw new UsageError("--canary, --max-failures, --retries and --retry-delay go with --fleet");
+  }
+  const release = stringOpt(values, "release");
+  if (release !== undefined && positionals.length > 0) {
+    throw new UsageError(
+      `--release names the image to send: leave out FILE '${positionals[0]}'`,
+    );
+  }
+  const allowDowngrade = boolOpt(values, "allow-downgrade");
+  if (allowDowngrade && !trigger) {
+    throw new UsageError(
+      "--allow-downgrade goes with --trigger: only a running board can say which build it runs",
+    );
+  }
+  const events = boolOpt(values, "events");
+  if (events && boolOpt(values, "json")) {
+    throw new UsageError(
+      "--events ends with the report (the run.ended event carries the --json object): leave out --json",
+    );
+  }
   if (fleet && stringOpt(values, "ip") !== undefined) {
     throw new UsageError(
       '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose devices with --only NAME|TAG)',
@@ -256,20 +371,21 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     concurrency,
     trigger,
     ...(password === undefined ? {} : { password }),
+    allowDowngrade,
+    ...(release === undefined ? {} : { release }),
+    ...(canary === undefined ? {} : { canary }),
+    ...(maxFailures === undefined ? {} : { maxFailures }),
+    ...(retries === undefined ? {} : { retries }),
+    ...(retryDelayMs === undefined ? {} : { retryDelayMs }),
+    events,
   };
 }
 
-/** FILE, else the build's output (`dist/firmware-ota.bin`, or in the config's "out"). */
-function defaultFile(args: DeployArgs, config: OtaConfig): { file: string; buildDir?: string } {
-  if (args.file !== undefined) return { file: args.file };
-  const buildDir = config.out ?? DEFAULT_BUILD_DIR;
-  return { file: join(buildDir, FIRMWARE_FILE), buildDir };
-}
-
 /** What every deploy of this command shares: flags over the config over the defaults. */
-function sharedRequest(args: DeployArgs, config: OtaConfig): SharedRequest {
+function sharedRequest(args: DeployArgs, config: OtaConfig, image: ImageChoice): SharedRequest {
   return {
-    ...defaultFile(args, config),
+    file: image.file,
+    ...(image.buildDir === undefined ? {} : { buildDir: image.buildDir }),
     block: args.block,
     pace: args.pace,
     timeoutMs: args.timeoutMs,
@@ -282,6 +398,17 @@ function sharedRequest(args: DeployArgs, config: OtaConfig): SharedRequest {
   };
 }
 
+/** What --trigger does with the build a board runs. */
+function buildPolicy(args: DeployArgs, image: ImageChoice): BuildPolicy {
+  return {
+    ...(image.build ? { image: image.build } : {}),
+    knownBuilds: image.known,
+    reinstall: args.force,
+    // A release named on the command line is wanted even if it is older: a rollback.
+    allowDowngrade: args.allowDowngrade || args.release !== undefined,
+  };
+}
+
 function summary(result: DeployResult): string {
   return green("done: ") +
     `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
@@ -291,10 +418,43 @@ function summary(result: DeployResult): string {
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }
 
+/** Where the human result goes: stdout, or stderr when stdout carries the events. */
+function resultWriter(args: DeployArgs): (line: string) => void {
+  return args.events ? (line) => log(line) : (line) => print(line);
+}
+
+/** The event sink of --events (JSON lines on stdout), or none. */
+function eventSink(args: DeployArgs): EventSink {
+  return args.events ? jsonLinesSink((line) => print(line)) : NO_EVENTS;
+}
+
 export async function main(ctx: TaskContext): Promise<number> {
   const args = parseDeployArgs(ctx.argv);
   const config = await loadConfig(args.config);
-  if (args.fleet) return await fleetMain(args, config, ctx);
+  const events = eventSink(args);
+  try {
+    const image = await chooseImage(
+      { ...(args.file === undefined ? {} : { file: args.file }), release: args.release },
+      config.out ?? DEFAULT_BUILD_DIR,
+    );
+    if (image.release) {
+      log(`release ${describeBuild(image.release)}, built ${image.release.builtAt}: ${image.file}`);
+    }
+    if (args.fleet) return await fleetMain(args, config, image, events, ctx);
+    return await singleMain(args, config, image, events);
+  } catch (e) {
+    events.emit({ type: "run.ended", ok: false, exitCode: exitCodeOf(e), ...errorOf(e) });
+    throw e;
+  }
+}
+
+async function singleMain(
+  args: DeployArgs,
+  config: OtaConfig,
+  image: ImageChoice,
+  events: EventSink,
+): Promise<number> {
+  const out = resultWriter(args);
   const host = args.ip ?? config.ip;
   if (!host) {
     throw new UsageError(
@@ -302,22 +462,44 @@ export async function main(ctx: TaskContext): Promise<number> {
     );
   }
   const request: DeployRequest = {
-    ...sharedRequest(args, config),
+    ...sharedRequest(args, config, image),
     host,
     port: args.port ?? config.port ?? DEFAULT_OTA_PORT,
     keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
   };
+  const device = host;
+  events.emit({
+    type: "run.started",
+    command: "deploy",
+    devices: [device],
+    image: { file: request.file, ...(image.build ? { build: image.build } : {}) },
+  });
+  const phase = (name: EventPhase, state: "started" | "ended", ok?: boolean) =>
+    events.emit(
+      state === "started"
+        ? { type: "phase.started", phase: name, device }
+        : { type: "phase.ended", phase: name, device, ok: ok ?? false },
+    );
   // A name that does not resolve, or another deploy to this board: said before anything else.
   const address = await resolveDeviceAddress(host);
   await using _lock = await lockBoard(address, request.port, { host });
-  const prepared = await prepareDeploy(request);
-  // After the preflight, before anything reaches the device.
-  const password = args.trigger
-    ? await resolvePassword({
-      ...(args.password === undefined ? {} : { flag: args.password }),
-      message: `WebREPL password for ${request.host}:${request.port}: `,
-    })
-    : undefined;
+  phase("preflight", "started");
+  let prepared: PreparedDeploy;
+  let password: string | undefined;
+  try {
+    prepared = await prepareDeploy(request);
+    // After the preflight, before anything reaches the device.
+    password = args.trigger
+      ? await resolvePassword({
+        ...(args.password === undefined ? {} : { flag: args.password }),
+        message: `WebREPL password for ${request.host}:${request.port}: `,
+      })
+      : undefined;
+  } catch (e) {
+    phase("preflight", "ended", false);
+    throw e;
+  }
+  phase("preflight", "ended", true);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   Deno.addSignalListener("SIGINT", onSigint);
@@ -327,40 +509,75 @@ export async function main(ctx: TaskContext): Promise<number> {
     prepared.source.size,
     stderrIsTerminal() && !tracing(),
   );
+  const progressEvent = progressEvents(events, device);
   log(
     `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
       prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
+    }${
+      image.build ? `, build ${describeBuild(image.build)}` : ""
     }) to ${request.host}:${request.port}`,
   );
+  const ended = (result: DeviceResult, extra: Record<string, unknown>, code: number) => {
+    events.emit({ type: "device.result", device, result, ...extra });
+    events.emit({ type: "run.ended", ok: code === 0, exitCode: code });
+    return code;
+  };
   try {
     const live: DeployRequest = {
       ...request,
       signal: controller.signal,
-      onProgress: (p) => progress.update({ ...p }),
+      onProgress: (p) => {
+        progress.update({ ...p });
+        progressEvent(p);
+      },
       onStatus: (m) => progress.note(m),
     };
     if (password !== undefined) {
-      const result = await deployWithTrigger({ ...live, password }, prepared, {
-        onStep: (m) => progress.note(m),
-      });
+      const result = await deployWithTrigger(
+        { ...live, ...buildPolicy(args, image), password },
+        prepared,
+        { onStep: (m) => progress.note(m), onPhase: phase },
+      );
       progress.finish();
+      const builds = {
+        ...(result.buildBefore ? { buildBefore: result.buildBefore.id ?? "unknown" } : {}),
+        ...(result.buildAfter ? { buildAfter: result.buildAfter.id ?? "unknown" } : {}),
+      };
       if (args.json) printJson(result);
-      else {
-        print(summary(result));
-        print(
+      else if (result.skipped !== undefined) {
+        out(`${request.host}: ${result.skipped}. Nothing was sent (--force sends anyway).`);
+      } else {
+        out(summary(result));
+        out(
           result.bootLoop
             ? red(bootLoopEnding(result.bootLoop, request.host))
-            : `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})`,
+            : `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})` +
+              (result.buildAfter?.id
+                ? `, build ${describeBoardBuild(result.buildBefore)} -> ${
+                  describeBoardBuild(result.buildAfter)
+                }`
+                : ""),
         );
       }
-      return 0;
+      return ended(
+        result.skipped !== undefined ? "skipped" : "updated",
+        { ...(result.skipped ? { reason: result.skipped } : {}), ...builds },
+        0,
+      );
     }
-    const result = await deploy(live, prepared);
+    phase("push", "started");
+    const result = await deploy(live, prepared).then((r) => {
+      phase("push", "ended", true);
+      return r;
+    }, (e) => {
+      phase("push", "ended", false);
+      throw e;
+    });
     progress.finish();
     if (args.json) printJson(result);
     else {
-      print(summary(result));
-      print(
+      out(summary(result));
+      out(
         result.bootLoop
           ? red(bootLoopEnding(result.bootLoop, request.host))
           : result.bootCheck === "passed"
@@ -368,9 +585,15 @@ export async function main(ctx: TaskContext): Promise<number> {
           : "boot check skipped: the device took the end packet and rebooted",
       );
     }
-    return 0;
+    return ended("updated", {}, 0);
   } catch (e) {
     progress.finish();
+    events.emit({
+      type: "device.result",
+      device,
+      result: "failed",
+      ...errorOf(e),
+    });
     // The engine's own Ctrl-C ("interrupted"); deployWithTrigger's name where they stopped.
     if (e instanceof InterruptedError && e.message === "interrupted") {
       throw new InterruptedError(
@@ -384,8 +607,18 @@ export async function main(ctx: TaskContext): Promise<number> {
   }
 }
 
-/** `--fleet`: every device of the inventory (or `--only`), N at a time, then a table or `--json`. */
-async function fleetMain(args: DeployArgs, config: OtaConfig, ctx: TaskContext): Promise<number> {
+/**
+ * `--fleet`: every device of the inventory (or `--only`), rolled out under the policy
+ * flags, then a table or `--json`.
+ */
+async function fleetMain(
+  args: DeployArgs,
+  config: OtaConfig,
+  image: ImageChoice,
+  events: EventSink,
+  ctx: TaskContext,
+): Promise<number> {
+  const out = resultWriter(args);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   Deno.addSignalListener("SIGINT", onSigint);
@@ -394,18 +627,26 @@ async function fleetMain(args: DeployArgs, config: OtaConfig, ctx: TaskContext):
       inventory: config.devices,
       only: args.only,
       concurrency: args.concurrency,
+      rollout: {
+        ...(args.canary === undefined ? {} : { canary: args.canary }),
+        ...(args.maxFailures === undefined ? {} : { maxFailures: args.maxFailures }),
+        ...(args.retries === undefined ? {} : { retries: args.retries }),
+        ...(args.retryDelayMs === undefined ? {} : { retryDelayMs: args.retryDelayMs }),
+      },
       defaultPort: args.port ?? config.port ?? DEFAULT_OTA_PORT,
-      request: sharedRequest(args, config),
+      request: sharedRequest(args, config, image),
       keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
       trigger: args.trigger,
+      builds: buildPolicy(args, image),
+      events,
       signal: controller.signal,
       argv: ctx.argv,
       program: ctx.program,
     });
     if (args.json) printJson(report);
     else {
-      print(renderFleetTable(report.devices, { trigger: args.trigger }));
-      print(renderFleetSummary(report));
+      out(renderFleetTable(report.devices, { trigger: args.trigger }));
+      out(renderFleetSummary(report));
     }
     return fleetExitCode(report);
   } finally {

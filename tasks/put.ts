@@ -185,7 +185,7 @@ async function fleetMain(
   });
   if (opts.json) printJson(report);
   else print(renderFleetPut(report));
-  return fleetExitCode({ ok: report.ok, devices: report.devices, failed: report.failed });
+  return fleetExitCode({ devices: report.devices });
 }
 
 if (import.meta.main) await runTask(spec, main);

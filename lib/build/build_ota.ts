@@ -44,10 +44,19 @@ import {
 import {
   applyFrozenModules,
   compileModules,
+  type FrozenModule,
   type ModulePlan,
+  OTA_MODULE_TEMPLATE,
   planFrozenModules,
+  readFrozenRecord,
   readModules,
+  RECORD_FILE,
 } from "./frozen_modules.ts";
+import { type BuildStamp, computeBuildId, describeBuild } from "./build_id.ts";
+import { readTreeState, type TreeState } from "./tree_state.ts";
+import { renderOtaModule } from "../format/ota_module.ts";
+import { keepRelease } from "./releases.ts";
+import { fileURLToPath } from "node:url";
 import {
   findMicroPythonTree,
   imageCandidates,
@@ -76,6 +85,8 @@ export interface BuildOtaFlags {
   out?: string;
   dryRun: boolean;
   force: boolean;
+  /** `--version`: a label for the build, frozen into ota.py as `VERSION`. */
+  version?: string;
 }
 
 export interface BuildOtaOptions {
@@ -92,6 +103,7 @@ export interface BuildOtaOptions {
   out: string;
   dryRun: boolean;
   force: boolean;
+  version?: string;
 }
 
 /**
@@ -121,12 +133,19 @@ export function resolveBuildOtaOptions(
       : config.out ?? resolve(cwd, DEFAULT_BUILD_DIR),
     dryRun: flags.dryRun,
     force: flags.force,
+    ...(flags.version === undefined ? {} : { version: flags.version }),
   };
 }
 
 export interface BuildManifest {
   firmware: string;
   builtAt: string;
+  /** What a board running this image reports as `ota.BUILD` / `ota.VERSION` (build_id.ts). */
+  build: BuildStamp & {
+    /** False when the tree is not a git checkout: its sources are then not part of the id. */
+    reproducible: boolean;
+    tree: { commit: string | null; changed: boolean };
+  };
   micropython: {
     version?: string;
     tree: string;
@@ -156,6 +175,9 @@ export interface BuildManifest {
 export interface BuildOtaResult {
   dryRun: boolean;
   tree: MicroPythonTree;
+  buildId: string;
+  /** Where the build was kept (`dist/releases/<id>`). */
+  releaseDir?: string;
   firmwarePath: string;
   manifestPath: string;
   manifest?: BuildManifest;
@@ -253,9 +275,67 @@ export async function buildOta(
   }
 }
 
+/** The files build-ota writes into the tree: not part of the tree's state (tree_state.ts). */
+async function managedFiles(tree: MicroPythonTree, modules: FrozenModule[]): Promise<string[]> {
+  const names = new Set([
+    ...modules.map((m) => m.name),
+    ...await readFrozenRecord(tree.modulesDir),
+  ]);
+  return [
+    tree.linkerScript,
+    `${tree.linkerScript}.orig`,
+    join(tree.modulesDir, RECORD_FILE),
+    ...[...names].flatMap((n) => [join(tree.modulesDir, n), join(tree.modulesDir, `${n}.orig`)]),
+  ];
+}
+
+/**
+ * The build id of these inputs, and the modules with ota.py stamped with it (build_id.ts,
+ * ota_module.ts).
+ */
+async function stampBuild(
+  options: BuildOtaOptions,
+  tree: MicroPythonTree,
+  read: FrozenModule[],
+): Promise<{ id: string; state?: TreeState; modules: FrozenModule[] }> {
+  const state = await readTreeState(tree.root, await managedFiles(tree, read));
+  const id = computeBuildId({
+    modules: read.map((m) => ({ name: m.name, sha256: m.sha256 })),
+    tree: {
+      version: tree.version,
+      generation: tree.generation,
+      board: tree.board,
+      ...(state ? { state } : {}),
+    },
+    appOffset: formatHex(options.appOffset),
+    toolchain: {
+      runtime: options.runtime,
+      image: options.runtime === "native" ? null : options.image,
+    },
+    ...(options.version === undefined ? {} : { version: options.version }),
+  });
+  const modules = read.map((m) => {
+    if (m.name !== "ota.py" || m.source !== fileURLToPath(OTA_MODULE_TEMPLATE)) return m;
+    let text: string;
+    try {
+      text = renderOtaModule(new TextDecoder().decode(m.bytes), {
+        build: id,
+        ...(options.version === undefined ? {} : { version: options.version }),
+      });
+    } catch (e) {
+      throw new FileError(`${m.source}: ${(e as Error).message}`);
+    }
+    const bytes = new TextEncoder().encode(text);
+    return { ...m, bytes, sha256: sha256(bytes) };
+  });
+  return { id, ...(state ? { state } : {}), modules };
+}
+
 async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<BuildOtaResult> {
   const tree = await findMicroPythonTree(options.tree, options.board);
-  const modules = await readModules(options.modules);
+  const stamped = await stampBuild(options, tree, await readModules(options.modules));
+  const modules = stamped.modules;
+  const buildId = stamped.id;
   log(
     `MicroPython ${tree.version ?? "(version unknown)"} at ${tree.root}: ${
       tree.generation === "make-ota" ? "'make ota' build" : "OTA board variant build"
@@ -263,6 +343,15 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
   );
   await compileModules(modules);
   log(`${modules.length} module(s) compile: ${modules.map((m) => m.name).join(", ")}`);
+  log(
+    `build id ${describeBuild({ id: buildId, version: options.version })}` +
+      (stamped.state
+        ? ` (git ${stamped.state.commit.slice(0, 12)}${
+          stamped.state.changes ? " with uncommitted changes" : ""
+        })`
+        : ": the tree is not a git checkout, so only its version stands for its sources " +
+          "(give --version to tell builds of changed sources apart)"),
+  );
   const linkerEdit = await planLinkerScript(tree.linkerScript, options.appOffset);
   const modulePlan = await planFrozenModules(modules, tree.modulesDir, options.force);
   const settings = {
@@ -308,8 +397,9 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
           formatHex(options.appOffset)
         }`,
     );
+    print(`build id ${describeBuild({ id: buildId, version: options.version })}`);
     print("dry run: nothing was changed");
-    return { dryRun: true, tree, firmwarePath, manifestPath };
+    return { dryRun: true, tree, buildId, firmwarePath, manifestPath };
   }
 
   await deps.checkRuntime(options.runtime, options.image);
@@ -353,9 +443,20 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
     flashSize: options.flashSize,
   });
   const md5 = report.checks.find((c) => c.name === "md5");
+  const builtAt = deps.now().toISOString();
   const manifest: BuildManifest = {
     firmware: FIRMWARE_FILE,
-    builtAt: deps.now().toISOString(),
+    builtAt,
+    build: {
+      id: buildId,
+      builtAt,
+      ...(options.version === undefined ? {} : { version: options.version }),
+      reproducible: stamped.state !== undefined,
+      tree: {
+        commit: stamped.state?.commit ?? null,
+        changed: stamped.state?.changes !== undefined,
+      },
+    },
     micropython: {
       version: tree.version,
       tree: tree.root,
@@ -390,14 +491,39 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
         `deployed by accident.`,
     );
   }
+  const manifestText = JSON.stringify(manifest, null, 2) + "\n";
   await Deno.writeFile(`${firmwarePath}.tmp`, image);
   await Deno.rename(`${firmwarePath}.tmp`, firmwarePath);
-  await Deno.writeTextFile(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
+  await Deno.writeTextFile(manifestPath, manifestText);
   await removeIfExists(join(options.out, REJECTED_FILE));
+  const kept = await keepRelease(
+    options.out,
+    manifest.build,
+    image,
+    manifestText,
+    manifest.image.sha256,
+  );
+  if (kept.earlier === "another image") {
+    warn(
+      `build ${buildId} was built before with another image: something the build id does not ` +
+        "cover changed (the tree's sources, when it is not a git checkout). Boards running the " +
+        `earlier one report the same id and count as up to date; give --version to tell them apart`,
+    );
+  }
+  log(`kept as release ${relative(Deno.cwd(), kept.release.dir) || kept.release.dir}`);
   log(
     `collected ${relative(tree.root, output)} (${formatBytes(image.length)}) in ${
       ((deps.now().getTime() - started) / 1000).toFixed(1)
     } s`,
   );
-  return { dryRun: false, tree, firmwarePath, manifestPath, manifest, report };
+  return {
+    dryRun: false,
+    tree,
+    buildId,
+    releaseDir: kept.release.dir,
+    firmwarePath,
+    manifestPath,
+    manifest,
+    report,
+  };
 }

@@ -11,6 +11,7 @@ import { removeIfExists } from "../_fs.ts";
 import { ConfigError, FileError, UnsafeImageError } from "../errors.ts";
 import { formatHex } from "../_bytes.ts";
 import { parseAppOffset } from "../config/values.ts";
+import type { BuildStamp } from "./build_id.ts";
 
 /** The output folder of build-ota and build-bootloader unless the config's "out" says otherwise. */
 export const DEFAULT_BUILD_DIR = "dist";
@@ -68,6 +69,20 @@ export async function clearStaleOutputs(out: string): Promise<void> {
 export interface ManifestFacts {
   sha256?: string;
   appOffset?: number;
+  /** The build id, time and label (absent in manifests from before build ids). */
+  build?: BuildStamp;
+}
+
+/** The manifest's `build` object, if it is well formed. Pure. */
+export function parseBuildStamp(value: unknown): BuildStamp | undefined {
+  const b = value as Record<string, unknown> | null | undefined;
+  if (typeof b?.id !== "string" || !/^[0-9a-f]{4,64}$/.test(b.id)) return undefined;
+  if (typeof b.builtAt !== "string" || Number.isNaN(Date.parse(b.builtAt))) return undefined;
+  return {
+    id: b.id,
+    builtAt: b.builtAt,
+    ...(typeof b.version === "string" && b.version !== "" ? { version: b.version } : {}),
+  };
 }
 
 /**
@@ -89,7 +104,8 @@ export function parseManifest(text: string, path: string): ManifestFacts {
   const appOffset = image.appOffset === undefined
     ? undefined
     : parseAppOffset(image.appOffset, { file: path, key: "image.appOffset" });
-  return { sha256, appOffset };
+  const build = parseBuildStamp((json as { build?: unknown } | null)?.build);
+  return { sha256, appOffset, ...(build ? { build } : {}) };
 }
 
 /**

@@ -185,6 +185,11 @@ export async function compileModules(modules: readonly FrozenModule[]): Promise<
   }
 }
 
+/** The names of the modules an earlier build-ota put into `modulesDir` (from its record). */
+export function readFrozenRecord(modulesDir: string): Promise<Set<string>> {
+  return readRecord(join(modulesDir, RECORD_FILE));
+}
+
 async function readRecord(path: string): Promise<Set<string>> {
   const bytes = await readBytes(path);
   if (!bytes) return new Set();

@@ -6,6 +6,7 @@
  */
 import $ from "dax";
 import type { DeviceOutcome, FleetDevice } from "../deploy/fleet.ts";
+import type { DeviceResult } from "../deploy/events.ts";
 import { formatBytes, log, red, stderrIsTerminal } from "./output.ts";
 import { formatProgress, type ProgressState } from "./progress.ts";
 import { tracing } from "../trace.ts";
@@ -29,7 +30,9 @@ export function formatFleetLine(name: string, width: number, text: string): stri
 }
 
 /** The one-line result of a device, for the line printed when it finishes. */
-export function formatOutcome(outcome: DeviceOutcome): string {
+export function formatOutcome(outcome: DeviceOutcome & { result?: DeviceResult }): string {
+  if (outcome.skipped !== undefined) return `skipped: ${outcome.skipped}`;
+  if (outcome.result === "not-attempted") return outcome.error ?? "not attempted";
   if (!outcome.ok) {
     return `failed: ${outcome.error ?? "unknown error"}` +
       (outcome.note ? ` (${outcome.note})` : "");
@@ -42,6 +45,12 @@ export function formatOutcome(outcome: DeviceOutcome): string {
   if (outcome.versionBefore || outcome.versionAfter) {
     parts.push(`${outcome.versionBefore ?? "?"} → ${outcome.versionAfter ?? "?"}`);
   }
+  if (outcome.buildBefore || outcome.buildAfter) {
+    parts.push(`build ${outcome.buildBefore ?? "?"} → ${outcome.buildAfter ?? "?"}`);
+  }
+  if (outcome.attempts !== undefined && outcome.attempts > 1) {
+    parts.push(`after ${outcome.attempts} attempts`);
+  }
   if (outcome.note) parts.push(outcome.note);
   return parts.join(", ");
 }
@@ -51,7 +60,7 @@ export interface FleetProgressSink {
   start(device: FleetDevice): void;
   update(name: string, state: ProgressState): void;
   note(name: string, message: string): void;
-  finish(name: string, outcome: DeviceOutcome): void;
+  finish(name: string, outcome: DeviceOutcome & { result?: DeviceResult }): void;
   close(): void;
 }
 
@@ -141,7 +150,7 @@ export class FleetProgress implements FleetProgressSink {
   }
 
   /** The device is done: its bar goes, a result line is printed. */
-  finish(name: string, outcome: DeviceOutcome): void {
+  finish(name: string, outcome: DeviceOutcome & { result?: DeviceResult }): void {
     const line = this.#lines.get(name);
     line?.bar?.finish();
     this.#lines.delete(name);

@@ -206,3 +206,32 @@ export function parseSeconds(
   if (!Number.isFinite(n) || tooLow || n > max) throw invalidValue(source, expected, raw);
   return Math.round(n * 1000);
 }
+
+/**
+ * The `--version` label of a build (`ota.VERSION` on the board): 1 to 32 letters, digits
+ * and `. _ + -`, starting with a letter or digit, e.g. "1.4.0" or "2024-06-rc1".
+ * @throws {UsageError | ConfigError} If it is anything else.
+ */
+export function parseVersionLabel(raw: unknown, source: Source): string {
+  if (typeof raw !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$/.test(raw)) {
+    throw invalidValue(
+      source,
+      "a label of 1 to 32 letters, digits and . _ + - (starting with a letter or digit), such as 1.4.0",
+      raw,
+    );
+  }
+  return raw;
+}
+
+/** A count from `min` to `max` (`--canary`, `--retries`...). @throws {UsageError | ConfigError} */
+export function parseCount(raw: unknown, source: Source, min: number, max: number): number {
+  const n = typeof raw === "number"
+    ? raw
+    : typeof raw === "string" && /^\s*\d+\s*$/.test(raw)
+    ? Number(raw)
+    : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw invalidValue(source, `a whole number from ${min} to ${max}`, raw);
+  }
+  return n;
+}

@@ -29,13 +29,16 @@ import { decodeCanned, isCanned } from "../format/canned.ts";
 import { findVersion } from "../format/image.ts";
 import {
   enterOtaMode,
-  readRunningVersion,
   TriggerIgnoredError,
   triggerIgnoredMessage,
   type TriggerMethod,
   watchForApp,
 } from "../webrepl/trigger.ts";
 import { formatSeconds } from "../cli/output.ts";
+import { type BuildStamp, describeBuild } from "../build/build_id.ts";
+import { type BoardBuild, describeBoardBuild } from "../format/ota_module.ts";
+import { type BoardState, readBoardBuild, readBoardState } from "./board_state.ts";
+import { checkBootedBuild, decidePush, type KnownBuilds } from "./build_compare.ts";
 
 /** The device's IDLE_REBOOT_MS: an OTA server that got no first packet reboots after it. */
 export const DEFAULT_OTA_WAIT_MS = 60000;
@@ -58,6 +61,18 @@ export interface TriggeredDeployRequest extends DeployRequest {
   otaWaitMs?: number;
   /** How long WebREPL may take to come back after the push (default 60 s). */
   comeBackMs?: number;
+  /**
+   * The build being pushed (from its manifest). With it, a board that runs it already is
+   * left alone (`skipped`), one that runs a newer build is refused, and after the push the
+   * board must report this id (`build_compare.ts`).
+   */
+  image?: BuildStamp;
+  /** Finds a build id's time (its kept release), for "older" and "newer". */
+  knownBuilds?: KnownBuilds;
+  /** Push to a board that runs this build already (`deploy --force`). */
+  reinstall?: boolean;
+  /** Push a build older than the board's (`deploy --allow-downgrade`). */
+  allowDowngrade?: boolean;
 }
 
 export interface TriggeredDeployResult extends DeployResult {
@@ -69,11 +84,30 @@ export interface TriggeredDeployResult extends DeployResult {
   trigger: TriggerMethod;
   /** The version in the image's banner, if it has one. */
   imageVersion?: string;
+  /** The build the board named before (its `ota` module), if it could be read. */
+  buildBefore?: BoardBuild;
+  /** The build it names after the update. */
+  buildAfter?: BoardBuild;
+  /**
+   * Set when nothing was sent because the board runs this build already: why. The
+   * transfer's numbers are then 0 and the board was not reset.
+   */
+  skipped?: string;
 }
+
+/** The parts of a triggered deploy, for an event stream. */
+export type TriggeredPhase = "trigger" | "push" | "verify";
 
 export interface TriggeredDeployHooks {
   /** One line per step of the round trip (never the password). */
   onStep?(message: string): void;
+  /** A part of the round trip starts, or ends (`ok` false: it threw). */
+  onPhase?(phase: TriggeredPhase, state: "started" | "ended", ok?: boolean): void;
+  /**
+   * What the board runs, read before the reset: its MicroPython version and the build it
+   * names (undefined: its answer was not understood).
+   */
+  onBefore?(before: { version: string; build?: BoardBuild }): void;
 }
 
 /**
@@ -134,6 +168,10 @@ export async function deployWithTrigger(
     webreplTimeoutMs,
     otaWaitMs = DEFAULT_OTA_WAIT_MS,
     comeBackMs = DEFAULT_COME_BACK_MS,
+    image,
+    knownBuilds,
+    reinstall,
+    allowDowngrade,
     ...base
   } = request;
   const step = (line: string) => hooks.onStep?.(line);
@@ -152,8 +190,74 @@ export async function deployWithTrigger(
     throw new InterruptedError("interrupted before connecting to the device: nothing was sent");
   }
 
-  const triggered = await enterOtaMode(target, { onStep: step });
+  const phase = async <T>(name: TriggeredPhase, run: () => Promise<T>): Promise<T> => {
+    hooks.onPhase?.(name, "started");
+    try {
+      const value = await run();
+      hooks.onPhase?.(name, "ended", true);
+      return value;
+    } catch (e) {
+      hooks.onPhase?.(name, "ended", false);
+      throw e;
+    }
+  };
+  const known: KnownBuilds = knownBuilds ?? (() => undefined);
+  let buildBefore: BoardBuild | undefined;
+  let skipped: string | undefined;
+  const triggered = await phase("trigger", () =>
+    enterOtaMode(target, {
+      onStep: step,
+      // In the same login, before the reset: which build runs, and is this one wanted?
+      beforeReset: async (repl, running) => {
+        buildBefore = await readBoardBuild(repl);
+        hooks.onBefore?.({
+          version: running.version,
+          ...(buildBefore ? { build: buildBefore } : {}),
+        });
+        step(
+          buildBefore?.id
+            ? `running build ${describeBoardBuild(buildBefore)}`
+            : `running an ${describeBoardBuild(buildBefore)}`,
+        );
+        const decision = decidePush(buildBefore, image, known, {
+          force: reinstall,
+          allowDowngrade,
+          where: webreplAddress,
+        });
+        if (decision.action === "skip") {
+          skipped = decision.reason;
+          return false;
+        }
+        if (decision.note && image) step(decision.note);
+        return true;
+      },
+    }));
   const versionBefore = triggered.before.version;
+  if (triggered.leftRunning) {
+    step(`left running: ${skipped}`);
+    return {
+      ok: true,
+      bytes: 0,
+      packets: 0,
+      retransmits: 0,
+      seconds: 0,
+      kbps: 0,
+      block: 0,
+      paced: base.pace,
+      bootCheck: "skipped",
+      attempts: 0,
+      recoveries: 0,
+      totalSeconds: 0,
+      kind: ready.kind,
+      ...(ready.fingerprint ? { fingerprint: ready.fingerprint } : {}),
+      versionBefore,
+      versionAfter: versionBefore,
+      trigger: triggered.method,
+      ...(imageVersion === undefined ? {} : { imageVersion }),
+      ...(buildBefore ? { buildBefore, buildAfter: buildBefore } : {}),
+      skipped: skipped ?? "nothing to do",
+    };
+  }
   step(
     `OTA mode requested (${triggered.method}): waiting up to ${
       formatSeconds(otaWaitMs / 1000)
@@ -195,7 +299,7 @@ export async function deployWithTrigger(
   };
   let pushed: DeployResult;
   try {
-    pushed = await deploy(push, ready);
+    pushed = await phase("push", () => deploy(push, ready));
   } catch (e) {
     if (appBackAfterMs !== undefined && !base.signal?.aborted) {
       throw new TriggerIgnoredError(
@@ -230,6 +334,7 @@ export async function deployWithTrigger(
       versionAfter: "",
       trigger: triggered.method,
       ...(imageVersion === undefined ? {} : { imageVersion }),
+      ...(buildBefore ? { buildBefore } : {}),
     };
   }
 
@@ -238,8 +343,29 @@ export async function deployWithTrigger(
       formatSeconds(comeBackMs / 1000)
     } for the app to come back`,
   );
-  const versionAfter = await waitForApp(target, comeBackMs, base.signal);
-  step(`running MicroPython ${versionAfter} (was ${versionBefore})`);
+  const after = await phase("verify", async () => {
+    const state = await waitForApp(target, comeBackMs, base.signal);
+    step(`running MicroPython ${state.uname.version} (was ${versionBefore})`);
+    // The build id is the answer: the version does not change when only modules do.
+    if (image) checkBootedBuild(state.build, buildBefore, image, webreplAddress);
+    return state;
+  });
+  const versionAfter = after.uname.version;
+  const builds = {
+    ...(buildBefore ? { buildBefore } : {}),
+    ...(after.build ? { buildAfter: after.build } : {}),
+  };
+  if (image) {
+    step(`running build ${describeBuild(image)}`);
+    return {
+      ...pushed,
+      versionBefore,
+      versionAfter,
+      trigger: triggered.method,
+      ...(imageVersion === undefined ? {} : { imageVersion }),
+      ...builds,
+    };
+  }
   if (versionAfter === versionBefore) {
     if (imageVersion === undefined) {
       // Without a banner there is no version to expect: the boot check and the app's
@@ -275,18 +401,19 @@ export async function deployWithTrigger(
     versionAfter,
     trigger: triggered.method,
     ...(imageVersion === undefined ? {} : { imageVersion }),
+    ...builds,
   };
 }
 
 /**
  * Waits for the app's WebREPL: looks at the port until it accepts, then logs in and
- * reads `os.uname().version`. A wrong password is not retried.
+ * reads `os.uname()` and the build. A wrong password is not retried.
  */
 async function waitForApp(
   target: { host: string; port: number; password: string; timeoutMs?: number },
   comeBackMs: number,
   signal: AbortSignal | undefined,
-): Promise<string> {
+): Promise<BoardState> {
   const address = `${target.host}:${target.port}`;
   const deadline = Date.now() + comeBackMs;
   let logins = 0;
@@ -303,7 +430,7 @@ async function waitForApp(
     if (await tcpPortOpen(target.host, target.port, Math.min(CONNECT_PROBE_MS, left))) {
       logins++;
       try {
-        return await readRunningVersion(target);
+        return await readBoardState(target);
       } catch (e) {
         if (!(e instanceof OtaError)) throw e;
         if (e instanceof WebReplError && /Access denied/.test(e.message)) {

@@ -6,10 +6,12 @@
  * supplies the real one.
  */
 import type { DeviceEntry } from "../config/config.ts";
-import { ConfigError, InterruptedError, OtaError, UsageError } from "../errors.ts";
+import { ConfigError, InterruptedError, UsageError } from "../errors.ts";
 import type { SendProgress } from "../transfer/send_firmware.ts";
 import { formatBytes } from "../cli/output.ts";
-import { type ExitCode, FLEET_KIND, fleetExitCode as exitCodeOfRows } from "../exit_codes.ts";
+import { EXIT, type ExitCode, FLEET_KIND, fleetExitCode as exitCodeOfRows } from "../exit_codes.ts";
+import type { DeviceResult } from "./events.ts";
+import { type RolloutDecision, runRollout } from "./rollout.ts";
 
 /** yaota8266's OTA server port (docs/device.md, "Wire protocol"). */
 export const DEFAULT_OTA_PORT = 8266;
@@ -22,7 +24,17 @@ export interface FleetDevice extends DeviceEntry {
 
 /** What one device's deploy came to: a row of the report without the address. */
 export interface DeviceOutcome {
+  /** Updated, or skipped because it runs the build already. */
   ok: boolean;
+  /** Set when nothing was sent because the board runs this build: why. */
+  skipped?: string;
+  /** A failure that trying again may cure (offline, not answering): see `rollout.ts`. */
+  retryable?: boolean;
+  /** Attempts made (more than 1 after retries). */
+  attempts?: number;
+  /** The build the board named before and after (`ota.BUILD`), with --trigger. */
+  buildBefore?: string;
+  buildAfter?: string;
   bytes?: number;
   seconds?: number;
   kbps?: number;
@@ -43,15 +55,22 @@ export interface DeviceReport extends DeviceOutcome {
   name: string;
   ip: string;
   port: number;
+  /** updated, skipped (up to date), failed, not-attempted. */
+  result: DeviceResult;
 }
 
 /** `--json` output of `deno task deploy --fleet`. */
 export interface FleetReport {
-  /** True only if every selected device succeeded. */
+  /** True only if every selected device was updated or runs the build already. */
   ok: boolean;
   devices: DeviceReport[];
-  /** Names of the devices that did not succeed, in inventory order. */
+  /** Names of the devices that did not succeed (failed or not attempted), in inventory order. */
   failed: string[];
+  /** Those of them that were not attempted. */
+  notAttempted: string[];
+  counts: Record<DeviceResult, number>;
+  /** Why the rollout stopped starting boards, if it did (canary, --max-failures, Ctrl-C). */
+  stopped?: { decision: string; detail: string };
   /** The command that deploys to the failed devices only (absent when none failed). */
   retry?: string;
   /**
@@ -162,43 +181,12 @@ export async function runFleet(
   deployOne: DeployOne,
   options: RunFleetOptions,
 ): Promise<DeviceReport[]> {
-  const rows: DeviceReport[] = new Array(devices.length);
-  const limit = Math.max(1, Math.floor(options.concurrency));
-  let next = 0;
-
-  async function runOne(device: FleetDevice): Promise<DeviceOutcome> {
-    try {
-      return await deployOne(device, { ...options.hooks?.(device), signal: options.signal });
-    } catch (e) {
-      if (e instanceof OtaError) return { ok: false, error: e.message, kind: e.name };
-      options.onUnexpected?.(device, e);
-      const name = e instanceof Error ? e.name : "Error";
-      const message = e instanceof Error ? e.message : String(e);
-      return { ok: false, error: `unexpected ${name}: ${message} (a bug)`, kind: "InternalError" };
-    }
-  }
-
-  async function worker(): Promise<void> {
-    while (next < devices.length) {
-      const index = next++;
-      const device = devices[index]!;
-      let outcome: DeviceOutcome;
-      if (options.signal?.aborted) {
-        outcome = {
-          ok: false,
-          error: "not started: interrupted",
-          kind: InterruptedError.name,
-        };
-      } else {
-        options.onStart?.(device);
-        outcome = await runOne(device);
-      }
-      rows[index] = { name: device.name, ip: device.ip, port: device.port, ...outcome };
-      options.onFinish?.(device, outcome);
-    }
-  }
-
-  await Promise.all(Array.from({ length: Math.min(limit, devices.length) }, worker));
+  const { rows } = await runRollout(devices, deployOne, {
+    ...options,
+    policy: { concurrency: options.concurrency },
+    onStart: options.onStart,
+    onFinish: (device, row) => options.onFinish?.(device, row),
+  });
   return rows;
 }
 
@@ -237,22 +225,40 @@ export function buildFleetReport(
   rows: DeviceReport[],
   argv: string[] = [],
   program = "deno task",
+  stopped?: RolloutDecision,
 ): FleetReport {
   const failed = rows.filter((r) => !r.ok).map((r) => r.name);
-  if (failed.length === 0) return { ok: true, devices: rows, failed };
-  const kind = rows.some((r) => r.kind === InterruptedError.name)
+  const counts: Record<DeviceResult, number> = {
+    updated: 0,
+    skipped: 0,
+    failed: 0,
+    "not-attempted": 0,
+  };
+  for (const r of rows) counts[r.result]++;
+  const code = exitCodeOfRows(rows);
+  const kind = code === EXIT.interrupted
     ? InterruptedError.name
-    : failed.length === rows.length
+    : code === EXIT.fleetAllFailed
     ? FLEET_KIND.allFailed
     : FLEET_KIND.someFailed;
-  return { ok: false, devices: rows, failed, retry: retryCommand(failed, argv, program), kind };
+  return {
+    ok: failed.length === 0,
+    devices: rows,
+    failed,
+    notAttempted: rows.filter((r) => r.result === "not-attempted").map((r) => r.name),
+    counts,
+    ...(stopped ? { stopped: { decision: stopped.decision, detail: stopped.detail } } : {}),
+    ...(failed.length ? { retry: retryCommand(failed, argv, program), kind } : {}),
+  };
 }
 
 /**
  * 0 if every device succeeded, 130 if Ctrl-C stopped the run, 10 if some devices
  * failed, 11 if all did (lib/exit_codes.ts).
  */
-export function fleetExitCode(report: FleetReport): ExitCode {
+export function fleetExitCode(
+  report: { devices: readonly { ok: boolean; kind?: string; result?: string }[] },
+): ExitCode {
   return exitCodeOfRows(report.devices);
 }
 
@@ -276,6 +282,14 @@ function wrap(text: string, width: number): string[] {
   return lines;
 }
 
+/** The result column. */
+const RESULT_LABEL: Record<DeviceResult, string> = {
+  updated: "updated",
+  skipped: "skipped",
+  failed: "FAILED",
+  "not-attempted": "not attempted",
+};
+
 export interface TableOptions {
   /** Show the version before and after (with `--trigger`). */
   trigger?: boolean;
@@ -291,19 +305,33 @@ export interface TableOptions {
 export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {}): string {
   const dash = "-";
   const header = ["device", "result", "bytes", "seconds", "KB/s", "retx"];
+  const builds = rows.some((r) => r.buildBefore !== undefined || r.buildAfter !== undefined);
   if (options.trigger) header.push("version before → after");
+  if (builds) header.push("build before → after");
   header.push("error / note");
   const body = rows.map((r) => {
     const cells = [
       r.name,
-      r.ok ? "ok" : r.kind === InterruptedError.name ? "stopped" : "FAILED",
+      r.kind === InterruptedError.name ? "stopped" : RESULT_LABEL[r.result],
       r.bytes === undefined ? dash : formatBytes(r.bytes),
       r.seconds === undefined ? dash : r.seconds.toFixed(1),
       r.kbps === undefined ? dash : r.kbps.toFixed(1),
       r.retransmits === undefined ? dash : String(r.retransmits),
     ];
     if (options.trigger) cells.push(`${r.versionBefore ?? "?"} → ${r.versionAfter ?? "?"}`);
-    const message = [r.error, r.note].filter((m) => m !== undefined).join(". ");
+    if (builds) {
+      cells.push(
+        r.result === "skipped"
+          ? `${r.buildBefore ?? "?"} (as is)`
+          : `${r.buildBefore ?? "?"} → ${r.buildAfter ?? "?"}`,
+      );
+    }
+    const attempts = r.attempts !== undefined && r.attempts > 1
+      ? `after ${r.attempts} attempts`
+      : undefined;
+    const message = [r.skipped, r.error, attempts, r.note].filter((m) => m !== undefined).join(
+      ". ",
+    );
     return { cells, message };
   });
   const widths = header.slice(0, -1).map((h, i) =>
@@ -326,11 +354,23 @@ export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {
   return out.join("\n");
 }
 
-/** The line under the table: how many succeeded, and what to run for the others. */
+/** The lines under the table: the counts, why the rollout stopped, what to run for the rest. */
 export function renderFleetSummary(report: FleetReport): string {
   const total = report.devices.length;
-  const good = total - report.failed.length;
-  if (report.ok) return `all ${total} device${total === 1 ? "" : "s"} updated`;
-  return `${good} of ${total} devices updated; failed: ${report.failed.join(", ")}\n` +
-    `retry them with: ${report.retry}`;
+  const c = report.counts;
+  if (report.ok && c.skipped === 0) return `all ${total} device${total === 1 ? "" : "s"} updated`;
+  const parts = [`${c.updated} updated`, `${c.skipped} skipped (up to date)`];
+  if (c.failed) parts.push(`${c.failed} failed`);
+  if (c["not-attempted"]) parts.push(`${c["not-attempted"]} not attempted`);
+  const lines = [`${parts.join(", ")} of ${total} device${total === 1 ? "" : "s"}`];
+  if (report.stopped) lines.push(`rollout stopped: ${report.stopped.detail}`);
+  if (report.retry) {
+    const what = c.failed && c["not-attempted"]
+      ? "retry the failed and resume the rest"
+      : c.failed
+      ? "retry them"
+      : "resume";
+    lines.push(`${what} with: ${report.retry}`);
+  }
+  return lines.join("\n");
 }

@@ -11,8 +11,15 @@ import {
   type PreparedDeploy,
   prepareDeploy,
 } from "./deploy.ts";
-import { deployWithTrigger, type TriggeredDeployRequest } from "./deploy_trigger.ts";
+import {
+  deployWithTrigger,
+  type TriggeredDeployHooks,
+  type TriggeredDeployRequest,
+} from "./deploy_trigger.ts";
 import { KeyError, OtaError, UsageError } from "../errors.ts";
+import type { BoardBuild } from "../format/ota_module.ts";
+import { type EventPhase, type EventSink, NO_EVENTS, progressEvents } from "./events.ts";
+import { isRetryable, type RolloutPolicy, runRollout } from "./rollout.ts";
 import {
   buildFleetReport,
   DEFAULT_CONCURRENCY,
@@ -20,12 +27,12 @@ import {
   type DeployOne,
   type DeviceOutcome,
   type FleetDevice,
+  fleetExitCode,
   type FleetReport,
-  runFleet,
   selectDevices,
 } from "./fleet.ts";
 import { FleetProgress, type FleetProgressSink } from "../cli/fleet_progress.ts";
-import { formatBytes, log } from "../cli/output.ts";
+import { formatBytes, formatSeconds, log } from "../cli/output.ts";
 import { checkPassword, PASSWORD_ENV } from "../webrepl/password.ts";
 import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import { lockBoard } from "./board_lock.ts";
@@ -34,8 +41,28 @@ import { lockBoard } from "./board_lock.ts";
 export type TriggeredDeploy = (
   request: DeployRequest,
   prepared: PreparedDeploy,
-  webrepl: { password: string; onStep?: (line: string) => void },
-) => Promise<DeployResult & { versionBefore?: string; versionAfter?: string }>;
+  webrepl: {
+    password: string;
+    onStep?: (line: string) => void;
+    onPhase?: TriggeredDeployHooks["onPhase"];
+    onBefore?: TriggeredDeployHooks["onBefore"];
+    builds?: BuildPolicy;
+  },
+) => Promise<
+  DeployResult & {
+    versionBefore?: string;
+    versionAfter?: string;
+    buildBefore?: BoardBuild;
+    buildAfter?: BoardBuild;
+    skipped?: string;
+  }
+>;
+
+/** What a triggered deploy does with the build a board runs (`build_compare.ts`). */
+export type BuildPolicy = Pick<
+  TriggeredDeployRequest,
+  "image" | "knownBuilds" | "reinstall" | "allowDowngrade"
+>;
 
 /** The WebREPL settings of `deployWithTrigger` that a fleet may change. */
 export type TriggerSettings = Pick<
@@ -44,8 +71,12 @@ export type TriggerSettings = Pick<
 >;
 
 function viaWebRepl(settings: TriggerSettings = {}): TriggeredDeploy {
-  return (request, prepared, { password, onStep }) =>
-    deployWithTrigger({ ...request, ...settings, password }, prepared, { onStep });
+  return (request, prepared, { password, onStep, onPhase, onBefore, builds }) =>
+    deployWithTrigger({ ...request, ...settings, ...builds, password }, prepared, {
+      onStep,
+      onPhase,
+      onBefore,
+    });
 }
 
 /** The request every device shares; the address and the key come from each device. */
@@ -66,6 +97,10 @@ export interface FleetDeployOptions {
   triggerSettings?: TriggerSettings;
   /** With `trigger`: the deploy to run instead of `deployWithTrigger` (tests). */
   triggeredDeploy?: TriggeredDeploy;
+  /** With `trigger`: skip boards that run the image's build, refuse downgrades. */
+  builds?: BuildPolicy;
+  /** `--events`: phases and progress of each board. */
+  events?: EventSink;
 }
 
 export interface FleetPlan {
@@ -84,10 +119,28 @@ function smallDatagramNote(block: number | undefined, largest: number): string |
     : undefined;
 }
 
+/** A board's build as a report names it: its id, or "unknown". */
+function buildName(build: BoardBuild | undefined): string | undefined {
+  return build === undefined ? undefined : build.id ?? "unknown";
+}
+
 function fromResult(
-  r: DeployResult & { versionBefore?: string; versionAfter?: string },
+  r: Awaited<ReturnType<TriggeredDeploy>>,
   note: string | undefined,
 ): DeviceOutcome {
+  const builds = {
+    ...(r.buildBefore ? { buildBefore: buildName(r.buildBefore) } : {}),
+    ...(r.buildAfter ? { buildAfter: buildName(r.buildAfter) } : {}),
+  };
+  if (r.skipped !== undefined) {
+    return {
+      ok: true,
+      skipped: r.skipped,
+      ...(r.versionBefore === undefined ? {} : { versionBefore: r.versionBefore }),
+      ...(r.versionAfter === undefined ? {} : { versionAfter: r.versionAfter }),
+      ...builds,
+    };
+  }
   return {
     ok: true,
     bytes: r.bytes,
@@ -97,6 +150,7 @@ function fromResult(
     block: r.block,
     ...(r.versionBefore === undefined ? {} : { versionBefore: r.versionBefore }),
     ...(r.versionAfter === undefined ? {} : { versionAfter: r.versionAfter }),
+    ...builds,
     ...(note ? { note } : {}),
   };
 }
@@ -193,6 +247,10 @@ export async function prepareFleet(
       ? source.source.blocks[0]!
       : 0;
     let block: number | undefined;
+    /** What the board ran before, kept for a failure's row. */
+    let before: { version: string; build?: BoardBuild } | undefined;
+    const events = options.events ?? NO_EVENTS;
+    const progressEvent = progressEvents(events, device.name);
     const request: DeployRequest = {
       ...shared,
       host: device.ip,
@@ -205,17 +263,30 @@ export async function prepareFleet(
         // The probe's verdict: the block size once the probe and its resolution are over.
         if (p.phase !== "probe" && p.phase !== "resolve") block = p.block;
         hooks.onProgress?.(p);
+        progressEvent(p);
       },
       onStatus: hooks.onStatus,
     };
+    const onPhase = (phase: EventPhase, state: "started" | "ended", ok?: boolean) =>
+      events.emit(
+        state === "started"
+          ? { type: "phase.started", phase, device: device.name }
+          : { type: "phase.ended", phase, device: device.name, ok: ok ?? false },
+      );
     try {
       // One deploy per board on this machine (lib/board_lock.ts): a name that does not
       // resolve, or a board already being updated, fails this row at once.
       const address = await resolveDeviceAddress(device.ip);
       await using _lock = await lockBoard(address, device.port, { host: device.ip });
       const result = password === undefined
-        ? await deploy(request, source)
-        : await triggered(request, source, { password, onStep: hooks.onStatus });
+        ? await inPhase(onPhase, "push", () => deploy(request, source))
+        : await triggered(request, source, {
+          password,
+          onStep: hooks.onStatus,
+          onPhase,
+          onBefore: (running) => (before = running),
+          ...(options.builds ? { builds: options.builds } : {}),
+        });
       return fromResult(result, smallDatagramNote(result.block, largest));
     } catch (e) {
       if (!(e instanceof OtaError)) throw e;
@@ -224,6 +295,10 @@ export async function prepareFleet(
         ok: false,
         error: e.message,
         kind: e.name,
+        retryable: isRetryable(e),
+        ...(before
+          ? { versionBefore: before.version, buildBefore: buildName(before.build) ?? "unknown" }
+          : {}),
         ...(block === undefined ? {} : { block }),
         ...(note ? { note } : {}),
       };
@@ -240,6 +315,10 @@ export interface DeployFleetOptions extends FleetDeployOptions {
   only?: string[];
   /** Deploys at once (default 4). */
   concurrency?: number;
+  /** `--canary`, `--max-failures`, `--retries` (see `rollout.ts`). */
+  rollout?: Omit<RolloutPolicy, "concurrency">;
+  /** Waits between attempts (tests). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** The port of devices that name none (default 8266). */
   defaultPort?: number;
   /** Ctrl-C: no device starts after it, running ones stop sending. */
@@ -255,46 +334,154 @@ export interface DeployFleetOptions extends FleetDeployOptions {
 }
 
 /**
- * `deno task deploy --fleet`: selects the devices, runs the preflight once, deploys to
- * each (N at a time, each failure in its own row) and returns the report. Needs
- * `--allow-read` and `--allow-net`, and `--allow-env` with `trigger`.
+ * `deno task deploy --fleet`: selects the devices, runs the preflight once, rolls the
+ * image out (N at a time, canaries first, retries, the failure threshold: `rollout.ts`),
+ * each failure in its own row, and returns the report. With `events`, the whole run as
+ * events, from `run.started` to `run.ended`. Needs `--allow-read` and `--allow-net`, and
+ * `--allow-env` with `trigger`.
  * @throws {UsageError} If `--only` names an unknown device or tag, or the inventory is empty.
  * @throws {UnsafeImageError | CannedFileError | FileError} If the file cannot be sent at all.
  */
 export async function deployFleet(options: DeployFleetOptions): Promise<FleetReport> {
   const say = options.log ?? ((line: string) => log(line));
+  const events = options.events ?? NO_EVENTS;
   const devices = selectDevices(
     options.inventory,
     options.only,
     options.defaultPort ?? DEFAULT_OTA_PORT,
   );
-  const plan = await prepareFleet(devices, options);
   const concurrency = Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, devices.length);
+  const policy: RolloutPolicy = { ...options.rollout, concurrency };
+  const image = options.builds?.image;
+  events.emit({
+    type: "run.started",
+    command: "deploy",
+    devices: devices.map((d) => d.name),
+    image: { file: options.request.file, ...(image ? { build: image } : {}) },
+    policy: {
+      concurrency,
+      canary: policy.canary ?? 0,
+      maxFailures: policy.maxFailures ?? null,
+      retries: policy.retries ?? 0,
+    },
+  });
+  events.emit({ type: "phase.started", phase: "preflight" });
+  let plan: FleetPlan;
+  try {
+    plan = await prepareFleet(devices, options);
+  } catch (e) {
+    events.emit({
+      type: "phase.ended",
+      phase: "preflight",
+      ok: false,
+      error: e instanceof Error ? e.message : String(e),
+    });
+    throw e;
+  }
+  events.emit({ type: "phase.ended", phase: "preflight", ok: true });
   const keys = plan.kind === "canned"
     ? "canned"
     : [...new Set(plan.fingerprints.values())].map((f) => `key ${f}`).join(", ");
   say(
     `sending ${options.request.file} (${formatBytes(plan.size)}, ${keys}) to ${devices.length} ` +
-      `device${devices.length === 1 ? "" : "s"}, ${concurrency} at a time`,
+      `device${devices.length === 1 ? "" : "s"}, ${concurrency} at a time` +
+      describePolicy(policy, devices.length),
   );
   const progress = options.progress ?? new FleetProgress(devices, { size: plan.size });
   try {
-    const rows = await runFleet(devices, plan.deployOne, {
-      concurrency,
+    const { rows, stopped } = await runRollout(devices, plan.deployOne, {
+      policy,
       signal: options.signal,
+      ...(options.sleep ? { sleep: options.sleep } : {}),
       hooks: (d) => ({
         onProgress: (p) => progress.update(d.name, p),
         onStatus: (m) => progress.note(d.name, m),
       }),
       onStart: (d) => progress.start(d),
-      onFinish: (d, outcome) => progress.finish(d.name, outcome),
+      onRetry: (d, retry) => {
+        progress.note(
+          d.name,
+          `${retry.outcome.error} — trying again in ${formatSeconds(retry.delayMs / 1000)} ` +
+            `(attempt ${retry.attempt} of ${retry.attempts})`,
+        );
+        events.emit({
+          type: "retry",
+          device: d.name,
+          attempt: retry.attempt,
+          attempts: retry.attempts,
+          delayMs: retry.delayMs,
+          reason: retry.outcome.error ?? "failed",
+          ...(retry.outcome.kind ? { kind: retry.outcome.kind } : {}),
+        });
+      },
+      onFinish: (d, row) => {
+        progress.finish(d.name, row);
+        events.emit({
+          type: "device.result",
+          device: d.name,
+          result: row.result,
+          ...(row.skipped ?? row.error ? { reason: row.skipped ?? row.error } : {}),
+          ...(row.kind ? { kind: row.kind } : {}),
+          ...(row.attempts ? { attempts: row.attempts } : {}),
+          ...(row.buildBefore ? { buildBefore: row.buildBefore } : {}),
+          ...(row.buildAfter ? { buildAfter: row.buildAfter } : {}),
+        });
+      },
+      onDecision: (decision) => {
+        say(`rollout: ${decision.detail}`);
+        events.emit({ type: "rollout.decision", ...decision });
+      },
       onUnexpected: (d, e) => {
         say(`unexpected error on '${d.name}' (a bug: please report it with the lines below)`);
         say(e instanceof Error ? (e.stack ?? e.message) : String(e));
       },
     });
-    return buildFleetReport(rows, options.argv, options.program);
+    const report = buildFleetReport(rows, options.argv, options.program, stopped);
+    events.emit({
+      type: "run.ended",
+      ok: report.ok,
+      exitCode: fleetExitCode(report),
+      counts: report.counts,
+      report,
+    });
+    return report;
   } finally {
     progress.close();
+  }
+}
+
+/** ", canary 1, at most 2 failures, 3 retries" for the opening line. Pure. */
+function describePolicy(policy: RolloutPolicy, devices: number): string {
+  const parts: string[] = [];
+  if (policy.canary && policy.canary < devices) {
+    parts.push(`${policy.canary} canar${policy.canary === 1 ? "y" : "ies"} first`);
+  }
+  if (policy.maxFailures !== undefined) {
+    parts.push(
+      `stopping after ${policy.maxFailures} failure${policy.maxFailures === 1 ? "" : "s"}`,
+    );
+  }
+  if (policy.retries) {
+    parts.push(
+      `${policy.retries} retr${policy.retries === 1 ? "y" : "ies"} for boards that do not answer`,
+    );
+  }
+  return parts.length ? `; ${parts.join(", ")}` : "";
+}
+
+/** Runs `run` between a phase's start and end. */
+async function inPhase<T>(
+  onPhase: (phase: EventPhase, state: "started" | "ended", ok?: boolean) => void,
+  phase: EventPhase,
+  run: () => Promise<T>,
+): Promise<T> {
+  onPhase(phase, "started");
+  let ok = false;
+  try {
+    const value = await run();
+    ok = true;
+    return value;
+  } finally {
+    onPhase(phase, "ended", ok);
   }
 }

@@ -69,10 +69,21 @@ export interface DeviceOptions {
    * the magic is ignored (and left in RTC memory), so `ota.start()` reboots into the app.
    */
   rtcTrigger?: boolean;
+  /**
+   * A failing flash chip, for tests of what a fleet does with a bad board: `corrupt`
+   * flips a bit in every sector written (the new image then fails boot8266's MD5 check
+   * and the board comes back in OTA mode), `drop` loses every write (the old image
+   * stays and boots).
+   */
+  flashFault?: "corrupt" | "drop";
   now?: number;
 }
 
-const NO_OFFSET = -1;
+/**
+ * `ota_prev_offset` after `session_init`: −1 in a `uint32_t` (docs/device.md, "Asking
+ * whether a device is in OTA mode"), so a packet at offset 0xFFFFFFFF is a duplicate.
+ */
+const NO_OFFSET = 0xffffffff;
 const RTC_MAGIC = "yaotaota";
 
 interface Queued {
@@ -101,6 +112,7 @@ export class DeviceModel {
   readonly pktWaitMs: number;
   readonly idleRebootMs: number;
   readonly rtcTrigger: boolean;
+  readonly flashFault: "corrupt" | "drop" | undefined;
   /** RTC user memory: survives resets; "yaotaota" sends boot8266 into OTA mode. */
   rtcMemory: Uint8Array = new Uint8Array(0);
   mode: DeviceMode = "ota";
@@ -130,6 +142,7 @@ export class DeviceModel {
     this.pktWaitMs = options.pktWaitMs ?? 10000;
     this.idleRebootMs = options.idleRebootMs ?? 60000;
     this.rtcTrigger = options.rtcTrigger ?? true;
+    this.flashFault = options.flashFault;
     this.#key = publicKeyOp(options.modulus);
     const now = options.now ?? 0;
     if (options.start === "boot") this.#boot(now);
@@ -291,7 +304,11 @@ export class DeviceModel {
       this.#packetEvent(now, data, "bad-signature", nested);
       return false;
     }
-    this.#firstPacketSeen = true;
+    // The OTA-mode question (offset 0xFFFFFFFF in a fresh session) changes nothing: the
+    // idle reboot still counts from the session's start.
+    const question = header.len > 0 && header.offset === NO_OFFSET &&
+      this.#prevOffset === NO_OFFSET;
+    if (!question) this.#firstPacketSeen = true;
     // Rule 2: any valid packet with len 0 ends the transfer, whatever its offset.
     if (header.len === 0) {
       this.#packetEvent(now, data, "end", nested);
@@ -340,7 +357,9 @@ export class DeviceModel {
     const belowApp = address < this.appOffset;
     if (belowApp) this.bootloaderOverwritten = true;
     if (address >= 0 && address + SECTOR_SIZE <= this.flash.length) {
-      this.flash.set(this.#buffer, address);
+      const middle = SECTOR_SIZE >> 1;
+      if (this.flashFault === "corrupt") this.#buffer[middle] = this.#buffer[middle]! ^ 0x01;
+      if (this.flashFault !== "drop") this.flash.set(this.#buffer, address);
     }
     this.#events.push({ type: "flash-write", at: now, address, belowApp });
     this.#buffer.fill(0xff);

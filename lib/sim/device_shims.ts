@@ -25,8 +25,13 @@ export interface BoardState {
   rtcMemory: Uint8Array;
   /** Files that survived the last reset, keyed by path from the root ("webrepl_cfg.py"). */
   files: Map<string, string>;
-  /** Whether `ota.py` (templates/ota.py) is frozen into the firmware. */
+  /** Whether `ota.py` is frozen into the firmware. */
   frozenOta: boolean;
+  /**
+   * The image's own `ota.py` (`frozen_table.ts`), with its build id; without it the board
+   * runs templates/ota.py as it is, which names no build (firmware from before build ids).
+   */
+  otaSource?: string;
 }
 
 /** A Python string literal for `text` (JSON's escapes are all valid Python escapes). */
@@ -278,7 +283,7 @@ export async function installShims(
   vm: MicroPythonVM,
   board: BoardState,
 ): Promise<string | undefined> {
-  const ota = board.frozenOta ? await readOtaTemplate() : undefined;
+  const ota = board.frozenOta ? board.otaSource ?? await readOtaTemplate() : undefined;
   for (const [path, source] of shimFiles(board, ota)) await vm.writeFile(path, source);
   for (const [path, text] of board.files) await vm.writeFile("/" + path.replace(/^\/+/, ""), text);
   const loaded = await vm.run("__import__('_board')");

@@ -12,6 +12,7 @@
 import { buildOtaImage, DEFAULT_APP_OFFSET, IROM_MAP_BASE, otaIromBase } from "../format/image.ts";
 import { writeU32 } from "../_bytes.ts";
 import { type Random, seededRandom } from "../_random.ts";
+import { encodeFrozenTable, type FrozenSource } from "../format/frozen_table.ts";
 
 export interface SampleOptions {
   /** Total image size wanted, roughly (default 96 KiB). */
@@ -23,6 +24,11 @@ export interface SampleOptions {
   version?: string;
   date?: string;
   seed?: number;
+  /**
+   * Frozen modules, kept as source at the end of the irom (lib/format/frozen_table.ts): the
+   * virtual device runs this `ota.py`, so a board reports the build it was flashed with.
+   */
+  frozen?: readonly FrozenSource[];
 }
 
 const WORDS = [
@@ -145,6 +151,15 @@ export function makeSampleFirmware(options: SampleOptions = {}): Uint8Array {
     options.date ?? "2022-06-18"
   }; ESP module with ESP8266`;
   const irom = makeIrom(iromLength, linkBase, banner, random);
+  if (options.frozen?.length) {
+    // In the data tables at the end, as a build keeps its frozen modules after the code.
+    const table = encodeFrozenTable(options.frozen);
+    const at = (iromLength - table.length - 4) & ~3;
+    if (at < iromLength * 0.8) {
+      throw new Error(`the frozen modules (${table.length} bytes) do not fit this sample's irom`);
+    }
+    irom.set(table, at);
+  }
   const text = new Uint8Array(0x6000).map(() => Math.floor(random() * 256));
   const data = new Uint8Array(0x800).map(() => Math.floor(random() * 256));
   return buildOtaImage({

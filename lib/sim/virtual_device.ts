@@ -12,6 +12,7 @@ import { Scheduler } from "./scheduler.ts";
 import { SECTOR_SIZE } from "../format/packet.ts";
 import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
 import { findVersion } from "../format/image.ts";
+import { readFrozenTable } from "../format/frozen_table.ts";
 import { DEFAULT_BOOT_PY, pyString, webReplEnabled } from "./device_shims.ts";
 import { listenError, type ListenTarget } from "../transfer/listen_error.ts";
 import { FileError } from "../errors.ts";
@@ -203,6 +204,11 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     if (!webReplEnabled(files)) return;
     const app = {
       version: () => findVersion(model.flash.subarray(model.appOffset)) ?? "unknown",
+      // The image's own ota.py (and with it the build it names), when it carries one.
+      frozenModules: () => {
+        const table = readFrozenTable(model.flash.subarray(model.appOffset));
+        return table.length ? table : undefined;
+      },
       get rtcMemory() {
         return model.rtcMemory;
       },

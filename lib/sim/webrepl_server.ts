@@ -15,6 +15,7 @@ import { type MicroPythonVM, type RunResult, startMicroPython } from "../micropy
 import { Repl, type ReplHost } from "./webrepl_repl.ts";
 import { installShims, pyString, readWebReplPassword, releaseOf } from "./device_shims.ts";
 import { type DeviceFiles, FileChannel } from "../webrepl/file_device.ts";
+import type { FrozenSource } from "../format/frozen_table.ts";
 import {
   acceptFor,
   encodeFrame,
@@ -42,6 +43,11 @@ export interface RunningApp {
   files: Map<string, string>;
   /** Whether `ota.py` is frozen into the firmware (default true). */
   frozenOta?: boolean;
+  /**
+   * The modules frozen into the image in flash (`frozen_table.ts`), or undefined when the
+   * image carries no such table: then `frozenOta` says whether templates/ota.py runs.
+   */
+  frozenModules?(): FrozenSource[] | undefined;
   /** The board's console (UART) lines, e.g. "WebREPL connection from: 127.0.0.1:5000". */
   log?(line: string): void;
 }
@@ -84,11 +90,14 @@ export async function startWebReplServer(
   });
   let password: string | undefined;
   try {
+    const frozen = app.frozenModules?.();
+    const ota = frozen?.find((m) => m.name === "ota.py");
     const bootError = await installShims(vm, {
       version: app.version(),
       rtcMemory: app.rtcMemory,
       files: app.files,
-      frozenOta: app.frozenOta ?? true,
+      frozenOta: frozen ? ota !== undefined : app.frozenOta ?? true,
+      ...(ota ? { otaSource: ota.source } : {}),
     });
     if (bootError) log(bootError.trimEnd());
     password = await readWebReplPassword(vm);

@@ -115,7 +115,16 @@ export interface TriggerReport {
   before: RunningVersion;
   /** How long the app's WebREPL was watched after the reset and stayed away (0: not watched). */
   watchedMs: number;
+  /** Set when `beforeReset` said no: the board was left running its app. */
+  leftRunning?: true;
 }
+
+/**
+ * Called in the same login, after the running version is read and before the reset:
+ * true goes on, false leaves the board running (e.g. it runs this build already); an
+ * error it throws ends the trigger with nothing changed.
+ */
+export type BeforeReset = (repl: WebReplClient, before: RunningVersion) => Promise<boolean>;
 
 const UNAME_CODE = `try:
     import os as _ota_os
@@ -174,12 +183,17 @@ export async function readRunningVersion(target: WebReplTarget): Promise<string>
  */
 export async function enterOtaMode(
   target: WebReplTarget,
-  options: { onStep?: (line: string) => void; silenceMs?: number; watchMs?: number } = {},
+  options: {
+    onStep?: (line: string) => void;
+    silenceMs?: number;
+    watchMs?: number;
+    beforeReset?: BeforeReset;
+  } = {},
 ): Promise<TriggerReport> {
   const step = options.onStep ?? (() => {});
-  const report = await resetIntoOtaMode(target, step, options.silenceMs);
+  const report = await resetIntoOtaMode(target, step, options.silenceMs, options.beforeReset);
   const watchMs = options.watchMs ?? 0;
-  if (watchMs <= 0) return report;
+  if (watchMs <= 0 || report.leftRunning) return report;
   step(
     `watching for ${formatSeconds(watchMs / 1000)}: a board whose bootloader ignores the RTC ` +
       "magic comes back in its app",
@@ -203,11 +217,21 @@ async function resetIntoOtaMode(
   target: WebReplTarget,
   step: (line: string) => void,
   silenceMs: number | undefined,
+  beforeReset: BeforeReset | undefined,
 ): Promise<TriggerReport> {
   await using repl = await WebReplClient.connect(target);
   step(`logged in to WebREPL at ${repl.address}`);
   const before = await readUname(repl);
   step(`running MicroPython ${before.version}`);
+  if (beforeReset && !await beforeReset(repl, before)) {
+    return {
+      address: repl.address,
+      method: "ota.start()",
+      before,
+      watchedMs: 0,
+      leftRunning: true,
+    };
+  }
   let method: TriggerMethod = "ota.start()";
   let outcome = await repl.execUntilReset(OTA_START_CODE, { silenceMs });
   if (!outcome.reset && /\bImportError\b/.test(outcome.result.error ?? "")) {

@@ -29,6 +29,7 @@ import {
 } from "../../lib/build/linker_script.ts";
 import { makeCommands, type MicroPythonTree } from "../../lib/build/micropython_tree.ts";
 import { parseBuildOtaArgs } from "../../tasks/build_ota.ts";
+import { readFrozenTable } from "../../lib/format/frozen_table.ts";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 
@@ -256,7 +257,15 @@ Deno.test("build-ota builds a 'make ota' tree (MicroPython 1.19) in docker: argv
   assertEquals(await Deno.readTextFile(`${tree.ld}.orig`), tree.ldOriginal);
   // The frozen modules.
   assertEquals(await Deno.readTextFile(join(tree.port, "modules", "uartremote.py")), UART_REMOTE);
-  assertEquals(await Deno.readFile(join(tree.port, "modules", "ota.py")), OTA_TEMPLATE);
+  // ota.py is the template with this build's id (and no label) written in.
+  const manifest = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json")));
+  const buildId: string = manifest.build.id;
+  assert(/^[0-9a-f]{12}$/.test(buildId), buildId);
+  const stampedOta = new TextDecoder().decode(OTA_TEMPLATE).replace(
+    "BUILD = None",
+    `BUILD = "${buildId}"`,
+  );
+  assertEquals(await Deno.readTextFile(join(tree.port, "modules", "ota.py")), stampedOta);
   assertEquals(
     await Deno.readTextFile(join(tree.port, "modules", "_boot.py")),
     "# MicroPython's own _boot.py\n",
@@ -265,8 +274,18 @@ Deno.test("build-ota builds a 'make ota' tree (MicroPython 1.19) in docker: argv
   const image = await Deno.readFile(join(dist, "firmware-ota.bin"));
   assertEquals(image, await Deno.readFile(tree.output));
   assertEquals(inspectImage(image, { appOffset: 0x3c000 }).safe, true);
+  // The frozen modules travel in the image (the fake make keeps their sources there).
+  assertEquals(
+    readFrozenTable(image).find((m) => m.name === "ota.py")?.source,
+    stampedOta,
+  );
   // The manifest.
-  const manifest = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json")));
+  assertEquals(manifest.build, {
+    id: buildId,
+    builtAt: manifest.builtAt,
+    reproducible: false,
+    tree: { commit: null, changed: false },
+  });
   assertEquals(manifest.micropython, {
     version: "1.19.1",
     tree: tree.root,
@@ -285,8 +304,19 @@ Deno.test("build-ota builds a 'make ota' tree (MicroPython 1.19) in docker: argv
       source: join(dir.path, "uartremote.py"),
       sha256: sha256(new TextEncoder().encode(UART_REMOTE)),
     },
-    { name: "ota.py", source: join(ROOT, "templates", "ota.py"), sha256: sha256(OTA_TEMPLATE) },
+    {
+      name: "ota.py",
+      source: join(ROOT, "templates", "ota.py"),
+      sha256: sha256(new TextEncoder().encode(stampedOta)),
+    },
   ]);
+  // Kept as a release: the same image and manifest under dist/releases/<id>/.
+  assertEquals(await Deno.readFile(join(dist, "releases", buildId, "firmware-ota.bin")), image);
+  assertEquals(
+    await Deno.readTextFile(join(dist, "releases", buildId, "manifest.json")),
+    await Deno.readTextFile(join(dist, "manifest.json")),
+  );
+  assertStringIncludes(r.stdout, `build ${buildId}, built ${manifest.builtAt}`);
   assertEquals(manifest.runtime, "docker");
   assertEquals(manifest.containerImage, IMAGE);
   assertEquals(typeof manifest.builtAt, "string");

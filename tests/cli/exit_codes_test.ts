@@ -124,3 +124,11 @@ Deno.test("deploy --fleet where every device fails exits 11, kind AllDevicesFail
     r.stdout,
   );
 });
+
+Deno.test("fleetExitCode(): a rollout stopped by its canary is 'some failed' (10): not attempted is not failed", () => {
+  const failed = { ok: false, kind: "BootCheckError", result: "failed" };
+  const notAttempted = { ok: false, result: "not-attempted" };
+  assertEquals(fleetExitCode([failed, notAttempted, notAttempted]), 10);
+  assertEquals(fleetExitCode([failed, failed]), 11);
+  assertEquals(fleetExitCode([{ ok: true, result: "skipped" }, notAttempted]), 10);
+});

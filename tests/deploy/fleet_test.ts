@@ -132,6 +132,8 @@ Deno.test("runFleet() keeps each failure to its own row and goes on with the oth
       ok: false,
       error: "no answer from 10.0.0.2:8266",
       kind: "DeviceUnreachableError",
+      attempts: 1,
+      result: "failed",
     },
     {
       name: "buggy",
@@ -140,8 +142,18 @@ Deno.test("runFleet() keeps each failure to its own row and goes on with the oth
       ok: false,
       error: "unexpected TypeError: boom (a bug)",
       kind: "InternalError",
+      attempts: 1,
+      result: "failed",
     },
-    { name: "fine", ip: "10.0.0.4", port: 8266, ok: true, bytes: 10 },
+    {
+      name: "fine",
+      ip: "10.0.0.4",
+      port: 8266,
+      ok: true,
+      bytes: 10,
+      attempts: 1,
+      result: "updated",
+    },
   ]);
   assertEquals(unexpected, ["buggy: boom"]);
   assertEquals(finished.sort(), ["buggy", "dead", "fine"]);
@@ -177,6 +189,7 @@ const ROWS: DeviceReport[] = [
     versionBefore: "v1.19.1",
     versionAfter: "v1.20.0",
     note: "link passes only small datagrams: 256-byte blocks",
+    result: "updated",
   },
   {
     name: "cellar",
@@ -186,6 +199,7 @@ const ROWS: DeviceReport[] = [
     error:
       "no answer from 10.0.0.3:8266 in 2 s: nothing was written. The device may not be in OTA mode",
     kind: "DeviceUnreachableError",
+    result: "failed",
   },
 ];
 
@@ -193,19 +207,19 @@ Deno.test("renderFleetTable() lines up the columns and wraps long messages under
   assertEquals(
     renderFleetTable(ROWS, { messageWidth: 40 }),
     [
-      "device   result     bytes  seconds  KB/s  retx  error / note",
-      "kitchen  ok      48.0 KiB      0.6  78.7     3  link passes only small datagrams:",
-      "                                                256-byte blocks",
-      "cellar   FAILED         -        -     -     -  no answer from 10.0.0.3:8266 in 2 s:",
-      "                                                nothing was written. The device may not",
-      "                                                be in OTA mode",
+      "device   result      bytes  seconds  KB/s  retx  error / note",
+      "kitchen  updated  48.0 KiB      0.6  78.7     3  link passes only small datagrams:",
+      "                                                 256-byte blocks",
+      "cellar   FAILED          -        -     -     -  no answer from 10.0.0.3:8266 in 2 s:",
+      "                                                 nothing was written. The device may not",
+      "                                                 be in OTA mode",
     ].join("\n"),
   );
   assertEquals(
     renderFleetTable(ROWS.slice(0, 1), { trigger: true, messageWidth: 80 }),
     [
-      "device   result     bytes  seconds  KB/s  retx  version before → after  error / note",
-      "kitchen  ok      48.0 KiB      0.6  78.7     3  v1.19.1 → v1.20.0       link passes only small datagrams: 256-byte blocks",
+      "device   result      bytes  seconds  KB/s  retx  version before → after  error / note",
+      "kitchen  updated  48.0 KiB      0.6  78.7     3  v1.19.1 → v1.20.0       link passes only small datagrams: 256-byte blocks",
     ].join("\n"),
   );
 });
@@ -225,7 +239,7 @@ Deno.test("buildFleetReport() lists the failed devices and the command that retr
   assertEquals([fleetExitCode(report), report.kind], [10, "SomeDevicesFailed"]);
   assertEquals(
     renderFleetSummary(report),
-    "1 of 2 devices updated; failed: cellar\nretry them with: deno task deploy --fleet --only cellar --trigger 'my fw.bin'",
+    "1 updated, 0 skipped (up to date), 1 failed of 2 devices\nretry them with: deno task deploy --fleet --only cellar --trigger 'my fw.bin'",
   );
   assertEquals(retryCommand(["a", "b"]), "deno task deploy --fleet --only a --only b");
   assertEquals(retryCommand(["it's"]), `deno task deploy --fleet --only 'it'\\''s'`);
@@ -593,7 +607,7 @@ Deno.test("deployFleet() updates the healthy devices, reports the others, and ke
     }
 
     const table = renderFleetTable(report.devices, { messageWidth: 1000 });
-    assertStringIncludes(table, "charlie  ok");
+    assertStringIncludes(table, "charlie  updated");
     assertStringIncludes(table, "link passes only small datagrams: 256-byte blocks");
     assertStringIncludes(lines.join("\n"), "to 6 devices, 2 at a time");
     assertStringIncludes(lines.join("\n"), "delta    failed: no answer from");

@@ -1,0 +1,221 @@
+/**
+ * Releases you can go back to: every successful `build-ota` also keeps its image and
+ * manifest under `dist/releases/<build-id>/`. yaota8266 keeps one app, updated in place
+ * (docs/device.md, "Flash layout"), so the only rollback is pushing an older build again:
+ * `deploy --release <build-id|previous>` does, and `status` names the release a board runs.
+ * Releases are never removed by the tools: delete the folders you no longer need.
+ */
+import { dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { FileError } from "../errors.ts";
+import type { BuildStamp } from "./build_id.ts";
+import { FIRMWARE_FILE, MANIFEST_FILE, parseBuildStamp } from "./build_outputs.ts";
+
+export const RELEASES_DIR = "releases";
+/** The word `deploy --release` takes for the build before the current one. */
+export const PREVIOUS = "previous";
+
+/** A kept build. */
+export interface Release extends BuildStamp {
+  /** `out/releases/<id>`. */
+  dir: string;
+  /** The image, `dir/firmware-ota.bin`. */
+  firmware: string;
+  /** The image's SHA-256 from its manifest. */
+  sha256?: string;
+}
+
+/** The release named is not kept (or "previous" has none). */
+export class ReleaseNotFoundError extends FileError {}
+
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `build` and image hash of the manifest at `path`, if it has a build. */
+export async function readManifestBuild(
+  path: string,
+): Promise<(BuildStamp & { sha256?: string }) | undefined> {
+  const json = await readJson(path);
+  const build = parseBuildStamp(json?.build);
+  if (!build) return undefined;
+  const sha256 = (json?.image as { sha256?: unknown } | undefined)?.sha256;
+  return { ...build, ...(typeof sha256 === "string" ? { sha256 } : {}) };
+}
+
+/** The build `out/manifest.json` describes (the current build), if any. */
+export function currentBuild(out: string): Promise<(BuildStamp & { sha256?: string }) | undefined> {
+  return readManifestBuild(join(out, MANIFEST_FILE));
+}
+
+async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+  else await Deno.writeFile(tmp, data);
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Keeps a build under `out/releases/<id>/`. Returns the release and, when one with this
+ * id was kept already, whether its image was the same: the same id with another image
+ * means something outside the id's inputs changed (a tree that is not a git checkout).
+ * Needs read and write permissions.
+ */
+export async function keepRelease(
+  out: string,
+  build: BuildStamp,
+  image: Uint8Array,
+  manifestText: string,
+  sha256: string,
+): Promise<{ release: Release; earlier?: "same image" | "another image" }> {
+  const dir = join(out, RELEASES_DIR, build.id);
+  const before = await readManifestBuild(join(dir, MANIFEST_FILE));
+  await Deno.mkdir(dir, { recursive: true });
+  await writeAtomically(join(dir, FIRMWARE_FILE), image);
+  await writeAtomically(join(dir, MANIFEST_FILE), manifestText);
+  const release = { ...build, dir, firmware: join(dir, FIRMWARE_FILE), sha256 };
+  if (!before) return { release };
+  return { release, earlier: before.sha256 === sha256 ? "same image" : "another image" };
+}
+
+/** Every kept release, oldest first (by build time). Needs `--allow-read`. */
+export async function listReleases(out: string): Promise<Release[]> {
+  const root = join(out, RELEASES_DIR);
+  const found: Release[] = [];
+  try {
+    for await (const entry of Deno.readDir(root)) {
+      if (!entry.isDirectory) continue;
+      const dir = join(root, entry.name);
+      const build = await readManifestBuild(join(dir, MANIFEST_FILE));
+      if (!build || build.id !== entry.name) continue;
+      found.push({ ...build, dir, firmware: join(dir, FIRMWARE_FILE) });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return found.sort((a, b) =>
+    Date.parse(a.builtAt) - Date.parse(b.builtAt) || (a.id < b.id ? -1 : 1)
+  );
+}
+
+/**
+ * The release `name` means: a build id (or a unique prefix of at least 4 digits), or
+ * "previous": the newest one built before `current` (the build in `out/manifest.json`;
+ * without one, the newest but one). Pure.
+ * @throws {ReleaseNotFoundError} Naming what is kept.
+ */
+export function chooseRelease(
+  releases: readonly Release[],
+  name: string,
+  current: BuildStamp | undefined,
+  out = "dist",
+): Release {
+  const where = join(out, RELEASES_DIR);
+  const kept = releases.length
+    ? `kept there: ${releases.map((r) => r.id + (r.version ? ` (${r.version})` : "")).join(", ")}`
+    : "none is kept there yet: each successful 'deno task build-ota' keeps one";
+  if (name === PREVIOUS) {
+    const currentAt = current ? Date.parse(current.builtAt) : undefined;
+    const before = currentAt === undefined
+      ? releases.slice(0, -1)
+      : releases.filter((r) => r.id !== current!.id && Date.parse(r.builtAt) < currentAt);
+    const previous = before.at(-1);
+    if (!previous) {
+      throw new ReleaseNotFoundError(
+        `no release before ${
+          current ? `the current build ${current.id}` : "the newest"
+        } in ${where} (${kept})`,
+      );
+    }
+    return previous;
+  }
+  const matches = releases.filter((r) => name.length >= 4 && r.id.startsWith(name));
+  if (matches.length === 1) return matches[0]!;
+  throw new ReleaseNotFoundError(
+    matches.length > 1
+      ? `'${name}' names ${matches.length} releases in ${where}: give more digits (${
+        matches.map((r) => r.id).join(", ")
+      })`
+      : `no release '${name}' in ${where} (${kept}). Name a build id or '${PREVIOUS}'.`,
+  );
+}
+
+/** The release whose id is `id`, if kept. Pure. */
+export function releaseById(releases: readonly Release[], id: string): Release | undefined {
+  return releases.find((r) => r.id === id);
+}
+
+/** Only the id, time and label of a build. Pure. */
+export function stampOf(build: BuildStamp): BuildStamp {
+  return {
+    id: build.id,
+    builtAt: build.builtAt,
+    ...(build.version === undefined ? {} : { version: build.version }),
+  };
+}
+
+/** What deploy sends, and what it knows about builds. */
+export interface ImageChoice {
+  /** The image (or canned file) to send. */
+  file: string;
+  /** Set for a build output (`out` or a release folder): its manifest must describe `file`. */
+  buildDir?: string;
+  /** The build being sent, when a manifest says which it is. */
+  build?: BuildStamp;
+  /** Set with `--release`. */
+  release?: Release;
+  /** Every build whose time we know: the kept releases and the current build. */
+  known: (id: string) => BuildStamp | undefined;
+}
+
+/**
+ * The image `deploy` sends: FILE, a kept release (`--release ID|previous`), or the current
+ * build (`out/firmware-ota.bin`); and its build, from the manifest that describes it (for
+ * FILE: a `manifest.json` beside it whose SHA-256 is FILE's). Needs `--allow-read`.
+ * @throws {ReleaseNotFoundError} If the release named is not kept.
+ */
+export async function chooseImage(
+  given: { file?: string; release?: string },
+  out: string,
+): Promise<ImageChoice> {
+  const releases = await listReleases(out);
+  const current = await currentBuild(out);
+  const byId = new Map<string, BuildStamp>(releases.map((r) => [r.id, stampOf(r)]));
+  if (current && !byId.has(current.id)) byId.set(current.id, stampOf(current));
+  const known = (id: string) => byId.get(id);
+  if (given.release !== undefined) {
+    const release = chooseRelease(releases, given.release, current, out);
+    return {
+      file: release.firmware,
+      buildDir: release.dir,
+      build: stampOf(release),
+      release,
+      known,
+    };
+  }
+  if (given.file === undefined) {
+    return {
+      file: join(out, FIRMWARE_FILE),
+      buildDir: out,
+      ...(current ? { build: stampOf(current) } : {}),
+      known,
+    };
+  }
+  const beside = await readManifestBuild(join(dirname(given.file), MANIFEST_FILE));
+  let build: BuildStamp | undefined;
+  if (beside?.sha256 !== undefined) {
+    try {
+      const bytes = await Deno.readFile(given.file);
+      if (createHash("sha256").update(bytes).digest("hex") === beside.sha256) {
+        build = stampOf(beside);
+      }
+    } catch {
+      // The preflight names a missing or unreadable file.
+    }
+  }
+  return { file: given.file, ...(build ? { build } : {}), known };
+}

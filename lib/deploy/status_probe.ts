@@ -1,0 +1,189 @@
+/**
+ * `deno task status`, asking the boards: for each, at the same time and each step with a
+ * timeout, a WebREPL login (`os.uname()` and the build `ota` names, see `board_state.ts`)
+ * and the OTA-mode question over UDP (`ota_probe.ts`), which changes nothing on a board.
+ * Nothing here resets, writes or sends an end packet. A password is only ever handed to
+ * the login.
+ */
+import { readBoardState } from "./board_state.ts";
+import { compareBuild, type KnownBuilds } from "./build_compare.ts";
+import type { BuildStamp } from "../build/build_id.ts";
+import { DeviceUnreachableError, OtaError, WebReplError } from "../errors.ts";
+import { type EventSink, NO_EVENTS } from "./events.ts";
+import type { FleetDevice } from "./fleet.ts";
+import type { BoardBuild } from "../format/ota_module.ts";
+import { askOtaMode } from "../transfer/ota_probe.ts";
+import type { Signer } from "../format/packet.ts";
+import type { RunningVersion } from "../webrepl/trigger.ts";
+import { tcpPortOpen } from "../transfer/tcp_probe.ts";
+import { boardState, type BoardStatus, type StatusReport, type WebReplAccess } from "./status.ts";
+
+/** One board to ask, with what each question needs. */
+export interface StatusTarget {
+  device: FleetDevice;
+  /** The WebREPL password, or why there is none (e.g. "set KITCHEN_PW"). Never printed. */
+  password: { value: string } | { missing: string };
+  /** Signs the OTA-mode question, or why it cannot be asked (a key problem). */
+  signer: Signer | { missing: string };
+}
+
+export interface StatusOptions {
+  /** Each WebREPL step (connect, login, each command), default 3 s. */
+  timeoutMs?: number;
+  /** Boards asked at once (default 16). */
+  concurrency?: number;
+  /** dist/manifest.json's build. */
+  manifest?: BuildStamp;
+  /** Build ids whose time we know (kept releases and the current build). */
+  known?: KnownBuilds;
+  /** The kept release of a build id. */
+  release?: (id: string) => BuildStamp | undefined;
+  /** The OTA-mode question: tries and the wait for each (default 3 × 300 ms). */
+  question?: { tries?: number; waitMs?: number };
+  events?: EventSink;
+}
+
+export const DEFAULT_STATUS_TIMEOUT_MS = 3000;
+export const DEFAULT_STATUS_CONCURRENCY = 16;
+
+interface WebReplAnswer {
+  portOpen: boolean;
+  access: WebReplAccess;
+  uname?: RunningVersion;
+  build?: BoardBuild;
+  note?: string;
+}
+
+async function askWebRepl(target: StatusTarget, timeoutMs: number): Promise<WebReplAnswer> {
+  const { ip: host, port } = target.device;
+  if ("missing" in target.password) {
+    const open = await tcpPortOpen(host, port, timeoutMs);
+    return {
+      portOpen: open,
+      access: "no password",
+      ...(open ? { note: `build not read: ${target.password.missing}` } : {}),
+    };
+  }
+  try {
+    const state = await readBoardState({
+      host,
+      port,
+      password: target.password.value,
+      timeoutMs,
+    });
+    return {
+      portOpen: true,
+      access: "logged in",
+      uname: state.uname,
+      ...(state.build ? { build: state.build } : {}),
+    };
+  } catch (e) {
+    if (e instanceof DeviceUnreachableError) return { portOpen: false, access: "no answer" };
+    if (e instanceof WebReplError && e.cause instanceof Deno.errors.ConnectionRefused) {
+      return { portOpen: false, access: "refused" };
+    }
+    if (!(e instanceof OtaError)) throw e;
+    const denied = /Access denied/.test(e.message);
+    return {
+      portOpen: true,
+      access: denied ? "wrong password" : "failed",
+      note: denied ? "WebREPL: wrong password" : `WebREPL: ${e.message}`,
+    };
+  }
+}
+
+/**
+ * Asks one board both questions at once and puts the answers together. Needs `--allow-net`.
+ */
+export async function probeBoard(
+  target: StatusTarget,
+  options: StatusOptions = {},
+): Promise<BoardStatus> {
+  const { device } = target;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STATUS_TIMEOUT_MS;
+  const [web, ota] = await Promise.all([
+    askWebRepl(target, timeoutMs),
+    "sign" in target.signer
+      ? askOtaMode(device.ip, device.port, target.signer, options.question)
+      : Promise.resolve(null),
+  ]);
+  const state = boardState(web.portOpen, ota);
+  const build = web.build;
+  const release = build?.id ? options.release?.(build.id) : undefined;
+  const notes: string[] = [];
+  if (web.note) notes.push(web.note);
+  if (state === "offline") {
+    notes.push(
+      ota === null
+        ? `no answer over WebREPL; OTA mode not asked: ${
+          (target.signer as { missing: string }).missing
+        }`
+        : "no answer over WebREPL or UDP: offline, busy with another OTA session, or built for another key",
+    );
+  } else if (state === "app" && web.access === "logged in" && build === undefined) {
+    notes.push("its answer to 'import ota' was not understood");
+  }
+  return {
+    name: device.name,
+    ip: device.ip,
+    port: device.port,
+    state,
+    webrepl: web.access,
+    otaMode: ota,
+    ...(web.uname
+      ? { micropython: { release: web.uname.release, version: web.uname.version } }
+      : {}),
+    ...(build === undefined ? {} : {
+      build: build.id
+        ? { id: build.id, ...(build.version ? { version: build.version } : {}) }
+        : null,
+    }),
+    comparison: compareBuild(build, options.manifest, options.known ?? (() => undefined)),
+    ...(release ? { release } : {}),
+    ...(notes.length ? { note: notes.join("; ") } : {}),
+  };
+}
+
+/**
+ * Asks every board, `concurrency` at a time; rows in the targets' order. Needs `--allow-net`.
+ */
+export async function probeFleet(
+  targets: StatusTarget[],
+  options: StatusOptions = {},
+): Promise<StatusReport> {
+  const events = options.events ?? NO_EVENTS;
+  const rows: BoardStatus[] = new Array(targets.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < targets.length) {
+      const index = next++;
+      const target = targets[index]!;
+      const device = target.device.name;
+      events.emit({ type: "phase.started", phase: "probe", device });
+      try {
+        rows[index] = await probeBoard(target, options);
+      } catch (e) {
+        events.emit({
+          type: "phase.ended",
+          phase: "probe",
+          device,
+          ok: false,
+          error: e instanceof Error ? e.message : String(e),
+        });
+        throw e;
+      }
+      events.emit({
+        type: "device.status",
+        device,
+        status: rows[index] as unknown as Record<string, unknown>,
+      });
+      events.emit({ type: "phase.ended", phase: "probe", device, ok: true });
+    }
+  };
+  const limit = Math.max(
+    1,
+    Math.min(options.concurrency ?? DEFAULT_STATUS_CONCURRENCY, targets.length),
+  );
+  await Promise.all(Array.from({ length: limit }, worker));
+  return { manifest: options.manifest ?? null, devices: rows };
+}
