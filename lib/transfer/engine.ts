@@ -18,25 +18,11 @@
 import { PacingModel } from "./pacing.ts";
 import { type Flight, FlightPlan } from "./flight_plan.ts";
 import { count, formatMs as ms, pacingChange } from "./transfer_trace.ts";
-import type {
-  PacingSnapshot,
-  SendKind,
-  TransferAction,
-  TransferFailure,
-  TransferOptions,
-  TransferSummary,
-  TransferTrace,
-} from "./types.ts";
+import type { PacingSnapshot, SendKind, TransferTrace } from "./trace_record.ts";
+import type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
 
-export type {
-  PacingSnapshot,
-  SendKind,
-  TransferAction,
-  TransferFailure,
-  TransferOptions,
-  TransferSummary,
-  TransferTrace,
-} from "./types.ts";
+export type { PacingSnapshot, SendKind, TransferTrace } from "./trace_record.ts";
+export type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
 import type { Reply } from "../format/packet.ts";
 
 type Phase = "probe" | "resolve" | "transfer" | "cleanup" | "ending" | "bootcheck" | "finished";
