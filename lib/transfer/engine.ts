@@ -17,8 +17,9 @@
  */
 import { PacingModel } from "./pacing.ts";
 import { type Flight, FlightPlan } from "./flight_plan.ts";
-import { count, formatMs as ms, pacingChange } from "./transfer_trace.ts";
-import type { PacingSnapshot, SendKind, TransferTrace } from "./trace_record.ts";
+import { count, formatMs as ms } from "./transfer_trace.ts";
+import { EngineTrace, type Why } from "./engine_trace.ts";
+import type { SendKind } from "./trace_record.ts";
 import type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
 
 export type { PacingSnapshot, SendKind, TransferTrace } from "./trace_record.ts";
@@ -34,9 +35,6 @@ interface Sent {
   kind: SendKind;
 }
 
-/** Why a trace record says what it says: built only when someone traces. */
-type Why = () => string;
-
 const MAX_DEPTH = 3;
 /** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
 const FRESH_MARGIN_MS = 2000;
@@ -50,12 +48,7 @@ export class TransferEngine {
   readonly options: Required<TransferOptions>;
   readonly pacing = new PacingModel();
   /** Records go to `options.trace`; without one, none is built. */
-  readonly #tracing: boolean;
-  /** What the reply being handled meant (set by the phase's handler, for the trace). */
-  #meaning: string | undefined;
-  /** Records made while a reply is handled: they follow the reply's own record. */
-  #held: TransferTrace[] | undefined;
-  #tracedPacing: PacingSnapshot | undefined;
+  readonly #trace: EngineTrace;
   readonly #plan = new FlightPlan(this.pacing);
   phase: Phase = "probe";
   /** Bytes confirmed in the current device session. */
@@ -139,7 +132,7 @@ export class TransferEngine {
       trace: () => {},
       ...given,
     };
-    this.#tracing = given.trace !== undefined;
+    this.#trace = new EngineTrace(given.trace, () => this.#now);
     if (options.size <= 0) throw new RangeError("nothing to send");
     this.#candidates = [...options.blocks];
     this.block = this.#candidates[0]!;
@@ -162,7 +155,7 @@ export class TransferEngine {
     this.#now = now;
     this.#startedAt = now;
     this.#lastAnswerAt = now;
-    this.#step(() =>
+    this.#trace.step(() =>
       `${this.options.size} bytes to send; block sizes ${this.#candidates.join(", ")}; ` +
       (this.options.pace ? "paced once calibrated" : "stop-and-wait (--pace off)") +
       `; the device may stay silent ${this.#silenceLimitMs() / 1000} s`
@@ -217,7 +210,7 @@ export class TransferEngine {
     const silent = now - this.#lastAnswerAt;
     const bounded = this.phase !== "ending" && this.phase !== "bootcheck";
     if (bounded && silent >= this.#silenceLimitMs()) {
-      this.#timeout(
+      this.#trace.timeout(
         () => `no answer for ${(silent / 1000).toFixed(1)} s (the limit in this phase)`,
         () => "giving up: no end packet is sent",
       );
@@ -260,8 +253,7 @@ export class TransferEngine {
       this.#everAnswered = true;
       this.#lastAnswerAt = now;
     }
-    this.#meaning = undefined;
-    if (this.#tracing) this.#held = [];
+    this.#trace.beginReply();
     switch (this.phase) {
       case "probe":
         this.#probeReply(reply, exact);
@@ -280,37 +272,27 @@ export class TransferEngine {
         this.#afterEndReply(reply, exact);
         break;
     }
-    if (this.#tracing) {
-      const held = this.#held ?? [];
-      this.#held = undefined;
-      this.#emit({
-        type: "reply",
-        at: now,
-        seq: reply.seq,
-        offset: reply.offset,
-        len: reply.len,
-        ...(exact ? { answers: exact.kind, rttMs: now - exact.sentAt } : {}),
-        meaning: this.#meaning ??
-          (exact && !this.#fresh(exact)
-            ? "ignored: it answers a transmission older than PKT_WAIT_MS (the sender was stalled)"
-            : "ignored: not what this phase waits for"),
-        confirmed: this.confirmed,
-      });
-      for (const r of held) this.#emit(r);
-    }
+    this.#trace.endReply((meaning) => ({
+      type: "reply",
+      at: now,
+      seq: reply.seq,
+      offset: reply.offset,
+      len: reply.len,
+      ...(exact ? { answers: exact.kind, rttMs: now - exact.sentAt } : {}),
+      meaning: meaning ??
+        (exact && !this.#fresh(exact)
+          ? "ignored: it answers a transmission older than PKT_WAIT_MS (the sender was stalled)"
+          : "ignored: not what this phase waits for"),
+      confirmed: this.confirmed,
+    }));
     return this.#flush();
-  }
-
-  /** Says what the reply being handled meant. */
-  #means(text: Why): void {
-    if (this.#tracing) this.#meaning = text();
   }
 
   /** The running app answered (e.g. its WebREPL port): the new image booted. */
   onAppRunning(now: number): TransferAction[] {
     this.#now = now;
     if (this.phase === "bootcheck" || this.phase === "ending") {
-      this.#step(() => "the app answers (its WebREPL port accepts a connection): it booted");
+      this.#trace.step(() => "the app answers (its WebREPL port accepts a connection): it booted");
       this.#done("passed");
     }
     return this.#flush();
@@ -348,7 +330,7 @@ export class TransferEngine {
   }
 
   #probeTimeout(): void {
-    this.#timeout(
+    this.#trace.timeout(
       () => `no answer to the ${this.phase === "resolve" ? "resolving packet" : "probe"}`,
       () =>
         this.phase === "resolve"
@@ -398,12 +380,12 @@ export class TransferEngine {
       reply.offset !== this.#probeAt ||
       !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.options.size
     ) {
-      this.#means(() => `ignored: not an answer to a probe at offset ${this.#probeAt}`);
+      this.#trace.means(() => `ignored: not an answer to a probe at offset ${this.#probeAt}`);
       return;
     }
     if (!this.#fresh(exact)) return;
     this.pacing.addIdleRtt(this.#now - exact!.sentAt, false);
-    this.#means(() =>
+    this.#trace.means(() =>
       `the ${reply.len}-byte probe was taken: an idle round trip of ${
         ms(this.#now - exact!.sentAt)
       }`
@@ -430,7 +412,7 @@ export class TransferEngine {
       this.#chooseBlock(reply.len, this.#probeAt + reply.len);
       return;
     }
-    this.#means(() =>
+    this.#trace.means(() =>
       `the ${reply.len}-byte probe was taken, but ${
         others.join(" and ")
       }-byte probes went unanswered: one may have been taken with its reply lost`
@@ -481,7 +463,7 @@ export class TransferEngine {
     if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" || !this.#fresh(exact)) {
       return;
     }
-    this.#means(() =>
+    this.#trace.means(() =>
       `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}`
     );
     this.#chooseBlock(size, reply.offset + reply.len);
@@ -492,7 +474,7 @@ export class TransferEngine {
       // The larger sizes went unanswered while the device was still rebooting into OTA mode,
       // which says nothing about the link: probe them again further on (`#enterTransfer`).
       this.#probedBlind = false;
-      this.#step(() =>
+      this.#trace.step(() =>
         `block size not settled: the larger sizes went unanswered while the device was ` +
         "still rebooting into OTA mode; probing them again further on"
       );
@@ -503,7 +485,7 @@ export class TransferEngine {
     this.#blockKnown = true;
     this.#candidates = [block];
     if (this.options.blocks.length > 1) this.#status(`block size ${block} bytes`);
-    else this.#step(() => `block size ${block} bytes (fixed)`);
+    else this.#trace.step(() => `block size ${block} bytes (fixed)`);
     this.#enterTransfer(confirmed);
   }
 
@@ -532,11 +514,11 @@ export class TransferEngine {
       this.#tries = 0;
       this.#staggering = true;
       this.#timedOut.clear();
-      this.#step(() => `probing the block size again at offset ${confirmed}`);
+      this.#trace.step(() => `probing the block size again at offset ${confirmed}`);
       this.#sendProbe();
       return;
     }
-    this.#step(() =>
+    this.#trace.step(() =>
       `sending from offset ${confirmed} in ${
         this.#blockKnown ? this.block : this.options.recoveryLen
       }-byte blocks (a packet ends at the next block boundary: none crosses a 4 KiB sector)`
@@ -636,7 +618,7 @@ export class TransferEngine {
       // arrived while they wait would be handled inside their signature checks.
       if (this.#now < this.#lastDeadline()) {
         if (!this.#holding) {
-          this.#timeout(
+          this.#trace.timeout(
             () =>
               `#${oldest.seq} (offset ${oldest.offset}, ${oldest.len} bytes) unanswered ${
                 ms(this.#now - oldest.sentAt)
@@ -668,7 +650,7 @@ export class TransferEngine {
       const inFlight = this.#plan.flights.length;
       this.#plan.flights = [];
       this.#next = this.#resync[this.#resyncIndex % this.#resync.length]!;
-      this.#timeout(
+      this.#trace.timeout(
         () =>
           `#${oldest.seq} (offset ${oldest.offset}, ${oldest.len} bytes)${
             inFlight > 1 ? ` and ${count(inFlight - 1, "packet")} behind it` : ""
@@ -704,7 +686,7 @@ export class TransferEngine {
     if (
       exact?.kind === "session-probe" && this.#sessionProbes.has(reply.seq) && this.#fresh(exact)
     ) {
-      this.#means(() => "the session probe was answered: the device restarted its session");
+      this.#trace.means(() => "the session probe was answered: the device restarted its session");
       this.#startCleanup(reply.len, "device restarted its session — cleaning up, resending");
       return;
     }
@@ -715,10 +697,10 @@ export class TransferEngine {
       const ours = reply.offset >= this.confirmed && reply.offset + reply.len <= this.#maxSent &&
         reply.len === this.#packetLen(reply.offset);
       if (!ours) {
-        this.#means(() => "ignored: no packet of this transfer's layout");
+        this.#trace.means(() => "ignored: no packet of this transfer's layout");
         return;
       }
-      this.#means(() =>
+      this.#trace.means(() =>
         `late reply, after its packet was given up: confirms every byte before ${
           reply.offset + reply.len
         }`
@@ -732,7 +714,7 @@ export class TransferEngine {
     if (exact && f.offset === this.confirmed) {
       if (exact.sentAt === f.sentAt && f.idle && i === 0) {
         p.addIdleRtt(this.#now - f.sentAt, f.sector);
-        if (this.#tracing) sample = `; idle round trip ${ms(this.#now - f.sentAt)}`;
+        if (this.#trace.on) sample = `; idle round trip ${ms(this.#now - f.sentAt)}`;
       }
       // It was sent early enough to wait on the device behind the previous packet: the
       // gap between the two replies is its service time.
@@ -740,14 +722,14 @@ export class TransferEngine {
         exact.sentAt + p.twoWayMs < this.#lastReplyAt;
       if (waited) {
         p.addServiceSample(this.#now - this.#lastReplyAt!, f.sector);
-        if (this.#tracing) {
+        if (this.#trace.on) {
           sample += `; service ${ms(this.#now - this.#lastReplyAt!)}${
             f.sector ? " with a sector write" : ""
           } (it waited on the device)`;
         }
       }
     }
-    this.#means(() =>
+    this.#trace.means(() =>
       `ack: confirms every byte before ${reply.offset + reply.len}${
         i > 0 ? ` (and ${count(i, "packet")} before it, whose replies were lost)` : ""
       }${sample}`
@@ -797,7 +779,7 @@ export class TransferEngine {
     this.#sessionProbes.clear();
     this.#cleanedUpOnce = true;
     this.#status(message);
-    this.#step(() =>
+    this.#trace.step(() =>
       `recovery ${this.recoveries} of at most ${MAX_RECOVERIES}: offset 0 is confirmed in the ` +
       "current session, so an end packet now flushes inside the app region and reboots the " +
       "device into a clean OTA session"
@@ -831,7 +813,7 @@ export class TransferEngine {
     if (this.#cleanupStage === "check-left") {
       if (this.#cleanupTries >= 3 || this.#cleanupConfirmed >= this.options.size) {
         this.#cleanupStage = "await-fresh";
-        this.#step(() =>
+        this.#trace.step(() =>
           "the old session does not answer: the end packet was taken; waiting for the device " +
           "back in OTA mode"
         );
@@ -875,7 +857,7 @@ export class TransferEngine {
       // Still in the old session: the end packet was lost. Everything before the next
       // offset is confirmed in this session again, so the end packet may go.
       this.#cleanupConfirmed = reply.offset + reply.len;
-      this.#means(() =>
+      this.#trace.means(() =>
         "the old session is still open (the end packet was lost): end packet again"
       );
       if (this.#cleanupEnds >= 5) {
@@ -886,7 +868,7 @@ export class TransferEngine {
       return;
     }
     if (reply.offset === 0 && (this.#cleanupStage === "await-fresh" || this.#cleanupTries > 0)) {
-      this.#means(() => "offset 0 answered: a fresh session with an empty buffer");
+      this.#trace.means(() => "offset 0 answered: a fresh session with an empty buffer");
       this.#status("device is back in OTA mode with a clean buffer");
       this.#enterTransfer(reply.len);
     }
@@ -936,7 +918,7 @@ export class TransferEngine {
   #livenessTimer(): void {
     if (this.#livenessTries >= 3) {
       // Three repeats of the last packet went unanswered: the device left the session.
-      this.#timeout(
+      this.#trace.timeout(
         () => "three repeats of the last packet unanswered",
         () =>
           "the device took the end packet and left the session" +
@@ -962,7 +944,7 @@ export class TransferEngine {
 
   #bootTimer(): void {
     if (this.#now >= this.#endSentAt + this.options.bootCheckMs) {
-      this.#step(() =>
+      this.#trace.step(() =>
         `boot check passed: nothing answered offset 0 for ${
           this.options.bootCheckMs / 1000
         } s after the end packet (${this.#bootProbes} probes)`
@@ -991,7 +973,7 @@ export class TransferEngine {
       this.#fresh(exact)
     ) {
       // Still in the session with every byte confirmed: the end packet was lost.
-      this.#means(() =>
+      this.#trace.means(() =>
         "the last packet was answered: still in the session, the end packet was lost"
       );
       if (this.#endsSent >= 3) {
@@ -1007,7 +989,9 @@ export class TransferEngine {
         this.#fail({ kind: "boot-failed", attempts: this.attempts });
         return;
       }
-      this.#means(() => "offset 0 answered after the end packet: boot8266 rejected the image");
+      this.#trace.means(() =>
+        "offset 0 answered after the end packet: boot8266 rejected the image"
+      );
       this.attempts++;
       this.#status(
         "the device did not boot the new image (it is back in OTA mode): sending it once more",
@@ -1028,47 +1012,20 @@ export class TransferEngine {
     this.#sent.set(seq, { offset, len, sentAt: this.#now, kind });
     if (this.#sent.size > 4096) this.#sent.delete(this.#sent.keys().next().value!);
     this.packetsSent++;
-    if (this.#tracing) {
-      this.#emit({ type: "send", at: this.#now, seq, offset, len, kind, why: why() });
-    }
+    this.#trace.send(seq, offset, len, kind, why);
     this.#actions.push({ type: "send", seq, offset, len, kind });
     return seq;
   }
 
   #sendEnd(reason: "final" | "cleanup", why: Why): void {
     const seq = ++this.#seq;
-    if (this.#tracing) this.#emit({ type: "end", at: this.#now, seq, reason, why: why() });
+    this.#trace.end(seq, reason, why);
     this.#actions.push({ type: "end", seq, reason });
   }
 
   #status(message: string): void {
-    this.#step(() => message);
+    this.#trace.step(() => message);
     this.#actions.push({ type: "status", message });
-  }
-
-  #emit(record: TransferTrace): void {
-    if (this.#held) this.#held.push(record);
-    else this.options.trace(record);
-  }
-
-  #step(text: Why): void {
-    if (this.#tracing) this.#emit({ type: "step", at: this.#now, text: text() });
-  }
-
-  #timeout(what: Why, then: Why): void {
-    if (this.#tracing) {
-      this.#emit({ type: "timeout", at: this.#now, what: what(), then: then() });
-    }
-  }
-
-  /** A pacing record when the model changed enough to matter. */
-  #tracePacing(): void {
-    if (!this.#tracing) return;
-    const now = this.pacing.snapshot();
-    const why = pacingChange(this.#tracedPacing, now);
-    if (why === undefined) return;
-    this.#tracedPacing = now;
-    this.#emit({ type: "pacing", at: this.#now, why, pacing: now });
   }
 
   #done(bootCheck: TransferSummary["bootCheck"]): void {
@@ -1093,12 +1050,12 @@ export class TransferEngine {
   #fail(failure: TransferFailure): void {
     this.phase = "finished";
     this.#finished = true;
-    this.#step(() => `failed: ${failure.kind}`);
+    this.#trace.step(() => `failed: ${failure.kind}`);
     this.#actions.push({ type: "failed", failure });
   }
 
   #flush(): TransferAction[] {
-    this.#tracePacing();
+    this.#trace.pacing(() => this.pacing.snapshot());
     const out = this.#actions;
     this.#actions = [];
     return out;
