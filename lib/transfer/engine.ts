@@ -15,29 +15,19 @@
  *   transfer, again only after the device re-confirms it is still in that session, and
  *   for a clean-up only right after a packet at offset 0 was confirmed.
  */
-import { PacingModel } from "./pacing.ts";
-import { type Flight, FlightPlan } from "./flight_plan.ts";
+import type { PacingModel } from "./pacing.ts";
+import type { Flight } from "./flight_plan.ts";
 import { count, formatMs as ms } from "./transfer_trace.ts";
-import { EngineTrace, type Why } from "./engine_trace.ts";
+import type { Why } from "./engine_trace.ts";
+import { EngineCore, type Phase, type Sent } from "./engine_core.ts";
 import type { SendKind } from "./trace_record.ts";
-import type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
+import type { TransferAction, TransferOptions } from "./types.ts";
+import type { Reply } from "../format/packet.ts";
 
 export type { PacingSnapshot, SendKind, TransferTrace } from "./trace_record.ts";
 export type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
-import type { Reply } from "../format/packet.ts";
-
-type Phase = "probe" | "resolve" | "transfer" | "cleanup" | "ending" | "bootcheck" | "finished";
-
-interface Sent {
-  offset: number;
-  len: number;
-  sentAt: number;
-  kind: SendKind;
-}
 
 const MAX_DEPTH = 3;
-/** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
-const FRESH_MARGIN_MS = 2000;
 /** Session restarts cleaned up in one deploy before it gives up on the link. */
 const MAX_RECOVERIES = 5;
 /** Spacing of the first probes of each size: far beyond a signature check. */
@@ -45,27 +35,7 @@ const PROBE_STAGGER_MS = 30;
 const SECTOR = 4096;
 
 export class TransferEngine {
-  readonly options: Required<TransferOptions>;
-  readonly pacing = new PacingModel();
-  /** Records go to `options.trace`; without one, none is built. */
-  readonly #trace: EngineTrace;
-  readonly #plan = new FlightPlan(this.pacing);
-  phase: Phase = "probe";
-  /** Bytes confirmed in the current device session. */
-  confirmed = 0;
-  block: number;
-  retransmits = 0;
-  packetsSent = 0;
-  attempts = 1;
-  recoveries = 0;
-
-  #seq = 0;
-  #sent = new Map<number, Sent>();
-  #now = 0;
-  #everAnswered = false;
-  #lastAnswerAt = 0;
-  #finished = false;
-  #actions: TransferAction[] = [];
+  readonly #c: EngineCore;
 
   // probe / resolve
   #probeAt = 0;
@@ -77,7 +47,6 @@ export class TransferEngine {
   /** First round: the sizes are tried one after another without waiting a full timeout. */
   #staggering = true;
   #resolveOptions: number[] = [];
-  #blockKnown = false;
   #cleanedUpOnce = false;
   /** Probes timed out before the device ever answered (after a trigger: it was rebooting). */
   #probedBlind = false;
@@ -109,60 +78,62 @@ export class TransferEngine {
 
   // ending / boot check
   #endsSent = 0;
-  #endSentAt = 0;
   #livenessTries = 0;
   #livenessAt = 0;
   #bootProbeAt = 0;
   #bootProbes = 0;
 
   constructor(options: TransferOptions) {
-    // An option passed as `undefined` (a driver forwarding an unset flag) takes the default.
-    const given = Object.fromEntries(
-      Object.entries(options).filter(([, v]) => v !== undefined),
-    ) as TransferOptions;
-    this.options = {
-      bootCheckMs: 6000,
-      sessionWaitMs: 10000,
-      maxAttempts: 2,
-      recoveryLen: 256,
-      initialRtoMs: 300,
-      probeTries: 2,
-      firstAnswerMs: 0,
-      freshSession: false,
-      trace: () => {},
-      ...given,
-    };
-    this.#trace = new EngineTrace(given.trace, () => this.#now);
-    if (options.size <= 0) throw new RangeError("nothing to send");
+    this.#c = new EngineCore(options);
     this.#candidates = [...options.blocks];
-    this.block = this.#candidates[0]!;
   }
 
+  get options(): Required<TransferOptions> {
+    return this.#c.options;
+  }
+  get pacing(): PacingModel {
+    return this.#c.pacing;
+  }
+  get phase(): Phase {
+    return this.#c.phase;
+  }
+  /** Bytes confirmed in the current device session. */
+  get confirmed(): number {
+    return this.#c.confirmed;
+  }
+  get block(): number {
+    return this.#c.block;
+  }
+  get retransmits(): number {
+    return this.#c.retransmits;
+  }
+  get packetsSent(): number {
+    return this.#c.packetsSent;
+  }
+  get attempts(): number {
+    return this.#c.attempts;
+  }
+  get recoveries(): number {
+    return this.#c.recoveries;
+  }
   get lastAnswerAt(): number {
-    return this.#lastAnswerAt;
+    return this.#c.lastAnswerAt;
   }
-
-  /** How long the device may stay silent: longer before its first answer (`firstAnswerMs`). */
-  #silenceLimitMs(): number {
-    return this.#everAnswered
-      ? this.options.timeoutMs
-      : Math.max(this.options.timeoutMs, this.options.firstAnswerMs);
-  }
-
-  #startedAt = 0;
 
   start(now: number): TransferAction[] {
-    this.#now = now;
-    this.#startedAt = now;
-    this.#lastAnswerAt = now;
-    this.#trace.step(() =>
-      `${this.options.size} bytes to send; block sizes ${this.#candidates.join(", ")}; ` +
-      (this.options.pace ? "paced once calibrated" : "stop-and-wait (--pace off)") +
-      `; the device may stay silent ${this.#silenceLimitMs() / 1000} s`
+    this.#c.now = now;
+    this.#c.startedAt = now;
+    this.#c.lastAnswerAt = now;
+    this.#c.trace.step(() =>
+      `${this.#c.options.size} bytes to send; block sizes ${this.#candidates.join(", ")}; ` +
+      (this.#c.options.pace ? "paced once calibrated" : "stop-and-wait (--pace off)") +
+      `; the device may stay silent ${this.#c.silenceLimitMs() / 1000} s`
     );
-    if (this.#candidates.length > 1) this.#status("probing the largest block size the link passes");
+    if (this.#candidates.length > 1) {
+      this.#c.status("probing the largest block size the link passes");
+    }
     this.#sendProbe();
-    return this.#flush();
+    return this.#c.flush();
   }
 
   /**
@@ -170,25 +141,22 @@ export class TransferEngine {
    * trips are measured from there.
    */
   markSent(seq: number, at: number): void {
-    const sent = this.#sent.get(seq);
-    if (!sent) return;
-    sent.sentAt = at;
-    this.#plan.sentLate(seq, at);
+    this.#c.markSent(seq, at);
   }
 
   /** The time `onTimer` should next be called, if any. */
   nextTimer(): number | undefined {
-    if (this.#finished) return undefined;
-    const t: number[] = [this.#lastAnswerAt + this.#silenceLimitMs()];
-    switch (this.phase) {
+    if (this.#c.finished) return undefined;
+    const t: number[] = [this.#c.lastAnswerAt + this.#c.silenceLimitMs()];
+    switch (this.#c.phase) {
       case "probe":
       case "resolve":
         t.push(this.#probeDeadline);
         break;
       case "transfer":
         if (this.#sendAt !== undefined && !this.#holding) t.push(this.#sendAt);
-        if (this.#plan.oldest) {
-          t.push(this.#holding ? this.#lastDeadline() : this.#retransmitAt(this.#plan.oldest));
+        if (this.#c.plan.oldest) {
+          t.push(this.#holding ? this.#lastDeadline() : this.#retransmitAt(this.#c.plan.oldest));
         }
         break;
       case "cleanup":
@@ -198,30 +166,30 @@ export class TransferEngine {
         t.push(this.#livenessAt);
         break;
       case "bootcheck":
-        t.push(this.#bootProbeAt, this.#endSentAt + this.options.bootCheckMs);
+        t.push(this.#bootProbeAt, this.#c.finalEndAt + this.#c.options.bootCheckMs);
         break;
     }
     return Math.min(...t);
   }
 
   onTimer(now: number): TransferAction[] {
-    this.#now = now;
-    if (this.#finished) return [];
-    const silent = now - this.#lastAnswerAt;
-    const bounded = this.phase !== "ending" && this.phase !== "bootcheck";
-    if (bounded && silent >= this.#silenceLimitMs()) {
-      this.#trace.timeout(
+    this.#c.now = now;
+    if (this.#c.finished) return [];
+    const silent = now - this.#c.lastAnswerAt;
+    const bounded = this.#c.phase !== "ending" && this.#c.phase !== "bootcheck";
+    if (bounded && silent >= this.#c.silenceLimitMs()) {
+      this.#c.trace.timeout(
         () => `no answer for ${(silent / 1000).toFixed(1)} s (the limit in this phase)`,
         () => "giving up: no end packet is sent",
       );
-      this.#fail(
-        this.#everAnswered
-          ? { kind: "stopped-answering", confirmed: this.confirmed, silentMs: silent }
+      this.#c.fail(
+        this.#c.everAnswered
+          ? { kind: "stopped-answering", confirmed: this.#c.confirmed, silentMs: silent }
           : { kind: "no-answer" },
       );
-      return this.#flush();
+      return this.#c.flush();
     }
-    switch (this.phase) {
+    switch (this.#c.phase) {
       case "probe":
       case "resolve":
         if (now >= this.#probeDeadline) this.#probeTimeout();
@@ -239,40 +207,37 @@ export class TransferEngine {
         this.#bootTimer();
         break;
     }
-    return this.#flush();
+    return this.#c.flush();
   }
 
   onReply(now: number, reply: Reply): TransferAction[] {
-    this.#now = now;
-    if (this.#finished) return [];
-    const sent = this.#sent.get(reply.seq);
-    const exact = sent && sent.offset === reply.offset && sent.len === reply.len ? sent : undefined;
-    // A reply to a transmission older than PKT_WAIT_MS (the sender was stalled) says
-    // nothing about the device's current session: it does not count as an answer.
-    if (!exact || this.#fresh(exact)) {
-      this.#everAnswered = true;
-      this.#lastAnswerAt = now;
+    this.#c.now = now;
+    if (this.#c.finished) return [];
+    const exact = this.#c.receive(reply);
+    this.#c.trace.beginReply();
+    try {
+      switch (this.#c.phase) {
+        case "probe":
+          this.#probeReply(reply, exact);
+          break;
+        case "resolve":
+          this.#resolveReply(reply, exact);
+          break;
+        case "transfer":
+          this.#transferReply(reply, exact);
+          break;
+        case "cleanup":
+          this.#cleanupReply(reply, exact);
+          break;
+        case "ending":
+        case "bootcheck":
+          this.#afterEndReply(reply, exact);
+          break;
+      }
+    } finally {
+      this.#c.handled();
     }
-    this.#trace.beginReply();
-    switch (this.phase) {
-      case "probe":
-        this.#probeReply(reply, exact);
-        break;
-      case "resolve":
-        this.#resolveReply(reply, exact);
-        break;
-      case "transfer":
-        this.#transferReply(reply, exact);
-        break;
-      case "cleanup":
-        this.#cleanupReply(reply, exact);
-        break;
-      case "ending":
-      case "bootcheck":
-        this.#afterEndReply(reply, exact);
-        break;
-    }
-    this.#trace.endReply((meaning) => ({
+    this.#c.trace.endReply((meaning) => ({
       type: "reply",
       at: now,
       seq: reply.seq,
@@ -280,32 +245,34 @@ export class TransferEngine {
       len: reply.len,
       ...(exact ? { answers: exact.kind, rttMs: now - exact.sentAt } : {}),
       meaning: meaning ??
-        (exact && !this.#fresh(exact)
+        (exact && !this.#c.fresh(exact)
           ? "ignored: it answers a transmission older than PKT_WAIT_MS (the sender was stalled)"
           : "ignored: not what this phase waits for"),
-      confirmed: this.confirmed,
+      confirmed: this.#c.confirmed,
     }));
-    return this.#flush();
+    return this.#c.flush();
   }
 
   /** The running app answered (e.g. its WebREPL port): the new image booted. */
   onAppRunning(now: number): TransferAction[] {
-    this.#now = now;
-    if (this.phase === "bootcheck" || this.phase === "ending") {
-      this.#trace.step(() => "the app answers (its WebREPL port accepts a connection): it booted");
-      this.#done("passed");
+    this.#c.now = now;
+    if (this.#c.phase === "bootcheck" || this.#c.phase === "ending") {
+      this.#c.trace.step(() =>
+        "the app answers (its WebREPL port accepts a connection): it booted"
+      );
+      this.#c.done("passed");
     }
-    return this.#flush();
+    return this.#c.flush();
   }
 
   // ---- probe: find the largest block the link passes, at offset #probeAt ----
 
   #sendProbe(): void {
     const size = this.#candidates[this.#candidate]!;
-    const len = Math.min(size, this.options.size - this.#probeAt);
+    const len = Math.min(size, this.#c.options.size - this.#probeAt);
     const staggered = this.#staggering && this.#candidate < this.#candidates.length - 1;
     const wait = staggered ? PROBE_STAGGER_MS : this.#probeRto();
-    this.#send(
+    this.#c.send(
       this.#probeAt,
       len,
       "probe",
@@ -320,27 +287,27 @@ export class TransferEngine {
     // A probe that is not answered is presumed too large (or lost) until an answer says
     // otherwise: if it was accepted with its reply lost, `resolve` finds out.
     this.#timedOut.add(size);
-    this.#probeDeadline = this.#now + wait;
+    this.#probeDeadline = this.#c.now + wait;
   }
 
   #probeRto(): number {
-    return this.pacing.measured
-      ? Math.min(this.options.initialRtoMs, 2 * this.pacing.serviceMs(false) + 30)
-      : this.options.initialRtoMs;
+    return this.#c.pacing.measured
+      ? Math.min(this.#c.options.initialRtoMs, 2 * this.#c.pacing.serviceMs(false) + 30)
+      : this.#c.options.initialRtoMs;
   }
 
   #probeTimeout(): void {
-    this.#trace.timeout(
-      () => `no answer to the ${this.phase === "resolve" ? "resolving packet" : "probe"}`,
+    this.#c.trace.timeout(
+      () => `no answer to the ${this.#c.phase === "resolve" ? "resolving packet" : "probe"}`,
       () =>
-        this.phase === "resolve"
+        this.#c.phase === "resolve"
           ? "trying the next candidate offset"
           : this.#staggering
           ? "next block size"
           : "probing again",
     );
-    if (!this.#everAnswered) this.#probedBlind = true;
-    if (this.phase === "resolve") {
+    if (!this.#c.everAnswered) this.#probedBlind = true;
+    if (this.#c.phase === "resolve") {
       this.#candidate = (this.#candidate + 1) % this.#resolveOptions.length;
       this.#sendResolve();
       return;
@@ -357,13 +324,13 @@ export class TransferEngine {
       this.#sendProbe();
       return;
     }
-    if (++this.#tries >= this.options.probeTries) {
+    if (++this.#tries >= this.#c.options.probeTries) {
       this.#tries = 0;
       if (++this.#candidate >= this.#candidates.length) {
         this.#candidate = 0;
-        if (!this.#cycleDone && this.#probeAt === 0 && !this.#everAnswered) {
-          this.#status(
-            this.options.freshSession
+        if (!this.#cycleDone && this.#probeAt === 0 && !this.#c.everAnswered) {
+          this.#c.status(
+            this.#c.options.freshSession
               ? "no answer yet: the device is still rebooting into OTA mode; waiting"
               : "no answer yet: the device may still be in an earlier session (an interrupted deploy?) " +
                 "and restarts it after 10 s without packets; waiting",
@@ -378,16 +345,16 @@ export class TransferEngine {
   #probeReply(reply: Reply, exact: Sent | undefined): void {
     if (
       reply.offset !== this.#probeAt ||
-      !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.options.size
+      !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.#c.options.size
     ) {
-      this.#trace.means(() => `ignored: not an answer to a probe at offset ${this.#probeAt}`);
+      this.#c.trace.means(() => `ignored: not an answer to a probe at offset ${this.#probeAt}`);
       return;
     }
-    if (!this.#fresh(exact)) return;
-    this.pacing.addIdleRtt(this.#now - exact!.sentAt, false);
-    this.#trace.means(() =>
+    if (!this.#c.fresh(exact)) return;
+    this.#c.pacing.addIdleRtt(this.#c.now - exact!.sentAt, false);
+    this.#c.trace.means(() =>
       `the ${reply.len}-byte probe was taken: an idle round trip of ${
-        ms(this.#now - exact!.sentAt)
+        ms(this.#c.now - exact!.sentAt)
       }`
     );
     if (
@@ -406,18 +373,18 @@ export class TransferEngine {
     // Another size sent here went unanswered: it may have been accepted with its reply
     // lost, and then this reply is the device repeating it (same offset, rule 3, with
     // this request's length). Find out which offset it expects next.
-    const fits = (s: number) => this.#probeAt + s < this.options.size;
+    const fits = (s: number) => this.#probeAt + s < this.#c.options.size;
     const others = [...this.#timedOut].filter((s) => s !== reply.len && fits(s));
     if (others.length === 0 || !fits(reply.len)) {
       this.#chooseBlock(reply.len, this.#probeAt + reply.len);
       return;
     }
-    this.#trace.means(() =>
+    this.#c.trace.means(() =>
       `the ${reply.len}-byte probe was taken, but ${
         others.join(" and ")
       }-byte probes went unanswered: one may have been taken with its reply lost`
     );
-    this.phase = "resolve";
+    this.#c.phase = "resolve";
     // The size just answered is by far the likeliest (the larger ones usually exceed the
     // link's datagram size): try it twice per round.
     this.#resolveOptions = [reply.len, reply.len, ...others.sort((a, b) => b - a)];
@@ -425,110 +392,94 @@ export class TransferEngine {
     this.#sendResolve();
   }
 
-  /**
-   * After a trigger the device entered OTA mode with a clean buffer; it can hold stale
-   * bytes only after a session of ours timed out, PKT_WAIT_MS after its first packet was
-   * accepted, which was after our start ("Session restarts keep stale bytes").
-   */
-  /**
-   * A reply to a transmission sent well within PKT_WAIT_MS: the device's session cannot
-   * have restarted since. Older replies (the sender was stalled: Ctrl-Z, a sleeping
-   * laptop) say nothing about the current session and never lead to an end packet.
-   */
-  #fresh(exact: Sent | undefined): boolean {
-    return exact !== undefined &&
-      this.#now - exact.sentAt < this.options.sessionWaitMs - FRESH_MARGIN_MS;
-  }
-
   #freshSessionAnswer(): boolean {
-    return this.options.freshSession && this.#now - this.#startedAt < this.options.sessionWaitMs;
+    return this.#c.options.freshSession &&
+      this.#c.now - this.#c.startedAt < this.#c.options.sessionWaitMs;
   }
 
   #sendResolve(): void {
     const size = this.#resolveOptions[this.#candidate]!;
     const offset = this.#probeAt + size;
-    this.#send(
+    this.#c.send(
       offset,
-      Math.min(size, this.options.size - offset),
+      Math.min(size, this.#c.options.size - offset),
       "resolve",
       () =>
         `does the device expect offset ${offset}? (it does if it took the ${size}-byte packet ` +
         "at the probe's offset)",
     );
-    this.#probeDeadline = this.#now + this.#probeRto();
+    this.#probeDeadline = this.#c.now + this.#probeRto();
   }
 
   #resolveReply(reply: Reply, exact: Sent | undefined): void {
     const size = reply.offset - this.#probeAt;
-    if (!this.#resolveOptions.includes(size) || exact?.kind !== "resolve" || !this.#fresh(exact)) {
+    if (
+      !this.#resolveOptions.includes(size) || exact?.kind !== "resolve" || !this.#c.fresh(exact)
+    ) {
       return;
     }
-    this.#trace.means(() =>
+    this.#c.trace.means(() =>
       `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}`
     );
     this.#chooseBlock(size, reply.offset + reply.len);
   }
 
   #chooseBlock(block: number, confirmed: number): void {
-    if (this.options.freshSession && this.#probedBlind && block < this.options.blocks[0]!) {
+    if (this.#c.options.freshSession && this.#probedBlind && block < this.#c.options.blocks[0]!) {
       // The larger sizes went unanswered while the device was still rebooting into OTA mode,
       // which says nothing about the link: probe them again further on (`#enterTransfer`).
       this.#probedBlind = false;
-      this.#trace.step(() =>
+      this.#c.trace.step(() =>
         `block size not settled: the larger sizes went unanswered while the device was ` +
         "still rebooting into OTA mode; probing them again further on"
       );
       this.#enterTransfer(confirmed);
       return;
     }
-    this.block = block;
-    this.#blockKnown = true;
+    this.#c.block = block;
+    this.#c.blockKnown = true;
     this.#candidates = [block];
-    if (this.options.blocks.length > 1) this.#status(`block size ${block} bytes`);
-    else this.#trace.step(() => `block size ${block} bytes (fixed)`);
+    if (this.#c.options.blocks.length > 1) this.#c.status(`block size ${block} bytes`);
+    else this.#c.trace.step(() => `block size ${block} bytes (fixed)`);
     this.#enterTransfer(confirmed);
   }
 
   // ---- transfer ----
 
   #enterTransfer(confirmed: number): void {
-    this.phase = "transfer";
-    this.confirmed = confirmed;
+    this.#c.phase = "transfer";
+    this.#c.confirmed = confirmed;
     this.#next = confirmed;
-    this.#plan.reset(this.#now);
-    this.#lastReplyAt = this.#now;
+    this.#c.plan.reset(this.#c.now);
+    this.#lastReplyAt = this.#c.now;
     this.#backoff = 1;
     this.#resync = [];
     this.#resyncIndex = 0;
     this.#holding = false;
     this.#maxSent = confirmed;
     if (
-      !this.#blockKnown && confirmed >= SECTOR / 4 && confirmed % this.options.blocks[0]! === 0 &&
-      confirmed < this.options.size
+      !this.#c.blockKnown && confirmed >= SECTOR / 4 &&
+      confirmed % this.#c.options.blocks[0]! === 0 &&
+      confirmed < this.#c.options.size
     ) {
       // Recovered without knowing the block size yet: probe it here.
-      this.phase = "probe";
+      this.#c.phase = "probe";
       this.#probeAt = confirmed;
-      this.#candidates = [...this.options.blocks];
+      this.#candidates = [...this.#c.options.blocks];
       this.#candidate = 0;
       this.#tries = 0;
       this.#staggering = true;
       this.#timedOut.clear();
-      this.#trace.step(() => `probing the block size again at offset ${confirmed}`);
+      this.#c.trace.step(() => `probing the block size again at offset ${confirmed}`);
       this.#sendProbe();
       return;
     }
-    this.#trace.step(() =>
+    this.#c.trace.step(() =>
       `sending from offset ${confirmed} in ${
-        this.#blockKnown ? this.block : this.options.recoveryLen
+        this.#c.blockKnown ? this.#c.block : this.#c.options.recoveryLen
       }-byte blocks (a packet ends at the next block boundary: none crosses a 4 KiB sector)`
     );
     this.#maybeFinishTransfer();
-  }
-
-  #packetLen(offset: number): number {
-    const b = this.#blockKnown ? this.block : this.options.recoveryLen;
-    return Math.min(b - offset % b, this.options.size - offset);
   }
 
   #pump(): void {
@@ -536,30 +487,33 @@ export class TransferEngine {
     if (this.#holding) return;
     // The oldest reply is late: send nothing new until it comes or its timer fires (a
     // packet sent now would only delay the retransmission).
-    const oldest = this.#plan.oldest;
-    if (oldest && this.pacing.calibrated && this.#now > oldest.end + this.pacing.guardMs / 2) {
+    const oldest = this.#c.plan.oldest;
+    if (
+      oldest && this.#c.pacing.calibrated && this.#c.now > oldest.end + this.#c.pacing.guardMs / 2
+    ) {
       return;
     }
-    while (this.phase === "transfer" && this.#next < this.options.size) {
+    while (this.#c.phase === "transfer" && this.#next < this.#c.options.size) {
       if (
-        !this.#blockKnown && this.#next >= SECTOR / 4 && this.#next % this.options.blocks[0]! === 0
+        !this.#c.blockKnown && this.#next >= SECTOR / 4 &&
+        this.#next % this.#c.options.blocks[0]! === 0
       ) {
-        if (this.#plan.flights.length > 0) return;
+        if (this.#c.plan.flights.length > 0) return;
         this.#enterTransfer(this.#next);
         return;
       }
-      const last = this.#plan.last;
+      const last = this.#c.plan.last;
       // After a timeout the oldest packet is resent and the pipeline resumes behind it
       // (a plain loss, the usual case); if that fails too, one candidate at a time.
       if (last && this.#resync.length > 0 && this.#resyncIndex > 0) return;
       if (last) {
-        const p = this.pacing;
+        const p = this.#c.pacing;
         if (
-          !this.options.pace || p.stopAndWait || !p.calibrated ||
-          this.#plan.flights.length >= MAX_DEPTH
+          !this.#c.options.pace || p.stopAndWait || !p.calibrated ||
+          this.#c.plan.flights.length >= MAX_DEPTH
         ) return;
-        const at = this.#plan.nextSendAt()!;
-        if (at > this.#now) {
+        const at = this.#c.plan.nextSendAt()!;
+        if (at > this.#c.now) {
           this.#sendAt = at;
           return;
         }
@@ -570,17 +524,17 @@ export class TransferEngine {
 
   /** Why a packet goes now behind `last`: the aim and what it was computed from. */
   #pacedWhy(last: Flight): string {
-    const p = this.pacing;
+    const p = this.#c.pacing;
     return `paced: to arrive ${ms(p.aimMs)} into #${last.seq}'s service (${
       p.phase.toFixed(2)
     } × service ${ms(p.serviceMs(false))}, network ${ms(p.twoWayMs)} both ways), ` +
-      `${ms(this.#now - last.sentAt)} after it; ${this.#plan.flights.length + 1} in flight`;
+      `${ms(this.#c.now - last.sentAt)} after it; ${this.#c.plan.flights.length + 1} in flight`;
   }
 
   /** Why a packet goes with nothing in flight before it. */
   #unpacedWhy(): string {
-    const p = this.pacing;
-    const mode = !this.options.pace
+    const p = this.#c.pacing;
+    const mode = !this.#c.options.pace
       ? "stop-and-wait (--pace off)"
       : !p.calibrated
       ? `stop-and-wait until ${p.snapshot().calibrationSamples} idle round trips are measured (${p.snapshot().idleSamples} so far)`
@@ -593,39 +547,39 @@ export class TransferEngine {
 
   #sendData(why: Why): void {
     const offset = this.#next;
-    const len = this.#packetLen(offset);
+    const len = this.#c.packetLen(offset);
     const kind: SendKind = offset < this.#maxSent ? "retransmit" : "data";
-    if (kind === "retransmit") this.retransmits++;
-    this.#plan.add(offset, len, this.#send(offset, len, kind, why), this.#now);
-    if (offset + len === this.options.size) this.#lastPacketSent = { offset, len };
+    if (kind === "retransmit") this.#c.retransmits++;
+    this.#c.plan.add(offset, len, this.#c.send(offset, len, kind, why), this.#c.now);
+    if (offset + len === this.#c.options.size) this.#lastPacketSent = { offset, len };
     this.#next = offset + len;
     this.#maxSent = Math.max(this.#maxSent, this.#next);
   }
 
   #retransmitAt(f: Flight): number {
-    return this.#plan.retransmitAt(f, this.#backoff, this.options.initialRtoMs);
+    return this.#c.plan.retransmitAt(f, this.#backoff, this.#c.options.initialRtoMs);
   }
 
   #lastDeadline(): number {
-    return this.#plan.lastDeadline(this.#backoff, this.options.initialRtoMs);
+    return this.#c.plan.lastDeadline(this.#backoff, this.#c.options.initialRtoMs);
   }
 
   #transferTimer(): void {
-    const oldest = this.#plan.oldest;
-    if (oldest && this.#now >= this.#retransmitAt(oldest)) {
+    const oldest = this.#c.plan.oldest;
+    if (oldest && this.#c.now >= this.#retransmitAt(oldest)) {
       // Send nothing while packets sent after it may still be on the device: a reply to
       // any of them confirms it too (its own reply was lost), and a retransmission that
       // arrived while they wait would be handled inside their signature checks.
-      if (this.#now < this.#lastDeadline()) {
+      if (this.#c.now < this.#lastDeadline()) {
         if (!this.#holding) {
-          this.#trace.timeout(
+          this.#c.trace.timeout(
             () =>
               `#${oldest.seq} (offset ${oldest.offset}, ${oldest.len} bytes) unanswered ${
-                ms(this.#now - oldest.sentAt)
+                ms(this.#c.now - oldest.sentAt)
               } after it was sent`,
             () =>
               `holding: a reply to one of the ${
-                count(this.#plan.flights.length - 1, "later packet")
+                count(this.#c.plan.flights.length - 1, "later packet")
               } in flight would confirm it too`,
           );
         }
@@ -633,7 +587,7 @@ export class TransferEngine {
         return;
       }
       this.#holding = false;
-      this.pacing.onLoss();
+      this.#c.pacing.onLoss();
       this.#backoff = Math.min(this.#backoff * 2, 16);
       // The device may have accepted some of the packets in flight with their replies
       // lost: then it expects, or repeats, a later offset than the oldest. Try each.
@@ -641,16 +595,16 @@ export class TransferEngine {
         // Candidates: what it confirmed last, each packet in flight, and the packet after
         // them (all of them accepted, every reply lost).
         this.#resync = [
-          ...new Set([this.confirmed, ...this.#plan.flights.map((f) => f.offset), this.#next]),
-        ].filter((o) => o < this.options.size);
+          ...new Set([this.#c.confirmed, ...this.#c.plan.flights.map((f) => f.offset), this.#next]),
+        ].filter((o) => o < this.#c.options.size);
         this.#resyncIndex = 0;
       } else {
         this.#resyncIndex++;
       }
-      const inFlight = this.#plan.flights.length;
-      this.#plan.flights = [];
+      const inFlight = this.#c.plan.flights.length;
+      this.#c.plan.flights = [];
       this.#next = this.#resync[this.#resyncIndex % this.#resync.length]!;
-      this.#trace.timeout(
+      this.#c.trace.timeout(
         () =>
           `#${oldest.seq} (offset ${oldest.offset}, ${oldest.len} bytes)${
             inFlight > 1 ? ` and ${count(inFlight - 1, "packet")} behind it` : ""
@@ -659,23 +613,24 @@ export class TransferEngine {
           `lost: retransmission timer ×${this.#backoff}; resending from offset ${this.#next} ` +
           `(where the device may be: ${this.#resync.join(", ")})`,
       );
-      const lostContact = this.#now - this.#lastAnswerAt >= this.options.sessionWaitMs - 1000;
-      if (lostContact && this.confirmed > 0 && (this.#alternate = !this.#alternate)) {
+      const lostContact =
+        this.#c.now - this.#c.lastAnswerAt >= this.#c.options.sessionWaitMs - 1000;
+      if (lostContact && this.#c.confirmed > 0 && (this.#alternate = !this.#alternate)) {
         // Nothing confirmed for about PKT_WAIT_MS: the device may have restarted its
         // session, and then it answers a packet at offset 0 only.
-        const len = this.#recoveryLenAt(0);
-        const seq = this.#send(
+        const len = this.#c.recoveryLenAt(0);
+        const seq = this.#c.send(
           0,
           len,
           "session-probe",
           () =>
             `nothing confirmed for ${
-              ((this.#now - this.#lastAnswerAt) / 1000).toFixed(1)
-            } s (PKT_WAIT_MS is ${this.options.sessionWaitMs / 1000} s): only a device that ` +
+              ((this.#c.now - this.#c.lastAnswerAt) / 1000).toFixed(1)
+            } s (PKT_WAIT_MS is ${this.#c.options.sessionWaitMs / 1000} s): only a device that ` +
             "restarted its session answers offset 0",
         );
         this.#sessionProbes.add(seq);
-        this.#plan.placeholder(0, len, seq, this.#now);
+        this.#c.plan.placeholder(0, len, seq, this.#c.now);
         return;
       }
     }
@@ -684,23 +639,25 @@ export class TransferEngine {
 
   #transferReply(reply: Reply, exact: Sent | undefined): void {
     if (
-      exact?.kind === "session-probe" && this.#sessionProbes.has(reply.seq) && this.#fresh(exact)
+      exact?.kind === "session-probe" && this.#sessionProbes.has(reply.seq) && this.#c.fresh(exact)
     ) {
-      this.#trace.means(() => "the session probe was answered: the device restarted its session");
+      this.#c.trace.means(() => "the session probe was answered: the device restarted its session");
       this.#startCleanup(reply.len, "device restarted its session — cleaning up, resending");
       return;
     }
-    const i = this.#plan.flights.findIndex((f) => f.offset === reply.offset && f.len === reply.len);
+    const i = this.#c.plan.flights.findIndex((f) =>
+      f.offset === reply.offset && f.len === reply.len
+    );
     if (i < 0) {
       // A late reply for a packet sent before a timeout: it still confirms every byte
       // before its end, if it is one of ours (the layout is fixed by the block size).
-      const ours = reply.offset >= this.confirmed && reply.offset + reply.len <= this.#maxSent &&
-        reply.len === this.#packetLen(reply.offset);
+      const ours = reply.offset >= this.#c.confirmed && reply.offset + reply.len <= this.#maxSent &&
+        reply.len === this.#c.packetLen(reply.offset);
       if (!ours) {
-        this.#trace.means(() => "ignored: no packet of this transfer's layout");
+        this.#c.trace.means(() => "ignored: no packet of this transfer's layout");
         return;
       }
-      this.#trace.means(() =>
+      this.#c.trace.means(() =>
         `late reply, after its packet was given up: confirms every byte before ${
           reply.offset + reply.len
         }`
@@ -708,55 +665,55 @@ export class TransferEngine {
       this.#confirm(reply.offset + reply.len, false);
       return;
     }
-    const f = this.#plan.flights[i]!;
-    const p = this.pacing;
+    const f = this.#c.plan.flights[i]!;
+    const p = this.#c.pacing;
     let sample = "";
-    if (exact && f.offset === this.confirmed) {
+    if (exact && f.offset === this.#c.confirmed) {
       if (exact.sentAt === f.sentAt && f.idle && i === 0) {
-        p.addIdleRtt(this.#now - f.sentAt, f.sector);
-        if (this.#trace.on) sample = `; idle round trip ${ms(this.#now - f.sentAt)}`;
+        p.addIdleRtt(this.#c.now - f.sentAt, f.sector);
+        if (this.#c.trace.on) sample = `; idle round trip ${ms(this.#c.now - f.sentAt)}`;
       }
       // It was sent early enough to wait on the device behind the previous packet: the
       // gap between the two replies is its service time.
       const waited = this.#lastReplyAt !== undefined &&
         exact.sentAt + p.twoWayMs < this.#lastReplyAt;
       if (waited) {
-        p.addServiceSample(this.#now - this.#lastReplyAt!, f.sector);
-        if (this.#trace.on) {
-          sample += `; service ${ms(this.#now - this.#lastReplyAt!)}${
+        p.addServiceSample(this.#c.now - this.#lastReplyAt!, f.sector);
+        if (this.#c.trace.on) {
+          sample += `; service ${ms(this.#c.now - this.#lastReplyAt!)}${
             f.sector ? " with a sector write" : ""
           } (it waited on the device)`;
         }
       }
     }
-    this.#trace.means(() =>
+    this.#c.trace.means(() =>
       `ack: confirms every byte before ${reply.offset + reply.len}${
         i > 0 ? ` (and ${count(i, "packet")} before it, whose replies were lost)` : ""
       }${sample}`
     );
     p.onAck();
-    this.#confirm(reply.offset + reply.len, this.#fresh(exact) && exact!.offset === reply.offset);
+    this.#confirm(reply.offset + reply.len, this.#c.fresh(exact) && exact!.offset === reply.offset);
   }
 
   /** Every byte before `upTo` is confirmed; `fresh`: by a reply that is surely current. */
   #confirm(upTo: number, fresh: boolean): void {
-    this.confirmed = upTo;
+    this.#c.confirmed = upTo;
     this.#resync = [];
     this.#holding = false;
     this.#sessionProbes.clear();
     this.#backoff = 1;
-    this.#lastReplyAt = this.#now;
-    this.#plan.confirm(upTo, this.#now);
+    this.#lastReplyAt = this.#c.now;
+    this.#c.plan.confirm(upTo, this.#c.now);
     // Send next what the device expects next, unless it is already in flight.
-    if (this.#plan.oldest?.offset !== upTo) {
-      this.#plan.flights = [];
+    if (this.#c.plan.oldest?.offset !== upTo) {
+      this.#c.plan.flights = [];
       this.#next = upTo;
     }
     this.#maybeFinishTransfer(fresh);
   }
 
   #maybeFinishTransfer(fresh = true): void {
-    if (this.confirmed < this.options.size) {
+    if (this.#c.confirmed < this.#c.options.size) {
       this.#pump();
     } else if (fresh) {
       this.#startEnding();
@@ -771,21 +728,21 @@ export class TransferEngine {
   // ---- clean-up: get back to a clean device from an unknown session state ----
 
   #startCleanup(confirmedAtZero: number, message: string): void {
-    if (this.recoveries >= MAX_RECOVERIES) {
-      this.#fail({ kind: "unstable", recoveries: this.recoveries });
+    if (this.#c.recoveries >= MAX_RECOVERIES) {
+      this.#c.fail({ kind: "unstable", recoveries: this.#c.recoveries });
       return;
     }
-    this.recoveries++;
+    this.#c.recoveries++;
     this.#sessionProbes.clear();
     this.#cleanedUpOnce = true;
-    this.#status(message);
-    this.#trace.step(() =>
-      `recovery ${this.recoveries} of at most ${MAX_RECOVERIES}: offset 0 is confirmed in the ` +
+    this.#c.status(message);
+    this.#c.trace.step(() =>
+      `recovery ${this.#c.recoveries} of at most ${MAX_RECOVERIES}: offset 0 is confirmed in the ` +
       "current session, so an end packet now flushes inside the app region and reboots the " +
       "device into a clean OTA session"
     );
-    this.phase = "cleanup";
-    this.#plan.flights = [];
+    this.#c.phase = "cleanup";
+    this.#c.plan.flights = [];
     this.#cleanupConfirmed = confirmedAtZero;
     this.#cleanupEnds = 0;
     this.#cleanupEnd();
@@ -793,7 +750,7 @@ export class TransferEngine {
 
   #cleanupEnd(): void {
     this.#cleanupEnds++;
-    this.#sendEnd(
+    this.#c.sendEnd(
       "cleanup",
       () =>
         `every byte before ${this.#cleanupConfirmed} is confirmed in this session: the flush ` +
@@ -801,19 +758,14 @@ export class TransferEngine {
     );
     this.#cleanupStage = "check-left";
     this.#cleanupTries = 0;
-    this.#cleanupAt = this.#now + this.#settleMs();
-  }
-
-  /** Time for an end packet to be taken, or a probe to come back. */
-  #settleMs(): number {
-    return Math.max(100, 3 * (this.pacing.serviceMs(true) + this.pacing.twoWayMs));
+    this.#cleanupAt = this.#c.now + this.#c.settleMs();
   }
 
   #cleanupTimer(): void {
     if (this.#cleanupStage === "check-left") {
-      if (this.#cleanupTries >= 3 || this.#cleanupConfirmed >= this.options.size) {
+      if (this.#cleanupTries >= 3 || this.#cleanupConfirmed >= this.#c.options.size) {
         this.#cleanupStage = "await-fresh";
-        this.#trace.step(() =>
+        this.#c.trace.step(() =>
           "the old session does not answer: the end packet was taken; waiting for the device " +
           "back in OTA mode"
         );
@@ -822,34 +774,29 @@ export class TransferEngine {
         // a fresh session drops it (it expects offset 0).
         this.#cleanupTries++;
         const at = this.#cleanupConfirmed;
-        this.#send(
+        this.#c.send(
           at,
-          this.#recoveryLenAt(at),
+          this.#c.recoveryLenAt(at),
           "cleanup-check",
           () =>
             `is the old session still open? Only if the end packet was lost is offset ${at} ` +
             "taken (a fresh session drops it)",
         );
-        this.#cleanupAt = this.#now + this.#settleMs();
+        this.#cleanupAt = this.#c.now + this.#c.settleMs();
         return;
       }
     }
-    this.#send(
+    this.#c.send(
       0,
-      this.#recoveryLenAt(0),
+      this.#c.recoveryLenAt(0),
       "probe",
       () => "is the device back in OTA mode? A clean session answers offset 0",
     );
-    this.#cleanupAt = this.#now + Math.max(150, this.#settleMs());
-  }
-
-  #recoveryLenAt(offset: number): number {
-    const b = this.options.recoveryLen;
-    return Math.min(b - offset % b, this.options.size - offset);
+    this.#cleanupAt = this.#c.now + Math.max(150, this.#c.settleMs());
   }
 
   #cleanupReply(reply: Reply, exact: Sent | undefined): void {
-    if (!this.#fresh(exact)) return;
+    if (!this.#c.fresh(exact)) return;
     if (
       this.#cleanupStage === "check-left" && reply.offset === this.#cleanupConfirmed &&
       reply.len > 0
@@ -857,19 +804,19 @@ export class TransferEngine {
       // Still in the old session: the end packet was lost. Everything before the next
       // offset is confirmed in this session again, so the end packet may go.
       this.#cleanupConfirmed = reply.offset + reply.len;
-      this.#trace.means(() =>
+      this.#c.trace.means(() =>
         "the old session is still open (the end packet was lost): end packet again"
       );
       if (this.#cleanupEnds >= 5) {
-        this.#fail({ kind: "end-ignored" });
+        this.#c.fail({ kind: "end-ignored" });
         return;
       }
       this.#cleanupEnd();
       return;
     }
     if (reply.offset === 0 && (this.#cleanupStage === "await-fresh" || this.#cleanupTries > 0)) {
-      this.#trace.means(() => "offset 0 answered: a fresh session with an empty buffer");
-      this.#status("device is back in OTA mode with a clean buffer");
+      this.#c.trace.means(() => "offset 0 answered: a fresh session with an empty buffer");
+      this.#c.status("device is back in OTA mode with a clean buffer");
       this.#enterTransfer(reply.len);
     }
   }
@@ -877,8 +824,8 @@ export class TransferEngine {
   // ---- ending and boot check ----
 
   #startEnding(): void {
-    this.phase = "ending";
-    this.#plan.flights = [];
+    this.#c.phase = "ending";
+    this.#c.plan.flights = [];
     this.#sendAt = undefined;
     this.#endsSent = 0;
     this.#sendFinalEnd();
@@ -886,28 +833,27 @@ export class TransferEngine {
 
   #sendFinalEnd(): void {
     this.#endsSent++;
-    this.#sendEnd(
+    this.#c.sendEnd(
       "final",
       () =>
-        `every byte (${this.options.size}) confirmed in the device's current session` +
+        `every byte (${this.#c.options.size}) confirmed in the device's current session` +
         (this.#endsSent > 1 ? `; try ${this.#endsSent}` : ""),
     );
-    this.#endSentAt = this.#now;
     this.#livenessTries = 0;
-    this.#livenessAt = this.#now + this.#settleMs();
+    this.#livenessAt = this.#c.now + this.#c.settleMs();
   }
 
   #lastPacket(): { offset: number; len: number } {
     if (this.#lastPacketSent) return this.#lastPacketSent;
-    const size = this.options.size;
-    const b = this.#blockKnown ? this.block : this.options.recoveryLen;
+    const size = this.#c.options.size;
+    const b = this.#c.blockKnown ? this.#c.block : this.#c.options.recoveryLen;
     const offset = Math.floor((size - 1) / b) * b;
     return { offset, len: size - offset };
   }
 
   #sendLiveness(): void {
     const { offset, len } = this.#lastPacket();
-    this.#send(
+    this.#c.send(
       offset,
       len,
       "liveness",
@@ -918,82 +864,84 @@ export class TransferEngine {
   #livenessTimer(): void {
     if (this.#livenessTries >= 3) {
       // Three repeats of the last packet went unanswered: the device left the session.
-      this.#trace.timeout(
+      this.#c.trace.timeout(
         () => "three repeats of the last packet unanswered",
         () =>
           "the device took the end packet and left the session" +
-          (this.options.bootCheck
-            ? `: boot check for ${this.options.bootCheckMs / 1000} s after the end packet`
+          (this.#c.options.bootCheck
+            ? `: boot check for ${this.#c.options.bootCheckMs / 1000} s after the end packet`
             : " (boot check off)"),
       );
-      if (!this.options.bootCheck) {
-        this.#done("skipped");
+      if (!this.#c.options.bootCheck) {
+        this.#c.done("skipped");
         return;
       }
-      this.phase = "bootcheck";
-      this.#status("checking that the device boots the new image");
+      this.#c.phase = "bootcheck";
+      this.#c.status("checking that the device boots the new image");
       this.#bootProbes = 0;
-      this.#bootProbeAt = this.#now;
+      this.#bootProbeAt = this.#c.now;
       this.#bootTimer();
       return;
     }
     this.#livenessTries++;
     this.#sendLiveness();
-    this.#livenessAt = this.#now + this.#settleMs();
+    this.#livenessAt = this.#c.now + this.#c.settleMs();
   }
 
   #bootTimer(): void {
-    if (this.#now >= this.#endSentAt + this.options.bootCheckMs) {
-      this.#trace.step(() =>
+    if (this.#c.now >= this.#c.finalEndAt + this.#c.options.bootCheckMs) {
+      this.#c.trace.step(() =>
         `boot check passed: nothing answered offset 0 for ${
-          this.options.bootCheckMs / 1000
+          this.#c.options.bootCheckMs / 1000
         } s after the end packet (${this.#bootProbes} probes)`
       );
-      this.#done("passed");
+      this.#c.done("passed");
       return;
     }
-    if (this.#now < this.#bootProbeAt) return;
+    if (this.#c.now < this.#bootProbeAt) return;
     // Only a device whose new image failed boot8266's check answers offset 0 again.
     if (++this.#bootProbes % 4 === 0) this.#sendLiveness();
     else {
-      this.#send(
+      this.#c.send(
         0,
-        this.#packetLen(0),
+        this.#c.packetLen(0),
         "boot-probe",
         () => "only a device whose new image failed boot8266's check answers offset 0 again",
       );
     }
-    this.#bootProbeAt = this.#now + 250;
+    this.#bootProbeAt = this.#c.now + 250;
   }
 
   #afterEndReply(reply: Reply, exact: Sent | undefined): void {
     const last = this.#lastPacket();
     if (
       reply.offset === last.offset && reply.len === last.len && exact?.kind === "liveness" &&
-      this.#fresh(exact)
+      this.#c.fresh(exact)
     ) {
       // Still in the session with every byte confirmed: the end packet was lost.
-      this.#trace.means(() =>
+      this.#c.trace.means(() =>
         "the last packet was answered: still in the session, the end packet was lost"
       );
       if (this.#endsSent >= 3) {
-        this.#fail({ kind: "end-ignored" });
+        this.#c.fail({ kind: "end-ignored" });
         return;
       }
-      this.phase = "ending";
+      this.#c.phase = "ending";
       this.#sendFinalEnd();
       return;
     }
-    if (this.phase === "bootcheck" && reply.offset === 0 && reply.len > 0 && this.#fresh(exact)) {
-      if (this.attempts >= this.options.maxAttempts) {
-        this.#fail({ kind: "boot-failed", attempts: this.attempts });
+    if (
+      this.#c.phase === "bootcheck" && reply.offset === 0 && reply.len > 0 && this.#c.fresh(exact)
+    ) {
+      if (this.#c.attempts >= this.#c.options.maxAttempts) {
+        this.#c.fail({ kind: "boot-failed", attempts: this.#c.attempts });
         return;
       }
-      this.#trace.means(() =>
+      this.#c.trace.means(() =>
         "offset 0 answered after the end packet: boot8266 rejected the image"
       );
-      this.attempts++;
-      this.#status(
+      this.#c.attempts++;
+      this.#c.status(
         "the device did not boot the new image (it is back in OTA mode): sending it once more",
       );
       this.#maxSent = 0;
@@ -1002,62 +950,4 @@ export class TransferEngine {
   }
 
   // ---- plumbing ----
-
-  #send(offset: number, len: number, kind: SendKind, why: Why = () => kind): number {
-    // A packet with len 0 IS an end packet to the device (rule 2): never by accident.
-    if (len <= 0 || offset + len > this.options.size) {
-      throw new RangeError(`bug: a ${kind} packet at ${offset} of length ${len}`);
-    }
-    const seq = ++this.#seq;
-    this.#sent.set(seq, { offset, len, sentAt: this.#now, kind });
-    if (this.#sent.size > 4096) this.#sent.delete(this.#sent.keys().next().value!);
-    this.packetsSent++;
-    this.#trace.send(seq, offset, len, kind, why);
-    this.#actions.push({ type: "send", seq, offset, len, kind });
-    return seq;
-  }
-
-  #sendEnd(reason: "final" | "cleanup", why: Why): void {
-    const seq = ++this.#seq;
-    this.#trace.end(seq, reason, why);
-    this.#actions.push({ type: "end", seq, reason });
-  }
-
-  #status(message: string): void {
-    this.#trace.step(() => message);
-    this.#actions.push({ type: "status", message });
-  }
-
-  #done(bootCheck: TransferSummary["bootCheck"]): void {
-    this.phase = "finished";
-    this.#finished = true;
-    this.#actions.push({
-      type: "done",
-      result: {
-        bytes: this.options.size,
-        block: this.block,
-        packets: this.packetsSent,
-        retransmits: this.retransmits,
-        paced: this.options.pace,
-        bootCheck,
-        attempts: this.attempts,
-        recoveries: this.recoveries,
-        transferMs: this.#endSentAt - this.#startedAt,
-      },
-    });
-  }
-
-  #fail(failure: TransferFailure): void {
-    this.phase = "finished";
-    this.#finished = true;
-    this.#trace.step(() => `failed: ${failure.kind}`);
-    this.#actions.push({ type: "failed", failure });
-  }
-
-  #flush(): TransferAction[] {
-    this.#trace.pacing(() => this.pacing.snapshot());
-    const out = this.#actions;
-    this.#actions = [];
-    return out;
-  }
 }
