@@ -19,7 +19,8 @@ import type { PacingModel } from "./pacing.ts";
 import type { Flight } from "./flight_plan.ts";
 import { count, formatMs as ms } from "./transfer_trace.ts";
 import type { Why } from "./engine_trace.ts";
-import { EngineCore, type Phase, type Sent } from "./engine_core.ts";
+import { EngineCore, type Handover, type Phase, type Sent } from "./engine_core.ts";
+import { EndingPhase } from "./phase_ending.ts";
 import type { SendKind } from "./trace_record.ts";
 import type { TransferAction, TransferOptions } from "./types.ts";
 import type { Reply } from "../format/packet.ts";
@@ -59,8 +60,6 @@ export class TransferEngine {
   #backoff = 1;
   #alternate = false;
   #maxSent = 0;
-  /** The packet that ends the image, as last sent (the liveness check repeats it). */
-  #lastPacketSent: { offset: number; len: number } | undefined;
   /** While nothing is answered: the offsets the device may expect or repeat, tried in turn. */
   #resync: number[] = [];
   #resyncIndex = 0;
@@ -76,15 +75,17 @@ export class TransferEngine {
   #cleanupTries = 0;
   #cleanupAt = 0;
 
-  // ending / boot check
-  #endsSent = 0;
-  #livenessTries = 0;
-  #livenessAt = 0;
-  #bootProbeAt = 0;
-  #bootProbes = 0;
+  readonly #ending: EndingPhase;
 
   constructor(options: TransferOptions) {
     this.#c = new EngineCore(options);
+    const handover: Handover = {
+      enterTransfer: (confirmed) => this.#enterTransfer(confirmed),
+      probeAt: () => {},
+      startCleanup: (confirmedAtZero, message) => this.#startCleanup(confirmedAtZero, message),
+      startEnding: () => this.#startEnding(),
+    };
+    this.#ending = new EndingPhase(this.#c, handover);
     this.#candidates = [...options.blocks];
   }
 
@@ -163,10 +164,8 @@ export class TransferEngine {
         t.push(this.#cleanupAt);
         break;
       case "ending":
-        t.push(this.#livenessAt);
-        break;
       case "bootcheck":
-        t.push(this.#bootProbeAt, this.#c.finalEndAt + this.#c.options.bootCheckMs);
+        t.push(...this.#ending.deadlines());
         break;
     }
     return Math.min(...t);
@@ -201,10 +200,8 @@ export class TransferEngine {
         if (now >= this.#cleanupAt) this.#cleanupTimer();
         break;
       case "ending":
-        if (now >= this.#livenessAt) this.#livenessTimer();
-        break;
       case "bootcheck":
-        this.#bootTimer();
+        this.#ending.onTimer();
         break;
     }
     return this.#c.flush();
@@ -231,7 +228,7 @@ export class TransferEngine {
           break;
         case "ending":
         case "bootcheck":
-          this.#afterEndReply(reply, exact);
+          this.#ending.onReply(reply, exact);
           break;
       }
     } finally {
@@ -551,7 +548,7 @@ export class TransferEngine {
     const kind: SendKind = offset < this.#maxSent ? "retransmit" : "data";
     if (kind === "retransmit") this.#c.retransmits++;
     this.#c.plan.add(offset, len, this.#c.send(offset, len, kind, why), this.#c.now);
-    if (offset + len === this.#c.options.size) this.#lastPacketSent = { offset, len };
+    if (offset + len === this.#c.options.size) this.#c.lastPacketSent = { offset, len };
     this.#next = offset + len;
     this.#maxSent = Math.max(this.#maxSent, this.#next);
   }
@@ -720,7 +717,7 @@ export class TransferEngine {
     } else {
       // Complete, but only by a reply that may predate a session restart: repeat the last
       // packet and send the end packet only on its answer.
-      this.#next = this.#lastPacket().offset;
+      this.#next = this.#c.lastPacket().offset;
       this.#pump();
     }
   }
@@ -821,132 +818,10 @@ export class TransferEngine {
     }
   }
 
-  // ---- ending and boot check ----
-
   #startEnding(): void {
-    this.#c.phase = "ending";
     this.#c.plan.flights = [];
     this.#sendAt = undefined;
-    this.#endsSent = 0;
-    this.#sendFinalEnd();
-  }
-
-  #sendFinalEnd(): void {
-    this.#endsSent++;
-    this.#c.sendEnd(
-      "final",
-      () =>
-        `every byte (${this.#c.options.size}) confirmed in the device's current session` +
-        (this.#endsSent > 1 ? `; try ${this.#endsSent}` : ""),
-    );
-    this.#livenessTries = 0;
-    this.#livenessAt = this.#c.now + this.#c.settleMs();
-  }
-
-  #lastPacket(): { offset: number; len: number } {
-    if (this.#lastPacketSent) return this.#lastPacketSent;
-    const size = this.#c.options.size;
-    const b = this.#c.blockKnown ? this.#c.block : this.#c.options.recoveryLen;
-    const offset = Math.floor((size - 1) / b) * b;
-    return { offset, len: size - offset };
-  }
-
-  #sendLiveness(): void {
-    const { offset, len } = this.#lastPacket();
-    this.#c.send(
-      offset,
-      len,
-      "liveness",
-      () => "still in the session? Only if the end packet was lost is the last packet answered",
-    );
-  }
-
-  #livenessTimer(): void {
-    if (this.#livenessTries >= 3) {
-      // Three repeats of the last packet went unanswered: the device left the session.
-      this.#c.trace.timeout(
-        () => "three repeats of the last packet unanswered",
-        () =>
-          "the device took the end packet and left the session" +
-          (this.#c.options.bootCheck
-            ? `: boot check for ${this.#c.options.bootCheckMs / 1000} s after the end packet`
-            : " (boot check off)"),
-      );
-      if (!this.#c.options.bootCheck) {
-        this.#c.done("skipped");
-        return;
-      }
-      this.#c.phase = "bootcheck";
-      this.#c.status("checking that the device boots the new image");
-      this.#bootProbes = 0;
-      this.#bootProbeAt = this.#c.now;
-      this.#bootTimer();
-      return;
-    }
-    this.#livenessTries++;
-    this.#sendLiveness();
-    this.#livenessAt = this.#c.now + this.#c.settleMs();
-  }
-
-  #bootTimer(): void {
-    if (this.#c.now >= this.#c.finalEndAt + this.#c.options.bootCheckMs) {
-      this.#c.trace.step(() =>
-        `boot check passed: nothing answered offset 0 for ${
-          this.#c.options.bootCheckMs / 1000
-        } s after the end packet (${this.#bootProbes} probes)`
-      );
-      this.#c.done("passed");
-      return;
-    }
-    if (this.#c.now < this.#bootProbeAt) return;
-    // Only a device whose new image failed boot8266's check answers offset 0 again.
-    if (++this.#bootProbes % 4 === 0) this.#sendLiveness();
-    else {
-      this.#c.send(
-        0,
-        this.#c.packetLen(0),
-        "boot-probe",
-        () => "only a device whose new image failed boot8266's check answers offset 0 again",
-      );
-    }
-    this.#bootProbeAt = this.#c.now + 250;
-  }
-
-  #afterEndReply(reply: Reply, exact: Sent | undefined): void {
-    const last = this.#lastPacket();
-    if (
-      reply.offset === last.offset && reply.len === last.len && exact?.kind === "liveness" &&
-      this.#c.fresh(exact)
-    ) {
-      // Still in the session with every byte confirmed: the end packet was lost.
-      this.#c.trace.means(() =>
-        "the last packet was answered: still in the session, the end packet was lost"
-      );
-      if (this.#endsSent >= 3) {
-        this.#c.fail({ kind: "end-ignored" });
-        return;
-      }
-      this.#c.phase = "ending";
-      this.#sendFinalEnd();
-      return;
-    }
-    if (
-      this.#c.phase === "bootcheck" && reply.offset === 0 && reply.len > 0 && this.#c.fresh(exact)
-    ) {
-      if (this.#c.attempts >= this.#c.options.maxAttempts) {
-        this.#c.fail({ kind: "boot-failed", attempts: this.#c.attempts });
-        return;
-      }
-      this.#c.trace.means(() =>
-        "offset 0 answered after the end packet: boot8266 rejected the image"
-      );
-      this.#c.attempts++;
-      this.#c.status(
-        "the device did not boot the new image (it is back in OTA mode): sending it once more",
-      );
-      this.#maxSent = 0;
-      this.#enterTransfer(reply.len);
-    }
+    this.#ending.start();
   }
 
   // ---- plumbing ----

@@ -28,6 +28,27 @@ export interface Sent {
   kind: SendKind;
 }
 
+/** One phase of the engine (or two close ones): its timers, and what a reply means in it. */
+export interface PhaseHandler {
+  /** When it next needs `onTimer` (the silence limit aside). */
+  deadlines(): number[];
+  onTimer(): void;
+  /** `exact`: the transmission the reply answers exactly, if any. */
+  onReply(reply: Reply, exact: Sent | undefined): void;
+}
+
+/** How a phase hands over to another: the engine (`engine.ts`) wires them. */
+export interface Handover {
+  /** Send from `confirmed` on (probing the block size there first if not settled). */
+  enterTransfer(confirmed: number): void;
+  /** Probe the block size at `offset`, where the transfer got to without one. */
+  probeAt(offset: number): void;
+  /** Offset 0 is confirmed in the current session: clean up with an end packet now. */
+  startCleanup(confirmedAtZero: number, message: string): void;
+  /** Every byte is confirmed in the current session: the final end packet now. */
+  startEnding(): void;
+}
+
 /** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
 const FRESH_MARGIN_MS = 2000;
 /** Transmissions remembered for matching replies. */
@@ -56,6 +77,8 @@ export class EngineCore {
   lastAnswerAt = 0;
   /** When the last final end packet was sent: the transfer time, the boot check's start. */
   finalEndAt = 0;
+  /** The packet that ends the image, as last sent (the liveness check repeats it). */
+  lastPacketSent: { offset: number; len: number } | undefined;
 
   #seq = 0;
   #sent = new Map<number, Sent>();
@@ -230,6 +253,15 @@ export class EngineCore {
   packetLen(offset: number): number {
     const b = this.blockKnown ? this.block : this.options.recoveryLen;
     return Math.min(b - offset % b, this.options.size - offset);
+  }
+
+  /** The packet that ends the image: as last sent, or as it would be sent now. */
+  lastPacket(): { offset: number; len: number } {
+    if (this.lastPacketSent) return this.lastPacketSent;
+    const size = this.options.size;
+    const b = this.blockKnown ? this.block : this.options.recoveryLen;
+    const offset = Math.floor((size - 1) / b) * b;
+    return { offset, len: size - offset };
   }
 
   /** The same with `recoveryLen` blocks: 256 bytes fit beside stale bytes in any buffer. */
