@@ -21,6 +21,7 @@ import { count, formatMs as ms } from "./transfer_trace.ts";
 import type { Why } from "./engine_trace.ts";
 import { EngineCore, type Handover, type Phase, type Sent } from "./engine_core.ts";
 import { EndingPhase } from "./phase_ending.ts";
+import { CleanupPhase } from "./phase_cleanup.ts";
 import type { SendKind } from "./trace_record.ts";
 import type { TransferAction, TransferOptions } from "./types.ts";
 import type { Reply } from "../format/packet.ts";
@@ -29,8 +30,6 @@ export type { PacingSnapshot, SendKind, TransferTrace } from "./trace_record.ts"
 export type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
 
 const MAX_DEPTH = 3;
-/** Session restarts cleaned up in one deploy before it gives up on the link. */
-const MAX_RECOVERIES = 5;
 /** Spacing of the first probes of each size: far beyond a signature check. */
 const PROBE_STAGGER_MS = 30;
 const SECTOR = 4096;
@@ -48,7 +47,6 @@ export class TransferEngine {
   /** First round: the sizes are tried one after another without waiting a full timeout. */
   #staggering = true;
   #resolveOptions: number[] = [];
-  #cleanedUpOnce = false;
   /** Probes timed out before the device ever answered (after a trigger: it was rebooting). */
   #probedBlind = false;
   #probeDeadline = 0;
@@ -68,13 +66,7 @@ export class TransferEngine {
   /** Session probes sent since the last progress: only their replies mean a restart. */
   #sessionProbes = new Set<number>();
 
-  // cleanup
-  #cleanupStage: "check-left" | "await-fresh" = "check-left";
-  #cleanupConfirmed = 0;
-  #cleanupEnds = 0;
-  #cleanupTries = 0;
-  #cleanupAt = 0;
-
+  readonly #cleanup: CleanupPhase;
   readonly #ending: EndingPhase;
 
   constructor(options: TransferOptions) {
@@ -86,6 +78,7 @@ export class TransferEngine {
       startEnding: () => this.#startEnding(),
     };
     this.#ending = new EndingPhase(this.#c, handover);
+    this.#cleanup = new CleanupPhase(this.#c, handover);
     this.#candidates = [...options.blocks];
   }
 
@@ -161,7 +154,7 @@ export class TransferEngine {
         }
         break;
       case "cleanup":
-        t.push(this.#cleanupAt);
+        t.push(...this.#cleanup.deadlines());
         break;
       case "ending":
       case "bootcheck":
@@ -197,7 +190,7 @@ export class TransferEngine {
         this.#transferTimer();
         break;
       case "cleanup":
-        if (now >= this.#cleanupAt) this.#cleanupTimer();
+        this.#cleanup.onTimer();
         break;
       case "ending":
       case "bootcheck":
@@ -224,7 +217,7 @@ export class TransferEngine {
           this.#transferReply(reply, exact);
           break;
         case "cleanup":
-          this.#cleanupReply(reply, exact);
+          this.#cleanup.onReply(reply, exact);
           break;
         case "ending":
         case "bootcheck":
@@ -355,7 +348,8 @@ export class TransferEngine {
       }`
     );
     if (
-      this.#probeAt === 0 && this.#cycleDone && !this.#cleanedUpOnce && !this.#freshSessionAnswer()
+      this.#probeAt === 0 && this.#cycleDone && this.#c.recoveries === 0 &&
+      !this.#freshSessionAnswer()
     ) {
       // The device answered only after a silence: it may hold stale bytes from an earlier
       // session. Offset 0 is confirmed in the current session, so an end packet now
@@ -722,100 +716,10 @@ export class TransferEngine {
     }
   }
 
-  // ---- clean-up: get back to a clean device from an unknown session state ----
-
   #startCleanup(confirmedAtZero: number, message: string): void {
-    if (this.#c.recoveries >= MAX_RECOVERIES) {
-      this.#c.fail({ kind: "unstable", recoveries: this.#c.recoveries });
-      return;
-    }
-    this.#c.recoveries++;
+    // Only replies to session probes sent after this one mean another restart.
     this.#sessionProbes.clear();
-    this.#cleanedUpOnce = true;
-    this.#c.status(message);
-    this.#c.trace.step(() =>
-      `recovery ${this.#c.recoveries} of at most ${MAX_RECOVERIES}: offset 0 is confirmed in the ` +
-      "current session, so an end packet now flushes inside the app region and reboots the " +
-      "device into a clean OTA session"
-    );
-    this.#c.phase = "cleanup";
-    this.#c.plan.flights = [];
-    this.#cleanupConfirmed = confirmedAtZero;
-    this.#cleanupEnds = 0;
-    this.#cleanupEnd();
-  }
-
-  #cleanupEnd(): void {
-    this.#cleanupEnds++;
-    this.#c.sendEnd(
-      "cleanup",
-      () =>
-        `every byte before ${this.#cleanupConfirmed} is confirmed in this session: the flush ` +
-        "lands in the app region",
-    );
-    this.#cleanupStage = "check-left";
-    this.#cleanupTries = 0;
-    this.#cleanupAt = this.#c.now + this.#c.settleMs();
-  }
-
-  #cleanupTimer(): void {
-    if (this.#cleanupStage === "check-left") {
-      if (this.#cleanupTries >= 3 || this.#cleanupConfirmed >= this.#c.options.size) {
-        this.#cleanupStage = "await-fresh";
-        this.#c.trace.step(() =>
-          "the old session does not answer: the end packet was taken; waiting for the device " +
-          "back in OTA mode"
-        );
-      } else {
-        // The next offset of the old session: accepted only if the end packet was lost;
-        // a fresh session drops it (it expects offset 0).
-        this.#cleanupTries++;
-        const at = this.#cleanupConfirmed;
-        this.#c.send(
-          at,
-          this.#c.recoveryLenAt(at),
-          "cleanup-check",
-          () =>
-            `is the old session still open? Only if the end packet was lost is offset ${at} ` +
-            "taken (a fresh session drops it)",
-        );
-        this.#cleanupAt = this.#c.now + this.#c.settleMs();
-        return;
-      }
-    }
-    this.#c.send(
-      0,
-      this.#c.recoveryLenAt(0),
-      "probe",
-      () => "is the device back in OTA mode? A clean session answers offset 0",
-    );
-    this.#cleanupAt = this.#c.now + Math.max(150, this.#c.settleMs());
-  }
-
-  #cleanupReply(reply: Reply, exact: Sent | undefined): void {
-    if (!this.#c.fresh(exact)) return;
-    if (
-      this.#cleanupStage === "check-left" && reply.offset === this.#cleanupConfirmed &&
-      reply.len > 0
-    ) {
-      // Still in the old session: the end packet was lost. Everything before the next
-      // offset is confirmed in this session again, so the end packet may go.
-      this.#cleanupConfirmed = reply.offset + reply.len;
-      this.#c.trace.means(() =>
-        "the old session is still open (the end packet was lost): end packet again"
-      );
-      if (this.#cleanupEnds >= 5) {
-        this.#c.fail({ kind: "end-ignored" });
-        return;
-      }
-      this.#cleanupEnd();
-      return;
-    }
-    if (reply.offset === 0 && (this.#cleanupStage === "await-fresh" || this.#cleanupTries > 0)) {
-      this.#c.trace.means(() => "offset 0 answered: a fresh session with an empty buffer");
-      this.#c.status("device is back in OTA mode with a clean buffer");
-      this.#enterTransfer(reply.len);
-    }
+    this.#cleanup.start(confirmedAtZero, message);
   }
 
   #startEnding(): void {
