@@ -22,6 +22,7 @@ import type { Why } from "./engine_trace.ts";
 import { EngineCore, type Handover, type Phase, type Sent } from "./engine_core.ts";
 import { EndingPhase } from "./phase_ending.ts";
 import { CleanupPhase } from "./phase_cleanup.ts";
+import { ProbePhase } from "./phase_probe.ts";
 import type { SendKind } from "./trace_record.ts";
 import type { TransferAction, TransferOptions } from "./types.ts";
 import type { Reply } from "../format/packet.ts";
@@ -30,26 +31,12 @@ export type { PacingSnapshot, SendKind, TransferTrace } from "./trace_record.ts"
 export type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
 
 const MAX_DEPTH = 3;
-/** Spacing of the first probes of each size: far beyond a signature check. */
-const PROBE_STAGGER_MS = 30;
 const SECTOR = 4096;
 
 export class TransferEngine {
   readonly #c: EngineCore;
 
-  // probe / resolve
-  #probeAt = 0;
-  #candidates: number[];
-  #candidate = 0;
-  #tries = 0;
-  #timedOut = new Set<number>();
-  #cycleDone = false;
-  /** First round: the sizes are tried one after another without waiting a full timeout. */
-  #staggering = true;
-  #resolveOptions: number[] = [];
-  /** Probes timed out before the device ever answered (after a trigger: it was rebooting). */
-  #probedBlind = false;
-  #probeDeadline = 0;
+  readonly #probe: ProbePhase;
 
   // transfer
   #next = 0;
@@ -73,13 +60,13 @@ export class TransferEngine {
     this.#c = new EngineCore(options);
     const handover: Handover = {
       enterTransfer: (confirmed) => this.#enterTransfer(confirmed),
-      probeAt: () => {},
+      probeAt: (offset) => this.#probe.restartAt(offset),
       startCleanup: (confirmedAtZero, message) => this.#startCleanup(confirmedAtZero, message),
       startEnding: () => this.#startEnding(),
     };
     this.#ending = new EndingPhase(this.#c, handover);
     this.#cleanup = new CleanupPhase(this.#c, handover);
-    this.#candidates = [...options.blocks];
+    this.#probe = new ProbePhase(this.#c, handover);
   }
 
   get options(): Required<TransferOptions> {
@@ -119,14 +106,14 @@ export class TransferEngine {
     this.#c.startedAt = now;
     this.#c.lastAnswerAt = now;
     this.#c.trace.step(() =>
-      `${this.#c.options.size} bytes to send; block sizes ${this.#candidates.join(", ")}; ` +
+      `${this.#c.options.size} bytes to send; block sizes ${this.#c.options.blocks.join(", ")}; ` +
       (this.#c.options.pace ? "paced once calibrated" : "stop-and-wait (--pace off)") +
       `; the device may stay silent ${this.#c.silenceLimitMs() / 1000} s`
     );
-    if (this.#candidates.length > 1) {
+    if (this.#c.options.blocks.length > 1) {
       this.#c.status("probing the largest block size the link passes");
     }
-    this.#sendProbe();
+    this.#probe.start();
     return this.#c.flush();
   }
 
@@ -145,7 +132,7 @@ export class TransferEngine {
     switch (this.#c.phase) {
       case "probe":
       case "resolve":
-        t.push(this.#probeDeadline);
+        t.push(...this.#probe.deadlines());
         break;
       case "transfer":
         if (this.#sendAt !== undefined && !this.#holding) t.push(this.#sendAt);
@@ -184,7 +171,7 @@ export class TransferEngine {
     switch (this.#c.phase) {
       case "probe":
       case "resolve":
-        if (now >= this.#probeDeadline) this.#probeTimeout();
+        this.#probe.onTimer();
         break;
       case "transfer":
         this.#transferTimer();
@@ -208,10 +195,8 @@ export class TransferEngine {
     try {
       switch (this.#c.phase) {
         case "probe":
-          this.#probeReply(reply, exact);
-          break;
         case "resolve":
-          this.#resolveReply(reply, exact);
+          this.#probe.onReply(reply, exact);
           break;
         case "transfer":
           this.#transferReply(reply, exact);
@@ -255,186 +240,6 @@ export class TransferEngine {
     return this.#c.flush();
   }
 
-  // ---- probe: find the largest block the link passes, at offset #probeAt ----
-
-  #sendProbe(): void {
-    const size = this.#candidates[this.#candidate]!;
-    const len = Math.min(size, this.#c.options.size - this.#probeAt);
-    const staggered = this.#staggering && this.#candidate < this.#candidates.length - 1;
-    const wait = staggered ? PROBE_STAGGER_MS : this.#probeRto();
-    this.#c.send(
-      this.#probeAt,
-      len,
-      "probe",
-      () =>
-        this.#candidates.length > 1
-          ? `does a ${size}-byte block pass the link? ` +
-            (staggered
-              ? `the next size follows in ${wait} ms, long after this one's signature check`
-              : `answer expected within ${wait} ms`)
-          : `the device's first answer, at offset ${this.#probeAt} (within ${wait} ms)`,
-    );
-    // A probe that is not answered is presumed too large (or lost) until an answer says
-    // otherwise: if it was accepted with its reply lost, `resolve` finds out.
-    this.#timedOut.add(size);
-    this.#probeDeadline = this.#c.now + wait;
-  }
-
-  #probeRto(): number {
-    return this.#c.pacing.measured
-      ? Math.min(this.#c.options.initialRtoMs, 2 * this.#c.pacing.serviceMs(false) + 30)
-      : this.#c.options.initialRtoMs;
-  }
-
-  #probeTimeout(): void {
-    this.#c.trace.timeout(
-      () => `no answer to the ${this.#c.phase === "resolve" ? "resolving packet" : "probe"}`,
-      () =>
-        this.#c.phase === "resolve"
-          ? "trying the next candidate offset"
-          : this.#staggering
-          ? "next block size"
-          : "probing again",
-    );
-    if (!this.#c.everAnswered) this.#probedBlind = true;
-    if (this.#c.phase === "resolve") {
-      this.#candidate = (this.#candidate + 1) % this.#resolveOptions.length;
-      this.#sendResolve();
-      return;
-    }
-    if (this.#staggering) {
-      // Next size down, well after the previous one's signature check (no nesting).
-      if (++this.#candidate < this.#candidates.length) {
-        this.#sendProbe();
-        return;
-      }
-      this.#staggering = false;
-      this.#candidate = 0;
-      this.#tries = 1;
-      this.#sendProbe();
-      return;
-    }
-    if (++this.#tries >= this.#c.options.probeTries) {
-      this.#tries = 0;
-      if (++this.#candidate >= this.#candidates.length) {
-        this.#candidate = 0;
-        if (!this.#cycleDone && this.#probeAt === 0 && !this.#c.everAnswered) {
-          this.#c.status(
-            this.#c.options.freshSession
-              ? "no answer yet: the device is still rebooting into OTA mode; waiting"
-              : "no answer yet: the device may still be in an earlier session (an interrupted deploy?) " +
-                "and restarts it after 10 s without packets; waiting",
-          );
-        }
-        this.#cycleDone = true;
-      }
-    }
-    this.#sendProbe();
-  }
-
-  #probeReply(reply: Reply, exact: Sent | undefined): void {
-    if (
-      reply.offset !== this.#probeAt ||
-      !this.#candidates.includes(reply.len) && reply.offset + reply.len !== this.#c.options.size
-    ) {
-      this.#c.trace.means(() => `ignored: not an answer to a probe at offset ${this.#probeAt}`);
-      return;
-    }
-    if (!this.#c.fresh(exact)) return;
-    this.#c.pacing.addIdleRtt(this.#c.now - exact!.sentAt, false);
-    this.#c.trace.means(() =>
-      `the ${reply.len}-byte probe was taken: an idle round trip of ${
-        ms(this.#c.now - exact!.sentAt)
-      }`
-    );
-    if (
-      this.#probeAt === 0 && this.#cycleDone && this.#c.recoveries === 0 &&
-      !this.#freshSessionAnswer()
-    ) {
-      // The device answered only after a silence: it may hold stale bytes from an earlier
-      // session. Offset 0 is confirmed in the current session, so an end packet now
-      // flushes inside the app region and reboots it into a clean OTA session.
-      this.#startCleanup(
-        reply.len,
-        "the device had an earlier session open — cleaning up, then sending from the start",
-      );
-      return;
-    }
-    this.#timedOut.delete(reply.len);
-    // Another size sent here went unanswered: it may have been accepted with its reply
-    // lost, and then this reply is the device repeating it (same offset, rule 3, with
-    // this request's length). Find out which offset it expects next.
-    const fits = (s: number) => this.#probeAt + s < this.#c.options.size;
-    const others = [...this.#timedOut].filter((s) => s !== reply.len && fits(s));
-    if (others.length === 0 || !fits(reply.len)) {
-      this.#chooseBlock(reply.len, this.#probeAt + reply.len);
-      return;
-    }
-    this.#c.trace.means(() =>
-      `the ${reply.len}-byte probe was taken, but ${
-        others.join(" and ")
-      }-byte probes went unanswered: one may have been taken with its reply lost`
-    );
-    this.#c.phase = "resolve";
-    // The size just answered is by far the likeliest (the larger ones usually exceed the
-    // link's datagram size): try it twice per round.
-    this.#resolveOptions = [reply.len, reply.len, ...others.sort((a, b) => b - a)];
-    this.#candidate = 0;
-    this.#sendResolve();
-  }
-
-  #freshSessionAnswer(): boolean {
-    return this.#c.options.freshSession &&
-      this.#c.now - this.#c.startedAt < this.#c.options.sessionWaitMs;
-  }
-
-  #sendResolve(): void {
-    const size = this.#resolveOptions[this.#candidate]!;
-    const offset = this.#probeAt + size;
-    this.#c.send(
-      offset,
-      Math.min(size, this.#c.options.size - offset),
-      "resolve",
-      () =>
-        `does the device expect offset ${offset}? (it does if it took the ${size}-byte packet ` +
-        "at the probe's offset)",
-    );
-    this.#probeDeadline = this.#c.now + this.#probeRto();
-  }
-
-  #resolveReply(reply: Reply, exact: Sent | undefined): void {
-    const size = reply.offset - this.#probeAt;
-    if (
-      !this.#resolveOptions.includes(size) || exact?.kind !== "resolve" || !this.#c.fresh(exact)
-    ) {
-      return;
-    }
-    this.#c.trace.means(() =>
-      `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}`
-    );
-    this.#chooseBlock(size, reply.offset + reply.len);
-  }
-
-  #chooseBlock(block: number, confirmed: number): void {
-    if (this.#c.options.freshSession && this.#probedBlind && block < this.#c.options.blocks[0]!) {
-      // The larger sizes went unanswered while the device was still rebooting into OTA mode,
-      // which says nothing about the link: probe them again further on (`#enterTransfer`).
-      this.#probedBlind = false;
-      this.#c.trace.step(() =>
-        `block size not settled: the larger sizes went unanswered while the device was ` +
-        "still rebooting into OTA mode; probing them again further on"
-      );
-      this.#enterTransfer(confirmed);
-      return;
-    }
-    this.#c.block = block;
-    this.#c.blockKnown = true;
-    this.#candidates = [block];
-    if (this.#c.options.blocks.length > 1) this.#c.status(`block size ${block} bytes`);
-    else this.#c.trace.step(() => `block size ${block} bytes (fixed)`);
-    this.#enterTransfer(confirmed);
-  }
-
   // ---- transfer ----
 
   #enterTransfer(confirmed: number): void {
@@ -454,15 +259,7 @@ export class TransferEngine {
       confirmed < this.#c.options.size
     ) {
       // Recovered without knowing the block size yet: probe it here.
-      this.#c.phase = "probe";
-      this.#probeAt = confirmed;
-      this.#candidates = [...this.#c.options.blocks];
-      this.#candidate = 0;
-      this.#tries = 0;
-      this.#staggering = true;
-      this.#timedOut.clear();
-      this.#c.trace.step(() => `probing the block size again at offset ${confirmed}`);
-      this.#sendProbe();
+      this.#probe.restartAt(confirmed);
       return;
     }
     this.#c.trace.step(() =>
