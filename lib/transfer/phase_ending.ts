@@ -32,6 +32,7 @@ export class EndingPhase implements PhaseHandler {
   /** Every byte is confirmed in the current session (by the reply being handled). */
   start(): void {
     this.#c.phase = "ending";
+    this.#c.plan.flights = [];
     this.#endsSent = 0;
     this.#sendFinalEnd();
   }
