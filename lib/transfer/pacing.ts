@@ -4,7 +4,7 @@
  * packet so it reaches the device just after the device has begun checking the previous
  * one's signature (docs/device.md, "Re-entrancy"). Times in ms, in the sender's clock.
  */
-import type { PacingSnapshot } from "./types.ts";
+import type { PacingSnapshot } from "./trace_record.ts";
 
 const WINDOW = 24;
 const UNKNOWN_SECTOR_WRITE_MS = 70;

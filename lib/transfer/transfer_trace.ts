@@ -3,7 +3,7 @@
  * when a pacing change is worth a record. Pure: the engine builds records, the edge
  * (`send_firmware.ts`) renders them with this and hands them to `trace.ts`.
  */
-import type { PacingSnapshot, TransferTrace } from "./types.ts";
+import type { PacingSnapshot, TransferTrace } from "./trace_record.ts";
 
 /** `12.3 ms`, or `?` when not measured yet. */
 export function formatMs(x: number | undefined): string {

@@ -1,4 +1,5 @@
-/** The transfer engine's options, actions and results (see `transfer.ts`). */
+/** The transfer engine's options, actions and results (see `engine.ts`). */
+import type { SendKind, TransferTrace } from "./trace_record.ts";
 
 export interface TransferOptions {
   /** Bytes of firmware. */
@@ -42,76 +43,6 @@ export interface TransferOptions {
    */
   trace?: (record: TransferTrace) => void;
 }
-
-/** What the pacing model believes, in ms (see `pacing.ts`). */
-export interface PacingSnapshot {
-  /** Service time of a packet without a sector write, if measured. */
-  serviceMs?: number;
-  /** Service time of a packet that fills a sector (erase + write), if measured. */
-  sectorServiceMs?: number;
-  /** Two one-way network delays (the smallest idle round trip less the service time). */
-  twoWayMs: number;
-  /** How far into the previous packet's service the next one is aimed. */
-  aimMs: number;
-  /** `aimMs` as a fraction of the service time. */
-  phase: number;
-  /** Retransmission margin beyond the predicted reply. */
-  guardMs: number;
-  /** Idle round trips measured; pipelining starts at `calibrationSamples`. */
-  idleSamples: number;
-  calibrationSamples: number;
-  calibrated: boolean;
-  /** Losses in the last 16 packets, and whether they stopped the pipeline. */
-  recentLosses: number;
-  stopAndWait: boolean;
-}
-
-/**
- * One decision of the engine, with the engine's time (`at`, ms): rendered for
- * `--verbose` by `transfer_trace.ts`, asserted in tests.
- */
-export type TransferTrace =
-  /** A datagram the engine asks for, and why now. */
-  | {
-    type: "send";
-    at: number;
-    seq: number;
-    offset: number;
-    len: number;
-    kind: SendKind;
-    why: string;
-  }
-  /** An end packet (len 0): the device flushes its buffer and reboots. */
-  | { type: "end"; at: number; seq: number; reason: "final" | "cleanup"; why: string }
-  /** A reply, what it meant, and the bytes confirmed after it. */
-  | {
-    type: "reply";
-    at: number;
-    seq: number;
-    offset: number;
-    len: number;
-    /** The kind of transmission it answers, if it matches one exactly. */
-    answers?: SendKind;
-    rttMs?: number;
-    meaning: string;
-    confirmed: number;
-  }
-  /** A timer fired: what was waited for, and what follows. */
-  | { type: "timeout"; at: number; what: string; then: string }
-  /** The pacing model changed (calibrated, a new service time, a new aim). */
-  | { type: "pacing"; at: number; why: string; pacing: PacingSnapshot }
-  /** A step of the engine: a phase, the block size, a clean-up, the boot check, the verdict. */
-  | { type: "step"; at: number; text: string };
-
-export type SendKind =
-  | "probe"
-  | "resolve"
-  | "data"
-  | "retransmit"
-  | "session-probe"
-  | "cleanup-check"
-  | "liveness"
-  | "boot-probe";
 
 export type TransferAction =
   | { type: "send"; seq: number; offset: number; len: number; kind: SendKind }

@@ -1,0 +1,101 @@
+/**
+ * The flight plan on its own: the predicted timeline of packets in flight, how replies
+ * and late departures move it, and when a packet counts as lost. Pacing is calibrated to
+ * round figures: service 15 ms (85 ms with a sector write), network 5 ms both ways,
+ * aim 12 ms, guard 8 ms.
+ */
+import { assertEquals } from "../_assert.ts";
+import { FlightPlan } from "../../lib/transfer/flight_plan.ts";
+import { PacingModel } from "../../lib/transfer/pacing.ts";
+
+function pacing(): PacingModel {
+  const p = new PacingModel();
+  for (let i = 0; i < 3; i++) p.addIdleRtt(20, false);
+  p.addServiceSample(15, false);
+  return p;
+}
+
+Deno.test("FlightPlan.add() queues each packet behind the previous one's service", () => {
+  const plan = new FlightPlan(pacing());
+  plan.reset(100);
+  const a = plan.add(0, 1024, 1, 100);
+  assertEquals(
+    [a.arrival, a.start, a.end, a.sector, a.idle],
+    [105, 105, 120, false, true],
+  );
+  // Arrives at 115 while the device is busy until 120: it waits, so it is not idle.
+  const b = plan.add(1024, 1024, 2, 110);
+  assertEquals([b.arrival, b.start, b.end, b.idle], [115, 120, 135, false]);
+  // The last block of a sector is written to flash before the reply.
+  const c = plan.add(3072, 1024, 3, 111);
+  assertEquals([c.start, c.end, c.sector], [135, 220, true]);
+  assertEquals([plan.oldest?.seq, plan.last?.seq, plan.flights.length], [1, 3, 3]);
+});
+
+Deno.test("FlightPlan.nextSendAt() aims the next arrival 12 ms into the last packet's service", () => {
+  const plan = new FlightPlan(pacing());
+  assertEquals(plan.nextSendAt(), undefined);
+  plan.reset(0);
+  plan.add(0, 1024, 1, 0); // starts at 5
+  assertEquals(plan.nextSendAt(), 12); // 5 + 12 − 5: it arrives at 17
+});
+
+Deno.test("FlightPlan.confirm() drops what a reply confirmed and re-anchors the rest on it", () => {
+  const plan = new FlightPlan(pacing());
+  plan.reset(100);
+  plan.add(0, 1024, 1, 100);
+  plan.add(1024, 1024, 2, 110); // predicted 120…135
+  plan.confirm(1024, 125); // the first reply came 5 ms later than predicted
+  assertEquals(plan.flights.map((f) => [f.seq, f.start, f.end]), [[2, 125, 140]]);
+  assertEquals(plan.deviceFreeAt, 125);
+  plan.confirm(2048, 140);
+  assertEquals(plan.flights, []);
+});
+
+Deno.test("FlightPlan.sentLate() shifts a packet that left after signing, and those behind it", () => {
+  const plan = new FlightPlan(pacing());
+  plan.reset(100);
+  plan.add(0, 1024, 1, 100); // 105…120
+  plan.add(1024, 1024, 2, 110); // 120…135
+  plan.sentLate(1, 130); // left 30 ms late: arrives 135
+  const timeline = plan.flights.map((f) => [f.sentAt, f.start, f.end]);
+  assertEquals(timeline, [[130, 135, 150], [110, 150, 165]]);
+  // An earlier time, or a packet no longer in flight, changes nothing.
+  plan.sentLate(2, 100);
+  plan.sentLate(9, 500);
+  assertEquals(plan.flights.map((f) => f.end), [150, 165]);
+});
+
+Deno.test("FlightPlan.retransmitAt() follows the device once measured, backs off, and never waits past 1 s", () => {
+  const measured = new FlightPlan(pacing());
+  measured.reset(0);
+  const f = measured.add(0, 1024, 1, 0); // ends at 20
+  assertEquals(measured.retransmitAt(f, 1, 300), 28); // end + guard 8
+  assertEquals(measured.retransmitAt(f, 16, 300), 148); // end + 16 × 8
+  measured.add(1024, 1024, 2, 0); // ends at 35
+  assertEquals(measured.lastDeadline(2, 300), 51); // 35 + 2 × 8
+  // Nothing measured: the initial timeout, doubled per backoff, capped 1 s after sending.
+  const blind = new FlightPlan(new PacingModel());
+  blind.reset(0);
+  const h = blind.add(0, 256, 1, 40);
+  assertEquals(blind.retransmitAt(h, 1, 300), 340);
+  assertEquals(blind.retransmitAt(h, 4, 300), 1040);
+});
+
+Deno.test("FlightPlan.placeholder() keeps a retransmission timer for a probe without predicting a service", () => {
+  const plan = new FlightPlan(pacing());
+  plan.reset(0);
+  plan.placeholder(0, 256, 7, 50);
+  assertEquals(plan.oldest, {
+    offset: 0,
+    len: 256,
+    seq: 7,
+    sentAt: 50,
+    arrival: 50,
+    start: 50,
+    end: 50,
+    sector: false,
+    idle: false,
+  });
+  assertEquals(plan.retransmitAt(plan.oldest!, 1, 300), 58);
+});

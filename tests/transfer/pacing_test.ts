@@ -1,0 +1,102 @@
+/**
+ * The pacing model on its own: what it concludes from idle round trips, service gaps and
+ * losses (docs/device.md, "Re-entrancy"). Every figure below is worked out by hand.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { PacingModel } from "../../lib/transfer/pacing.ts";
+
+/** Three idle round trips of 20 ms and one service gap of 15 ms: calibrated. */
+function calibrated(): PacingModel {
+  const p = new PacingModel();
+  for (let i = 0; i < 3; i++) p.addIdleRtt(20, false);
+  p.addServiceSample(15, false);
+  return p;
+}
+
+Deno.test("PacingModel knows nothing before a reply: no service time, stop-and-wait timers, 6 ms guard", () => {
+  const p = new PacingModel();
+  assertEquals(p.measured, false);
+  assertEquals(p.calibrated, false);
+  assertEquals(p.serviceMs(false), 0);
+  // An unmeasured sector write is taken as slow (70 ms): a late packet is safe, an early one collides.
+  assertEquals(p.serviceMs(true), 70);
+  assertEquals(p.twoWayMs, 0);
+  assertEquals(p.guardMs, 6);
+  assertEquals(p.snapshot().serviceMs, undefined);
+});
+
+Deno.test("PacingModel calibrates after three idle round trips and takes the smallest as the service time until gaps are measured", () => {
+  const p = new PacingModel();
+  p.addIdleRtt(22, false);
+  p.addIdleRtt(20, false);
+  assertEquals(p.measured, true);
+  assertEquals(p.calibrated, false);
+  // A round trip with a sector write does not count towards calibration.
+  p.addIdleRtt(90, true);
+  assertEquals(p.calibrated, false);
+  p.addIdleRtt(21, false);
+  assertEquals(p.calibrated, true);
+  assertEquals(p.serviceMs(false), 20);
+  // Without a service gap the network share is unknown: taken as 0 (later, never earlier).
+  assertEquals(p.twoWayMs, 0);
+  // The sector write is known from its idle round trip.
+  assertEquals(p.sectorServiceMs, 90);
+  assertEquals(p.serviceMs(true), 90);
+});
+
+Deno.test("PacingModel splits a round trip into service and network, and aims the next packet into the service", () => {
+  const p = calibrated();
+  assertEquals(p.normalServiceMs, 15);
+  assertEquals(p.twoWayMs, 5); // smallest idle round trip 20 − service 15
+  assertEquals(p.aimMs, 12); // phase 0.8 × 15
+  assertEquals(p.guardMs, 8); // 0.25 × 15 + 0.25 × 5 + 3
+  assertEquals(p.serviceMs(true), 85); // no sector write timed yet: 15 + 70
+  p.addServiceSample(60, true);
+  assertEquals(p.serviceMs(true), 60);
+  assertEquals(p.snapshot(), {
+    serviceMs: 15,
+    sectorServiceMs: 60,
+    twoWayMs: 5,
+    aimMs: 12,
+    phase: 0.8,
+    guardMs: 8,
+    idleSamples: 3,
+    calibrationSamples: 3,
+    calibrated: true,
+    recentLosses: 0,
+    stopAndWait: false,
+  });
+});
+
+Deno.test("PacingModel takes the median of the last 24 service gaps", () => {
+  const p = calibrated();
+  for (let ms = 1; ms <= 25; ms++) p.addServiceSample(ms, false);
+  // The first two (15 and 1) fell out of the window: 2…25, median index 12 → 14.
+  assertEquals(p.normalServiceMs, 14);
+});
+
+Deno.test("PacingModel aims later after losses close together and stops pipelining after 4 in 16 packets", () => {
+  const p = calibrated();
+  p.onLoss();
+  assertEquals(p.phase, 0.8); // one loss in a while is the network
+  p.onLoss();
+  assertEquals(p.phase, 0.9);
+  p.onLoss();
+  assertEquals(p.stopAndWait, false);
+  p.onLoss();
+  assertEquals(p.phase, PacingModel.MAX_PHASE);
+  assertEquals(p.stopAndWait, true);
+  assertEquals(p.snapshot().recentLosses, 4);
+  // 12 clean acks push the first losses out of the last 16: pipelining again.
+  for (let i = 0; i < 12; i++) p.onAck();
+  assertEquals(p.stopAndWait, true);
+  p.onAck();
+  assertEquals(p.stopAndWait, false);
+  assertEquals(p.phase, PacingModel.MAX_PHASE);
+  // 16 clean acks in a row: aim a little earlier, never below MIN_PHASE.
+  for (let i = 0; i < 3; i++) p.onAck();
+  assertEquals(p.phase, 0.98);
+  for (let i = 0; i < 16 * 20; i++) p.onAck();
+  assertEquals(p.phase, PacingModel.MIN_PHASE);
+  assert(p.guardMs >= 6);
+});
