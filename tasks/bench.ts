@@ -262,7 +262,7 @@ export async function main({ args }: TaskContext): Promise<number> {
   try {
     const keys = benchmarkKeys();
     const key2048Path = `${dir}/k2048.pem`;
-    await Deno.writeTextFile(key2048Path, keys.k2048);
+    await Deno.writeTextFile(key2048Path, keys.k2048, { mode: 0o600 });
     const key2048 = parsePrivateKey(keys.k2048);
     const key512 = parsePrivateKey(keys.k512);
     const image = makeSampleFirmware({ size: sizeKiB * 1024, seed: 5 });
