@@ -129,14 +129,12 @@ function renderBuild() {
       ["sha256", b.sha256.slice(0, 16) + "…"],
     ];
     $("build").replaceChildren(
-      el("p", {}, el("strong", { id: "build-label" }, b.label), " ", verdict),
+      el("div", {}, el("strong", { id: "build-label" }, b.label), " ", verdict),
       el("dl", {}, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
       ...b.verdict.problems.map((p) => el("p", { class: "note" }, p)),
-      b.matchesManifest ? null : el(
-        "p",
-        { class: "note" },
-        "The image is not the one dist/manifest.json describes.",
-      ),
+      ...(b.matchesManifest
+        ? []
+        : [el("p", { class: "note" }, "The image is not the one dist/manifest.json describes.")]),
     );
   }
   const running = state.rollout?.state === "running";
@@ -204,6 +202,9 @@ function renderRollout() {
         "td",
         { class: "result" },
         b.result ? badge(b.result.replace("-", " "), RESULT_KIND[b.result]) : null,
+        b.buildBefore || b.buildAfter
+          ? el("div", { class: "note" }, `${b.buildBefore ?? "?"} → ${b.buildAfter ?? "?"}`)
+          : null,
         b.reason ? el("div", { class: "note" }, b.reason) : null,
       ),
     );
