@@ -270,7 +270,9 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     }
     if (method === "GET" && path.startsWith("/static/")) {
       const name = path.slice("/static/".length);
-      if (!(name in ASSETS) || name === "index.html") return problem(404, `no file '${path}'`);
+      if (!(name in ASSETS) || name === "index.html") {
+        return problem(404, `no page or API at '${path}'`);
+      }
       return new Response(await assets(name), {
         headers: { ...SECURITY_HEADERS, "content-type": ASSETS[name]! },
       });
