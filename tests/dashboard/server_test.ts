@@ -321,3 +321,16 @@ Deno.test("a status refresh leaves alone the boards a running rollout is updatin
   await s.dashboard.running();
   assert(port.asked.length >= 2);
 });
+
+Deno.test("two rollouts started at the same moment: one runs, the other is refused", async () => {
+  const port = fakePort();
+  await using s = await serve(port);
+  const start = () => post(s.base, "/api/rollout", { request: FLEET, confirm: CONFIRM });
+  const answers = await Promise.all([start(), start(), start()]);
+  const statuses = answers.map((r) => r.status).sort();
+  await Promise.all(answers.map((r) => r.body?.cancel()));
+  assertEquals(statuses, [202, 409, 409]);
+  assertEquals(port.started.length, 1);
+  port.finish();
+  await s.dashboard.running();
+});
