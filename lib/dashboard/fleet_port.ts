@@ -14,6 +14,13 @@
  * - `rollout`: `prepareFleet`'s per-board deploy under a canary / max-failures / retries
  *   runner that emits the stream's events → issue 14's `deployFleet({ rollout, events })`.
  * - releases: read from `dist/releases/<id>/manifest.json` → issue 14's `listReleases`.
+ *
+ * Once merged, `rollout` becomes one `deployFleet({ inventory, only, request, keyPath,
+ * trigger, env, rollout: { canary, maxFailures, retries, retryDelayMs }, events, signal,
+ * progress: a silent sink, log: () => {} })` whose `events.emit` stamps each event and
+ * hands it to `onEvent` (its `device.status` type is not a rollout's and is dropped), with
+ * a preflight error turned into `run.ended`; `status` maps `probeFleet`'s rows (`app` →
+ * `online`, `release` into the note). The server, the page and their tests do not change.
  */
 import { join } from "node:path";
 import { createHash } from "node:crypto";
