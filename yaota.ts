@@ -29,6 +29,7 @@ export const TASKS: Record<string, () => Promise<TaskModule>> = {
   "get": () => import("./tasks/get.ts"),
   "ls": () => import("./tasks/ls.ts"),
   "rm": () => import("./tasks/rm.ts"),
+  "dashboard": () => import("./tasks/dashboard.ts"),
   "spike": () => import("./tasks/spike.ts"),
   "sim": () => import("./tasks/sim.ts"),
   "demo": () => import("./tasks/demo.ts"),

@@ -21,8 +21,11 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ];
 
+/** The dashboard's page (HTML, CSS, JavaScript), which the binary reads as files. */
+const ASSETS = ["lib/dashboard/static"];
+
 /** Modules the binary loads as workers: `deno compile` only sees static imports. */
-const WORKERS = ["lib/_sign_worker.ts", "lib/_micropython_worker.ts"];
+const WORKERS = ["lib/transfer/_sign_worker.ts", "lib/micropython/_worker.ts"];
 
 export const spec: CommandSpec = {
   name: "compile",
@@ -52,6 +55,7 @@ export function compileArgs(entry: string, out: string, target?: string): string
     "--config",
     join(ROOT, "deno.json"),
     ...WORKERS.flatMap((w) => ["--include", join(ROOT, w)]),
+    ...ASSETS.flatMap((a) => ["--include", join(ROOT, a)]),
     ...(target ? ["--target", target] : []),
     "--output",
     out,

@@ -2,8 +2,22 @@
  * `deno task demo`: the main job on a virtual device, with no hardware and nothing left
  * behind: a throwaway key, a virtual yaota8266 (ESP8266 costs), a sample OTA image in
  * the real makeimg format, a deploy with the progress bar, and the outcome.
+ * `deno task demo --dashboard`: a few virtual boards and the dashboard over them.
  */
-import { type CommandSpec, runTask, stringOpt, type TaskContext } from "../lib/cli/cli.ts";
+import {
+  boolOpt,
+  type CommandSpec,
+  portOpt,
+  runTask,
+  stringOpt,
+  type TaskContext,
+} from "../lib/cli/cli.ts";
+import type { DeviceProfile } from "../lib/sim/device_profile.ts";
+import { startDemoFleet } from "../lib/dashboard/demo_fleet.ts";
+import { createFleetPort } from "../lib/dashboard/fleet_port.ts";
+import { reportPath } from "../lib/dashboard/report_store.ts";
+import { DEFAULT_DASHBOARD_PORT, serveDashboard } from "../lib/dashboard/serve.ts";
+import { serveUntilStopped, startLines } from "./dashboard.ts";
 import { deploy } from "../lib/deploy/deploy.ts";
 import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -26,11 +40,23 @@ export const spec: CommandSpec = {
       help: "device costs: esp8266 (default), esp8266-quiet or instant",
     },
     bits: { type: "string", arg: "N", help: "throwaway key size (default 2048)" },
+    dashboard: {
+      type: "boolean",
+      help: "start 3 virtual boards (and name a 4th that is offline) and the dashboard over them",
+    },
+    port: {
+      type: "string",
+      arg: "PORT",
+      help: `with --dashboard: its port, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
+    },
   },
   notes: [
     "Makes a throwaway RSA key (exponent 3) in a temp dir, starts a virtual device built for it on " +
     "127.0.0.1, builds a sample OTA image in the real makeimg format (with a valid MD5 trailer), " +
     "deploys it, and prints the outcome. Everything is removed at the end.",
+    "--dashboard: virtual boards running an older app with WebREPL, a build folder with the " +
+    "current build and two kept releases, and the dashboard on 127.0.0.1; open the address it " +
+    "prints and roll the build out from the page. Ctrl-C stops it and removes everything.",
   ],
 };
 
@@ -40,6 +66,9 @@ export async function main({ args }: TaskContext): Promise<number> {
   if (!profile) throw new UsageError(`--profile expects esp8266, esp8266-quiet or instant`);
   const bits = Number(stringOpt(values, "bits") ?? 2048);
   if (![512, 1024, 2048].includes(bits)) throw new UsageError("--bits expects 512, 1024 or 2048");
+  const port = portOpt(values, "port", { allowZero: true });
+  if (boolOpt(values, "dashboard")) return await dashboardDemo(profile, bits, port);
+  if (port !== undefined) throw new UsageError("--port goes with --dashboard");
   const dir = await Deno.makeTempDir({ prefix: "yaota-demo-" });
   try {
     log(bold("1. a throwaway signing key"));
@@ -112,6 +141,41 @@ export async function main({ args }: TaskContext): Promise<number> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Virtual boards and the dashboard over them, until Ctrl-C; then nothing is left behind. */
+async function dashboardDemo(
+  profile: DeviceProfile,
+  bits: number,
+  listenPort = DEFAULT_DASHBOARD_PORT,
+): Promise<number> {
+  log(bold(`starting virtual boards (${profile.name} costs) and a build folder with releases`));
+  await using fleet = await startDemoFleet({ profile, bits });
+  const port = createFleetPort({
+    config: fleet.config,
+    keyPath: fleet.keyPath,
+    env: fleet.env,
+    retryDelayMs: 1000,
+    triggerSettings: { otaWaitMs: 10000, comeBackMs: 20000 },
+  });
+  for (const d of fleet.config.devices ?? []) {
+    log(
+      `   ${d.name.padEnd(8)} ${d.ip}:${d.port}  ${(d.tags ?? []).join(", ").padEnd(13)} ${
+        d.name === fleet.offline ? "offline (nothing listens there)" : `runs ${fleet.versions.old}`
+      }`,
+    );
+  }
+  log(`   current build: ${fleet.versions.current}; kept releases in ${fleet.config.out}`);
+  await using running = await serveDashboard({
+    port,
+    listenPort,
+    refreshMs: 10000,
+    reportPath: reportPath(fleet.config.out!),
+  });
+  for (const line of startLines(running, fleet.config.devices?.length ?? 0)) print(line);
+  log("Open the address in a browser, then 'Deploy to whole fleet…' (canary 1, retries 1).");
+  await serveUntilStopped(running);
+  return 0;
 }
 
 if (import.meta.main) runTask(spec, main);

@@ -1,0 +1,187 @@
+/**
+ * A fleet of virtual boards for the dashboard's demo mode and its tests: each a virtual
+ * yaota8266 (lib/sim) running an older app with WebREPL, plus one board that is offline;
+ * a throwaway key; and a build folder like `build-ota` leaves it (`firmware-ota.bin`, its
+ * manifest, and two kept releases). Demo code: production modules never import it.
+ */
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import type { OtaConfig } from "../config/config.ts";
+import { generateKey } from "../format/keys.ts";
+import { DEFAULT_APP_OFFSET } from "../format/image.ts";
+import { FIRMWARE_FILE, MANIFEST_FILE } from "../build/build_outputs.ts";
+import type { DeviceProfile } from "../sim/device_profile.ts";
+import { makeSampleFirmware } from "../sim/sample_firmware.ts";
+import { startVirtualDevice, type VirtualDevice } from "../sim/virtual_device.ts";
+
+/** The demo's WebREPL password (every virtual board has it). */
+export const DEMO_PASSWORD = "demo-pw1";
+export const DEMO_PASSWORD_ENV = "YAOTA_DEMO_PW";
+
+/** Board names and tags: the last one is offline. */
+const BOARDS: { name: string; tags: string[] }[] = [
+  { name: "kitchen", tags: ["sensor"] },
+  { name: "garage", tags: ["sensor", "door"] },
+  { name: "hall", tags: ["display"] },
+  { name: "attic", tags: ["sensor"] },
+  { name: "porch", tags: ["door"] },
+  { name: "cellar", tags: ["sensor"] },
+];
+
+export interface DemoFleetOptions {
+  profile: DeviceProfile;
+  /** Boards that run (default 3); one more is offline. */
+  boards?: number;
+  /** Image size in bytes (default 160 KiB). */
+  imageSize?: number;
+  /** Key size (default 1024). */
+  bits?: number;
+}
+
+export interface DemoFleet extends AsyncDisposable {
+  dir: string;
+  config: OtaConfig;
+  keyPath: string;
+  /** The password variables, as the port reads them. */
+  env: (name: string) => string | undefined;
+  devices: VirtualDevice[];
+  /** The name of the board with nothing behind its address. */
+  offline: string;
+  /** The versions the boards run before and after an update. */
+  versions: { old: string; current: string };
+  close(): Promise<void>;
+}
+
+function shortId(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex").slice(0, 12);
+}
+
+async function keepBuild(
+  dir: string,
+  image: Uint8Array,
+  builtAt: string,
+  label: string,
+  banner: string,
+): Promise<{ id: string; manifest: string }> {
+  const id = shortId(image);
+  const manifest = JSON.stringify(
+    {
+      firmware: FIRMWARE_FILE,
+      builtAt,
+      build: { id, builtAt, version: label },
+      image: {
+        size: image.length,
+        sha256: createHash("sha256").update(image).digest("hex"),
+        appOffset: "0x3c000",
+        version: banner,
+        safe: true,
+      },
+      modules: [{ name: "ota.py" }, { name: "uartremote.py" }],
+    },
+    null,
+    2,
+  ) + "\n";
+  const release = join(dir, "releases", id);
+  await Deno.mkdir(release, { recursive: true });
+  await Deno.writeFile(join(release, FIRMWARE_FILE), image);
+  await Deno.writeTextFile(join(release, MANIFEST_FILE), manifest);
+  return { id, manifest };
+}
+
+/** A TCP and UDP port with nothing listening (right now). */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Starts the fleet. Needs `--allow-net`, `--allow-read`, `--allow-write`. */
+export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFleet> {
+  const size = options.imageSize ?? 160 * 1024;
+  const count = Math.min(options.boards ?? 3, BOARDS.length - 1);
+  const dir = await Deno.makeTempDir({ prefix: "yaota-dashboard-demo-" });
+  const devices: VirtualDevice[] = [];
+  try {
+    const key = generateKey(options.bits ?? 1024);
+    const keyPath = join(dir, "priv.key");
+    await Deno.writeTextFile(keyPath, key.privatePem, { mode: 0o600 });
+
+    const out = join(dir, "dist");
+    const old = makeSampleFirmware({ size, version: "v1.19.1-demo", date: "2025-06-18", seed: 1 });
+    const current = makeSampleFirmware({
+      size,
+      version: "v1.20.0-demo",
+      date: "2026-01-10",
+      seed: 2,
+    });
+    const versions = { old: "v1.19.1-demo on 2025-06-18", current: "v1.20.0-demo on 2026-01-10" };
+    await keepBuild(out, old, "2025-06-18T10:00:00.000Z", "1.0.0", versions.old);
+    const now = await keepBuild(
+      out,
+      current,
+      "2026-01-10T10:00:00.000Z",
+      "1.1.0",
+      versions.current,
+    );
+    await Deno.writeFile(join(out, FIRMWARE_FILE), current);
+    await Deno.writeTextFile(join(out, MANIFEST_FILE), now.manifest);
+
+    for (let i = 0; i < count; i++) {
+      const flash = new Uint8Array(0x100000).fill(0xff);
+      flash.set(old, DEFAULT_APP_OFFSET);
+      devices.push(
+        await startVirtualDevice({
+          modulus: key.info.modulus,
+          flash,
+          profile: options.profile,
+          start: "boot",
+          webrepl: { password: DEMO_PASSWORD },
+        }),
+      );
+    }
+    const offline = BOARDS[count]!;
+    const config: OtaConfig = {
+      key: keyPath,
+      out,
+      devices: [
+        ...devices.map((d, i) => ({
+          name: BOARDS[i]!.name,
+          ip: "127.0.0.1",
+          port: d.port,
+          passwordEnv: DEMO_PASSWORD_ENV,
+          tags: BOARDS[i]!.tags,
+        })),
+        {
+          name: offline.name,
+          ip: "127.0.0.1",
+          port: freePort(),
+          passwordEnv: DEMO_PASSWORD_ENV,
+          tags: offline.tags,
+        },
+      ],
+    };
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      for (const d of devices) await d.close();
+      await Deno.remove(dir, { recursive: true });
+    };
+    return {
+      dir,
+      config,
+      keyPath,
+      env: (name) => name === DEMO_PASSWORD_ENV ? DEMO_PASSWORD : undefined,
+      devices,
+      offline: offline.name,
+      versions,
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (e) {
+    for (const d of devices) await d.close();
+    await Deno.remove(dir, { recursive: true });
+    throw e;
+  }
+}

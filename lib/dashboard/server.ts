@@ -1,0 +1,357 @@
+/**
+ * The dashboard's HTTP side: the page, a small JSON API and a Server-Sent Events stream,
+ * over a `FleetPort` (`port.ts`). Every request first passes the access policy
+ * (`access.ts`). One rollout at a time; its report is kept in memory and in `dist/`.
+ *
+ * API (JSON; POST bodies are JSON and carry the token header):
+ * - `GET /api/state`: boards, current build, releases, the last rollout, the refresh period.
+ * - `POST /api/refresh`: asks the boards now.
+ * - `POST /api/plan` `{request}`: the boards and the build the request means (to confirm).
+ * - `POST /api/rollout` `{request, confirm}`: starts it; 409 while another runs, or when
+ *   the boards or the build differ from what was confirmed.
+ * - `POST /api/stop`: stops the running rollout (no new board starts; running ones stop).
+ * - `GET /api/stream`: events `state`, `fleet`, `rollout` (the folded view) and `ota`
+ *   (each event of the run as the `--events` stream has it).
+ */
+import { OtaError, UsageError } from "../errors.ts";
+import {
+  type AccessPolicy,
+  checkRequest,
+  TOKEN_COOKIE,
+  TOKEN_HEADER,
+  TOKEN_QUERY,
+} from "./access.ts";
+import { EventHub, formatEvent } from "./event_stream.ts";
+import type { BoardStatus, FleetPort, RolloutEvent, RolloutRequest } from "./port.ts";
+import { describeTarget, parseConfirmed, parseRolloutRequest } from "./rollout_request.ts";
+import { applyEvent, interruptedView, type RolloutView, startView } from "./rollout_view.ts";
+import { readReport, writeReport } from "./report_store.ts";
+import { type AssetReader, ASSETS, readStaticAsset } from "./static_assets.ts";
+
+/** The refresh period's bounds, in seconds. */
+export const MIN_REFRESH_S = 5;
+export const MAX_REFRESH_S = 600;
+export const DEFAULT_REFRESH_S = 30;
+
+export interface DashboardOptions {
+  port: FleetPort;
+  policy: AccessPolicy;
+  /** Where the last rollout's report is kept; none: in memory only. */
+  reportPath?: string;
+  /** Boards are asked again this often while a page is open (milliseconds). */
+  refreshMs: number;
+  assets?: AssetReader;
+  now?: () => Date;
+}
+
+export interface Dashboard {
+  handler(request: Request): Promise<Response>;
+  /** The running rollout's end, if one runs. */
+  running(): Promise<void> | undefined;
+  /** Stops the running rollout (if any), waits for it, ends the streams and timers. */
+  close(): Promise<void>;
+}
+
+const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+function json(value: unknown, status = 200, headers: HeadersInit = {}): Response {
+  return new Response(JSON.stringify(value), {
+    status,
+    headers: { ...SECURITY_HEADERS, ...headers, "content-type": "application/json" },
+  });
+}
+
+function problem(status: number, error: string, kind?: string): Response {
+  return json({ error, ...(kind ? { kind } : {}) }, status);
+}
+
+function cookie(header: string | null, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === name) return v.join("=");
+  }
+  return undefined;
+}
+
+function escapeAttribute(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll('"', "&quot;").replaceAll("<", "&lt;");
+}
+
+/**
+ * The dashboard over `options.port`, with the last report read back from
+ * `options.reportPath` (a run cut off by a stop is reported so).
+ */
+export async function createDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const { port, policy } = options;
+  const now = options.now ?? (() => new Date());
+  const assets = options.assets ?? readStaticAsset;
+  let fleet: BoardStatus[] = port.boards();
+  let checkedAt: string | undefined;
+  let refreshing: Promise<void> | undefined;
+  let view: RolloutView | undefined;
+  let active: { controller: AbortController; done: Promise<void> } | undefined;
+  let persisting = Promise.resolve();
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  if (options.reportPath) {
+    const kept = await readReport(options.reportPath);
+    if (kept) view = interruptedView(kept, now().toISOString());
+  }
+
+  const hub = new EventHub((count) => {
+    if (count > 0 && timer === undefined) {
+      timer = setInterval(() => void refresh().catch(() => {}), options.refreshMs);
+    } else if (count === 0 && timer !== undefined) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  });
+
+  function persist(): Promise<void> {
+    const path = options.reportPath;
+    const snapshot = view;
+    if (!path || !snapshot) return persisting;
+    persisting = persisting.then(() => writeReport(path, snapshot)).catch(() => {});
+    return persisting;
+  }
+
+  /** Boards a running rollout is updating: not asked meanwhile (one WebREPL client at a time). */
+  function busyBoards(): string[] {
+    if (!active || !view) return [];
+    return view.boards.filter((b) => b.result === undefined).map((b) => b.name);
+  }
+
+  /** Asks the boards (never two refreshes at once: a second waits for the first). */
+  function refresh(): Promise<void> {
+    refreshing ??= (async () => {
+      try {
+        const busy = busyBoards();
+        const names = fleet.map((b) => b.name).filter((n) => !busy.includes(n));
+        const asked = await port.status(names);
+        fleet = fleet.map((old) =>
+          asked.find((a) => a.name === old.name) ??
+            (busy.includes(old.name) ? { ...old, note: "being updated now" } : old)
+        );
+        checkedAt = now().toISOString();
+        hub.send("fleet", { boards: fleet, checkedAt });
+      } finally {
+        refreshing = undefined;
+      }
+    })();
+    return refreshing;
+  }
+
+  async function state() {
+    const [build, releases] = await Promise.all([
+      port.currentBuild().catch(() => null),
+      port.releases().catch(() => []),
+    ]);
+    return {
+      boards: fleet,
+      checkedAt: checkedAt ?? null,
+      build,
+      releases,
+      rollout: view ?? null,
+      refreshSeconds: options.refreshMs / 1000,
+    };
+  }
+
+  async function body(request: Request): Promise<Record<string, unknown>> {
+    try {
+      const value = await request.json();
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
+    } catch {
+      // Below.
+    }
+    throw new UsageError("the request body must be a JSON object");
+  }
+
+  async function planOf(request: RolloutRequest) {
+    const plan = await port.plan(request);
+    const policy = [
+      request.canary ? `canary ${request.canary}` : "no canary",
+      request.maxFailures === null ? "no failure limit" : `max failures ${request.maxFailures}`,
+      `retries ${request.retries}`,
+      request.trigger ? "reboot into OTA mode over WebREPL" : "boards already in OTA mode",
+    ].join(", ");
+    return {
+      ...plan,
+      target: describeTarget(request.target),
+      policy,
+      question: `Send build ${plan.build} to ${plan.boards.length} board${
+        plan.boards.length === 1 ? "" : "s"
+      } (${plan.boards.join(", ")})? ${policy}.`,
+    };
+  }
+
+  async function startRollout(request: RolloutRequest, confirmed: unknown): Promise<Response> {
+    if (active && view) {
+      return problem(
+        409,
+        `a rollout is already running (started ${view.startedAt}, build ${view.build}, boards ${
+          view.boards.map((b) => b.name).join(", ")
+        }): wait for it to end, or stop it first`,
+        "RolloutRunning",
+      );
+    }
+    const confirm = parseConfirmed(confirmed);
+    const plan = await port.plan(request);
+    if (
+      plan.build !== confirm.build || plan.boards.join("\n") !== confirm.boards.join("\n")
+    ) {
+      return problem(
+        409,
+        `the rollout changed since it was confirmed (now build ${plan.build} to ${
+          plan.boards.join(", ") || "no board"
+        }; confirmed build ${confirm.build} to ${confirm.boards.join(", ") || "no board"}): ` +
+          "look again and confirm",
+        "PlanChanged",
+      );
+    }
+    // Checked again after the awaits: two requests may have passed the first check together.
+    if (active) return startRollout(request, confirmed);
+    const startedAt = now().toISOString();
+    view = startView(startedAt, request, plan.build, plan.boards, startedAt);
+    const controller = new AbortController();
+    const onEvent = (event: RolloutEvent) => {
+      if (!view) return;
+      view = applyEvent(view, event);
+      hub.send("ota", event, event.seq);
+      hub.send("rollout", view);
+      if (event.type === "run.ended") void persist();
+    };
+    hub.send("rollout", view);
+    void persist();
+    const done = port.rollout(request, onEvent, controller.signal)
+      .catch((e) => {
+        // A bug in the rollout itself: the run ends with it, the dashboard goes on.
+        const last = view?.events.at(-1)?.seq ?? 0;
+        onEvent({
+          v: 1,
+          seq: last + 1,
+          time: now().toISOString(),
+          type: "run.ended",
+          ok: false,
+          exitCode: 1,
+          reason: `the rollout stopped on an unexpected error (a bug): ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+          kind: "InternalError",
+        });
+      })
+      .finally(async () => {
+        if (view?.state === "running") view = interruptedView(view, now().toISOString());
+        active = undefined;
+        await persist();
+        hub.send("rollout", view);
+        void refresh().catch(() => {});
+      });
+    active = { controller, done };
+    return json({ rollout: view }, 202);
+  }
+
+  async function route(request: Request, url: URL): Promise<Response> {
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const path = url.pathname;
+    if (method === "GET" && (path === "/" || path === "/index.html")) {
+      const html = new TextDecoder().decode(await assets("index.html"))
+        .replace("%%TOKEN%%", escapeAttribute(policy.token));
+      return new Response(html, {
+        headers: { ...SECURITY_HEADERS, "content-type": ASSETS["index.html"]! },
+      });
+    }
+    if (method === "GET" && path.startsWith("/static/")) {
+      const name = path.slice("/static/".length);
+      if (!(name in ASSETS) || name === "index.html") {
+        return problem(404, `no page or API at '${path}'`);
+      }
+      return new Response(await assets(name), {
+        headers: { ...SECURITY_HEADERS, "content-type": ASSETS[name]! },
+      });
+    }
+    if (method === "GET" && path === "/api/state") return json(await state());
+    if (method === "GET" && path === "/api/stream") {
+      return hub.open(formatEvent("state", await state()), SECURITY_HEADERS);
+    }
+    if (method === "POST" && path === "/api/refresh") {
+      await refresh();
+      return json({ boards: fleet, checkedAt });
+    }
+    if (method === "POST" && path === "/api/plan") {
+      const b = await body(request);
+      return json(await planOf(parseRolloutRequest(b.request)));
+    }
+    if (method === "POST" && path === "/api/rollout") {
+      const b = await body(request);
+      return await startRollout(parseRolloutRequest(b.request), b.confirm);
+    }
+    if (method === "POST" && path === "/api/stop") {
+      if (!active) return problem(409, "no rollout is running", "NoRollout");
+      active.controller.abort();
+      return json({ stopping: true });
+    }
+    const known = ["/", "/index.html", "/api/state", "/api/stream", "/api/refresh", "/api/plan"]
+      .concat(["/api/rollout", "/api/stop"]);
+    if (known.includes(path)) return problem(405, `${request.method} ${path} is not used`);
+    return problem(404, `no page or API at '${path}'`);
+  }
+
+  async function handler(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const verdict = checkRequest(policy, {
+      method: request.method,
+      hostHeader: request.headers.get("host") ?? undefined,
+      origin: request.headers.get("origin") ?? undefined,
+      fetchSite: request.headers.get("sec-fetch-site") ?? undefined,
+      contentType: request.headers.get("content-type") ?? undefined,
+      headerToken: request.headers.get(TOKEN_HEADER) ?? undefined,
+      cookieToken: cookie(request.headers.get("cookie"), TOKEN_COOKIE),
+      queryToken: url.searchParams.get(TOKEN_QUERY) ?? undefined,
+    });
+    if (!verdict.ok) return problem(verdict.status, verdict.message, "AccessRefused");
+    if (verdict.tokenInQuery) {
+      // The token goes into a cookie that only this site's own requests carry, and out of
+      // the address bar.
+      url.searchParams.delete(TOKEN_QUERY);
+      return new Response(null, {
+        status: 303,
+        headers: {
+          ...SECURITY_HEADERS,
+          location: url.pathname + url.search,
+          "set-cookie": `${TOKEN_COOKIE}=${policy.token}; HttpOnly; SameSite=Strict; Path=/`,
+        },
+      });
+    }
+    try {
+      return await route(request, url);
+    } catch (e) {
+      if (e instanceof UsageError) return problem(400, e.message, e.name);
+      if (e instanceof OtaError) return problem(422, e.message, e.name);
+      return problem(
+        500,
+        `unexpected error (a bug): ${e instanceof Error ? e.message : String(e)}`,
+        "InternalError",
+      );
+    }
+  }
+
+  return {
+    handler,
+    running: () => active?.done,
+    async close() {
+      active?.controller.abort();
+      await active?.done;
+      await refreshing?.catch(() => {});
+      await persisting;
+      hub.close();
+    },
+  };
+}

@@ -1,0 +1,321 @@
+// The dashboard page: renders what the server sends over Server-Sent Events (/api/stream)
+// and posts actions with the page's token. Everything shown is set as text, never as HTML.
+"use strict";
+
+const token = document.querySelector('meta[name="yaota-token"]').content;
+const $ = (id) => document.getElementById(id);
+
+let state = { boards: [], build: null, releases: [], rollout: null, checkedAt: null };
+let pending = null; // the request awaiting confirmation
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) {
+    if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+function badge(text, kind) {
+  return el("span", { class: `badge ${kind ?? ""}` }, text);
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+function time(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : "";
+}
+
+function showMessage(text) {
+  const m = $("message");
+  m.textContent = text;
+  m.hidden = !text;
+}
+
+async function post(path, body = {}) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-yaota-token": token },
+    body: JSON.stringify(body),
+  });
+  const value = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new Error(value.error ?? `${response.status}`);
+  return value;
+}
+
+const STATE_LABEL = { online: "online", ota: "OTA mode", offline: "offline" };
+const STATE_KIND = { online: "ok", ota: "warn", offline: "bad" };
+const COMPARISON_KIND = { "up to date": "ok", older: "warn", newer: "warn", unknown: "" };
+const RESULT_KIND = { updated: "ok", skipped: "", failed: "bad", "not-attempted": "warn" };
+
+function renderFleet() {
+  const boards = state.boards;
+  const running = state.rollout?.state === "running";
+  const online = boards.filter((b) => b.state === "online").length;
+  const ota = boards.filter((b) => b.state === "ota").length;
+  const offline = boards.filter((b) => b.state === "offline").length;
+  const upToDate = boards.filter((b) => b.comparison === "up to date").length;
+  $("fleet-summary").textContent = boards.length
+    ? `${boards.length} boards: ${online} online, ${ota} in OTA mode, ${offline} offline; ` +
+      `${upToDate} up to date`
+    : 'No boards: add a "devices" list to ota.config.json.';
+  $("checked").textContent = state.checkedAt
+    ? `checked ${time(state.checkedAt)}, every ${state.refreshSeconds} s`
+    : "not checked yet";
+  const body = $("fleet").tBodies[0];
+  body.replaceChildren(...boards.map((b) => {
+    const build = b.build === undefined ? "–" : b.build === null ? "unknown" : b.build.id +
+      (b.build.version ? ` (${b.build.version})` : "");
+    const deploy = el("button", { type: "button", disabled: running }, "Deploy…");
+    deploy.addEventListener("click", () => ask({ kind: "board", name: b.name }));
+    return el(
+      "tr",
+      { "data-board": b.name },
+      el("td", {}, el("strong", {}, b.name)),
+      el("td", {}, ...b.tags.map((t) => el("span", { class: "tag" }, t))),
+      el("td", { class: "num" }, b.address),
+      el(
+        "td",
+        {},
+        b.state ? badge(STATE_LABEL[b.state], STATE_KIND[b.state]) : badge("asking…"),
+      ),
+      el("td", {}, b.micropython ?? "–"),
+      el("td", {}, build),
+      el(
+        "td",
+        {},
+        badge(b.comparison, COMPARISON_KIND[b.comparison]),
+        b.note ? el("div", { class: "note" }, b.note) : null,
+      ),
+      el("td", {}, deploy),
+    );
+  }));
+  const tags = [...new Set(boards.flatMap((b) => b.tags))].sort();
+  const select = $("tag-select");
+  const chosen = select.value;
+  select.replaceChildren(...tags.map((t) => el("option", { value: t }, t)));
+  if (tags.includes(chosen)) select.value = chosen;
+  $("deploy-tag").disabled = running || tags.length === 0;
+  $("deploy-fleet").disabled = running || boards.length === 0;
+}
+
+function renderBuild() {
+  const b = state.build;
+  if (!b) {
+    $("build").replaceChildren(
+      el("p", { class: "muted" }, "No dist/firmware-ota.bin: run deno task build-ota."),
+    );
+  } else {
+    const verdict = b.verdict.safe
+      ? badge("preflight: safe to push", "ok")
+      : badge("preflight: refused", "bad");
+    const rows = [
+      ["build id", b.id ?? "none (built before build ids)"],
+      ["version", b.version ?? "–"],
+      ["built", b.builtAt ? new Date(b.builtAt).toLocaleString() : "–"],
+      ["size", bytes(b.size)],
+      ["app offset", b.appOffset],
+      ["link address", b.linkAddress ?? "–"],
+      ["modules", b.modules.length ? b.modules.join(", ") : "–"],
+      ["sha256", b.sha256.slice(0, 16) + "…"],
+    ];
+    $("build").replaceChildren(
+      el("div", {}, el("strong", { id: "build-label" }, b.label), " ", verdict),
+      el("dl", {}, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+      ...b.verdict.problems.map((p) => el("p", { class: "note" }, p)),
+      ...(b.matchesManifest
+        ? []
+        : [el("p", { class: "note" }, "The image is not the one dist/manifest.json describes.")]),
+    );
+  }
+  const running = state.rollout?.state === "running";
+  $("releases").replaceChildren(
+    state.releases.length
+      ? el(
+        "ul",
+        {},
+        ...state.releases.slice().reverse().map((r) => {
+          const again = el("button", { type: "button", disabled: running }, "Redeploy…");
+          again.addEventListener("click", () => ask({ kind: "fleet" }, r.id));
+          return el(
+            "li",
+            { "data-release": r.id },
+            el("strong", {}, r.id),
+            r.version ? ` (${r.version})` : "",
+            ` ${new Date(r.builtAt).toLocaleString()} `,
+            r.current ? badge("current", "ok") : again,
+          );
+        }),
+      )
+      : el("p", { class: "muted" }, "None kept."),
+  );
+}
+
+const PHASE_LABEL = {
+  waiting: "waiting",
+  preflight: "preflight",
+  trigger: "entering OTA mode",
+  push: "sending",
+  verify: "checking boot",
+  probe: "asking",
+  done: "done",
+};
+
+function renderRollout() {
+  const r = state.rollout;
+  const body = $("progress").tBodies[0];
+  if (!r) {
+    body.replaceChildren();
+    return;
+  }
+  const running = r.state === "running";
+  $("rollout-state").textContent = running ? "running" : r.ok ? "done" : "ended with problems";
+  $("rollout-state").className = `badge ${running ? "warn" : r.ok ? "ok" : "bad"}`;
+  $("rollout-title").textContent = `Build ${r.build}, started ${time(r.startedAt)}` +
+    (r.endedAt ? `, ended ${time(r.endedAt)}` : "") +
+    (r.policy
+      ? ` — canary ${r.policy.canary}, max failures ${r.policy.maxFailures ?? "none"}, ` +
+        `retries ${r.policy.retries}, ${r.policy.concurrency} at a time`
+      : "");
+  body.replaceChildren(...r.boards.map((b) => {
+    const bar = el("progress", { max: 100, value: b.percent });
+    return el(
+      "tr",
+      { "data-progress": b.name },
+      el("td", {}, el("strong", {}, b.name)),
+      el("td", {}, PHASE_LABEL[b.phase] ?? b.phase),
+      el("td", { class: "num" }, bar, el("span", { class: "percent" }, `${b.percent} %`)),
+      el("td", { class: "num" }, b.total ? `${bytes(b.bytes)} / ${bytes(b.total)}` : "–"),
+      el("td", { class: "num" }, b.rate ? `${(b.rate / 1024).toFixed(1)} KiB/s` : "–"),
+      el("td", { class: "num" }, b.eta === null || b.eta === undefined ? "–" : `${b.eta} s`),
+      el("td", { class: "num" }, String(b.retries)),
+      el(
+        "td",
+        { class: "result" },
+        b.result ? badge(b.result.replace("-", " "), RESULT_KIND[b.result]) : null,
+        b.buildBefore || b.buildAfter
+          ? el("div", { class: "note" }, `${b.buildBefore ?? "?"} → ${b.buildAfter ?? "?"}`)
+          : null,
+        b.reason ? el("div", { class: "note" }, b.reason) : null,
+      ),
+    );
+  }));
+  $("decisions").replaceChildren(...r.decisions.map((d) => el("li", {}, d.detail)));
+  const counts = ["updated", "skipped", "failed", "not-attempted"]
+    .map((k) => [k, r.boards.filter((b) => b.result === k).length])
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${n} ${k.replace("-", " ")}`);
+  $("report-summary").textContent = running
+    ? ""
+    : `Report: ${counts.join(", ") || "no boards"}${r.reason ? ` — ${r.reason}` : ""}`;
+  $("stop").hidden = !running;
+  $("events").textContent = r.events.map((e) => JSON.stringify(e)).join("\n");
+}
+
+function render() {
+  renderFleet();
+  renderBuild();
+  renderRollout();
+}
+
+function options() {
+  const number = (id) => {
+    const v = $(id).value.trim();
+    return v === "" ? null : Number(v);
+  };
+  return {
+    canary: number("opt-canary") ?? 0,
+    maxFailures: number("opt-max-failures"),
+    retries: number("opt-retries") ?? 0,
+    trigger: $("opt-trigger").checked,
+  };
+}
+
+async function ask(target, release) {
+  showMessage("");
+  const request = { target, ...options(), ...(release ? { release } : {}) };
+  try {
+    const plan = await post("/api/plan", { request });
+    pending = { request, confirm: { boards: plan.boards, build: plan.build } };
+    $("confirm-question").textContent = plan.question;
+    $("confirm-boards").replaceChildren(...plan.boards.map((b) => el("li", {}, b)));
+    $("confirm").returnValue = "";
+    $("confirm").showModal();
+  } catch (e) {
+    showMessage(e.message);
+  }
+}
+
+async function confirmed() {
+  if (!pending) return;
+  const { request, confirm } = pending;
+  pending = null;
+  try {
+    const started = await post("/api/rollout", { request, confirm });
+    state.rollout = started.rollout;
+    render();
+  } catch (e) {
+    showMessage(e.message);
+  }
+}
+
+function connect() {
+  const stream = new EventSource("/api/stream");
+  stream.addEventListener("state", (e) => {
+    state = JSON.parse(e.data);
+    render();
+  });
+  stream.addEventListener("fleet", (e) => {
+    const f = JSON.parse(e.data);
+    state.boards = f.boards;
+    state.checkedAt = f.checkedAt;
+    renderFleet();
+  });
+  stream.addEventListener("rollout", (e) => {
+    const wasRunning = state.rollout?.state === "running";
+    state.rollout = JSON.parse(e.data);
+    renderRollout();
+    if (wasRunning !== (state.rollout.state === "running")) {
+      renderFleet();
+      renderBuild();
+    }
+  });
+  stream.addEventListener("open", () => showMessage(""));
+  stream.addEventListener("error", () => {
+    showMessage("Lost the connection to the dashboard: retrying…");
+  });
+}
+
+$("refresh").addEventListener("click", async () => {
+  $("refresh").disabled = true;
+  try {
+    const f = await post("/api/refresh");
+    state.boards = f.boards;
+    state.checkedAt = f.checkedAt;
+    renderFleet();
+  } catch (e) {
+    showMessage(e.message);
+  } finally {
+    $("refresh").disabled = false;
+  }
+});
+$("deploy-fleet").addEventListener("click", () => ask({ kind: "fleet" }));
+$("deploy-tag").addEventListener("click", () => ask({ kind: "tag", tag: $("tag-select").value }));
+$("stop").addEventListener("click", () => post("/api/stop").catch((e) => showMessage(e.message)));
+$("confirm").addEventListener("close", () => {
+  if ($("confirm").returnValue === "ok") confirmed();
+  else pending = null;
+});
+
+connect();
+// The first look at the boards, without waiting for the periodic refresh.
+post("/api/refresh").catch((e) => showMessage(e.message));

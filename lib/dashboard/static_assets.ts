@@ -1,0 +1,26 @@
+/**
+ * The page's files, shipped in the repository beside this module (`static/`): plain HTML,
+ * CSS and JavaScript, nothing to build and nothing fetched from elsewhere. Read from the
+ * checkout, from a `deno compile` binary (which includes the folder) or from the URL a
+ * `deno install` ran from.
+ */
+
+/** The files the page is made of, and their types: nothing else is served. */
+export const ASSETS: Readonly<Record<string, string>> = {
+  "index.html": "text/html; charset=utf-8",
+  "app.js": "text/javascript; charset=utf-8",
+  "style.css": "text/css; charset=utf-8",
+};
+
+/** Reads one of `ASSETS` by name. */
+export type AssetReader = (name: string) => Promise<Uint8Array<ArrayBuffer>>;
+
+/** The reader for the files beside this module. Needs `--allow-read` (or `--allow-net`). */
+export const readStaticAsset: AssetReader = async (name) => {
+  if (!(name in ASSETS)) throw new Error(`not a dashboard file: '${name}'`);
+  const url = new URL(`./static/${name}`, import.meta.url);
+  if (url.protocol === "file:") return await Deno.readFile(url);
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+};

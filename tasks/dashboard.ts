@@ -1,0 +1,161 @@
+/**
+ * `deno task dashboard [--port 8267] [--host 127.0.0.1]`: a local web page with the fleet
+ * at a glance and rollouts with live progress (lib/dashboard/).
+ */
+import {
+  type CommandSpec,
+  parseCommandArgs,
+  portOpt,
+  runTask,
+  secondsOpt,
+  stringOpt,
+  type TaskContext,
+} from "../lib/cli/cli.ts";
+import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
+import { UsageError } from "../lib/errors.ts";
+import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
+import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import { bold, log, print, warn } from "../lib/cli/output.ts";
+import { createFleetPort } from "../lib/dashboard/fleet_port.ts";
+import { reportPath } from "../lib/dashboard/report_store.ts";
+import {
+  DEFAULT_DASHBOARD_HOST,
+  DEFAULT_DASHBOARD_PORT,
+  type RunningDashboard,
+  serveDashboard,
+} from "../lib/dashboard/serve.ts";
+import { DEFAULT_REFRESH_S, MAX_REFRESH_S, MIN_REFRESH_S } from "../lib/dashboard/server.ts";
+import { isLoopbackHost } from "../lib/dashboard/access.ts";
+import type { FleetPort } from "../lib/dashboard/port.ts";
+
+export const spec: CommandSpec = {
+  name: "dashboard",
+  summary: "A local web page: the fleet at a glance, rollouts with live progress.",
+  options: {
+    port: {
+      type: "string",
+      arg: "PORT",
+      help: `port to serve on, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
+    },
+    host: {
+      type: "string",
+      arg: "ADDR",
+      help: `address to serve on (default ${DEFAULT_DASHBOARD_HOST}: this machine only)`,
+    },
+    key: {
+      type: "string",
+      arg: "FILE",
+      help: `private key (default: config key, else ${DEFAULT_KEY_PATH})`,
+    },
+    refresh: {
+      type: "string",
+      arg: "S",
+      help:
+        `ask the boards every S seconds while a page is open (default ${DEFAULT_REFRESH_S}, ${MIN_REFRESH_S} to ${MAX_REFRESH_S})`,
+    },
+  },
+  notes: [
+    "The boards are the config's \"devices\"; the build is dist/firmware-ota.bin (the config's " +
+    '"out" folder) and its manifest; kept releases are dist/releases/<build-id>/. The last ' +
+    "rollout's report is kept in memory and in dist/dashboard/last-rollout.json.",
+    "Safe by default: it listens on 127.0.0.1 only. With --host beyond loopback (e.g. 0.0.0.0), " +
+    "every request needs the token printed at start: open the address it prints. Changes are " +
+    "POST requests with the token, from the page's own origin; one rollout at a time.",
+    `WebREPL passwords come from each device's "passwordEnv" variable, else ${PASSWORD_ENV}; ` +
+    "they stay in this process and never reach the browser.",
+  ],
+  examples: [
+    "deno task dashboard",
+    "deno task dashboard --port 9000",
+    "deno task dashboard --host 0.0.0.0   # reachable from the LAN: token required",
+  ],
+};
+
+export interface DashboardArgs {
+  port: number;
+  host: string;
+  key?: string;
+  refreshMs: number;
+  config?: string;
+}
+
+/** Pure: argv to typed options. @throws {UsageError} */
+export function parseDashboardArgs(argv: string[]): DashboardArgs {
+  const { values, positionals } = parseCommandArgs(spec, argv);
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const refreshMs = secondsOpt(values, "refresh", MAX_REFRESH_S) ?? DEFAULT_REFRESH_S * 1000;
+  if (refreshMs < MIN_REFRESH_S * 1000) {
+    throw new UsageError(
+      `--refresh must be at least ${MIN_REFRESH_S} s (each refresh logs in to every board), got '${
+        stringOpt(values, "refresh")
+      }'`,
+    );
+  }
+  const host = stringOpt(values, "host") ?? DEFAULT_DASHBOARD_HOST;
+  if (host.trim() === "") throw new UsageError("--host needs an address");
+  return {
+    port: portOpt(values, "port", { allowZero: true }) ?? DEFAULT_DASHBOARD_PORT,
+    host,
+    key: stringOpt(values, "key"),
+    refreshMs,
+    config: stringOpt(values, "config"),
+  };
+}
+
+/** The lines printed at start: where to look, and the token when it is needed. */
+export function startLines(running: RunningDashboard, boards: number): string[] {
+  const lines = [`dashboard: ${running.url}  (${boards} board${boards === 1 ? "" : "s"})`];
+  if (running.policy.tokenForAll) {
+    lines.push(
+      `listening beyond this machine (${running.policy.host}): every request needs the token ` +
+        `${running.policy.token} (it is in the address above)`,
+    );
+  }
+  lines.push("Ctrl-C stops it (and any rollout it runs: no new board starts).");
+  return lines;
+}
+
+/** Serves until Ctrl-C (or SIGTERM). */
+export async function serveUntilStopped(running: RunningDashboard): Promise<void> {
+  const stop = Promise.withResolvers<void>();
+  const onSignal = () => stop.resolve();
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    await stop.promise;
+    log("stopping the dashboard…");
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);
+    await running.close();
+  }
+}
+
+export function portFor(args: DashboardArgs, config: OtaConfig): FleetPort {
+  return createFleetPort({
+    config,
+    keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
+    onWarning: (m) => warn(m),
+  });
+}
+
+export async function main(ctx: TaskContext): Promise<void> {
+  const args = parseDashboardArgs(ctx.argv);
+  const config = await loadConfig(args.config);
+  const port = portFor(args, config);
+  const running = await serveDashboard({
+    port,
+    host: args.host,
+    listenPort: args.port,
+    refreshMs: args.refreshMs,
+    reportPath: reportPath(config.out ?? DEFAULT_BUILD_DIR),
+  });
+  const boards = port.boards().length;
+  for (const line of startLines(running, boards)) print(line);
+  if (boards === 0) warn('no boards: add a "devices" list to ota.config.json');
+  if (!isLoopbackHost(args.host)) log(bold("anyone with the token can deploy to your boards"));
+  await serveUntilStopped(running);
+}
+
+if (import.meta.main) runTask(spec, main);

@@ -1,0 +1,221 @@
+/** Helpers for the dashboard tests: a fake `FleetPort`, a served dashboard, and SSE reading. */
+import { UsageError } from "../../lib/errors.ts";
+import { type AccessPolicy, TOKEN_HEADER } from "../../lib/dashboard/access.ts";
+import type {
+  BoardStatus,
+  CurrentBuild,
+  FleetPort,
+  Release,
+  RolloutEvent,
+  RolloutEventBody,
+  RolloutRequest,
+} from "../../lib/dashboard/port.ts";
+import { createDashboard, type Dashboard } from "../../lib/dashboard/server.ts";
+import { onlyOf } from "../../lib/dashboard/rollout_request.ts";
+
+export const TOKEN = "test-token-0123456789abcdefghijklmnopqrstu";
+
+export const BUILD: CurrentBuild = {
+  id: "abc123def456",
+  label: "abc123def456 (1.1.0)",
+  file: "dist/firmware-ota.bin",
+  size: 8192,
+  sha256: "ab".repeat(32),
+  builtAt: "2026-01-10T10:00:00.000Z",
+  version: "1.1.0",
+  appOffset: "0x3c000",
+  linkAddress: "0x40245000",
+  modules: ["ota.py"],
+  verdict: { safe: true, problems: [] },
+  matchesManifest: true,
+};
+
+const BOARDS: BoardStatus[] = [
+  { name: "a", tags: ["sensor"], address: "10.0.0.2:8266", comparison: "unknown" },
+  { name: "b", tags: ["door"], address: "10.0.0.3:8266", comparison: "unknown" },
+];
+
+export interface FakePort extends FleetPort {
+  /** Requests `rollout` was called with. */
+  started: RolloutRequest[];
+  /** Names each `status` call asked for. */
+  asked: (readonly string[] | undefined)[];
+  /** Lets every running rollout past its halfway point. */
+  finish(): void;
+}
+
+/**
+ * Boards "a" and "b"; a rollout sends each board to 50 %, waits for `finish()` (or a
+ * stop), then 100 % and "updated" (or "not-attempted" after a stop).
+ */
+export function fakePort(): FakePort {
+  const gate = Promise.withResolvers<void>();
+  const started: RolloutRequest[] = [];
+  const asked: (readonly string[] | undefined)[] = [];
+  const chosen = (request: RolloutRequest) => {
+    const only = onlyOf(request.target);
+    const boards = BOARDS.filter((b) =>
+      only.length === 0 || only.includes(b.name) || b.tags.some((t) => only.includes(t))
+    );
+    if (boards.length === 0) throw new UsageError(`--only: no device or tag named '${only[0]}'`);
+    return boards.map((b) => b.name);
+  };
+  return {
+    started,
+    asked,
+    finish: () => gate.resolve(),
+    boards: () => BOARDS,
+    status: (names) => {
+      asked.push(names);
+      return Promise.resolve(
+        BOARDS.filter((b) => names === undefined || names.includes(b.name)).map((b) => ({
+          ...b,
+          state: "online" as const,
+          micropython: "v1.19.1 on 2025-06-18",
+          comparison: "older" as const,
+          checkedAt: "2026-01-10T11:00:00.000Z",
+        })),
+      );
+    },
+    currentBuild: () => Promise.resolve(BUILD),
+    releases: () =>
+      Promise.resolve<Release[]>([
+        { id: "0ld0ld0ld0ld", builtAt: "2025-06-18T10:00:00.000Z", current: false },
+        { id: "abc123def456", builtAt: BUILD.builtAt!, version: "1.1.0", current: true },
+      ]),
+    plan: (request) =>
+      Promise.resolve().then(() => ({
+        boards: chosen(request),
+        build: BUILD.label,
+        buildId: BUILD.id,
+        file: BUILD.file,
+        size: BUILD.size,
+      })),
+    async rollout(request, onEvent, signal) {
+      started.push(request);
+      const boards = chosen(request);
+      let seq = 0;
+      const emit = (body: RolloutEventBody) =>
+        onEvent({ v: 1, seq: ++seq, time: new Date().toISOString(), ...body } as RolloutEvent);
+      const progress = (device: string, bytes: number) =>
+        emit({
+          type: "progress",
+          device,
+          bytes,
+          total: BUILD.size,
+          rate: 4096,
+          eta: (BUILD.size - bytes) / 4096,
+          retransmits: 0,
+          block: 1024,
+        });
+      emit({ type: "run.started", command: "deploy", devices: boards });
+      for (const d of boards) {
+        emit({ type: "phase.started", phase: "push", device: d });
+        progress(d, BUILD.size / 2);
+      }
+      await Promise.race([
+        gate.promise,
+        new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+      ]);
+      for (const d of boards) {
+        if (signal.aborted) {
+          emit({ type: "device.result", device: d, result: "not-attempted", reason: "stopped" });
+          continue;
+        }
+        progress(d, BUILD.size);
+        emit({ type: "device.result", device: d, result: "updated", attempts: 1 });
+      }
+      emit({ type: "run.ended", ok: !signal.aborted, exitCode: signal.aborted ? 130 : 0 });
+    },
+  };
+}
+
+export interface Served extends AsyncDisposable {
+  base: string;
+  dashboard: Dashboard;
+}
+
+/** The dashboard over `port` on 127.0.0.1 (a port from the OS), with `policy` for it. */
+export async function serve(
+  port: FleetPort,
+  options: { reportPath?: string; tokenForAll?: boolean; refreshMs?: number } = {},
+): Promise<Served> {
+  const made = Promise.withResolvers<Dashboard>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (r) => (await made.promise).handler(r),
+  );
+  const policy: AccessPolicy = {
+    host: options.tokenForAll ? "0.0.0.0" : "127.0.0.1",
+    port: server.addr.port,
+    token: TOKEN,
+    tokenForAll: options.tokenForAll ?? false,
+  };
+  const dashboard = await createDashboard({
+    port,
+    policy,
+    refreshMs: options.refreshMs ?? 60000,
+    ...(options.reportPath ? { reportPath: options.reportPath } : {}),
+  });
+  made.resolve(dashboard);
+  return {
+    base: `http://127.0.0.1:${server.addr.port}`,
+    dashboard,
+    async [Symbol.asyncDispose]() {
+      await dashboard.close();
+      await server.shutdown();
+    },
+  };
+}
+
+/** A POST as the page sends it: JSON, the token header, our own origin. */
+export function post(
+  base: string,
+  path: string,
+  body: unknown = {},
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${base}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      [TOKEN_HEADER]: TOKEN,
+      origin: base,
+      ...headers,
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+export interface SseMessage {
+  event: string;
+  data: unknown;
+}
+
+/** Reads `text/event-stream` messages until `until` says stop; then lets the stream go. */
+export async function readStream(
+  response: Response,
+  until: (message: SseMessage, all: SseMessage[]) => boolean,
+): Promise<SseMessage[]> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const all: SseMessage[] = [];
+  let buffer = "";
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return all;
+      buffer += value;
+      for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1] ?? "message";
+        const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? "null");
+        const message = { event, data };
+        all.push(message);
+        if (until(message, all)) return all;
+      }
+    }
+  } finally {
+    await reader.cancel();
+  }
+}

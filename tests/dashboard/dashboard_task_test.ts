@@ -1,0 +1,101 @@
+/** `deno task dashboard`: its arguments, what it prints at start, and Ctrl-C. */
+import { assertEquals, assertMatch, assertStringIncludes, assertThrows } from "../_assert.ts";
+import { hermeticEnv, ROOT, tempDir } from "../_helpers.ts";
+import { parseDashboardArgs, startLines } from "../../tasks/dashboard.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { accessPolicy } from "../../lib/dashboard/access.ts";
+import type { RunningDashboard } from "../../lib/dashboard/serve.ts";
+
+Deno.test("parseDashboardArgs() defaults to 127.0.0.1:8267 every 30 s, and checks each option", () => {
+  assertEquals(parseDashboardArgs([]), {
+    port: 8267,
+    host: "127.0.0.1",
+    key: undefined,
+    refreshMs: 30000,
+    config: undefined,
+  });
+  assertEquals(parseDashboardArgs(["--port", "0", "--host", "0.0.0.0", "--refresh", "5"]).port, 0);
+  assertThrows(
+    () => parseDashboardArgs(["--refresh", "2"]),
+    UsageError,
+    "--refresh must be at least 5 s (each refresh logs in to every board), got '2'",
+  );
+  assertThrows(() => parseDashboardArgs(["--refresh", "601"]), UsageError, "--refresh");
+  assertThrows(() => parseDashboardArgs(["--port", "70000"]), UsageError, "--port");
+  assertThrows(() => parseDashboardArgs(["extra"]), UsageError, "unexpected argument 'extra'");
+});
+
+Deno.test("startLines() prints the token only when the dashboard listens beyond loopback", () => {
+  const running = (host: string) =>
+    ({
+      url: host === "127.0.0.1" ? "http://127.0.0.1:8267/" : `http://${host}:8267/?token=T0K`,
+      policy: accessPolicy(host, 8267, "T0K"),
+    }) as RunningDashboard;
+  assertEquals(startLines(running("127.0.0.1"), 1), [
+    "dashboard: http://127.0.0.1:8267/  (1 board)",
+    "Ctrl-C stops it (and any rollout it runs: no new board starts).",
+  ]);
+  assertEquals(startLines(running("0.0.0.0"), 3), [
+    "dashboard: http://0.0.0.0:8267/?token=T0K  (3 boards)",
+    "listening beyond this machine (0.0.0.0): every request needs the token T0K (it is in the " +
+    "address above)",
+    "Ctrl-C stops it (and any rollout it runs: no new board starts).",
+  ]);
+});
+
+function dashboardTask(cwd: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}tasks/dashboard.ts`, ...args],
+    cwd,
+    env: { ...hermeticEnv(), NO_COLOR: "1" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+Deno.test("deno task dashboard serves the config's boards on 127.0.0.1 and stops on Ctrl-C", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(
+    `${dir.path}/ota.config.json`,
+    JSON.stringify({ devices: [{ name: "kitchen", ip: "127.0.0.1", port: 9, tags: ["sensor"] }] }),
+  );
+  const child = dashboardTask(dir.path, ["--port", "0"]);
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("Ctrl-C")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  assertMatch(out, /^dashboard: http:\/\/127\.0\.0\.1:\d+\/ {2}\(1 board\)\n/);
+  const url = /^dashboard: (\S+)/.exec(out)![1]!;
+  const state = await (await fetch(`${url}api/state`)).json();
+  assertEquals(state.boards, [{
+    name: "kitchen",
+    tags: ["sensor"],
+    address: "127.0.0.1:9",
+    comparison: "unknown",
+  }]);
+  assertEquals(state.build, null);
+  child.kill("SIGINT");
+  assertEquals((await child.status).code, 0);
+  await reader.cancel();
+  assertStringIncludes(await stderr, "stopping the dashboard…");
+});
+
+Deno.test("deno task dashboard on a port in use says so in one line and exits 1", async () => {
+  await using dir = await tempDir();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const result = await dashboardTask(dir.path, ["--port", String(port)]).output();
+  assertEquals(result.code, 1);
+  assertEquals(
+    new TextDecoder().decode(result.stderr),
+    `error: TCP port ${port} on 127.0.0.1 (the dashboard) is already in use: another program ` +
+      "(or another sim) holds it. Stop it, or choose another with --port PORT (--port 0 picks " +
+      "a free one).\n",
+  );
+});

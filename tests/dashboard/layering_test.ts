@@ -1,0 +1,89 @@
+/**
+ * The dashboard's layering, checked on its sources: one module adapts the toolchain
+ * (fleet_port.ts), the server and the page see only `port.ts`; the virtual device is for
+ * the demo only; nothing writes to the terminal; the page loads nothing from elsewhere.
+ */
+import { join } from "node:path";
+import { assert, assertEquals } from "../_assert.ts";
+import { ROOT } from "../_helpers.ts";
+
+const DIR = join(ROOT, "lib", "dashboard");
+
+/** Each module of lib/dashboard/ and the lib/ folders (or files) it imports, outside lib/dashboard/. */
+async function imports(): Promise<Map<string, string[]>> {
+  const found = new Map<string, string[]>();
+  for await (const e of Deno.readDir(DIR)) {
+    if (!e.isFile || !e.name.endsWith(".ts")) continue;
+    const text = await Deno.readTextFile(join(DIR, e.name));
+    const specifiers = [...text.matchAll(/(?:from|import\()\s*"([^"]+)"/g)].map((m) => m[1]!);
+    const outside = specifiers.filter((s) => s.startsWith("../")).map((s) => {
+      const parts = s.slice(3).split("/");
+      return parts.length > 1 ? `${parts[0]}/` : parts[0]!;
+    });
+    found.set(e.name, [...new Set(outside)].sort());
+  }
+  return found;
+}
+
+Deno.test("lib/dashboard: only fleet_port.ts adapts the toolchain; the server and the page see port.ts", async () => {
+  const all = await imports();
+  const reach = Object.fromEntries([...all].filter(([, i]) => i.length > 0).sort());
+  assertEquals(reach, {
+    "demo_fleet.ts": ["build/", "config/", "format/", "sim/"],
+    "fleet_port.ts": [
+      "build/",
+      "config/",
+      "deploy/",
+      "errors.ts",
+      "exit_codes.ts",
+      "format/",
+      "transfer/",
+      "webrepl/",
+    ],
+    "rollout_request.ts": ["errors.ts"],
+    "serve.ts": ["transfer/"],
+    "server.ts": ["errors.ts"],
+  });
+  const serve = await Deno.readTextFile(join(DIR, "serve.ts"));
+  assertEquals(
+    [...serve.matchAll(/from "(\.\.\/transfer\/[^"]+)"/g)].map((m) => m[1]),
+    ["../transfer/listen_error.ts"],
+    "serve.ts takes only the bind-error wording from transfer/",
+  );
+});
+
+Deno.test("lib/dashboard: no module but the demo imports the virtual device; none writes to the terminal", async () => {
+  for await (const e of Deno.readDir(DIR)) {
+    if (!e.isFile || !/\.(ts|js)$/.test(e.name)) continue;
+    const text = await Deno.readTextFile(join(DIR, e.name));
+    if (!e.name.startsWith("demo")) {
+      assert(!/\.\.\/(sim|bench)\//.test(text), `${e.name} imports lib/sim or lib/bench`);
+    }
+    assert(!/\.\.\/cli\//.test(text), `${e.name} imports lib/cli`);
+    assert(!/console\.|Deno\.std(out|err)/.test(text), `${e.name} writes to the terminal`);
+  }
+  // Production code outside the dashboard does not reach its demo.
+  for (const folder of ["lib", "tasks"]) {
+    for await (const file of walk(join(ROOT, folder))) {
+      if (file.endsWith("tasks/demo.ts") || file.includes("/lib/dashboard/")) continue;
+      const text = await Deno.readTextFile(file);
+      assert(!text.includes("dashboard/demo"), `${file} imports the dashboard's demo`);
+    }
+  }
+});
+
+Deno.test("the page is plain files in the repository: nothing fetched from elsewhere", async () => {
+  for await (const e of Deno.readDir(join(DIR, "static"))) {
+    const text = await Deno.readTextFile(join(DIR, "static", e.name));
+    assertEquals(text.match(/\b(src|href)\s*=\s*["']?(https?:)?\/\/[^"' >]*/g), null, e.name);
+    assertEquals(text.match(/@import|fetch\(\s*["'`]https?:/g), null, e.name);
+  }
+});
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(dir)) {
+    const path = join(dir, e.name);
+    if (e.isDirectory) yield* walk(path);
+    else if (e.name.endsWith(".ts")) yield path;
+  }
+}
