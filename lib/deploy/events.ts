@@ -7,7 +7,7 @@
  * change that breaks readers bumps `v`.
  */
 import type { SendProgress } from "../transfer/send_firmware.ts";
-import { InterruptedError, OtaError, UsageError } from "../errors.ts";
+import { OtaError } from "../errors.ts";
 
 /** The schema's version: the `v` of every event. */
 export const EVENTS_VERSION = 1;
