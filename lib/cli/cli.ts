@@ -8,7 +8,8 @@ import { OtaError, UsageError } from "../errors.ts";
 import { EXIT, exitCodeOf } from "../exit_codes.ts";
 import { bold, fail, log, print, printJson } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../config/values.ts";
-import { setTraceSink, stderrTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
+import { setTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
+import { stderrTraceSink } from "./trace_sink.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";

@@ -35,7 +35,7 @@ import {
   type TriggerMethod,
   watchForApp,
 } from "../webrepl/trigger.ts";
-import { formatSeconds } from "../cli/output.ts";
+import { formatSeconds } from "../_units.ts";
 
 /** The device's IDLE_REBOOT_MS: an OTA server that got no first packet reboots after it. */
 export const DEFAULT_OTA_WAIT_MS = 60000;

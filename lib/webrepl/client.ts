@@ -17,7 +17,7 @@ import {
   makeWebSocketKey,
   OPCODE,
 } from "./websocket.ts";
-import { formatSeconds } from "../cli/output.ts";
+import { formatSeconds } from "../_units.ts";
 import { concat } from "../_bytes.ts";
 import { hideInTrace, trace } from "../trace.ts";
 

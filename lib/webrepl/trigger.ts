@@ -5,7 +5,7 @@
  * typed directly: RTC user memory := `yaotaota`, then `machine.reset()`.
  */
 import { OtaError, WebReplError } from "../errors.ts";
-import { formatSeconds } from "../cli/output.ts";
+import { formatSeconds } from "../_units.ts";
 import { CONNECT_PROBE_MS, tcpPortOpen } from "../transfer/tcp_probe.ts";
 import {
   DEFAULT_WEBREPL_PORT,

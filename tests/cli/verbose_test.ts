@@ -12,13 +12,8 @@ import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { type RunningApp, startWebReplServer } from "../../lib/sim/webrepl_server.ts";
 import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { renderHelp } from "../../lib/cli/cli.ts";
-import {
-  formatTraceLine,
-  hideInTrace,
-  setTraceSink,
-  trace,
-  verboseWanted,
-} from "../../lib/trace.ts";
+import { hideInTrace, setTraceSink, trace, verboseWanted } from "../../lib/trace.ts";
+import { formatTraceLine } from "../../lib/cli/trace_sink.ts";
 
 const KEY = `${VECTORS}test-key-512.pem`;
 const PASSWORD = "pw-verb0";
