@@ -17,10 +17,10 @@ import { EXIT } from "../lib/exit_codes.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
 import type { KnownModulus } from "../lib/format/bootloader_image.ts";
 import { identifyFile } from "../lib/format/file_kind.ts";
-import { loadPublicKey } from "../lib/format/keys.ts";
+import { loadPublicKey } from "../lib/config/key_file.ts";
 import { inspectImage, summarizeProblems } from "../lib/format/inspect.ts";
 import { renderInspectReport } from "../lib/cli/inspect_report.ts";
-import { fail, print, printJson } from "../lib/cli/output.ts";
+import { fail, print, printJson, warn } from "../lib/cli/output.ts";
 import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/config/values.ts";
 
 export const spec: CommandSpec = {
@@ -92,7 +92,7 @@ export function parseInspectArgs(argv: string[]): InspectArgs {
 /** The user's key as a modulus to look for; a default key that is absent is no error. */
 async function keysToLookFor(path: string, named: boolean): Promise<KnownModulus[]> {
   try {
-    const key = await loadPublicKey(path);
+    const key = await loadPublicKey(path, { onWarning: warn });
     return [{ label: `your key ${path} (${key.fingerprint})`, modulus: key.modulus }];
   } catch (e) {
     if (named) throw e;

@@ -20,7 +20,7 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
 import { inspectImage, summarizeProblems } from "../lib/format/inspect.ts";
-import { loadSigningKey } from "../lib/format/keys.ts";
+import { loadSigningKey } from "../lib/config/key_file.ts";
 import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/config/values.ts";
 import {
   bold,
@@ -186,7 +186,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   }
   const outProblem = await folderProblem(dirname(out));
   if (outProblem !== undefined) throw new FileError(`cannot write '${out}': ${outProblem}`);
-  const key = await loadSigningKey(keyPath);
+  const key = await loadSigningKey(keyPath, { onWarning: warn });
   checkBlockFits(options.block, key.modulus.length);
   let firmware: Uint8Array;
   try {

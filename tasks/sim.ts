@@ -21,7 +21,7 @@ import type { DeviceEvent } from "../lib/sim/device.ts";
 import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
 import { resolveAppOffset } from "../lib/config/values.ts";
-import { loadPublicKey } from "../lib/format/keys.ts";
+import { loadPublicKey } from "../lib/config/key_file.ts";
 import { formatHex } from "../lib/_bytes.ts";
 import { bold, green, log, printJson, red, warn, yellow } from "../lib/cli/output.ts";
 import { markFlashDump, openFlashDump } from "../lib/sim/flash_dump.ts";
@@ -247,7 +247,7 @@ export async function main(ctx: TaskContext): Promise<number> {
   if (!keyPath) {
     throw new UsageError("name the key the device was built for: --key FILE or --pubkey FILE");
   }
-  const key = await loadPublicKey(keyPath);
+  const key = await loadPublicKey(keyPath, { onWarning: warn });
   const appOffset = resolveAppOffset(args.appOffset, config);
   if (args.force && !args.flash) throw new UsageError("--force goes with --flash FILE");
   if (appOffset >= args.flashSize) {

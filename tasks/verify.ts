@@ -15,8 +15,8 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { fail, log, print, printJson } from "../lib/cli/output.ts";
-import { formatCheck } from "../lib/setup/verify.ts";
+import { fail, log, print, printJson, warn } from "../lib/cli/output.ts";
+import { formatCheck } from "../lib/cli/verify_report.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { verifyFiles, type VerifyPaths } from "../lib/setup/verify_files.ts";
 
@@ -106,7 +106,11 @@ export function parseVerifyArgs(argv: string[]): VerifyArgs {
 export async function main(ctx: TaskContext): Promise<number> {
   const args = verifyArgsFrom(ctx.args);
   const config = await loadConfig(args.config);
-  const report = await verifyFiles(args.paths, { config, appOffset: args.appOffset });
+  const report = await verifyFiles(args.paths, {
+    config,
+    appOffset: args.appOffset,
+    onWarning: warn,
+  });
   if (args.json) {
     printJson(report);
     return report.ok ? 0 : 1;

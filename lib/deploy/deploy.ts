@@ -15,7 +15,7 @@ import {
 import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
 import { defaultBuildProblem, FIRMWARE_FILE, missingBuild } from "../build/build_outputs.ts";
 import { basename, dirname } from "node:path";
-import { loadSigningKey } from "../format/keys.ts";
+import { loadSigningKey } from "../config/key_file.ts";
 import {
   AUTO_BLOCKS,
   cannedSource,
@@ -186,7 +186,7 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
     }
     return { source: cannedSource(canned), kind: "canned", ...(bootLoop ? { bootLoop } : {}) };
   }
-  const key = await loadSigningKey(request.keyPath);
+  const key = await loadSigningKey(request.keyPath, { onWarning: request.onWarning });
   const blocks = request.block === "auto" ? AUTO_BLOCKS : [request.block];
   let source: PacketSource;
   try {

@@ -29,6 +29,8 @@ export interface VerifyFilesOptions {
   appOffset?: number;
   /** Inputs that must exist even at their default path (flash needs key, bootloader, firmware). */
   require?: CheckName[];
+  /** Hears that the private key is open to other users (`chmod 600` it). */
+  onWarning?: (message: string) => void;
 }
 
 const KEY_EXTENSIONS = [".key", ".pem", ".pub"];
@@ -93,7 +95,11 @@ export async function verifyFiles(
     paths.key !== undefined || config.key !== undefined || required("key"),
     `no key at '${keyPath}'. Create one with 'deno task keygen', or name yours with --key.`,
   );
-  if (keyText !== undefined) await warnIfKeyIsOpen(resolve(cwd, keyPath), keyText, keyPath);
+  if (keyText !== undefined) {
+    await warnIfKeyIsOpen(resolve(cwd, keyPath), keyText, keyPath, {
+      onWarning: options.onWarning,
+    });
+  }
   if (keyText === undefined) {
     skipped.key =
       `no key at ${keyPath} (create one with 'deno task keygen', or name yours with --key)`;

@@ -25,7 +25,7 @@ import {
 } from "../../lib/format/image.ts";
 import { TriggerIgnoredError } from "../../lib/webrepl/trigger.ts";
 import { indexOfBytes } from "../../lib/_bytes.ts";
-import { loadPublicKey } from "../../lib/format/keys.ts";
+import { loadPublicKey } from "../../lib/config/key_file.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { startVirtualDevice, type VirtualDevice } from "../../lib/sim/virtual_device.ts";
 
