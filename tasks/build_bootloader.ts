@@ -21,6 +21,7 @@ import {
 import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
 import { UsageError } from "../lib/errors.ts";
 import { green, print } from "../lib/cli/output.ts";
+import { stderrBuildReporter } from "../lib/cli/build_report.ts";
 import { formatHex } from "../lib/_bytes.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 
@@ -126,7 +127,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const flags = toBuildBootloaderArgs(args);
   const config = await loadConfig(flags.config);
   const options = resolveBootloaderOptions(flags, config, Deno.cwd());
-  const result = await buildBootloader(options);
+  const result = await buildBootloader(options, stderrBuildReporter());
+  for (const line of result.plan ?? []) print(line);
   const trigger = result.rtcTrigger
     ? "software trigger: boot8266 enters OTA mode when RTC memory holds 'yaotaota' " +
       "(import ota; ota.start()), besides the BOOT button"

@@ -19,6 +19,7 @@ import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/bui
 import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
 import { UsageError } from "../lib/errors.ts";
 import { green, print } from "../lib/cli/output.ts";
+import { stderrBuildReporter } from "../lib/cli/build_report.ts";
 
 export const spec: CommandSpec = {
   name: "build-ota",
@@ -116,7 +117,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const flags = toBuildOtaArgs(args);
   const config = await loadConfig(flags.config);
   const options = resolveBuildOtaOptions(flags, config, Deno.cwd());
-  const result = await buildOta(options);
+  const result = await buildOta(options, stderrBuildReporter());
+  for (const line of result.plan ?? []) print(line);
   if (result.dryRun || !result.manifest) return;
   const m = result.manifest;
   print(

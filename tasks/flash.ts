@@ -14,12 +14,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import {
-  esptoolDialect,
-  findEsptool,
-  formatCommand,
-  requireEsptool,
-} from "../lib/setup/esptool.ts";
+import { esptoolDialect, findEsptool, requireEsptool } from "../lib/setup/esptool.ts";
 import {
   assertFlashable,
   DEFAULT_BAUD,
@@ -30,8 +25,9 @@ import {
   triggerWarning,
 } from "../lib/setup/flash.ts";
 import { DEFAULT_KEY_PATH, parseBaud, resolveAppOffset } from "../lib/config/values.ts";
-import { bold, log, print, warn } from "../lib/cli/output.ts";
-import { formatCheck } from "../lib/setup/verify.ts";
+import { bold, log, logRaw, print, warn } from "../lib/cli/output.ts";
+import { shellQuote } from "../lib/_shell.ts";
+import { formatCheck } from "../lib/cli/verify_report.ts";
 import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, verifyFiles } from "../lib/setup/verify_files.ts";
 
 export const spec: CommandSpec = {
@@ -159,6 +155,7 @@ export async function main(ctx: TaskContext): Promise<void> {
     config,
     appOffset,
     require: ["key", "bootloader", "firmware"],
+    onWarning: warn,
   });
   for (const check of report.checks) {
     if (["key", "bootloader", "firmware"].includes(check.name)) log(formatCheck(check, false));
@@ -186,7 +183,7 @@ export async function main(ctx: TaskContext): Promise<void> {
     // Without one, the current esptool's spelling.
     const dialect = tool ? esptoolDialect(tool.version) : "v5";
     for (const step of flashSteps({ ...plan, dialect })) {
-      print(formatCommand([...(tool?.display ?? ["esptool"]), ...step.args]));
+      print(shellQuote([...(tool?.display ?? ["esptool"]), ...step.args]));
     }
     log("dry run: nothing was flashed");
     return;
@@ -195,12 +192,15 @@ export async function main(ctx: TaskContext): Promise<void> {
   const tool = await requireEsptool();
   const steps = flashSteps({ ...plan, dialect: esptoolDialect(tool.version) });
   log(
-    `${formatCommand(tool.display)} ${tool.version ?? "(version unknown: v4 spelling)"}; ` +
+    `${shellQuote(tool.display)} ${tool.version ?? "(version unknown: v4 spelling)"}; ` +
       describeSerial(serial),
   );
-  await runFlash(steps, tool, (step, i) => {
-    log(bold(`[${i + 1}/${steps.length}] ${step.label}`));
-    log(`$ ${formatCommand([...tool.display, ...step.args])}`);
+  await runFlash(steps, tool, {
+    onStep: (step, i) => {
+      log(bold(`[${i + 1}/${steps.length}] ${step.label}`));
+      log(`$ ${shellQuote([...tool.display, ...step.args])}`);
+    },
+    onOutput: logRaw,
   });
   log(
     `done: yaota8266 is at 0x0 and the firmware at 0x${appOffset.toString(16)}. ` +

@@ -9,25 +9,25 @@
  */
 import { createHash } from "node:crypto";
 import { dirname, join, relative, resolve } from "node:path";
+import { DEFAULT_IMAGE, type Runtime } from "./container.ts";
 import {
-  BuildLog,
-  checkRuntime,
-  commandLine,
-  currentUser,
-  DEFAULT_IMAGE,
-  type Runner,
-  type Runtime,
-  shellQuote,
-  streamingRunner,
-} from "./container.ts";
+  type BuildDeps,
+  type BuildReporter,
+  checkMakeRuntime,
+  defaultBuildDeps,
+  dryRunListing,
+  planMake,
+  runMake,
+} from "./make_runner.ts";
 import { existsSync, isDir, isFile, removeIfExists } from "../_fs.ts";
 import type { BootloaderSettings, OtaConfig } from "../config/config.ts";
 import { FileError, UnsafeImageError } from "../errors.ts";
 import { PUBLIC_KEY_FILE } from "../setup/keygen.ts";
 import { DEFAULT_KEY_PATH, resolveAppOffset } from "../config/values.ts";
-import { loadPublicKey, modulusCString, type PublicKeyInfo } from "../format/keys.ts";
+import { modulusCString, type PublicKeyInfo } from "../format/keys.ts";
+import { loadPublicKey } from "../config/key_file.ts";
 import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./linker_script.ts";
-import { formatBytes, log, print } from "../cli/output.ts";
+import { formatBytes } from "../_units.ts";
 import { trace } from "../trace.ts";
 import {
   checkAppOffsetAgainstTree,
@@ -200,6 +200,8 @@ export async function bootloaderMakeCommands(
 
 export interface BootloaderResult {
   dryRun: boolean;
+  /** With `dryRun`: every file change and command, in order, for the task to print. */
+  plan?: string[];
   tree: YaotaTree;
   key: PublicKeyInfo;
   binaryPath: string;
@@ -217,15 +219,9 @@ export interface BootloaderResult {
   changed: string[];
 }
 
-export interface BootloaderDeps {
-  runner: Runner;
-  checkRuntime: (runtime: Runtime, image: string) => Promise<void>;
-}
-
-const defaultDeps: BootloaderDeps = { runner: streamingRunner, checkRuntime };
-
 /**
- * Builds yaota8266 for the key (or, with `dryRun`, prints what it would do).
+ * Builds yaota8266 for the key (or, with `dryRun`, returns what it would do as `plan`).
+ * Progress goes to `reporter` as it happens.
  * @throws {KeyError} The key cannot be read or its exponent is not 3.
  * @throws {FileError} No yaota8266 tree, or make wrote no yaota8266.bin.
  * @throws {ToolMissingError|ContainerRuntimeError} As `build-ota`.
@@ -234,19 +230,21 @@ const defaultDeps: BootloaderDeps = { runner: streamingRunner, checkRuntime };
  */
 export async function buildBootloader(
   options: BootloaderOptions,
-  deps: BootloaderDeps = defaultDeps,
+  reporter: BuildReporter = {},
+  deps: BuildDeps = defaultBuildDeps,
 ): Promise<BootloaderResult> {
+  const say = (line: string) => reporter.onLine?.(line);
   // Check first, act second: the tree, the key, the app offset and every planned edit
   // are settled before the first file of the tree is written.
   const tree = await findYaotaTree(options.tree);
-  const key = await loadPublicKey(options.key);
+  const key = await loadPublicKey(options.key, { onWarning: reporter.onWarning });
   await checkAppOffsetAgainstTree(
     tree.root,
     options.appOffset,
     options.appOffsetFrom ?? "--app-offset",
   );
   await checkAxtlsSubmodule(tree.root);
-  log(`yaota8266 at ${tree.root}; key ${options.key} (${key.bits}-bit, ${key.fingerprint})`);
+  say(`yaota8266 at ${tree.root}; key ${options.key} (${key.bits}-bit, ${key.fingerprint})`);
   const template = await Deno.readTextFile(CONFIG_TEMPLATE);
   const quietLog = options.quietLog ?? false;
   const configEdit = await planFileEdit(
@@ -258,18 +256,12 @@ export async function buildBootloader(
       packetLog: !quietLog,
     }),
   );
-  const plan = await planTreeEdits(tree.root, {
+  const treePlan = await planTreeEdits(tree.root, {
     rtcTrigger: options.rtcTrigger ?? true,
     quietLog,
   });
-  const edits: TreeEdit[] = [{ edit: configEdit, why: "" }, ...plan.edits];
+  const edits: TreeEdit[] = [{ edit: configEdit, why: "" }, ...treePlan.edits];
   const changed = edits.filter((e) => e.edit.changed).map((e) => relative(tree.root, e.edit.path));
-  const settings = {
-    runtime: options.runtime,
-    image: options.image,
-    mount: tree.root,
-    user: currentUser(),
-  };
   const commands = await bootloaderMakeCommands(tree, changed.length > 0);
   trace(
     "build-bootloader",
@@ -292,50 +284,48 @@ export async function buildBootloader(
         ? "no 'clean' target in the Makefile: plain 'make'"
         : "nothing in the tree changed: plain 'make'",
   );
-  const lines = commands.map((c) => commandLine(settings, tree.root, c));
   const built = join(tree.root, BOOTLOADER_FILE);
   const binaryPath = join(options.out, BOOTLOADER_FILE);
   const logPath = join(options.out, BOOTLOADER_LOG_FILE);
+  const make = planMake({
+    runtime: options.runtime,
+    image: options.image,
+    mount: tree.root,
+    workdir: tree.root,
+    commands,
+    logPath,
+  });
   const stale = await Deno.stat(built).then(() => true, () => false);
   const describe = (dryRun: boolean) => [
     ...edits.flatMap((e) => describeFileEdit(e.edit, tree.root, dryRun, "", e.why)),
-    ...plan.notes,
+    ...treePlan.notes,
   ];
 
   if (options.dryRun) {
-    for (const l of describe(true)) print(l);
-    if (stale) print(`would remove the previous ${BOOTLOADER_FILE}`);
-    for (const l of lines) {
-      print(`would run${l.cwd ? ` in ${l.cwd}` : ""}: ${shellQuote(l.argv)}`);
-    }
-    print(
+    const plan = dryRunListing(
+      [...describe(true), ...(stale ? [`would remove the previous ${BOOTLOADER_FILE}`] : [])],
+      make,
       `would collect ${BOOTLOADER_FILE} into ${binaryPath} (log ${logPath}) and check that it ` +
         `holds the key's modulus`,
     );
-    print("dry run: nothing was changed");
-    return { dryRun: true, tree, key, binaryPath, rtcTrigger: plan.rtcTrigger, quietLog, changed };
+    return {
+      dryRun: true,
+      plan,
+      tree,
+      key,
+      binaryPath,
+      rtcTrigger: treePlan.rtcTrigger,
+      quietLog,
+      changed,
+    };
   }
 
-  await deps.checkRuntime(options.runtime, options.image);
+  await checkMakeRuntime(make, deps, reporter);
   await Deno.mkdir(options.out, { recursive: true });
   for (const e of edits) await applyFileEdit(e.edit);
-  for (const l of describe(false)) log(l);
+  for (const l of describe(false)) say(l);
   await removeIfExists(built);
-  {
-    using buildLog = await BuildLog.create(logPath);
-    const where = options.runtime === "native"
-      ? "on this machine (--runtime native)"
-      : `in ${options.runtime} image ${options.image}`;
-    for (const [i, line] of lines.entries()) {
-      log(`$ ${shellQuote(line.argv)}`);
-      await deps.runner(line.argv, {
-        cwd: line.cwd,
-        log: buildLog,
-        label: commands[i]!.join(" "),
-        where,
-      });
-    }
-  }
+  await runMake(make, deps, reporter);
   if (!await Deno.stat(built).then(() => true, () => false)) {
     throw new FileError(`make finished but did not write ${built}; see ${logPath}`);
   }
@@ -373,7 +363,7 @@ export async function buildBootloader(
     );
   }
   await Deno.writeFile(binaryPath, binary);
-  log(`collected ${BOOTLOADER_FILE} (${formatBytes(binary.length)})`);
+  say(`collected ${BOOTLOADER_FILE} (${formatBytes(binary.length)})`);
   return {
     dryRun: false,
     tree,
@@ -382,7 +372,7 @@ export async function buildBootloader(
     size: binary.length,
     sha256: createHash("sha256").update(binary).digest("hex"),
     modulusAt,
-    rtcTrigger: plan.rtcTrigger,
+    rtcTrigger: treePlan.rtcTrigger,
     quietLog,
     packetLog,
     changed,
