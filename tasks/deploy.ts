@@ -47,7 +47,9 @@ import {
 } from "../lib/deploy/fleet.ts";
 import { deployFleet, type SharedRequest } from "../lib/deploy/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/cli/progress.ts";
+import { FleetProgress } from "../lib/cli/fleet_progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
+import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
 import { resolveDeviceAddress } from "../lib/transfer/resolve_device.ts";
 import { lockBoard } from "../lib/deploy/board_lock.ts";
@@ -314,6 +316,7 @@ export async function main(ctx: TaskContext): Promise<number> {
   // After the preflight, before anything reaches the device.
   const password = args.trigger
     ? await resolvePassword({
+      ...terminalPrompt,
       ...(args.password === undefined ? {} : { flag: args.password }),
       message: `WebREPL password for ${request.host}:${request.port}: `,
     })
@@ -401,6 +404,8 @@ async function fleetMain(args: DeployArgs, config: OtaConfig, ctx: TaskContext):
       signal: controller.signal,
       argv: ctx.argv,
       program: ctx.program,
+      progress: new FleetProgress(),
+      log: (line) => log(line),
     });
     if (args.json) printJson(report);
     else {

@@ -21,7 +21,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export const spec: CommandSpec = {

@@ -22,7 +22,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 
 export const spec: CommandSpec = {
   name: "ls",

@@ -18,6 +18,7 @@ import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/deploy
 import { fleetPasswords, putFleet, renderFleetPut } from "../lib/webrepl/fleet_put.ts";
 import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
+import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { connectWebRepl, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
 import {
   JSON_OPTION,
@@ -26,7 +27,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 import { parsePutSpec, putToBoard } from "../lib/webrepl/tools.ts";
 
 export const spec: CommandSpec = {
@@ -169,6 +170,7 @@ async function fleetMain(
   const data = await readLocal(opts.local);
   const passwords = await fleetPasswords(devices, () =>
     resolvePassword({
+      ...terminalPrompt,
       ...(opts.password === undefined ? {} : { flag: opts.password }),
       message: "WebREPL password for the fleet: ",
     }));

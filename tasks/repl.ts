@@ -20,7 +20,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 import { runTerminal } from "../lib/cli/webrepl_terminal.ts";
 
 export const spec: CommandSpec = {

@@ -18,6 +18,8 @@ import { UsageError } from "../lib/errors.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
 import { formatSeconds, log, print, printJson } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/webrepl/password.ts";
+import { terminalPrompt } from "../lib/cli/prompt.ts";
+import { resolveAddress } from "../lib/webrepl/target.ts";
 import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/webrepl/trigger.ts";
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
 
@@ -108,10 +110,9 @@ export function parseTriggerArgs(argv: string[]): TriggerArgs {
 export async function main({ args }: TaskContext): Promise<void> {
   const opts = triggerArgsFrom(args.values);
   const config = await loadConfig(opts.config);
-  const host = opts.ip ?? config.ip;
-  if (!host) throw new UsageError('--ip is required (or set "ip" in ota.config.json)');
-  const port = opts.port ?? config.port ?? DEFAULT_WEBREPL_PORT;
+  const { host, port } = resolveAddress(opts, config);
   const password = await resolvePassword({
+    ...terminalPrompt,
     ...(opts.password === undefined ? {} : { flag: opts.password }),
     message: `WebREPL password for ${host}:${port}: `,
   });

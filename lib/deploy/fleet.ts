@@ -8,7 +8,8 @@
 import type { DeviceEntry } from "../config/config.ts";
 import { ConfigError, InterruptedError, OtaError, UsageError } from "../errors.ts";
 import type { SendProgress } from "../transfer/send_firmware.ts";
-import { formatBytes } from "../cli/output.ts";
+import { formatBytes } from "../_units.ts";
+import { shellQuote } from "../_shell.ts";
 import { type ExitCode, FLEET_KIND, fleetExitCode as exitCodeOfRows } from "../exit_codes.ts";
 
 /** yaota8266's OTA server port (docs/device.md, "Wire protocol"). */
@@ -69,6 +70,20 @@ export interface DeployHooks {
 }
 
 export type DeployOne = (device: FleetDevice, hooks: DeployHooks) => Promise<DeviceOutcome>;
+
+/**
+ * Where a fleet deploy reports each device's progress; the task supplies one
+ * (`FleetProgress`, lib/cli/fleet_progress.ts, draws bars or plain lines).
+ */
+export interface FleetProgressSink {
+  /** Before the first device: which devices, and the image's size in bytes. */
+  begin?(devices: FleetDevice[], size: number): void;
+  start(device: FleetDevice): void;
+  update(name: string, state: SendProgress): void;
+  note(name: string, message: string): void;
+  finish(name: string, outcome: DeviceOutcome): void;
+  close(): void;
+}
 
 /**
  * Two inventory entries at one address and port: two names for one board, which two
@@ -202,12 +217,6 @@ export async function runFleet(
   return rows;
 }
 
-const SAFE_ARG = /^[\w@%+=:,./-]+$/;
-
-function shellQuote(arg: string): string {
-  return SAFE_ARG.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
 /**
  * The command that deploys to `failed` only: `deno task deploy --fleet --only a --only b`
  * (or `yaota deploy …`, as `program` says), followed by the rest of `argv` (the FILE and
@@ -224,12 +233,8 @@ export function retryCommand(failed: string[], argv: string[] = [], program = "d
     }
     rest.push(a);
   }
-  return [
-    `${program} deploy --fleet`,
-    ...failed.map((n) => `--only ${shellQuote(n)}`),
-    ...rest.map(shellQuote),
-  ]
-    .join(" ");
+  const args = shellQuote([...failed.flatMap((n) => ["--only", n]), ...rest]);
+  return `${program} deploy --fleet${args ? ` ${args}` : ""}`;
 }
 
 /** The `--json` object: the rows, who failed, and how to retry them. */

@@ -20,12 +20,12 @@ import {
   type DeployOne,
   type DeviceOutcome,
   type FleetDevice,
+  type FleetProgressSink,
   type FleetReport,
   runFleet,
   selectDevices,
 } from "./fleet.ts";
-import { FleetProgress, type FleetProgressSink } from "../cli/fleet_progress.ts";
-import { formatBytes, log } from "../cli/output.ts";
+import { formatBytes } from "../_units.ts";
 import { checkPassword, PASSWORD_ENV } from "../webrepl/password.ts";
 import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import { lockBoard } from "./board_lock.ts";
@@ -233,6 +233,8 @@ export async function prepareFleet(
   return { size: someSource?.source.size ?? 0, kind, fingerprints, deployOne };
 }
 
+const QUIET: FleetProgressSink = { start() {}, update() {}, note() {}, finish() {}, close() {} };
+
 export interface DeployFleetOptions extends FleetDeployOptions {
   /** The config's `devices`. */
   inventory: DeviceEntry[] | undefined;
@@ -248,9 +250,9 @@ export interface DeployFleetOptions extends FleetDeployOptions {
   argv?: string[];
   /** How the user runs tasks (`deno task` or `yaota`), for the retry command. */
   program?: string;
-  /** Default: bars on a terminal, plain lines otherwise, on stderr. */
+  /** Each device's progress (the task's `FleetProgress`); default: none shown. */
   progress?: FleetProgressSink;
-  /** Lines about the run as a whole (default: stderr). */
+  /** Lines about the run as a whole; default: none shown. */
   log?: (line: string) => void;
 }
 
@@ -262,7 +264,7 @@ export interface DeployFleetOptions extends FleetDeployOptions {
  * @throws {UnsafeImageError | CannedFileError | FileError} If the file cannot be sent at all.
  */
 export async function deployFleet(options: DeployFleetOptions): Promise<FleetReport> {
-  const say = options.log ?? ((line: string) => log(line));
+  const say = options.log ?? (() => {});
   const devices = selectDevices(
     options.inventory,
     options.only,
@@ -277,7 +279,8 @@ export async function deployFleet(options: DeployFleetOptions): Promise<FleetRep
     `sending ${options.request.file} (${formatBytes(plan.size)}, ${keys}) to ${devices.length} ` +
       `device${devices.length === 1 ? "" : "s"}, ${concurrency} at a time`,
   );
-  const progress = options.progress ?? new FleetProgress(devices, { size: plan.size });
+  const progress = options.progress ?? QUIET;
+  progress.begin?.(devices, plan.size);
   try {
     const rows = await runFleet(devices, plan.deployOne, {
       concurrency,
