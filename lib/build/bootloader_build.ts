@@ -36,7 +36,7 @@ import {
   planTreeEdits,
   type TreeEdit,
 } from "./bootloader_tree.ts";
-import { type PacketLog, packetLogOf } from "../format/bootloader_log.ts";
+import { type PacketLog, packetLogOf } from "../format/bootloader_image.ts";
 import { PACKET_LOG_DEFINE } from "./quiet_log_edit.ts";
 import { YaotaTreeError } from "./yaota_build_fixes.ts";
 import { formatHex, indexOfBytes } from "../_bytes.ts";
@@ -213,7 +213,7 @@ export interface BootloaderResult {
   rtcTrigger: boolean;
   /** Whether it was built without the per-packet serial log (`--quiet-log`). */
   quietLog: boolean;
-  /** What the built binary holds of the per-packet log (lib/bootloader_log.ts). */
+  /** What the built binary holds of the per-packet log (lib/format/bootloader_image.ts). */
   packetLog?: PacketLog;
   /** Files of the tree that were (or, dry run, would be) changed, relative to its root. */
   changed: string[];

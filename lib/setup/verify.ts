@@ -20,10 +20,10 @@ import {
   analyseBootloader,
   type BootloaderFacts,
   describeBootloader,
+  describePacketLog,
   NO_TRIGGER_CONSEQUENCE,
 } from "../format/bootloader_image.ts";
 import { isAppImage, swappedMessage, wrongBootloaderFile } from "./verify_bootloader.ts";
-import { describePacketLog, packetLogOf } from "../format/bootloader_log.ts";
 import { equalBytes, formatHex, indexOfBytes, parseSize } from "../_bytes.ts";
 
 /** The checks, in the order they are reported. */
@@ -301,7 +301,7 @@ export function verifySetup(input: VerifyInput): VerifyReport {
           "file",
         );
       } else if (at >= 0) {
-        const log = describePacketLog(packetLogOf(bytes));
+        const log = describePacketLog(facts.packetLog);
         checks.push({
           name: "bootloader",
           ok: true,
