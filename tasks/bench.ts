@@ -247,7 +247,7 @@ async function fleet(keyPath: string, key: SigningKey, delayMs: number) {
   return { devices: 8, imageKiB: 64, runs: out, speedup: round(out[0]!.seconds / out[1]!.seconds) };
 }
 
-export async function main({ args }: TaskContext): Promise<number> {
+export async function main({ args }: TaskContext): Promise<number | void> {
   const { values } = args;
   const sizeKiB = numberOpt(values, "size", (n) => n >= 40 && n <= 800, "KiB from 40 to 800") ??
     160;

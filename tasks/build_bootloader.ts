@@ -106,7 +106,7 @@ export function toBuildBootloaderArgs(args: ParsedArgs): BuildBootloaderArgs {
   }
   return {
     yaota8266: stringOpt(args.values, "yaota8266"),
-    key: stringOpt(args.values, "key"),
+    keyPath: stringOpt(args.values, "key"),
     runtime: runtime as Runtime | undefined,
     image: stringOpt(args.values, "image"),
     appOffset: appOffsetOpt(args.values),
@@ -146,7 +146,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   }
   print(
     green(
-      `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
+      `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.keyPath} ` +
         `(${result.key.fingerprint}) at ${formatHex(result.modulusAt ?? 0)}; MAIN_APP_OFFSET ${
           formatHex(options.appOffset)
         }`,

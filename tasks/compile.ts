@@ -66,7 +66,7 @@ function entrySource(commit: string | undefined): string {
     `await main(Deno.args, ${JSON.stringify(commit ? { commit } : {})});\n`;
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
+export async function main({ args }: TaskContext): Promise<number | void> {
   if (args.positionals.length) {
     throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
   }

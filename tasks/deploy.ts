@@ -10,6 +10,7 @@ import {
   listOpt,
   numberOpt,
   parseCommandArgs,
+  type ParsedArgs,
   portOpt,
   runTask,
   secondsOpt,
@@ -26,7 +27,14 @@ import {
 } from "../lib/deploy/deploy.ts";
 import { deployWithTrigger } from "../lib/deploy/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_KEY_PATH, MAX_TIMEOUT_S, resolveAppOffset } from "../lib/config/values.ts";
+import {
+  DEFAULT_DEVICE_PORT,
+  DEFAULT_KEY_PATH,
+  MAX_TIMEOUT_S,
+  resolveAppOffset,
+  resolveKeyPath,
+  resolvePort,
+} from "../lib/config/values.ts";
 import { DEFAULT_BUILD_DIR, FIRMWARE_FILE } from "../lib/build/build_outputs.ts";
 import { join } from "node:path";
 import {
@@ -39,12 +47,7 @@ import {
   stderrIsTerminal,
   warn,
 } from "../lib/cli/output.ts";
-import {
-  DEFAULT_OTA_PORT,
-  fleetExitCode,
-  renderFleetSummary,
-  renderFleetTable,
-} from "../lib/deploy/fleet.ts";
+import { fleetExitCode, renderFleetSummary, renderFleetTable } from "../lib/deploy/fleet.ts";
 import { deployFleet, type SharedRequest } from "../lib/deploy/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/cli/progress.ts";
 import { FleetProgress } from "../lib/cli/fleet_progress.ts";
@@ -66,7 +69,7 @@ export const spec: CommandSpec = {
   positionals: "[FILE]",
   options: {
     ip: { type: "string", arg: "ADDR", help: "the device's address (default: config ip)" },
-    port: { type: "string", arg: "PORT", help: "its OTA port (default 8266)" },
+    port: { type: "string", arg: "PORT", help: `its OTA port (default ${DEFAULT_DEVICE_PORT})` },
     key: {
       type: "string",
       arg: "FILE",
@@ -171,7 +174,7 @@ export const spec: CommandSpec = {
 export interface DeployArgs {
   ip?: string;
   port?: number;
-  key?: string;
+  keyPath?: string;
   block: "auto" | number;
   pace: boolean;
   timeoutMs: number;
@@ -191,9 +194,8 @@ export interface DeployArgs {
   password?: string;
 }
 
-/** Pure: argv to typed options. @throws {UsageError} */
-export function parseDeployArgs(argv: string[]): DeployArgs {
-  const { values, positionals } = parseCommandArgs(spec, argv);
+/** Parsed arguments to typed options. Pure. @throws {UsageError} */
+export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   if (positionals.length > 1) {
     throw new UsageError(`one FILE only, got '${positionals.join("' '")}'`);
   }
@@ -241,7 +243,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   return {
     ip,
     port,
-    key: stringOpt(values, "key"),
+    keyPath: stringOpt(values, "key"),
     block,
     pace: pace === "auto",
     timeoutMs: secondsOpt(values, "timeout", MAX_TIMEOUT_S) ?? DEFAULT_TIMEOUT_S * 1000,
@@ -259,6 +261,11 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     trigger,
     ...(password === undefined ? {} : { password }),
   };
+}
+
+/** Parses the command line. Pure. @throws {UsageError} */
+export function parseDeployArgs(argv: string[]): DeployArgs {
+  return toDeployArgs(parseCommandArgs(spec, argv));
 }
 
 /** FILE, else the build's output (`dist/firmware-ota.bin`, or in the config's "out"). */
@@ -293,8 +300,8 @@ function summary(result: DeployResult): string {
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }
 
-export async function main(ctx: TaskContext): Promise<number> {
-  const args = parseDeployArgs(ctx.argv);
+export async function main(ctx: TaskContext): Promise<number | void> {
+  const args = toDeployArgs(ctx.args);
   const config = await loadConfig(args.config);
   if (args.fleet) return await fleetMain(args, config, ctx);
   const host = args.ip ?? config.ip;
@@ -306,8 +313,8 @@ export async function main(ctx: TaskContext): Promise<number> {
   const request: DeployRequest = {
     ...sharedRequest(args, config),
     host,
-    port: args.port ?? config.port ?? DEFAULT_OTA_PORT,
-    keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
+    port: resolvePort(args.port, config),
+    keyPath: resolveKeyPath(args.keyPath, config),
   };
   // A name that does not resolve, or another deploy to this board: said before anything else.
   const address = await resolveDeviceAddress(host);
@@ -397,9 +404,9 @@ async function fleetMain(args: DeployArgs, config: OtaConfig, ctx: TaskContext):
       inventory: config.devices,
       only: args.only,
       concurrency: args.concurrency,
-      defaultPort: args.port ?? config.port ?? DEFAULT_OTA_PORT,
+      defaultPort: resolvePort(args.port, config),
       request: sharedRequest(args, config),
-      keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
+      keyPath: resolveKeyPath(args.keyPath, config),
       trigger: args.trigger,
       signal: controller.signal,
       argv: ctx.argv,

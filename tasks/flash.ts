@@ -97,7 +97,7 @@ export const spec: CommandSpec = {
 export interface FlashArgs {
   port?: string;
   baud?: number;
-  key?: string;
+  keyPath?: string;
   bootloader?: string;
   firmware?: string;
   appOffset?: number;
@@ -107,7 +107,7 @@ export interface FlashArgs {
 }
 
 /** Validates the parsed flags; pure. @throws {UsageError} */
-export function flashArgsFrom(args: ParsedArgs): FlashArgs {
+export function toFlashArgs(args: ParsedArgs): FlashArgs {
   if (args.positionals.length) {
     throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
   }
@@ -129,7 +129,7 @@ export function flashArgsFrom(args: ParsedArgs): FlashArgs {
   return {
     ...(chosen === undefined ? {} : { port: chosen }),
     ...(baud === undefined ? {} : { baud: parseBaud(baud, { flag: "baud" }) }),
-    key: stringOpt(v, "key"),
+    keyPath: stringOpt(v, "key"),
     bootloader: stringOpt(v, "bootloader"),
     firmware: stringOpt(v, "firmware"),
     appOffset: appOffsetOpt(v),
@@ -141,14 +141,14 @@ export function flashArgsFrom(args: ParsedArgs): FlashArgs {
 
 /** Parses `deno task flash` arguments; pure. @throws {UsageError} */
 export function parseFlashArgs(argv: string[]): FlashArgs {
-  return flashArgsFrom(parseCommandArgs(spec, argv));
+  return toFlashArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main(ctx: TaskContext): Promise<void> {
-  const args = flashArgsFrom(ctx.args);
+export async function main(ctx: TaskContext): Promise<number | void> {
+  const args = toFlashArgs(ctx.args);
   const config = await loadConfig(args.config);
   const appOffset = resolveAppOffset(args.appOffset, config);
-  const paths = { key: args.key, bootloader: args.bootloader, firmware: args.firmware };
+  const paths = { keyPath: args.keyPath, bootloader: args.bootloader, firmware: args.firmware };
 
   // Check first, act second: nothing reaches the board unless the pair is right.
   const report = await verifyFiles(paths, {

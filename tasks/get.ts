@@ -52,7 +52,7 @@ export interface GetArgs extends TargetArgs {
   local?: string;
 }
 
-function getArgsFrom(args: ParsedArgs): GetArgs {
+export function toGetArgs(args: ParsedArgs): GetArgs {
   const [remote, local, ...extra] = args.positionals;
   if (remote === undefined || remote === "") {
     throw new UsageError("name the file to copy: get REMOTE [FILE]");
@@ -67,7 +67,7 @@ function getArgsFrom(args: ParsedArgs): GetArgs {
 
 /** Pure: the get options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseGetArgs(argv: string[]): GetArgs {
-  return getArgsFrom(parseCommandArgs(spec, argv));
+  return toGetArgs(parseCommandArgs(spec, argv));
 }
 
 /** Where the file goes: FILE, or REMOTE's name in FILE if it is a folder, or in the cwd. */
@@ -79,8 +79,8 @@ async function localPath(remote: string, local: string | undefined): Promise<str
   return local;
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
-  const opts = getArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toGetArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   const started = Date.now();
   await using client = await connectWebRepl(target);
@@ -116,4 +116,4 @@ export async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

@@ -21,7 +21,7 @@ import { loadPublicKey } from "../lib/config/key_file.ts";
 import { inspectImage, summarizeProblems } from "../lib/format/inspect.ts";
 import { renderInspectReport } from "../lib/cli/inspect_report.ts";
 import { fail, print, printJson, warn } from "../lib/cli/output.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/config/values.ts";
+import { resolveAppOffset, resolveKeyPath } from "../lib/config/values.ts";
 
 export const spec: CommandSpec = {
   name: "inspect",
@@ -66,7 +66,7 @@ export interface InspectArgs {
   appOffset?: number;
   flashSize?: number;
   json: boolean;
-  key?: string;
+  keyPath?: string;
   config?: string;
 }
 
@@ -79,7 +79,7 @@ export function toInspectArgs(args: ParsedArgs): InspectArgs {
     appOffset: appOffsetOpt(args.values),
     flashSize: flashSizeOpt(args.values),
     json: args.values.json === true,
-    key: stringOpt(args.values, "key"),
+    keyPath: stringOpt(args.values, "key"),
     config: stringOpt(args.values, "config"),
   };
 }
@@ -111,7 +111,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   }
   // A key only matters for a bootloader: is it built for yours?
   const keys = identifyFile(image).id === "yaota8266"
-    ? await keysToLookFor(options.key ?? config.key ?? DEFAULT_KEY_PATH, options.key !== undefined)
+    ? await keysToLookFor(resolveKeyPath(options.keyPath, config), options.keyPath !== undefined)
     : [];
   const report = inspectImage(image, {
     appOffset: resolveAppOffset(options.appOffset, config),

@@ -19,7 +19,8 @@ import { fleetPasswords, putFleet, renderFleetPut } from "../lib/webrepl/fleet_p
 import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
-import { connectWebRepl, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
+import { connectWebRepl } from "../lib/webrepl/client.ts";
+import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import {
   JSON_OPTION,
   PASSWORD_NOTE,
@@ -79,7 +80,7 @@ export interface PutArgs extends TargetArgs {
   concurrency?: number;
 }
 
-function putArgsFrom(args: ParsedArgs): PutArgs {
+export function toPutArgs(args: ParsedArgs): PutArgs {
   const [spec, ...extra] = args.positionals;
   if (spec === undefined) throw new UsageError("name the file to copy: put FILE[:REMOTE]");
   if (extra.length) throw new UsageError(`one FILE[:REMOTE] only, got also '${extra.join("' '")}'`);
@@ -114,7 +115,7 @@ function putArgsFrom(args: ParsedArgs): PutArgs {
 
 /** Pure: the put options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parsePutArgs(argv: string[]): PutArgs {
-  return putArgsFrom(parseCommandArgs(spec, argv));
+  return toPutArgs(parseCommandArgs(spec, argv));
 }
 
 async function readLocal(path: string): Promise<Uint8Array> {
@@ -125,8 +126,8 @@ async function readLocal(path: string): Promise<Uint8Array> {
   }
 }
 
-export async function main({ args }: TaskContext): Promise<number> {
-  const opts = putArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toPutArgs(args);
   const config = await loadConfig(opts.config);
   if (opts.fleet) return await fleetMain(opts, config);
   const target = await resolveTarget(opts, config);
@@ -166,7 +167,7 @@ async function fleetMain(
   opts: PutArgs,
   config: Awaited<ReturnType<typeof loadConfig>>,
 ): Promise<number> {
-  const devices = selectDevices(config.devices, opts.only, DEFAULT_WEBREPL_PORT);
+  const devices = selectDevices(config.devices, opts.only, DEFAULT_DEVICE_PORT);
   const data = await readLocal(opts.local);
   const passwords = await fleetPasswords(devices, () =>
     resolvePassword({
@@ -190,4 +191,4 @@ async function fleetMain(
   return fleetExitCode({ ok: report.ok, devices: report.devices, failed: report.failed });
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

@@ -6,7 +6,7 @@ import {
   boolOpt,
   type CommandSpec,
   parseCommandArgs,
-  type ParsedValues,
+  type ParsedArgs,
   portOpt,
   runTask,
   secondsOpt,
@@ -21,7 +21,8 @@ import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/webrep
 import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { resolveAddress } from "../lib/webrepl/target.ts";
 import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/webrepl/trigger.ts";
-import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
+import { DEFAULT_TIMEOUT_MS } from "../lib/webrepl/client.ts";
+import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 
 /** Each step waits at most this long: the device's idle reboot (60 s) ten times over. */
 const MAX_STEP_TIMEOUT_S = 600;
@@ -34,7 +35,7 @@ export const spec: CommandSpec = {
     port: {
       type: "string",
       arg: "PORT",
-      help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_WEBREPL_PORT})`,
+      help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_DEVICE_PORT})`,
     },
     password: { type: "string", arg: "P", help: PASSWORD_FLAG_HELP },
     timeout: {
@@ -82,7 +83,8 @@ export interface TriggerArgs {
   config?: string;
 }
 
-function triggerArgsFrom(values: ParsedValues): TriggerArgs {
+/** Parsed arguments to typed options. Pure. @throws {UsageError} */
+export function toTriggerArgs({ values }: ParsedArgs): TriggerArgs {
   const port = portOpt(values);
   const timeoutMs = secondsOpt(values, "timeout", MAX_STEP_TIMEOUT_S);
   const watchMs = secondsOpt(values, "watch", 60, { allowZero: true });
@@ -104,11 +106,11 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
 
 /** Pure: the trigger options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseTriggerArgs(argv: string[]): TriggerArgs {
-  return triggerArgsFrom(parseCommandArgs(spec, argv).values);
+  return toTriggerArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
-  const opts = triggerArgsFrom(args.values);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toTriggerArgs(args);
   const config = await loadConfig(opts.config);
   const { host, port } = resolveAddress(opts, config);
   const password = await resolvePassword({

@@ -80,14 +80,14 @@ export interface VerifyArgs {
 }
 
 /** Validates the parsed flags; pure. @throws {UsageError} */
-export function verifyArgsFrom(args: ParsedArgs): VerifyArgs {
+export function toVerifyArgs(args: ParsedArgs): VerifyArgs {
   if (args.positionals.length) {
     throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
   }
   const v = args.values;
   return {
     paths: {
-      key: stringOpt(v, "key"),
+      keyPath: stringOpt(v, "key"),
       bootloader: stringOpt(v, "bootloader"),
       configH: stringOpt(v, "config-h"),
       firmware: stringOpt(v, "firmware"),
@@ -100,11 +100,11 @@ export function verifyArgsFrom(args: ParsedArgs): VerifyArgs {
 
 /** Parses `deno task verify` arguments; pure. @throws {UsageError} */
 export function parseVerifyArgs(argv: string[]): VerifyArgs {
-  return verifyArgsFrom(parseCommandArgs(spec, argv));
+  return toVerifyArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main(ctx: TaskContext): Promise<number> {
-  const args = verifyArgsFrom(ctx.args);
+export async function main(ctx: TaskContext): Promise<number | void> {
+  const args = toVerifyArgs(ctx.args);
   const config = await loadConfig(args.config);
   const report = await verifyFiles(args.paths, {
     config,

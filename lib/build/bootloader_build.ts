@@ -56,7 +56,8 @@ export const BOOTLOADER_DEFAULTS: Required<BootloaderSettings> = {
 
 export interface BootloaderFlags {
   yaota8266?: string;
-  key?: string;
+  /** `--key`: the key file's path. */
+  keyPath?: string;
   runtime?: Runtime;
   image?: string;
   appOffset?: number;
@@ -70,7 +71,8 @@ export interface BootloaderFlags {
 
 export interface BootloaderOptions {
   tree: string;
-  key: string;
+  /** The key file (private or public) whose modulus goes into config.h. */
+  keyPath: string;
   runtime: Runtime;
   image: string;
   appOffset: number;
@@ -98,17 +100,17 @@ export function resolveBootloaderOptions(
   const appOffsetFrom = flags.appOffset !== undefined
     ? "--app-offset"
     : `${config.path ?? "config"}: appOffset`;
-  let key = flags.key !== undefined ? resolve(cwd, flags.key) : config.key;
-  if (key === undefined) {
+  let keyPath = flags.keyPath !== undefined ? resolve(cwd, flags.keyPath) : config.key;
+  if (keyPath === undefined) {
     const priv = resolve(cwd, DEFAULT_KEY_PATH);
     const pub = join(dirname(priv), PUBLIC_KEY_FILE);
-    key = !existsSync(priv) && existsSync(pub) ? pub : priv;
+    keyPath = !existsSync(priv) && existsSync(pub) ? pub : priv;
   }
   return {
     tree: flags.yaota8266 !== undefined
       ? resolve(cwd, flags.yaota8266)
       : config.yaota8266 ?? resolve(cwd, "yaota8266"),
-    key,
+    keyPath,
     runtime: flags.runtime ?? config.runtime ?? "docker",
     image: flags.image ?? config.image ?? DEFAULT_IMAGE,
     appOffset,
@@ -237,14 +239,14 @@ export async function buildBootloader(
   // Check first, act second: the tree, the key, the app offset and every planned edit
   // are settled before the first file of the tree is written.
   const tree = await findYaotaTree(options.tree);
-  const key = await loadPublicKey(options.key, { onWarning: reporter.onWarning });
+  const key = await loadPublicKey(options.keyPath, { onWarning: reporter.onWarning });
   await checkAppOffsetAgainstTree(
     tree.root,
     options.appOffset,
     options.appOffsetFrom ?? "--app-offset",
   );
   await checkAxtlsSubmodule(tree.root);
-  say(`yaota8266 at ${tree.root}; key ${options.key} (${key.bits}-bit, ${key.fingerprint})`);
+  say(`yaota8266 at ${tree.root}; key ${options.keyPath} (${key.bits}-bit, ${key.fingerprint})`);
   const template = await Deno.readTextFile(CONFIG_TEMPLATE);
   const quietLog = options.quietLog ?? false;
   const configEdit = await planFileEdit(
@@ -334,7 +336,7 @@ export async function buildBootloader(
   const problems: string[] = [];
   if (modulusAt < 0) {
     problems.push(
-      `it does not contain the modulus of ${options.key} (${key.fingerprint}): it was built ` +
+      `it does not contain the modulus of ${options.keyPath} (${key.fingerprint}): it was built ` +
         `for another key, and a device flashed with it would ignore every update you sign`,
     );
   }

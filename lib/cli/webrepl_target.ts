@@ -13,13 +13,9 @@ import {
   stringOpt,
 } from "./cli.ts";
 import type { OtaConfig } from "../config/config.ts";
-import { MAX_TIMEOUT_S } from "../config/values.ts";
+import { DEFAULT_DEVICE_PORT, MAX_TIMEOUT_S } from "../config/values.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../webrepl/password.ts";
-import {
-  DEFAULT_TIMEOUT_MS,
-  DEFAULT_WEBREPL_PORT,
-  type WebReplOptions,
-} from "../webrepl/client.ts";
+import { DEFAULT_TIMEOUT_MS, type WebReplOptions } from "../webrepl/client.ts";
 import { resolveAddress } from "../webrepl/target.ts";
 import { terminalPrompt } from "./prompt.ts";
 
@@ -29,7 +25,7 @@ export const TARGET_OPTIONS: Record<string, OptionSpec> = {
   port: {
     type: "string",
     arg: "PORT",
-    help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_WEBREPL_PORT})`,
+    help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_DEVICE_PORT})`,
   },
   password: { type: "string", arg: "P", help: PASSWORD_FLAG_HELP },
   timeout: {

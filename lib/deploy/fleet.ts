@@ -10,10 +10,9 @@ import { ConfigError, InterruptedError, OtaError, UsageError } from "../errors.t
 import type { SendProgress } from "../transfer/send_firmware.ts";
 import { formatBytes } from "../_units.ts";
 import { shellQuote } from "../_shell.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { type ExitCode, FLEET_KIND, fleetExitCode as exitCodeOfRows } from "../exit_codes.ts";
 
-/** yaota8266's OTA server port (docs/device.md, "Wire protocol"). */
-export const DEFAULT_OTA_PORT = 8266;
 export const DEFAULT_CONCURRENCY = 4;
 
 /** A device from the inventory, its port resolved. */
@@ -94,7 +93,7 @@ export interface FleetProgressSink {
  */
 export function checkDistinctAddresses(
   inventory: DeviceEntry[],
-  defaultPort = DEFAULT_OTA_PORT,
+  defaultPort = DEFAULT_DEVICE_PORT,
 ): void {
   const seen = new Map<string, DeviceEntry>();
   for (const d of inventory) {
@@ -128,7 +127,7 @@ export function checkDistinctAddresses(
 export function selectDevices(
   inventory: DeviceEntry[] | undefined,
   only: string[] = [],
-  defaultPort = DEFAULT_OTA_PORT,
+  defaultPort = DEFAULT_DEVICE_PORT,
 ): FleetDevice[] {
   const all = inventory ?? [];
   if (all.length === 0) {

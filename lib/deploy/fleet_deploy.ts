@@ -16,7 +16,6 @@ import { KeyError, OtaError, UsageError } from "../errors.ts";
 import {
   buildFleetReport,
   DEFAULT_CONCURRENCY,
-  DEFAULT_OTA_PORT,
   type DeployOne,
   type DeviceOutcome,
   type FleetDevice,
@@ -26,6 +25,7 @@ import {
   selectDevices,
 } from "./fleet.ts";
 import { formatBytes } from "../_units.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { checkPassword, PASSWORD_ENV } from "../webrepl/password.ts";
 import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import { lockBoard } from "./board_lock.ts";
@@ -268,7 +268,7 @@ export async function deployFleet(options: DeployFleetOptions): Promise<FleetRep
   const devices = selectDevices(
     options.inventory,
     options.only,
-    options.defaultPort ?? DEFAULT_OTA_PORT,
+    options.defaultPort ?? DEFAULT_DEVICE_PORT,
   );
   const plan = await prepareFleet(devices, options);
   const concurrency = Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, devices.length);

@@ -6,7 +6,7 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { FileError } from "../errors.ts";
 import { type OtaConfig } from "../config/config.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../config/values.ts";
+import { resolveAppOffset, resolveKeyPath } from "../config/values.ts";
 import { warnIfKeyIsOpen } from "../config/key_file.ts";
 import { DEFAULT_BUILD_DIR, FIRMWARE_FILE, STALE_DIR } from "../build/build_outputs.ts";
 import { type CheckName, type NamedText, type VerifyReport, verifySetup } from "./verify.ts";
@@ -16,7 +16,7 @@ export const DEFAULT_FIRMWARE = join(DEFAULT_BUILD_DIR, FIRMWARE_FILE);
 
 /** Files named on the command line; absent ones fall back to the config and the defaults. */
 export interface VerifyPaths {
-  key?: string;
+  keyPath?: string;
   configH?: string;
   bootloader?: string;
   firmware?: string;
@@ -87,12 +87,12 @@ export async function verifyFiles(
   const bytes = (p: string) => Deno.readFile(p);
   const skipped: Partial<Record<CheckName, string>> = {};
 
-  const keyPath = paths.key ?? config.key ?? DEFAULT_KEY_PATH;
+  const keyPath = resolveKeyPath(paths.keyPath, config);
   const keyText = await readIfThere(
     text,
     keyPath,
     cwd,
-    paths.key !== undefined || config.key !== undefined || required("key"),
+    paths.keyPath !== undefined || config.key !== undefined || required("key"),
     `no key at '${keyPath}'. Create one with 'deno task keygen', or name yours with --key.`,
   );
   if (keyText !== undefined) {

@@ -17,7 +17,8 @@ import { listenError, type ListenTarget } from "../transfer/listen_error.ts";
 import { FileError } from "../errors.ts";
 
 export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
-  hostname?: string;
+  /** The address to listen on (default 127.0.0.1). */
+  host?: string;
   /** 0 picks a free port. */
   port?: number;
   link?: LinkOptions;
@@ -45,7 +46,7 @@ export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
 
 export interface VirtualDevice extends AsyncDisposable {
   readonly port: number;
-  readonly hostname: string;
+  readonly host: string;
   readonly model: DeviceModel;
   readonly link: LinkModelHandle;
   /** All events so far. */
@@ -68,7 +69,7 @@ interface Peer {
 }
 
 export async function startVirtualDevice(options: VirtualDeviceOptions): Promise<VirtualDevice> {
-  const hostname = options.hostname ?? "127.0.0.1";
+  const host = options.host ?? "127.0.0.1";
   const t0 = performance.now();
   const clock = () => performance.now() - t0;
   const model = new DeviceModel({ ...options, now: 0 });
@@ -122,7 +123,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   }
 
   const target = (transport: "UDP" | "TCP"): ListenTarget => ({
-    host: hostname,
+    host,
     port,
     transport,
     purpose: transport === "UDP" ? "the OTA server" : "the app's WebREPL",
@@ -136,7 +137,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
         s.close();
         reject(listenError(e, target("UDP")));
       });
-      s.bind(port, hostname, () => {
+      s.bind(port, host, () => {
         s.removeAllListeners("error");
         resolve();
       });
@@ -167,7 +168,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       // A port given, and an app with WebREPL: fail now, not when the app first boots.
       if (chosen !== 0 && !webReplEnabled(files)) return;
       try {
-        Deno.listen({ hostname, port, transport: "tcp" }).close();
+        Deno.listen({ hostname: host, port, transport: "tcp" }).close();
         return;
       } catch (e) {
         if (chosen !== 0 || attempt >= 20) {
@@ -218,7 +219,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     };
     let server: WebReplServer;
     try {
-      server = await startWebReplServer({ hostname, port, app });
+      server = await startWebReplServer({ host, port, app });
     } catch (e) {
       throw listenError(e, target("TCP"));
     }
@@ -290,7 +291,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     get port() {
       return port;
     },
-    hostname,
+    host,
     model,
     link,
     events,

@@ -65,11 +65,11 @@ const encoder = new TextEncoder();
 
 /**
  * Boots the running app (a fresh VM with the shims and the device's files, boot.py
- * run) and listens for WebREPL on TCP `hostname:port`.
+ * run) and listens for WebREPL on TCP `host:port`.
  * @throws {WebReplError} If the file system has no `webrepl_cfg.py` with `PASS`.
  */
 export async function startWebReplServer(
-  options: { hostname: string; port: number; app: RunningApp },
+  options: { host: string; port: number; app: RunningApp },
 ): Promise<WebReplServer> {
   const { app } = options;
   const log = (line: string) => app.log?.(line);
@@ -104,7 +104,7 @@ export async function startWebReplServer(
   }
   let listener: Deno.TcpListener;
   try {
-    listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+    listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
   } catch (e) {
     vm.terminate();
     throw e;

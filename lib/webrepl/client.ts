@@ -19,9 +19,9 @@ import {
 } from "./websocket.ts";
 import { formatSeconds } from "../_units.ts";
 import { concat } from "../_bytes.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { hideInTrace, trace } from "../trace.ts";
 
-export const DEFAULT_WEBREPL_PORT = 8266;
 export const DEFAULT_TIMEOUT_MS = 5000;
 /** After `machine.reset()` the board goes silent (no FIN, no RST): wait this long at most. */
 export const DEFAULT_RESET_SILENCE_MS = 1500;
@@ -112,7 +112,7 @@ export class WebReplClient {
    * @throws {DeviceUnreachableError} The address does not answer within the timeout.
    */
   static async connect(options: WebReplOptions): Promise<WebReplClient> {
-    const port = options.port ?? DEFAULT_WEBREPL_PORT;
+    const port = options.port ?? DEFAULT_DEVICE_PORT;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const address = `${options.host}:${port}`;
     hideInTrace(options.password);

@@ -5,7 +5,7 @@
  */
 import type { OtaConfig } from "../config/config.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_WEBREPL_PORT } from "./client.ts";
+import { resolvePort } from "../config/values.ts";
 
 /**
  * Where to connect, before the password is known: the flag's address and port over the
@@ -24,5 +24,5 @@ export function resolveAddress(
 ): { host: string; port: number } {
   const host = flags.ip ?? config.ip;
   if (!host) throw new UsageError('--ip is required (or set "ip" in ota.config.json)');
-  return { host, port: flags.port ?? config.port ?? DEFAULT_WEBREPL_PORT };
+  return { host, port: resolvePort(flags.port, config) };
 }

@@ -99,7 +99,7 @@ async function webrepl() {
     frozenOta: true,
     log: () => {},
   };
-  return await startWebReplServer({ hostname: "127.0.0.1", port: 0, app });
+  return await startWebReplServer({ host: "127.0.0.1", port: 0, app });
 }
 
 Deno.test("trigger --verbose traces the connection steps and never the password, given as a flag or in the environment", async () => {

@@ -63,7 +63,7 @@ async function runningBoard(
   const lines: string[] = [];
   const files = new Map([["boot.py", BOOT_PY]]);
   const device = await startVirtualDevice({
-    hostname: "127.0.0.1",
+    host: "127.0.0.1",
     port: 0,
     modulus: key.modulus,
     flash,

@@ -162,7 +162,7 @@ Deno.test("parseFlashArgs() takes -p/--port (or --serial) and -b/--baud, both op
   assertEquals(parseFlashArgs(["-p", "/dev/ttyUSB0", "-b", "460800"]), {
     port: "/dev/ttyUSB0",
     baud: 460800,
-    key: undefined,
+    keyPath: undefined,
     bootloader: undefined,
     firmware: undefined,
     appOffset: undefined,

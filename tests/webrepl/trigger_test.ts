@@ -31,7 +31,7 @@ async function bootDevice(options: { frozenOta?: boolean } = {}) {
     frozenOta: options.frozenOta ?? true,
     log: (line) => console.push(line),
   };
-  const server = await startWebReplServer({ hostname: "127.0.0.1", port: 0, app });
+  const server = await startWebReplServer({ host: "127.0.0.1", port: 0, app });
   return { server, resets, console, [Symbol.asyncDispose]: () => server.close() };
 }
 
