@@ -26,6 +26,7 @@ import {
   MAX_FRAME_PAYLOAD,
   OPCODE,
 } from "../webrepl/websocket.ts";
+import { ACCESS_DENIED, CONNECTED_BANNER, PASSWORD_PROMPT } from "../webrepl/protocol.ts";
 
 export interface RunningApp {
   /** Version string of the image in flash, e.g. "v1.19.1 on 2022-06-18" (`image.ts` findVersion). */
@@ -55,9 +56,6 @@ export interface WebReplServer {
   close(): Promise<void>;
 }
 
-const PASSWORD_PROMPT = "Password: ";
-const ACCESS_DENIED = "\r\nAccess denied\r\n";
-const CONNECTED = "\r\nWebREPL connected\r\n>>> ";
 /** The device keeps at most 10 typed password characters (`modwebrepl.c`). */
 const PASSWORD_INPUT_MAX = 10;
 
@@ -215,11 +213,11 @@ export async function startWebReplServer(
           if (end < 0) continue;
           if (typed !== password) {
             log("WebREPL: access denied");
-            await send(ACCESS_DENIED);
+            await send(`\r\n${ACCESS_DENIED}\r\n`);
             return false;
           }
           typed = undefined;
-          await send(CONNECTED);
+          await send(`\r\n${CONNECTED_BANNER}`);
           input = input.slice(end + 1);
         }
         await repl.input(input, send);
