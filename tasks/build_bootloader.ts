@@ -6,6 +6,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -18,8 +19,7 @@ import {
   buildBootloader,
   resolveBootloaderOptions,
 } from "../lib/build/bootloader_build.ts";
-import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
-import { UsageError } from "../lib/errors.ts";
+import { BUILD_OPTIONS, runtimeOpt } from "../lib/cli/build_options.ts";
 import { green, print } from "../lib/cli/output.ts";
 import { stderrBuildReporter } from "../lib/cli/build_report.ts";
 import { formatHex } from "../lib/_bytes.ts";
@@ -40,18 +40,14 @@ export const spec: CommandSpec = {
       help:
         `key whose modulus goes into config.h: private or public (default: ${DEFAULT_KEY_PATH})`,
     },
-    runtime: {
-      type: "string",
-      arg: "NAME",
-      help: "docker, podman or native (make on this machine) (default: docker)",
-    },
-    image: { type: "string", arg: "IMAGE", help: `container image (default: ${DEFAULT_IMAGE})` },
+    runtime: BUILD_OPTIONS.runtime,
+    image: BUILD_OPTIONS.image,
     "app-offset": {
       type: "string",
       arg: "ADDR",
       help: "MAIN_APP_OFFSET: where the firmware starts (default: 0x3c000)",
     },
-    out: { type: "string", arg: "DIR", help: "output folder (default: dist)" },
+    out: BUILD_OPTIONS.out,
     "rtc-trigger": {
       type: "boolean",
       help: "add the software trigger to boot8266 (default on; --no-rtc-trigger: button only)",
@@ -61,7 +57,7 @@ export const spec: CommandSpec = {
       help:
         "leave out the OTA server's per-packet serial log: faster updates (boards need a serial reflash)",
     },
-    "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
+    "dry-run": BUILD_OPTIONS["dry-run"],
   },
   notes: [
     "Writes the tree's config.h from templates/config.h (the original is kept as " +
@@ -97,17 +93,11 @@ export interface BuildBootloaderArgs extends BootloaderFlags {
 }
 
 export function toBuildBootloaderArgs(args: ParsedArgs): BuildBootloaderArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
-  const runtime = stringOpt(args.values, "runtime");
-  if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
-    throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
-  }
+  noPositionals(args);
   return {
     yaota8266: stringOpt(args.values, "yaota8266"),
     keyPath: stringOpt(args.values, "key"),
-    runtime: runtime as Runtime | undefined,
+    runtime: runtimeOpt(args.values),
     image: stringOpt(args.values, "image"),
     appOffset: appOffsetOpt(args.values),
     out: stringOpt(args.values, "out"),

@@ -8,6 +8,7 @@ import {
   type CommandSpec,
   flashSizeOpt,
   listOpt,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -16,8 +17,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build/build_ota.ts";
-import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
-import { UsageError } from "../lib/errors.ts";
+import { BUILD_OPTIONS, runtimeOpt } from "../lib/cli/build_options.ts";
 import { green, print } from "../lib/cli/output.ts";
 import { stderrBuildReporter } from "../lib/cli/build_report.ts";
 
@@ -36,12 +36,8 @@ export const spec: CommandSpec = {
       arg: "FILE",
       help: "a .py file to freeze into the firmware, e.g. uartremote.py (ota.py is always added)",
     },
-    runtime: {
-      type: "string",
-      arg: "NAME",
-      help: "docker, podman or native (make on this machine) (default: docker)",
-    },
-    image: { type: "string", arg: "IMAGE", help: `container image (default: ${DEFAULT_IMAGE})` },
+    runtime: BUILD_OPTIONS.runtime,
+    image: BUILD_OPTIONS.image,
     board: {
       type: "string",
       arg: "NAME",
@@ -57,12 +53,12 @@ export const spec: CommandSpec = {
       arg: "SIZE",
       help: "flash size of the devices, for the size check (default: 1M)",
     },
-    out: { type: "string", arg: "DIR", help: "output folder (default: dist)" },
+    out: BUILD_OPTIONS.out,
     force: {
       type: "boolean",
       help: "freeze a module even if its name shadows one of MicroPython's own",
     },
-    "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
+    "dry-run": BUILD_OPTIONS["dry-run"],
   },
   notes: [
     "Writes the tree's esp8266_ota.ld from templates/esp8266_ota.ld (the original is kept as " +
@@ -86,17 +82,11 @@ export interface BuildOtaArgs extends BuildOtaFlags {
 }
 
 export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
-  const runtime = stringOpt(args.values, "runtime");
-  if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
-    throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
-  }
+  noPositionals(args);
   return {
     micropython: stringOpt(args.values, "micropython"),
     modules: listOpt(args.values, "module"),
-    runtime: runtime as Runtime | undefined,
+    runtime: runtimeOpt(args.values),
     image: stringOpt(args.values, "image"),
     board: stringOpt(args.values, "board"),
     appOffset: appOffsetOpt(args.values),

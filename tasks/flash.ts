@@ -6,6 +6,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -108,9 +109,7 @@ export interface FlashArgs {
 
 /** Validates the parsed flags; pure. @throws {UsageError} */
 export function toFlashArgs(args: ParsedArgs): FlashArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
+  noPositionals(args);
   const v = args.values;
   const port = stringOpt(v, "port");
   const serial = stringOpt(v, "serial");

@@ -7,6 +7,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -14,7 +15,6 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { UsageError } from "../lib/errors.ts";
 import { fail, log, print, printJson, warn } from "../lib/cli/output.ts";
 import { formatCheck } from "../lib/cli/verify_report.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
@@ -81,9 +81,7 @@ export interface VerifyArgs {
 
 /** Validates the parsed flags; pure. @throws {UsageError} */
 export function toVerifyArgs(args: ParsedArgs): VerifyArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
+  noPositionals(args);
   const v = args.values;
   return {
     paths: {

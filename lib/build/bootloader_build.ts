@@ -22,11 +22,10 @@ import {
 import { existsSync, isDir, isFile, removeIfExists } from "../_fs.ts";
 import type { BootloaderSettings, OtaConfig } from "../config/config.ts";
 import { FileError, UnsafeImageError } from "../errors.ts";
-import { PUBLIC_KEY_FILE } from "../setup/keygen.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../config/values.ts";
+import { DEFAULT_KEY_PATH, PUBLIC_KEY_FILE, resolveAppOffset } from "../config/values.ts";
 import { modulusCString, type PublicKeyInfo } from "../format/keys.ts";
 import { loadPublicKey } from "../config/key_file.ts";
-import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./linker_script.ts";
+import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./file_edit.ts";
 import { formatBytes } from "../_units.ts";
 import { trace } from "../trace.ts";
 import {

@@ -32,13 +32,8 @@ import { FileError, UnsafeImageError } from "../errors.ts";
 import { otaIromBase } from "../format/image.ts";
 import { resolveAppOffset } from "../config/values.ts";
 import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
-import {
-  applyFileEdit,
-  describeFileEdit,
-  type FileEdit,
-  parseIromSegment,
-  planLinkerScript,
-} from "./linker_script.ts";
+import { parseIromSegment, planLinkerScript } from "./linker_script.ts";
+import { applyFileEdit, describeFileEdit, type FileEdit } from "./file_edit.ts";
 import {
   applyFrozenModules,
   compileModules,

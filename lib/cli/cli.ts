@@ -199,6 +199,13 @@ export function listOpt(values: ParsedValues, name: string): string[] {
   throw new UsageError(`--${name} needs a value`);
 }
 
+/** For a task that takes no positional arguments. @throws {UsageError} Naming the first one. */
+export function noPositionals(args: ParsedArgs): void {
+  if (args.positionals.length) {
+    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+  }
+}
+
 export function boolOpt(values: ParsedValues, name: string): boolean {
   return values[name] === true;
 }

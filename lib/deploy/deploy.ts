@@ -22,7 +22,7 @@ import {
   liveSource,
   type PacketSource,
 } from "../transfer/packet_source.ts";
-import { sendFirmware, type SendOptions } from "../transfer/send_firmware.ts";
+import { ENGINE_OPTIONS, sendFirmware, type SendOptions } from "../transfer/send_firmware.ts";
 import { pick } from "../_pick.ts";
 import { nativeSigner } from "../format/signer.ts";
 import { formatHex } from "../_bytes.ts";
@@ -33,13 +33,8 @@ import { trace } from "../trace.ts";
 
 /** The transfer's options that `deploy` passes on to `sendFirmware` as they are. */
 const SEND_OPTIONS = [
+  ...ENGINE_OPTIONS,
   "port",
-  "pace",
-  "timeoutMs",
-  "firstAnswerMs",
-  "freshSession",
-  "bootCheck",
-  "bootCheckMs",
   "signal",
   "onProgress",
   "onStatus",

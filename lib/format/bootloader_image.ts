@@ -23,6 +23,7 @@
  */
 import { IROM_MAP_BASE, readSegmentTable, TOTAL_FIELD_OFFSET } from "./image.ts";
 import { formatHex, indexOfBytes, readU32 } from "../_bytes.ts";
+import { printableRuns } from "./_printable_runs.ts";
 
 export const RTC_MAGIC_WORDS = [0x746f6179, 0x61746f61] as const;
 const RTC_MAGIC_TEXT = new TextEncoder().encode("yaotaota");
@@ -133,18 +134,10 @@ function isPrintable(b: number): boolean {
 /** The printable NUL-terminated strings of `bytes` (4 characters or more), with offsets. */
 function strings(bytes: Uint8Array): { at: number; text: string }[] {
   const out: { at: number; text: string }[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    if (!isPrintable(bytes[at]!)) {
-      at++;
-      continue;
-    }
-    let end = at;
-    while (end < bytes.length && isPrintable(bytes[end]!)) end++;
+  for (const [at, end] of printableRuns(bytes, isPrintable)) {
+    if (end - at < 4) continue;
     // Log lines are short; a long printable run (data, not a message) is cut to keep it cheap.
-    const text = String.fromCharCode(...bytes.subarray(at, Math.min(end, at + 256)));
-    if (end - at >= 4) out.push({ at, text });
-    at = end;
+    out.push({ at, text: String.fromCharCode(...bytes.subarray(at, Math.min(end, at + 256))) });
   }
   return out;
 }

@@ -40,7 +40,7 @@ export interface SentRecord {
 }
 
 /** The engine's options that `sendFirmware` passes on as they are (see `TransferOptions`). */
-const ENGINE_OPTIONS = [
+export const ENGINE_OPTIONS = [
   "pace",
   "timeoutMs",
   "firstAnswerMs",
