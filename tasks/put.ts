@@ -15,7 +15,7 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/deploy/fleet.ts";
-import { fleetPasswords, putFleet, renderFleetPut } from "../lib/webrepl/fleet_put.ts";
+import { fleetPasswords, putFleet, renderFleetPut } from "../lib/deploy/fleet_put.ts";
 import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";

@@ -51,6 +51,23 @@ export async function readImportGraph(root: string): Promise<ImportGraph> {
 
 const area = (path: string) => path.startsWith("lib/") ? path.split("/")[1] ?? "" : "";
 const isRootHelper = (path: string) => path.startsWith("lib/") && path.split("/").length === 2;
+
+/**
+ * The areas of `lib/`, from the bottom up (README.md, "Architecture"). A module imports
+ * its own area, the root helpers (`lib/*.ts`, which import only each other) and the
+ * areas of the layers below its own: never sideways, never up.
+ */
+export const LAYERS: readonly (readonly string[])[] = [
+  ["format"],
+  ["config"],
+  ["transfer", "micropython"],
+  ["webrepl", "build"],
+  ["deploy", "setup"],
+  ["cli", "dashboard"],
+  ["sim", "bench"],
+];
+const layerOf = (name: string) => LAYERS.findIndex((layer) => layer.includes(name));
+const ORDER = LAYERS.map((layer) => layer.join(" and ")).join(", then ");
 /** The edges that may use the virtual device and the benchmark. */
 const SIM_USERS = new Set(["tasks/sim.ts", "tasks/demo.ts", "tasks/bench.ts"]);
 const TERMINAL_RULE =
@@ -76,6 +93,23 @@ export function layeringProblems(graph: ImportGraph): string[] {
         problems.push(
           `${file} imports ${target}: lib/format/ is the bottom layer (itself and the lib/ root helpers only)`,
         );
+      } else if (isRootHelper(file) && target.startsWith("lib/") && !isRootHelper(target)) {
+        problems.push(`${file} imports ${target}: the lib/ root helpers import only each other`);
+      } else if (
+        !isRootHelper(file) && !isRootHelper(target) && from !== "" && to !== "" && from !== to
+      ) {
+        const [a, b] = [layerOf(from), layerOf(to)];
+        if (a < 0 || b < 0) {
+          problems.push(
+            `${file} imports ${target}: lib/${
+              a < 0 ? from : to
+            }/ is in no layer: add it to LAYERS in tests/_layering.ts (and README.md, "Architecture")`,
+          );
+        } else if (b >= a) {
+          problems.push(
+            `${file} imports ${target}: imports go down the layers (${ORDER}); lib/${to}/ is not below lib/${from}/`,
+          );
+        }
       }
     }
     if (!mayTouchTerminal) {

@@ -6,6 +6,8 @@
  * - only `lib/cli/` and `tasks/` touch the terminal: no other `lib/` module imports
  *   `lib/cli/` or uses `Deno.stdout`, `Deno.stderr`, `Deno.stdin` or `console`;
  * - `lib/format/` is the bottom layer: it imports only itself and the root helpers;
+ * - imports go down the layers of `LAYERS` (tests/_layering.ts), never sideways or up, and
+ *   the root helpers (`lib/*.ts`) import only each other;
  * - no import cycles between modules.
  */
 import { assertEquals } from "./_assert.ts";
@@ -30,6 +32,11 @@ Deno.test("layeringProblems() names each kind of forbidden import", () => {
     ["tasks/deploy.ts", { imports: ["lib/bench/baseline_sender.ts"], terminal: [] }],
     ["tasks/sim.ts", { imports: ["lib/sim/device.ts"], terminal: ["Deno.stdout"] }],
     ["lib/cli/output.ts", { imports: [], terminal: ["Deno.stderr"] }],
+    ["lib/config/values.ts", { imports: ["lib/build/linker_script.ts"], terminal: [] }],
+    ["lib/build/frozen_modules.ts", { imports: ["lib/webrepl/client.ts"], terminal: [] }],
+    ["lib/errors.ts", { imports: ["lib/format/packet.ts", "lib/_bytes.ts"], terminal: [] }],
+    ["lib/gadgets/x.ts", { imports: ["lib/format/packet.ts"], terminal: [] }],
+    ["lib/deploy/fleet.ts", { imports: ["lib/transfer/udp.ts", "lib/_bytes.ts"], terminal: [] }],
   ]);
   assertEquals(layeringProblems(graph), [
     "lib/deploy/deploy.ts imports lib/sim/device.ts: production code never imports the virtual device or the benchmark",
@@ -37,6 +44,10 @@ Deno.test("layeringProblems() names each kind of forbidden import", () => {
     "lib/format/packet.ts imports lib/transfer/udp.ts: lib/format/ is the bottom layer (itself and the lib/ root helpers only)",
     "lib/build/build_ota.ts uses console: only lib/cli/ and tasks/ touch the terminal; report through a callback or returned data",
     "tasks/deploy.ts imports lib/bench/baseline_sender.ts: production code never imports the virtual device or the benchmark",
+    "lib/config/values.ts imports lib/build/linker_script.ts: imports go down the layers (format, then config, then transfer and micropython, then webrepl and build, then deploy and setup, then cli and dashboard, then sim and bench); lib/build/ is not below lib/config/",
+    "lib/build/frozen_modules.ts imports lib/webrepl/client.ts: imports go down the layers (format, then config, then transfer and micropython, then webrepl and build, then deploy and setup, then cli and dashboard, then sim and bench); lib/webrepl/ is not below lib/build/",
+    "lib/errors.ts imports lib/format/packet.ts: the lib/ root helpers import only each other",
+    'lib/gadgets/x.ts imports lib/format/packet.ts: lib/gadgets/ is in no layer: add it to LAYERS in tests/_layering.ts (and README.md, "Architecture")',
   ]);
 });
 

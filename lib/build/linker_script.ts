@@ -4,12 +4,7 @@
  * `templates/esp8266_ota.ld` into the MicroPython tree, idempotently, keeping the tree's
  * original once as `.orig` (lib/build/file_edit.ts).
  */
-import {
-  IROM_END,
-  IROM_FILE_OFFSET,
-  IROM_MAP_BASE,
-  MIN_IROM_LENGTH,
-} from "../format/image.ts";
+import { IROM_END, IROM_FILE_OFFSET, IROM_MAP_BASE, MIN_IROM_LENGTH } from "../format/image.ts";
 import { formatHex } from "../_bytes.ts";
 import { type FileEdit, planFileEdit, readIfExists, renderTemplate } from "./file_edit.ts";
 

@@ -6,12 +6,18 @@
  * environment variable's a `ConfigError` naming the variable. Pure.
  */
 import { ConfigError, type OtaError, UsageError } from "../errors.ts";
-import { DEFAULT_APP_OFFSET, IROM_FILE_OFFSET } from "../format/image.ts";
-import { IROM_END, MIN_IROM_LENGTH } from "../build/linker_script.ts";
+import {
+  DEFAULT_APP_OFFSET,
+  IROM_END,
+  IROM_FILE_OFFSET,
+  MIN_IROM_LENGTH,
+} from "../format/image.ts";
 import { formatHex, parseSize } from "../_bytes.ts";
 
 /** The private key every task uses when neither `--key` nor the config's `key` names one. */
 export const DEFAULT_KEY_PATH = "keys/priv.key";
+/** The public half's file name, beside the private key (`keygen` writes both). */
+export const PUBLIC_KEY_FILE = "pub.key";
 
 /**
  * The device's port when nothing names another: yaota8266's OTA server listens on UDP
