@@ -20,7 +20,7 @@ import { resolveAddress } from "../webrepl/target.ts";
 import { terminalPrompt } from "./prompt.ts";
 
 /** `--ip`, `--port`, `--password`, `--timeout` for a task's spec. */
-export const TARGET_OPTIONS: Record<string, OptionSpec> = {
+export const TARGET_OPTIONS = {
   ip: { type: "string", arg: "ADDR", help: 'the board\'s address (default: "ip" in the config)' },
   port: {
     type: "string",
@@ -33,7 +33,7 @@ export const TARGET_OPTIONS: Record<string, OptionSpec> = {
     arg: "SECONDS",
     help: `time allowed for each step (default ${DEFAULT_TIMEOUT_MS / 1000})`,
   },
-};
+} satisfies Record<string, OptionSpec>;
 
 export const JSON_OPTION: Record<string, OptionSpec> = {
   json: { type: "boolean", help: "print the result as one JSON object on stdout" },
