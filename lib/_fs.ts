@@ -1,5 +1,6 @@
-/** Small file-system questions the build modules ask (no @std/fs here). */
+/** Small file-system helpers (no @std/fs here). */
 import { dirname } from "node:path";
+import { FileError } from "./errors.ts";
 
 export async function isDir(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isDirectory, () => false);
@@ -38,5 +39,21 @@ export async function folderProblem(path: string): Promise<string | undefined> {
         : `'${at}' in it is a file, not a folder`;
     }
     if (dirname(at) === at) return undefined;
+  }
+}
+
+/**
+ * Writes `bytes` to a new file beside `path`, then renames it over `path`: a reader (or a
+ * deploy) never sees a half-written file, and a failed write leaves none behind.
+ * @throws {FileError} "cannot write 'PATH': …" if writing or renaming fails.
+ */
+export async function writeFileAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    await Deno.writeFile(temp, bytes);
+    await Deno.rename(temp, path);
+  } catch (e) {
+    await Deno.remove(temp).catch(() => {});
+    throw new FileError(`cannot write '${path}': ${(e as Error).message}`);
   }
 }

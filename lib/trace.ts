@@ -1,14 +1,15 @@
 /**
- * `--verbose` (or `YAOTA_VERBOSE=1`): timestamped lines on stderr saying what the tool
- * decided and why, as esptool's `--trace` and espota's `-d` do. One sink per process,
- * set by `runTask` (lib/cli.ts); modules at the edges call `trace(topic, text)`, which
- * does nothing unless the sink is set. Pure state machines (the transfer engine) never
- * call it: they hand structured records to a callback, rendered here at the edge.
+ * `--verbose` (or `YAOTA_VERBOSE=1`): lines saying what the tool decided and why, as
+ * esptool's `--trace` and espota's `-d` do. This module is only the registry: one sink per
+ * process, set by `runTask` (lib/cli/cli.ts, which writes the lines on stderr with
+ * `stderrTraceSink`, lib/cli/trace_sink.ts); modules at the edges call
+ * `trace(topic, text)`, which does nothing unless a sink is set. Pure state machines (the
+ * transfer engine) never call it: they hand structured records to a callback, rendered
+ * at the edge.
  *
  * Never a secret: a secret registered with `hideInTrace` (the WebREPL password, as soon as
  * a client holds it) is replaced by `***` in every line, should one ever carry it.
  */
-import { dim, log } from "./cli/output.ts";
 
 /** Where trace lines go: a topic ("deploy", "webrepl", "build") and the line. */
 export type TraceSink = (topic: string, text: string) => void;
@@ -45,23 +46,6 @@ function redact(text: string): string {
   let out = text;
   for (const s of secrets) out = out.replaceAll(s, "***");
   return out;
-}
-
-/** `[  1.234] deploy: text`: seconds since the start, the topic, the line. Pure. */
-export function formatTraceLine(seconds: number, topic: string, text: string): string {
-  return `[${seconds.toFixed(3).padStart(8)}] ${topic}: ${text}`;
-}
-
-/**
- * The sink `--verbose` uses: a line on stderr per call, stamped with the seconds since
- * the process started (`performance.now()`), the stamp dimmed only on a colour terminal.
- */
-export function stderrTraceSink(clock: () => number = () => performance.now()): TraceSink {
-  return (topic, text) => {
-    const line = formatTraceLine(clock() / 1000, topic, text);
-    const stamp = line.indexOf("]") + 1;
-    log(dim(line.slice(0, stamp)) + line.slice(stamp));
-  };
 }
 
 /**

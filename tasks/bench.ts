@@ -20,7 +20,6 @@ import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
 import { equalBytes } from "../lib/_bytes.ts";
 import { benchmarkKeys } from "../lib/bench/bench_keys.ts";
 import { deployFleet } from "../lib/deploy/fleet_deploy.ts";
-import type { FleetProgressSink } from "../lib/cli/fleet_progress.ts";
 
 export const spec: CommandSpec = {
   name: "bench",
@@ -194,8 +193,6 @@ async function outageRecovery(
   };
 }
 
-const QUIET: FleetProgressSink = { start() {}, update() {}, note() {}, finish() {}, close() {} };
-
 /** 8 virtual devices (ESP8266 profile, 1 % loss), the same image, at concurrency 1 and 4. */
 async function fleet(keyPath: string, key: SigningKey, delayMs: number) {
   const image = makeSampleFirmware({ size: 64 * 1024, seed: 12 });
@@ -234,8 +231,6 @@ async function fleet(keyPath: string, key: SigningKey, delayMs: number) {
             flashSize: 0x100000,
           },
           keyPath,
-          progress: QUIET,
-          log: () => {},
         });
         out.push({
           concurrency,
@@ -252,7 +247,7 @@ async function fleet(keyPath: string, key: SigningKey, delayMs: number) {
   return { devices: 8, imageKiB: 64, runs: out, speedup: round(out[0]!.seconds / out[1]!.seconds) };
 }
 
-export async function main({ args }: TaskContext): Promise<number> {
+export async function main({ args }: TaskContext): Promise<number | void> {
   const { values } = args;
   const sizeKiB = numberOpt(values, "size", (n) => n >= 40 && n <= 800, "KiB from 40 to 800") ??
     160;

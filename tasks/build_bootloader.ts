@@ -6,6 +6,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -18,9 +19,9 @@ import {
   buildBootloader,
   resolveBootloaderOptions,
 } from "../lib/build/bootloader_build.ts";
-import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
-import { UsageError } from "../lib/errors.ts";
+import { BUILD_OPTIONS, runtimeOpt } from "../lib/cli/build_options.ts";
 import { green, print } from "../lib/cli/output.ts";
+import { stderrBuildReporter } from "../lib/cli/build_report.ts";
 import { formatHex } from "../lib/_bytes.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 
@@ -39,18 +40,14 @@ export const spec: CommandSpec = {
       help:
         `key whose modulus goes into config.h: private or public (default: ${DEFAULT_KEY_PATH})`,
     },
-    runtime: {
-      type: "string",
-      arg: "NAME",
-      help: "docker, podman or native (make on this machine) (default: docker)",
-    },
-    image: { type: "string", arg: "IMAGE", help: `container image (default: ${DEFAULT_IMAGE})` },
+    runtime: BUILD_OPTIONS.runtime,
+    image: BUILD_OPTIONS.image,
     "app-offset": {
       type: "string",
       arg: "ADDR",
       help: "MAIN_APP_OFFSET: where the firmware starts (default: 0x3c000)",
     },
-    out: { type: "string", arg: "DIR", help: "output folder (default: dist)" },
+    out: BUILD_OPTIONS.out,
     "rtc-trigger": {
       type: "boolean",
       help: "add the software trigger to boot8266 (default on; --no-rtc-trigger: button only)",
@@ -60,7 +57,7 @@ export const spec: CommandSpec = {
       help:
         "leave out the OTA server's per-packet serial log: faster updates (boards need a serial reflash)",
     },
-    "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
+    "dry-run": BUILD_OPTIONS["dry-run"],
   },
   notes: [
     "Writes the tree's config.h from templates/config.h (the original is kept as " +
@@ -96,17 +93,11 @@ export interface BuildBootloaderArgs extends BootloaderFlags {
 }
 
 export function toBuildBootloaderArgs(args: ParsedArgs): BuildBootloaderArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
-  const runtime = stringOpt(args.values, "runtime");
-  if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
-    throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
-  }
+  noPositionals(args);
   return {
     yaota8266: stringOpt(args.values, "yaota8266"),
-    key: stringOpt(args.values, "key"),
-    runtime: runtime as Runtime | undefined,
+    keyPath: stringOpt(args.values, "key"),
+    runtime: runtimeOpt(args.values),
     image: stringOpt(args.values, "image"),
     appOffset: appOffsetOpt(args.values),
     out: stringOpt(args.values, "out"),
@@ -126,7 +117,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const flags = toBuildBootloaderArgs(args);
   const config = await loadConfig(flags.config);
   const options = resolveBootloaderOptions(flags, config, Deno.cwd());
-  const result = await buildBootloader(options);
+  const result = await buildBootloader(options, stderrBuildReporter());
+  for (const line of result.plan ?? []) print(line);
   const trigger = result.rtcTrigger
     ? "software trigger: boot8266 enters OTA mode when RTC memory holds 'yaotaota' " +
       "(import ota; ota.start()), besides the BOOT button"
@@ -144,7 +136,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   }
   print(
     green(
-      `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.key} ` +
+      `${result.binaryPath}: ${result.size} bytes, holds the modulus of ${options.keyPath} ` +
         `(${result.key.fingerprint}) at ${formatHex(result.modulusAt ?? 0)}; MAIN_APP_OFFSET ${
           formatHex(options.appOffset)
         }`,

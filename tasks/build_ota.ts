@@ -8,6 +8,7 @@ import {
   type CommandSpec,
   flashSizeOpt,
   listOpt,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -16,11 +17,11 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { buildOta, type BuildOtaFlags, resolveBuildOtaOptions } from "../lib/build/build_ota.ts";
-import { DEFAULT_IMAGE, type Runtime, RUNTIMES } from "../lib/build/container.ts";
-import { UsageError } from "../lib/errors.ts";
+import { BUILD_OPTIONS, runtimeOpt } from "../lib/cli/build_options.ts";
 import { green, print } from "../lib/cli/output.ts";
 import { describeBuild } from "../lib/build/build_id.ts";
 import { parseVersionLabel } from "../lib/config/values.ts";
+import { stderrBuildReporter } from "../lib/cli/build_report.ts";
 
 export const spec: CommandSpec = {
   name: "build-ota",
@@ -37,12 +38,8 @@ export const spec: CommandSpec = {
       arg: "FILE",
       help: "a .py file to freeze into the firmware, e.g. uartremote.py (ota.py is always added)",
     },
-    runtime: {
-      type: "string",
-      arg: "NAME",
-      help: "docker, podman or native (make on this machine) (default: docker)",
-    },
-    image: { type: "string", arg: "IMAGE", help: `container image (default: ${DEFAULT_IMAGE})` },
+    runtime: BUILD_OPTIONS.runtime,
+    image: BUILD_OPTIONS.image,
     board: {
       type: "string",
       arg: "NAME",
@@ -58,7 +55,7 @@ export const spec: CommandSpec = {
       arg: "SIZE",
       help: "flash size of the devices, for the size check (default: 1M)",
     },
-    out: { type: "string", arg: "DIR", help: "output folder (default: dist)" },
+    out: BUILD_OPTIONS.out,
     force: {
       type: "boolean",
       help: "freeze a module even if its name shadows one of MicroPython's own",
@@ -68,7 +65,7 @@ export const spec: CommandSpec = {
       arg: "LABEL",
       help: "a label for this build, e.g. 1.4.0: part of the build id, reported by boards",
     },
-    "dry-run": { type: "boolean", help: "print every file change and command, do nothing" },
+    "dry-run": BUILD_OPTIONS["dry-run"],
   },
   notes: [
     "Writes the tree's esp8266_ota.ld from templates/esp8266_ota.ld (the original is kept as " +
@@ -98,18 +95,12 @@ export interface BuildOtaArgs extends BuildOtaFlags {
 }
 
 export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
-  const runtime = stringOpt(args.values, "runtime");
+  noPositionals(args);
   const version = stringOpt(args.values, "version");
-  if (runtime !== undefined && !RUNTIMES.includes(runtime as Runtime)) {
-    throw new UsageError(`--runtime expects one of ${RUNTIMES.join(", ")}, got '${runtime}'`);
-  }
   return {
     micropython: stringOpt(args.values, "micropython"),
     modules: listOpt(args.values, "module"),
-    runtime: runtime as Runtime | undefined,
+    runtime: runtimeOpt(args.values),
     image: stringOpt(args.values, "image"),
     board: stringOpt(args.values, "board"),
     appOffset: appOffsetOpt(args.values),
@@ -131,7 +122,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const flags = toBuildOtaArgs(args);
   const config = await loadConfig(flags.config);
   const options = resolveBuildOtaOptions(flags, config, Deno.cwd());
-  const result = await buildOta(options);
+  const result = await buildOta(options, stderrBuildReporter());
+  for (const line of result.plan ?? []) print(line);
   if (result.dryRun || !result.manifest) return;
   const m = result.manifest;
   print(

@@ -4,7 +4,13 @@
  * The release workflow runs it once per target.
  */
 import { join, resolve } from "node:path";
-import { type CommandSpec, runTask, stringOpt, type TaskContext } from "../lib/cli/cli.ts";
+import {
+  type CommandSpec,
+  noPositionals,
+  runTask,
+  stringOpt,
+  type TaskContext,
+} from "../lib/cli/cli.ts";
 import { ContainerRuntimeError, UsageError } from "../lib/errors.ts";
 import { log, print } from "../lib/cli/output.ts";
 import { fromFileUrl } from "../lib/_paths.ts";
@@ -70,10 +76,8 @@ function entrySource(commit: string | undefined): string {
     `await main(Deno.args, ${JSON.stringify(commit ? { commit } : {})});\n`;
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
+export async function main({ args }: TaskContext): Promise<number | void> {
+  noPositionals(args);
   const target = stringOpt(args.values, "target");
   if (target !== undefined && !TARGETS.includes(target)) {
     throw new UsageError(`--target expects one of ${TARGETS.join(", ")}, got '${target}'`);

@@ -60,7 +60,7 @@ export const spec: CommandSpec = {
   ],
 };
 
-export async function main({ args }: TaskContext): Promise<number> {
+export async function main({ args }: TaskContext): Promise<number | void> {
   const { values } = args;
   const profile = PROFILES[stringOpt(values, "profile") ?? "esp8266"];
   if (!profile) throw new UsageError(`--profile expects esp8266, esp8266-quiet or instant`);

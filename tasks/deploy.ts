@@ -10,6 +10,7 @@ import {
   listOpt,
   numberOpt,
   parseCommandArgs,
+  type ParsedArgs,
   portOpt,
   runTask,
   secondsOpt,
@@ -28,10 +29,13 @@ import {
 import { deployWithTrigger } from "../lib/deploy/deploy_trigger.ts";
 import { InterruptedError, UsageError } from "../lib/errors.ts";
 import {
+  DEFAULT_DEVICE_PORT,
   DEFAULT_KEY_PATH,
   MAX_TIMEOUT_S,
   parseCount,
   resolveAppOffset,
+  resolveKeyPath,
+  resolvePort,
 } from "../lib/config/values.ts";
 import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
 import {
@@ -58,15 +62,12 @@ import {
   progressEvents,
 } from "../lib/deploy/events.ts";
 import { MAX_RETRY_DELAY_MS } from "../lib/deploy/rollout.ts";
-import {
-  DEFAULT_OTA_PORT,
-  fleetExitCode,
-  renderFleetSummary,
-  renderFleetTable,
-} from "../lib/deploy/fleet.ts";
+import { fleetExitCode, renderFleetSummary, renderFleetTable } from "../lib/deploy/fleet.ts";
 import { type BuildPolicy, deployFleet, type SharedRequest } from "../lib/deploy/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/cli/progress.ts";
+import { FleetProgress } from "../lib/cli/fleet_progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
+import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
 import { resolveDeviceAddress } from "../lib/transfer/resolve_device.ts";
 import { lockBoard } from "../lib/deploy/board_lock.ts";
@@ -83,7 +84,7 @@ export const spec: CommandSpec = {
   positionals: "[FILE]",
   options: {
     ip: { type: "string", arg: "ADDR", help: "the device's address (default: config ip)" },
-    port: { type: "string", arg: "PORT", help: "its OTA port (default 8266)" },
+    port: { type: "string", arg: "PORT", help: `its OTA port (default ${DEFAULT_DEVICE_PORT})` },
     key: {
       type: "string",
       arg: "FILE",
@@ -241,7 +242,7 @@ export const spec: CommandSpec = {
 export interface DeployArgs {
   ip?: string;
   port?: number;
-  key?: string;
+  keyPath?: string;
   block: "auto" | number;
   pace: boolean;
   timeoutMs: number;
@@ -269,9 +270,8 @@ export interface DeployArgs {
   events: boolean;
 }
 
-/** Pure: argv to typed options. @throws {UsageError} */
-export function parseDeployArgs(argv: string[]): DeployArgs {
-  const { values, positionals } = parseCommandArgs(spec, argv);
+/** Parsed arguments to typed options. Pure. @throws {UsageError} */
+export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   if (positionals.length > 1) {
     throw new UsageError(`one FILE only, got '${positionals.join("' '")}'`);
   }
@@ -354,7 +354,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   return {
     ip,
     port,
-    key: stringOpt(values, "key"),
+    keyPath: stringOpt(values, "key"),
     block,
     pace: pace === "auto",
     timeoutMs: secondsOpt(values, "timeout", MAX_TIMEOUT_S) ?? DEFAULT_TIMEOUT_S * 1000,
@@ -418,6 +418,11 @@ function summary(result: DeployResult): string {
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }
 
+/** Parses the command line. Pure. @throws {UsageError} */
+export function parseDeployArgs(argv: string[]): DeployArgs {
+  return toDeployArgs(parseCommandArgs(spec, argv));
+}
+
 /** Where the human result goes: stdout, or stderr when stdout carries the events. */
 function resultWriter(args: DeployArgs): (line: string) => void {
   return args.events ? (line) => log(line) : (line) => print(line);
@@ -429,7 +434,7 @@ function eventSink(args: DeployArgs): EventSink {
 }
 
 export async function main(ctx: TaskContext): Promise<number> {
-  const args = parseDeployArgs(ctx.argv);
+  const args = toDeployArgs(ctx.args);
   const config = await loadConfig(args.config);
   const events = eventSink(args);
   try {
@@ -464,8 +469,8 @@ async function singleMain(
   const request: DeployRequest = {
     ...sharedRequest(args, config, image),
     host,
-    port: args.port ?? config.port ?? DEFAULT_OTA_PORT,
-    keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
+    port: resolvePort(args.port, config),
+    keyPath: resolveKeyPath(args.keyPath, config),
   };
   const device = host;
   events.emit({
@@ -491,6 +496,7 @@ async function singleMain(
     // After the preflight, before anything reaches the device.
     password = args.trigger
       ? await resolvePassword({
+        ...terminalPrompt,
         ...(args.password === undefined ? {} : { flag: args.password }),
         message: `WebREPL password for ${request.host}:${request.port}: `,
       })
@@ -633,15 +639,17 @@ async function fleetMain(
         ...(args.retries === undefined ? {} : { retries: args.retries }),
         ...(args.retryDelayMs === undefined ? {} : { retryDelayMs: args.retryDelayMs }),
       },
-      defaultPort: args.port ?? config.port ?? DEFAULT_OTA_PORT,
+      defaultPort: resolvePort(args.port, config),
       request: sharedRequest(args, config, image),
-      keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
+      keyPath: resolveKeyPath(args.keyPath, config),
       trigger: args.trigger,
       builds: buildPolicy(args, image),
       events,
       signal: controller.signal,
       argv: ctx.argv,
       program: ctx.program,
+      progress: new FleetProgress(),
+      log: (line) => log(line),
     });
     if (args.json) printJson(report);
     else {

@@ -21,7 +21,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export const spec: CommandSpec = {
@@ -46,7 +46,7 @@ export interface ExecArgs extends TargetArgs {
   code: string;
 }
 
-function execArgsFrom(args: ParsedArgs): ExecArgs {
+export function toExecArgs(args: ParsedArgs): ExecArgs {
   const [code, ...extra] = args.positionals;
   if (code === undefined) throw new UsageError("give the code to run: exec --ip ADDR 'CODE'");
   if (extra.length) {
@@ -57,7 +57,7 @@ function execArgsFrom(args: ParsedArgs): ExecArgs {
 
 /** Pure: the exec options from `argv`. @throws {UsageError} On a bad flag or no CODE. */
 export function parseExecArgs(argv: string[]): ExecArgs {
-  return execArgsFrom(parseCommandArgs(spec, argv));
+  return toExecArgs(parseCommandArgs(spec, argv));
 }
 
 /** The exception's last line, e.g. "ZeroDivisionError: divide by zero". */
@@ -65,8 +65,8 @@ export function exceptionLine(traceback: string): string {
   return traceback.trimEnd().split("\n").at(-1) ?? traceback;
 }
 
-export async function main({ args }: TaskContext): Promise<number> {
-  const opts = execArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toExecArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
   const result = await client.exec(opts.code);
@@ -87,4 +87,4 @@ export async function main({ args }: TaskContext): Promise<number> {
   return result.error === undefined ? 0 : 1;
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

@@ -6,6 +6,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -14,12 +15,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import {
-  esptoolDialect,
-  findEsptool,
-  formatCommand,
-  requireEsptool,
-} from "../lib/setup/esptool.ts";
+import { esptoolDialect, findEsptool, requireEsptool } from "../lib/setup/esptool.ts";
 import {
   assertFlashable,
   DEFAULT_BAUD,
@@ -30,8 +26,9 @@ import {
   triggerWarning,
 } from "../lib/setup/flash.ts";
 import { DEFAULT_KEY_PATH, parseBaud, resolveAppOffset } from "../lib/config/values.ts";
-import { bold, log, print, warn } from "../lib/cli/output.ts";
-import { formatCheck } from "../lib/setup/verify.ts";
+import { bold, log, logRaw, print, warn } from "../lib/cli/output.ts";
+import { shellQuote } from "../lib/_shell.ts";
+import { formatCheck } from "../lib/cli/verify_report.ts";
 import { DEFAULT_BOOTLOADER, DEFAULT_FIRMWARE, verifyFiles } from "../lib/setup/verify_files.ts";
 
 export const spec: CommandSpec = {
@@ -101,7 +98,7 @@ export const spec: CommandSpec = {
 export interface FlashArgs {
   port?: string;
   baud?: number;
-  key?: string;
+  keyPath?: string;
   bootloader?: string;
   firmware?: string;
   appOffset?: number;
@@ -111,10 +108,8 @@ export interface FlashArgs {
 }
 
 /** Validates the parsed flags; pure. @throws {UsageError} */
-export function flashArgsFrom(args: ParsedArgs): FlashArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
+export function toFlashArgs(args: ParsedArgs): FlashArgs {
+  noPositionals(args);
   const v = args.values;
   const port = stringOpt(v, "port");
   const serial = stringOpt(v, "serial");
@@ -133,7 +128,7 @@ export function flashArgsFrom(args: ParsedArgs): FlashArgs {
   return {
     ...(chosen === undefined ? {} : { port: chosen }),
     ...(baud === undefined ? {} : { baud: parseBaud(baud, { flag: "baud" }) }),
-    key: stringOpt(v, "key"),
+    keyPath: stringOpt(v, "key"),
     bootloader: stringOpt(v, "bootloader"),
     firmware: stringOpt(v, "firmware"),
     appOffset: appOffsetOpt(v),
@@ -145,20 +140,21 @@ export function flashArgsFrom(args: ParsedArgs): FlashArgs {
 
 /** Parses `deno task flash` arguments; pure. @throws {UsageError} */
 export function parseFlashArgs(argv: string[]): FlashArgs {
-  return flashArgsFrom(parseCommandArgs(spec, argv));
+  return toFlashArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main(ctx: TaskContext): Promise<void> {
-  const args = flashArgsFrom(ctx.args);
+export async function main(ctx: TaskContext): Promise<number | void> {
+  const args = toFlashArgs(ctx.args);
   const config = await loadConfig(args.config);
   const appOffset = resolveAppOffset(args.appOffset, config);
-  const paths = { key: args.key, bootloader: args.bootloader, firmware: args.firmware };
+  const paths = { keyPath: args.keyPath, bootloader: args.bootloader, firmware: args.firmware };
 
   // Check first, act second: nothing reaches the board unless the pair is right.
   const report = await verifyFiles(paths, {
     config,
     appOffset,
     require: ["key", "bootloader", "firmware"],
+    onWarning: warn,
   });
   for (const check of report.checks) {
     if (["key", "bootloader", "firmware"].includes(check.name)) log(formatCheck(check, false));
@@ -186,7 +182,7 @@ export async function main(ctx: TaskContext): Promise<void> {
     // Without one, the current esptool's spelling.
     const dialect = tool ? esptoolDialect(tool.version) : "v5";
     for (const step of flashSteps({ ...plan, dialect })) {
-      print(formatCommand([...(tool?.display ?? ["esptool"]), ...step.args]));
+      print(shellQuote([...(tool?.display ?? ["esptool"]), ...step.args]));
     }
     log("dry run: nothing was flashed");
     return;
@@ -195,12 +191,15 @@ export async function main(ctx: TaskContext): Promise<void> {
   const tool = await requireEsptool();
   const steps = flashSteps({ ...plan, dialect: esptoolDialect(tool.version) });
   log(
-    `${formatCommand(tool.display)} ${tool.version ?? "(version unknown: v4 spelling)"}; ` +
+    `${shellQuote(tool.display)} ${tool.version ?? "(version unknown: v4 spelling)"}; ` +
       describeSerial(serial),
   );
-  await runFlash(steps, tool, (step, i) => {
-    log(bold(`[${i + 1}/${steps.length}] ${step.label}`));
-    log(`$ ${formatCommand([...tool.display, ...step.args])}`);
+  await runFlash(steps, tool, {
+    onStep: (step, i) => {
+      log(bold(`[${i + 1}/${steps.length}] ${step.label}`));
+      log(`$ ${shellQuote([...tool.display, ...step.args])}`);
+    },
+    onOutput: logRaw,
   });
   log(
     `done: yaota8266 is at 0x0 and the firmware at 0x${appOffset.toString(16)}. ` +

@@ -11,7 +11,8 @@ import {
 } from "../lib/cli/cli.ts";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config/config.ts";
-import { FileError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
+import { writeFileAtomically } from "../lib/_fs.ts";
 import { formatBytes, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { baseName } from "../lib/webrepl/remote_fs.ts";
@@ -23,7 +24,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 import { getFromBoard } from "../lib/webrepl/tools.ts";
 
 export const spec: CommandSpec = {
@@ -51,7 +52,7 @@ export interface GetArgs extends TargetArgs {
   local?: string;
 }
 
-function getArgsFrom(args: ParsedArgs): GetArgs {
+export function toGetArgs(args: ParsedArgs): GetArgs {
   const [remote, local, ...extra] = args.positionals;
   if (remote === undefined || remote === "") {
     throw new UsageError("name the file to copy: get REMOTE [FILE]");
@@ -66,7 +67,7 @@ function getArgsFrom(args: ParsedArgs): GetArgs {
 
 /** Pure: the get options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseGetArgs(argv: string[]): GetArgs {
-  return getArgsFrom(parseCommandArgs(spec, argv));
+  return toGetArgs(parseCommandArgs(spec, argv));
 }
 
 /** Where the file goes: FILE, or REMOTE's name in FILE if it is a folder, or in the cwd. */
@@ -78,20 +79,8 @@ async function localPath(remote: string, local: string | undefined): Promise<str
   return local;
 }
 
-/** Writes next to the target, then renames: a failed get leaves no half file. */
-async function writeAtomically(path: string, data: Uint8Array): Promise<void> {
-  const temp = `${path}.part-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeFile(temp, data);
-    await Deno.rename(temp, path);
-  } catch (e) {
-    await Deno.remove(temp).catch(() => {});
-    throw new FileError(`cannot write '${path}': ${(e as Error).message}`);
-  }
-}
-
-export async function main({ args }: TaskContext): Promise<void> {
-  const opts = getArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toGetArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   const started = Date.now();
   await using client = await connectWebRepl(target);
@@ -107,7 +96,7 @@ export async function main({ args }: TaskContext): Promise<void> {
     return;
   }
   const local = await localPath(opts.remote, opts.local);
-  await writeAtomically(local, data);
+  await writeFileAtomically(local, data);
   if (opts.json) {
     printJson({
       ok: true,
@@ -127,4 +116,4 @@ export async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

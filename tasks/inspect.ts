@@ -17,11 +17,11 @@ import { EXIT } from "../lib/exit_codes.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
 import type { KnownModulus } from "../lib/format/bootloader_image.ts";
 import { identifyFile } from "../lib/format/file_kind.ts";
-import { loadPublicKey } from "../lib/format/keys.ts";
+import { loadPublicKey } from "../lib/config/key_file.ts";
 import { inspectImage, summarizeProblems } from "../lib/format/inspect.ts";
 import { renderInspectReport } from "../lib/cli/inspect_report.ts";
-import { fail, print, printJson } from "../lib/cli/output.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../lib/config/values.ts";
+import { fail, print, printJson, warn } from "../lib/cli/output.ts";
+import { resolveAppOffset, resolveKeyPath } from "../lib/config/values.ts";
 
 export const spec: CommandSpec = {
   name: "inspect",
@@ -66,7 +66,7 @@ export interface InspectArgs {
   appOffset?: number;
   flashSize?: number;
   json: boolean;
-  key?: string;
+  keyPath?: string;
   config?: string;
 }
 
@@ -79,7 +79,7 @@ export function toInspectArgs(args: ParsedArgs): InspectArgs {
     appOffset: appOffsetOpt(args.values),
     flashSize: flashSizeOpt(args.values),
     json: args.values.json === true,
-    key: stringOpt(args.values, "key"),
+    keyPath: stringOpt(args.values, "key"),
     config: stringOpt(args.values, "config"),
   };
 }
@@ -92,7 +92,7 @@ export function parseInspectArgs(argv: string[]): InspectArgs {
 /** The user's key as a modulus to look for; a default key that is absent is no error. */
 async function keysToLookFor(path: string, named: boolean): Promise<KnownModulus[]> {
   try {
-    const key = await loadPublicKey(path);
+    const key = await loadPublicKey(path, { onWarning: warn });
     return [{ label: `your key ${path} (${key.fingerprint})`, modulus: key.modulus }];
   } catch (e) {
     if (named) throw e;
@@ -111,7 +111,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   }
   // A key only matters for a bootloader: is it built for yours?
   const keys = identifyFile(image).id === "yaota8266"
-    ? await keysToLookFor(options.key ?? config.key ?? DEFAULT_KEY_PATH, options.key !== undefined)
+    ? await keysToLookFor(resolveKeyPath(options.keyPath, config), options.keyPath !== undefined)
     : [];
   const report = inspectImage(image, {
     appOffset: resolveAppOffset(options.appOffset, config),

@@ -22,7 +22,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 
 export const spec: CommandSpec = {
   name: "ls",
@@ -45,7 +45,7 @@ export interface LsArgs extends TargetArgs {
   dir: string;
 }
 
-function lsArgsFrom(args: ParsedArgs): LsArgs {
+export function toLsArgs(args: ParsedArgs): LsArgs {
   const [dir = "/", ...extra] = args.positionals;
   if (extra.length) throw new UsageError(`one DIR only, got also '${extra.join("' '")}'`);
   if (dir === "") throw new UsageError("DIR is empty: leave it out for /");
@@ -54,7 +54,7 @@ function lsArgsFrom(args: ParsedArgs): LsArgs {
 
 /** Pure: the ls options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseLsArgs(argv: string[]): LsArgs {
-  return lsArgsFrom(parseCommandArgs(spec, argv));
+  return toLsArgs(parseCommandArgs(spec, argv));
 }
 
 /** One line per entry: the size right-aligned, then the name (a folder's with `/`). Pure. */
@@ -65,8 +65,8 @@ export function renderListing(entries: RemoteEntry[]): string {
   ).join("\n");
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
-  const opts = lsArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toLsArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
   const entries = await listRemote(client, opts.dir);
@@ -77,4 +77,4 @@ export async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

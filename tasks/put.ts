@@ -15,10 +15,12 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/deploy/fleet.ts";
-import { fleetPasswords, putFleet, renderFleetPut } from "../lib/webrepl/fleet_put.ts";
+import { fleetPasswords, putFleet, renderFleetPut } from "../lib/deploy/fleet_put.ts";
 import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
-import { connectWebRepl, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
+import { terminalPrompt } from "../lib/cli/prompt.ts";
+import { connectWebRepl } from "../lib/webrepl/client.ts";
+import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import {
   JSON_OPTION,
   PASSWORD_NOTE,
@@ -26,7 +28,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 import { parsePutSpec, putToBoard } from "../lib/webrepl/tools.ts";
 
 export const spec: CommandSpec = {
@@ -78,7 +80,7 @@ export interface PutArgs extends TargetArgs {
   concurrency?: number;
 }
 
-function putArgsFrom(args: ParsedArgs): PutArgs {
+export function toPutArgs(args: ParsedArgs): PutArgs {
   const [spec, ...extra] = args.positionals;
   if (spec === undefined) throw new UsageError("name the file to copy: put FILE[:REMOTE]");
   if (extra.length) throw new UsageError(`one FILE[:REMOTE] only, got also '${extra.join("' '")}'`);
@@ -113,7 +115,7 @@ function putArgsFrom(args: ParsedArgs): PutArgs {
 
 /** Pure: the put options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parsePutArgs(argv: string[]): PutArgs {
-  return putArgsFrom(parseCommandArgs(spec, argv));
+  return toPutArgs(parseCommandArgs(spec, argv));
 }
 
 async function readLocal(path: string): Promise<Uint8Array> {
@@ -124,8 +126,8 @@ async function readLocal(path: string): Promise<Uint8Array> {
   }
 }
 
-export async function main({ args }: TaskContext): Promise<number> {
-  const opts = putArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toPutArgs(args);
   const config = await loadConfig(opts.config);
   if (opts.fleet) return await fleetMain(opts, config);
   const target = await resolveTarget(opts, config);
@@ -165,10 +167,11 @@ async function fleetMain(
   opts: PutArgs,
   config: Awaited<ReturnType<typeof loadConfig>>,
 ): Promise<number> {
-  const devices = selectDevices(config.devices, opts.only, DEFAULT_WEBREPL_PORT);
+  const devices = selectDevices(config.devices, opts.only, DEFAULT_DEVICE_PORT);
   const data = await readLocal(opts.local);
   const passwords = await fleetPasswords(devices, () =>
     resolvePassword({
+      ...terminalPrompt,
       ...(opts.password === undefined ? {} : { flag: opts.password }),
       message: "WebREPL password for the fleet: ",
     }));
@@ -188,4 +191,4 @@ async function fleetMain(
   return fleetExitCode({ devices: report.devices });
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

@@ -20,7 +20,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 import { runTerminal } from "../lib/cli/webrepl_terminal.ts";
 
 export const spec: CommandSpec = {
@@ -41,7 +41,7 @@ export const spec: CommandSpec = {
   ],
 };
 
-function replArgsFrom(args: ParsedArgs): TargetArgs {
+export function toReplArgs(args: ParsedArgs): TargetArgs {
   if (args.positionals.length) {
     throw new UsageError(`repl takes no arguments, got '${args.positionals.join("' '")}'`);
   }
@@ -50,11 +50,11 @@ function replArgsFrom(args: ParsedArgs): TargetArgs {
 
 /** Pure: the repl options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseReplArgs(argv: string[]): TargetArgs {
-  return replArgsFrom(parseCommandArgs(spec, argv));
+  return toReplArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
-  const opts = replArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toReplArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
   const interactive = Deno.stdin.isTerminal();
@@ -75,4 +75,4 @@ export async function main({ args }: TaskContext): Promise<void> {
   if (interactive) log("");
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

@@ -22,7 +22,7 @@ import {
   TARGET_OPTIONS,
   type TargetArgs,
   targetArgsFrom,
-} from "../lib/webrepl/target.ts";
+} from "../lib/cli/webrepl_target.ts";
 
 export const spec: CommandSpec = {
   name: "rm",
@@ -41,7 +41,7 @@ export interface RmArgs extends TargetArgs {
   path: string;
 }
 
-function rmArgsFrom(args: ParsedArgs): RmArgs {
+export function toRmArgs(args: ParsedArgs): RmArgs {
   const [path, ...extra] = args.positionals;
   if (path === undefined || path === "") {
     throw new UsageError("name the file to remove: rm --ip ADDR PATH");
@@ -52,11 +52,11 @@ function rmArgsFrom(args: ParsedArgs): RmArgs {
 
 /** Pure: the rm options from `argv`. @throws {UsageError} On a bad flag or no PATH. */
 export function parseRmArgs(argv: string[]): RmArgs {
-  return rmArgsFrom(parseCommandArgs(spec, argv));
+  return toRmArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
-  const opts = rmArgsFrom(args);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toRmArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
   const kind = await removeRemote(client, opts.path);
@@ -67,4 +67,4 @@ export async function main({ args }: TaskContext): Promise<void> {
   }
 }
 
-if (import.meta.main) await runTask(spec, main);
+if (import.meta.main) runTask(spec, main);

@@ -11,6 +11,7 @@ import {
   listOpt,
   numberOpt,
   parseCommandArgs,
+  type ParsedArgs,
   portOpt,
   runTask,
   stringOpt,
@@ -20,8 +21,8 @@ import { loadConfig } from "../lib/config/config.ts";
 import type { DeviceEvent } from "../lib/sim/device.ts";
 import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
-import { resolveAppOffset } from "../lib/config/values.ts";
-import { loadPublicKey } from "../lib/format/keys.ts";
+import { DEFAULT_DEVICE_PORT, resolveAppOffset } from "../lib/config/values.ts";
+import { loadPublicKey } from "../lib/config/key_file.ts";
 import { formatHex } from "../lib/_bytes.ts";
 import { bold, green, log, printJson, red, warn, yellow } from "../lib/cli/output.ts";
 import { markFlashDump, openFlashDump } from "../lib/sim/flash_dump.ts";
@@ -33,7 +34,11 @@ export const spec: CommandSpec = {
   summary: "Run a virtual yaota8266 device: the OTA server on UDP, its app's WebREPL on TCP.",
   options: {
     host: { type: "string", arg: "ADDR", help: "address to listen on (default 127.0.0.1)" },
-    port: { type: "string", arg: "PORT", help: "port, 0 picks a free one (default 8266)" },
+    port: {
+      type: "string",
+      arg: "PORT",
+      help: `port, 0 picks a free one (default ${DEFAULT_DEVICE_PORT})`,
+    },
     key: {
       type: "string",
       arg: "FILE",
@@ -131,7 +136,7 @@ export const spec: CommandSpec = {
 export interface SimArgs {
   host: string;
   port: number;
-  key?: string;
+  keyPath?: string;
   flash?: string;
   force: boolean;
   flashSize: number;
@@ -157,8 +162,8 @@ export interface SimArgs {
   config?: string;
 }
 
-export function parseSimArgs(argv: string[]): SimArgs {
-  const { values, positionals } = parseCommandArgs(spec, argv);
+/** Parsed arguments to typed options. Pure. @throws {UsageError} */
+export function toSimArgs({ values, positionals }: ParsedArgs): SimArgs {
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const p = (name: string) =>
     numberOpt(values, name, (n) => n >= 0 && n <= 1, "a probability from 0 to 1") ?? 0;
@@ -175,14 +180,14 @@ export function parseSimArgs(argv: string[]): SimArgs {
   if ((outageAfter === undefined) !== (outageMs === undefined)) {
     throw new UsageError("--outage-after and --outage-ms go together");
   }
-  const key = stringOpt(values, "key") ?? stringOpt(values, "pubkey");
+  const keyPath = stringOpt(values, "key") ?? stringOpt(values, "pubkey");
   for (const r of listOpt(values, "lose-reply")) {
     if (!/^\d+:\d+$/.test(r)) throw new UsageError(`--lose-reply expects OFFSET:LEN, got '${r}'`);
   }
   return {
     host: stringOpt(values, "host") ?? "127.0.0.1",
-    port: portOpt(values, "port", { allowZero: true }) ?? 8266,
-    key,
+    port: portOpt(values, "port", { allowZero: true }) ?? DEFAULT_DEVICE_PORT,
+    keyPath,
     flash: stringOpt(values, "flash"),
     force: boolOpt(values, "force"),
     flashSize: flashSizeOpt(values) ?? 0x100000,
@@ -207,6 +212,11 @@ export function parseSimArgs(argv: string[]): SimArgs {
     json: boolOpt(values, "json"),
     config: stringOpt(values, "config"),
   };
+}
+
+/** Parses the command line. Pure. @throws {UsageError} */
+export function parseSimArgs(argv: string[]): SimArgs {
+  return toSimArgs(parseCommandArgs(spec, argv));
 }
 
 function describe(e: DeviceEvent): string | undefined {
@@ -240,14 +250,14 @@ function describe(e: DeviceEvent): string | undefined {
   }
 }
 
-export async function main(ctx: TaskContext): Promise<number> {
-  const args = parseSimArgs(ctx.argv);
+export async function main(ctx: TaskContext): Promise<number | void> {
+  const args = toSimArgs(ctx.args);
   const config = await loadConfig(args.config);
-  const keyPath = args.key ?? config.key;
+  const keyPath = args.keyPath ?? config.key;
   if (!keyPath) {
     throw new UsageError("name the key the device was built for: --key FILE or --pubkey FILE");
   }
-  const key = await loadPublicKey(keyPath);
+  const key = await loadPublicKey(keyPath, { onWarning: warn });
   const appOffset = resolveAppOffset(args.appOffset, config);
   if (args.force && !args.flash) throw new UsageError("--force goes with --flash FILE");
   if (appOffset >= args.flashSize) {
@@ -265,7 +275,7 @@ export async function main(ctx: TaskContext): Promise<number> {
   const done = new Promise<void>((r) => (finished = r));
   let failure: unknown;
   const device = await startVirtualDevice({
-    hostname: args.host,
+    host: args.host,
     port: args.port,
     modulus: key.modulus,
     flash: dump.flash,

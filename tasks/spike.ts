@@ -69,7 +69,7 @@ export interface SpikeArgs {
  * @throws {UsageError} On a missing or unknown program, a bad hub port, or a password
  * WebREPL cannot take (the message never shows the password).
  */
-export function spikeArgsFrom(
+export function toSpikeArgs(
   args: ParsedArgs,
   env: Record<string, string | undefined> = {},
 ): SpikeArgs {
@@ -105,11 +105,13 @@ export function parseSpikeArgs(
   argv: string[],
   env: Record<string, string | undefined> = {},
 ): SpikeArgs {
-  return spikeArgsFrom(parseCommandArgs(spec, argv), env);
+  return toSpikeArgs(parseCommandArgs(spec, argv), env);
 }
 
-export function main(ctx: TaskContext): Promise<void> {
-  const args = spikeArgsFrom(ctx.args, { [PASSWORD_ENV]: Deno.env.get(PASSWORD_ENV) });
+// Printing only, but the same shape as every task's main.
+// deno-lint-ignore require-await
+export async function main(ctx: TaskContext): Promise<number | void> {
+  const args = toSpikeArgs(ctx.args, { [PASSWORD_ENV]: Deno.env.get(PASSWORD_ENV) });
   if (args.program === "monitor") {
     print(monitorProgram(args.hubPort));
     log(
@@ -129,7 +131,6 @@ export function main(ctx: TaskContext): Promise<void> {
         "The ESP8266 restarts with WebREPL on ws://ITS-IP:8266/ ('deno task spike monitor' shows its IP).",
     );
   }
-  return Promise.resolve();
 }
 
 if (import.meta.main) runTask(spec, main);

@@ -15,9 +15,10 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
 import { KeyError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_OTA_PORT, type FleetDevice, selectDevices } from "../lib/deploy/fleet.ts";
-import { loadSigningKey } from "../lib/format/keys.ts";
-import { log, print, printJson } from "../lib/cli/output.ts";
+import { type FleetDevice, selectDevices } from "../lib/deploy/fleet.ts";
+import { loadSigningKey } from "../lib/config/key_file.ts";
+import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
+import { log, print, printJson, warn } from "../lib/cli/output.ts";
 import {
   checkPassword,
   PASSWORD_ENV,
@@ -164,7 +165,7 @@ export function parseStatusArgs(argv: string[]): StatusArgs {
 
 /** The boards to ask: `--ip`, the config's `ip`, or the fleet. */
 function chooseBoards(args: StatusArgs, config: OtaConfig): FleetDevice[] {
-  const port = args.port ?? config.port ?? DEFAULT_OTA_PORT;
+  const port = args.port ?? config.port ?? DEFAULT_DEVICE_PORT;
   if (args.fleet) return selectDevices(config.devices, args.only, port);
   const host = args.ip ?? config.ip;
   if (!host) {
@@ -234,7 +235,7 @@ async function run(args: StatusArgs, events: EventSink): Promise<number> {
     const keyPath = device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH;
     if (!signers.has(keyPath)) {
       try {
-        signers.set(keyPath, nativeSigner(await loadSigningKey(keyPath)));
+        signers.set(keyPath, nativeSigner(await loadSigningKey(keyPath, { onWarning: warn })));
       } catch (e) {
         if (!(e instanceof KeyError)) throw e;
         signers.set(keyPath, { missing: e.message });

@@ -6,7 +6,7 @@ import {
   boolOpt,
   type CommandSpec,
   parseCommandArgs,
-  type ParsedValues,
+  type ParsedArgs,
   portOpt,
   runTask,
   secondsOpt,
@@ -17,9 +17,12 @@ import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
 import { formatSeconds, log, print, printJson } from "../lib/cli/output.ts";
-import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/webrepl/password.ts";
+import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
+import { JSON_OPTION, PASSWORD_NOTE, TARGET_OPTIONS } from "../lib/cli/webrepl_target.ts";
+import { terminalPrompt } from "../lib/cli/prompt.ts";
+import { resolveAddress } from "../lib/webrepl/target.ts";
 import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/webrepl/trigger.ts";
-import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT } from "../lib/webrepl/client.ts";
+import { DEFAULT_TIMEOUT_MS } from "../lib/webrepl/client.ts";
 
 /** Each step waits at most this long: the device's idle reboot (60 s) ten times over. */
 const MAX_STEP_TIMEOUT_S = 600;
@@ -28,13 +31,9 @@ export const spec: CommandSpec = {
   name: "trigger",
   summary: "Reboot a board running MicroPython into the yaota8266 OTA server, over WebREPL.",
   options: {
-    ip: { type: "string", arg: "ADDR", help: 'the board\'s address (default: "ip" in the config)' },
-    port: {
-      type: "string",
-      arg: "PORT",
-      help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_WEBREPL_PORT})`,
-    },
-    password: { type: "string", arg: "P", help: PASSWORD_FLAG_HELP },
+    ip: TARGET_OPTIONS.ip,
+    port: TARGET_OPTIONS.port,
+    password: TARGET_OPTIONS.password,
     timeout: {
       type: "string",
       arg: "SECONDS",
@@ -49,12 +48,10 @@ export const spec: CommandSpec = {
         DEFAULT_WATCH_MS / 1000
       }; 0: don't)`,
     },
-    json: { type: "boolean", help: "print the result as one JSON object on stdout" },
+    ...JSON_OPTION,
   },
   notes: [
-    `Password: --password, else the ${PASSWORD_ENV} environment variable, else a prompt ` +
-    "without echo. A --password value is visible to other users in `ps`, and `deno task` " +
-    `echoes the arguments on stderr: prefer ${PASSWORD_ENV} or the prompt.`,
+    PASSWORD_NOTE,
     "The board runs `import ota; ota.start()` (the frozen templates/ota.py); on firmware " +
     "without that module the RTC magic 'yaotaota' is written and machine.reset() called " +
     "directly. One login attempt is made.",
@@ -80,7 +77,8 @@ export interface TriggerArgs {
   config?: string;
 }
 
-function triggerArgsFrom(values: ParsedValues): TriggerArgs {
+/** Parsed arguments to typed options. Pure. @throws {UsageError} */
+export function toTriggerArgs({ values }: ParsedArgs): TriggerArgs {
   const port = portOpt(values);
   const timeoutMs = secondsOpt(values, "timeout", MAX_STEP_TIMEOUT_S);
   const watchMs = secondsOpt(values, "watch", 60, { allowZero: true });
@@ -102,16 +100,15 @@ function triggerArgsFrom(values: ParsedValues): TriggerArgs {
 
 /** Pure: the trigger options from `argv`. @throws {UsageError} On a bad flag or value. */
 export function parseTriggerArgs(argv: string[]): TriggerArgs {
-  return triggerArgsFrom(parseCommandArgs(spec, argv).values);
+  return toTriggerArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<void> {
-  const opts = triggerArgsFrom(args.values);
+export async function main({ args }: TaskContext): Promise<number | void> {
+  const opts = toTriggerArgs(args);
   const config = await loadConfig(opts.config);
-  const host = opts.ip ?? config.ip;
-  if (!host) throw new UsageError('--ip is required (or set "ip" in ota.config.json)');
-  const port = opts.port ?? config.port ?? DEFAULT_WEBREPL_PORT;
+  const { host, port } = resolveAddress(opts, config);
   const password = await resolvePassword({
+    ...terminalPrompt,
     ...(opts.password === undefined ? {} : { flag: opts.password }),
     message: `WebREPL password for ${host}:${port}: `,
   });

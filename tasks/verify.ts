@@ -7,6 +7,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -14,9 +15,8 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { UsageError } from "../lib/errors.ts";
-import { fail, log, print, printJson } from "../lib/cli/output.ts";
-import { formatCheck } from "../lib/setup/verify.ts";
+import { fail, log, print, printJson, warn } from "../lib/cli/output.ts";
+import { formatCheck } from "../lib/cli/verify_report.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { verifyFiles, type VerifyPaths } from "../lib/setup/verify_files.ts";
 
@@ -80,14 +80,12 @@ export interface VerifyArgs {
 }
 
 /** Validates the parsed flags; pure. @throws {UsageError} */
-export function verifyArgsFrom(args: ParsedArgs): VerifyArgs {
-  if (args.positionals.length) {
-    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-  }
+export function toVerifyArgs(args: ParsedArgs): VerifyArgs {
+  noPositionals(args);
   const v = args.values;
   return {
     paths: {
-      key: stringOpt(v, "key"),
+      keyPath: stringOpt(v, "key"),
       bootloader: stringOpt(v, "bootloader"),
       configH: stringOpt(v, "config-h"),
       firmware: stringOpt(v, "firmware"),
@@ -100,13 +98,17 @@ export function verifyArgsFrom(args: ParsedArgs): VerifyArgs {
 
 /** Parses `deno task verify` arguments; pure. @throws {UsageError} */
 export function parseVerifyArgs(argv: string[]): VerifyArgs {
-  return verifyArgsFrom(parseCommandArgs(spec, argv));
+  return toVerifyArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main(ctx: TaskContext): Promise<number> {
-  const args = verifyArgsFrom(ctx.args);
+export async function main(ctx: TaskContext): Promise<number | void> {
+  const args = toVerifyArgs(ctx.args);
   const config = await loadConfig(args.config);
-  const report = await verifyFiles(args.paths, { config, appOffset: args.appOffset });
+  const report = await verifyFiles(args.paths, {
+    config,
+    appOffset: args.appOffset,
+    onWarning: warn,
+  });
   if (args.json) {
     printJson(report);
     return report.ok ? 0 : 1;

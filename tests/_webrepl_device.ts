@@ -28,7 +28,7 @@ export async function bootBoard(
     files: new Map([["webrepl_cfg.py", `PASS = '${password}'\n`], ...Object.entries(files)]),
     log: (line) => console.push(line),
   };
-  const server = await startWebReplServer({ hostname: "127.0.0.1", port: 0, app });
+  const server = await startWebReplServer({ host: "127.0.0.1", port: 0, app });
   return {
     app,
     server,

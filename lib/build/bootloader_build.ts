@@ -9,25 +9,24 @@
  */
 import { createHash } from "node:crypto";
 import { dirname, join, relative, resolve } from "node:path";
+import { DEFAULT_IMAGE, type Runtime } from "./container.ts";
 import {
-  BuildLog,
-  checkRuntime,
-  commandLine,
-  currentUser,
-  DEFAULT_IMAGE,
-  type Runner,
-  type Runtime,
-  shellQuote,
-  streamingRunner,
-} from "./container.ts";
+  type BuildDeps,
+  type BuildReporter,
+  checkMakeRuntime,
+  defaultBuildDeps,
+  dryRunListing,
+  planMake,
+  runMake,
+} from "./make_runner.ts";
 import { existsSync, isDir, isFile, removeIfExists } from "../_fs.ts";
 import type { BootloaderSettings, OtaConfig } from "../config/config.ts";
 import { FileError, UnsafeImageError } from "../errors.ts";
-import { PUBLIC_KEY_FILE } from "../setup/keygen.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../config/values.ts";
-import { loadPublicKey, modulusCString, type PublicKeyInfo } from "../format/keys.ts";
-import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./linker_script.ts";
-import { formatBytes, log, print } from "../cli/output.ts";
+import { DEFAULT_KEY_PATH, PUBLIC_KEY_FILE, resolveAppOffset } from "../config/values.ts";
+import { modulusCString, type PublicKeyInfo } from "../format/keys.ts";
+import { loadPublicKey } from "../config/key_file.ts";
+import { applyFileEdit, describeFileEdit, planFileEdit, renderTemplate } from "./file_edit.ts";
+import { formatBytes } from "../_units.ts";
 import { trace } from "../trace.ts";
 import {
   checkAppOffsetAgainstTree,
@@ -36,7 +35,7 @@ import {
   planTreeEdits,
   type TreeEdit,
 } from "./bootloader_tree.ts";
-import { type PacketLog, packetLogOf } from "../format/bootloader_log.ts";
+import { type PacketLog, packetLogOf } from "../format/bootloader_image.ts";
 import { PACKET_LOG_DEFINE } from "./quiet_log_edit.ts";
 import { YaotaTreeError } from "./yaota_build_fixes.ts";
 import { formatHex, indexOfBytes } from "../_bytes.ts";
@@ -56,7 +55,8 @@ export const BOOTLOADER_DEFAULTS: Required<BootloaderSettings> = {
 
 export interface BootloaderFlags {
   yaota8266?: string;
-  key?: string;
+  /** `--key`: the key file's path. */
+  keyPath?: string;
   runtime?: Runtime;
   image?: string;
   appOffset?: number;
@@ -70,7 +70,8 @@ export interface BootloaderFlags {
 
 export interface BootloaderOptions {
   tree: string;
-  key: string;
+  /** The key file (private or public) whose modulus goes into config.h. */
+  keyPath: string;
   runtime: Runtime;
   image: string;
   appOffset: number;
@@ -98,17 +99,17 @@ export function resolveBootloaderOptions(
   const appOffsetFrom = flags.appOffset !== undefined
     ? "--app-offset"
     : `${config.path ?? "config"}: appOffset`;
-  let key = flags.key !== undefined ? resolve(cwd, flags.key) : config.key;
-  if (key === undefined) {
+  let keyPath = flags.keyPath !== undefined ? resolve(cwd, flags.keyPath) : config.key;
+  if (keyPath === undefined) {
     const priv = resolve(cwd, DEFAULT_KEY_PATH);
     const pub = join(dirname(priv), PUBLIC_KEY_FILE);
-    key = !existsSync(priv) && existsSync(pub) ? pub : priv;
+    keyPath = !existsSync(priv) && existsSync(pub) ? pub : priv;
   }
   return {
     tree: flags.yaota8266 !== undefined
       ? resolve(cwd, flags.yaota8266)
       : config.yaota8266 ?? resolve(cwd, "yaota8266"),
-    key,
+    keyPath,
     runtime: flags.runtime ?? config.runtime ?? "docker",
     image: flags.image ?? config.image ?? DEFAULT_IMAGE,
     appOffset,
@@ -200,6 +201,8 @@ export async function bootloaderMakeCommands(
 
 export interface BootloaderResult {
   dryRun: boolean;
+  /** With `dryRun`: every file change and command, in order, for the task to print. */
+  plan?: string[];
   tree: YaotaTree;
   key: PublicKeyInfo;
   binaryPath: string;
@@ -211,21 +214,15 @@ export interface BootloaderResult {
   rtcTrigger: boolean;
   /** Whether it was built without the per-packet serial log (`--quiet-log`). */
   quietLog: boolean;
-  /** What the built binary holds of the per-packet log (lib/bootloader_log.ts). */
+  /** What the built binary holds of the per-packet log (lib/format/bootloader_image.ts). */
   packetLog?: PacketLog;
   /** Files of the tree that were (or, dry run, would be) changed, relative to its root. */
   changed: string[];
 }
 
-export interface BootloaderDeps {
-  runner: Runner;
-  checkRuntime: (runtime: Runtime, image: string) => Promise<void>;
-}
-
-const defaultDeps: BootloaderDeps = { runner: streamingRunner, checkRuntime };
-
 /**
- * Builds yaota8266 for the key (or, with `dryRun`, prints what it would do).
+ * Builds yaota8266 for the key (or, with `dryRun`, returns what it would do as `plan`).
+ * Progress goes to `reporter` as it happens.
  * @throws {KeyError} The key cannot be read or its exponent is not 3.
  * @throws {FileError} No yaota8266 tree, or make wrote no yaota8266.bin.
  * @throws {ToolMissingError|ContainerRuntimeError} As `build-ota`.
@@ -234,19 +231,21 @@ const defaultDeps: BootloaderDeps = { runner: streamingRunner, checkRuntime };
  */
 export async function buildBootloader(
   options: BootloaderOptions,
-  deps: BootloaderDeps = defaultDeps,
+  reporter: BuildReporter = {},
+  deps: BuildDeps = defaultBuildDeps,
 ): Promise<BootloaderResult> {
+  const say = (line: string) => reporter.onLine?.(line);
   // Check first, act second: the tree, the key, the app offset and every planned edit
   // are settled before the first file of the tree is written.
   const tree = await findYaotaTree(options.tree);
-  const key = await loadPublicKey(options.key);
+  const key = await loadPublicKey(options.keyPath, { onWarning: reporter.onWarning });
   await checkAppOffsetAgainstTree(
     tree.root,
     options.appOffset,
     options.appOffsetFrom ?? "--app-offset",
   );
   await checkAxtlsSubmodule(tree.root);
-  log(`yaota8266 at ${tree.root}; key ${options.key} (${key.bits}-bit, ${key.fingerprint})`);
+  say(`yaota8266 at ${tree.root}; key ${options.keyPath} (${key.bits}-bit, ${key.fingerprint})`);
   const template = await Deno.readTextFile(CONFIG_TEMPLATE);
   const quietLog = options.quietLog ?? false;
   const configEdit = await planFileEdit(
@@ -258,18 +257,12 @@ export async function buildBootloader(
       packetLog: !quietLog,
     }),
   );
-  const plan = await planTreeEdits(tree.root, {
+  const treePlan = await planTreeEdits(tree.root, {
     rtcTrigger: options.rtcTrigger ?? true,
     quietLog,
   });
-  const edits: TreeEdit[] = [{ edit: configEdit, why: "" }, ...plan.edits];
+  const edits: TreeEdit[] = [{ edit: configEdit, why: "" }, ...treePlan.edits];
   const changed = edits.filter((e) => e.edit.changed).map((e) => relative(tree.root, e.edit.path));
-  const settings = {
-    runtime: options.runtime,
-    image: options.image,
-    mount: tree.root,
-    user: currentUser(),
-  };
   const commands = await bootloaderMakeCommands(tree, changed.length > 0);
   trace(
     "build-bootloader",
@@ -292,50 +285,48 @@ export async function buildBootloader(
         ? "no 'clean' target in the Makefile: plain 'make'"
         : "nothing in the tree changed: plain 'make'",
   );
-  const lines = commands.map((c) => commandLine(settings, tree.root, c));
   const built = join(tree.root, BOOTLOADER_FILE);
   const binaryPath = join(options.out, BOOTLOADER_FILE);
   const logPath = join(options.out, BOOTLOADER_LOG_FILE);
+  const make = planMake({
+    runtime: options.runtime,
+    image: options.image,
+    mount: tree.root,
+    workdir: tree.root,
+    commands,
+    logPath,
+  });
   const stale = await Deno.stat(built).then(() => true, () => false);
   const describe = (dryRun: boolean) => [
     ...edits.flatMap((e) => describeFileEdit(e.edit, tree.root, dryRun, "", e.why)),
-    ...plan.notes,
+    ...treePlan.notes,
   ];
 
   if (options.dryRun) {
-    for (const l of describe(true)) print(l);
-    if (stale) print(`would remove the previous ${BOOTLOADER_FILE}`);
-    for (const l of lines) {
-      print(`would run${l.cwd ? ` in ${l.cwd}` : ""}: ${shellQuote(l.argv)}`);
-    }
-    print(
+    const plan = dryRunListing(
+      [...describe(true), ...(stale ? [`would remove the previous ${BOOTLOADER_FILE}`] : [])],
+      make,
       `would collect ${BOOTLOADER_FILE} into ${binaryPath} (log ${logPath}) and check that it ` +
         `holds the key's modulus`,
     );
-    print("dry run: nothing was changed");
-    return { dryRun: true, tree, key, binaryPath, rtcTrigger: plan.rtcTrigger, quietLog, changed };
+    return {
+      dryRun: true,
+      plan,
+      tree,
+      key,
+      binaryPath,
+      rtcTrigger: treePlan.rtcTrigger,
+      quietLog,
+      changed,
+    };
   }
 
-  await deps.checkRuntime(options.runtime, options.image);
+  await checkMakeRuntime(make, deps, reporter);
   await Deno.mkdir(options.out, { recursive: true });
   for (const e of edits) await applyFileEdit(e.edit);
-  for (const l of describe(false)) log(l);
+  for (const l of describe(false)) say(l);
   await removeIfExists(built);
-  {
-    using buildLog = await BuildLog.create(logPath);
-    const where = options.runtime === "native"
-      ? "on this machine (--runtime native)"
-      : `in ${options.runtime} image ${options.image}`;
-    for (const [i, line] of lines.entries()) {
-      log(`$ ${shellQuote(line.argv)}`);
-      await deps.runner(line.argv, {
-        cwd: line.cwd,
-        log: buildLog,
-        label: commands[i]!.join(" "),
-        where,
-      });
-    }
-  }
+  await runMake(make, deps, reporter);
   if (!await Deno.stat(built).then(() => true, () => false)) {
     throw new FileError(`make finished but did not write ${built}; see ${logPath}`);
   }
@@ -344,7 +335,7 @@ export async function buildBootloader(
   const problems: string[] = [];
   if (modulusAt < 0) {
     problems.push(
-      `it does not contain the modulus of ${options.key} (${key.fingerprint}): it was built ` +
+      `it does not contain the modulus of ${options.keyPath} (${key.fingerprint}): it was built ` +
         `for another key, and a device flashed with it would ignore every update you sign`,
     );
   }
@@ -373,7 +364,7 @@ export async function buildBootloader(
     );
   }
   await Deno.writeFile(binaryPath, binary);
-  log(`collected ${BOOTLOADER_FILE} (${formatBytes(binary.length)})`);
+  say(`collected ${BOOTLOADER_FILE} (${formatBytes(binary.length)})`);
   return {
     dryRun: false,
     tree,
@@ -382,7 +373,7 @@ export async function buildBootloader(
     size: binary.length,
     sha256: createHash("sha256").update(binary).digest("hex"),
     modulusAt,
-    rtcTrigger: plan.rtcTrigger,
+    rtcTrigger: treePlan.rtcTrigger,
     quietLog,
     packetLog,
     changed,

@@ -10,7 +10,8 @@
 import { join, relative } from "node:path";
 import { ConfigError, UsageError } from "../errors.ts";
 import { isDir } from "../_fs.ts";
-import { type FileEdit, parseIromSegment, planFileEdit } from "./linker_script.ts";
+import { parseIromSegment } from "./linker_script.ts";
+import { type FileEdit, planFileEdit } from "./file_edit.ts";
 import { IROM_MAP_BASE } from "../format/image.ts";
 import { planRtcTrigger, RTC_TRIGGER_TEMPLATE } from "./rtc_trigger_edit.ts";
 import {

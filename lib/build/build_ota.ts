@@ -7,18 +7,17 @@
  */
 import { createHash } from "node:crypto";
 import { join, relative, resolve } from "node:path";
+import { DEFAULT_IMAGE, type Runtime } from "./container.ts";
 import {
-  BuildLog,
-  checkRuntime,
-  commandLine,
-  currentUser,
-  DEFAULT_IMAGE,
-  type Runner,
-  type Runtime,
-  shellQuote,
-  streamingRunner,
-} from "./container.ts";
-import { removeIfExists } from "../_fs.ts";
+  type BuildDeps,
+  type BuildReporter,
+  checkMakeRuntime,
+  defaultBuildDeps,
+  dryRunListing,
+  planMake,
+  runMake,
+} from "./make_runner.ts";
+import { removeIfExists, writeFileAtomically } from "../_fs.ts";
 import {
   clearStaleOutputs,
   DEFAULT_BUILD_DIR,
@@ -33,14 +32,8 @@ import { FileError, UnsafeImageError } from "../errors.ts";
 import { otaIromBase } from "../format/image.ts";
 import { resolveAppOffset } from "../config/values.ts";
 import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
-import { renderInspectReport } from "../cli/inspect_report.ts";
-import {
-  applyFileEdit,
-  describeFileEdit,
-  type FileEdit,
-  parseIromSegment,
-  planLinkerScript,
-} from "./linker_script.ts";
+import { parseIromSegment, planLinkerScript } from "./linker_script.ts";
+import { applyFileEdit, describeFileEdit, type FileEdit } from "./file_edit.ts";
 import {
   applyFrozenModules,
   compileModules,
@@ -64,7 +57,7 @@ import {
   type MicroPythonTree,
   staleBuildOutputs,
 } from "./micropython_tree.ts";
-import { formatBytes, log, print, warn } from "../cli/output.ts";
+import { formatBytes } from "../_units.ts";
 import { trace } from "../trace.ts";
 import { formatHex } from "../_bytes.ts";
 
@@ -174,6 +167,8 @@ export interface BuildManifest {
 
 export interface BuildOtaResult {
   dryRun: boolean;
+  /** With `dryRun`: every file change and command, in order, for the task to print. */
+  plan?: string[];
   tree: MicroPythonTree;
   buildId: string;
   /** Where the build was kept (`dist/releases/<id>`). */
@@ -183,14 +178,6 @@ export interface BuildOtaResult {
   manifest?: BuildManifest;
   report?: InspectReport;
 }
-
-export interface BuildDeps {
-  runner: Runner;
-  checkRuntime: (runtime: Runtime, image: string) => Promise<void>;
-  now: () => Date;
-}
-
-const defaultDeps: BuildDeps = { runner: streamingRunner, checkRuntime, now: () => new Date() };
 
 /** One line per file change, for the log or the dry run. */
 function describeLinkerEdit(edit: FileEdit, root: string, dryRun: boolean): string[] {
@@ -237,7 +224,8 @@ async function existing(paths: string[]): Promise<string[]> {
 }
 
 /**
- * Builds the OTA image (or, with `dryRun`, prints every file change and command).
+ * Builds the OTA image (or, with `dryRun`, returns every file change and command as
+ * `plan`). Progress goes to `reporter` as it happens.
  * @throws {FileError} Tree missing, a module missing or not compiling, no build output.
  * @throws {ToolMissingError} The runtime is not installed.
  * @throws {ContainerRuntimeError} Daemon down, image missing, make failed (with its tail).
@@ -246,9 +234,10 @@ async function existing(paths: string[]): Promise<string[]> {
  */
 export async function buildOta(
   options: BuildOtaOptions,
-  deps: BuildDeps = defaultDeps,
+  reporter: BuildReporter = {},
+  deps: BuildDeps = defaultBuildDeps,
 ): Promise<BuildOtaResult> {
-  if (options.dryRun) return await runBuild(options, deps);
+  if (options.dryRun) return await runBuild(options, reporter, deps);
   // The image deploy sends by default exists only after a build that succeeded
   // (build_outputs.ts): the previous one waits in stale/ until this one does.
   try {
@@ -259,13 +248,13 @@ export async function buildOta(
     );
   }
   try {
-    const result = await runBuild(options, deps);
+    const result = await runBuild(options, reporter, deps);
     await clearStaleOutputs(options.out);
     return result;
   } catch (e) {
     const stale = join(options.out, STALE_DIR);
     if (await Deno.stat(join(stale, FIRMWARE_FILE)).then(() => true, () => false)) {
-      warn(
+      reporter.onWarning?.(
         `the build failed, so there is no ${join(options.out, FIRMWARE_FILE)} for ` +
           `'deno task deploy' to send by mistake: the previous build is in ${stale}/ ` +
           `(see ${STALE_NOTE} there)`,
@@ -331,19 +320,24 @@ async function stampBuild(
   return { id, ...(state ? { state } : {}), modules };
 }
 
-async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<BuildOtaResult> {
+async function runBuild(
+  options: BuildOtaOptions,
+  reporter: BuildReporter,
+  deps: BuildDeps,
+): Promise<BuildOtaResult> {
+  const say = (line: string) => reporter.onLine?.(line);
   const tree = await findMicroPythonTree(options.tree, options.board);
   const stamped = await stampBuild(options, tree, await readModules(options.modules));
   const modules = stamped.modules;
   const buildId = stamped.id;
-  log(
+  say(
     `MicroPython ${tree.version ?? "(version unknown)"} at ${tree.root}: ${
       tree.generation === "make-ota" ? "'make ota' build" : "OTA board variant build"
     }, board ${tree.board}`,
   );
   await compileModules(modules);
-  log(`${modules.length} module(s) compile: ${modules.map((m) => m.name).join(", ")}`);
-  log(
+  say(`${modules.length} module(s) compile: ${modules.map((m) => m.name).join(", ")}`);
+  say(
     `build id ${describeBuild({ id: buildId, version: options.version })}` +
       (stamped.state
         ? ` (git ${stamped.state.commit.slice(0, 12)}${
@@ -354,17 +348,18 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
   );
   const linkerEdit = await planLinkerScript(tree.linkerScript, options.appOffset);
   const modulePlan = await planFrozenModules(modules, tree.modulesDir, options.force);
-  const settings = {
-    runtime: options.runtime,
-    image: options.image,
-    mount: tree.root,
-    user: currentUser(),
-  };
   const commands = makeCommands(tree, options.board !== undefined);
-  const lines = commands.map((c) => commandLine(settings, tree.port, c));
   const firmwarePath = join(options.out, FIRMWARE_FILE);
   const manifestPath = join(options.out, MANIFEST_FILE);
   const logPath = join(options.out, LOG_FILE);
+  const make = planMake({
+    runtime: options.runtime,
+    image: options.image,
+    mount: tree.root,
+    workdir: tree.port,
+    commands,
+    logPath,
+  });
   const stale = await existing(staleBuildOutputs(tree));
   trace(
     "build-ota",
@@ -385,50 +380,39 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
   );
 
   if (options.dryRun) {
-    for (const l of describeLinkerEdit(linkerEdit, tree.root, true)) print(l);
-    for (const l of describeModules(modulePlan, tree.root, true)) print(l);
-    for (const p of stale) print(`would remove ${relative(tree.root, p)} (so that make relinks)`);
-    for (const l of lines) {
-      print(`would run${l.cwd ? ` in ${l.cwd}` : ""}: ${shellQuote(l.argv)}`);
-    }
-    print(
+    const plan = dryRunListing(
+      [
+        ...describeLinkerEdit(linkerEdit, tree.root, true),
+        ...describeModules(modulePlan, tree.root, true),
+        ...stale.map((p) => `would remove ${relative(tree.root, p)} (so that make relinks)`),
+      ],
+      make,
       `would collect ${relative(tree.root, imageCandidates(tree)[0]!)} into ${firmwarePath}, ` +
         `write ${manifestPath} and the log ${logPath}, and check the image for app offset ${
           formatHex(options.appOffset)
         }`,
     );
-    print(`build id ${describeBuild({ id: buildId, version: options.version })}`);
-    print("dry run: nothing was changed");
-    return { dryRun: true, tree, buildId, firmwarePath, manifestPath };
+    const withId = [
+      ...plan.slice(0, -1),
+      `build id ${describeBuild({ id: buildId, version: options.version })}`,
+      ...plan.slice(-1),
+    ];
+    return { dryRun: true, plan: withId, tree, buildId, firmwarePath, manifestPath };
   }
 
-  await deps.checkRuntime(options.runtime, options.image);
+  await checkMakeRuntime(make, deps, reporter);
   await Deno.mkdir(options.out, { recursive: true });
   await applyFileEdit(linkerEdit);
-  for (const l of describeLinkerEdit(linkerEdit, tree.root, false)) log(l);
+  for (const l of describeLinkerEdit(linkerEdit, tree.root, false)) say(l);
   await applyFrozenModules(modulePlan);
-  for (const l of describeModules(modulePlan, tree.root, false)) log(l);
+  for (const l of describeModules(modulePlan, tree.root, false)) say(l);
   for (const p of stale) await removeIfExists(p);
   if (stale.length) {
-    log(`removed the previous build's ${stale.map((p) => relative(tree.port, p)).join(", ")}`);
+    say(`removed the previous build's ${stale.map((p) => relative(tree.port, p)).join(", ")}`);
   }
 
   const started = deps.now().getTime();
-  {
-    using buildLog = await BuildLog.create(logPath);
-    const where = options.runtime === "native"
-      ? "on this machine (--runtime native)"
-      : `in ${options.runtime} image ${options.image}`;
-    for (const [i, line] of lines.entries()) {
-      log(`$ ${shellQuote(line.argv)}`);
-      await deps.runner(line.argv, {
-        cwd: line.cwd,
-        log: buildLog,
-        label: commands[i]!.join(" "),
-        where,
-      });
-    }
-  }
+  await runMake(make, deps, reporter);
   const output = (await existing(imageCandidates(tree)))[0];
   if (!output) {
     throw new FileError(
@@ -477,10 +461,10 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
     modules: modules.map((m) => ({ name: m.name, source: m.source, sha256: m.sha256 })),
     runtime: options.runtime,
     containerImage: options.runtime === "native" ? null : options.image,
-    commands: lines.map((l) => l.argv),
+    commands: make.lines.map((l) => l.argv),
   };
   if (!report.safe) {
-    for (const line of renderInspectReport(report, relative(tree.root, output))) log(line);
+    reporter.onInspection?.(report, relative(tree.root, output));
     const rejected = join(options.out, REJECTED_FILE);
     await Deno.writeFile(rejected, image);
     throw new UnsafeImageError(
@@ -492,8 +476,7 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
     );
   }
   const manifestText = JSON.stringify(manifest, null, 2) + "\n";
-  await Deno.writeFile(`${firmwarePath}.tmp`, image);
-  await Deno.rename(`${firmwarePath}.tmp`, firmwarePath);
+  await writeFileAtomically(firmwarePath, image);
   await Deno.writeTextFile(manifestPath, manifestText);
   await removeIfExists(join(options.out, REJECTED_FILE));
   const kept = await keepRelease(
@@ -504,14 +487,14 @@ async function runBuild(options: BuildOtaOptions, deps: BuildDeps): Promise<Buil
     manifest.image.sha256,
   );
   if (kept.earlier === "another image") {
-    warn(
+    reporter.onWarning?.(
       `build ${buildId} was built before with another image: something the build id does not ` +
         "cover changed (the tree's sources, when it is not a git checkout). Boards running the " +
         `earlier one report the same id and count as up to date; give --version to tell them apart`,
     );
   }
-  log(`kept as release ${relative(Deno.cwd(), kept.release.dir) || kept.release.dir}`);
-  log(
+  say(`kept as release ${relative(Deno.cwd(), kept.release.dir) || kept.release.dir}`);
+  say(
     `collected ${relative(tree.root, output)} (${formatBytes(image.length)}) in ${
       ((deps.now().getTime() - started) / 1000).toFixed(1)
     } s`,

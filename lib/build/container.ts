@@ -2,12 +2,12 @@
  * Runs build commands in a container (docker, podman) or on the host (native): the
  * argument vector as a pure function, the preflight checks that turn "docker is not
  * there", "its daemon is down" and "the image is missing" into errors a person can act
- * on, and a runner that streams the output live, tees it into a log file and keeps the
- * last lines for the error message.
+ * on, and a runner that hands the output on as it comes, tees it into a log file and keeps
+ * the last lines for the error message.
  */
 import $ from "dax";
 import { ContainerRuntimeError, ToolMissingError } from "../errors.ts";
-import { logRaw, warn } from "../cli/output.ts";
+import { shellQuote } from "../_shell.ts";
 import { trace } from "../trace.ts";
 
 export type Runtime = "docker" | "podman" | "native";
@@ -70,12 +70,6 @@ export function currentUser(): { uid: number; gid: number } | undefined {
   return uid === null || gid === null ? undefined : { uid, gid };
 }
 
-/** Quotes an argument vector for display so it can be pasted into a shell. */
-export function shellQuote(argv: readonly string[]): string {
-  return argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)
-    .join(" ");
-}
-
 /** Keeps the last `max` lines of a stream that arrives in arbitrary pieces. Pure. */
 export class LineTail {
   #lines: string[] = [];
@@ -121,6 +115,7 @@ const SOCKET_DENIED = /permission denied.*(docker\.sock|daemon socket)/i;
 /**
  * Checks, before anything is changed, that the build can start: the runtime is
  * installed, its daemon answers and the image is there (or, for `native`, `make` is).
+ * @returns Warnings for the user: a native build without the toolchain on PATH may still work.
  * @throws {ToolMissingError} If the runtime (or `make`) is not on PATH.
  * @throws {ContainerRuntimeError} If the daemon is not running or the image is missing.
  */
@@ -129,7 +124,7 @@ export async function checkRuntime(
   image: string,
   probe: Probe = daxProbe,
   which: Which = daxWhich,
-): Promise<void> {
+): Promise<string[]> {
   if (runtime === "native") {
     if (!await which("make")) {
       throw new ToolMissingError(
@@ -138,13 +133,13 @@ export async function checkRuntime(
       );
     }
     if (!await which("xtensa-lx106-elf-gcc")) {
-      warn(
+      return [
         "xtensa-lx106-elf-gcc is not on PATH: unless the Makefile finds the toolchain " +
-          "itself, the build will fail. Put esp-open-sdk's xtensa-lx106-elf/bin on PATH, " +
-          "or use --runtime docker.",
-      );
+        "itself, the build will fail. Put esp-open-sdk's xtensa-lx106-elf/bin on PATH, " +
+        "or use --runtime docker.",
+      ];
     }
-    return;
+    return [];
   }
   if (!await which(runtime)) {
     throw new ToolMissingError(
@@ -160,7 +155,7 @@ export async function checkRuntime(
   trace("build", () =>
     `${runtime} image inspect ${image}: exit code ${r.code}` +
     (r.code === 0 ? ` (image ${r.output.trim().slice(0, 19)})` : ""));
-  if (r.code === 0) return;
+  if (r.code === 0) return [];
   const said = lastLine(r.output);
   if (SOCKET_DENIED.test(r.output)) {
     throw new ContainerRuntimeError(
@@ -224,13 +219,15 @@ export interface RunOptions {
   label: string;
   /** Where the command runs, for the error, e.g. "in docker image larsks/esp-open-sdk". */
   where?: string;
+  /** The command's output as it arrives (the task shows it live on stderr). */
+  onOutput?: (text: string) => void;
 }
 
 /** Runs a command to completion; the seam the build pipelines use. */
 export type Runner = (argv: string[], options: RunOptions) => Promise<void>;
 
 /**
- * Runs `argv` with its output streaming live to stderr and into the log; a non-zero
+ * Runs `argv` with its output streaming live to `onOutput` and into the log; a non-zero
  * exit becomes a `ContainerRuntimeError` with the exit code, the last 30 lines and
  * where the full log is.
  * @throws {ContainerRuntimeError} If the command fails.
@@ -242,7 +239,7 @@ export const streamingRunner: Runner = async (argv, options) => {
   const tee = {
     writeSync(bytes: Uint8Array): number {
       const text = decoder.decode(bytes, { stream: true });
-      logRaw(text);
+      options.onOutput?.(text);
       tail.push(text);
       options.log?.write(bytes);
       return bytes.length;

@@ -1,13 +1,13 @@
 /**
  * `build-bootloader --quiet-log`: the OTA server without its per-packet serial log
- * (lib/bootloader_log.ts says why it matters). This module edits `ota-server/ota.c` so
+ * (lib/format/bootloader_image.ts says why it matters). This module edits `ota-server/ota.c` so
  * that the lines `ota_udp_incoming` prints for every packet go through a macro,
  * `PKT_LOG`, that is `printf` unless config.h sets `OTA_PACKET_LOG` to 0; every other
  * line (errors, the sector writes, the end of a session) stays a plain `printf`. The
  * edit is inert by itself (without the define the log is on), idempotent, and
  * build-bootloader keeps the tree's original once as `ota.c.orig`. Pure: text in, text out.
  */
-import { PER_PACKET_LOG_FORMATS } from "../format/bootloader_log.ts";
+import { PER_PACKET_LOG_FORMATS } from "../format/bootloader_image.ts";
 
 /** The config.h setting the edit reads: 1 logs every packet, 0 does not. */
 export const PACKET_LOG_DEFINE = "OTA_PACKET_LOG";

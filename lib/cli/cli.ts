@@ -8,7 +8,8 @@ import { OtaError, UsageError } from "../errors.ts";
 import { EXIT, exitCodeOf } from "../exit_codes.ts";
 import { bold, fail, log, print, printJson } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../config/values.ts";
-import { setTraceSink, stderrTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
+import { setTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
+import { stderrTraceSink } from "./trace_sink.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -196,6 +197,13 @@ export function listOpt(values: ParsedValues, name: string): string[] {
   if (Array.isArray(v)) return v;
   if (typeof v === "string") return [v];
   throw new UsageError(`--${name} needs a value`);
+}
+
+/** For a task that takes no positional arguments. @throws {UsageError} Naming the first one. */
+export function noPositionals(args: ParsedArgs): void {
+  if (args.positionals.length) {
+    throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+  }
 }
 
 export function boolOpt(values: ParsedValues, name: string): boolean {

@@ -5,7 +5,7 @@
  * per quarter of the image or per 5 s (`formatFleetLine` is pure).
  */
 import $ from "dax";
-import type { DeviceOutcome, FleetDevice } from "../deploy/fleet.ts";
+import type { DeviceOutcome, FleetDevice, FleetProgressSink } from "../deploy/fleet.ts";
 import type { DeviceResult } from "../deploy/events.ts";
 import { formatBytes, log, red, stderrIsTerminal } from "./output.ts";
 import { formatProgress, type ProgressState } from "./progress.ts";
@@ -55,15 +55,6 @@ export function formatOutcome(outcome: DeviceOutcome & { result?: DeviceResult }
   return parts.join(", ");
 }
 
-/** What a fleet deploy reports to; `FleetProgress` draws it. */
-export interface FleetProgressSink {
-  start(device: FleetDevice): void;
-  update(name: string, state: ProgressState): void;
-  note(name: string, message: string): void;
-  finish(name: string, outcome: DeviceOutcome & { result?: DeviceResult }): void;
-  close(): void;
-}
-
 interface Line {
   bar?: ReturnType<typeof $.progress>;
   state?: ProgressState;
@@ -77,11 +68,12 @@ export class FleetProgress implements FleetProgressSink {
   readonly #write: (line: string) => void;
   readonly #step: number;
   readonly #interval: number;
-  readonly #width: number;
-  readonly #size: number | undefined;
+  #width: number;
+  #size: number | undefined;
   readonly #lines = new Map<string, Line>();
 
-  constructor(devices: Pick<FleetDevice, "name">[], options: FleetProgressOptions = {}) {
+  /** `devices` and `options.size` may also come later, from the deploy (`begin`). */
+  constructor(devices: Pick<FleetDevice, "name">[] = [], options: FleetProgressOptions = {}) {
     // With --verbose, plain lines between the trace lines (redrawn bars would be torn up).
     this.#interactive = options.interactive ?? (stderrIsTerminal() && !tracing());
     this.#write = options.write ?? ((line) => log(line));
@@ -89,6 +81,12 @@ export class FleetProgress implements FleetProgressSink {
     this.#interval = options.intervalMs ?? 5000;
     this.#width = Math.max(0, ...devices.map((d) => d.name.length));
     this.#size = options.size;
+  }
+
+  /** The devices to come (their names set the column width) and the image's size. */
+  begin(devices: Pick<FleetDevice, "name">[], size: number): void {
+    this.#width = Math.max(this.#width, ...devices.map((d) => d.name.length));
+    this.#size ??= size;
   }
 
   /** A line printed above the bars (or plainly). */

@@ -2,7 +2,7 @@
  * The human-readable form of an `InspectReport` (lib/inspect.ts): one line per check,
  * the layout, and a verdict. Shared by `inspect`, `build-ota` and `deploy`.
  */
-import { describeTrigger } from "../format/bootloader_image.ts";
+import { describePacketLog, describeTrigger } from "../format/bootloader_image.ts";
 import type { InspectReport } from "../format/inspect.ts";
 import { formatBytes, green, red } from "./output.ts";
 import { formatHex } from "../_bytes.ts";
@@ -55,6 +55,11 @@ export function renderInspectReport(report: InspectReport, file?: string): strin
   if (boot) {
     lines.push(`  ${describeTrigger(boot)}`);
     lines.push(`  BOOT button check: ${boot.buttonCheck ? "yes" : "not found"}`);
+    lines.push(
+      `  serial log: ${
+        describePacketLog(boot.packetLog) || "not found (no OTA server log line this tool knows)"
+      }`,
+    );
     lines.push(
       `  built for app offset: ${
         boot.appOffset === undefined ? "not found" : formatHex(boot.appOffset)

@@ -52,14 +52,5 @@ export function printJson(value: unknown): void {
   print(JSON.stringify(value));
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
-}
-
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return "--";
-  if (s < 60) return `${s.toFixed(1)} s`;
-  return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
-}
+/** Pure unit helpers, here too for the tasks that print them. */
+export { formatBytes, formatSeconds } from "../_units.ts";

@@ -7,11 +7,12 @@
  * prompt before leaving.
  */
 import { WebReplError } from "../errors.ts";
+import { REPL_PROMPT } from "../webrepl/protocol.ts";
 
 /** Ctrl-]: leaves the session (telnet's and mpremote's escape). */
 export const LEAVE_KEY = 0x1d;
 /** What the board sends after the password: login consumes it, the terminal shows the prompt. */
-export const LOGIN_PROMPT = ">>> ";
+export const LOGIN_PROMPT = REPL_PROMPT;
 /** How long the board must stay quiet at a prompt, after the input ends, before leaving. */
 export const SETTLE_MS = 150;
 /**

@@ -21,6 +21,11 @@ import {
 } from "./values.ts";
 import { trace } from "../trace.ts";
 
+/**
+ * One entry of the config's "devices". Fields are named as in the file: `ip` is the
+ * device's address (`host` in the library's request types), `key` the path of its private
+ * key file.
+ */
 export interface DeviceEntry {
   name: string;
   ip: string;
@@ -44,6 +49,10 @@ export interface SerialConfig {
   baud?: number;
 }
 
+/**
+ * The configuration, its fields named as the file's keys: `key` is the path of the private
+ * key file, `ip` the device's address (`host` in the library's request types).
+ */
 export interface OtaConfig {
   /** Where the file was read from, if any. */
   path?: string;

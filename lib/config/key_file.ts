@@ -1,10 +1,22 @@
 /**
  * The one place a key file is read from disk: a missing file or a folder named as such,
  * and, like ssh, a warning when a private key is open to other users (a key anyone on
- * the machine can read signs firmware every board built for it accepts).
+ * the machine can read signs firmware every board built for it accepts). The warning goes
+ * to the caller's `onWarning` (the task prints it); the key itself is parsed by
+ * `lib/format/keys.ts`.
  */
 import { KeyError } from "../errors.ts";
-import { warn } from "../cli/output.ts";
+import {
+  parsePrivateKey,
+  parsePublicKey,
+  type PublicKeyInfo,
+  type SigningKey,
+} from "../format/keys.ts";
+
+/** Where a task hears about a key open to others (`warning: …` on stderr). */
+export interface KeyFileOptions {
+  onWarning?: (message: string) => void;
+}
 
 const warned = new Set<string>();
 
@@ -38,23 +50,28 @@ export function openKeyProblem(
 }
 
 /**
- * Warns (once per file and run) when `path`, holding `text`, is a private key open to
- * other users; `shown` is how the user named it. Needs --allow-read.
+ * Warns through `onWarning` (once per file and run) when `path`, holding `text`, is a
+ * private key open to other users; `shown` is how the user named it. Needs --allow-read.
  */
-export async function warnIfKeyIsOpen(path: string, text: string, shown = path): Promise<void> {
-  if (warned.has(path)) return;
+export async function warnIfKeyIsOpen(
+  path: string,
+  text: string,
+  shown = path,
+  options: KeyFileOptions = {},
+): Promise<void> {
+  if (warned.has(path) || !options.onWarning) return;
   const mode = await Deno.stat(path).then((s) => s.mode, () => null);
   const problem = openKeyProblem(shown, text, mode);
   if (problem === undefined) return;
   warned.add(path);
-  warn(problem);
+  options.onWarning(problem);
 }
 
 /**
  * Reads a key file for a task, warning if a private key is open to others.
  * @throws {KeyError} If it is missing, a folder or unreadable.
  */
-export async function readKeyFile(path: string): Promise<string> {
+export async function readKeyFile(path: string, options: KeyFileOptions = {}): Promise<string> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -69,6 +86,28 @@ export async function readKeyFile(path: string): Promise<string> {
     }
     throw new KeyError(`cannot read the key '${path}': ${(e as Error).message}`);
   }
-  await warnIfKeyIsOpen(path, text);
+  await warnIfKeyIsOpen(path, text, path, options);
   return text;
+}
+
+/**
+ * Reads and checks a private key file.
+ * @throws {KeyError} If it is missing, unreadable, not RSA or its exponent is not 3.
+ */
+export async function loadSigningKey(
+  path: string,
+  options: KeyFileOptions = {},
+): Promise<SigningKey> {
+  return { ...parsePrivateKey(await readKeyFile(path, options), path), path };
+}
+
+/**
+ * Reads a public (or private) key file and returns its public part.
+ * @throws {KeyError} If it is missing, unreadable, not RSA or its exponent is not 3.
+ */
+export async function loadPublicKey(
+  path: string,
+  options: KeyFileOptions = {},
+): Promise<PublicKeyInfo> {
+  return parsePublicKey(await readKeyFile(path, options), path);
 }

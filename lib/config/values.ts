@@ -6,12 +6,24 @@
  * environment variable's a `ConfigError` naming the variable. Pure.
  */
 import { ConfigError, type OtaError, UsageError } from "../errors.ts";
-import { DEFAULT_APP_OFFSET, IROM_FILE_OFFSET } from "../format/image.ts";
-import { IROM_END, MIN_IROM_LENGTH } from "../build/linker_script.ts";
+import {
+  DEFAULT_APP_OFFSET,
+  IROM_END,
+  IROM_FILE_OFFSET,
+  MIN_IROM_LENGTH,
+} from "../format/image.ts";
 import { formatHex, parseSize } from "../_bytes.ts";
 
 /** The private key every task uses when neither `--key` nor the config's `key` names one. */
 export const DEFAULT_KEY_PATH = "keys/priv.key";
+/** The public half's file name, beside the private key (`keygen` writes both). */
+export const PUBLIC_KEY_FILE = "pub.key";
+
+/**
+ * The device's port when nothing names another: yaota8266's OTA server listens on UDP
+ * 8266, and MicroPython's WebREPL on TCP 8266 (docs/device.md, "Wire protocol", "WebREPL").
+ */
+export const DEFAULT_DEVICE_PORT = 8266;
 
 /** Flash is erased and written in 4 KiB sectors; the device flushes its buffer per sector. */
 export const APP_OFFSET_ALIGN = 0x1000;
@@ -128,6 +140,16 @@ export function resolveAppOffset(
   config: { appOffset?: number },
 ): number {
   return flag ?? config.appOffset ?? DEFAULT_APP_OFFSET;
+}
+
+/** The key path a task uses: `--key`, else the config's `key`, else `keys/priv.key`. Pure. */
+export function resolveKeyPath(flag: string | undefined, config: { key?: string }): string {
+  return flag ?? config.key ?? DEFAULT_KEY_PATH;
+}
+
+/** The device's port: `--port` (parsed by `parsePort`), else the config's, else 8266. Pure. */
+export function resolvePort(flag: number | undefined, config: { port?: number }): number {
+  return flag ?? config.port ?? DEFAULT_DEVICE_PORT;
 }
 
 /** The flash chips ESP8266 boards carry: 512 KiB to 16 MiB, powers of two. */

@@ -31,7 +31,8 @@ import { FileError, OtaError, UsageError } from "../errors.ts";
 import { EXIT, exitCodeOf } from "../exit_codes.ts";
 import { inspectImage } from "../format/inspect.ts";
 import { findVersion } from "../format/image.ts";
-import { loadSigningKey } from "../format/keys.ts";
+import { loadSigningKey } from "../config/key_file.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { makePacket, parseReply, type Signer } from "../format/packet.ts";
 import { nativeSigner } from "../format/signer.ts";
 import { openUdpPeer } from "../transfer/udp.ts";
@@ -42,7 +43,6 @@ import { readUname } from "../webrepl/trigger.ts";
 import { PASSWORD_ENV } from "../webrepl/password.ts";
 import {
   DEFAULT_CONCURRENCY,
-  DEFAULT_OTA_PORT,
   type DeviceOutcome,
   type FleetDevice,
   selectDevices,
@@ -245,7 +245,7 @@ export function createFleetPort(options: FleetPortOptions): FleetPort {
   const appOffset = resolveAppOffset(undefined, config);
   const flashSize = config.flashSize ?? 0x100000;
   const inventory: FleetDevice[] = config.devices?.length
-    ? selectDevices(config.devices, [], config.port ?? DEFAULT_OTA_PORT)
+    ? selectDevices(config.devices, [], config.port ?? DEFAULT_DEVICE_PORT)
     : [];
   const signers = new Map<string, Promise<Signer | string>>();
 
@@ -473,7 +473,7 @@ export function createFleetPort(options: FleetPortOptions): FleetPort {
     if (request.target.kind === "tag" && !inventory.some((d) => d.tags?.includes(only[0]!))) {
       throw new UsageError(`no board has the tag '${only[0]}'`);
     }
-    const devices = selectDevices(inventory, only, DEFAULT_OTA_PORT);
+    const devices = selectDevices(inventory, only, DEFAULT_DEVICE_PORT);
     const image = await imageFor(request);
     return {
       boards: devices.map((d) => d.name),
@@ -508,7 +508,7 @@ export function createFleetPort(options: FleetPortOptions): FleetPort {
       });
       return;
     }
-    const devices = selectDevices(inventory, onlyOf(request.target), DEFAULT_OTA_PORT);
+    const devices = selectDevices(inventory, onlyOf(request.target), DEFAULT_DEVICE_PORT);
     const concurrency = Math.min(request.concurrency ?? DEFAULT_CONCURRENCY, devices.length);
     emit({
       type: "run.started",

@@ -15,14 +15,15 @@ import {
 import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
 import { defaultBuildProblem, FIRMWARE_FILE, missingBuild } from "../build/build_outputs.ts";
 import { basename, dirname } from "node:path";
-import { loadSigningKey } from "../format/keys.ts";
+import { loadSigningKey } from "../config/key_file.ts";
 import {
   AUTO_BLOCKS,
   cannedSource,
   liveSource,
   type PacketSource,
 } from "../transfer/packet_source.ts";
-import { sendFirmware, type SendProgress, type SentRecord } from "../transfer/send_firmware.ts";
+import { ENGINE_OPTIONS, sendFirmware, type SendOptions } from "../transfer/send_firmware.ts";
+import { pick } from "../_pick.ts";
 import { nativeSigner } from "../format/signer.ts";
 import { formatHex } from "../_bytes.ts";
 import { STANDARD_IROM_BASE } from "../format/image.ts";
@@ -30,9 +31,19 @@ import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import type { TransferFailure } from "../transfer/engine.ts";
 import { trace } from "../trace.ts";
 
-export interface DeployRequest {
-  host: string;
-  port: number;
+/** The transfer's options that `deploy` passes on to `sendFirmware` as they are. */
+const SEND_OPTIONS = [
+  ...ENGINE_OPTIONS,
+  "port",
+  "signal",
+  "onProgress",
+  "onStatus",
+  "onSent",
+  "traceTopic",
+] as const satisfies readonly (keyof SendOptions)[];
+
+export interface DeployRequest
+  extends Pick<SendOptions, typeof SEND_OPTIONS[number] | "host" | "appRunning"> {
   /** Path of a raw image or a canned `.ota` file. */
   file: string;
   /**
@@ -42,25 +53,10 @@ export interface DeployRequest {
   buildDir?: string;
   keyPath: string;
   block: "auto" | number;
-  pace: boolean;
-  timeoutMs: number;
-  /** Time allowed for the first answer, if longer than `timeoutMs` (after a trigger). */
-  firstAnswerMs?: number;
-  /** The device has just entered OTA mode (after a trigger): no clean-up needed. */
-  freshSession?: boolean;
   force: boolean;
-  bootCheck: boolean;
-  bootCheckMs?: number;
   appOffset: number;
   flashSize: number;
-  signal?: AbortSignal;
-  onProgress?: (p: SendProgress) => void;
-  onStatus?: (message: string) => void;
   onWarning?: (message: string) => void;
-  onSent?: (record: SentRecord) => void;
-  appRunning?: () => Promise<boolean>;
-  /** The topic of this deploy's `--verbose` lines (default "deploy"; a fleet names the device). */
-  traceTopic?: string;
 }
 
 export interface DeployResult {
@@ -186,7 +182,7 @@ export async function prepareDeploy(request: DeployRequest): Promise<PreparedDep
     }
     return { source: cannedSource(canned), kind: "canned", ...(bootLoop ? { bootLoop } : {}) };
   }
-  const key = await loadSigningKey(request.keyPath);
+  const key = await loadSigningKey(request.keyPath, { onWarning: request.onWarning });
   const blocks = request.block === "auto" ? AUTO_BLOCKS : [request.block];
   let source: PacketSource;
   try {
@@ -270,20 +266,9 @@ export async function deploy(
   const address = await resolveDeviceAddress(request.host);
   const ready = prepared ?? await prepareDeploy(request);
   const outcome = await sendFirmware({
+    ...pick(request, SEND_OPTIONS),
     host: address,
-    port: request.port,
     source: ready.source,
-    pace: request.pace,
-    timeoutMs: request.timeoutMs,
-    firstAnswerMs: request.firstAnswerMs,
-    freshSession: request.freshSession,
-    bootCheck: request.bootCheck,
-    bootCheckMs: request.bootCheckMs,
-    signal: request.signal,
-    onProgress: request.onProgress,
-    onStatus: request.onStatus,
-    onSent: request.onSent,
-    traceTopic: request.traceTopic,
     // The app's WebREPL port accepting a connection ends the boot check at once.
     appRunning: request.appRunning ?? (() => tcpPortOpen(address, request.port)),
   });

@@ -34,7 +34,7 @@ import {
   type TriggerMethod,
   watchForApp,
 } from "../webrepl/trigger.ts";
-import { formatSeconds } from "../cli/output.ts";
+import { formatSeconds } from "../_units.ts";
 import { type BuildStamp, describeBuild } from "../build/build_id.ts";
 import { type BoardBuild, describeBoardBuild } from "../format/ota_module.ts";
 import { type BoardState, readBoardBuild, readBoardState } from "./board_state.ts";
@@ -46,7 +46,6 @@ export const DEFAULT_OTA_WAIT_MS = 60000;
 export const DEFAULT_COME_BACK_MS = 60000;
 /** Between two looks at the WebREPL port while the app boots. */
 const POLL_MS = 250;
-/** A single TCP connect attempt, at most. */
 /** Logins after the port accepts, at most: a board that keeps failing them is not retried. */
 const MAX_COME_BACK_LOGINS = 3;
 
@@ -124,12 +123,6 @@ export class DeviceNotBackError extends OtaError {}
  * reboot: nothing was written, and it is back in its app. Retrying may succeed.
  */
 export class OtaModeTimeoutError extends DeviceUnreachableError {}
-
-/**
- * What `deploy` hands the engine after a trigger. Until `DeployRequest` declares them
- * (see lib/deploy.ts), `deploy` ignores them: the first answer is then bounded by
- * `timeoutMs`, and a reboot longer than one probe cycle costs one clean-up.
- */
 
 /**
  * Deploys to a board that is running its app: preflight, note the running version over

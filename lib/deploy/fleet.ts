@@ -8,13 +8,13 @@
 import type { DeviceEntry } from "../config/config.ts";
 import { ConfigError, InterruptedError, UsageError } from "../errors.ts";
 import type { SendProgress } from "../transfer/send_firmware.ts";
-import { formatBytes } from "../cli/output.ts";
+import { formatBytes } from "../_units.ts";
+import { shellQuote } from "../_shell.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { EXIT, type ExitCode, FLEET_KIND, fleetExitCode as exitCodeOfRows } from "../exit_codes.ts";
 import type { DeviceResult } from "./events.ts";
 import { type RolloutDecision, runRollout } from "./rollout.ts";
 
-/** yaota8266's OTA server port (docs/device.md, "Wire protocol"). */
-export const DEFAULT_OTA_PORT = 8266;
 export const DEFAULT_CONCURRENCY = 4;
 
 /** A device from the inventory, its port resolved. */
@@ -90,6 +90,20 @@ export interface DeployHooks {
 export type DeployOne = (device: FleetDevice, hooks: DeployHooks) => Promise<DeviceOutcome>;
 
 /**
+ * Where a fleet deploy reports each device's progress; the task supplies one
+ * (`FleetProgress`, lib/cli/fleet_progress.ts, draws bars or plain lines).
+ */
+export interface FleetProgressSink {
+  /** Before the first device: which devices, and the image's size in bytes. */
+  begin?(devices: FleetDevice[], size: number): void;
+  start(device: FleetDevice): void;
+  update(name: string, state: SendProgress): void;
+  note(name: string, message: string): void;
+  finish(name: string, outcome: DeviceOutcome & { result?: DeviceResult }): void;
+  close(): void;
+}
+
+/**
  * Two inventory entries at one address and port: two names for one board, which two
  * deploys at once would corrupt (each restarts the other's session). Names are compared
  * as written, without case or a trailing dot; a name and the address it resolves to are
@@ -98,7 +112,7 @@ export type DeployOne = (device: FleetDevice, hooks: DeployHooks) => Promise<Dev
  */
 export function checkDistinctAddresses(
   inventory: DeviceEntry[],
-  defaultPort = DEFAULT_OTA_PORT,
+  defaultPort = DEFAULT_DEVICE_PORT,
 ): void {
   const seen = new Map<string, DeviceEntry>();
   for (const d of inventory) {
@@ -132,7 +146,7 @@ export function checkDistinctAddresses(
 export function selectDevices(
   inventory: DeviceEntry[] | undefined,
   only: string[] = [],
-  defaultPort = DEFAULT_OTA_PORT,
+  defaultPort = DEFAULT_DEVICE_PORT,
 ): FleetDevice[] {
   const all = inventory ?? [];
   if (all.length === 0) {
@@ -190,12 +204,6 @@ export async function runFleet(
   return rows;
 }
 
-const SAFE_ARG = /^[\w@%+=:,./-]+$/;
-
-function shellQuote(arg: string): string {
-  return SAFE_ARG.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
 /**
  * The command that deploys to `failed` only: `deno task deploy --fleet --only a --only b`
  * (or `yaota deploy …`, as `program` says), followed by the rest of `argv` (the FILE and
@@ -212,12 +220,8 @@ export function retryCommand(failed: string[], argv: string[] = [], program = "d
     }
     rest.push(a);
   }
-  return [
-    `${program} deploy --fleet`,
-    ...failed.map((n) => `--only ${shellQuote(n)}`),
-    ...rest.map(shellQuote),
-  ]
-    .join(" ");
+  const args = shellQuote([...failed.flatMap((n) => ["--only", n]), ...rest]);
+  return `${program} deploy --fleet${args ? ` ${args}` : ""}`;
 }
 
 /** The `--json` object: the rows, who failed, and how to retry them. */

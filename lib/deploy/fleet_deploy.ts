@@ -23,16 +23,16 @@ import { isRetryable, type RolloutPolicy, runRollout } from "./rollout.ts";
 import {
   buildFleetReport,
   DEFAULT_CONCURRENCY,
-  DEFAULT_OTA_PORT,
   type DeployOne,
   type DeviceOutcome,
   type FleetDevice,
   fleetExitCode,
+  type FleetProgressSink,
   type FleetReport,
   selectDevices,
 } from "./fleet.ts";
-import { FleetProgress, type FleetProgressSink } from "../cli/fleet_progress.ts";
-import { formatBytes, formatSeconds, log } from "../cli/output.ts";
+import { formatBytes, formatSeconds } from "../_units.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { checkPassword, PASSWORD_ENV } from "../webrepl/password.ts";
 import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import { lockBoard } from "./board_lock.ts";
@@ -308,6 +308,8 @@ export async function prepareFleet(
   return { size: someSource?.source.size ?? 0, kind, fingerprints, deployOne };
 }
 
+const QUIET: FleetProgressSink = { start() {}, update() {}, note() {}, finish() {}, close() {} };
+
 export interface DeployFleetOptions extends FleetDeployOptions {
   /** The config's `devices`. */
   inventory: DeviceEntry[] | undefined;
@@ -327,9 +329,9 @@ export interface DeployFleetOptions extends FleetDeployOptions {
   argv?: string[];
   /** How the user runs tasks (`deno task` or `yaota`), for the retry command. */
   program?: string;
-  /** Default: bars on a terminal, plain lines otherwise, on stderr. */
+  /** Each device's progress (the task's `FleetProgress`); default: none shown. */
   progress?: FleetProgressSink;
-  /** Lines about the run as a whole (default: stderr). */
+  /** Lines about the run as a whole; default: none shown. */
   log?: (line: string) => void;
 }
 
@@ -343,12 +345,12 @@ export interface DeployFleetOptions extends FleetDeployOptions {
  * @throws {UnsafeImageError | CannedFileError | FileError} If the file cannot be sent at all.
  */
 export async function deployFleet(options: DeployFleetOptions): Promise<FleetReport> {
-  const say = options.log ?? ((line: string) => log(line));
+  const say = options.log ?? (() => {});
   const events = options.events ?? NO_EVENTS;
   const devices = selectDevices(
     options.inventory,
     options.only,
-    options.defaultPort ?? DEFAULT_OTA_PORT,
+    options.defaultPort ?? DEFAULT_DEVICE_PORT,
   );
   const concurrency = Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, devices.length);
   const policy: RolloutPolicy = { ...options.rollout, concurrency };
@@ -387,7 +389,8 @@ export async function deployFleet(options: DeployFleetOptions): Promise<FleetRep
       `device${devices.length === 1 ? "" : "s"}, ${concurrency} at a time` +
       describePolicy(policy, devices.length),
   );
-  const progress = options.progress ?? new FleetProgress(devices, { size: plan.size });
+  const progress = options.progress ?? QUIET;
+  progress.begin?.(devices, plan.size);
   try {
     const { rows, stopped } = await runRollout(devices, plan.deployOne, {
       policy,

@@ -14,9 +14,16 @@
  *   the image at MAIN_APP_OFFSET, so both constants sit in boot8266's literal pool
  *   (0x3c000 and 0x44ffc in a default build), as flash offsets or mapped addresses.
  * - Key: the ota-server holds the public modulus verbatim.
+ * - Per-packet log: the OTA server's UDP handler (`ota_udp_incoming` in
+ *   `ota-server/ota.c`) prints five lines per packet, ~150 characters: at 115200 baud about
+ *   13 ms of a packet's ~15 ms on the device, the real ceiling of every transfer
+ *   (docs/device.md, "Costs on real hardware"). A bootloader built with
+ *   `build-bootloader --quiet-log` leaves them out and keeps the error lines. Their format
+ *   strings are compiled into the binary, so the answer is a byte search.
  */
 import { IROM_MAP_BASE, readSegmentTable, TOTAL_FIELD_OFFSET } from "./image.ts";
 import { formatHex, indexOfBytes, readU32 } from "../_bytes.ts";
+import { printableRuns } from "./_printable_runs.ts";
 
 export const RTC_MAGIC_WORDS = [0x746f6179, 0x61746f61] as const;
 const RTC_MAGIC_TEXT = new TextEncoder().encode("yaotaota");
@@ -30,6 +37,66 @@ const POOL_SPAN = 64;
 export const NO_TRIGGER_CONSEQUENCE =
   "OTA mode only with the BOOT button within 3 s of reset; `trigger` and `deploy --trigger` " +
   "will not work on this board";
+
+/** The format strings of the lines `ota_udp_incoming` prints for every packet. */
+export const PER_PACKET_LOG_FORMATS = [
+  "UDP incoming from: %x:%d, data=%p\n",
+  "Pkt id: %x\n",
+  "offset: %d len: %d\n",
+  "Proc1 time: %d\n",
+  "Full time: %d\n",
+] as const;
+
+/**
+ * Lines the OTA server prints only when something is wrong (or at the end), in a quiet
+ * build too: they tell an OTA server without the per-packet log from something else.
+ */
+export const OTA_SERVER_MARKERS = [
+  "Unexpected offset\n",
+  "Invalid SHA1\n",
+  "OTA finished, rexmits: %d\n",
+] as const;
+
+export interface PacketLog {
+  /**
+   * `on`: every per-packet line is there; `off`: none is, but the OTA server's error lines
+   * are (a quiet build); `partial`: some are; `unknown`: neither (not an OTA server this
+   * tool knows).
+   */
+  state: "on" | "off" | "partial" | "unknown";
+  /** The per-packet formats found. */
+  found: string[];
+}
+
+const has = (binary: Uint8Array, text: string) =>
+  indexOfBytes(binary, new TextEncoder().encode(text)) >= 0;
+
+/** Which per-packet log lines `binary` holds. Pure. */
+export function packetLogOf(binary: Uint8Array): PacketLog {
+  const found = PER_PACKET_LOG_FORMATS.filter((f) => has(binary, f));
+  if (found.length === PER_PACKET_LOG_FORMATS.length) return { state: "on", found };
+  if (found.length > 0) return { state: "partial", found };
+  const server = OTA_SERVER_MARKERS.some((m) => has(binary, m));
+  return { state: server ? "off" : "unknown", found };
+}
+
+const shown = (format: string) => `'${format.replace(/\n$/, "")}'`;
+
+/** A clause for a report line ("logs every packet on its serial port …"); "" if unknown. Pure. */
+export function describePacketLog(log: PacketLog): string {
+  switch (log.state) {
+    case "on":
+      return "logs every packet on its serial port (~150 characters, about 13 ms per packet at " +
+        "115200 baud: the ceiling of every transfer; 'build-bootloader --quiet-log' builds one " +
+        "without)";
+    case "off":
+      return "quiet: no per-packet serial log (built with --quiet-log), error lines kept";
+    case "partial":
+      return `logs some lines per packet on its serial port (${log.found.map(shown).join(", ")})`;
+    case "unknown":
+      return "";
+  }
+}
 
 export interface KnownModulus {
   /** How to name it: "your key keys/priv.key", "keys/old.key". */
@@ -56,6 +123,8 @@ export interface BootloaderFacts {
   key?: { label: string; at: number };
   /** The keys looked for (labels), whether found or not. */
   keysLookedFor: string[];
+  /** Whether its OTA server logs every packet on the serial port (`--quiet-log` builds don't). */
+  packetLog: PacketLog;
 }
 
 function isPrintable(b: number): boolean {
@@ -65,18 +134,10 @@ function isPrintable(b: number): boolean {
 /** The printable NUL-terminated strings of `bytes` (4 characters or more), with offsets. */
 function strings(bytes: Uint8Array): { at: number; text: string }[] {
   const out: { at: number; text: string }[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    if (!isPrintable(bytes[at]!)) {
-      at++;
-      continue;
-    }
-    let end = at;
-    while (end < bytes.length && isPrintable(bytes[end]!)) end++;
+  for (const [at, end] of printableRuns(bytes, isPrintable)) {
+    if (end - at < 4) continue;
     // Log lines are short; a long printable run (data, not a message) is cut to keep it cheap.
-    const text = String.fromCharCode(...bytes.subarray(at, Math.min(end, at + 256)));
-    if (end - at >= 4) out.push({ at, text });
-    at = end;
+    out.push({ at, text: String.fromCharCode(...bytes.subarray(at, Math.min(end, at + 256))) });
   }
   return out;
 }
@@ -186,6 +247,7 @@ export function analyseBootloader(
     appOffset,
     key,
     keysLookedFor: keys.map((k) => k.label),
+    packetLog: packetLogOf(bytes),
   };
 }
 

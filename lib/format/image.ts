@@ -16,6 +16,10 @@ export const MAX_TOTAL = 800000;
 export const MD5_LENGTH = 16;
 export const IROM_MAP_BASE = 0x40200000;
 export const DEFAULT_APP_OFFSET = 0x3c000;
+/** Where upstream's `esp8266_ota.ld` ends the irom (0x3c000 + 0x9000 + len 0x8f000). */
+export const IROM_END = 0xd4000;
+/** The least irom room an app offset must leave below `IROM_END`. */
+export const MIN_IROM_LENGTH = 0x10000;
 
 export interface Segment {
   address: number;

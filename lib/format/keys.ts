@@ -1,12 +1,12 @@
 /**
  * yaota8266 signing keys: RSA with public exponent 3 (docs/device.md, "Keys").
  * Reads PKCS#1 (`BEGIN RSA PRIVATE KEY`) and PKCS#8 (`BEGIN PRIVATE KEY`) PEM as
- * written by `openssl genrsa -3`, and public keys as PEM.
+ * written by `openssl genrsa -3`, and public keys as PEM. Pure: files are read by
+ * `lib/config/key_file.ts`.
  */
 import forge from "node-forge";
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { KeyError } from "../errors.ts";
-import { readKeyFile } from "../config/key_file.ts";
 import { toHex } from "../_bytes.ts";
 
 export interface PublicKeyInfo {
@@ -157,16 +157,6 @@ export function parsePublicKey(pem: string, where = "key"): PublicKeyInfo {
     throw new KeyError(`${where}: not an RSA public key in PEM form (${(e as Error).message})`);
   }
   return publicInfo(key.n, key.e, where);
-}
-
-/** Reads and checks a private key file. @throws {KeyError} */
-export async function loadSigningKey(path: string): Promise<SigningKey> {
-  return { ...parsePrivateKey(await readKeyFile(path), path), path };
-}
-
-/** Reads a public (or private) key file and returns its public part. @throws {KeyError} */
-export async function loadPublicKey(path: string): Promise<PublicKeyInfo> {
-  return parsePublicKey(await readKeyFile(path), path);
 }
 
 export interface GeneratedKey {

@@ -14,6 +14,7 @@
  * neighbouring bases apart, because many pointers point past the irom's end.
  */
 import { readU32 } from "../_bytes.ts";
+import { printableRuns } from "./_printable_runs.ts";
 
 /** The irom mapping window of the ESP8266: pointers into flash-mapped code lie here. */
 export const IROM_WINDOW_LOW = 0x40200000;
@@ -57,17 +58,9 @@ function isPrintable(b: number): boolean {
  */
 export function stringStarts(bytes: Uint8Array): Uint8Array {
   const starts = new Uint8Array(bytes.length);
-  let at = 0;
-  while (at < bytes.length) {
-    if (!isPrintable(bytes[at]!)) {
-      at++;
-      continue;
-    }
-    let end = at;
-    while (end < bytes.length && isPrintable(bytes[end]!)) end++;
+  for (const [at, end] of printableRuns(bytes, isPrintable)) {
     const afterNul = at === 0 || bytes[at - 1] === 0;
     if (afterNul && bytes[end] === 0 && end - at >= MIN_STRING_LENGTH) starts[at] = 1;
-    at = end;
   }
   return starts;
 }

@@ -8,7 +8,7 @@
 import $ from "dax";
 import { delimiter, join } from "node:path";
 import { OtaError, ToolMissingError } from "../errors.ts";
-import { logRaw } from "../cli/output.ts";
+import { shellQuote } from "../_shell.ts";
 import { trace } from "../trace.ts";
 
 export interface Esptool {
@@ -127,12 +127,6 @@ export async function requireEsptool(): Promise<Esptool> {
   return tool;
 }
 
-/** The command line as one shell-quoted string, for `--dry-run` and messages. */
-export function formatCommand(argv: readonly string[]): string {
-  return argv.map((a) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)
-    .join(" ");
-}
-
 const TAIL_LINES = 12;
 
 /** Keeps the last lines of a stream, treating `\r` (esptool's progress redraws) as a line end. */
@@ -152,19 +146,25 @@ class Tail {
 }
 
 /**
- * Runs esptool with `args`, its output shown live on stderr (it is progress, not a
- * result). `step` names what the run does, for the error message.
+ * Runs esptool with `args`, its output handed to `onOutput` as it arrives (the task shows
+ * it live on stderr: it is progress, not a result). `step` names what the run does, for
+ * the error message.
  * @throws {EsptoolError} If esptool exits with a non-zero code.
  */
-export async function runEsptool(tool: Esptool, args: string[], step: string): Promise<void> {
+export async function runEsptool(
+  tool: Esptool,
+  args: string[],
+  step: string,
+  onOutput: (text: string) => void = () => {},
+): Promise<void> {
   const tail = new Tail();
   const writer = {
     writeSync(bytes: Uint8Array): number {
-      logRaw(tail.add(bytes));
+      onOutput(tail.add(bytes));
       return bytes.length;
     },
   };
-  trace("esptool", () => `${step}: ${formatCommand([...tool.argv, ...args])}`);
+  trace("esptool", () => `${step}: ${shellQuote([...tool.argv, ...args])}`);
   const result = await $`${[...tool.argv, ...args]}`.stdout(writer).stderr(
     writer,
   ).noThrow();
@@ -172,7 +172,7 @@ export async function runEsptool(tool: Esptool, args: string[], step: string): P
     const lines = tail.lines();
     throw new EsptoolError(
       `esptool failed while ${step} (exit code ${result.code}): ${
-        formatCommand([...tool.display, ...args])
+        shellQuote([...tool.display, ...args])
       }` +
         (lines.length ? `\nits last output:\n  ${lines.join("\n  ")}` : "\nit printed nothing") +
         `\nCheck the serial port (--port, or ESPTOOL_PORT) and the cable; if it cannot connect, hold the board's BOOT (GPIO0) ` +

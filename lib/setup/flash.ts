@@ -151,6 +151,14 @@ export function triggerWarning(report: VerifyReport, bootloader: string): string
     `${NO_TRIGGER_CONSEQUENCE}. 'deno task build-bootloader' builds one that has it.`;
 }
 
+/** What `runFlash` reports as it goes; the task shows it on stderr. */
+export interface FlashReporter {
+  /** A step starts (its index among the steps). */
+  onStep?: (step: FlashStep, index: number) => void;
+  /** esptool's own output, as it arrives. */
+  onOutput?: (text: string) => void;
+}
+
 /**
  * Runs the steps one after the other; stops at the first failure.
  * @throws {EsptoolError} If a run fails.
@@ -158,10 +166,10 @@ export function triggerWarning(report: VerifyReport, bootloader: string): string
 export async function runFlash(
   steps: FlashStep[],
   tool: Esptool,
-  onStep: (step: FlashStep, index: number) => void = () => {},
+  report: FlashReporter = {},
 ): Promise<void> {
   for (const [i, step] of steps.entries()) {
-    onStep(step, i);
-    await runEsptool(tool, step.args, step.label);
+    report.onStep?.(step, i);
+    await runEsptool(tool, step.args, step.label, report.onOutput);
   }
 }

@@ -8,7 +8,7 @@ import { FileError, UsageError } from "../errors.ts";
 import { type GeneratedKey, modulusCString, type PublicKeyInfo } from "../format/keys.ts";
 import { datagramSize } from "../format/packet.ts";
 import { AUTO_BLOCKS, MAX_UNFRAGMENTED } from "../transfer/packet_source.ts";
-import { DEFAULT_KEY_PATH } from "../config/values.ts";
+import { DEFAULT_KEY_PATH, PUBLIC_KEY_FILE } from "../config/values.ts";
 import { folderProblem } from "../_fs.ts";
 
 export const DEFAULT_KEY_BITS = 2048;
@@ -20,7 +20,7 @@ export const KEY_BITS_STEP = 256;
 const SMALLEST_BLOCK = 256;
 export const DEFAULT_KEY_DIR = dirname(DEFAULT_KEY_PATH);
 export const PRIVATE_KEY_FILE = basename(DEFAULT_KEY_PATH);
-export const PUBLIC_KEY_FILE = "pub.key";
+export { PUBLIC_KEY_FILE };
 /** Owner read/write only. */
 export const PRIVATE_KEY_MODE = 0o600;
 

@@ -20,11 +20,10 @@ import {
   analyseBootloader,
   type BootloaderFacts,
   describeBootloader,
+  describePacketLog,
   NO_TRIGGER_CONSEQUENCE,
 } from "../format/bootloader_image.ts";
 import { isAppImage, swappedMessage, wrongBootloaderFile } from "./verify_bootloader.ts";
-import { green, red, yellow } from "../cli/output.ts";
-import { describePacketLog, packetLogOf } from "../format/bootloader_log.ts";
 import { equalBytes, formatHex, indexOfBytes, parseSize } from "../_bytes.ts";
 
 /** The checks, in the order they are reported. */
@@ -302,7 +301,7 @@ export function verifySetup(input: VerifyInput): VerifyReport {
           "file",
         );
       } else if (at >= 0) {
-        const log = describePacketLog(packetLogOf(bytes));
+        const log = describePacketLog(facts.packetLog);
         checks.push({
           name: "bootloader",
           ok: true,
@@ -367,25 +366,6 @@ export function verifySetup(input: VerifyInput): VerifyReport {
   } else skip("firmware", input.skipped?.firmware ?? "no firmware given (--firmware FILE)");
 
   return { ok: checks.every((c) => c.ok), checks, bootloader: bootloaderFacts };
-}
-
-/**
- * One result line for a terminal: status, check name, detail; then the warning, if any,
- * on a line of its own unless `withWarning` is false (the caller says it its own way).
- */
-export function formatCheck(check: VerifyCheck, withWarning = true): string {
-  const [status, width] = check.skipped
-    ? ["skip", 4]
-    : !check.ok
-    ? [red("FAIL"), 4]
-    : check.warning
-    ? [yellow("warn"), 4]
-    : [green("ok"), 2];
-  const pad = " ".repeat(Math.max(1, 5 - width));
-  const warning = check.warning && withWarning
-    ? `\n     ${"".padEnd(11)} ${yellow(check.warning)}`
-    : "";
-  return `${status}${pad}${check.name.padEnd(11)} ${check.detail}${warning}`;
 }
 
 function capitalize(text: string): string {

@@ -6,17 +6,23 @@
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { FileError } from "../errors.ts";
 import { type OtaConfig } from "../config/config.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset } from "../config/values.ts";
+import { PUBLIC_KEY_FILE, resolveAppOffset, resolveKeyPath } from "../config/values.ts";
 import { warnIfKeyIsOpen } from "../config/key_file.ts";
 import { DEFAULT_BUILD_DIR, FIRMWARE_FILE, STALE_DIR } from "../build/build_outputs.ts";
-import { type CheckName, type NamedText, type VerifyReport, verifySetup } from "./verify.ts";
+import {
+  type CheckName,
+  type NamedBytes,
+  type NamedText,
+  type VerifyReport,
+  verifySetup,
+} from "./verify.ts";
 
 export const DEFAULT_BOOTLOADER = "dist/yaota8266.bin";
 export const DEFAULT_FIRMWARE = join(DEFAULT_BUILD_DIR, FIRMWARE_FILE);
 
 /** Files named on the command line; absent ones fall back to the config and the defaults. */
 export interface VerifyPaths {
-  key?: string;
+  keyPath?: string;
   configH?: string;
   bootloader?: string;
   firmware?: string;
@@ -29,6 +35,8 @@ export interface VerifyFilesOptions {
   appOffset?: number;
   /** Inputs that must exist even at their default path (flash needs key, bootloader, firmware). */
   require?: CheckName[];
+  /** Hears that the private key is open to other users (`chmod 600` it). */
+  onWarning?: (message: string) => void;
 }
 
 const KEY_EXTENSIONS = [".key", ".pem", ".pub"];
@@ -85,20 +93,24 @@ export async function verifyFiles(
   const bytes = (p: string) => Deno.readFile(p);
   const skipped: Partial<Record<CheckName, string>> = {};
 
-  const keyPath = paths.key ?? config.key ?? DEFAULT_KEY_PATH;
+  const keyPath = resolveKeyPath(paths.keyPath, config);
   const keyText = await readIfThere(
     text,
     keyPath,
     cwd,
-    paths.key !== undefined || config.key !== undefined || required("key"),
+    paths.keyPath !== undefined || config.key !== undefined || required("key"),
     `no key at '${keyPath}'. Create one with 'deno task keygen', or name yours with --key.`,
   );
-  if (keyText !== undefined) await warnIfKeyIsOpen(resolve(cwd, keyPath), keyText, keyPath);
+  if (keyText !== undefined) {
+    await warnIfKeyIsOpen(resolve(cwd, keyPath), keyText, keyPath, {
+      onWarning: options.onWarning,
+    });
+  }
   if (keyText === undefined) {
     skipped.key =
       `no key at ${keyPath} (create one with 'deno task keygen', or name yours with --key)`;
   }
-  const pubPath = join(dirname(keyPath), "pub.key");
+  const pubPath = join(dirname(keyPath), PUBLIC_KEY_FILE);
   const samePath = resolve(cwd, pubPath) === resolve(cwd, keyPath);
   const pubText = samePath ? undefined : await readIfThere(text, pubPath, cwd, false, "");
   if (pubText === undefined) {
@@ -125,10 +137,11 @@ export async function verifyFiles(
   // The two build products: read if there, else skipped with how to make or name them.
   const product = async (
     check: "bootloader" | "firmware",
-    path: string,
-    explicit: boolean,
+    defaultPath: string,
     task: string,
-  ) => {
+  ): Promise<NamedBytes | undefined> => {
+    const explicit = paths[check] !== undefined;
+    const path = paths[check] ?? defaultPath;
     const stale = join(dirname(path), STALE_DIR, basename(path));
     const failedBuild = check === "firmware" && !explicit &&
       await Deno.stat(resolve(cwd, stale)).then(() => true, () => false);
@@ -144,22 +157,10 @@ export async function verifyFiles(
       `no ${check} at '${path}': ${hint}`,
     );
     if (read === undefined) skipped[check] = `no ${path} (${hint})`;
-    return read;
+    return read === undefined ? undefined : { path, bytes: read };
   };
-  const bootloaderPath = paths.bootloader ?? DEFAULT_BOOTLOADER;
-  const bootloaderBytes = await product(
-    "bootloader",
-    bootloaderPath,
-    paths.bootloader !== undefined,
-    "build-bootloader",
-  );
-  const firmwarePath = paths.firmware ?? DEFAULT_FIRMWARE;
-  const firmwareBytes = await product(
-    "firmware",
-    firmwarePath,
-    paths.firmware !== undefined,
-    "build-ota",
-  );
+  const bootloader = await product("bootloader", DEFAULT_BOOTLOADER, "build-bootloader");
+  const firmware = await product("firmware", DEFAULT_FIRMWARE, "build-ota");
 
   const keyDir = resolve(cwd, dirname(keyPath));
   const otherKeys = (await siblingKeys(keyDir, [resolve(cwd, keyPath), resolve(cwd, pubPath)]))
@@ -169,12 +170,8 @@ export async function verifyFiles(
     key: keyText === undefined ? undefined : { path: keyPath, text: keyText },
     publicKey: pubText === undefined ? undefined : { path: pubPath, text: pubText },
     configH: configHText === undefined ? undefined : { path: configHPath!, text: configHText },
-    bootloader: bootloaderBytes === undefined
-      ? undefined
-      : { path: bootloaderPath, bytes: bootloaderBytes },
-    firmware: firmwareBytes === undefined
-      ? undefined
-      : { path: firmwarePath, bytes: firmwareBytes },
+    bootloader,
+    firmware,
     otherKeys,
     appOffset: resolveAppOffset(options.appOffset, config),
     flashSize: config.flashSize,

@@ -7,7 +7,7 @@
  * `write_flash` takes).
  */
 import { FileError } from "../errors.ts";
-import { formatBytes } from "../cli/output.ts";
+import { formatBytes } from "../_units.ts";
 
 export const MARK_SUFFIX = ".sim.json";
 const WRITTEN_BY = "deno task sim";

@@ -82,6 +82,17 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
       listeners.add(check);
       check();
     });
+  /** Ends the process and waits until it and both readers are done. */
+  const end = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+    await reading;
+    await readingErr;
+  };
   let listening: Record<string, unknown>;
   try {
     listening = await Promise.race([
@@ -95,28 +106,14 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
     ]);
   } catch (e) {
     for (const t of timers) clearTimeout(t);
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await child.status;
-    await reading;
-    await readingErr;
+    await end();
     throw e;
   }
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    await child.status;
-    await reading;
-    await readingErr;
+    await end();
   };
   return {
     port: listening.port as number,

@@ -18,7 +18,8 @@ import { listenError, type ListenTarget } from "../transfer/listen_error.ts";
 import { FileError } from "../errors.ts";
 
 export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
-  hostname?: string;
+  /** The address to listen on (default 127.0.0.1). */
+  host?: string;
   /** 0 picks a free port. */
   port?: number;
   link?: LinkOptions;
@@ -46,7 +47,7 @@ export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
 
 export interface VirtualDevice extends AsyncDisposable {
   readonly port: number;
-  readonly hostname: string;
+  readonly host: string;
   readonly model: DeviceModel;
   readonly link: LinkModelHandle;
   /** All events so far. */
@@ -69,7 +70,7 @@ interface Peer {
 }
 
 export async function startVirtualDevice(options: VirtualDeviceOptions): Promise<VirtualDevice> {
-  const hostname = options.hostname ?? "127.0.0.1";
+  const host = options.host ?? "127.0.0.1";
   const t0 = performance.now();
   const clock = () => performance.now() - t0;
   const model = new DeviceModel({ ...options, now: 0 });
@@ -123,7 +124,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   }
 
   const target = (transport: "UDP" | "TCP"): ListenTarget => ({
-    host: hostname,
+    host,
     port,
     transport,
     purpose: transport === "UDP" ? "the OTA server" : "the app's WebREPL",
@@ -137,7 +138,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
         s.close();
         reject(listenError(e, target("UDP")));
       });
-      s.bind(port, hostname, () => {
+      s.bind(port, host, () => {
         s.removeAllListeners("error");
         resolve();
       });
@@ -168,7 +169,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       // A port given, and an app with WebREPL: fail now, not when the app first boots.
       if (chosen !== 0 && !webReplEnabled(files)) return;
       try {
-        Deno.listen({ hostname, port, transport: "tcp" }).close();
+        Deno.listen({ hostname: host, port, transport: "tcp" }).close();
         return;
       } catch (e) {
         if (chosen !== 0 || attempt >= 20) {
@@ -224,7 +225,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     };
     let server: WebReplServer;
     try {
-      server = await startWebReplServer({ hostname, port, app });
+      server = await startWebReplServer({ host, port, app });
     } catch (e) {
       throw listenError(e, target("TCP"));
     }
@@ -296,7 +297,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     get port() {
       return port;
     },
-    hostname,
+    host,
     model,
     link,
     events,

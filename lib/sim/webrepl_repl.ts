@@ -5,6 +5,15 @@
  * feeds it typed text and sends what it prints; a `ReplHost` runs the code.
  */
 import type { RunResult } from "../micropython/vm.ts";
+import {
+  CTRL_A,
+  CTRL_B,
+  CTRL_C,
+  CTRL_D,
+  CTRL_E,
+  RAW_BANNER,
+  REPL_PROMPT,
+} from "../webrepl/protocol.ts";
 
 export interface ReplHost {
   /** Whether the device has reset (nothing more may be sent). */
@@ -15,13 +24,7 @@ export interface ReplHost {
   runSingle(code: string): Promise<RunResult>;
 }
 
-const CTRL_A = "\x01";
-const CTRL_B = "\x02";
-const CTRL_C = "\x03";
-const CTRL_D = "\x04";
-const CTRL_E = "\x05";
 const ESC = "\x1b";
-const RAW_BANNER = "raw REPL; CTRL-B to exit\r\n>";
 const PASTE_BANNER = "paste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ";
 
 /** Output goes out "cooked": every \n as \r\n, as `mp_hal_stdout_tx_strn_cooked` does. */
@@ -60,7 +63,7 @@ export class Repl {
           out += RAW_BANNER;
         } else if (ch === CTRL_B) {
           this.#friendly();
-          out += "\r\n" + this.#banner() + ">>> ";
+          out += "\r\n" + this.#banner() + REPL_PROMPT;
         } else if (ch === CTRL_C) {
           this.#line = "";
         } else if (ch === CTRL_D) {
@@ -81,14 +84,14 @@ export class Repl {
       } else if (this.#mode === "paste") {
         if (ch === CTRL_C) {
           this.#friendly();
-          out += "\r\n>>> ";
+          out += "\r\n" + REPL_PROMPT;
         } else if (ch === CTRL_D) {
           const code = this.#line;
           this.#friendly();
           out += "\r\n";
           const r = await run("file", code);
           if (!r) return;
-          out += cooked(r.output + (r.error ?? "")) + ">>> ";
+          out += cooked(r.output + (r.error ?? "")) + REPL_PROMPT;
         } else if (ch === "\r") {
           this.#line += "\n";
           out += "\r\n=== ";
@@ -104,10 +107,10 @@ export class Repl {
         out += "\r\n" + RAW_BANNER;
       } else if (ch === CTRL_B) {
         this.#friendly();
-        out += "\r\n" + this.#banner() + ">>> ";
+        out += "\r\n" + this.#banner() + REPL_PROMPT;
       } else if (ch === CTRL_C) {
         this.#friendly();
-        out += "\r\n>>> ";
+        out += "\r\n" + REPL_PROMPT;
       } else if (ch === CTRL_E) {
         this.#friendly();
         this.#mode = "paste";
@@ -127,7 +130,7 @@ export class Repl {
           if (!r) return;
           out += cooked(r.output + (r.error ?? ""));
         }
-        out += ">>> ";
+        out += REPL_PROMPT;
       } else if (ch === "\b" || ch === "\x7f") {
         // In leading spaces, backspace undoes one level of indentation.
         const n = /^ +$/.test(this.#line) ? (this.#line.length - 1) % 4 + 1 : 1;

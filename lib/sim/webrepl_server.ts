@@ -27,6 +27,7 @@ import {
   MAX_FRAME_PAYLOAD,
   OPCODE,
 } from "../webrepl/websocket.ts";
+import { ACCESS_DENIED, CONNECTED_BANNER, PASSWORD_PROMPT } from "../webrepl/protocol.ts";
 
 export interface RunningApp {
   /** Version string of the image in flash, e.g. "v1.19.1 on 2022-06-18" (`image.ts` findVersion). */
@@ -61,9 +62,6 @@ export interface WebReplServer {
   close(): Promise<void>;
 }
 
-const PASSWORD_PROMPT = "Password: ";
-const ACCESS_DENIED = "\r\nAccess denied\r\n";
-const CONNECTED = "\r\nWebREPL connected\r\n>>> ";
 /** The device keeps at most 10 typed password characters (`modwebrepl.c`). */
 const PASSWORD_INPUT_MAX = 10;
 
@@ -71,11 +69,11 @@ const encoder = new TextEncoder();
 
 /**
  * Boots the running app (a fresh VM with the shims and the device's files, boot.py
- * run) and listens for WebREPL on TCP `hostname:port`.
+ * run) and listens for WebREPL on TCP `host:port`.
  * @throws {WebReplError} If the file system has no `webrepl_cfg.py` with `PASS`.
  */
 export async function startWebReplServer(
-  options: { hostname: string; port: number; app: RunningApp },
+  options: { host: string; port: number; app: RunningApp },
 ): Promise<WebReplServer> {
   const { app } = options;
   const log = (line: string) => app.log?.(line);
@@ -113,7 +111,7 @@ export async function startWebReplServer(
   }
   let listener: Deno.TcpListener;
   try {
-    listener = Deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+    listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
   } catch (e) {
     vm.terminate();
     throw e;
@@ -224,11 +222,11 @@ export async function startWebReplServer(
           if (end < 0) continue;
           if (typed !== password) {
             log("WebREPL: access denied");
-            await send(ACCESS_DENIED);
+            await send(`\r\n${ACCESS_DENIED}\r\n`);
             return false;
           }
           typed = undefined;
-          await send(CONNECTED);
+          await send(`\r\n${CONNECTED_BANNER}`);
           input = input.slice(end + 1);
         }
         await repl.input(input, send);

@@ -9,6 +9,8 @@ import {
   type TransferSummary,
   type TransferTrace,
 } from "./engine.ts";
+import type { TransferOptions } from "./types.ts";
+import { pick } from "../_pick.ts";
 import { describeTransferTrace } from "./transfer_trace.ts";
 import { trace, tracing } from "../trace.ts";
 import { openUdpPeer } from "./udp.ts";
@@ -37,18 +39,21 @@ export interface SentRecord {
   end: boolean;
 }
 
-export interface SendOptions {
+/** The engine's options that `sendFirmware` passes on as they are (see `TransferOptions`). */
+export const ENGINE_OPTIONS = [
+  "pace",
+  "timeoutMs",
+  "firstAnswerMs",
+  "freshSession",
+  "bootCheck",
+  "bootCheckMs",
+] as const satisfies readonly (keyof TransferOptions)[];
+
+export interface SendOptions extends Pick<TransferOptions, typeof ENGINE_OPTIONS[number]> {
+  /** The device's address (an IPv4 address or a host name). */
   host: string;
   port: number;
   source: PacketSource;
-  pace: boolean;
-  timeoutMs: number;
-  /** See `TransferOptions.firstAnswerMs`: after a trigger, the reboot into OTA mode. */
-  firstAnswerMs?: number;
-  /** See `TransferOptions.freshSession`: the device has just entered OTA mode. */
-  freshSession?: boolean;
-  bootCheck: boolean;
-  bootCheckMs?: number;
   /** Fixed block size, or all of the source's sizes to probe. */
   blocks?: number[];
   signal?: AbortSignal;
@@ -61,7 +66,7 @@ export interface SendOptions {
    * The engine's decisions as records. Default: with `--verbose`, rendered as lines under
    * `traceTopic` (default "deploy").
    */
-  trace?: (record: TransferTrace) => void;
+  trace?: TransferOptions["trace"];
   traceTopic?: string;
 }
 
@@ -83,14 +88,9 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   const engineTrace = options.trace ??
     (tracing() ? (r: TransferTrace) => trace(topic, describeTransferTrace(r)) : undefined);
   const engine = new TransferEngine({
+    ...pick(options, ENGINE_OPTIONS),
     size: source.size,
     blocks: options.blocks ?? source.blocks,
-    pace: options.pace,
-    timeoutMs: options.timeoutMs,
-    firstAnswerMs: options.firstAnswerMs,
-    freshSession: options.freshSession,
-    bootCheck: options.bootCheck,
-    bootCheckMs: options.bootCheckMs,
     recoveryLen: source.recoveryLen,
     trace: engineTrace,
   });

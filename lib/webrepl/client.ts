@@ -1,59 +1,27 @@
 /**
- * A WebREPL client over plain TCP (`Deno.connect`): the device ignores the
- * lower-case header names of Deno's `WebSocket`, so the handshake and framing are
- * done here (`websocket.ts`). Code runs in the raw REPL (Ctrl-A), whose replies
- * delimit output and error exactly: `OK`, output, `\x04`, error, `\x04`, `>`
- * (docs/device.md, "WebREPL"). The password is never printed, logged or put in
- * an error message.
+ * A WebREPL client: a logged-in connection (`connection.ts`) and the REPL on it. Code runs
+ * in the raw REPL (Ctrl-A), whose replies delimit output and error exactly: `OK`, output,
+ * `\x04`, error, `\x04`, `>` (docs/device.md, "WebREPL"). The password is never printed,
+ * logged or put in an error message.
  */
-import { DeviceUnreachableError, WebReplError } from "../errors.ts";
+import { WebReplError } from "../errors.ts";
 import {
-  acceptFor,
-  encodeClientFrame,
-  encodeHandshakeRequest,
-  FrameDecoder,
-  type HttpHead,
-  HttpHeadReader,
-  makeWebSocketKey,
-  OPCODE,
-} from "./websocket.ts";
-import { formatSeconds } from "../cli/output.ts";
-import { concat } from "../_bytes.ts";
-import { hideInTrace, trace } from "../trace.ts";
+  BINARY_FRAME_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  literal,
+  WebReplConnection,
+  type WebReplOptions,
+} from "./connection.ts";
+import { CTRL_A, CTRL_B, CTRL_C, CTRL_D, RAW_BANNER } from "./protocol.ts";
+import { trace } from "../trace.ts";
 
-export const DEFAULT_WEBREPL_PORT = 8266;
-export const DEFAULT_TIMEOUT_MS = 5000;
+export { BINARY_FRAME_BYTES, DEFAULT_TIMEOUT_MS, type WebReplOptions };
 /** After `machine.reset()` the board goes silent (no FIN, no RST): wait this long at most. */
 export const DEFAULT_RESET_SILENCE_MS = 1500;
 
-const PASSWORD_PROMPT = "Password: ";
-const ACCESS_DENIED = "Access denied";
-const CONNECTED = /WebREPL connected\r\n>>> /;
-const RAW_PROMPT = /raw REPL; CTRL-B to exit\r\n>/;
+const RAW_PROMPT = literal(RAW_BANNER);
 /** Output, Ctrl-D, error, Ctrl-D, `>`. */
-// deno-lint-ignore no-control-regex
-const RAW_RESULT = /^([\s\S]*?)\x04([\s\S]*?)\x04>/;
-const CTRL_A = "\x01";
-const CTRL_B = "\x02";
-const CTRL_C = "\x03";
-const CTRL_D = "\x04";
-/** Bytes of code per frame: the board reads the socket a little at a time. */
-const CODE_FRAME_BYTES = 256;
-/** How long `close()` waits for the board to answer a close frame by closing. */
-const CLOSE_WAIT_MS = 1000;
-/** Bytes per binary frame on the file-transfer channel (as webrepl_cli.py sends them). */
-export const BINARY_FRAME_BYTES = 1024;
-
-export interface WebReplOptions {
-  /** The board's address. */
-  host: string;
-  /** WebREPL's TCP port (default 8266). */
-  port?: number;
-  /** 4 to 9 characters (see `password.ts`). Never printed. */
-  password: string;
-  /** Time allowed for each step (connect, handshake, each prompt, each command); default 5 s. */
-  timeoutMs?: number;
-}
+const RAW_RESULT = new RegExp(`^([\\s\\S]*?)${CTRL_D}([\\s\\S]*?)${CTRL_D}>`);
 
 export interface ExecResult {
   /** What the code printed, with `\r\n` turned into `\n`. */
@@ -76,33 +44,11 @@ export type ResetOutcome = { reset: true } | { reset: false; result: ExecResult 
  * ```
  */
 export class WebReplClient {
-  readonly address: string;
-  readonly #conn: Deno.Conn;
-  readonly #timeoutMs: number;
-  readonly #head = new HttpHeadReader();
-  readonly #frames = new FrameDecoder();
-  readonly #decoder = new TextDecoder();
-  #handshake: HttpHead | undefined;
-  /** Text received and not yet consumed by a step. */
-  #text = "";
-  /** Bytes of binary frames (the file-transfer channel) not yet read. */
-  #binary: Uint8Array[] = [];
-  #binaryLength = 0;
-  #bytesSeen = 0;
-  #lastByteAt = Date.now();
-  #closed = false;
-  #readError: unknown;
+  readonly #connection: WebReplConnection;
   #raw = false;
-  /** The board reset: nothing more will come, and nothing should be sent. */
-  #gone = false;
-  #waiters = new Set<() => void>();
-  readonly #pump: Promise<void>;
 
-  private constructor(conn: Deno.Conn, address: string, timeoutMs: number) {
-    this.#conn = conn;
-    this.address = address;
-    this.#timeoutMs = timeoutMs;
-    this.#pump = this.#readLoop();
+  private constructor(connection: WebReplConnection) {
+    this.#connection = connection;
   }
 
   /**
@@ -112,24 +58,12 @@ export class WebReplClient {
    * @throws {DeviceUnreachableError} The address does not answer within the timeout.
    */
   static async connect(options: WebReplOptions): Promise<WebReplClient> {
-    const port = options.port ?? DEFAULT_WEBREPL_PORT;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const address = `${options.host}:${port}`;
-    hideInTrace(options.password);
-    trace(
-      "webrepl",
-      `connecting to ${address} over TCP (each step may take ${timeoutMs / 1000} s)`,
-    );
-    const conn = await connectTcp(options.host, port, timeoutMs);
-    trace("webrepl", `TCP connected to ${address}: sending the WebSocket handshake`);
-    const client = new WebReplClient(conn, address, timeoutMs);
-    try {
-      await client.#login(options.host, port, options.password);
-    } catch (e) {
-      await client.#shut();
-      throw e;
-    }
-    return client;
+    return new WebReplClient(await WebReplConnection.open(options));
+  }
+
+  /** `host:port`, for messages. */
+  get address(): string {
+    return this.#connection.address;
   }
 
   /**
@@ -140,12 +74,12 @@ export class WebReplClient {
   async exec(code: string, options: { timeoutMs?: number } = {}): Promise<ExecResult> {
     // An empty program is a soft reset in the raw REPL.
     if (code.trim() === "") return { output: "" };
-    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const timeoutMs = options.timeoutMs ?? this.#connection.timeoutMs;
     await this.#sendCode(code, timeoutMs);
-    const m = await this.#waitFor(
+    const m = await this.#connection.waitFor(
       "the end of the command's output",
       timeoutMs,
-      () => this.#take(RAW_RESULT),
+      () => this.#connection.take(RAW_RESULT),
     );
     return result(m[1]!, m[2]!);
   }
@@ -161,23 +95,24 @@ export class WebReplClient {
     code: string,
     options: { silenceMs?: number; timeoutMs?: number } = {},
   ): Promise<ResetOutcome> {
+    const connection = this.#connection;
     const silenceMs = options.silenceMs ?? DEFAULT_RESET_SILENCE_MS;
-    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const timeoutMs = options.timeoutMs ?? connection.timeoutMs;
     await this.#sendCode(code, timeoutMs);
-    const outcome = await this.#waitFor("the command's output or a reset", timeoutMs, () => {
-      const m = this.#take(RAW_RESULT);
+    const outcome = await connection.waitFor("the command's output or a reset", timeoutMs, () => {
+      const m = connection.take(RAW_RESULT);
       if (m) return { reset: false, result: result(m[1]!, m[2]!) } as const;
-      if (this.#closed || Date.now() - this.#lastByteAt >= silenceMs) {
+      if (connection.closed || Date.now() - connection.lastByteAt >= silenceMs) {
         return { reset: true } as const;
       }
       return undefined;
     }, Math.min(silenceMs, 250));
-    if (outcome.reset) this.#gone = true;
+    if (outcome.reset) connection.markGone();
     trace(
       "webrepl",
       () =>
         outcome.reset
-          ? this.#closed
+          ? connection.closed
             ? "the board closed the connection after 'OK': it is resetting"
             : `no byte for ${silenceMs} ms after 'OK': the board is resetting`
           : "the code returned instead of resetting the board",
@@ -189,10 +124,8 @@ export class WebReplClient {
    * Sends bytes on the file-transfer channel (binary frames; docs/device.md, "WebREPL").
    * @throws {WebReplError} If the connection is closed.
    */
-  async sendBinary(bytes: Uint8Array, frameBytes = BINARY_FRAME_BYTES): Promise<void> {
-    for (let at = 0; at < bytes.length; at += frameBytes) {
-      await this.#write(encodeClientFrame(OPCODE.binary, bytes.subarray(at, at + frameBytes)));
-    }
+  sendBinary(bytes: Uint8Array, frameBytes = BINARY_FRAME_BYTES): Promise<void> {
+    return this.#connection.sendBinary(bytes, frameBytes);
   }
 
   /**
@@ -206,19 +139,7 @@ export class WebReplClient {
     step: string,
     options: { timeoutMs?: number; onClose?: () => Error | undefined } = {},
   ): Promise<Uint8Array> {
-    return this.#waitFor(
-      step,
-      options.timeoutMs ?? this.#timeoutMs,
-      () => {
-        if (this.#binaryLength < n) return undefined;
-        const all = this.#binary.length === 1 ? this.#binary[0]! : concat(this.#binary);
-        this.#binary = all.length > n ? [all.subarray(n)] : [];
-        this.#binaryLength -= n;
-        return all.slice(0, n);
-      },
-      0,
-      options.onClose,
-    );
+    return this.#connection.readBinary(n, step, options);
   }
 
   /**
@@ -226,274 +147,57 @@ export class WebReplClient {
    * @throws {WebReplError} If the connection is closed.
    */
   type(text: string): Promise<void> {
-    return this.#sendText(text);
+    return this.#connection.sendText(text);
   }
 
   /**
    * The text the board has printed since the last call, waiting up to `waitMs` for
    * some: "" if none came, undefined once the connection is closed and all was read.
    */
-  async readText(waitMs: number): Promise<string | undefined> {
-    if (this.#text === "" && !this.#closed) await this.#changed(waitMs);
-    const text = this.#text;
-    this.#text = "";
-    if (text === "" && this.#closed) return undefined;
-    return text;
+  readText(waitMs: number): Promise<string | undefined> {
+    return this.#connection.readText(waitMs);
   }
 
   /**
    * Leaves the raw REPL (so the next user gets `>>> `), sends a close frame and waits
-   * briefly for the board to close its side: it frees its one client slot only then,
-   * so a new connection right after would be refused. Idempotent.
+   * briefly for the board to close its side (see `WebReplConnection.close`). Idempotent.
    */
-  async close(): Promise<void> {
-    if (!this.#closed && !this.#gone) {
-      trace("webrepl", `closing the session with ${this.address}`);
-      try {
-        if (this.#raw) await this.#sendText(CTRL_B);
-        await this.#write(encodeClientFrame(OPCODE.close, new Uint8Array(0)));
-        const deadline = Date.now() + CLOSE_WAIT_MS;
-        while (!this.#closed && Date.now() < deadline) await this.#changed(deadline - Date.now());
-      } catch { /* the board may be gone already */ }
-    }
-    await this.#shut();
+  close(): Promise<void> {
+    return this.#connection.close(this.#raw ? CTRL_B : undefined);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
 
-  async #login(host: string, port: number, password: string): Promise<void> {
-    // The board closes a second client at once, before reading anything.
-    const refused = () =>
-      this.#bytesSeen === 0
-        ? new WebReplError(
-          `${this.address} closed the connection before the WebSocket handshake: ` +
-            "a second client is connected: the device accepts one at a time " +
-            "(close the other WebREPL session, e.g. a browser tab, and try again)",
-        )
-        : undefined;
-    const key = makeWebSocketKey();
-    try {
-      const hostHeader = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-      await this.#write(encodeHandshakeRequest({ host: hostHeader, key }));
-    } catch (e) {
-      throw refused() ?? e;
-    }
-    const head = await this.#waitFor(
-      "the WebSocket handshake reply",
-      this.#timeoutMs,
-      () => this.#handshake,
-      0,
-      refused,
-    );
-    const accept = head.headers.find(([n]) => n.toLowerCase() === "sec-websocket-accept")?.[1];
-    if (!/^HTTP\/1\.[01] 101\b/.test(head.startLine) || accept !== acceptFor(key)) {
-      throw new WebReplError(
-        `${this.address} answered the WebSocket handshake with '${head.startLine}'` +
-          (accept === undefined ? "" : " and a wrong Sec-WebSocket-Accept") +
-          ": it is not MicroPython's WebREPL",
-      );
-    }
-    trace("webrepl", `handshake accepted (${head.startLine}, Sec-WebSocket-Accept matches)`);
-    await this.#waitFor(
-      `the '${PASSWORD_PROMPT}' prompt`,
-      this.#timeoutMs,
-      () => this.#take(new RegExp(PASSWORD_PROMPT)),
-    );
-    trace("webrepl", `'${PASSWORD_PROMPT.trim()}' prompt: sending the password (not shown)`);
-    await this.#sendText(password + "\r");
-    const verdict = await this.#waitFor("the login reply", this.#timeoutMs, () => {
-      if (this.#text.includes(ACCESS_DENIED)) return "denied";
-      return this.#take(CONNECTED) ? "ok" : undefined;
-    });
-    trace("webrepl", verdict === "ok" ? "logged in ('WebREPL connected')" : "'Access denied'");
-    if (verdict === "denied") {
-      throw new WebReplError(
-        `wrong WebREPL password for ${this.address}: the device said 'Access denied' and ` +
-          "closed the connection (one attempt made; check WEBREPL_PASSWORD or --password)",
-      );
-    }
-  }
-
   async #sendCode(code: string, timeoutMs: number): Promise<void> {
-    if (this.#gone) throw new WebReplError(`${this.address} has reset: connect again`);
+    const connection = this.#connection;
+    if (connection.gone) throw new WebReplError(`${connection.address} has reset: connect again`);
     if (!this.#raw) {
       trace("webrepl", "entering the raw REPL (Ctrl-C, then Ctrl-A)");
       // Ctrl-C stops a running program; Ctrl-A enters the raw REPL (from either mode).
-      await this.#sendText(CTRL_C + CTRL_A);
-      await this.#waitFor("the raw REPL prompt", timeoutMs, () => this.#take(RAW_PROMPT));
+      await connection.sendText(CTRL_C + CTRL_A);
+      await connection.waitFor("the raw REPL prompt", timeoutMs, () => connection.take(RAW_PROMPT));
       this.#raw = true;
     }
-    this.#text = "";
+    connection.discardText();
     trace("webrepl", () => {
       const lines = code.trimEnd().split("\n");
       return `running ${lines.length} line${lines.length === 1 ? "" : "s"} of code: ` +
         lines.map((l) => l.trim()).filter(Boolean).join("; ").slice(0, 120);
     });
-    await this.#sendText(code + CTRL_D);
-    await this.#waitFor(
+    await connection.sendText(code + CTRL_D);
+    await connection.waitFor(
       "'OK' (the raw REPL taking the command)",
       timeoutMs,
-      () => this.#take(/OK/),
+      () => connection.take(/OK/),
     );
-  }
-
-  async #sendText(text: string): Promise<void> {
-    const bytes = new TextEncoder().encode(text);
-    for (let at = 0; at < bytes.length; at += CODE_FRAME_BYTES) {
-      await this.#write(
-        encodeClientFrame(OPCODE.text, bytes.subarray(at, at + CODE_FRAME_BYTES)),
-      );
-    }
-  }
-
-  async #write(bytes: Uint8Array): Promise<void> {
-    try {
-      for (let at = 0; at < bytes.length;) at += await this.#conn.write(bytes.subarray(at));
-    } catch (e) {
-      throw new WebReplError(
-        `${this.address} closed the connection (${(e as Error).name})`,
-        { cause: e },
-      );
-    }
-  }
-
-  /** Consumes the received text up to the end of the first match of `pattern`. */
-  #take(pattern: RegExp): RegExpExecArray | undefined {
-    const m = pattern.exec(this.#text);
-    if (!m) return undefined;
-    this.#text = this.#text.slice(m.index + m[0].length);
-    return m;
-  }
-
-  /**
-   * Waits until `check` gives a value. `pollMs` re-checks on a timer too (for
-   * silence); `onClose` may name a better error than "closed".
-   */
-  async #waitFor<T>(
-    step: string,
-    timeoutMs: number,
-    check: () => T | undefined,
-    pollMs = 0,
-    onClose: () => Error | undefined = () => undefined,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    while (true) {
-      const value = check();
-      if (value !== undefined) return value;
-      if (this.#closed) {
-        throw onClose() ??
-          new WebReplError(
-            `${this.address} closed the connection while we waited for ${step}` +
-              (this.#readError instanceof Error ? ` (${this.#readError.message})` : ""),
-          );
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new WebReplError(
-          `timed out after ${
-            formatSeconds(timeoutMs / 1000)
-          } waiting for ${step} from ${this.address}`,
-        );
-      }
-      await this.#changed(pollMs > 0 ? Math.min(left, pollMs) : left);
-    }
-  }
-
-  /** Resolves when bytes arrive, the connection closes, or after `ms`. */
-  #changed(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#waiters.add(wake);
-    });
-  }
-
-  #wake(): void {
-    for (const wake of [...this.#waiters]) wake();
-  }
-
-  async #readLoop(): Promise<void> {
-    const buffer = new Uint8Array(4096);
-    try {
-      while (true) {
-        const n = await this.#conn.read(buffer);
-        if (n === null) break;
-        this.#receive(buffer.slice(0, n));
-        this.#wake();
-      }
-    } catch (e) {
-      this.#readError = e;
-    }
-    this.#closed = true;
-    this.#wake();
-  }
-
-  #receive(bytes: Uint8Array): void {
-    this.#bytesSeen += bytes.length;
-    this.#lastByteAt = Date.now();
-    if (!this.#handshake) {
-      const done = this.#head.push(bytes);
-      if (!done) return;
-      this.#handshake = done.head;
-      bytes = done.rest;
-    }
-    for (const frame of this.#frames.push(bytes)) {
-      if (frame.opcode <= OPCODE.text) {
-        this.#text += this.#decoder.decode(frame.payload, { stream: true });
-      } else if (frame.opcode === OPCODE.binary) {
-        this.#binary.push(frame.payload);
-        this.#binaryLength += frame.payload.length;
-      }
-      // A close frame is followed by the close.
-    }
-  }
-
-  async #shut(): Promise<void> {
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
-    await this.#pump;
   }
 }
 
 /** Opens a WebREPL session; see `WebReplClient.connect`. */
 export function connectWebRepl(options: WebReplOptions): Promise<WebReplClient> {
   return WebReplClient.connect(options);
-}
-
-async function connectTcp(host: string, port: number, timeoutMs: number): Promise<Deno.Conn> {
-  const address = `${host}:${port}`;
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), timeoutMs);
-  try {
-    return await Deno.connect({ hostname: host, port, transport: "tcp", signal: abort.signal });
-  } catch (e) {
-    if (abort.signal.aborted) {
-      throw new DeviceUnreachableError(
-        `no answer from ${address} within ${formatSeconds(timeoutMs / 1000)}: ` +
-          "is the board powered, and on this network?",
-        { cause: e },
-      );
-    }
-    if (e instanceof Deno.errors.ConnectionRefused) {
-      throw new WebReplError(
-        `no WebREPL at ${address}: is the board running MicroPython with WebREPL enabled ` +
-          "(see `deno task spike enable-webrepl`)?",
-        { cause: e },
-      );
-    }
-    throw new DeviceUnreachableError(`cannot reach ${address}: ${(e as Error).message}`, {
-      cause: e,
-    });
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function result(output: string, error: string): ExecResult {

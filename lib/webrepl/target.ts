@@ -1,97 +1,28 @@
 /**
- * The flags every WebREPL tool shares (`repl`, `exec`, `put`, `get`, `ls`, `rm`), read
- * the way `deno task trigger` reads them: `--ip` (else "ip" in ota.config.json),
- * `--port` (else "port", else 8266), `--password` (else WEBREPL_PASSWORD, else a
- * prompt), `--timeout` per step. The password is never printed.
+ * Which board a WebREPL task talks to: `--ip` (else "ip" in ota.config.json) and
+ * `--port` (else "port", else 8266). The flags themselves are read by
+ * lib/cli/webrepl_target.ts.
  */
-import { boolOpt, numberOpt, type OptionSpec, type ParsedValues, stringOpt } from "../cli/cli.ts";
 import type { OtaConfig } from "../config/config.ts";
 import { UsageError } from "../errors.ts";
-import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "./password.ts";
-import { DEFAULT_TIMEOUT_MS, DEFAULT_WEBREPL_PORT, type WebReplOptions } from "./client.ts";
-
-/** `--ip`, `--port`, `--password`, `--timeout` for a task's spec. */
-export const TARGET_OPTIONS: Record<string, OptionSpec> = {
-  ip: { type: "string", arg: "ADDR", help: 'the board\'s address (default: "ip" in the config)' },
-  port: {
-    type: "string",
-    arg: "PORT",
-    help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_WEBREPL_PORT})`,
-  },
-  password: { type: "string", arg: "P", help: PASSWORD_FLAG_HELP },
-  timeout: {
-    type: "string",
-    arg: "SECONDS",
-    help: `time allowed for each step (default ${DEFAULT_TIMEOUT_MS / 1000})`,
-  },
-};
-
-export const JSON_OPTION: Record<string, OptionSpec> = {
-  json: { type: "boolean", help: "print the result as one JSON object on stdout" },
-};
-
-/** The `--help` note on where the password comes from. */
-export const PASSWORD_NOTE =
-  `Password: --password, else the ${PASSWORD_ENV} environment variable, else a prompt ` +
-  "without echo. A --password value is visible to other users in `ps`, and `deno task` " +
-  `echoes the arguments on stderr (\`deno task -q\` does not): prefer ${PASSWORD_ENV} or the prompt.`;
-
-export interface TargetArgs {
-  ip?: string;
-  port?: number;
-  password?: string;
-  timeoutMs: number;
-  json: boolean;
-  config?: string;
-}
+import { resolvePort } from "../config/values.ts";
 
 /**
- * The shared flags from parsed values. Pure.
- * @throws {UsageError} On a bad port or timeout.
+ * Where to connect, before the password is known: the flag's address and port over the
+ * config's. Pure.
+ * @throws {UsageError} If neither names an address.
+ * @example
+ * ```ts
+ * import { resolveAddress } from "./target.ts";
+ * const { host, port } = resolveAddress({}, { ip: "192.168.4.1" });
+ * if (host !== "192.168.4.1" || port !== 8266) throw new Error();
+ * ```
  */
-export function targetArgsFrom(values: ParsedValues): TargetArgs {
-  const port = numberOpt(
-    values,
-    "port",
-    (n) => Number.isInteger(n) && n >= 1 && n <= 65535,
-    "a port number from 1 to 65535",
-  );
-  const seconds = numberOpt(values, "timeout", (n) => n > 0 && n <= 3600, "seconds, up to 3600");
-  const ip = stringOpt(values, "ip");
-  const password = stringOpt(values, "password");
-  const config = stringOpt(values, "config");
-  return {
-    ...(ip === undefined ? {} : { ip }),
-    ...(port === undefined ? {} : { port }),
-    ...(password === undefined ? {} : { password }),
-    ...(config === undefined ? {} : { config }),
-    timeoutMs: seconds === undefined ? DEFAULT_TIMEOUT_MS : Math.round(seconds * 1000),
-    json: boolOpt(values, "json"),
-  };
-}
-
-/** Where to connect, before the password is known. */
 export function resolveAddress(
-  args: TargetArgs,
-  config: OtaConfig,
+  flags: { ip?: string; port?: number },
+  config: Pick<OtaConfig, "ip" | "port">,
 ): { host: string; port: number } {
-  const host = args.ip ?? config.ip;
+  const host = flags.ip ?? config.ip;
   if (!host) throw new UsageError('--ip is required (or set "ip" in ota.config.json)');
-  return { host, port: args.port ?? config.port ?? DEFAULT_WEBREPL_PORT };
-}
-
-/**
- * The connection options: address, password (flag, environment, or prompt), timeout.
- * @throws {UsageError} With no address, or no usable password.
- */
-export async function resolveTarget(
-  args: TargetArgs,
-  config: OtaConfig,
-): Promise<WebReplOptions & { port: number; timeoutMs: number }> {
-  const { host, port } = resolveAddress(args, config);
-  const password = await resolvePassword({
-    ...(args.password === undefined ? {} : { flag: args.password }),
-    message: `WebREPL password for ${host}:${port}: `,
-  });
-  return { host, port, password, timeoutMs: args.timeoutMs };
+  return { host, port: resolvePort(flags.port, config) };
 }

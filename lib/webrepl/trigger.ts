@@ -5,14 +5,10 @@
  * typed directly: RTC user memory := `yaotaota`, then `machine.reset()`.
  */
 import { OtaError, WebReplError } from "../errors.ts";
-import { formatSeconds } from "../cli/output.ts";
+import { formatSeconds } from "../_units.ts";
 import { CONNECT_PROBE_MS, tcpPortOpen } from "../transfer/tcp_probe.ts";
-import {
-  DEFAULT_WEBREPL_PORT,
-  type ExecResult,
-  WebReplClient,
-  type WebReplOptions,
-} from "./client.ts";
+import { type ExecResult, WebReplClient, type WebReplOptions } from "./client.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 
 /** The RTC user memory magic that makes the patched boot8266 enter OTA mode. */
 export const OTA_MAGIC = "yaotaota";
@@ -198,7 +194,7 @@ export async function enterOtaMode(
     `watching for ${formatSeconds(watchMs / 1000)}: a board whose bootloader ignores the RTC ` +
       "magic comes back in its app",
   );
-  const back = await watchForApp({ host: target.host, port: target.port ?? DEFAULT_WEBREPL_PORT }, {
+  const back = await watchForApp({ host: target.host, port: target.port ?? DEFAULT_DEVICE_PORT }, {
     watchMs,
   });
   if (back !== undefined) {

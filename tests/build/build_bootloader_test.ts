@@ -47,7 +47,7 @@ Deno.test("parseBuildBootloaderArgs() types the flags and refuses bad ones", () 
     parseBuildBootloaderArgs(["--key", "k.pem", "--runtime", "native", "--app-offset", "0x40000"]),
     {
       yaota8266: undefined,
-      key: "k.pem",
+      keyPath: "k.pem",
       runtime: "native",
       image: undefined,
       appOffset: 0x40000,
@@ -69,12 +69,18 @@ Deno.test("parseBuildBootloaderArgs() types the flags and refuses bad ones", () 
 Deno.test("resolveBootloaderOptions() takes keys/pub.key when there is no keys/priv.key", async () => {
   await using dir = await tempDir();
   const flags = { dryRun: false };
-  assertEquals(resolveBootloaderOptions(flags, {}, dir.path).key, join(dir.path, "keys/priv.key"));
+  assertEquals(
+    resolveBootloaderOptions(flags, {}, dir.path).keyPath,
+    join(dir.path, "keys/priv.key"),
+  );
   await Deno.mkdir(join(dir.path, "keys"));
   await Deno.writeTextFile(join(dir.path, "keys/pub.key"), "x");
-  assertEquals(resolveBootloaderOptions(flags, {}, dir.path).key, join(dir.path, "keys/pub.key"));
   assertEquals(
-    resolveBootloaderOptions(flags, { key: "/k/priv.key" }, dir.path).key,
+    resolveBootloaderOptions(flags, {}, dir.path).keyPath,
+    join(dir.path, "keys/pub.key"),
+  );
+  assertEquals(
+    resolveBootloaderOptions(flags, { key: "/k/priv.key" }, dir.path).keyPath,
     "/k/priv.key",
   );
 });

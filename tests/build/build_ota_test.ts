@@ -13,13 +13,8 @@ import {
   makeFakeMicroPythonTree,
   userArg,
 } from "../fixtures/fake_trees.ts";
-import {
-  checkRuntime,
-  commandFailed,
-  commandLine,
-  LineTail,
-  shellQuote,
-} from "../../lib/build/container.ts";
+import { checkRuntime, commandFailed, commandLine, LineTail } from "../../lib/build/container.ts";
+import { shellQuote } from "../../lib/_shell.ts";
 import { ContainerRuntimeError, ToolMissingError, UsageError } from "../../lib/errors.ts";
 import { inspectImage } from "../../lib/format/inspect.ts";
 import {

@@ -11,7 +11,7 @@ import {
   OTA_SERVER_MARKERS,
   packetLogOf,
   PER_PACKET_LOG_FORMATS,
-} from "../../lib/format/bootloader_log.ts";
+} from "../../lib/format/bootloader_image.ts";
 import { hasQuietLogGate, planQuietLog } from "../../lib/build/quiet_log_edit.ts";
 import { join } from "node:path";
 

@@ -12,13 +12,8 @@ import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { type RunningApp, startWebReplServer } from "../../lib/sim/webrepl_server.ts";
 import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { renderHelp } from "../../lib/cli/cli.ts";
-import {
-  formatTraceLine,
-  hideInTrace,
-  setTraceSink,
-  trace,
-  verboseWanted,
-} from "../../lib/trace.ts";
+import { hideInTrace, setTraceSink, trace, verboseWanted } from "../../lib/trace.ts";
+import { formatTraceLine } from "../../lib/cli/trace_sink.ts";
 
 const KEY = `${VECTORS}test-key-512.pem`;
 const PASSWORD = "pw-verb0";
@@ -104,7 +99,7 @@ async function webrepl() {
     frozenOta: true,
     log: () => {},
   };
-  return await startWebReplServer({ hostname: "127.0.0.1", port: 0, app });
+  return await startWebReplServer({ host: "127.0.0.1", port: 0, app });
 }
 
 Deno.test("trigger --verbose traces the connection steps and never the password, given as a flag or in the environment", async () => {

@@ -25,7 +25,7 @@ import {
 } from "../../lib/format/image.ts";
 import { TriggerIgnoredError } from "../../lib/webrepl/trigger.ts";
 import { indexOfBytes } from "../../lib/_bytes.ts";
-import { loadPublicKey } from "../../lib/format/keys.ts";
+import { loadPublicKey } from "../../lib/config/key_file.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { startVirtualDevice, type VirtualDevice } from "../../lib/sim/virtual_device.ts";
 
@@ -63,7 +63,7 @@ async function runningBoard(
   const lines: string[] = [];
   const files = new Map([["boot.py", BOOT_PY]]);
   const device = await startVirtualDevice({
-    hostname: "127.0.0.1",
+    host: "127.0.0.1",
     port: 0,
     modulus: key.modulus,
     flash,

@@ -170,3 +170,31 @@ Deno.test("verify task prints 'warn' and carries the software trigger in --json"
   assertEquals([good.ok, good.bootloader.softwareTrigger], [true, true]);
   assertEquals(good.checks[3].warning, undefined);
 });
+
+Deno.test("inspect of a bootloader says whether it logs every packet, and --json carries it", async () => {
+  await using dir = await tempDir();
+  const runs = [
+    ["on", "  serial log: logs every packet on its serial port (~150 characters, about 13 ms"],
+    [
+      "off",
+      "  serial log: quiet: no per-packet serial log (built with --quiet-log), error lines kept\n",
+    ],
+    [undefined, "  serial log: not found (no OTA server log line this tool knows)\n"],
+  ] as const;
+  for (const [packetLog, line] of runs) {
+    const file = join(dir.path, `boot-${packetLog}.bin`);
+    await Deno.writeFile(
+      file,
+      makeSampleBootloader({ modulus: KEY_512.modulus, ...(packetLog ? { packetLog } : {}) }),
+    );
+    const text = await runTaskFile("inspect", [file]);
+    assertEquals(text.code, 3, text.stderr);
+    assertStringIncludes(text.stdout, line);
+    const json = await runTaskFile("inspect", [file, "--json"]);
+    assertEquals(JSON.parse(json.stdout).bootloader.packetLog.state, packetLog ?? "unknown");
+  }
+  const quiet = analyseBootloader(
+    makeSampleBootloader({ modulus: KEY_512.modulus, packetLog: "off" }),
+  );
+  assertEquals(quiet.packetLog, { state: "off", found: [] });
+});

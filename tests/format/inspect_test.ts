@@ -173,7 +173,7 @@ Deno.test("inspect names a missing file and refuses bad arguments", async () => 
     appOffset: undefined,
     flashSize: 4 * 1024 * 1024,
     json: true,
-    key: undefined,
+    keyPath: undefined,
     config: undefined,
   });
 });

@@ -9,13 +9,12 @@ import { tempDir, vectorText } from "../_helpers.ts";
 import {
   generateKey,
   keyFingerprint,
-  loadPublicKey,
-  loadSigningKey,
   modulusCString,
   modulusFromConfigH,
   parsePrivateKey,
   parsePublicKey,
 } from "../../lib/format/keys.ts";
+import { loadPublicKey, loadSigningKey } from "../../lib/config/key_file.ts";
 import { nativeSigner } from "../../lib/format/signer.ts";
 import { KeyError } from "../../lib/errors.ts";
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";

@@ -8,7 +8,8 @@ import {
 } from "../_assert.ts";
 import { ROOT, runTaskFile, tempDir, vectorText } from "../_helpers.ts";
 import { describeSerial, flashSteps, serialSettings } from "../../lib/setup/flash.ts";
-import { esptoolDialect, formatCommand, parseEsptoolVersion } from "../../lib/setup/esptool.ts";
+import { esptoolDialect, parseEsptoolVersion } from "../../lib/setup/esptool.ts";
+import { shellQuote } from "../../lib/_shell.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
@@ -150,9 +151,9 @@ Deno.test("parseEsptoolVersion() reads v4's and v5's `version` output; esptoolDi
   );
 });
 
-Deno.test("formatCommand() quotes what a shell would split", () => {
+Deno.test("shellQuote() quotes what a shell would split", () => {
   assertEquals(
-    formatCommand(["esptool", "--port", "/dev/tty USB0", "it's", "0x0"]),
+    shellQuote(["esptool", "--port", "/dev/tty USB0", "it's", "0x0"]),
     `esptool --port '/dev/tty USB0' 'it'\\''s' 0x0`,
   );
 });
@@ -161,7 +162,7 @@ Deno.test("parseFlashArgs() takes -p/--port (or --serial) and -b/--baud, both op
   assertEquals(parseFlashArgs(["-p", "/dev/ttyUSB0", "-b", "460800"]), {
     port: "/dev/ttyUSB0",
     baud: 460800,
-    key: undefined,
+    keyPath: undefined,
     bootloader: undefined,
     firmware: undefined,
     appOffset: undefined,

@@ -6,7 +6,7 @@ import {
   assertThrows,
 } from "../_assert.ts";
 import { runTaskFile, tempDir } from "../_helpers.ts";
-import { loadPublicKey, loadSigningKey } from "../../lib/format/keys.ts";
+import { loadPublicKey, loadSigningKey } from "../../lib/config/key_file.ts";
 import {
   checkKeyBits,
   keyPaths,

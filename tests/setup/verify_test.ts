@@ -218,7 +218,7 @@ Deno.test("parseVerifyArgs() reads the files and the app offset", () => {
   assertEquals(
     parseVerifyArgs(["--key", "k", "--config-h", "c.h", "--app-offset", "0x40000", "--json"]),
     {
-      paths: { key: "k", bootloader: undefined, configH: "c.h", firmware: undefined },
+      paths: { keyPath: "k", bootloader: undefined, configH: "c.h", firmware: undefined },
       appOffset: 0x40000,
       json: true,
       config: undefined,

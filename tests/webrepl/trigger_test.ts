@@ -8,7 +8,7 @@ import {
 } from "../_assert.ts";
 import { runTaskFile, tempDir, VECTORS } from "../_helpers.ts";
 import { DEFAULT_APP_OFFSET } from "../../lib/format/image.ts";
-import { loadPublicKey } from "../../lib/format/keys.ts";
+import { loadPublicKey } from "../../lib/config/key_file.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { startVirtualDevice } from "../../lib/sim/virtual_device.ts";
 import { InterruptedError, UsageError } from "../../lib/errors.ts";
@@ -31,7 +31,7 @@ async function bootDevice(options: { frozenOta?: boolean } = {}) {
     frozenOta: options.frozenOta ?? true,
     log: (line) => console.push(line),
   };
-  const server = await startWebReplServer({ hostname: "127.0.0.1", port: 0, app });
+  const server = await startWebReplServer({ host: "127.0.0.1", port: 0, app });
   return { server, resets, console, [Symbol.asyncDispose]: () => server.close() };
 }
 

@@ -37,7 +37,7 @@ async function bootDevice(
     frozenOta: options.frozenOta ?? true,
     log: (line) => console.push(line),
   };
-  const server = await startWebReplServer({ hostname: "127.0.0.1", port: 0, app });
+  const server = await startWebReplServer({ host: "127.0.0.1", port: 0, app });
   return {
     app,
     server,

@@ -16,7 +16,7 @@ import {
 } from "../../lib/webrepl/remote_fs.ts";
 import { UsageError, WebReplError } from "../../lib/errors.ts";
 import { runTerminal } from "../../lib/cli/webrepl_terminal.ts";
-import { fleetPasswords } from "../../lib/webrepl/fleet_put.ts";
+import { fleetPasswords } from "../../lib/deploy/fleet_put.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

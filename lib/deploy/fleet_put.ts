@@ -6,11 +6,11 @@
  * The connection is injected, so this runs against virtual devices in tests.
  */
 import { OtaError, UsageError } from "../errors.ts";
-import { type DeviceOutcome, type FleetDevice, runFleet } from "../deploy/fleet.ts";
-import { checkPassword } from "./password.ts";
-import type { BoardSession } from "./tools.ts";
-import { putToBoard } from "./tools.ts";
-import type { WebReplOptions } from "./client.ts";
+import { type DeviceOutcome, type FleetDevice, runFleet } from "./fleet.ts";
+import { checkPassword } from "../webrepl/password.ts";
+import type { BoardSession } from "../webrepl/tools.ts";
+import { putToBoard } from "../webrepl/tools.ts";
+import type { WebReplOptions } from "../webrepl/client.ts";
 
 /** A session that can be closed (a `WebReplClient`). */
 export type ClosableSession = BoardSession & AsyncDisposable;

@@ -4,7 +4,8 @@ import { decodeCanned } from "../../lib/format/canned.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
-import { checkBlockFits, defaultOtaPath, parseSignArgs } from "../../tasks/sign.ts";
+import { checkBlockFits, defaultOtaPath } from "../../lib/setup/sign.ts";
+import { parseSignArgs } from "../../tasks/sign.ts";
 import { createPublicKey } from "node:crypto";
 import { join } from "node:path";
 
@@ -242,7 +243,7 @@ Deno.test("sign refuses to sign a canned .ota file again", async () => {
 Deno.test("parseSignArgs() reads the options and refuses bad ones", () => {
   assertEquals(parseSignArgs(["fw.bin"]), {
     firmware: "fw.bin",
-    key: undefined,
+    keyPath: undefined,
     block: 256,
     out: undefined,
     appOffset: undefined,
@@ -263,7 +264,7 @@ Deno.test("parseSignArgs() reads the options and refuses bad ones", () => {
     "--force",
     "--json",
   ]);
-  assertEquals([all.key, all.block, all.out, all.appOffset, all.force, all.json], [
+  assertEquals([all.keyPath, all.block, all.out, all.appOffset, all.force, all.json], [
     "k.pem",
     512,
     "o.ota",
