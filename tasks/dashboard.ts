@@ -137,6 +137,7 @@ export function portFor(args: DashboardArgs, config: OtaConfig): FleetPort {
     config,
     keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
     onWarning: (m) => warn(m),
+    onLog: (line) => log(line),
   });
 }
 

@@ -28,6 +28,7 @@ import { ProgressDisplay } from "../lib/cli/progress.ts";
 import { makeSampleFirmware } from "../lib/sim/sample_firmware.ts";
 import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
 import { equalBytes } from "../lib/_bytes.ts";
+import { describeBuild } from "../lib/build/build_id.ts";
 
 export const spec: CommandSpec = {
   name: "demo",
@@ -54,9 +55,10 @@ export const spec: CommandSpec = {
     "Makes a throwaway RSA key (exponent 3) in a temp dir, starts a virtual device built for it on " +
     "127.0.0.1, builds a sample OTA image in the real makeimg format (with a valid MD5 trailer), " +
     "deploys it, and prints the outcome. Everything is removed at the end.",
-    "--dashboard: virtual boards running an older app with WebREPL, a build folder with the " +
-    "current build and two kept releases, and the dashboard on 127.0.0.1; open the address it " +
-    "prints and roll the build out from the page. Ctrl-C stops it and removes everything.",
+    "--dashboard: virtual boards with WebREPL whose firmware names its build (ota.BUILD): two " +
+    "run an older build, one the current build; a build folder with the current build and two " +
+    "kept releases, and the dashboard on 127.0.0.1; open the address it prints and roll the " +
+    "build out from the page. Ctrl-C stops it and removes everything.",
   ],
 };
 
@@ -157,15 +159,21 @@ async function dashboardDemo(
     env: fleet.env,
     retryDelayMs: 1000,
     triggerSettings: { otaWaitMs: 10000, comeBackMs: 20000 },
+    onLog: (line) => log(line),
   });
   for (const d of fleet.config.devices ?? []) {
+    const build = fleet.runs.get(d.name);
     log(
       `   ${d.name.padEnd(8)} ${d.ip}:${d.port}  ${(d.tags ?? []).join(", ").padEnd(13)} ${
-        d.name === fleet.offline ? "offline (nothing listens there)" : `runs ${fleet.versions.old}`
+        build ? `runs build ${describeBuild(build)}` : "offline (nothing listens there)"
       }`,
     );
   }
-  log(`   current build: ${fleet.versions.current}; kept releases in ${fleet.config.out}`);
+  log(
+    `   current build: ${
+      describeBuild(fleet.builds.current)
+    }; kept releases in ${fleet.config.out}`,
+  );
   await using running = await serveDashboard({
     port,
     listenPort,

@@ -63,7 +63,12 @@ import {
 } from "../lib/deploy/events.ts";
 import { MAX_RETRY_DELAY_MS } from "../lib/deploy/rollout.ts";
 import { fleetExitCode, renderFleetSummary, renderFleetTable } from "../lib/deploy/fleet.ts";
-import { type BuildPolicy, deployFleet, type SharedRequest } from "../lib/deploy/fleet_deploy.ts";
+import {
+  type BuildPolicy,
+  buildPolicyFor,
+  deployFleet,
+  type SharedRequest,
+} from "../lib/deploy/fleet_deploy.ts";
 import { ProgressDisplay } from "../lib/cli/progress.ts";
 import { FleetProgress } from "../lib/cli/fleet_progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
@@ -400,13 +405,7 @@ function sharedRequest(args: DeployArgs, config: OtaConfig, image: ImageChoice):
 
 /** What --trigger does with the build a board runs. */
 function buildPolicy(args: DeployArgs, image: ImageChoice): BuildPolicy {
-  return {
-    ...(image.build ? { image: image.build } : {}),
-    knownBuilds: image.known,
-    reinstall: args.force,
-    // A release named on the command line is wanted even if it is older: a rollback.
-    allowDowngrade: args.allowDowngrade || args.release !== undefined,
-  };
+  return buildPolicyFor(image, { force: args.force, allowDowngrade: args.allowDowngrade });
 }
 
 function summary(result: DeployResult): string {

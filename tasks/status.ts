@@ -14,22 +14,14 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
-import { KeyError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { type FleetDevice, selectDevices } from "../lib/deploy/fleet.ts";
-import { loadSigningKey } from "../lib/config/key_file.ts";
 import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
-import {
-  checkPassword,
-  PASSWORD_ENV,
-  PASSWORD_FLAG_HELP,
-  resolvePassword,
-} from "../lib/webrepl/password.ts";
-import { nativeSigner } from "../lib/format/signer.ts";
-import type { Signer } from "../lib/format/packet.ts";
+import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/webrepl/password.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { DEFAULT_BUILD_DIR, MANIFEST_FILE } from "../lib/build/build_outputs.ts";
-import { currentBuild, listReleases, releaseById, stampOf } from "../lib/build/releases.ts";
+import { passwordFromEnv, statusBuilds, statusTargets } from "../lib/deploy/status_inputs.ts";
 import {
   renderStatusHeading,
   renderStatusSummary,
@@ -195,15 +187,7 @@ async function passwordFor(
       throw e;
     }
   }
-  const name = device.passwordEnv ?? PASSWORD_ENV;
-  const value = Deno.env.get(name);
-  if (!value) return { missing: `set ${name} to read it over WebREPL` };
-  try {
-    return { value: checkPassword(value, name) };
-  } catch (e) {
-    if (e instanceof UsageError) return { missing: e.message };
-    throw e;
-  }
+  return passwordFromEnv(device, (name) => Deno.env.get(name));
 }
 
 export async function main(ctx: TaskContext): Promise<number> {
@@ -221,42 +205,14 @@ async function run(args: StatusArgs, events: EventSink): Promise<number> {
   const config = await loadConfig(args.config);
   const boards = chooseBoards(args, config);
   const out = config.out ?? DEFAULT_BUILD_DIR;
-  const current = await currentBuild(out);
-  const releases = await listReleases(out);
-  const known = (id: string) => {
-    const r = releaseById(releases, id);
-    return r ? stampOf(r) : current?.id === id ? stampOf(current) : undefined;
-  };
+  const builds = await statusBuilds(out);
   events.emit({ type: "run.started", command: "status", devices: boards.map((b) => b.name) });
-  // Each key once; one that cannot be loaded only means "OTA mode not asked".
-  const signers = new Map<string, Signer | { missing: string }>();
-  const targets: StatusTarget[] = [];
-  for (const device of boards) {
-    const keyPath = device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH;
-    if (!signers.has(keyPath)) {
-      try {
-        signers.set(keyPath, nativeSigner(await loadSigningKey(keyPath, { onWarning: warn })));
-      } catch (e) {
-        if (!(e instanceof KeyError)) throw e;
-        signers.set(keyPath, { missing: e.message });
-      }
-    }
-    targets.push({
-      device,
-      password: await passwordFor(args, device),
-      signer: signers.get(keyPath)!,
-    });
-  }
-  const report = await probeFleet(targets, {
-    timeoutMs: args.timeoutMs,
-    ...(current ? { manifest: stampOf(current) } : {}),
-    known,
-    release: (id) => {
-      const r = releaseById(releases, id);
-      return r ? stampOf(r) : undefined;
-    },
-    events,
+  const targets = await statusTargets(boards, {
+    keyPath: (device) => device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH,
+    password: (device) => passwordFor(args, device),
+    onWarning: warn,
   });
+  const report = await probeFleet(targets, { timeoutMs: args.timeoutMs, ...builds, events });
   const write = args.events ? (line: string) => log(line) : (line: string) => print(line);
   if (args.json) printJson(report);
   else {

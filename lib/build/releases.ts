@@ -158,6 +158,19 @@ export function stampOf(build: BuildStamp): BuildStamp {
   };
 }
 
+/**
+ * Every build whose time we know, by id: the kept releases and the current build (which
+ * orders "older" and "newer", see `build_compare.ts`). Pure.
+ */
+export function knownBuilds(
+  releases: readonly Release[],
+  current: BuildStamp | undefined,
+): (id: string) => BuildStamp | undefined {
+  const byId = new Map<string, BuildStamp>(releases.map((r) => [r.id, stampOf(r)]));
+  if (current && !byId.has(current.id)) byId.set(current.id, stampOf(current));
+  return (id) => byId.get(id);
+}
+
 /** What deploy sends, and what it knows about builds. */
 export interface ImageChoice {
   /** The image (or canned file) to send. */
@@ -184,9 +197,7 @@ export async function chooseImage(
 ): Promise<ImageChoice> {
   const releases = await listReleases(out);
   const current = await currentBuild(out);
-  const byId = new Map<string, BuildStamp>(releases.map((r) => [r.id, stampOf(r)]));
-  if (current && !byId.has(current.id)) byId.set(current.id, stampOf(current));
-  const known = (id: string) => byId.get(id);
+  const known = knownBuilds(releases, current);
   if (given.release !== undefined) {
     const release = chooseRelease(releases, given.release, current, out);
     return {

@@ -1,16 +1,21 @@
 /**
  * A fleet of virtual boards for the dashboard's demo mode and its tests: each a virtual
- * yaota8266 (lib/sim) running an older app with WebREPL, plus one board that is offline;
- * a throwaway key; and a build folder like `build-ota` leaves it (`firmware-ota.bin`, its
- * manifest, and two kept releases). Demo code: production modules never import it.
+ * yaota8266 (lib/sim) running an app with WebREPL whose frozen `ota.py` names its build
+ * (`ota.BUILD`, as build-ota stamps it), most of them an older build and the last one the
+ * current build, plus one board that is offline; a throwaway key; and a build folder like
+ * `build-ota` leaves it (`firmware-ota.bin`, its manifest, and two kept releases). Demo
+ * code: production modules never import it.
  */
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import type { OtaConfig } from "../config/config.ts";
 import { generateKey } from "../format/keys.ts";
 import { DEFAULT_APP_OFFSET } from "../format/image.ts";
+import { renderOtaModule } from "../format/ota_module.ts";
+import type { BuildStamp } from "../build/build_id.ts";
 import { FIRMWARE_FILE, MANIFEST_FILE } from "../build/build_outputs.ts";
 import type { DeviceProfile } from "../sim/device_profile.ts";
+import { readOtaTemplate } from "../sim/device_shims.ts";
 import { makeSampleFirmware } from "../sim/sample_firmware.ts";
 import { startVirtualDevice, type VirtualDevice } from "../sim/virtual_device.ts";
 
@@ -32,10 +37,20 @@ export interface DemoFleetOptions {
   profile: DeviceProfile;
   /** Boards that run (default 3); one more is offline. */
   boards?: number;
+  /** How many of them (the last ones) run the current build already (default 1). */
+  upToDate?: number;
   /** Image size in bytes (default 160 KiB). */
   imageSize?: number;
   /** Key size (default 1024). */
   bits?: number;
+}
+
+/** One of the demo's two builds, as build-ota would have made it. */
+export interface DemoBuild extends BuildStamp {
+  version: string;
+  /** What `os.uname().version` says on a board running it. */
+  micropython: string;
+  image: Uint8Array;
 }
 
 export interface DemoFleet extends AsyncDisposable {
@@ -47,36 +62,57 @@ export interface DemoFleet extends AsyncDisposable {
   devices: VirtualDevice[];
   /** The name of the board with nothing behind its address. */
   offline: string;
-  /** The versions the boards run before and after an update. */
-  versions: { old: string; current: string };
+  /** The build most boards run (a kept release), and the current build. */
+  builds: { old: DemoBuild; current: DemoBuild };
+  /** The build each running board was started with, by name. */
+  runs: Map<string, DemoBuild>;
   close(): Promise<void>;
 }
 
-function shortId(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex").slice(0, 12);
+const sha256Hex = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
+
+/** A build: its id, and an image whose frozen `ota.py` names it, as build-ota stamps it. */
+function makeBuild(
+  template: string,
+  size: number,
+  seed: number,
+  version: string,
+  micropython: { version: string; date: string },
+  builtAt: string,
+): DemoBuild {
+  // Content-derived, as a real build id is (lib/build/build_id.ts), from what differs here.
+  const id = sha256Hex(`yaota demo build/${seed}/${version}/${micropython.version}`).slice(0, 12);
+  const image = makeSampleFirmware({
+    size,
+    seed,
+    ...micropython,
+    frozen: [{ name: "ota.py", source: renderOtaModule(template, { build: id, version }) }],
+  });
+  return {
+    id,
+    builtAt,
+    version,
+    micropython: `${micropython.version} on ${micropython.date}`,
+    image,
+  };
 }
 
-async function keepBuild(
-  dir: string,
-  image: Uint8Array,
-  builtAt: string,
-  label: string,
-  banner: string,
-): Promise<{ id: string; manifest: string }> {
-  const id = shortId(image);
+/** Keeps `build` under `dir/releases/<id>/`; returns its manifest's text. */
+async function keepBuild(dir: string, build: DemoBuild): Promise<string> {
+  const { id, builtAt, version, image } = build;
   const manifest = JSON.stringify(
     {
       firmware: FIRMWARE_FILE,
       builtAt,
-      build: { id, builtAt, version: label },
+      build: { id, builtAt, version },
       image: {
         size: image.length,
-        sha256: createHash("sha256").update(image).digest("hex"),
+        sha256: sha256Hex(image),
         appOffset: "0x3c000",
-        version: banner,
+        version: build.micropython,
         safe: true,
       },
-      modules: [{ name: "ota.py" }, { name: "uartremote.py" }],
+      modules: [{ name: "ota.py" }],
     },
     null,
     2,
@@ -85,7 +121,7 @@ async function keepBuild(
   await Deno.mkdir(release, { recursive: true });
   await Deno.writeFile(join(release, FIRMWARE_FILE), image);
   await Deno.writeTextFile(join(release, MANIFEST_FILE), manifest);
-  return { id, manifest };
+  return manifest;
 }
 
 /** A TCP and UDP port with nothing listening (right now). */
@@ -100,6 +136,7 @@ function freePort(): number {
 export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFleet> {
   const size = options.imageSize ?? 160 * 1024;
   const count = Math.min(options.boards ?? 3, BOARDS.length - 1);
+  const upToDate = Math.min(options.upToDate ?? 1, count);
   const dir = await Deno.makeTempDir({ prefix: "yaota-dashboard-demo-" });
   const devices: VirtualDevice[] = [];
   try {
@@ -108,28 +145,28 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
     await Deno.writeTextFile(keyPath, key.privatePem, { mode: 0o600 });
 
     const out = join(dir, "dist");
-    const old = makeSampleFirmware({ size, version: "v1.19.1-demo", date: "2025-06-18", seed: 1 });
-    const current = makeSampleFirmware({
-      size,
-      version: "v1.20.0-demo",
-      date: "2026-01-10",
-      seed: 2,
-    });
-    const versions = { old: "v1.19.1-demo on 2025-06-18", current: "v1.20.0-demo on 2026-01-10" };
-    await keepBuild(out, old, "2025-06-18T10:00:00.000Z", "1.0.0", versions.old);
-    const now = await keepBuild(
-      out,
-      current,
-      "2026-01-10T10:00:00.000Z",
-      "1.1.0",
-      versions.current,
-    );
-    await Deno.writeFile(join(out, FIRMWARE_FILE), current);
-    await Deno.writeTextFile(join(out, MANIFEST_FILE), now.manifest);
+    const template = await readOtaTemplate();
+    const builds = {
+      old: makeBuild(template, size, 1, "1.0.0", {
+        version: "v1.19.1-demo",
+        date: "2025-06-18",
+      }, "2025-06-18T10:00:00.000Z"),
+      current: makeBuild(template, size, 2, "1.1.0", {
+        version: "v1.20.0-demo",
+        date: "2026-01-10",
+      }, "2026-01-10T10:00:00.000Z"),
+    };
+    await keepBuild(out, builds.old);
+    const manifest = await keepBuild(out, builds.current);
+    await Deno.writeFile(join(out, FIRMWARE_FILE), builds.current.image);
+    await Deno.writeTextFile(join(out, MANIFEST_FILE), manifest);
 
+    const runs = new Map<string, DemoBuild>();
     for (let i = 0; i < count; i++) {
       const flash = new Uint8Array(0x100000).fill(0xff);
-      flash.set(old, DEFAULT_APP_OFFSET);
+      const build = i < count - upToDate ? builds.old : builds.current;
+      runs.set(BOARDS[i]!.name, build);
+      flash.set(build.image, DEFAULT_APP_OFFSET);
       devices.push(
         await startVirtualDevice({
           modulus: key.info.modulus,
@@ -175,7 +212,8 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
       env: (name) => name === DEMO_PASSWORD_ENV ? DEMO_PASSWORD : undefined,
       devices,
       offline: offline.name,
-      versions,
+      builds,
+      runs,
       close,
       [Symbol.asyncDispose]: close,
     };

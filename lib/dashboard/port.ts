@@ -1,38 +1,33 @@
 /**
  * What the dashboard needs from the rest of the toolchain, as one typed interface: the
  * server and the page see only these types. One module adapts the toolchain to it
- * (`fleet_port.ts`); tests hand the server a fake. Events are shaped like the `--events`
- * stream of `deploy --fleet` (issue 14: `v`, `seq`, `time`, `type`, then the fields of the
- * type), so that the page shows what a CI job reading that stream would see.
+ * (`fleet_port.ts`); tests hand the server a fake. The shapes are the toolchain's own,
+ * imported as types only: a board is its row of `status --json`, an event is one of the
+ * `--events` stream of `deploy --fleet`, so the page shows what a CI job reading that
+ * stream would see.
  */
+import type { BuildStamp } from "../build/build_id.ts";
+import type { BuildComparison } from "../deploy/build_compare.ts";
+import type { DeviceResult, EventPhase, OtaEvent } from "../deploy/events.ts";
+import type { BoardStatus as ProbedBoard } from "../deploy/status.ts";
 
-/** How a board answered the last time it was asked. */
-export type BoardState =
-  /** Its WebREPL port accepts connections: its app runs. */
-  | "online"
-  /** It answered the OTA-mode question (docs/device.md, "Asking whether a device is in OTA mode"). */
-  | "ota"
-  /** Neither: off, out of range, busy with someone else's OTA session, or built for another key. */
-  | "offline";
+export type { BuildComparison, DeviceResult, EventPhase };
 
-/** A board's build against the current one (`dist/manifest.json`). */
-export type BuildComparison = "up to date" | "older" | "newer" | "unknown";
+/** How a board answered: it runs its app (WebREPL answers), is in OTA mode, or neither. */
+export type BoardState = ProbedBoard["state"];
 
-/** One board of the inventory (`ota.config.json`'s `devices`) and what it said. */
-export interface BoardStatus {
+/**
+ * One board of the inventory (`ota.config.json`'s `devices`) and, once it was asked, its
+ * row of `deno task status --json`: state, MicroPython, the build it names, that build
+ * against the current one, the kept release it runs, a note. Never a password.
+ */
+export interface BoardStatus
+  extends Partial<Omit<ProbedBoard, "name" | "ip" | "port" | "comparison">> {
   name: string;
   tags: string[];
   /** `ip:port`. */
   address: string;
-  /** Undefined until the board was first asked. */
-  state?: BoardState;
-  /** `os.uname().version`, e.g. "v1.19.1 on 2022-06-18". */
-  micropython?: string;
-  /** The build its `ota` module names; null when it names none (firmware before build ids). */
-  build?: { id: string; version?: string } | null;
   comparison: BuildComparison;
-  /** What went wrong, or what to do next. Never a password. */
-  note?: string;
   /** ISO 8601: when it was asked. */
   checkedAt?: string;
 }
@@ -48,13 +43,13 @@ export interface ImageVerdict {
 export interface CurrentBuild {
   /** The build id from the manifest; null for a build made before build ids. */
   id: string | null;
-  /** How a person names it: "3f2a9c1e0b7d (1.2.0)", or the image's hash and version. */
+  /** How a person names it: "3f2a9c1e0b7d (1.2.0)", or the image's hash (no build id). */
   label: string;
   file: string;
   size: number;
   sha256: string;
   builtAt?: string;
-  /** The `--version` label, or the MicroPython version in the image's banner. */
+  /** The `--version` label, else the MicroPython version in the image's banner. */
   version?: string;
   appOffset: string;
   /** The irom link address found in the image (hex). */
@@ -62,16 +57,12 @@ export interface CurrentBuild {
   /** The frozen modules, by name. */
   modules: string[];
   verdict: ImageVerdict;
-  /** Whether the image is the one the manifest describes (same SHA-256). */
+  /** Whether the image is the one the manifest describes (SHA-256 and app offset). */
   matchesManifest: boolean;
 }
 
 /** A build kept under `dist/releases/<id>/`, which can be sent again. */
-export interface Release {
-  id: string;
-  builtAt: string;
-  version?: string;
-  size?: number;
+export interface Release extends BuildStamp {
   /** It is the current build. */
   current: boolean;
 }
@@ -82,10 +73,10 @@ export type RolloutTarget =
   | { kind: "tag"; tag: string }
   | { kind: "fleet" };
 
-/** A rollout as the page asks for it: the options of `deploy --fleet` (issue 14). */
+/** A rollout as the page asks for it: the options of `deploy --fleet`. */
 export interface RolloutRequest {
   target: RolloutTarget;
-  /** A kept release's build id; absent: the current build. */
+  /** A kept release's build id (sent even if older: a rollback); absent: the current build. */
   release?: string;
   /** The first N boards alone; the rest only if every canary took the build (0: none). */
   canary: number;
@@ -109,70 +100,12 @@ export interface RolloutPlan {
   size: number;
 }
 
-/** The parts of a board's rollout that `phase.started` / `phase.ended` bracket. */
-export type EventPhase = "preflight" | "trigger" | "push" | "verify" | "probe";
-
-/** What became of a board in a rollout. */
-export type DeviceResult = "updated" | "skipped" | "failed" | "not-attempted";
-
-/** The events of a rollout, as the `--events` stream has them (issue 14). */
-export type RolloutEventBody =
-  | {
-    type: "run.started";
-    command: "deploy";
-    devices: string[];
-    image?: { file: string; size?: number; build?: { id: string; version?: string } };
-    policy?: { concurrency: number; canary: number; maxFailures: number | null; retries: number };
-  }
-  | { type: "phase.started"; phase: EventPhase; device?: string }
-  | { type: "phase.ended"; phase: EventPhase; device?: string; ok: boolean; error?: string }
-  | {
-    type: "progress";
-    device: string;
-    /** Bytes the board confirmed, of `total`. */
-    bytes: number;
-    total: number;
-    /** Bytes per second since the transfer started. */
-    rate: number;
-    /** Seconds left at that rate; null before there is a rate. */
-    eta: number | null;
-    retransmits: number;
-    block: number;
-  }
-  | {
-    type: "retry";
-    device: string;
-    /** The attempt about to start (2 for the first retry), of `attempts`. */
-    attempt: number;
-    attempts: number;
-    delayMs: number;
-    reason: string;
-    kind?: string;
-  }
-  | {
-    type: "device.result";
-    device: string;
-    result: DeviceResult;
-    reason?: string;
-    kind?: string;
-    attempts?: number;
-    buildBefore?: string;
-    buildAfter?: string;
-  }
-  | {
-    type: "rollout.decision";
-    decision: "canary-passed" | "canary-failed" | "max-failures" | "interrupted";
-    detail: string;
-    notAttempted: string[];
-  }
-  | {
-    type: "run.ended";
-    ok: boolean;
-    exitCode: number;
-    counts?: Record<DeviceResult, number>;
-    reason?: string;
-    kind?: string;
-  };
+/**
+ * The events of a rollout: the `--events` stream of `deploy --fleet` (lib/deploy/events.ts)
+ * but `device.status`, which a rollout does not send; `run.ended` comes without its
+ * `report` (the rows are in the `device.result` events).
+ */
+export type RolloutEventBody = Exclude<OtaEvent, { type: "device.status" }>;
 
 /** An event as sent: the schema's version, its number in the run, and when. */
 export type RolloutEvent = RolloutEventBody & { v: number; seq: number; time: string };
@@ -192,14 +125,15 @@ export interface FleetPort {
   releases(): Promise<Release[]>;
   /**
    * The boards and the build a request means.
-   * @throws {UsageError} If it names no board, an unknown tag or release, or bad options.
-   * @throws {FileError} If there is no build to send.
+   * @throws {UsageError} If it names no board, or an unknown board or tag.
+   * @throws {FileError} If there is no build to send, or no kept release of that id.
    */
   plan(request: RolloutRequest): Promise<RolloutPlan>;
   /**
    * Runs the rollout, every step an event through `onEvent` (from `run.started` to
    * `run.ended`, which it always sends, also on an error before the first board).
-   * Aborting `signal` starts no further board; running ones stop sending.
+   * Aborting `signal` starts no further board; running ones stop sending. A reason in
+   * words (`abort("stopped from the page")`) is the `interrupted` decision's detail.
    */
   rollout(
     request: RolloutRequest,

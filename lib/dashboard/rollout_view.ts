@@ -215,13 +215,21 @@ export function interruptedView(view: RolloutView, now: string): RolloutView {
   };
 }
 
-/** "2 updated, 1 failed, 1 not attempted": the line under the report. */
+/** How the report names each result (as `deploy --fleet`'s summary does). */
+export const RESULT_LABEL: Record<DeviceResult, string> = {
+  updated: "updated",
+  skipped: "skipped (up to date)",
+  failed: "failed",
+  "not-attempted": "not attempted",
+};
+
+/** "2 updated, 1 skipped (up to date), 1 failed": the line under the report. */
 export function summarize(view: RolloutView): string {
-  const order: DeviceResult[] = ["updated", "skipped", "failed", "not-attempted"];
+  const order = Object.keys(RESULT_LABEL) as DeviceResult[];
   const parts = order
     .map((r) => [r, view.boards.filter((b) => b.result === r).length] as const)
     .filter(([, n]) => n > 0)
-    .map(([r, n]) => `${n} ${r.replace("-", " ")}`);
+    .map(([r, n]) => `${n} ${RESULT_LABEL[r]}`);
   const running = view.boards.filter((b) => b.result === undefined).length;
   if (running > 0 && view.state === "running") parts.push(`${running} to go`);
   return parts.join(", ") || "no boards";

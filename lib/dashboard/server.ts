@@ -181,6 +181,14 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       request.maxFailures === null ? "no failure limit" : `max failures ${request.maxFailures}`,
       `retries ${request.retries}`,
       request.trigger ? "reboot into OTA mode over WebREPL" : "boards already in OTA mode",
+      // What deploy --trigger does with the build a board runs (it cannot ask otherwise).
+      ...(request.trigger
+        ? [
+          request.release === undefined
+            ? "boards that run it are skipped, a newer build is not replaced"
+            : "a kept release: boards that run it are skipped, a newer build is rolled back",
+        ]
+        : []),
     ].join(", ");
     return {
       ...plan,
@@ -295,7 +303,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     }
     if (method === "POST" && path === "/api/stop") {
       if (!active) return problem(409, "no rollout is running", "NoRollout");
-      active.controller.abort();
+      active.controller.abort("stopped from the page");
       return json({ stopping: true });
     }
     const known = ["/", "/index.html", "/api/state", "/api/stream", "/api/refresh", "/api/plan"]
@@ -347,7 +355,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     handler,
     running: () => active?.done,
     async close() {
-      active?.controller.abort();
+      active?.controller.abort("the dashboard stopped");
       await active?.done;
       await refreshing?.catch(() => {});
       await persisting;

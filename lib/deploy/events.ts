@@ -116,18 +116,25 @@ export interface EventSink {
 /** A sink that drops everything (no `--events`). */
 export const NO_EVENTS: EventSink = { emit() {} };
 
-/** One JSON line per event, through `write` (stdout in the tasks). */
-export function jsonLinesSink(
-  write: (line: string) => void,
+/** Each event stamped (`v`, `seq` from 1, `time`) and handed to `deliver` (a GUI, the dashboard). */
+export function stampedSink(
+  deliver: (event: StampedEvent) => void,
   now: () => Date = () => new Date(),
 ): EventSink {
   let seq = 0;
   return {
     emit(event) {
-      const stamped = { v: EVENTS_VERSION, seq: ++seq, time: now().toISOString(), ...event };
-      write(JSON.stringify(stamped));
+      deliver({ v: EVENTS_VERSION, seq: ++seq, time: now().toISOString(), ...event });
     },
   };
+}
+
+/** One JSON line per event, through `write` (stdout in the tasks). */
+export function jsonLinesSink(
+  write: (line: string) => void,
+  now: () => Date = () => new Date(),
+): EventSink {
+  return stampedSink((event) => write(JSON.stringify(event)), now);
 }
 
 /** The default spacing of `progress` events. */

@@ -18,6 +18,7 @@ import {
 } from "./deploy_trigger.ts";
 import { KeyError, OtaError, UsageError } from "../errors.ts";
 import type { BoardBuild } from "../format/ota_module.ts";
+import type { ImageChoice } from "../build/releases.ts";
 import { type EventPhase, type EventSink, NO_EVENTS, progressEvents } from "./events.ts";
 import { isRetryable, type RolloutPolicy, runRollout } from "./rollout.ts";
 import {
@@ -63,6 +64,24 @@ export type BuildPolicy = Pick<
   TriggeredDeployRequest,
   "image" | "knownBuilds" | "reinstall" | "allowDowngrade"
 >;
+
+/**
+ * What a triggered deploy of `image` does with the build a board runs: skip a board that
+ * runs it (unless `force`), refuse a downgrade (unless `allowDowngrade`). A kept release
+ * named on purpose (`--release`, the dashboard's "Redeploy") is wanted even if it is
+ * older: a rollback, the only one a single-slot bootloader has. Pure.
+ */
+export function buildPolicyFor(
+  image: ImageChoice,
+  flags: { force?: boolean; allowDowngrade?: boolean } = {},
+): BuildPolicy {
+  return {
+    ...(image.build ? { image: image.build } : {}),
+    knownBuilds: image.known,
+    reinstall: flags.force ?? false,
+    allowDowngrade: (flags.allowDowngrade ?? false) || image.release !== undefined,
+  };
+}
 
 /** The WebREPL settings of `deployWithTrigger` that a fleet may change. */
 export type TriggerSettings = Pick<

@@ -48,7 +48,10 @@ export interface RetryInfo {
 
 export interface RolloutOptions {
   policy: RolloutPolicy;
-  /** Aborting it (Ctrl-C) starts no further board or attempt; running ones see it in their hooks. */
+  /**
+   * Aborting it (Ctrl-C) starts no further board or attempt; running ones see it in their
+   * hooks. A string reason (`abort("stopped from the page")`) is the decision's detail.
+   */
   signal?: AbortSignal;
   /** Per-board progress and status sinks. */
   hooks?: (device: FleetDevice) => Omit<DeployHooks, "signal">;
@@ -82,6 +85,11 @@ export function retryDelay(policy: RolloutPolicy, attempt: number): number {
 /** The result of a finished attempt. Pure. */
 export function resultOf(outcome: DeviceOutcome): DeviceResult {
   return outcome.ok ? (outcome.skipped ? "skipped" : "updated") : "failed";
+}
+
+/** Why the run was stopped: the abort's reason when it gives one in words, else Ctrl-C. */
+function stopReason(signal: AbortSignal): string {
+  return typeof signal.reason === "string" ? signal.reason : "interrupted (Ctrl-C)";
 }
 
 function wait(ms: number, signal?: AbortSignal): Promise<void> {
@@ -158,7 +166,7 @@ export async function runRollout(
       while (next < indices.length) {
         const index = indices[next++]!;
         const device = devices[index]!;
-        if (signal?.aborted && !stopped) decide("interrupted", "interrupted (Ctrl-C)");
+        if (signal?.aborted && !stopped) decide("interrupted", stopReason(signal));
         if (stopped) {
           const interrupted = stopped.decision === "interrupted";
           const r = row(device, {

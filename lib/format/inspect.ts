@@ -272,7 +272,12 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
   };
 }
 
+/** The failed checks, one line each ("md5: …"). Pure. */
+export function problemLines(report: InspectReport): string[] {
+  return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+}
+
 /** The failed checks as one sentence, for error messages. */
 export function summarizeProblems(report: InspectReport): string {
-  return report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ");
+  return problemLines(report).join("; ");
 }

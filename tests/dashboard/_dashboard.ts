@@ -70,9 +70,13 @@ export function fakePort(): FakePort {
       return Promise.resolve(
         BOARDS.filter((b) => names === undefined || names.includes(b.name)).map((b) => ({
           ...b,
-          state: "online" as const,
-          micropython: "v1.19.1 on 2025-06-18",
+          state: "app" as const,
+          webrepl: "logged in" as const,
+          otaMode: false,
+          micropython: { release: "1.19.1", version: "v1.19.1 on 2025-06-18" },
+          build: { id: "0ld0ld0ld0ld" },
           comparison: "older" as const,
+          release: { id: "0ld0ld0ld0ld", builtAt: "2025-06-18T10:00:00.000Z" },
           checkedAt: "2026-01-10T11:00:00.000Z",
         })),
       );

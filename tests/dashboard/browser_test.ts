@@ -2,7 +2,9 @@
 /**
  * The dashboard in a real browser: `deno task demo --dashboard` (virtual boards, instant
  * profile) driven by Debian's chromium through puppeteer-core. Load the page, see the
- * fleet, start a canary rollout, watch each board reach 100 %, see the report, reload.
+ * fleet with its build ids (two boards older, one up to date, one offline), start a canary
+ * rollout, watch the older boards reach 100 % and the up-to-date one skipped, see the
+ * report and the boards up to date, reload.
  * A screenshot is written to dist/test-artifacts/dashboard.png. Without chromium the test
  * is reported as ignored, with the reason in its name (.ci/run installs it).
  */
@@ -27,7 +29,8 @@ function findChromium(): string | undefined {
 }
 
 const CHROMIUM = findChromium();
-const NAME = "dashboard in chromium: see the fleet, run a canary rollout to 100 %, see the report";
+const NAME =
+  "dashboard in chromium: see the fleet's builds, run a canary rollout to 100 %, see the report";
 export const ARTIFACT = join(ROOT, "dist", "test-artifacts", "dashboard.png");
 
 interface Demo {
@@ -97,26 +100,30 @@ Deno.test({
       await page.setViewport({ width: 1400, height: 900 });
       await page.goto(demo.url);
 
-      // The fleet: three boards running their app, one offline, all behind the build.
+      // The fleet: three boards running their app (two on an older build, one on the
+      // current build), one offline; each names its build and the kept release it is.
       await page.waitForFunction(
-        () =>
-          document.querySelectorAll("#fleet tbody .badge.ok, #fleet tbody .badge.bad").length >= 4,
+        () => document.querySelectorAll("#fleet tbody td .badge.ok, td .badge.bad").length >= 5,
         { timeout: 30000 },
       );
       const fleet = await page.$$eval("#fleet tbody tr", (rows) =>
         rows.map((r) => [
           r.getAttribute("data-board"),
           r.children[3]!.textContent!.trim(),
-          r.children[6]!.querySelector(".badge")!.textContent!.trim(),
+          r.querySelector(".build")!.textContent!.trim(),
+          r.querySelector(".release")!.firstChild?.textContent?.trim() ?? "",
+          r.children[7]!.querySelector(".badge")!.textContent!.trim(),
         ]));
-      assertEquals(fleet, [
-        ["kitchen", "online", "older"],
-        ["garage", "online", "older"],
-        ["hall", "online", "older"],
-        ["attic", "offline", "unknown"],
-      ]);
       const build = await page.$eval("#build-label", (e) => e.textContent!);
       assert(/^[0-9a-f]{12} \(1\.1\.0\)$/.test(build), build);
+      const old = fleet[0]![2]!;
+      assert(/^[0-9a-f]{12} \(1\.0\.0\)$/.test(old), old);
+      assertEquals(fleet, [
+        ["kitchen", "online", old, "1.0.0", "older"],
+        ["garage", "online", old, "1.0.0", "older"],
+        ["hall", "online", build, "1.1.0", "up to date"],
+        ["attic", "offline", "–", "–", "unknown"],
+      ]);
 
       // A canary rollout to the whole fleet: the confirmation names the boards and the build.
       assertEquals(await page.$eval("#opt-canary", (e) => (e as HTMLInputElement).value), "1");
@@ -129,10 +136,10 @@ Deno.test({
       );
       await page.click("#confirm-ok");
 
-      // Live progress: each running board reaches 100 %, then the report.
+      // Live progress: each older board reaches 100 %, then the report.
       await page.waitForFunction(
         () =>
-          ["kitchen", "garage", "hall"].every((n) =>
+          ["kitchen", "garage"].every((n) =>
             document.querySelector(`tr[data-progress="${n}"] .percent`)?.textContent === "100 %"
           ),
         { timeout: 60000 },
@@ -142,7 +149,7 @@ Deno.test({
         { timeout: 60000 },
       );
       const report = await page.$eval("#report-summary", (e) => e.textContent!);
-      assertEquals(report, "Report: 3 updated, 1 failed");
+      assertEquals(report, "Report: 2 updated, 1 skipped (up to date), 1 failed");
       const rows = await page.$$eval("#progress tbody tr", (trs) =>
         trs.map((r) => [
           r.getAttribute("data-progress"),
@@ -152,8 +159,17 @@ Deno.test({
       assertEquals(rows, [
         ["kitchen", "100 %", "updated"],
         ["garage", "100 %", "updated"],
-        ["hall", "100 %", "updated"],
+        ["hall", "0 %", "skipped (up to date)"],
         ["attic", "0 %", "failed"],
+      ]);
+      const notes = await page.$$eval(
+        "#progress tbody tr",
+        (trs) => trs.map((r) => r.querySelector(".result .note")?.textContent),
+      );
+      assertEquals(notes.slice(0, 3), [
+        `build ${old.slice(0, 12)} → ${build.slice(0, 12)}`,
+        `build ${old.slice(0, 12)} → ${build.slice(0, 12)}`,
+        `up to date: it runs build ${build}`,
       ]);
       assertStringIncludes(
         await page.$eval("#decisions", (e) => e.textContent!),
@@ -162,10 +178,16 @@ Deno.test({
       // The boards, asked again after the rollout, run the build.
       await page.waitForFunction(
         () =>
-          [...document.querySelectorAll('tr[data-board="hall"] .badge')].some((b) =>
-            b.textContent === "up to date"
+          ["kitchen", "garage", "hall"].every((n) =>
+            [...document.querySelectorAll(`tr[data-board="${n}"] .badge`)].some((b) =>
+              b.textContent === "up to date"
+            )
           ),
         { timeout: 30000 },
+      );
+      assertEquals(
+        await page.$$eval("#fleet tbody tr .build", (cells) => cells.map((c) => c.textContent)),
+        [build, build, build, "–"],
       );
       await Deno.mkdir(join(ROOT, "dist", "test-artifacts"), { recursive: true });
       await page.screenshot({ path: ARTIFACT as `${string}.png`, fullPage: true });
@@ -177,7 +199,7 @@ Deno.test({
       );
       assertEquals(
         await page.$eval("#report-summary", (e) => e.textContent!),
-        "Report: 3 updated, 1 failed",
+        "Report: 2 updated, 1 skipped (up to date), 1 failed",
       );
       assertEquals(pageErrors, []);
     } finally {

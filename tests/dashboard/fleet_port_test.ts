@@ -1,11 +1,18 @@
 /**
  * The dashboard over the real toolchain (lib/dashboard/fleet_port.ts) and virtual boards
- * (instant profile, small images): status, rollouts with their policy, releases, and
- * the passwords that never leave the process.
+ * (instant profile, small images) whose firmware names its build (`ota.BUILD`): status rows
+ * with build ids and releases, rollouts with their policy (canary, max failures, retries),
+ * an up-to-date board skipped, a kept release sent back (the rollback) and a downgrade
+ * refused, and the passwords that never leave the process.
  */
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { post, readStream, serve } from "./_dashboard.ts";
-import { DEMO_PASSWORD, type DemoFleet, startDemoFleet } from "../../lib/dashboard/demo_fleet.ts";
+import {
+  DEMO_PASSWORD,
+  type DemoBuild,
+  type DemoFleet,
+  startDemoFleet,
+} from "../../lib/dashboard/demo_fleet.ts";
 import { createFleetPort } from "../../lib/dashboard/fleet_port.ts";
 import type { FleetPort, RolloutEvent, RolloutRequest } from "../../lib/dashboard/port.ts";
 import type { RolloutView } from "../../lib/dashboard/rollout_view.ts";
@@ -14,8 +21,14 @@ import { DEFAULT_APP_OFFSET } from "../../lib/format/image.ts";
 import { equalBytes } from "../../lib/_bytes.ts";
 import { join } from "node:path";
 
-function startFleet(boards = 2): Promise<DemoFleet> {
-  return startDemoFleet({ profile: PROFILES.instant!, boards, imageSize: 24 * 1024, bits: 512 });
+function startFleet(boards: number, upToDate: number): Promise<DemoFleet> {
+  return startDemoFleet({
+    profile: PROFILES.instant!,
+    boards,
+    upToDate,
+    imageSize: 24 * 1024,
+    bits: 512,
+  });
 }
 
 function portOf(fleet: DemoFleet, order?: string[]): FleetPort {
@@ -31,6 +44,14 @@ function portOf(fleet: DemoFleet, order?: string[]): FleetPort {
   });
 }
 
+const FLEET: RolloutRequest = {
+  target: { kind: "fleet" },
+  canary: 0,
+  maxFailures: null,
+  retries: 0,
+  trigger: true,
+};
+
 async function collect(port: FleetPort, request: RolloutRequest): Promise<RolloutEvent[]> {
   const events: RolloutEvent[] = [];
   await port.rollout(request, (e) => events.push(e), new AbortController().signal);
@@ -45,52 +66,67 @@ function results(events: RolloutEvent[]): [string, string, string?][] {
   );
 }
 
-async function flashHolds(fleet: DemoFleet, index: number, file: string): Promise<boolean> {
-  const image = await Deno.readFile(file);
+function flashHolds(fleet: DemoFleet, index: number, build: DemoBuild): boolean {
   const flash = fleet.devices[index]!.model.flash;
-  return equalBytes(flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + image.length), image);
+  return equalBytes(
+    flash.subarray(DEFAULT_APP_OFFSET, DEFAULT_APP_OFFSET + build.image.length),
+    build.image,
+  );
 }
 
-Deno.test("status() tells each board's state and MicroPython, and how it compares with the build", async () => {
-  await using fleet = await startFleet();
+Deno.test("status() gives each board's state, MicroPython, build id, kept release and how it compares with the build", async () => {
+  await using fleet = await startFleet(2, 1);
+  const { old, current } = fleet.builds;
   const port = portOf(fleet);
   const boards = await port.status();
   assertEquals(
-    boards.map((b) => [b.name, b.state, b.micropython, b.build, b.comparison]),
+    boards.map((b) => [b.name, b.state, b.micropython?.version, b.build, b.comparison]),
     [
-      ["kitchen", "online", fleet.versions.old, null, "older"],
-      ["garage", "online", fleet.versions.old, null, "older"],
+      ["kitchen", "app", old.micropython, { id: old.id, version: "1.0.0" }, "older"],
+      ["garage", "app", current.micropython, { id: current.id, version: "1.1.0" }, "up to date"],
       ["hall", "offline", undefined, undefined, "unknown"],
     ],
   );
-  assertEquals(boards[0]!.note, "compared by MicroPython version (no build id)");
-  assertStringIncludes(boards[2]!.note!, "no answer over WebREPL or UDP");
+  assertEquals(boards.map((b) => b.release), [
+    { id: old.id, builtAt: old.builtAt, version: "1.0.0" },
+    { id: current.id, builtAt: current.builtAt, version: "1.1.0" },
+    undefined,
+  ]);
+  assertEquals(boards.map((b) => [b.webrepl, b.otaMode]), [
+    ["logged in", false],
+    ["logged in", false],
+    ["refused", false],
+  ]);
+  assertEquals(
+    boards[2]!.note,
+    "no answer over WebREPL or UDP: offline, busy with another OTA session, or built for another key",
+  );
   assertEquals((await port.status(["garage"])).map((b) => b.name), ["garage"]);
   const build = await port.currentBuild();
-  assertEquals([build?.version, build?.verdict.safe, build?.matchesManifest], [
-    "1.1.0",
-    true,
-    true,
-  ]);
-  assertEquals(build?.label, `${build?.id} (1.1.0)`);
-  assertEquals((await port.releases()).map((r) => [r.version, r.current]), [
-    ["1.0.0", false],
-    ["1.1.0", true],
+  assertEquals(
+    [
+      build?.id,
+      build?.label,
+      build?.version,
+      build?.modules,
+      build?.verdict,
+      build?.matchesManifest,
+    ],
+    [current.id, `${current.id} (1.1.0)`, "1.1.0", ["ota.py"], { safe: true, problems: [] }, true],
+  );
+  assertEquals(await port.releases(), [
+    { id: old.id, builtAt: old.builtAt, version: "1.0.0", current: false },
+    { id: current.id, builtAt: current.builtAt, version: "1.1.0", current: true },
   ]);
 });
 
-Deno.test("a canary rollout from the API updates the boards, retries the offline one, and never sends a password", async () => {
-  await using fleet = await startFleet();
+Deno.test("a canary rollout from the API updates the older board, skips the up-to-date one, retries the offline one, and never sends a password", async () => {
+  await using fleet = await startFleet(2, 1);
+  const { old, current } = fleet.builds;
   await using s = await serve(portOf(fleet));
-  const request = {
-    target: { kind: "fleet" },
-    canary: 1,
-    maxFailures: null,
-    retries: 1,
-    trigger: true,
-  };
+  const request = { ...FLEET, canary: 1, retries: 1 };
   const plan = await (await post(s.base, "/api/plan", { request })).json();
-  assertEquals(plan.boards, ["kitchen", "garage", "hall"]);
+  assertEquals([plan.boards, plan.build], [["kitchen", "garage", "hall"], `${current.id} (1.1.0)`]);
   const texts: string[] = [JSON.stringify(plan)];
   const stream = await fetch(`${s.base}/api/stream`);
   let started = false;
@@ -106,51 +142,67 @@ Deno.test("a canary rollout from the API updates the boards, retries the offline
     return m.event === "rollout" && (m.data as RolloutView).state === "done";
   });
   const view = messages.at(-1)!.data as RolloutView;
-  assertEquals(view.boards.map((b) => [b.name, b.result, b.percent, b.attempts]), [
-    ["kitchen", "updated", 100, 1],
-    ["garage", "updated", 100, 1],
-    ["hall", "failed", 0, 2],
+  assertEquals(
+    view.boards.map((b) => [b.name, b.result, b.percent, b.attempts, b.buildBefore, b.buildAfter]),
+    [
+      ["kitchen", "updated", 100, 1, old.id, current.id],
+      ["garage", "skipped", 0, 1, current.id, current.id],
+      ["hall", "failed", 0, 2, undefined, undefined],
+    ],
+  );
+  assertEquals(view.boards[1]!.reason, `up to date: it runs build ${current.id} (1.1.0)`);
+  assertEquals(view.decisions.map((d) => [d.decision, d.detail]), [
+    ["canary-passed", "the canary runs the new build: starting the other 2"],
   ]);
-  assertEquals(view.boards[0]!.buildAfter, fleet.versions.current);
-  assertEquals(view.decisions.map((d) => d.decision), ["canary-passed"]);
-  assertEquals([view.ok, view.exitCode, view.counts?.updated], [false, 10, 2]);
+  assertEquals([view.ok, view.exitCode, view.counts], [false, 10, {
+    updated: 1,
+    skipped: 1,
+    failed: 1,
+    "not-attempted": 0,
+  }]);
   const events = messages.filter((m) => m.event === "ota").map((m) => m.data as RolloutEvent);
+  assertEquals(events[0]?.type === "run.started" && events[0].image?.build, {
+    id: current.id,
+    builtAt: current.builtAt,
+    version: "1.1.0",
+  });
   const retry = events.find((e) => e.type === "retry");
   assertEquals(retry?.type === "retry" && [retry.device, retry.attempt, retry.attempts], [
     "hall",
     2,
     2,
   ]);
+  // The skipped board: nothing was sent to it.
+  assert(!events.some((e) => e.type === "progress" && e.device === "garage"));
+  const ended = events.at(-1)!;
+  assertEquals([ended.type, "report" in ended], ["run.ended", false]);
   // The canary ended before any other board started.
   const canaryDone = events.findIndex((e) => e.type === "device.result" && e.device === "kitchen");
   const othersStart = events.findIndex((e) => e.type === "phase.started" && e.device === "garage");
   assert(canaryDone < othersStart, "garage started before the canary ended");
-  const current = join(fleet.config.out!, "firmware-ota.bin");
-  assert(await flashHolds(fleet, 0, current), "kitchen's flash holds the build");
-  assert(await flashHolds(fleet, 1, current), "garage's flash holds the build");
+  assert(flashHolds(fleet, 0, current), "kitchen's flash holds the build");
+  assert(flashHolds(fleet, 1, current), "garage's flash still holds the build");
   assert(fleet.devices.every((d) => !d.model.bootloaderOverwritten));
   await s.dashboard.running();
   texts.push(await (await fetch(`${s.base}/api/state`)).text());
   texts.push(await (await post(s.base, "/api/refresh")).text());
   for (const t of texts) assert(!t.includes(DEMO_PASSWORD), `a password in: ${t.slice(0, 200)}`);
-  const refreshed = JSON.parse(texts.at(-1)!).boards as { name: string; comparison: string }[];
-  assertEquals(refreshed.map((b) => [b.name, b.comparison]), [
-    ["kitchen", "up to date"],
-    ["garage", "up to date"],
-    ["hall", "unknown"],
+  const refreshed = JSON.parse(texts.at(-1)!).boards as {
+    name: string;
+    comparison: string;
+    build?: { id: string };
+  }[];
+  assertEquals(refreshed.map((b) => [b.name, b.build?.id, b.comparison]), [
+    ["kitchen", current.id, "up to date"],
+    ["garage", current.id, "up to date"],
+    ["hall", undefined, "unknown"],
   ]);
 });
 
 Deno.test("rollout() stops after a canary that fails: the other boards are not attempted", async () => {
-  await using fleet = await startFleet();
+  await using fleet = await startFleet(2, 0);
   const port = portOf(fleet, ["hall", "kitchen", "garage"]);
-  const events = await collect(port, {
-    target: { kind: "fleet" },
-    canary: 1,
-    maxFailures: null,
-    retries: 0,
-    trigger: true,
-  });
+  const events = await collect(port, { ...FLEET, canary: 1 });
   assertEquals(results(events).map(([d, r]) => [d, r]), [
     ["hall", "failed"],
     ["kitchen", "not-attempted"],
@@ -161,67 +213,114 @@ Deno.test("rollout() stops after a canary that fails: the other boards are not a
     ...decision!,
     type: "rollout.decision",
     decision: "canary-failed",
-    detail: "canary 'hall' did not take the new build",
+    detail: "canary 'hall' did not end up running the new build",
     notAttempted: ["kitchen", "garage"],
   });
   assertEquals(events.at(-1), {
     ...events.at(-1)!,
     type: "run.ended",
     ok: false,
-    exitCode: 11,
+    exitCode: 10,
     counts: { updated: 0, skipped: 0, failed: 1, "not-attempted": 2 },
   });
-  const old = join(fleet.config.out!, "releases");
-  const oldId = (await port.releases())[0]!.id;
-  assert(await flashHolds(fleet, 0, join(old, oldId, "firmware-ota.bin")), "kitchen untouched");
+  assert(flashHolds(fleet, 0, fleet.builds.old), "kitchen untouched");
+  assert(flashHolds(fleet, 1, fleet.builds.old), "garage untouched");
 });
 
 Deno.test("rollout() starts no new board once max failures is reached", async () => {
-  await using fleet = await startFleet();
+  await using fleet = await startFleet(2, 0);
   const port = portOf(fleet, ["hall", "kitchen", "garage"]);
-  const events = await collect(port, {
-    target: { kind: "fleet" },
-    canary: 0,
-    maxFailures: 1,
-    retries: 0,
-    trigger: true,
-    concurrency: 1,
-  });
+  const events = await collect(port, { ...FLEET, maxFailures: 1, concurrency: 1 });
   const [hall, ...rest] = results(events);
   assertEquals(hall!.slice(0, 2), ["hall", "failed"]);
-  assertStringIncludes(hall![2]!, "no WebREPL at 127.0.0.1:");
+  assertStringIncludes(hall![2]!, "127.0.0.1:");
   assertEquals(rest, [
-    ["kitchen", "not-attempted", "not attempted: 1 board failed (max failures 1)"],
-    ["garage", "not-attempted", "not attempted: 1 board failed (max failures 1)"],
+    ["kitchen", "not-attempted", "not attempted: 1 board failed (--max-failures 1)"],
+    ["garage", "not-attempted", "not attempted: 1 board failed (--max-failures 1)"],
   ]);
 });
 
-Deno.test("a kept release is sent again to one board: the rollback", async () => {
-  await using fleet = await startFleet(1);
+Deno.test("rollout() stopped from the page says so and starts no further board", async () => {
+  await using fleet = await startFleet(1, 0);
   const port = portOf(fleet);
-  const [old, current] = await port.releases();
-  const plan = await port.plan({
-    target: { kind: "board", name: "kitchen" },
-    release: old!.id,
-    canary: 0,
-    maxFailures: null,
-    retries: 0,
-    trigger: true,
-  });
-  assertEquals([plan.boards, plan.build], [["kitchen"], `${old!.id} (1.0.0)`]);
-  // First the current build, then back to the old one.
-  for (const release of [current!, old!]) {
-    const events = await collect(port, {
-      target: { kind: "board", name: "kitchen" },
-      release: release.id,
-      canary: 0,
-      maxFailures: null,
-      retries: 0,
-      trigger: true,
-    });
-    assertEquals(results(events), [["kitchen", "updated"]]);
-    const file = join(fleet.config.out!, "releases", release.id, "firmware-ota.bin");
-    assert(await flashHolds(fleet, 0, file), `kitchen runs ${release.id}`);
+  const controller = new AbortController();
+  controller.abort("stopped from the page");
+  const events: RolloutEvent[] = [];
+  await port.rollout(FLEET, (e) => events.push(e), controller.signal);
+  assertEquals(results(events), [
+    ["kitchen", "not-attempted", "not started: interrupted"],
+    ["garage", "not-attempted", "not started: interrupted"],
+  ]);
+  const decision = events.find((e) => e.type === "rollout.decision");
+  assertEquals(decision?.type === "rollout.decision" && decision.detail, "stopped from the page");
+  const ended = events.at(-1)!;
+  assertEquals(ended.type === "run.ended" && ended.exitCode, 130);
+});
+
+Deno.test("a kept release sent again is a rollback; the current build is not pushed over a newer one", async () => {
+  await using fleet = await startFleet(1, 1);
+  const { old, current } = fleet.builds;
+  const port = portOf(fleet);
+  const kitchen: RolloutRequest = { ...FLEET, target: { kind: "board", name: "kitchen" } };
+  const plan = await port.plan({ ...kitchen, release: old.id });
+  assertEquals([plan.boards, plan.build, plan.buildId], [["kitchen"], `${old.id} (1.0.0)`, old.id]);
+
+  // The board runs the current build: sent again, it is skipped.
+  assertEquals(results(await collect(port, kitchen)), [
+    ["kitchen", "skipped", `up to date: it runs build ${current.id} (1.1.0)`],
+  ]);
+  // Back to the older release, on purpose: the downgrade goes through.
+  const back = await collect(port, { ...kitchen, release: old.id });
+  assertEquals(results(back), [["kitchen", "updated"]]);
+  const row = back.find((e) => e.type === "device.result");
+  assertEquals(row?.type === "device.result" && [row.buildBefore, row.buildAfter], [
+    current.id,
+    old.id,
+  ]);
+  assert(flashHolds(fleet, 0, old), "kitchen runs the old release");
+  const [status] = await port.status(["kitchen"]);
+  assertEquals(
+    [status?.build?.id, status?.comparison, status?.release?.version, status?.micropython?.version],
+    [old.id, "older", "1.0.0", old.micropython],
+  );
+
+  // Forward again, then make the older build the current one: pushing it is a downgrade.
+  assertEquals(results(await collect(port, { ...kitchen, release: current.id })), [
+    ["kitchen", "updated"],
+  ]);
+  const out = fleet.config.out!;
+  for (const file of ["firmware-ota.bin", "manifest.json"]) {
+    await Deno.copyFile(join(out, "releases", old.id, file), join(out, file));
   }
-  assertEquals((await port.status(["kitchen"]))[0]!.micropython, fleet.versions.old);
+  const refused = await collect(port, kitchen);
+  const [kitchenRow] = results(refused);
+  assertEquals(kitchenRow!.slice(0, 2), ["kitchen", "failed"]);
+  assertStringIncludes(kitchenRow![2]!, "refusing the downgrade");
+  const result = refused.find((e) => e.type === "device.result");
+  assertEquals(result?.type === "device.result" && result.kind, "DowngradeRefusedError");
+  assert(flashHolds(fleet, 0, current), "kitchen keeps the newer build");
+});
+
+Deno.test("rollout() without a build to send ends the run with the reason", async () => {
+  await using fleet = await startFleet(1, 0);
+  const port = portOf(fleet);
+  await Deno.remove(join(fleet.config.out!, "firmware-ota.bin"));
+  assertEquals(await port.currentBuild(), null);
+  const events = await collect(port, FLEET);
+  assertEquals(events.map((e) => e.type), ["run.ended"]);
+  const ended = events[0]!;
+  assertEquals(ended.type === "run.ended" && [ended.ok, ended.exitCode, ended.kind], [
+    false,
+    1,
+    "FileError",
+  ]);
+  assertStringIncludes(
+    ended.type === "run.ended" ? ended.reason! : "",
+    "firmware-ota.bin'. Build one with 'deno task build-ota'",
+  );
+  const missing = await collect(port, { ...FLEET, release: "ffffffffffff" });
+  assertStringIncludes(
+    missing[0]!.type === "run.ended" ? missing[0]!.reason! : "",
+    "no release 'ffffffffffff' in ",
+  );
 });

@@ -1,7 +1,8 @@
 /**
  * The dashboard's layering, checked on its sources: one module adapts the toolchain
- * (fleet_port.ts), the server and the page see only `port.ts`; the virtual device is for
- * the demo only; nothing writes to the terminal; the page loads nothing from elsewhere.
+ * (fleet_port.ts), the server and the page see only `port.ts` (which takes the toolchain's
+ * types, never its code); the virtual device is for the demo only; nothing writes to the
+ * terminal; the page loads nothing from elsewhere.
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../_assert.ts";
@@ -25,25 +26,24 @@ async function imports(): Promise<Map<string, string[]>> {
   return found;
 }
 
-Deno.test("lib/dashboard: only fleet_port.ts adapts the toolchain; the server and the page see port.ts", async () => {
+Deno.test("lib/dashboard: only fleet_port.ts adapts the toolchain; the server and the page see port.ts, which imports types only", async () => {
   const all = await imports();
   const reach = Object.fromEntries([...all].filter(([, i]) => i.length > 0).sort());
   assertEquals(reach, {
     "demo_fleet.ts": ["build/", "config/", "format/", "sim/"],
-    "fleet_port.ts": [
-      "build/",
-      "config/",
-      "deploy/",
-      "errors.ts",
-      "exit_codes.ts",
-      "format/",
-      "transfer/",
-      "webrepl/",
-    ],
+    "fleet_port.ts": ["_bytes.ts", "build/", "config/", "deploy/", "errors.ts", "format/"],
+    "port.ts": ["build/", "deploy/"],
     "rollout_request.ts": ["errors.ts"],
     "serve.ts": ["transfer/"],
     "server.ts": ["errors.ts"],
   });
+  // port.ts takes the toolchain's shapes (a status row, an event), never its code.
+  const port = await Deno.readTextFile(join(DIR, "port.ts"));
+  const portImports = [...port.matchAll(/^(import|export)\b[^;]*from "[^"]+";/gms)].map((m) =>
+    m[0]
+  );
+  assert(portImports.length > 0);
+  for (const i of portImports) assert(/^(import|export) type /.test(i), `port.ts: ${i}`);
   const serve = await Deno.readTextFile(join(DIR, "serve.ts"));
   assertEquals(
     [...serve.matchAll(/from "(\.\.\/transfer\/[^"]+)"/g)].map((m) => m[1]),

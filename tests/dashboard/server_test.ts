@@ -67,7 +67,7 @@ Deno.test("GET /api/state gives the boards, the build, the releases and no rollo
   const refreshed = await body(await post(s.base, "/api/refresh"));
   assertEquals(
     (refreshed.boards as { state: string }[]).map((b) => b.state),
-    ["online", "online"],
+    ["app", "app"],
   );
   assertMatch(String(refreshed.checkedAt), /^\d{4}-\d\d-\d\dT/);
 });
@@ -153,8 +153,21 @@ Deno.test("POST /api/plan names the boards and the build; a bad request says wha
   assertEquals(
     plan.question,
     "Send build abc123def456 (1.1.0) to 2 boards (a, b)? canary 1, no failure limit, " +
-      "retries 1, reboot into OTA mode over WebREPL.",
+      "retries 1, reboot into OTA mode over WebREPL, boards that run it are skipped, a newer " +
+      "build is not replaced.",
   );
+  const rollback = await body(
+    await post(s.base, "/api/plan", { request: { ...FLEET, release: "0ld0ld0ld0ld" } }),
+  );
+  assertStringIncludes(
+    String(rollback.question),
+    "reboot into OTA mode over WebREPL, a kept release: boards that run it are skipped, a " +
+      "newer build is rolled back.",
+  );
+  const untriggered = await body(
+    await post(s.base, "/api/plan", { request: { ...FLEET, trigger: false } }),
+  );
+  assertStringIncludes(String(untriggered.question), "retries 1, boards already in OTA mode.");
   const unknown = await post(s.base, "/api/plan", {
     request: { ...FLEET, target: { kind: "board", name: "zz" } },
   });
@@ -315,7 +328,7 @@ Deno.test("a status refresh leaves alone the boards a running rollout is updatin
   const boards = refreshed.boards as { name: string; state?: string; note?: string }[];
   assertEquals(boards.map((b) => [b.name, b.state, b.note]), [
     ["a", undefined, "being updated now"],
-    ["b", "online", undefined],
+    ["b", "app", undefined],
   ]);
   port.finish();
   await s.dashboard.running();

@@ -22,6 +22,8 @@ import {
   DowngradeRefusedError,
 } from "../../lib/deploy/build_compare.ts";
 import type { BuildStamp } from "../../lib/build/build_id.ts";
+import { knownBuilds } from "../../lib/build/releases.ts";
+import { buildPolicyFor } from "../../lib/deploy/fleet_deploy.ts";
 import { parseDeployArgs } from "../../tasks/deploy.ts";
 import { parseStatusArgs } from "../../tasks/status.ts";
 
@@ -176,6 +178,17 @@ Deno.test("runRollout() starts nothing after Ctrl-C", async () => {
   assertEquals(r.decisions.map((d) => d.decision), ["interrupted"]);
 });
 
+Deno.test("runRollout() gives a stop's reason in words as the decision's detail", async () => {
+  const controller = new AbortController();
+  controller.abort("stopped from the page");
+  const r = await rollout(["a"], {}, { concurrency: 1 }, { signal: controller.signal });
+  assertEquals(r.decisions, [{
+    decision: "interrupted",
+    detail: "stopped from the page",
+    notAttempted: ["a"],
+  }]);
+});
+
 const A: BuildStamp = { id: "aaaa00000001", builtAt: "2024-01-01T00:00:00.000Z", version: "1.0" };
 const B: BuildStamp = { id: "bbbb00000002", builtAt: "2024-02-01T00:00:00.000Z" };
 const known = (id: string) => [A, B].find((b) => b.id === id);
@@ -217,6 +230,32 @@ Deno.test("compareBuild() and decidePush(): same id up to date, older and newer 
     () => checkBootedBuild(board(), board(A.id), B, where),
     BuildMismatchError,
     "10.0.0.2:8266 booted after the update but reports no build id, not bbbb00000002",
+  );
+});
+
+Deno.test("knownBuilds() knows the kept releases and the current build; buildPolicyFor() makes a named release a rollback", () => {
+  const release = { ...A, dir: "dist/releases/aaaa00000001", firmware: "fw.bin" };
+  const k = knownBuilds([release], B);
+  assertEquals([k(A.id), k(B.id), k("cccc00000003")], [A, B, undefined]);
+  const current = { file: "dist/firmware-ota.bin", buildDir: "dist", build: B, known: k };
+  assertEquals(buildPolicyFor(current), {
+    image: B,
+    knownBuilds: k,
+    reinstall: false,
+    allowDowngrade: false,
+  });
+  assertEquals(buildPolicyFor(current, { force: true, allowDowngrade: true }), {
+    image: B,
+    knownBuilds: k,
+    reinstall: true,
+    allowDowngrade: true,
+  });
+  const rollback = { file: release.firmware, build: A, release, known: k };
+  assertEquals(buildPolicyFor(rollback).allowDowngrade, true);
+  // The rollback's board is still skipped when it runs that release already.
+  assertEquals(
+    decidePush({ ota: true, id: A.id }, buildPolicyFor(rollback).image, k, { where: "x" }),
+    { action: "skip", reason: "up to date: it runs build aaaa00000001 (1.0)" },
   );
 });
 

@@ -52,15 +52,30 @@ async function post(path, body = {}) {
   return value;
 }
 
-const STATE_LABEL = { online: "online", ota: "OTA mode", offline: "offline" };
-const STATE_KIND = { online: "ok", ota: "warn", offline: "bad" };
+// A board's state as `deno task status` names it: "app" is a board running its app.
+const STATE_LABEL = { app: "online", ota: "OTA mode", offline: "offline" };
+const STATE_KIND = { app: "ok", ota: "warn", offline: "bad" };
 const COMPARISON_KIND = { "up to date": "ok", older: "warn", newer: "warn", unknown: "" };
+const RESULT_LABEL = {
+  updated: "updated",
+  skipped: "skipped (up to date)",
+  failed: "failed",
+  "not-attempted": "not attempted",
+};
 const RESULT_KIND = { updated: "ok", skipped: "", failed: "bad", "not-attempted": "warn" };
+
+function buildName(build) {
+  return build.version ? `${build.id} (${build.version})` : build.id;
+}
+
+function date(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
 
 function renderFleet() {
   const boards = state.boards;
   const running = state.rollout?.state === "running";
-  const online = boards.filter((b) => b.state === "online").length;
+  const online = boards.filter((b) => b.state === "app").length;
   const ota = boards.filter((b) => b.state === "ota").length;
   const offline = boards.filter((b) => b.state === "offline").length;
   const upToDate = boards.filter((b) => b.comparison === "up to date").length;
@@ -73,8 +88,14 @@ function renderFleet() {
     : "not checked yet";
   const body = $("fleet").tBodies[0];
   body.replaceChildren(...boards.map((b) => {
-    const build = b.build === undefined ? "–" : b.build === null ? "unknown" : b.build.id +
-      (b.build.version ? ` (${b.build.version})` : "");
+    const build = b.build === undefined ? "–" : b.build === null ? "unknown" : buildName(b.build);
+    // The kept release it runs (dist/releases/<id>), or a build id we never kept.
+    const release = b.release
+      ? [
+        b.release.version ?? b.release.id,
+        el("div", { class: "note" }, `built ${date(b.release.builtAt)}`),
+      ]
+      : [b.build ? "not kept" : "–"];
     const deploy = el("button", { type: "button", disabled: running }, "Deploy…");
     deploy.addEventListener("click", () => ask({ kind: "board", name: b.name }));
     return el(
@@ -88,8 +109,9 @@ function renderFleet() {
         {},
         b.state ? badge(STATE_LABEL[b.state], STATE_KIND[b.state]) : badge("asking…"),
       ),
-      el("td", {}, b.micropython ?? "–"),
-      el("td", {}, build),
+      el("td", {}, b.micropython?.version ?? "–"),
+      el("td", { class: "build" }, build),
+      el("td", { class: "release" }, ...release),
       el(
         "td",
         {},
@@ -121,7 +143,7 @@ function renderBuild() {
     const rows = [
       ["build id", b.id ?? "none (built before build ids)"],
       ["version", b.version ?? "–"],
-      ["built", b.builtAt ? new Date(b.builtAt).toLocaleString() : "–"],
+      ["built", b.builtAt ? date(b.builtAt) : "–"],
       ["size", bytes(b.size)],
       ["app offset", b.appOffset],
       ["link address", b.linkAddress ?? "–"],
@@ -151,7 +173,7 @@ function renderBuild() {
             { "data-release": r.id },
             el("strong", {}, r.id),
             r.version ? ` (${r.version})` : "",
-            ` ${new Date(r.builtAt).toLocaleString()} `,
+            ` ${date(r.builtAt)} `,
             r.current ? badge("current", "ok") : again,
           );
         }),
@@ -201,9 +223,10 @@ function renderRollout() {
       el(
         "td",
         { class: "result" },
-        b.result ? badge(b.result.replace("-", " "), RESULT_KIND[b.result]) : null,
-        b.buildBefore || b.buildAfter
-          ? el("div", { class: "note" }, `${b.buildBefore ?? "?"} → ${b.buildAfter ?? "?"}`)
+        b.result ? badge(RESULT_LABEL[b.result] ?? b.result, RESULT_KIND[b.result]) : null,
+        // A skipped board's reason names the build it runs ("up to date: it runs build …").
+        b.result !== "skipped" && (b.buildBefore || b.buildAfter)
+          ? el("div", { class: "note" }, `build ${b.buildBefore ?? "?"} → ${b.buildAfter ?? "?"}`)
           : null,
         b.reason ? el("div", { class: "note" }, b.reason) : null,
       ),
@@ -213,7 +236,7 @@ function renderRollout() {
   const counts = ["updated", "skipped", "failed", "not-attempted"]
     .map((k) => [k, r.boards.filter((b) => b.result === k).length])
     .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${n} ${k.replace("-", " ")}`);
+    .map(([k, n]) => `${n} ${RESULT_LABEL[k]}`);
   $("report-summary").textContent = running
     ? ""
     : `Report: ${counts.join(", ") || "no boards"}${r.reason ? ` — ${r.reason}` : ""}`;
