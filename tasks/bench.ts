@@ -19,7 +19,7 @@ import { startSimProcess } from "../lib/sim/sim_process.ts";
 import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
 import { equalBytes } from "../lib/_bytes.ts";
 import { benchmarkKeys } from "../lib/bench/bench_keys.ts";
-import { deployFleet } from "../lib/deploy/fleet_deploy.ts";
+import { deployFleet } from "../lib/deploy/fleet_rollout.ts";
 
 export const spec: CommandSpec = {
   name: "bench",

@@ -66,9 +66,9 @@ import { fleetExitCode, renderFleetSummary, renderFleetTable } from "../lib/depl
 import {
   type BuildPolicy,
   buildPolicyFor,
-  deployFleet,
   type SharedRequest,
 } from "../lib/deploy/fleet_deploy.ts";
+import { deployFleet } from "../lib/deploy/fleet_rollout.ts";
 import { ProgressDisplay } from "../lib/cli/progress.ts";
 import { FleetProgress } from "../lib/cli/fleet_progress.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";

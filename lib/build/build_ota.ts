@@ -5,7 +5,6 @@
  * collects the image, writes the manifest and refuses an image that is not a valid OTA
  * image for the app offset: yaota8266 updates in place with no fallback copy.
  */
-import { createHash } from "node:crypto";
 import { join, relative, resolve } from "node:path";
 import { DEFAULT_IMAGE, type Runtime } from "./container.ts";
 import {
@@ -29,7 +28,6 @@ import {
 } from "./build_outputs.ts";
 import type { OtaConfig } from "../config/config.ts";
 import { FileError, UnsafeImageError } from "../errors.ts";
-import { otaIromBase } from "../format/image.ts";
 import { resolveAppOffset } from "../config/values.ts";
 import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
 import { parseIromSegment, planLinkerScript } from "./linker_script.ts";
@@ -37,19 +35,14 @@ import { applyFileEdit, describeFileEdit, type FileEdit } from "./file_edit.ts";
 import {
   applyFrozenModules,
   compileModules,
-  type FrozenModule,
   type ModulePlan,
-  OTA_MODULE_TEMPLATE,
   planFrozenModules,
-  readFrozenRecord,
   readModules,
-  RECORD_FILE,
 } from "./frozen_modules.ts";
-import { type BuildStamp, computeBuildId, describeBuild } from "./build_id.ts";
-import { readTreeState, type TreeState } from "./tree_state.ts";
-import { renderOtaModule } from "../format/ota_module.ts";
+import { describeBuild } from "./build_id.ts";
+import { stampBuild } from "./build_stamp.ts";
+import { type BuildManifest, buildManifest } from "./build_manifest.ts";
 import { keepRelease } from "./releases.ts";
-import { fileURLToPath } from "node:url";
 import {
   findMicroPythonTree,
   imageCandidates,
@@ -130,41 +123,6 @@ export function resolveBuildOtaOptions(
   };
 }
 
-export interface BuildManifest {
-  firmware: string;
-  builtAt: string;
-  /** What a board running this image reports as `ota.BUILD` / `ota.VERSION` (build_id.ts). */
-  build: BuildStamp & {
-    /** False when the tree is not a git checkout: its sources are then not part of the id. */
-    reproducible: boolean;
-    tree: { commit: string | null; changed: boolean };
-  };
-  micropython: {
-    version?: string;
-    tree: string;
-    generation: MicroPythonTree["generation"];
-    board: string;
-  };
-  image: {
-    size: number;
-    sha256: string;
-    md5: { ok: boolean; trailer?: string };
-    /** The irom link address estimated from the image's pointers. */
-    iromLinkBase?: string;
-    expectedIromBase: string;
-    appOffset: string;
-    flashSize: number;
-    /** The version string found in the image. */
-    version?: string;
-    safe: boolean;
-  };
-  modules: { name: string; source: string; sha256: string }[];
-  runtime: Runtime;
-  /** The container image; null for `native`. */
-  containerImage: string | null;
-  commands: string[][];
-}
-
 export interface BuildOtaResult {
   dryRun: boolean;
   /** With `dryRun`: every file change and command, in order, for the task to print. */
@@ -209,10 +167,6 @@ function describeModules(plan: ModulePlan, root: string, dryRun: boolean): strin
     );
   }
   return lines;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 async function existing(paths: string[]): Promise<string[]> {
@@ -262,62 +216,6 @@ export async function buildOta(
     }
     throw e;
   }
-}
-
-/** The files build-ota writes into the tree: not part of the tree's state (tree_state.ts). */
-async function managedFiles(tree: MicroPythonTree, modules: FrozenModule[]): Promise<string[]> {
-  const names = new Set([
-    ...modules.map((m) => m.name),
-    ...await readFrozenRecord(tree.modulesDir),
-  ]);
-  return [
-    tree.linkerScript,
-    `${tree.linkerScript}.orig`,
-    join(tree.modulesDir, RECORD_FILE),
-    ...[...names].flatMap((n) => [join(tree.modulesDir, n), join(tree.modulesDir, `${n}.orig`)]),
-  ];
-}
-
-/**
- * The build id of these inputs, and the modules with ota.py stamped with it (build_id.ts,
- * ota_module.ts).
- */
-async function stampBuild(
-  options: BuildOtaOptions,
-  tree: MicroPythonTree,
-  read: FrozenModule[],
-): Promise<{ id: string; state?: TreeState; modules: FrozenModule[] }> {
-  const state = await readTreeState(tree.root, await managedFiles(tree, read));
-  const id = computeBuildId({
-    modules: read.map((m) => ({ name: m.name, sha256: m.sha256 })),
-    tree: {
-      version: tree.version,
-      generation: tree.generation,
-      board: tree.board,
-      ...(state ? { state } : {}),
-    },
-    appOffset: formatHex(options.appOffset),
-    toolchain: {
-      runtime: options.runtime,
-      image: options.runtime === "native" ? null : options.image,
-    },
-    ...(options.version === undefined ? {} : { version: options.version }),
-  });
-  const modules = read.map((m) => {
-    if (m.name !== "ota.py" || m.source !== fileURLToPath(OTA_MODULE_TEMPLATE)) return m;
-    let text: string;
-    try {
-      text = renderOtaModule(new TextDecoder().decode(m.bytes), {
-        build: id,
-        ...(options.version === undefined ? {} : { version: options.version }),
-      });
-    } catch (e) {
-      throw new FileError(`${m.source}: ${(e as Error).message}`);
-    }
-    const bytes = new TextEncoder().encode(text);
-    return { ...m, bytes, sha256: sha256(bytes) };
-  });
-  return { id, ...(state ? { state } : {}), modules };
 }
 
 async function runBuild(
@@ -426,43 +324,18 @@ async function runBuild(
     appOffset: options.appOffset,
     flashSize: options.flashSize,
   });
-  const md5 = report.checks.find((c) => c.name === "md5");
   const builtAt = deps.now().toISOString();
-  const manifest: BuildManifest = {
-    firmware: FIRMWARE_FILE,
-    builtAt,
-    build: {
-      id: buildId,
-      builtAt,
-      ...(options.version === undefined ? {} : { version: options.version }),
-      reproducible: stamped.state !== undefined,
-      tree: {
-        commit: stamped.state?.commit ?? null,
-        changed: stamped.state?.changes !== undefined,
-      },
-    },
-    micropython: {
-      version: tree.version,
-      tree: tree.root,
-      generation: tree.generation,
-      board: tree.board,
-    },
-    image: {
-      size: image.length,
-      sha256: sha256(image),
-      md5: { ok: md5?.ok ?? false, trailer: report.md5 },
-      iromLinkBase: report.link?.bestBaseHex,
-      expectedIromBase: formatHex(otaIromBase(options.appOffset)),
-      appOffset: formatHex(options.appOffset),
-      flashSize: options.flashSize,
-      version: report.version,
-      safe: report.safe,
-    },
-    modules: modules.map((m) => ({ name: m.name, source: m.source, sha256: m.sha256 })),
-    runtime: options.runtime,
-    containerImage: options.runtime === "native" ? null : options.image,
+  const manifest = buildManifest({
+    options,
+    tree,
+    buildId,
+    ...(stamped.state ? { state: stamped.state } : {}),
+    modules,
+    image,
+    report,
     commands: make.lines.map((l) => l.argv),
-  };
+    builtAt,
+  });
   if (!report.safe) {
     reporter.onInspection?.(report, relative(tree.root, output));
     const rejected = join(options.out, REJECTED_FILE);

@@ -39,12 +39,8 @@ import { formatHex } from "../_bytes.ts";
 import { inspectImage, problemLines } from "../format/inspect.ts";
 import { type FleetDevice, selectDevices } from "../deploy/fleet.ts";
 import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
-import {
-  buildPolicyFor,
-  deployFleet,
-  type DeployFleetOptions,
-  type TriggerSettings,
-} from "../deploy/fleet_deploy.ts";
+import { buildPolicyFor, type TriggerSettings } from "../deploy/fleet_deploy.ts";
+import { deployFleet, type DeployFleetOptions } from "../deploy/fleet_rollout.ts";
 import { errorOf, exitCodeOf, type StampedEvent, stampedSink } from "../deploy/events.ts";
 import { DEFAULT_STATUS_TIMEOUT_MS, probeFleet } from "../deploy/status_probe.ts";
 import { passwordFromEnv, statusBuilds, statusTargets } from "../deploy/status_inputs.ts";

@@ -10,7 +10,7 @@
  * reads the new version. An image sent with --force that will boot-loop ends there.
  * The password goes to the two logins only: never into a step, a status line or an error.
  */
-import { CONNECT_PROBE_MS, tcpPortOpen } from "../transfer/tcp_probe.ts";
+import { tcpPortOpen } from "../transfer/tcp_probe.ts";
 import {
   deploy,
   type DeployRequest,
@@ -18,15 +18,7 @@ import {
   type PreparedDeploy,
   prepareDeploy,
 } from "./deploy.ts";
-import {
-  BootCheckError,
-  DeviceUnreachableError,
-  InterruptedError,
-  OtaError,
-  WebReplError,
-} from "../errors.ts";
-import { decodeCanned, isCanned } from "../format/canned.ts";
-import { findVersion } from "../format/image.ts";
+import { DeviceUnreachableError, InterruptedError } from "../errors.ts";
 import {
   enterOtaMode,
   TriggerIgnoredError,
@@ -37,17 +29,14 @@ import {
 import { formatSeconds } from "../_units.ts";
 import { type BuildStamp, describeBuild } from "../build/build_id.ts";
 import { type BoardBuild, describeBoardBuild } from "../format/ota_module.ts";
-import { type BoardState, readBoardBuild, readBoardState } from "./board_state.ts";
+import { readBoardBuild } from "./board_state.ts";
+import { checkVersionAfter, imageVersionOf, waitForApp } from "./trigger_verify.ts";
 import { checkBootedBuild, decidePush, type KnownBuilds } from "./build_compare.ts";
 
 /** The device's IDLE_REBOOT_MS: an OTA server that got no first packet reboots after it. */
 export const DEFAULT_OTA_WAIT_MS = 60000;
 /** How long the app may take to bring WebREPL back after the push. */
 export const DEFAULT_COME_BACK_MS = 60000;
-/** Between two looks at the WebREPL port while the app boots. */
-const POLL_MS = 250;
-/** Logins after the port accepts, at most: a board that keeps failing them is not retried. */
-const MAX_COME_BACK_LOGINS = 3;
 
 export interface TriggeredDeployRequest extends DeployRequest {
   /** The WebREPL password. Never printed, logged or put in a message. */
@@ -108,15 +97,6 @@ export interface TriggeredDeployHooks {
    */
   onBefore?(before: { version: string; build?: BoardBuild }): void;
 }
-
-/**
- * The board came back running the version it ran before: the update did not take. A
- * failed boot check as far as the exit code goes (lib/exit_codes.ts).
- */
-export class UpdateNotAppliedError extends BootCheckError {}
-
-/** WebREPL did not come back after the push: the board is not running an app we can reach. */
-export class DeviceNotBackError extends OtaError {}
 
 /**
  * The board took `ota.start()` but no OTA server answered before the device's idle
@@ -359,35 +339,14 @@ export async function deployWithTrigger(
       ...builds,
     };
   }
-  if (versionAfter === versionBefore) {
-    if (imageVersion === undefined) {
-      // Without a banner there is no version to expect: the boot check and the app's
-      // return are all there is to go by.
-      base.onWarning?.(
-        `the image carries no version banner, so whether it took cannot be told from the ` +
-          `version (the device still reports ${versionBefore}); the boot check ` +
-          `${pushed.bootCheck === "passed" ? "passed" : "was " + pushed.bootCheck} and its app ` +
-          "answers again",
-      );
-    } else if (imageVersion !== versionBefore) {
-      throw new UpdateNotAppliedError(
-        `the device came back with the old version ${versionBefore}: the update did not take ` +
-          `(boot check: ${pushed.bootCheck}). The OTA packets may have reached another board than ` +
-          `the one answering WebREPL at ${webreplAddress} (check --ip and --port), or its flash ` +
-          `did not keep the writes: run deploy --trigger again, and if it comes back old again, ` +
-          `reflash it over serial ('deno task flash').`,
-      );
-    } else {
-      base.onWarning?.(
-        `the image reports the version already running (${versionBefore}), so the version ` +
-          "check cannot tell whether it took; the device rebooted and its app answers again",
-      );
-    }
-  } else if (imageVersion !== undefined && versionAfter !== imageVersion) {
-    base.onWarning?.(
-      `the device reports ${versionAfter}, but the image's banner says ${imageVersion}`,
-    );
-  }
+  checkVersionAfter({
+    versionBefore,
+    versionAfter,
+    imageVersion,
+    bootCheck: pushed.bootCheck,
+    where: webreplAddress,
+    onWarning: (message) => base.onWarning?.(message),
+  });
   return {
     ...pushed,
     versionBefore,
@@ -396,71 +355,4 @@ export async function deployWithTrigger(
     ...(imageVersion === undefined ? {} : { imageVersion }),
     ...builds,
   };
-}
-
-/**
- * Waits for the app's WebREPL: looks at the port until it accepts, then logs in and
- * reads `os.uname()` and the build. A wrong password is not retried.
- */
-async function waitForApp(
-  target: { host: string; port: number; password: string; timeoutMs?: number },
-  comeBackMs: number,
-  signal: AbortSignal | undefined,
-): Promise<BoardState> {
-  const address = `${target.host}:${target.port}`;
-  const deadline = Date.now() + comeBackMs;
-  let logins = 0;
-  let lastError: Error | undefined;
-  while (logins < MAX_COME_BACK_LOGINS) {
-    if (signal?.aborted) {
-      throw new InterruptedError(
-        "interrupted while waiting for the app to come back: the update was sent and the device " +
-          "took it, but its new version was not read",
-      );
-    }
-    const left = deadline - Date.now();
-    if (left <= 0) break;
-    if (await tcpPortOpen(target.host, target.port, Math.min(CONNECT_PROBE_MS, left))) {
-      logins++;
-      try {
-        return await readBoardState(target);
-      } catch (e) {
-        if (!(e instanceof OtaError)) throw e;
-        if (e instanceof WebReplError && /Access denied/.test(e.message)) {
-          throw new WebReplError(
-            `the update was sent and the device came back, but logging in again failed: ${e.message}`,
-            { cause: e },
-          );
-        }
-        lastError = e;
-      }
-    }
-    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
-  }
-  const what = logins >= MAX_COME_BACK_LOGINS
-    ? `accepts connections but ${logins} logins failed (last: ${lastError?.message})`
-    : `did not come back within ${formatSeconds(comeBackMs / 1000)}` +
-      (lastError ? ` (last login: ${lastError.message})` : "");
-  throw new DeviceNotBackError(
-    `the device took the new image but its WebREPL at ${address} ${what}. It may run the new ` +
-      "image without WebREPL (is webrepl.start() in its boot.py?), be back in OTA mode because " +
-      `the image failed boot8266's check (then 'deno task deploy --ip ${target.host}' without ` +
-      "--trigger reaches it), or not boot at all: look at its serial console.",
-    lastError ? { cause: lastError } : undefined,
-  );
-}
-
-/** The version in the image's banner (a canned file's payload), if any. */
-async function imageVersionOf(path: string): Promise<string | undefined> {
-  try {
-    const bytes = await Deno.readFile(path);
-    return findVersion(isCanned(bytes) ? decodeCanned(bytes, path).payload : bytes);
-  } catch {
-    // The preflight has read and checked the file; without a banner there is no expectation.
-    return undefined;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

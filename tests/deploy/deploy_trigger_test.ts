@@ -2,11 +2,10 @@ import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_a
 import { runTaskFile, tempDir, VECTORS } from "../_helpers.ts";
 import {
   deployWithTrigger,
-  DeviceNotBackError,
   OtaModeTimeoutError,
   type TriggeredDeployRequest,
-  UpdateNotAppliedError,
 } from "../../lib/deploy/deploy_trigger.ts";
+import { DeviceNotBackError, UpdateNotAppliedError } from "../../lib/deploy/trigger_verify.ts";
 import { type DeviceProfile, PROFILES } from "../../lib/sim/device_profile.ts";
 import type { DeviceEvent } from "../../lib/sim/device.ts";
 import { DEFAULT_BOOT_PY } from "../../lib/sim/device_shims.ts";

@@ -29,7 +29,8 @@ import {
   runFleet,
   selectDevices,
 } from "../../lib/deploy/fleet.ts";
-import { deployFleet, prepareFleet, type SharedRequest } from "../../lib/deploy/fleet_deploy.ts";
+import { prepareFleet, type SharedRequest } from "../../lib/deploy/fleet_deploy.ts";
+import { deployFleet } from "../../lib/deploy/fleet_rollout.ts";
 import { FleetProgress } from "../../lib/cli/fleet_progress.ts";
 import { DEFAULT_APP_OFFSET } from "../../lib/format/image.ts";
 import { DEFAULT_BOOT_PY } from "../../lib/sim/device_shims.ts";
