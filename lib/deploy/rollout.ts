@@ -7,6 +7,7 @@
  * not attempted (with the reason). The deploy is injected (`DeployOne`), and so is the
  * wait, so all of this runs without sockets or real time.
  */
+import { sleep as abortableSleep } from "../_sleep.ts";
 import { DeviceUnreachableError, InterruptedError, OtaError, WebReplError } from "../errors.ts";
 import type { DeployHooks, DeployOne, DeviceOutcome, DeviceReport, FleetDevice } from "./fleet.ts";
 import type { DeviceResult } from "./events.ts";
@@ -92,18 +93,6 @@ function stopReason(signal: AbortSignal): string {
   return typeof signal.reason === "string" ? signal.reason : "interrupted (Ctrl-C)";
 }
 
-function wait(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done);
-  });
-}
-
 /**
  * Runs `deployOne` for every board under `policy`. Rows come back in inventory order,
  * each with its `result`; the decision that stopped the rollout (if one did) with them.
@@ -114,7 +103,7 @@ export async function runRollout(
   options: RolloutOptions,
 ): Promise<{ rows: DeviceReport[]; stopped?: RolloutDecision }> {
   const { policy, signal } = options;
-  const sleep = options.sleep ?? wait;
+  const sleep = options.sleep ?? abortableSleep;
   const retries = Math.max(0, policy.retries ?? 0);
   const rows: (DeviceReport | undefined)[] = new Array(devices.length);
   const started = new Set<number>();

@@ -4,6 +4,7 @@
  * `templates/ota.py`), or, on firmware without that module, the same two steps
  * typed directly: RTC user memory := `yaotaota`, then `machine.reset()`.
  */
+import { sleep } from "../_sleep.ts";
 import { OtaError, WebReplError } from "../errors.ts";
 import { formatSeconds } from "../_units.ts";
 import { CONNECT_PROBE_MS, tcpPortOpen } from "../transfer/tcp_probe.ts";
@@ -70,21 +71,9 @@ export async function watchForApp(
     } else {
       sawDown = true;
     }
-    await pause(Math.min(WATCH_POLL_MS, Math.max(0, deadline - Date.now())), options.stop);
+    await sleep(Math.min(WATCH_POLL_MS, Math.max(0, deadline - Date.now())), options.stop);
   }
   return undefined;
-}
-
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done);
-  });
 }
 
 /** Where and how to log in; see `WebReplClient.connect`. */
