@@ -3,6 +3,7 @@ import { ROOT, runTaskFile, tempDir, VECTORS, vectorText } from "../_helpers.ts"
 import {
   buildEnv,
   dockerCalls,
+  dockerRunArgs,
   makeFakeYaotaTree,
   userArg,
   YAOTA_CONFIG_EXAMPLE,
@@ -94,17 +95,7 @@ Deno.test("build-bootloader writes config.h for the key, builds in docker and co
     env: buildEnv(dockerLog),
   });
   assertEquals(r.code, 0, r.stderr);
-  const run = [
-    "run",
-    "--rm",
-    "-v",
-    `${tree.root}:${tree.root}`,
-    "-w",
-    tree.root,
-    "-u",
-    userArg(),
-    IMAGE,
-  ];
+  const run = dockerRunArgs(tree.root, tree.root, IMAGE);
   assertEquals(await dockerCalls(dockerLog), [
     ["image", "inspect", "--format", "{{.Id}}", IMAGE],
     // config.h changed, and yaota8266's Makefiles do not know the objects depend on it.

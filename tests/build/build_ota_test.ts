@@ -9,6 +9,7 @@ import { ROOT, runTaskFile, tempDir } from "../_helpers.ts";
 import {
   buildEnv,
   dockerCalls,
+  dockerRunArgs,
   type FakeGeneration,
   makeFakeMicroPythonTree,
   userArg,
@@ -225,17 +226,7 @@ Deno.test("build-ota builds a 'make ota' tree (MicroPython 1.19) in docker: argv
     { cwd: dir.path, env: buildEnv(dockerLog) },
   );
   assertEquals(r.code, 0, r.stderr);
-  const run = [
-    "run",
-    "--rm",
-    "-v",
-    `${tree.root}:${tree.root}`,
-    "-w",
-    tree.port,
-    "-u",
-    userArg(),
-    IMAGE,
-  ];
+  const run = dockerRunArgs(tree.root, tree.port, IMAGE);
   assertEquals(await dockerCalls(dockerLog), [
     ["image", "inspect", "--format", "{{.Id}}", IMAGE],
     [...run, "make", "-C", "../../mpy-cross"],
@@ -333,17 +324,7 @@ Deno.test("build-ota builds an OTA-variant tree (MicroPython 1.22) in docker for
     { cwd: dir.path, env: buildEnv(dockerLog) },
   );
   assertEquals(r.code, 0, r.stderr);
-  const run = [
-    "run",
-    "--rm",
-    "-v",
-    `${tree.root}:${tree.root}`,
-    "-w",
-    tree.port,
-    "-u",
-    userArg(),
-    IMAGE,
-  ];
+  const run = dockerRunArgs(tree.root, tree.port, IMAGE);
   assertEquals((await dockerCalls(dockerLog)).slice(1), [
     [...run, "make", "-C", "../../mpy-cross"],
     [...run, "make", "BOARD=ESP8266_GENERIC", "BOARD_VARIANT=OTA"],

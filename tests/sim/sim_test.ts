@@ -13,6 +13,11 @@ import dgram from "node:dgram";
 const KEY = `${VECTORS}test-key-512.pem`;
 const APP = 0x3c000;
 
+/** deploy's arguments for the sim on `port` with the test key, then `rest` (flags, FILE). */
+function toSim(port: number, ...rest: string[]): string[] {
+  return ["--ip", "127.0.0.1", "--port", String(port), "--key", KEY, ...rest];
+}
+
 Deno.test("sim --once --json: deploy updates its flash file, it reports the reboot and exits", async () => {
   await using dir = await tempDir();
   const image = makeSampleFirmware({ size: 48 * 1024, seed: 21 });
@@ -27,17 +32,10 @@ Deno.test("sim --once --json: deploy updates its flash file, it reports the rebo
     "--delay-ms",
     "1",
   ]);
-  const r = await runTaskFile("deploy", [
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(sim.port),
-    "--key",
-    KEY,
-    "--boot-check-window",
-    "1",
-    `${dir.path}/fw.bin`,
-  ]);
+  const r = await runTaskFile(
+    "deploy",
+    toSim(sim.port, "--boot-check-window", "1", `${dir.path}/fw.bin`),
+  );
   assertEquals(r.code, 0, r.stderr);
   const reboot = await sim.waitFor((e) => e.event === "reboot");
   assertEquals(reboot.boot, "ok");
@@ -60,18 +58,10 @@ Deno.test("sim --lose-reply 0:1024: the probe was accepted but its reply lost, t
     "--delay-ms",
     "1",
   ]);
-  const r = await runTaskFile("deploy", [
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(sim.port),
-    "--key",
-    KEY,
-    "--boot-check-window",
-    "1",
-    "--json",
-    `${dir.path}/fw.bin`,
-  ]);
+  const r = await runTaskFile(
+    "deploy",
+    toSim(sim.port, "--boot-check-window", "1", "--json", `${dir.path}/fw.bin`),
+  );
   assertEquals(r.code, 0, r.stderr);
   assertEquals(JSON.parse(r.stdout).block, 1024);
   assertEquals((await sim.waitFor((e) => e.event === "reboot")).boot, "ok");
@@ -98,17 +88,7 @@ Deno.test("sim --boot --webrepl-password: deploy --trigger takes the running app
   ]);
   const r = await runTaskFile(
     "deploy",
-    [
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(sim.port),
-      "--key",
-      KEY,
-      "--trigger",
-      "--json",
-      `${dir.path}/fw.bin`,
-    ],
+    toSim(sim.port, "--trigger", "--json", `${dir.path}/fw.bin`),
     { env: { WEBREPL_PASSWORD: "s3cr3t" } },
   );
   assertEquals(r.code, 0, r.stderr);
@@ -175,7 +155,7 @@ Deno.test("deploy --trigger against sim --no-rtc-trigger fails as soon as the ap
   ]);
   const port = String(sim.port);
   const r = await deployBounded(
-    ["--ip", "127.0.0.1", "--port", port, "--key", KEY, "--trigger", `${dir.path}/fw.bin`],
+    toSim(sim.port, "--trigger", `${dir.path}/fw.bin`),
     { WEBREPL_PASSWORD: "s3cr3t" },
   );
   assertEquals(r.signal, null, "deploy was still waiting after 30 s");
@@ -208,18 +188,7 @@ Deno.test("deploy --force of a standard build ends by saying the board will boot
   await Deno.writeFile(`${dir.path}/std.bin`, standard);
   await using sim = await startSimProcess(["--key", KEY]);
   const r = await deployBounded(
-    [
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(sim.port),
-      "--key",
-      KEY,
-      "--force",
-      "--boot-check-window",
-      "2",
-      `${dir.path}/std.bin`,
-    ],
+    toSim(sim.port, "--force", "--boot-check-window", "2", `${dir.path}/std.bin`),
     {},
   );
   assertEquals(r.code, 0, r.stderr);
