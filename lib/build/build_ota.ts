@@ -22,6 +22,7 @@ import {
   DEFAULT_BUILD_DIR,
   FIRMWARE_FILE,
   MANIFEST_FILE,
+  parseManifest,
   retireBuildOutputs,
   STALE_DIR,
   STALE_NOTE,
@@ -191,18 +192,25 @@ export async function buildOta(
   reporter: BuildReporter = {},
   deps: BuildDeps = defaultBuildDeps,
 ): Promise<BuildOtaResult> {
-  if (options.dryRun) return await runBuild(options, reporter, deps);
+  if (options.dryRun) return await runBuild(options, reporter, deps, async () => {});
   // The image deploy sends by default exists only after a build that succeeded
-  // (build_outputs.ts): the previous one waits in stale/ until this one does.
+  // (build_outputs.ts). Every input is checked first: the previous build is moved to
+  // stale/ only once make is about to run, and comes back only with a new good build.
+  let retired: string | undefined;
+  const retire = async () => {
+    try {
+      if ((await retireBuildOutputs(options.out, deps.now(), previousId)).length) {
+        retired = previousId;
+      }
+    } catch (e) {
+      throw new FileError(
+        `cannot move the previous build in ${options.out} out of the way: ${(e as Error).message}`,
+      );
+    }
+  };
+  const previousId = await readPreviousBuildId(options.out);
   try {
-    await retireBuildOutputs(options.out, deps.now());
-  } catch (e) {
-    throw new FileError(
-      `cannot move the previous build in ${options.out} out of the way: ${(e as Error).message}`,
-    );
-  }
-  try {
-    const result = await runBuild(options, reporter, deps);
+    const result = await runBuild(options, reporter, deps, retire);
     await clearStaleOutputs(options.out);
     return result;
   } catch (e) {
@@ -211,10 +219,31 @@ export async function buildOta(
       reporter.onWarning?.(
         `the build failed, so there is no ${join(options.out, FIRMWARE_FILE)} for ` +
           `'deno task deploy' to send by mistake: the previous build is in ${stale}/ ` +
-          `(see ${STALE_NOTE} there)`,
+          `(see ${STALE_NOTE} there)` +
+          (retired
+            ? `; it is also kept as release ${retired}: 'deno task deploy --release ${retired}' ` +
+              `sends it, or copy ${
+                join(options.out, "releases", retired)
+              }/* back into ${options.out}/`
+            : ""),
       );
     }
     throw e;
+  }
+}
+
+/** The build id of the build in `out`, from its manifest, if there is one. */
+async function readPreviousBuildId(out: string): Promise<string | undefined> {
+  const path = join(out, MANIFEST_FILE);
+  const text = await Deno.readTextFile(path).catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const id = parseManifest(text, path).build?.id;
+    const kept = id !== undefined &&
+      await Deno.stat(join(out, "releases", id, FIRMWARE_FILE)).then(() => true, () => false);
+    return kept ? id : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -222,6 +251,7 @@ async function runBuild(
   options: BuildOtaOptions,
   reporter: BuildReporter,
   deps: BuildDeps,
+  beforeMake: () => Promise<void>,
 ): Promise<BuildOtaResult> {
   const say = (line: string) => reporter.onLine?.(line);
   const tree = await findMicroPythonTree(options.tree, options.board);
@@ -309,6 +339,7 @@ async function runBuild(
     say(`removed the previous build's ${stale.map((p) => relative(tree.port, p)).join(", ")}`);
   }
 
+  await beforeMake();
   const started = deps.now().getTime();
   await runMake(make, deps, reporter);
   const output = (await existing(imageCandidates(tree)))[0];

@@ -25,7 +25,7 @@ export const STALE_NOTE = "README.txt";
 const OUTPUTS = [FIRMWARE_FILE, MANIFEST_FILE];
 
 /** The note for `stale/`. Pure. */
-export function staleNote(out: string, when: Date): string {
+export function staleNote(out: string, when: Date, release?: string): string {
   return [
     `These files are the build that was in ${out} when a new 'deno task build-ota' started`,
     `(${when.toISOString()}). That build has not succeeded (it failed or was interrupted: see`,
@@ -34,6 +34,11 @@ export function staleNote(out: string, when: Date): string {
     "",
     "To send this older build anyway, name it:",
     `  deno task deploy --ip ADDR ${join(out, STALE_DIR, FIRMWARE_FILE)}`,
+    ...(release === undefined ? [] : [
+      `It is also kept as release ${release} (${join(out, "releases", release)}/):`,
+      `  deno task deploy --ip ADDR --release ${release}`,
+      `or, to make it the current build again, copy that folder's files into ${out}/.`,
+    ]),
     "The next successful build removes this folder.",
     "",
   ].join("\n");
@@ -44,7 +49,11 @@ export function staleNote(out: string, when: Date): string {
  * stale pair) and writes the note. Returns the files moved (none when there was no
  * previous build: an older stale pair then stays). Needs read and write permissions.
  */
-export async function retireBuildOutputs(out: string, when: Date): Promise<string[]> {
+export async function retireBuildOutputs(
+  out: string,
+  when: Date,
+  release?: string,
+): Promise<string[]> {
   const present: string[] = [];
   for (const name of OUTPUTS) {
     if (await Deno.lstat(join(out, name)).then(() => true, () => false)) present.push(name);
@@ -54,7 +63,7 @@ export async function retireBuildOutputs(out: string, when: Date): Promise<strin
   await Deno.mkdir(stale, { recursive: true });
   for (const name of OUTPUTS) await removeIfExists(join(stale, name));
   for (const name of present) await Deno.rename(join(out, name), join(stale, name));
-  await Deno.writeTextFile(join(stale, STALE_NOTE), staleNote(out, when));
+  await Deno.writeTextFile(join(stale, STALE_NOTE), staleNote(out, when, release));
   return present;
 }
 

@@ -28,7 +28,7 @@ Deno.test("a failed build-ota moves the previous build to dist/stale/ and says s
     assertStringIncludes(
       failed.stderr,
       `warning: the build failed, so there is no ${dist}/firmware-ota.bin for 'deno task deploy' ` +
-        `to send by mistake: the previous build is in ${dist}/stale/ (see README.txt there)\n`,
+        `to send by mistake: the previous build is in ${dist}/stale/ (see README.txt there)`,
     );
     assertStringIncludes(failed.stderr, "error: 'make ota' failed with exit code 2");
     assertEquals(await absent(join(dist, "firmware-ota.bin")), true);
@@ -59,7 +59,7 @@ Deno.test("a failed build-ota moves the previous build to dist/stale/ and says s
   assertEquals(await Deno.readFile(join(dist, "firmware-ota.bin")), image);
 });
 
-Deno.test("a build-ota that fails before make (module does not compile) moves the previous build aside too", async () => {
+Deno.test("a build-ota that fails before make (module does not compile) leaves the previous build where it is", async () => {
   await using dir = await tempDir();
   const tree = await makeFakeMicroPythonTree(dir.path, "make-ota");
   const dist = join(dir.path, "dist");
@@ -72,12 +72,9 @@ Deno.test("a build-ota that fails before make (module does not compile) moves th
     { cwd: dir.path, env: buildEnv(join(dir.path, "docker.log")) },
   );
   assertEquals(r.code, 1);
-  assertStringIncludes(r.stderr, "the previous build is in");
-  assertEquals(await absent(join(dist, "firmware-ota.bin")), true);
-  assertEquals(
-    await Deno.readTextFile(join(dist, "stale", "firmware-ota.bin")),
-    "the previous build",
-  );
+  assertStringIncludes(r.stderr, "a module does not compile, nothing was built");
+  assertEquals(await absent(join(dist, "stale")), true);
+  assertEquals(await Deno.readTextFile(join(dist, "firmware-ota.bin")), "the previous build");
 });
 
 /** dist/firmware-ota.bin (a safe image for `linkFor`) and a manifest saying `image`. */
@@ -175,4 +172,56 @@ Deno.test("flash and verify name the stale build when a failed build-ota left no
   assertEquals(flash.stderr, `error: no firmware at 'dist/firmware-ota.bin': ${hint}\n`);
   const verify = await runTaskFile("verify", [], { cwd: dir.path });
   assertStringIncludes(verify.stdout, `skip firmware    no dist/firmware-ota.bin (${hint})\n`);
+});
+
+Deno.test("build-ota checks every input before it touches dist/: a mistyped tree, module or board moves nothing", async () => {
+  await using dir = await tempDir();
+  const tree = await makeFakeMicroPythonTree(dir.path, "make-ota");
+  const dist = join(dir.path, "dist");
+  const env = buildEnv(join(dir.path, "docker.log"));
+  const build = ["--micropython", tree.root, "--runtime", "native"];
+  assertEquals((await runTaskFile("build_ota", build, { cwd: dir.path, env })).code, 0);
+  const image = await Deno.readFile(join(dist, "firmware-ota.bin"));
+  const manifest = await Deno.readTextFile(join(dist, "manifest.json"));
+  const log = await Deno.readTextFile(join(dist, "build.log"));
+  const mistakes = [
+    ["--micropython", join(dir.path, "micropyhton"), "--runtime", "native"],
+    [...build, "--module", "uartremte.py"],
+    [...build, "--board", "GENERIC_2M"],
+  ];
+  for (const args of mistakes) {
+    const r = await runTaskFile("build_ota", args, { cwd: dir.path, env });
+    assertEquals(r.code === 1 || r.code === 2, true, `${args}: ${r.code} ${r.stderr}`);
+    assertEquals(r.stderr.includes("stale"), false, r.stderr);
+    assertEquals(await absent(join(dist, "stale")), true, `${args}`);
+    assertEquals(await Deno.readFile(join(dist, "firmware-ota.bin")), image);
+    assertEquals(await Deno.readTextFile(join(dist, "manifest.json")), manifest);
+    assertEquals(
+      await Deno.readTextFile(join(dist, "build.log")),
+      log,
+      "the log is the last build's",
+    );
+  }
+});
+
+Deno.test("a build-ota whose make failed names the log it wrote and the kept release of the previous build", async () => {
+  await using dir = await tempDir();
+  const tree = await makeFakeMicroPythonTree(dir.path, "make-ota");
+  const dist = join(dir.path, "dist");
+  const env = buildEnv(join(dir.path, "docker.log"));
+  const build = ["--micropython", tree.root, "--runtime", "native"];
+  assertEquals((await runTaskFile("build_ota", build, { cwd: dir.path, env })).code, 0);
+  const id = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json"))).build.id;
+  const failed = await runTaskFile("build_ota", [...build, "--version", "2.0"], {
+    cwd: dir.path,
+    env: { ...env, FAKE_MAKE_FAIL: "1" },
+  });
+  assertEquals(failed.code, 1);
+  assertStringIncludes(
+    failed.stderr,
+    `; it is also kept as release ${id}: 'deno task deploy --release ${id}' sends it`,
+  );
+  assertStringIncludes(await Deno.readTextFile(join(dist, "build.log")), "the build broke");
+  const note = await Deno.readTextFile(join(dist, "stale", "README.txt"));
+  assertStringIncludes(note, `  deno task deploy --ip ADDR --release ${id}\n`);
 });
