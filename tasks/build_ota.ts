@@ -22,6 +22,15 @@ import { green, print } from "../lib/cli/output.ts";
 import { describeBuild } from "../lib/build/build_id.ts";
 import { parseVersionLabel } from "../lib/config/values.ts";
 import { stderrBuildReporter } from "../lib/cli/build_report.ts";
+import { parseMakeVar } from "../lib/build/build_layout.ts";
+import { UsageError } from "../lib/errors.ts";
+
+/** `--move-filesystem-to 0xd8000`. Pure. @throws {UsageError} */
+function parseAddress(text: string, flag: string): number {
+  const n = /^0x[0-9a-f]+$/i.test(text) ? parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${flag} expects an address such as 0xd8000, got '${text}'`);
+  return n;
+}
 
 export const spec: CommandSpec = {
   name: "build-ota",
@@ -65,6 +74,22 @@ export const spec: CommandSpec = {
       arg: "LABEL",
       help: "a label for this build, e.g. 1.4.0: part of the build id, reported by boards",
     },
+    clean: {
+      type: "boolean",
+      help: "remove the port's build folder first (done anyway when the toolchain changed)",
+    },
+    "make-var": {
+      type: "string",
+      multiple: true,
+      arg: "NAME=VALUE",
+      help: "a make variable, e.g. MICROPY_PY_ESPNOW=0 for a smaller feature set",
+    },
+    "move-filesystem-to": {
+      type: "string",
+      arg: "ADDR",
+      help: "a larger irom, moving the boards' filesystem to ADDR: their files are lost " +
+        "(deploy refuses such an image unless --allow-filesystem-move)",
+    },
     "dry-run": BUILD_OPTIONS["dry-run"],
   },
   notes: [
@@ -73,9 +98,18 @@ export const spec: CommandSpec = {
     "and the OTA image, and collects dist/firmware-ota.bin, dist/manifest.json and " +
     "dist/build.log. The image is inspected (deno task inspect) and refused unless it is " +
     "safe to push to the app offset.",
-    "A build first moves the previous firmware-ota.bin and manifest.json to dist/stale/ (with a " +
-    "README.txt saying why); a successful build removes that folder. So after a failed or " +
-    "interrupted build there is no dist/firmware-ota.bin for 'deno task deploy' to send by mistake.",
+    "Every input is checked first. Only when make is about to run does the previous " +
+    "firmware-ota.bin and manifest.json move to dist/stale/ (with a README.txt saying why and " +
+    "how to get it back: it is also kept in dist/releases/); a successful build removes that " +
+    "folder. So after a failed or interrupted build there is no dist/firmware-ota.bin for " +
+    "'deno task deploy' to send by mistake.",
+    "MicroPython 1.15–1.20 build with 'make ota', 1.21–1.27 with the ESP8266_GENERIC OTA " +
+    "variant (only its image, never its bootloader-and-signing step); 1.28 removed OTA. The " +
+    "cross compiler is asked its version and gets the flags that release needs with it " +
+    "(CFLAGS_EXTRA); the build id covers compiler, flags and image digest, and a change of " +
+    "any of them removes the port's build folder first.",
+    "An image too large for the irom is refused with the bytes over and the remedies: the " +
+    "irom ends where the boards' filesystem starts (0xd5000 for app offset 0x3c000).",
     "Each build gets a build id: a short hash of its inputs (the modules, templates/ota.py, the " +
     "tree's git commit and changes, its version and board, the app offset, the toolchain and " +
     "--version), the same for the same inputs. It is written into the frozen ota.py (ota.BUILD, " +
@@ -97,6 +131,7 @@ export interface BuildOtaArgs extends BuildOtaFlags {
 export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
   noPositionals(args);
   const version = stringOpt(args.values, "version");
+  const moveTo = stringOpt(args.values, "move-filesystem-to");
   return {
     micropython: stringOpt(args.values, "micropython"),
     modules: listOpt(args.values, "module"),
@@ -110,6 +145,9 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
     force: boolOpt(args.values, "force"),
     ...(version === undefined ? {} : { version: parseVersionLabel(version, { flag: "version" }) }),
     config: stringOpt(args.values, "config"),
+    clean: boolOpt(args.values, "clean"),
+    makeVars: listOpt(args.values, "make-var").map(parseMakeVar),
+    ...(moveTo === undefined ? {} : { filesystemStart: parseAddress(moveTo, "move-filesystem-to") }),
   };
 }
 

@@ -26,7 +26,16 @@ export interface BuildInputs {
   };
   /** e.g. "0x3c000": the irom link address follows from it. */
   appOffset: string;
-  toolchain: { runtime: string; image: string | null };
+  toolchain: {
+    runtime: string;
+    image: string | null;
+    /** The cross compiler's version, its extra flags, the image's digest (toolchain.ts). */
+    compiler?: string;
+    cflagsExtra?: string[];
+    imageDigest?: string;
+  };
+  /** `--make-var` settings and the irom length, when they differ from the defaults. */
+  layout?: { makeVars: string[]; iromLength?: string };
   /** The `--version` label. */
   version?: string;
 }
@@ -56,6 +65,13 @@ export function computeBuildId(inputs: BuildInputs): string {
     inputs.appOffset,
     [inputs.toolchain.runtime, inputs.toolchain.image],
     inputs.version ?? null,
+    // Appended only when known, so that ids of builds made before these were covered stay.
+    ...(inputs.toolchain.compiler === undefined && inputs.toolchain.imageDigest === undefined ? [] : [[
+      inputs.toolchain.compiler ?? null,
+      inputs.toolchain.cflagsExtra ?? [],
+      inputs.toolchain.imageDigest ?? null,
+    ]]),
+    ...(inputs.layout === undefined ? [] : [[inputs.layout.makeVars, inputs.layout.iromLength ?? null]]),
   ]);
   return createHash("sha256").update(canonical).digest("hex").slice(0, BUILD_ID_LENGTH);
 }

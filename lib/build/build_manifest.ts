@@ -12,14 +12,18 @@ import { otaIromBase } from "../format/image.ts";
 import type { InspectReport } from "../format/inspect.ts";
 import { formatHex } from "../_bytes.ts";
 import { sha256 } from "./build_stamp.ts";
+import type { Toolchain } from "./toolchain.ts";
+import { filesystemStart, flashUserStart } from "./linker_script.ts";
 
 export interface BuildManifest {
   firmware: string;
   builtAt: string;
   /** What a board running this image reports as `ota.BUILD` / `ota.VERSION` (build_id.ts). */
   build: BuildStamp & {
-    /** False when the tree is not a git checkout: its sources are then not part of the id. */
+    /** True only when the id covers everything that went in (see `notCovered`). */
     reproducible: boolean;
+    /** What went into the image that the id does not cover. */
+    notCovered: string[];
     tree: { commit: string | null; changed: boolean };
   };
   micropython: {
@@ -40,6 +44,16 @@ export interface BuildManifest {
     /** The version string found in the image. */
     version?: string;
     safe: boolean;
+    /** What `esp.flash_user_start()` returns on a board running this image (the irom's end). */
+    flashUserStart: string;
+    /** Where the board's filesystem starts with it (docs/device.md, "The board's filesystem"). */
+    filesystemStart: string;
+  };
+  toolchain: {
+    compiler: string | null;
+    cflagsExtra: string[];
+    imageDigest: string | null;
+    makeVars: string[];
   };
   modules: { name: string; source: string; sha256: string }[];
   runtime: Runtime;
@@ -56,8 +70,11 @@ export interface ManifestInputs {
     runtime: Runtime;
     image: string;
     version?: string;
+    makeVars?: string[];
   };
   tree: MicroPythonTree;
+  toolchain?: Toolchain;
+  iromLength?: number;
   buildId: string;
   state?: TreeState;
   modules: FrozenModule[];
@@ -71,6 +88,17 @@ export interface ManifestInputs {
 export function buildManifest(inputs: ManifestInputs): BuildManifest {
   const { options, tree, buildId, state, modules, image, report, builtAt } = inputs;
   const md5 = report.checks.find((c) => c.name === "md5");
+  const toolchain = inputs.toolchain ?? { cflagsExtra: [], reasons: [] };
+  const notCovered = [
+    ...(state ? [] : ["the tree's sources (not a git checkout)"]),
+    ...(toolchain.compilerVersion ? [] : ["the compiler (its version could not be read)"]),
+    ...(options.runtime === "native"
+      ? ["the SDK and libraries on this machine (--runtime native)"]
+      : toolchain.imageDigest
+      ? []
+      : ["the container image (its digest could not be read)"]),
+  ];
+  const userStart = flashUserStart(options.appOffset, inputs.iromLength);
   return {
     firmware: FIRMWARE_FILE,
     builtAt,
@@ -78,7 +106,8 @@ export function buildManifest(inputs: ManifestInputs): BuildManifest {
       id: buildId,
       builtAt,
       ...(options.version === undefined ? {} : { version: options.version }),
-      reproducible: state !== undefined,
+      reproducible: notCovered.length === 0,
+      notCovered,
       tree: {
         commit: state?.commit ?? null,
         changed: state?.changes !== undefined,
@@ -100,6 +129,14 @@ export function buildManifest(inputs: ManifestInputs): BuildManifest {
       flashSize: options.flashSize,
       version: report.version,
       safe: report.safe,
+      flashUserStart: formatHex(userStart),
+      filesystemStart: formatHex(filesystemStart(userStart)),
+    },
+    toolchain: {
+      compiler: toolchain.compilerVersion ?? null,
+      cflagsExtra: toolchain.cflagsExtra,
+      imageDigest: toolchain.imageDigest ?? null,
+      makeVars: options.makeVars ?? [],
     },
     modules: modules.map((m) => ({ name: m.name, source: m.source, sha256: m.sha256 })),
     runtime: options.runtime,

@@ -5,12 +5,16 @@
  * collects the image, writes the manifest and refuses an image that is not a valid OTA
  * image for the app offset: yaota8266 updates in place with no fallback copy.
  */
-import { join, relative, resolve } from "node:path";
-import { DEFAULT_IMAGE, type Runtime } from "./container.ts";
+import { dirname, join, relative, resolve } from "node:path";
+import { daxProbe, DEFAULT_IMAGE, type Runtime } from "./container.ts";
+import { cflagsArgument, COMPILER, detectToolchain, type Toolchain } from "./toolchain.ts";
+import { cleanReason, writeToolchainStamp } from "./build_clean.ts";
+import { explainMakeFailure } from "./make_failures.ts";
+import { iromLengthOption, overflowContext, withMakeSettings } from "./build_layout.ts";
+import { isFile } from "../_fs.ts";
 import {
   type BuildDeps,
   type BuildReporter,
-  checkMakeRuntime,
   defaultBuildDeps,
   dryRunListing,
   planMake,
@@ -28,7 +32,7 @@ import {
   STALE_NOTE,
 } from "./build_outputs.ts";
 import type { OtaConfig } from "../config/config.ts";
-import { FileError, UnsafeImageError } from "../errors.ts";
+import { ContainerRuntimeError, FileError, UnsafeImageError } from "../errors.ts";
 import { resolveAppOffset } from "../config/values.ts";
 import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
 import { parseIromSegment, planLinkerScript } from "./linker_script.ts";
@@ -74,6 +78,12 @@ export interface BuildOtaFlags {
   force: boolean;
   /** `--version`: a label for the build, frozen into ota.py as `VERSION`. */
   version?: string;
+  /** `--clean`: remove the port's build folder first. */
+  clean?: boolean;
+  /** `--make-var NAME=VALUE`, passed to make. */
+  makeVars?: string[];
+  /** `--move-filesystem-to ADDR`: a larger irom, moving the boards' filesystem there. */
+  filesystemStart?: number;
 }
 
 export interface BuildOtaOptions {
@@ -91,6 +101,9 @@ export interface BuildOtaOptions {
   dryRun: boolean;
   force: boolean;
   version?: string;
+  clean: boolean;
+  makeVars: string[];
+  filesystemStart?: number;
 }
 
 /**
@@ -121,6 +134,9 @@ export function resolveBuildOtaOptions(
     dryRun: flags.dryRun,
     force: flags.force,
     ...(flags.version === undefined ? {} : { version: flags.version }),
+    clean: flags.clean ?? false,
+    makeVars: flags.makeVars ?? [],
+    ...(flags.filesystemStart === undefined ? {} : { filesystemStart: flags.filesystemStart }),
   };
 }
 
@@ -255,15 +271,28 @@ async function runBuild(
 ): Promise<BuildOtaResult> {
   const say = (line: string) => reporter.onLine?.(line);
   const tree = await findMicroPythonTree(options.tree, options.board);
-  const stamped = await stampBuild(options, tree, await readModules(options.modules));
+  const read = await readModules(options.modules);
+  await compileModules(read);
+  const iromLength = iromLengthOption(options);
+  let toolchain: Toolchain = { cflagsExtra: [], reasons: [] };
+  if (!options.dryRun) {
+    for (const w of await deps.checkRuntime(options.runtime, options.image)) reporter.onWarning?.(w);
+    toolchain = await detectToolchain(
+      { runtime: options.runtime, image: options.image, root: tree.root, workdir: tree.port },
+      await isFile(join(tree.port, "modespnow.c")),
+      deps.probe ?? daxProbe,
+    );
+  }
+  const stamped = await stampBuild(options, tree, read, toolchain, iromLength);
   const modules = stamped.modules;
   const buildId = stamped.id;
   say(
     `MicroPython ${tree.version ?? "(version unknown)"} at ${tree.root}: ${
-      tree.generation === "make-ota" ? "'make ota' build" : "OTA board variant build"
+      tree.generation === "make-ota"
+        ? "'make ota' build"
+        : `OTA board variant build (defined in ${tree.variantFile})`
     }, board ${tree.board}`,
   );
-  await compileModules(modules);
   say(`${modules.length} module(s) compile: ${modules.map((m) => m.name).join(", ")}`);
   say(
     `build id ${describeBuild({ id: buildId, version: options.version })}` +
@@ -274,9 +303,24 @@ async function runBuild(
         : ": the tree is not a git checkout, so only its version stands for its sources " +
           "(give --version to tell builds of changed sources apart)"),
   );
-  const linkerEdit = await planLinkerScript(tree.linkerScript, options.appOffset);
+  if (!options.dryRun) {
+    say(
+      toolchain.compilerVersion
+        ? `compiler ${COMPILER} ${toolchain.compilerVersion}${
+          toolchain.cflagsExtra.length
+            ? `: CFLAGS_EXTRA=${toolchain.cflagsExtra.join(" ")} (${toolchain.reasons.join("; ")})`
+            : ""
+        }`
+        : `could not ask ${COMPILER} its version: no flags added for it, and the build id ` +
+          "does not cover the compiler",
+    );
+  }
+  const linkerEdit = await planLinkerScript(tree.linkerScript, options.appOffset, iromLength);
   const modulePlan = await planFrozenModules(modules, tree.modulesDir, options.force);
-  const commands = makeCommands(tree, options.board !== undefined);
+  const commands = withMakeSettings(
+    makeCommands(tree, options.board !== undefined),
+    [...cflagsArgument(toolchain), ...options.makeVars],
+  );
   const firmwarePath = join(options.out, FIRMWARE_FILE);
   const manifestPath = join(options.out, MANIFEST_FILE);
   const logPath = join(options.out, LOG_FILE);
@@ -328,7 +372,6 @@ async function runBuild(
     return { dryRun: true, plan: withId, tree, buildId, firmwarePath, manifestPath };
   }
 
-  await checkMakeRuntime(make, deps, reporter);
   await Deno.mkdir(options.out, { recursive: true });
   await applyFileEdit(linkerEdit);
   for (const l of describeLinkerEdit(linkerEdit, tree.root, false)) say(l);
@@ -339,9 +382,22 @@ async function runBuild(
     say(`removed the previous build's ${stale.map((p) => relative(tree.port, p)).join(", ")}`);
   }
 
+  const buildDir = dirname(imageCandidates(tree)[0]!);
+  const toolchainStamp = JSON.stringify({ ...toolchain, reasons: undefined, makeVars: options.makeVars });
+  const why = await cleanReason(buildDir, toolchainStamp, options.clean);
+  if (why) {
+    await Deno.remove(buildDir, { recursive: true });
+    say(`removed ${relative(tree.port, buildDir)}/ so that everything is compiled again: ${why}`);
+  }
+  await writeToolchainStamp(buildDir, toolchainStamp);
   await beforeMake();
   const started = deps.now().getTime();
-  await runMake(make, deps, reporter);
+  try {
+    await runMake(make, deps, reporter);
+  } catch (e) {
+    if (!(e instanceof ContainerRuntimeError)) throw e;
+    throw explainMakeFailure(e, await overflowContext(tree, modules, options, iromLength));
+  }
   const output = (await existing(imageCandidates(tree)))[0];
   if (!output) {
     throw new FileError(
@@ -366,6 +422,8 @@ async function runBuild(
     report,
     commands: make.lines.map((l) => l.argv),
     builtAt,
+    toolchain,
+    ...(iromLength === undefined ? {} : { iromLength }),
   });
   if (!report.safe) {
     reporter.onInspection?.(report, relative(tree.root, output));

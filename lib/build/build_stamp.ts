@@ -14,9 +14,10 @@ import {
   type FrozenModule,
   OTA_MODULE_TEMPLATE,
   readFrozenRecord,
-  RECORD_FILE,
+  recordPaths,
 } from "./frozen_modules.ts";
 import type { MicroPythonTree } from "./micropython_tree.ts";
+import type { Toolchain } from "./toolchain.ts";
 import { formatHex } from "../_bytes.ts";
 
 /** The build options the id covers (a `BuildOtaOptions` will do). */
@@ -25,6 +26,7 @@ export interface StampOptions {
   runtime: Runtime;
   image: string;
   version?: string;
+  makeVars?: string[];
 }
 
 export interface BuildStampResult {
@@ -47,7 +49,8 @@ async function managedFiles(tree: MicroPythonTree, modules: FrozenModule[]): Pro
   return [
     tree.linkerScript,
     `${tree.linkerScript}.orig`,
-    join(tree.modulesDir, RECORD_FILE),
+    recordPaths(tree.modulesDir).record,
+    recordPaths(tree.modulesDir).legacy,
     ...[...names].flatMap((n) => [join(tree.modulesDir, n), join(tree.modulesDir, `${n}.orig`)]),
   ];
 }
@@ -61,6 +64,8 @@ export async function stampBuild(
   options: StampOptions,
   tree: MicroPythonTree,
   read: FrozenModule[],
+  toolchain?: Toolchain,
+  iromLength?: number,
 ): Promise<BuildStampResult> {
   const state = await readTreeState(tree.root, await managedFiles(tree, read));
   const id = computeBuildId({
@@ -75,7 +80,20 @@ export async function stampBuild(
     toolchain: {
       runtime: options.runtime,
       image: options.runtime === "native" ? null : options.image,
+      ...(toolchain?.compilerVersion === undefined ? {} : {
+        compiler: toolchain.compilerVersion,
+        cflagsExtra: toolchain.cflagsExtra,
+      }),
+      ...(toolchain?.imageDigest === undefined ? {} : { imageDigest: toolchain.imageDigest }),
     },
+    ...(options.makeVars?.length || iromLength !== undefined
+      ? {
+        layout: {
+          makeVars: options.makeVars ?? [],
+          ...(iromLength === undefined ? {} : { iromLength: formatHex(iromLength) }),
+        },
+      }
+      : {}),
     ...(options.version === undefined ? {} : { version: options.version }),
   });
   const modules = read.map((m) => {

@@ -13,8 +13,21 @@ import { FileError, UsageError } from "../errors.ts";
 import { compileCheck, startMicroPython } from "../micropython/vm.ts";
 
 export const OTA_MODULE_TEMPLATE = new URL("../../templates/ota.py", import.meta.url);
-/** Records, inside `ports/esp8266/modules/`, which files this tool put there. */
-export const RECORD_FILE = ".ota-frozen.json";
+/**
+ * Records, in `ports/esp8266/` beside `modules/`, which files this tool put there. Not in
+ * `modules/` itself: MicroPython warns about every file there it cannot freeze. Earlier
+ * versions kept it there as `LEGACY_RECORD_FILE`; a build moves it.
+ */
+export const RECORD_FILE = ".yaota-frozen.json";
+export const LEGACY_RECORD_FILE = ".ota-frozen.json";
+
+/** Where the record of `modulesDir` is, and where earlier versions kept it. Pure. */
+export function recordPaths(modulesDir: string): { record: string; legacy: string } {
+  return {
+    record: join(dirname(modulesDir), RECORD_FILE),
+    legacy: join(modulesDir, LEGACY_RECORD_FILE),
+  };
+}
 
 /** Modules the ESP8266 port has built in or freezes itself (with their old `u` names). */
 export const MICROPYTHON_MODULES: ReadonlySet<string> = new Set([
@@ -108,6 +121,8 @@ export interface ModulePlan {
   stale: StaleModule[];
   recordPath: string;
   recordText: string;
+  /** The record where earlier versions kept it, to remove. */
+  legacyRecord?: string;
   /** True if applying the plan changes any file. */
   changed: boolean;
 }
@@ -186,8 +201,10 @@ export async function compileModules(modules: readonly FrozenModule[]): Promise<
 }
 
 /** The names of the modules an earlier build-ota put into `modulesDir` (from its record). */
-export function readFrozenRecord(modulesDir: string): Promise<Set<string>> {
-  return readRecord(join(modulesDir, RECORD_FILE));
+export async function readFrozenRecord(modulesDir: string): Promise<Set<string>> {
+  const { record, legacy } = recordPaths(modulesDir);
+  const found = await readRecord(record);
+  return found.size ? found : await readRecord(legacy);
 }
 
 async function readRecord(path: string): Promise<Set<string>> {
@@ -211,8 +228,9 @@ export async function planFrozenModules(
   modulesDir: string,
   force = false,
 ): Promise<ModulePlan> {
-  const recordPath = join(modulesDir, RECORD_FILE);
-  const ours = await readRecord(recordPath);
+  const { record: recordPath, legacy } = recordPaths(modulesDir);
+  const ours = await readFrozenRecord(modulesDir);
+  const legacyRecord = await readBytes(legacy) === undefined ? undefined : legacy;
   const copies: ModuleCopy[] = [];
   for (const module of modules) {
     const dest = join(modulesDir, module.name);
@@ -262,8 +280,16 @@ export async function planFrozenModules(
   ) + "\n";
   const recordBefore = await readBytes(recordPath);
   const changed = copies.some((c) => c.state !== "unchanged") || stale.length > 0 ||
-    recordBefore === undefined || new TextDecoder().decode(recordBefore) !== recordText;
-  return { copies, stale, recordPath, recordText, changed };
+    recordBefore === undefined || new TextDecoder().decode(recordBefore) !== recordText ||
+    legacyRecord !== undefined;
+  return {
+    copies,
+    stale,
+    recordPath,
+    recordText,
+    changed,
+    ...(legacyRecord ? { legacyRecord } : {}),
+  };
 }
 
 /**
@@ -282,4 +308,5 @@ export async function applyFrozenModules(plan: ModulePlan): Promise<void> {
     else await Deno.remove(s.path);
   }
   await Deno.writeTextFile(plan.recordPath, plan.recordText);
+  if (plan.legacyRecord) await Deno.remove(plan.legacyRecord).catch(() => {});
 }

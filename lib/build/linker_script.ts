@@ -77,9 +77,48 @@ export function linkedAppOffset(text: string): number | undefined {
  * Plans the tree's OTA linker script: the template rendered for `appOffset`, keeping
  * the tree's own `INCLUDE` line (from the kept original if there is one).
  */
-export async function planLinkerScript(path: string, appOffset: number): Promise<FileEdit> {
+export async function planLinkerScript(
+  path: string,
+  appOffset: number,
+  iromLength?: number,
+): Promise<FileEdit> {
   const template = await Deno.readTextFile(LINKER_TEMPLATE);
   const original = (await readIfExists(`${path}.orig`)) ?? (await readIfExists(path)) ?? "";
-  const text = renderLinkerScript(template, { appOffset, include: commonInclude(original) });
+  const text = renderLinkerScript(template, {
+    appOffset,
+    include: commonInclude(original),
+    ...(iromLength === undefined ? {} : { iromLength }),
+  });
   return await planFileEdit(path, text);
+}
+
+/**
+ * `esp.flash_user_start()` of an image linked with this irom: where the irom ends
+ * (`_firmware_size`, docs/device.md "The board's filesystem"). Pure.
+ */
+export function flashUserStart(appOffset: number, iromLength?: number): number {
+  return appOffset + IROM_FILE_OFFSET + (iromLength ?? defaultIromLength(appOffset));
+}
+
+/** Where flashbdev.py mounts the filesystem: one sector further below 1 MiB. Pure. */
+export function filesystemStart(userStart: number): number {
+  return userStart < 0x100000 ? userStart + 0x1000 : userStart;
+}
+
+/**
+ * The irom length that puts the filesystem at `start` (`--move-filesystem-to`). Pure.
+ * @throws {RangeError} If `start` is not sector-aligned or leaves less irom than the default.
+ */
+export function iromLengthForFilesystem(appOffset: number, start: number): number {
+  if (start % 0x1000 !== 0) throw new RangeError(`${formatHex(start)} is not a sector (0x1000) boundary`);
+  const userStart = start - 0x1000 < 0x100000 ? start - 0x1000 : start;
+  const length = userStart - appOffset - IROM_FILE_OFFSET;
+  if (length <= defaultIromLength(appOffset)) {
+    throw new RangeError(
+      `${formatHex(start)} is not past the filesystem's usual start ${
+        formatHex(filesystemStart(flashUserStart(appOffset)))
+      }`,
+    );
+  }
+  return length;
 }

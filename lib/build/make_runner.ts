@@ -11,6 +11,7 @@ import {
   type CommandLine,
   commandLine,
   currentUser,
+  type Probe,
   type Runner,
   type Runtime,
   streamingRunner,
@@ -36,6 +37,8 @@ export interface BuildDeps {
   /** Returns warnings to pass on; throws when the build cannot start. */
   checkRuntime: (runtime: Runtime, image: string) => Promise<string[]>;
   now: () => Date;
+  /** Runs a short command quietly (the compiler's version, the image's digest). */
+  probe?: Probe;
 }
 
 export const defaultBuildDeps: BuildDeps = {

@@ -1,8 +1,16 @@
 /**
  * A MicroPython source tree as the OTA build sees it: where `ports/esp8266` is, which
- * generation of the esp8266 build it has (docs/device.md, "OTA firmware image": `make ota`
- * up to 1.19; newer trees build `BOARD=ESP8266_GENERIC BOARD_VARIANT=OTA`), its version, the
- * linker script the OTA build links with, the make commands and where the image lands.
+ * generation of the esp8266 build it has (docs/device.md, "OTA firmware image"), its
+ * version, the linker script the OTA build links with, the make commands and where the
+ * image lands. The generations:
+ * - 1.15–1.20: the port Makefile's `ota:` target (`make ota`).
+ * - 1.21–1.23: `BOARD_VARIANT=OTA`, defined inside `boards/ESP8266_GENERIC/mpconfigboard.mk`
+ *   (`ifeq ($(BOARD_VARIANT),OTA)`).
+ * - 1.24–1.27: the same, defined in `boards/ESP8266_GENERIC/mpconfigvariant_OTA.mk`.
+ * From 1.21 the variant's image rule concatenates `$(YAOTA8266)/yaota8266.bin` with the
+ * image and signs the result with yaota8266's client: the build asks make for the image
+ * itself (`firmware-ota.bin`), never that rule.
+ * - 1.28 removed the OTA variant: refused.
  */
 import { isDir } from "../_fs.ts";
 import { dirname, join, relative, resolve } from "node:path";
@@ -10,6 +18,12 @@ import { FileError, UsageError } from "../errors.ts";
 
 /** `make-ota`: the port Makefile has an `ota:` target; `ota-variant`: a board has an OTA variant. */
 export type TreeGeneration = "make-ota" | "ota-variant";
+
+/** The last MicroPython release with an ESP8266 OTA build (1.28 removed the variant). */
+export const LAST_OTA_RELEASE = "1.27.0";
+
+/** The make goal that writes only the OTA image, for trees whose variant concatenates (see top). */
+export const OTA_IMAGE_GOAL = "yaota-ota-image";
 
 export interface MicroPythonTree {
   /** The tree's top folder (holds `py/` and `ports/`). */
@@ -25,6 +39,10 @@ export interface MicroPythonTree {
   linkerScript: string;
   /** `ROOT/ports/esp8266/modules`: files here are frozen into the firmware. */
   modulesDir: string;
+  /** The file that defines the OTA variant (relative to the port), for ota-variant trees. */
+  variantFile?: string;
+  /** True when the variant's image rule concatenates the bootloader and signs (1.21+). */
+  concatenates?: boolean;
 }
 
 const GENERIC = { "make-ota": "GENERIC", "ota-variant": "ESP8266_GENERIC" } as const;
@@ -112,27 +130,16 @@ export async function findMicroPythonTree(dir: string, board?: string): Promise<
   }
   let generation: TreeGeneration;
   let ldText: string;
+  let variantFile: string | undefined;
   if (hasOtaTarget(makefile)) {
     generation = "make-ota";
     ldText = makefile;
   } else {
     generation = "ota-variant";
     const chosen = board ?? GENERIC["ota-variant"];
-    const variant = await readText(join(port, "boards", chosen, "mpconfigvariant_OTA.mk"));
-    if (variant === undefined && board !== undefined) {
-      throw new UsageError(
-        `the board '${board}' has no OTA variant (boards/${board}/mpconfigvariant_OTA.mk); ` +
-          `build ESP8266_GENERIC (leave out --board)`,
-      );
-    }
-    if (variant === undefined) {
-      throw new FileError(
-        `'${port}' has no OTA build: neither an 'ota:' target in its Makefile (MicroPython ` +
-          `up to 1.19) nor boards/${chosen}/mpconfigvariant_OTA.mk (1.20 and later). ` +
-          `Check out a release tag, e.g. 'git checkout v1.19.1'.`,
-      );
-    }
-    ldText = variant;
+    const found = await findOtaVariant(port, chosen);
+    if (found === undefined) throw noOtaBuild(port, chosen, version, board !== undefined);
+    ({ text: ldText, file: variantFile } = found);
   }
   const chosenBoard = board ?? GENERIC[generation];
   const ldName = otaLinkerScriptName(ldText) ?? "boards/esp8266_ota.ld";
@@ -144,8 +151,67 @@ export async function findMicroPythonTree(dir: string, board?: string): Promise<
     board: chosenBoard,
     linkerScript: resolve(port, ldName),
     modulesDir: join(port, "modules"),
+    ...(variantFile === undefined ? {} : {
+      variantFile,
+      concatenates: /\$[({]YAOTA8266[)}]/.test(makefile),
+    }),
   };
 }
+
+/** `ifeq ($(BOARD_VARIANT),OTA)` … `endif` of a board's mpconfigboard.mk (1.21–1.23). Pure. */
+export function inBoardOtaVariant(mk: string): string | undefined {
+  return /^ifeq\s*\(\s*\$\(BOARD_VARIANT\)\s*,\s*OTA\s*\)\s*$([\s\S]*?)^endif/m.exec(mk)?.[1];
+}
+
+/** Where a board defines its OTA variant: its own file (1.24+) or inside mpconfigboard.mk. */
+async function findOtaVariant(
+  port: string,
+  board: string,
+): Promise<{ text: string; file: string } | undefined> {
+  const own = `boards/${board}/mpconfigvariant_OTA.mk`;
+  const text = await readText(join(port, own));
+  if (text !== undefined) return { text, file: own };
+  const boardMk = `boards/${board}/mpconfigboard.mk`;
+  const inBoard = inBoardOtaVariant(await readText(join(port, boardMk)) ?? "");
+  return inBoard === undefined ? undefined : { text: inBoard, file: boardMk };
+}
+
+/** "1.28.0" and later: after the last release with OTA. Pure. */
+function afterLastOtaRelease(version: string | undefined): boolean {
+  const [major = 0, minor = 0] = (version ?? "").split(/[.-]/).map(Number);
+  return major > 1 || (major === 1 && minor >= 28);
+}
+
+/** Why a tree has no OTA build, and what to check out instead. Pure. */
+function noOtaBuild(
+  port: string,
+  board: string,
+  version: string | undefined,
+  boardGiven: boolean,
+): FileError | UsageError {
+  if (afterLastOtaRelease(version)) {
+    return new FileError(
+      `MicroPython ${version} has no ESP8266 OTA build: 1.28 removed the OTA board variant ` +
+        `(and with it the yaota8266 support), so ${LAST_OTA_RELEASE} is the last release ` +
+        `with one. Check out that release ('git checkout v${LAST_OTA_RELEASE}', then ` +
+        "'git submodule update --init') and build again.",
+    );
+  }
+  const where = `neither boards/${board}/mpconfigvariant_OTA.mk (1.24–1.27) nor an ` +
+    `'ifeq ($(BOARD_VARIANT),OTA)' block in boards/${board}/mpconfigboard.mk (1.21–1.23)`;
+  if (boardGiven && board !== GENERIC["ota-variant"]) {
+    return new UsageError(
+      `the board '${board}' has no OTA variant (${where}): only ` +
+        `${GENERIC["ota-variant"]} has one; leave out --board`,
+    );
+  }
+  return new FileError(
+    `'${port}' has no OTA build: neither an 'ota:' target in its Makefile (MicroPython ` +
+      `1.15–1.20) nor an OTA variant of ${board} (${where}). Check out a release that has ` +
+      `one, e.g. 'git checkout v${LAST_OTA_RELEASE}'.`,
+  );
+}
+
 
 /** The make commands, run in `ports/esp8266`: `mpy-cross` first, then the OTA image. Pure. */
 export function makeCommands(tree: MicroPythonTree, boardGiven: boolean): string[][] {
@@ -153,13 +219,31 @@ export function makeCommands(tree: MicroPythonTree, boardGiven: boolean): string
   if (tree.generation === "make-ota") {
     return [mpyCross, boardGiven ? ["make", `BOARD=${tree.board}`, "ota"] : ["make", "ota"]];
   }
-  return [mpyCross, ["make", `BOARD=${tree.board}`, "BOARD_VARIANT=OTA"]];
+  const variant = ["make", `BOARD=${tree.board}`, "BOARD_VARIANT=OTA"];
+  if (!tree.concatenates) return [mpyCross, variant];
+  return [mpyCross, [...variant, `--eval=${otaImageRule(tree)}`, OTA_IMAGE_GOAL]];
 }
+
+/**
+ * A make rule that writes the image the way the port's non-OTA rule does, to
+ * `$(BUILD)/firmware-ota.bin`, without the bootloader and the signing step the OTA
+ * variant's own rule adds (see top). `--eval` is read before the Makefile, so the
+ * prerequisite names the build folder itself; the recipe expands later. Pure.
+ */
+export function otaImageRule(tree: MicroPythonTree): string {
+  return `${OTA_IMAGE_GOAL}: build-${tree.board}-OTA/firmware.elf ; ` +
+    "$(ESPTOOL) elf2image $< && $(PYTHON) makeimg.py $(BUILD)/firmware.elf-0x00000.bin " +
+    "$(BUILD)/firmware.elf-0x[0-5][1-f]000.bin $(BUILD)/firmware-ota.bin";
+}
+
 
 /** Where the build may have written the OTA image, most likely first, absolute. Pure. */
 export function imageCandidates(tree: MicroPythonTree): string[] {
   const names = tree.generation === "make-ota"
     ? [`build-${tree.board}/firmware-ota.bin`, "build/firmware-ota.bin"]
+    : tree.concatenates
+    // firmware.bin, when an earlier make left it, is bootloader + app: never collected.
+    ? [`build-${tree.board}-OTA/firmware-ota.bin`]
     : [
       `build-${tree.board}-OTA/firmware.bin`,
       `build-${tree.board}-OTA/firmware-ota.bin`,

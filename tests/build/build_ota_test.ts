@@ -36,6 +36,12 @@ const OTA_TEMPLATE = Deno.readFileSync(join(ROOT, "templates", "ota.py"));
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
+/** The calls before make: the runtime check, the compiler's version, the image's digest. */
+function probeCalls(run: string[]): string[][] {
+  const inspect = ["image", "inspect", "--format", "{{.Id}}", IMAGE];
+  return [inspect, [...run, "xtensa-lx106-elf-gcc", "-dumpversion"], inspect];
+}
+
 /** A fake tree, a uartremote.py beside it, and the docker stand-in's log, in a temp dir. */
 async function setup(dir: string, generation: FakeGeneration) {
   const tree = await makeFakeMicroPythonTree(dir, generation);
@@ -228,7 +234,7 @@ Deno.test("build-ota builds a 'make ota' tree (MicroPython 1.19) in docker: argv
   assertEquals(r.code, 0, r.stderr);
   const run = dockerRunArgs(tree.root, tree.port, IMAGE);
   assertEquals(await dockerCalls(dockerLog), [
-    ["image", "inspect", "--format", "{{.Id}}", IMAGE],
+    ...probeCalls(run),
     [...run, "make", "-C", "../../mpy-cross"],
     [...run, "make", "ota"],
   ]);
@@ -270,8 +276,18 @@ Deno.test("build-ota builds a 'make ota' tree (MicroPython 1.19) in docker: argv
     id: buildId,
     builtAt: manifest.builtAt,
     reproducible: false,
+    notCovered: ["the tree's sources (not a git checkout)"],
     tree: { commit: null, changed: false },
   });
+  // The toolchain the id covers: esp-open-sdk's GCC 4.8 needs no extra flags.
+  assertEquals(manifest.toolchain, {
+    compiler: "4.8.5",
+    cflagsExtra: [],
+    imageDigest: `sha256:${"0".repeat(64)}`,
+    makeVars: [],
+  });
+  assertEquals(manifest.image.flashUserStart, "0xd4000");
+  assertEquals(manifest.image.filesystemStart, "0xd5000");
   assertEquals(manifest.micropython, {
     version: "1.19.1",
     tree: tree.root,
@@ -325,7 +341,7 @@ Deno.test("build-ota builds an OTA-variant tree (MicroPython 1.22) in docker for
   );
   assertEquals(r.code, 0, r.stderr);
   const run = dockerRunArgs(tree.root, tree.port, IMAGE);
-  assertEquals((await dockerCalls(dockerLog)).slice(1), [
+  assertEquals((await dockerCalls(dockerLog)).slice(3), [
     [...run, "make", "-C", "../../mpy-cross"],
     [...run, "make", "BOARD=ESP8266_GENERIC", "BOARD_VARIANT=OTA"],
   ]);
@@ -396,7 +412,7 @@ Deno.test("build-ota is idempotent: a second run changes nothing in the tree and
     `${tree.ld}.orig`,
     join(tree.port, "modules", "uartremote.py"),
     join(tree.port, "modules", "ota.py"),
-    join(tree.port, "modules", ".ota-frozen.json"),
+    join(tree.port, ".yaota-frozen.json"),
   ];
   const before = await Promise.all(
     files.map(async (f) => ({ bytes: await Deno.readFile(f), mtime: (await Deno.stat(f)).mtime })),
