@@ -27,8 +27,14 @@ import { UsageError } from "../lib/errors.ts";
 
 /** `--move-filesystem-to 0xd8000`. Pure. @throws {UsageError} */
 function parseAddress(text: string, flag: string): number {
-  const n = /^0x[0-9a-f]+$/i.test(text) ? parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n)) throw new UsageError(`--${flag} expects an address such as 0xd8000, got '${text}'`);
+  const n = /^0x[0-9a-f]+$/i.test(text)
+    ? parseInt(text, 16)
+    : /^\d+$/.test(text)
+    ? Number(text)
+    : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new UsageError(`--${flag} expects an address such as 0xd8000, got '${text}'`);
+  }
   return n;
 }
 
@@ -147,7 +153,9 @@ export function toBuildOtaArgs(args: ParsedArgs): BuildOtaArgs {
     config: stringOpt(args.values, "config"),
     clean: boolOpt(args.values, "clean"),
     makeVars: listOpt(args.values, "make-var").map(parseMakeVar),
-    ...(moveTo === undefined ? {} : { filesystemStart: parseAddress(moveTo, "move-filesystem-to") }),
+    ...(moveTo === undefined
+      ? {}
+      : { filesystemStart: parseAddress(moveTo, "move-filesystem-to") }),
   };
 }
 

@@ -17,9 +17,11 @@ import { planRtcTrigger, RTC_TRIGGER_TEMPLATE } from "./rtc_trigger_edit.ts";
 import {
   ETSHAL_TEMPLATE,
   type FixPlan,
+  OTA_ROM_SCRIPT,
   planAxtlsAr,
   planEtshal,
   planOtaLd,
+  planOtaRomScript,
   YaotaTreeError,
 } from "./yaota_build_fixes.ts";
 import { formatHex } from "../_bytes.ts";
@@ -31,6 +33,7 @@ export const OTA_SERVER_MAKEFILE = "ota-server/Makefile";
 export const OTA_LD = "ota-server/ota.ld";
 export const OTA_C = "ota-server/ota.c";
 export const AXTLS_DIR = "ota-server/lib/axtls";
+export const BOOT_ROM_SCRIPT = "boot8266/eagle.rom.addr.v6.ld";
 
 /** A planned change to one file, and why. */
 export interface TreeEdit {
@@ -152,7 +155,12 @@ export async function planTreeEdits(root: string, options: TreeOptions): Promise
       planEtshal(await readIfExists(path(ETSHAL_H)), await Deno.readTextFile(ETSHAL_TEMPLATE)),
     ],
     [OTA_SERVER_MAKEFILE, planAxtlsAr(await readIfExists(path(OTA_SERVER_MAKEFILE)))],
-    [OTA_LD, planOtaLd(await readIfExists(path(OTA_LD)))],
+    ...otaLdFixes(
+      planOtaLd(await readIfExists(path(OTA_LD))),
+      await readIfExists(path(OTA_LD)),
+      await readIfExists(path(BOOT_ROM_SCRIPT)),
+      await readIfExists(path(OTA_ROM_SCRIPT)),
+    ),
   ];
   for (const [name, plan] of fixes) {
     if (plan.status === "ok") notes.push(`${name}: ${plan.note}`);
@@ -168,6 +176,33 @@ export async function planTreeEdits(root: string, options: TreeOptions): Promise
     );
   }
   return { edits, notes, rtcTrigger };
+}
+
+/**
+ * The OTA server's linker script with both of its fixes (the vendor libraries to irom, its
+ * own ROM address script) in one edit, and the ROM script it then includes. Pure.
+ */
+function otaLdFixes(
+  ldPlan: FixPlan,
+  ld: string | undefined,
+  bootRom: string | undefined,
+  ownRom: string | undefined,
+): [string, FixPlan][] {
+  if (ld === undefined || ldPlan.status === "unrecognised") return [[OTA_LD, ldPlan]];
+  const fixed = ldPlan.status === "fix" ? ldPlan.text : ld;
+  const rom = planOtaRomScript(fixed, bootRom, ownRom);
+  if (rom.status === "ok") {
+    return [[OTA_LD, ldPlan], [OTA_LD, { status: "ok", note: rom.note }]];
+  }
+  const romFile: [string, FixPlan] = [OTA_ROM_SCRIPT, {
+    status: "fix",
+    text: rom.rom,
+    why: "the OTA server's own ROM address script, without uart_div_modify",
+  }];
+  if (rom.ld === fixed) return [[OTA_LD, ldPlan], romFile];
+  const why = ldPlan.status === "fix" ? `${ldPlan.why}; ${rom.why}` : rom.why;
+  const summary = ldPlan.status === "fix" ? ldPlan.summary : undefined;
+  return [[OTA_LD, { status: "fix", text: rom.ld, why, ...(summary ? { summary } : {}) }], romFile];
 }
 
 /**

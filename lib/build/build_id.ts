@@ -66,12 +66,16 @@ export function computeBuildId(inputs: BuildInputs): string {
     [inputs.toolchain.runtime, inputs.toolchain.image],
     inputs.version ?? null,
     // Appended only when known, so that ids of builds made before these were covered stay.
-    ...(inputs.toolchain.compiler === undefined && inputs.toolchain.imageDigest === undefined ? [] : [[
-      inputs.toolchain.compiler ?? null,
-      inputs.toolchain.cflagsExtra ?? [],
-      inputs.toolchain.imageDigest ?? null,
-    ]]),
-    ...(inputs.layout === undefined ? [] : [[inputs.layout.makeVars, inputs.layout.iromLength ?? null]]),
+    ...(inputs.toolchain.compiler === undefined && inputs.toolchain.imageDigest === undefined
+      ? []
+      : [[
+        inputs.toolchain.compiler ?? null,
+        inputs.toolchain.cflagsExtra ?? [],
+        inputs.toolchain.imageDigest ?? null,
+      ]]),
+    ...(inputs.layout === undefined
+      ? []
+      : [[inputs.layout.makeVars, inputs.layout.iromLength ?? null]]),
   ]);
   return createHash("sha256").update(canonical).digest("hex").slice(0, BUILD_ID_LENGTH);
 }

@@ -276,7 +276,9 @@ async function runBuild(
   const iromLength = iromLengthOption(options);
   let toolchain: Toolchain = { cflagsExtra: [], reasons: [] };
   if (!options.dryRun) {
-    for (const w of await deps.checkRuntime(options.runtime, options.image)) reporter.onWarning?.(w);
+    for (const w of await deps.checkRuntime(options.runtime, options.image)) {
+      reporter.onWarning?.(w);
+    }
     toolchain = await detectToolchain(
       { runtime: options.runtime, image: options.image, root: tree.root, workdir: tree.port },
       await isFile(join(tree.port, "modespnow.c")),
@@ -383,7 +385,11 @@ async function runBuild(
   }
 
   const buildDir = dirname(imageCandidates(tree)[0]!);
-  const toolchainStamp = JSON.stringify({ ...toolchain, reasons: undefined, makeVars: options.makeVars });
+  const toolchainStamp = JSON.stringify({
+    ...toolchain,
+    reasons: undefined,
+    makeVars: options.makeVars,
+  });
   const why = await cleanReason(buildDir, toolchainStamp, options.clean);
   if (why) {
     await Deno.remove(buildDir, { recursive: true });

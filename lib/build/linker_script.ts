@@ -110,7 +110,9 @@ export function filesystemStart(userStart: number): number {
  * @throws {RangeError} If `start` is not sector-aligned or leaves less irom than the default.
  */
 export function iromLengthForFilesystem(appOffset: number, start: number): number {
-  if (start % 0x1000 !== 0) throw new RangeError(`${formatHex(start)} is not a sector (0x1000) boundary`);
+  if (start % 0x1000 !== 0) {
+    throw new RangeError(`${formatHex(start)} is not a sector (0x1000) boundary`);
+  }
   const userStart = start - 0x1000 < 0x100000 ? start - 0x1000 : start;
   const length = userStart - appOffset - IROM_FILE_OFFSET;
   if (length <= defaultIromLength(appOffset)) {

@@ -30,7 +30,8 @@ export interface OverflowContext {
 }
 
 const OVERFLOW = /region [`']irom0_0_seg' overflowed by (\d+) bytes?/;
-const ASSERT_CLASH = /__assert\b.*(conflicting types|redefinition|expected)|(conflicting types|redefinition) for '__assert'/;
+const ASSERT_CLASH =
+  /__assert\b.*(conflicting types|redefinition|expected)|(conflicting types|redefinition) for '__assert'/;
 const STALE_OBJECTS = /undefined reference to [`']errno'/;
 
 /** The bytes the irom overflowed by, from make's output. */
@@ -60,7 +61,9 @@ export function tooLargeError(over: number, ctx: OverflowContext): FirmwareTooLa
   }
   const oneMeg = ctx.boards.find((b) => /_1M$/.test(b) && b !== ctx.board);
   if (oneMeg) {
-    remedies.push(`build the 1 MiB board configuration, which leaves out features: --board ${oneMeg}`);
+    remedies.push(
+      `build the 1 MiB board configuration, which leaves out features: --board ${oneMeg}`,
+    );
   }
   if (ctx.features.length) {
     remedies.push(

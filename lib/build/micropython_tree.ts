@@ -212,7 +212,6 @@ function noOtaBuild(
   );
 }
 
-
 /** The make commands, run in `ports/esp8266`: `mpy-cross` first, then the OTA image. Pure. */
 export function makeCommands(tree: MicroPythonTree, boardGiven: boolean): string[][] {
   const mpyCross = ["make", "-C", relative(tree.port, join(tree.root, "mpy-cross"))];
@@ -235,7 +234,6 @@ export function otaImageRule(tree: MicroPythonTree): string {
     "$(ESPTOOL) elf2image $< && $(PYTHON) makeimg.py $(BUILD)/firmware.elf-0x00000.bin " +
     "$(BUILD)/firmware.elf-0x[0-5][1-f]000.bin $(BUILD)/firmware-ota.bin";
 }
-
 
 /** Where the build may have written the OTA image, most likely first, absolute. Pure. */
 export function imageCandidates(tree: MicroPythonTree): string[] {

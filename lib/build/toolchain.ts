@@ -13,7 +13,13 @@
  * All of it goes into the build id and the manifest (build_id.ts): a change of compiler,
  * flags or image cleans the port's build folder (build_clean.ts).
  */
-import { type CommandLine, commandLine, currentUser, type Probe, type Runtime } from "./container.ts";
+import {
+  type CommandLine,
+  commandLine,
+  currentUser,
+  type Probe,
+  type Runtime,
+} from "./container.ts";
 
 export interface Toolchain {
   /** "12.2.0", or undefined when the compiler could not be asked. */
@@ -69,7 +75,9 @@ export function flagsFor(
   const reasons: string[] = [];
   if (!(major >= 10)) return { flags, reasons };
   flags.push("-fcommon");
-  reasons.push(`-fcommon: GCC ${major} defaults to -fno-common, these sources define globals twice`);
+  reasons.push(
+    `-fcommon: GCC ${major} defaults to -fno-common, these sources define globals twice`,
+  );
   if (major >= 12) {
     flags.push("-Wno-array-bounds");
     reasons.push(`-Wno-array-bounds: GCC ${major} flags esp_mphal.c's ROM function tables`);

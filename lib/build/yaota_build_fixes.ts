@@ -118,3 +118,57 @@ export function planOtaLd(script: string | undefined): FixPlan {
       "(region `iram1_0_seg' overflowed): their code goes to irom",
   };
 }
+
+/** The OTA server's own copy of the ROM address script (see planOtaRomScript). */
+export const OTA_ROM_SCRIPT = "ota-server/eagle.rom.addr.v6.ld";
+const BORROWED_ROM_INCLUDE =
+  /^([ \t]*INCLUDE[ \t]+)"?\.\.\/boot8266\/eagle\.rom\.addr\.v6\.ld"?[ \t]*$/m;
+const OWN_ROM_INCLUDE = /^[ \t]*INCLUDE[ \t]+"?eagle\.rom\.addr\.v6\.ld"?[ \t]*$/m;
+const ROM_UART_DIV_MODIFY = /^[ \t]*PROVIDE[ \t]*\([ \t]*uart_div_modify[ \t]*=[^\n]*\n?/m;
+
+/**
+ * The OTA server links with boot8266's ROM address script, which PROVIDEs
+ * `uart_div_modify` at its ROM address. The vendor SDK's libmain defines that function
+ * itself; binutils 2.40 takes the ROM address instead and the call from libmain's
+ * app_main.o cannot reach it ("dangerous relocation: call0: call target out of range:
+ * uart_div_modify"); the old esp-open-sdk linker used libmain's. The fix: the OTA server
+ * gets its own copy of the script without that one line, included by name. `otaLd` is the
+ * OTA server's linker script (after the other fixes), `bootRom` boot8266's ROM script.
+ * Pure.
+ */
+export function planOtaRomScript(
+  otaLd: string,
+  bootRom: string | undefined,
+  ownRom: string | undefined,
+): { status: "ok"; note: string } | { status: "fix"; ld: string; rom: string; why: string } {
+  const expected = bootRom === undefined ? undefined : ownRomScript(bootRom);
+  if (OWN_ROM_INCLUDE.test(otaLd)) {
+    if (ownRom !== undefined || expected === undefined) {
+      return { status: "ok", note: "links with its own ROM address script" };
+    }
+    return {
+      status: "fix",
+      ld: otaLd,
+      rom: expected,
+      why: `includes ${OTA_ROM_SCRIPT}, which is missing: boot8266's without uart_div_modify`,
+    };
+  }
+  const borrowed = BORROWED_ROM_INCLUDE.exec(otaLd);
+  if (!borrowed || bootRom === undefined || !ROM_UART_DIV_MODIFY.test(bootRom)) {
+    return { status: "ok", note: "does not take uart_div_modify from a ROM address script" };
+  }
+  return {
+    status: "fix",
+    ld: otaLd.replace(BORROWED_ROM_INCLUDE, `${borrowed[1]}"eagle.rom.addr.v6.ld"`),
+    rom: expected!,
+    why: "boot8266's ROM script PROVIDEs uart_div_modify, which libmain defines: a current " +
+      "linker takes the ROM address (dangerous relocation: call0: call target out of range): " +
+      `its own copy, ${OTA_ROM_SCRIPT}, without that line`,
+  };
+}
+
+function ownRomScript(bootRom: string): string {
+  return "/* boot8266/eagle.rom.addr.v6.ld without uart_div_modify, which the vendor SDK's\n" +
+    "   libmain defines (added by deno task build-bootloader). */\n" +
+    bootRom.replace(ROM_UART_DIV_MODIFY, "");
+}

@@ -643,3 +643,39 @@ Deno.test("planAxtlsAr(), planEtshal() and planOtaLd() fix what is missing, leav
   assertEquals(planOtaLd(ld.text).status, "ok");
   assertEquals(planOtaLd("SECTIONS { }\n").status, "unrecognised");
 });
+
+Deno.test("build-bootloader gives the OTA server its own ROM script without uart_div_modify, so that binutils 2.40 links it", async () => {
+  await using dir = await tempDir();
+  const tree = await makeFakeYaotaTree(dir.path, true, { shape: "upstream" });
+  const dry = await buildNative(tree.root, dir.path, ["--dry-run"]);
+  assertEquals(dry.code, 0, dry.stderr);
+  assertStringIncludes(
+    dry.stdout,
+    "dangerous relocation: call0: call target out of range): its own copy, " +
+      "ota-server/eagle.rom.addr.v6.ld, without that line",
+  );
+  assertStringIncludes(dry.stdout, "would write ota-server/eagle.rom.addr.v6.ld");
+  assertEquals(await exists(join(tree.root, "ota-server", "eagle.rom.addr.v6.ld")), false);
+
+  const first = await buildNative(tree.root, dir.path);
+  assertEquals(first.code, 0, first.stderr);
+  const own = await Deno.readTextFile(join(tree.root, "ota-server", "eagle.rom.addr.v6.ld"));
+  assertEquals(/PROVIDE \( uart_div_modify/.test(own), false);
+  assertStringIncludes(own, "PROVIDE ( SPIRead = 0x40004b1c );\n");
+  const ld = await Deno.readTextFile(join(tree.root, "ota-server", "ota.ld"));
+  assertStringIncludes(ld, '\nINCLUDE "eagle.rom.addr.v6.ld"\n');
+  assertEquals(
+    await Deno.readTextFile(join(tree.root, "boot8266", "eagle.rom.addr.v6.ld")),
+    tree.original["boot8266/eagle.rom.addr.v6.ld"],
+    "boot8266 keeps its own script",
+  );
+  assertEquals(
+    await Deno.readTextFile(join(tree.root, "ota-server", "ota.ld.orig")),
+    tree.original["ota-server/ota.ld"],
+  );
+
+  const second = await buildNative(tree.root, dir.path);
+  assertEquals(second.code, 0, second.stderr);
+  assertStringIncludes(second.stderr, "ota-server/ota.ld: links with its own ROM address script\n");
+  assertEquals(second.stderr.match(/^wrote .*$/gm), null, second.stderr);
+});
