@@ -8,6 +8,8 @@ import machine
 MAGIC = b"yaotaota"
 BUILD = None
 VERSION = None
+# The same, as one string that stays readable in the image's frozen bytecode (inspect, sim).
+BUILD_STAMP = None
 
 
 def start():

@@ -25,6 +25,10 @@ export function renderInspectReport(report: InspectReport, file?: string): strin
   lines.push(
     `${name}${report.size} bytes (${formatBytes(report.size)})${
       report.version ? `, MicroPython ${report.version}` : ""
+    }${
+      report.build
+        ? `, build ${report.build.id}${report.build.version ? ` (${report.build.version})` : ""}`
+        : ""
     }`,
   );
   const width = Math.max(...report.checks.map((c) => c.name.length));

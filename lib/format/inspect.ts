@@ -18,6 +18,7 @@ import {
   STANDARD_IROM_BASE,
 } from "./image.ts";
 import { findLinkBase, type LinkBaseResult } from "./link_address.ts";
+import { findImageBuild } from "./ota_module.ts";
 import { formatHex, toHex } from "../_bytes.ts";
 
 export interface InspectOptions {
@@ -76,6 +77,8 @@ export interface InspectReport {
   /** What a yaota8266 bootloader given by mistake can do. */
   bootloader?: BootloaderFacts;
   version?: string;
+  /** The build id (and label) the image's frozen `ota` module carries (ota_module.ts). */
+  build?: { id: string; version?: string };
 }
 
 /** The app offset an OTA build linked at `base` was made for; 0 is a standard build. */
@@ -252,6 +255,7 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
     link = linkReport(found);
     checks.push(linkCheck(found, appOffset));
   }
+  const build = findImageBuild(image);
   const room = flashSize - appOffset;
   add(
     "size",
@@ -269,6 +273,7 @@ export function inspectImage(image: Uint8Array, options: InspectOptions = {}): I
     md5: parsed.md5Stored ? toHex(parsed.md5Stored) : undefined,
     link,
     version: findVersion(image),
+    ...(build ? { build } : {}),
   };
 }
 

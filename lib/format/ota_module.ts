@@ -44,7 +44,29 @@ function setName(source: string, name: string, value: string | undefined): strin
  * @throws {Error} If the template does not assign each name exactly once.
  */
 export function renderOtaModule(template: string, stamp: OtaStamp): string {
-  return setName(setName(template, "BUILD", stamp.build), "VERSION", stamp.version);
+  const named = setName(setName(template, "BUILD", stamp.build), "VERSION", stamp.version);
+  return setName(named, "BUILD_STAMP", buildStampText(stamp));
+}
+
+const STAMP_PREFIX = "yaota-build:";
+
+/** `BUILD_STAMP`'s value: "yaota-build:ID" or "yaota-build:ID:LABEL". Pure. */
+export function buildStampText(stamp: OtaStamp): string {
+  return `${STAMP_PREFIX}${stamp.build}${stamp.version === undefined ? "" : `:${stamp.version}`}`;
+}
+
+/**
+ * The build an image carries, read from its bytes: a real build's frozen `ota.py` keeps
+ * its strings as interned strings (NUL-terminated) in the image, a test image keeps the
+ * module's source. `BUILD_STAMP` first; images frozen before it existed are read by the
+ * interned name `BUILD` followed by the id. Undefined when there is neither. Pure.
+ */
+export function findImageBuild(image: Uint8Array): { id: string; version?: string } | undefined {
+  const text = new TextDecoder("latin1").decode(image);
+  const stamp = /yaota-build:([0-9a-f]{4,64})(?::([\x21\x23-\x7e]{1,64}))?(?=["\0])/.exec(text);
+  if (stamp) return { id: stamp[1]!, ...(stamp[2] ? { version: stamp[2] } : {}) };
+  const interned = /\0BUILD\0([0-9a-f]{12})\0/.exec(text);
+  return interned ? { id: interned[1]! } : undefined;
 }
 
 /** Python for the raw REPL: one line saying what `ota` names, or that there is none. */

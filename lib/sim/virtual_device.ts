@@ -13,6 +13,10 @@ import { SECTOR_SIZE } from "../format/packet.ts";
 import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
 import { findVersion } from "../format/image.ts";
 import { readFrozenTable } from "../format/frozen_table.ts";
+import { findImageBuild, renderOtaModule } from "../format/ota_module.ts";
+
+/** The frozen `ota.py` of every build (templates/ota.py). */
+const OTA_TEMPLATE = Deno.readTextFileSync(new URL("../../templates/ota.py", import.meta.url));
 import { DEFAULT_BOOT_PY, pyString, webReplEnabled } from "./device_shims.ts";
 import { listenError, type ListenTarget } from "../transfer/listen_error.ts";
 import { FileError } from "../errors.ts";
@@ -207,8 +211,15 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       version: () => findVersion(model.flash.subarray(model.appOffset)) ?? "unknown",
       // The image's own ota.py (and with it the build it names), when it carries one.
       frozenModules: () => {
-        const table = readFrozenTable(model.flash.subarray(model.appOffset));
-        return table.length ? table : undefined;
+        const app = model.flash.subarray(model.appOffset);
+        const table = readFrozenTable(app);
+        if (table.length) return table;
+        // A real image: its bytecode cannot run here; its ota.py is the template with the
+        // build the image carries (read as inspect reads it).
+        const build = findImageBuild(app);
+        if (!build) return undefined;
+        const stamp = { build: build.id, ...(build.version ? { version: build.version } : {}) };
+        return [{ name: "ota.py", source: renderOtaModule(OTA_TEMPLATE, stamp) }];
       },
       get rtcMemory() {
         return model.rtcMemory;

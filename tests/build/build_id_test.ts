@@ -1,3 +1,5 @@
+import { findImageBuild } from "../../lib/format/ota_module.ts";
+import { inspectImage } from "../../lib/format/inspect.ts";
 import { assert, assertEquals, assertNotEquals, assertThrows } from "../_assert.ts";
 import { ROOT, runTaskFile, tempDir } from "../_helpers.ts";
 import { buildEnv, makeFakeMicroPythonTree } from "../fixtures/fake_trees.ts";
@@ -63,7 +65,11 @@ Deno.test("renderOtaModule() writes BUILD and VERSION once, the same way every t
   // A later build replaces the values; without a label VERSION is None again.
   const later = renderOtaModule(once, { build: "0123456789ab" });
   assert(later.includes('\nBUILD = "0123456789ab"\nVERSION = None\n'), later);
-  assertEquals(later.replace('"0123456789ab"', "None"), TEMPLATE);
+  assert(later.includes('\nBUILD_STAMP = "yaota-build:0123456789ab"\n'), later);
+  assertEquals(
+    later.replace('"0123456789ab"', "None").replace('"yaota-build:0123456789ab"', "None"),
+    TEMPLATE,
+  );
   assertThrows(
     () => renderOtaModule("import machine\n", { build: "x" }),
     Error,
@@ -242,3 +248,23 @@ Deno.test("build-ota gives the same build id to the same inputs, another to a ne
 function assertStringIncludesAll(text: string, parts: string[]): void {
   for (const p of parts) assert(text.includes(p), `missing '${p}' in:\n${text}`);
 }
+
+Deno.test("findImageBuild() reads the build from a real image's interned strings, and inspect reports it", () => {
+  const enc = (t: string) => new TextEncoder().encode(t);
+  // As MicroPython's frozen bytecode keeps ota.py's strings: NUL-terminated, side by side.
+  const stamped = enc(
+    "\x00MAGIC\x00BUILD\x00BUILD_STAMP\x00yaota-build:3f2a9c1e0b7d:1.4.0\x00uartremote\x00",
+  );
+  assertEquals(findImageBuild(stamped), { id: "3f2a9c1e0b7d", version: "1.4.0" });
+  // An image frozen before BUILD_STAMP existed (a v1.19.1 build): the id after BUILD.
+  assertEquals(findImageBuild(enc("yaotaota\x00BUILD\x00771c04d0bd72\x00uartrem")), {
+    id: "771c04d0bd72",
+  });
+  assertEquals(findImageBuild(enc("\x00BUILD\x00VERSION\x00start\x00")), undefined);
+  // A test image keeps ota.py's source: the same reading.
+  const ota = renderOtaModule(TEMPLATE, { build: "0123456789ab" });
+  const image = makeSampleFirmware({ frozen: [{ name: "ota.py", source: ota }] });
+  const report = inspectImage(image);
+  assertEquals(report.build, { id: "0123456789ab" });
+  assertEquals(report.version?.startsWith("v1."), true);
+});
