@@ -34,6 +34,17 @@ const UART_REMOTE =
 const IMAGE = "larsks/esp-open-sdk";
 const OTA_TEMPLATE = Deno.readFileSync(join(ROOT, "templates", "ota.py"));
 
+/** The OTA variant's make: only the image target, never the bootloader-and-signing rule. */
+const VARIANT_MAKE = [
+  "make",
+  "BOARD=ESP8266_GENERIC",
+  "BOARD_VARIANT=OTA",
+  "--eval=yaota-ota-image: build-ESP8266_GENERIC-OTA/firmware.elf ; $(ESPTOOL) elf2image $< && " +
+  "$(PYTHON) makeimg.py $(BUILD)/firmware.elf-0x00000.bin " +
+  "$(BUILD)/firmware.elf-0x[0-5][1-f]000.bin $(BUILD)/firmware-ota.bin",
+  "yaota-ota-image",
+];
+
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
 /** The calls before make: the runtime check, the compiler's version, the image's digest. */
@@ -256,7 +267,7 @@ Deno.test("build-ota builds a 'make ota' tree (MicroPython 1.19) in docker: argv
   const stampedOta = new TextDecoder().decode(OTA_TEMPLATE).replace(
     "BUILD = None",
     `BUILD = "${buildId}"`,
-  );
+  ).replace("BUILD_STAMP = None", `BUILD_STAMP = "yaota-build:${buildId}"`);
   assertEquals(await Deno.readTextFile(join(tree.port, "modules", "ota.py")), stampedOta);
   assertEquals(
     await Deno.readTextFile(join(tree.port, "modules", "_boot.py")),
@@ -343,7 +354,7 @@ Deno.test("build-ota builds an OTA-variant tree (MicroPython 1.22) in docker for
   const run = dockerRunArgs(tree.root, tree.port, IMAGE);
   assertEquals((await dockerCalls(dockerLog)).slice(3), [
     [...run, "make", "-C", "../../mpy-cross"],
-    [...run, "make", "BOARD=ESP8266_GENERIC", "BOARD_VARIANT=OTA"],
+    [...run, ...VARIANT_MAKE],
   ]);
   const ld = await Deno.readTextFile(tree.ld);
   assertStringIncludes(
@@ -362,15 +373,18 @@ Deno.test("build-ota builds an OTA-variant tree (MicroPython 1.22) in docker for
   const image = await Deno.readFile(join(dist, "firmware-ota.bin"));
   assertEquals(image, await Deno.readFile(tree.output));
   const manifest = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json")));
-  assertEquals(manifest.micropython.version, "1.22.2");
+  assertEquals(manifest.micropython.version, "1.27.0");
   assertEquals(manifest.micropython.generation, "ota-variant");
   assertEquals(manifest.image.iromLinkBase, "0x40249000");
   assertEquals(manifest.image.expectedIromBase, "0x40249000");
-  assertEquals(manifest.commands.at(-1).slice(-3), [
-    "make",
-    "BOARD=ESP8266_GENERIC",
-    "BOARD_VARIANT=OTA",
-  ]);
+  assertEquals(manifest.commands.at(-1).slice(-5), VARIANT_MAKE);
+  // Only the image: neither the concatenation with the bootloader nor the signing ran.
+  assertEquals(
+    await Deno.stat(join(tree.port, "build-ESP8266_GENERIC-OTA", "firmware.bin")).catch(() =>
+      "absent"
+    ),
+    "absent",
+  );
 });
 
 Deno.test("build-ota --runtime native builds both tree generations with make on this machine", async () => {
@@ -393,11 +407,9 @@ Deno.test("build-ota --runtime native builds both tree generations with make on 
     assertEquals(manifest.containerImage, null);
     assertEquals(
       manifest.commands[1],
-      generation === "make-ota"
-        ? ["make", "ota"]
-        : ["make", "BOARD=ESP8266_GENERIC", "BOARD_VARIANT=OTA"],
+      generation === "make-ota" ? ["make", "ota"] : VARIANT_MAKE,
     );
-    assertStringIncludes(r.stderr, `$ ${manifest.commands[1].join(" ")}`);
+    assertStringIncludes(r.stderr, `$ ${shellQuote(manifest.commands[1])}`);
   }
 });
 
@@ -667,7 +679,7 @@ Deno.test("build-ota removes the previous image first, so a make that does not r
   });
   assertStringIncludes(
     dry.stdout,
-    "would remove ports/esp8266/build-ESP8266_GENERIC-OTA/firmware.bin (so that make relinks)\n",
+    "would remove ports/esp8266/build-ESP8266_GENERIC-OTA/firmware-ota.bin (so that make relinks)\n",
   );
   // make finds nothing to do (its ELF does not depend on the linker script).
   const r = await runTaskFile("build_ota", [...args, "--app-offset", "0x40000"], {
@@ -677,11 +689,11 @@ Deno.test("build-ota removes the previous image first, so a make that does not r
   assertEquals(r.code, 1);
   assertStringIncludes(
     r.stderr,
-    "removed the previous build's build-ESP8266_GENERIC-OTA/firmware.bin",
+    "removed the previous build's build-ESP8266_GENERIC-OTA/firmware-ota.bin",
   );
   assertStringIncludes(
     r.stderr,
-    "error: make finished but wrote none of ports/esp8266/build-ESP8266_GENERIC-OTA/firmware.bin",
+    "error: make finished but wrote none of ports/esp8266/build-ESP8266_GENERIC-OTA/firmware-ota.bin",
   );
   assertEquals(await Deno.stat(tree.output).catch(() => "absent"), "absent");
   // The earlier, valid build for 0x3c000 is out of deploy's way, in dist/stale/.
@@ -715,4 +727,138 @@ Deno.test("build-ota --force keeps the tree's own module it replaces and puts it
   assertStringIncludes(later.stderr, "put back the tree's own ports/esp8266/modules/webrepl.py");
   assertEquals(await Deno.readTextFile(own), "# MicroPython's own webrepl.py\n");
   assertEquals(await Deno.stat(`${own}.orig`).catch(() => "absent"), "absent");
+});
+
+Deno.test("build-ota builds the in-board OTA variant of 1.21-1.23 and refuses 1.28, naming 1.27.0", async () => {
+  await using dir = await tempDir();
+  const { tree, dockerLog, dist } = await setup(dir.path, "board-variant");
+  const env = buildEnv(dockerLog);
+  for (const board of [[], ["--board", "ESP8266_GENERIC"]]) {
+    const r = await runTaskFile("build_ota", [
+      "--micropython",
+      tree.root,
+      "--runtime",
+      "native",
+      ...board,
+    ], { cwd: dir.path, env });
+    assertEquals(r.code, 0, r.stderr);
+    assertStringIncludes(
+      r.stderr,
+      "OTA board variant build (defined in boards/ESP8266_GENERIC/mpconfigboard.mk)",
+    );
+    const manifest = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json")));
+    assertEquals(manifest.micropython.version, "1.22.2");
+    assertEquals(manifest.commands[1], VARIANT_MAKE);
+  }
+  await using newer = await tempDir();
+  const t128 = await makeFakeMicroPythonTree(newer.path, "no-ota");
+  const r = await runTaskFile("build_ota", ["--micropython", t128.root, "--runtime", "native"], {
+    cwd: newer.path,
+    env,
+  });
+  assertEquals(r.code, 1);
+  assertStringIncludes(
+    r.stderr,
+    "error: MicroPython 1.28.0 has no ESP8266 OTA build: 1.28 removed the OTA board variant",
+  );
+  assertStringIncludes(r.stderr, "1.27.0 is the last release with one");
+});
+
+Deno.test("build-ota gives a GCC 12 the flags these releases need, records them, and a change of compiler cleans the build folder", async () => {
+  await using dir = await tempDir();
+  const { tree, dockerLog, dist } = await setup(dir.path, "ota-variant");
+  const args = ["--micropython", tree.root, "--runtime", "native"];
+  const gcc12 = buildEnv(dockerLog, { FAKE_GCC_VERSION: "12.2.0" });
+  // Without the flags, the fake GCC 12 fails the way the real one does.
+  const bare = await new Deno.Command("make", {
+    args: ["BOARD_VARIANT=OTA"],
+    cwd: tree.port,
+    env: gcc12,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assertStringIncludes(
+    new TextDecoder().decode(bare.stderr),
+    "multiple definition of `pyb_pin_obj'",
+  );
+  const r = await runTaskFile("build_ota", args, { cwd: dir.path, env: gcc12 });
+  assertEquals(r.code, 0, r.stderr);
+  const manifest = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json")));
+  const flags = ["-fcommon", "-Wno-array-bounds", "-Wno-error=unused-const-variable"];
+  assertEquals(manifest.toolchain.compiler, "12.2.0");
+  assertEquals(manifest.toolchain.cflagsExtra, flags);
+  assertEquals(manifest.commands[1][1], `CFLAGS_EXTRA=${flags.join(" ")}`);
+  assertStringIncludes(
+    r.stderr,
+    `compiler xtensa-lx106-elf-gcc 12.2.0: CFLAGS_EXTRA=${flags.join(" ")}`,
+  );
+  // No file of ours in modules/ (MicroPython warns about each it cannot freeze).
+  const inModules = [];
+  for await (const e of Deno.readDir(join(tree.port, "modules"))) inModules.push(e.name);
+  assertEquals(inModules.filter((n) => n.startsWith(".")), []);
+  // The same toolchain again: the build folder stays; another compiler: it goes.
+  const same = await runTaskFile("build_ota", args, { cwd: dir.path, env: gcc12 });
+  assertEquals(same.stderr.includes("so that everything is compiled again"), false, same.stderr);
+  const other = await runTaskFile("build_ota", args, {
+    cwd: dir.path,
+    env: buildEnv(dockerLog, { FAKE_GCC_VERSION: "10.3.0" }),
+  });
+  assertEquals(other.code, 0, other.stderr);
+  assertStringIncludes(
+    other.stderr,
+    "removed build-ESP8266_GENERIC-OTA/ so that everything is compiled again: the compiler, its flags or the image changed",
+  );
+  const id10 = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json"))).build.id;
+  assert(id10 !== manifest.build.id, "the build id covers the compiler");
+  const forced = await runTaskFile("build_ota", [...args, "--clean"], {
+    cwd: dir.path,
+    env: buildEnv(dockerLog, { FAKE_GCC_VERSION: "10.3.0" }),
+  });
+  assertStringIncludes(forced.stderr, "so that everything is compiled again: --clean");
+});
+
+Deno.test("build-ota refuses an image too large for the irom with the bytes over and the remedies, and builds once one is taken", async () => {
+  await using dir = await tempDir();
+  const { tree, dockerLog, dist } = await setup(dir.path, "ota-variant");
+  const args = ["--micropython", tree.root, "--runtime", "native", "--module", "uartremote.py"];
+  // The firmware alone leaves 100 bytes of the irom free; ota.py and uartremote.py do not fit.
+  const env = buildEnv(dockerLog, { FAKE_IROM_USED: String(0x8f000 - 100) });
+  const r = await runTaskFile("build_ota", args, { cwd: dir.path, env });
+  assertEquals(r.code, 1);
+  // Every .py in modules/ is frozen: MicroPython's own, uartremote.py and the stamped ota.py.
+  let frozen = 0;
+  for await (const e of Deno.readDir(join(tree.port, "modules"))) {
+    if (e.name.endsWith(".py")) {
+      frozen += (await Deno.readFile(join(tree.port, "modules", e.name))).length;
+    }
+  }
+  const over = frozen - 100;
+  assertStringIncludes(
+    r.stderr,
+    `error: the firmware does not fit: region irom0_0_seg overflowed by ${over} bytes.`,
+  );
+  assertStringIncludes(r.stderr, "(1) freeze fewer or smaller modules (uartremote.py ");
+  assertStringIncludes(r.stderr, "where the board's filesystem starts (0xd5000)");
+  assertStringIncludes(r.stderr, "--make-var MICROPY_PY_ESPNOW=0");
+  assertStringIncludes(r.stderr, "--move-filesystem-to 0xd6000");
+  assertEquals(await Deno.stat(join(dist, "firmware-ota.bin")).catch(() => "absent"), "absent");
+  // A smaller feature set fits the unchanged layout.
+  const smaller = await runTaskFile("build_ota", [...args, "--make-var", "MICROPY_PY_ESPNOW=0"], {
+    cwd: dir.path,
+    env,
+  });
+  assertEquals(smaller.code, 0, smaller.stderr);
+  const small = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json")));
+  assertEquals(small.image.filesystemStart, "0xd5000");
+  assertEquals(small.toolchain.makeVars, ["MICROPY_PY_ESPNOW=0"]);
+  // The explicit move: a larger irom, the new filesystem start in the manifest.
+  const moved = await runTaskFile("build_ota", [...args, "--move-filesystem-to", "0xd6000"], {
+    cwd: dir.path,
+    env,
+  });
+  assertEquals(moved.code, 0, moved.stderr);
+  const manifest = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json")));
+  assertEquals(manifest.image.filesystemStart, "0xd6000");
+  assertEquals(manifest.image.flashUserStart, "0xd5000");
+  assertStringIncludes(await Deno.readTextFile(tree.ld), "len = 0x90000");
 });
