@@ -139,6 +139,10 @@ export const spec: CommandSpec = {
       type: "boolean",
       help: "with --trigger: push even to a board that runs a newer build",
     },
+    "allow-filesystem-move": {
+      type: "boolean",
+      help: "with --trigger: push an image that moves the board's filesystem (its files are lost)",
+    },
     release: {
       type: "string",
       arg: "ID|previous",
@@ -266,6 +270,7 @@ export interface DeployArgs {
   /** `--password`: the WebREPL password for --trigger (else WEBREPL_PASSWORD, else a prompt). */
   password?: string;
   allowDowngrade: boolean;
+  allowFilesystemMove: boolean;
   /** `--release`: a kept build's id (or prefix), or "previous". */
   release?: string;
   canary?: number;
@@ -377,6 +382,7 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
     trigger,
     ...(password === undefined ? {} : { password }),
     allowDowngrade,
+    allowFilesystemMove: boolOpt(values, "allow-filesystem-move"),
     ...(release === undefined ? {} : { release }),
     ...(canary === undefined ? {} : { canary }),
     ...(maxFailures === undefined ? {} : { maxFailures }),
@@ -405,7 +411,11 @@ function sharedRequest(args: DeployArgs, config: OtaConfig, image: ImageChoice):
 
 /** What --trigger does with the build a board runs. */
 function buildPolicy(args: DeployArgs, image: ImageChoice): BuildPolicy {
-  return buildPolicyFor(image, { force: args.force, allowDowngrade: args.allowDowngrade });
+  return buildPolicyFor(image, {
+    force: args.force,
+    allowDowngrade: args.allowDowngrade,
+    allowFilesystemMove: args.allowFilesystemMove,
+  });
 }
 
 function summary(result: DeployResult): string {

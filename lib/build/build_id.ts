@@ -47,6 +47,11 @@ export interface BuildStamp {
   builtAt: string;
   /** The `--version` label. */
   version?: string;
+  /**
+   * The image's `esp.flash_user_start()` (manifest `image.flashUserStart`): deploy refuses
+   * to move a board's filesystem (lib/deploy/filesystem_move.ts).
+   */
+  flashUserStart?: number;
 }
 
 /** The id of a build with these inputs: the first 12 hex digits of a SHA-256. Pure. */

@@ -5,8 +5,8 @@
  * collects the image, writes the manifest and refuses an image that is not a valid OTA
  * image for the app offset: yaota8266 updates in place with no fallback copy.
  */
-import { dirname, join, relative, resolve } from "node:path";
-import { daxProbe, DEFAULT_IMAGE, type Runtime } from "./container.ts";
+import { dirname, join, relative } from "node:path";
+import { daxProbe } from "./container.ts";
 import { cflagsArgument, COMPILER, detectToolchain, type Toolchain } from "./toolchain.ts";
 import { cleanReason, writeToolchainStamp } from "./build_clean.ts";
 import { explainMakeFailure } from "./make_failures.ts";
@@ -22,8 +22,15 @@ import {
 } from "./make_runner.ts";
 import { removeIfExists, writeFileAtomically } from "../_fs.ts";
 import {
+  type BuildOtaFlags,
+  type BuildOtaOptions,
+  DEFAULT_FLASH_SIZE,
+  LOG_FILE,
+  REJECTED_FILE,
+  resolveBuildOtaOptions,
+} from "./build_ota_options.ts";
+import {
   clearStaleOutputs,
-  DEFAULT_BUILD_DIR,
   FIRMWARE_FILE,
   MANIFEST_FILE,
   parseManifest,
@@ -31,9 +38,7 @@ import {
   STALE_DIR,
   STALE_NOTE,
 } from "./build_outputs.ts";
-import type { OtaConfig } from "../config/config.ts";
 import { ContainerRuntimeError, FileError, UnsafeImageError } from "../errors.ts";
-import { resolveAppOffset } from "../config/values.ts";
 import { inspectImage, type InspectReport, summarizeProblems } from "../format/inspect.ts";
 import { parseIromSegment, planLinkerScript } from "./linker_script.ts";
 import { applyFileEdit, describeFileEdit, type FileEdit } from "./file_edit.ts";
@@ -59,86 +64,9 @@ import { formatBytes } from "../_units.ts";
 import { trace } from "../trace.ts";
 import { formatHex } from "../_bytes.ts";
 
-export const DEFAULT_FLASH_SIZE = 0x100000;
+export { DEFAULT_FLASH_SIZE, LOG_FILE, REJECTED_FILE, resolveBuildOtaOptions };
+export type { BuildOtaFlags, BuildOtaOptions };
 export { FIRMWARE_FILE, MANIFEST_FILE };
-export const REJECTED_FILE = "firmware-ota.rejected.bin";
-export const LOG_FILE = "build.log";
-
-/** What the command line gave; undefined means "not given". */
-export interface BuildOtaFlags {
-  micropython?: string;
-  modules: string[];
-  runtime?: Runtime;
-  image?: string;
-  board?: string;
-  appOffset?: number;
-  flashSize?: number;
-  out?: string;
-  dryRun: boolean;
-  force: boolean;
-  /** `--version`: a label for the build, frozen into ota.py as `VERSION`. */
-  version?: string;
-  /** `--clean`: remove the port's build folder first. */
-  clean?: boolean;
-  /** `--make-var NAME=VALUE`, passed to make. */
-  makeVars?: string[];
-  /** `--move-filesystem-to ADDR`: a larger irom, moving the boards' filesystem there. */
-  filesystemStart?: number;
-}
-
-export interface BuildOtaOptions {
-  /** The MicroPython tree (or a folder inside it), absolute. */
-  tree: string;
-  /** The user's module files, absolute. */
-  modules: string[];
-  runtime: Runtime;
-  image: string;
-  board?: string;
-  appOffset: number;
-  flashSize: number;
-  /** Output folder, absolute. */
-  out: string;
-  dryRun: boolean;
-  force: boolean;
-  version?: string;
-  clean: boolean;
-  makeVars: string[];
-  filesystemStart?: number;
-}
-
-/**
- * Flags over `ota.config.json` over defaults. Flag paths are relative to `cwd`, config
- * paths were resolved against the config file's folder by `loadConfig`. Pure.
- */
-export function resolveBuildOtaOptions(
-  flags: BuildOtaFlags,
-  config: OtaConfig,
-  cwd: string,
-): BuildOtaOptions {
-  const appOffset = resolveAppOffset(flags.appOffset, config);
-  return {
-    tree: flags.micropython !== undefined
-      ? resolve(cwd, flags.micropython)
-      : config.micropython ?? resolve(cwd, "micropython"),
-    modules: flags.modules.length
-      ? flags.modules.map((m) => resolve(cwd, m))
-      : [...(config.modules ?? [])],
-    runtime: flags.runtime ?? config.runtime ?? "docker",
-    image: flags.image ?? config.image ?? DEFAULT_IMAGE,
-    board: flags.board ?? config.board,
-    appOffset,
-    flashSize: flags.flashSize ?? config.flashSize ?? DEFAULT_FLASH_SIZE,
-    out: flags.out !== undefined
-      ? resolve(cwd, flags.out)
-      : config.out ?? resolve(cwd, DEFAULT_BUILD_DIR),
-    dryRun: flags.dryRun,
-    force: flags.force,
-    ...(flags.version === undefined ? {} : { version: flags.version }),
-    clean: flags.clean ?? false,
-    makeVars: flags.makeVars ?? [],
-    ...(flags.filesystemStart === undefined ? {} : { filesystemStart: flags.filesystemStart }),
-  };
-}
 
 export interface BuildOtaResult {
   dryRun: boolean;

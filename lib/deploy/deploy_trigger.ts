@@ -30,6 +30,7 @@ import { formatSeconds } from "../_units.ts";
 import { type BuildStamp, describeBuild } from "../build/build_id.ts";
 import { type BoardBuild, describeBoardBuild } from "../format/ota_module.ts";
 import { readBoardBuild } from "./board_state.ts";
+import { filesystemMoveProblem } from "./filesystem_move.ts";
 import { checkVersionAfter, imageVersionOf, waitForApp } from "./trigger_verify.ts";
 import { checkBootedBuild, decidePush, type KnownBuilds } from "./build_compare.ts";
 
@@ -61,6 +62,8 @@ export interface TriggeredDeployRequest extends DeployRequest {
   reinstall?: boolean;
   /** Push a build older than the board's (`deploy --allow-downgrade`). */
   allowDowngrade?: boolean;
+  /** Push an image that moves the board's filesystem (`deploy --allow-filesystem-move`). */
+  allowFilesystemMove?: boolean;
 }
 
 export interface TriggeredDeployResult extends DeployResult {
@@ -145,6 +148,7 @@ export async function deployWithTrigger(
     knownBuilds,
     reinstall,
     allowDowngrade,
+    allowFilesystemMove,
     ...base
   } = request;
   const step = (line: string) => hooks.onStep?.(line);
@@ -192,6 +196,13 @@ export async function deployWithTrigger(
             ? `running build ${describeBoardBuild(buildBefore)}`
             : `running an ${describeBoardBuild(buildBefore)}`,
         );
+        const moved = filesystemMoveProblem(
+          buildBefore,
+          image,
+          allowFilesystemMove ?? false,
+          webreplAddress,
+        );
+        if (moved) throw moved;
         const decision = decidePush(buildBefore, image, known, {
           force: reinstall,
           allowDowngrade,

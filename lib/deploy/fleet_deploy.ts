@@ -49,7 +49,7 @@ export type TriggeredDeploy = (
 /** What a triggered deploy does with the build a board runs (`build_compare.ts`). */
 export type BuildPolicy = Pick<
   TriggeredDeployRequest,
-  "image" | "knownBuilds" | "reinstall" | "allowDowngrade"
+  "image" | "knownBuilds" | "reinstall" | "allowDowngrade" | "allowFilesystemMove"
 >;
 
 /**
@@ -60,13 +60,14 @@ export type BuildPolicy = Pick<
  */
 export function buildPolicyFor(
   image: ImageChoice,
-  flags: { force?: boolean; allowDowngrade?: boolean } = {},
+  flags: { force?: boolean; allowDowngrade?: boolean; allowFilesystemMove?: boolean } = {},
 ): BuildPolicy {
   return {
     ...(image.build ? { image: image.build } : {}),
     knownBuilds: image.known,
     reinstall: flags.force ?? false,
     allowDowngrade: (flags.allowDowngrade ?? false) || image.release !== undefined,
+    ...(flags.allowFilesystemMove ? { allowFilesystemMove: true } : {}),
   };
 }
 

@@ -39,6 +39,8 @@ export interface BoardStatus {
   build?: { id: string; version?: string } | null;
   /** Its build against dist/manifest.json's. */
   comparison: BuildComparison;
+  /** `esp.flash_user_start()`: where its filesystem is (docs/device.md, "The board's filesystem"). */
+  flashUserStart?: string;
   /** The kept release it runs (dist/releases/<id>). */
   release?: BuildStamp;
   /** What went wrong, or what to do. Never a password. */

@@ -6,6 +6,8 @@
  * the login.
  */
 import { readBoardState } from "./board_state.ts";
+import { filesystemMoveProblem } from "./filesystem_move.ts";
+import { formatHex } from "../_bytes.ts";
 import { compareBuild, type KnownBuilds } from "./build_compare.ts";
 import type { BuildStamp } from "../build/build_id.ts";
 import { DeviceUnreachableError, OtaError, WebReplError } from "../errors.ts";
@@ -123,6 +125,16 @@ export async function probeBoard(
   } else if (state === "app" && web.access === "logged in" && build === undefined) {
     notes.push("its answer to 'import ota' was not understood");
   }
+  const moved = filesystemMoveProblem(build, options.manifest, false, device.name);
+  if (moved) {
+    notes.push(
+      `dist's image would move its filesystem (flash_user_start ${
+        formatHex(build!.flashUserStart!)
+      } → ${
+        formatHex(options.manifest!.flashUserStart!)
+      }): deploy refuses unless --allow-filesystem-move`,
+    );
+  }
   return {
     name: device.name,
     ip: device.ip,
@@ -139,6 +151,9 @@ export async function probeBoard(
         : null,
     }),
     comparison: compareBuild(build, options.manifest, options.known ?? (() => undefined)),
+    ...(build?.flashUserStart === undefined
+      ? {}
+      : { flashUserStart: formatHex(build.flashUserStart) }),
     ...(release ? { release } : {}),
     ...(notes.length ? { note: notes.join("; ") } : {}),
   };

@@ -23,6 +23,11 @@ export interface BoardBuild {
   id?: string;
   /** `ota.VERSION`, the label given to build-ota. */
   version?: string;
+  /**
+   * `esp.flash_user_start()`: where the running image's irom ends, and with it where the
+   * board's filesystem is (docs/device.md, "The board's filesystem").
+   */
+  flashUserStart?: number;
 }
 
 const pyString = (text: string) => JSON.stringify(text);
@@ -71,18 +76,27 @@ export function findImageBuild(image: Uint8Array): { id: string; version?: strin
 
 /** Python for the raw REPL: one line saying what `ota` names, or that there is none. */
 export const BOARD_BUILD_CODE = `try:
+    import esp as _ota_e
+    _ota_f = _ota_e.flash_user_start()
+except (ImportError, AttributeError):
+    _ota_f = None
+try:
     import ota as _ota_m
     import json as _ota_j
-    print("ota " + _ota_j.dumps([getattr(_ota_m, "BUILD", None), getattr(_ota_m, "VERSION", None)]))
+    print("ota " + _ota_j.dumps([getattr(_ota_m, "BUILD", None), getattr(_ota_m, "VERSION", None), _ota_f]))
     del _ota_m, _ota_j
 except ImportError:
-    print("no-ota")
+    print("no-ota " + str(_ota_f))
 `;
 
 /** What `BOARD_BUILD_CODE` printed; undefined if it is not its answer. */
 export function parseBoardBuild(output: string): BoardBuild | undefined {
   const line = output.trim().split("\n").at(-1)?.trim() ?? "";
-  if (line === "no-ota") return { ota: false };
+  const noOta = /^no-ota(?: (\d+|None))?$/.exec(line);
+  if (noOta) {
+    const start = Number(noOta[1]);
+    return { ota: false, ...(Number.isSafeInteger(start) ? { flashUserStart: start } : {}) };
+  }
   if (!line.startsWith("ota ")) return undefined;
   let value: unknown;
   try {
@@ -91,11 +105,12 @@ export function parseBoardBuild(output: string): BoardBuild | undefined {
     return undefined;
   }
   if (!Array.isArray(value)) return undefined;
-  const [id, version] = value;
+  const [id, version, start] = value;
   return {
     ota: true,
     ...(typeof id === "string" && id !== "" ? { id } : {}),
     ...(typeof version === "string" && version !== "" ? { version } : {}),
+    ...(Number.isSafeInteger(start) ? { flashUserStart: start as number } : {}),
   };
 }
 

@@ -168,6 +168,11 @@ def flash_id():
 
 def check_fw():
     return True
+
+
+def flash_user_start():
+    # Where the irom of an OTA build with the usual layout ends (docs/device.md).
+    return 0xD4000
 `;
 
 const WEBREPL = `# Virtual ESP8266: the host runs the WebREPL server, so these are no-ops.

@@ -21,6 +21,8 @@ Deno.test("resolveBuildOtaOptions() takes flags over the config over the default
     out: "/work/dist",
     dryRun: false,
     force: false,
+    clean: false,
+    makeVars: [],
   });
   const config = {
     path: "/cfg/ota.config.json",

@@ -24,6 +24,7 @@ import {
 } from "../../lib/format/image.ts";
 import { TriggerIgnoredError } from "../../lib/webrepl/trigger.ts";
 import { indexOfBytes } from "../../lib/_bytes.ts";
+import { renderOtaModule } from "../../lib/format/ota_module.ts";
 import { loadPublicKey } from "../../lib/config/key_file.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { startVirtualDevice, type VirtualDevice } from "../../lib/sim/virtual_device.ts";
@@ -523,4 +524,52 @@ Deno.test("deployWithTrigger() --force of a standard build ends knowing the boar
   );
   // One login only: nothing logged in again to read a version.
   assertEquals(board.logins(), 1);
+});
+
+Deno.test("deployWithTrigger() refuses an image that would move the board's filesystem unless told so", async () => {
+  await using board = await runningBoard();
+  await using dir = await tempDir();
+  const template = await Deno.readTextFile(new URL("../../templates/ota.py", import.meta.url));
+  const ota = renderOtaModule(template, { build: "0123456789ab" });
+  const fw = {
+    file: `${dir.path}/firmware-ota.bin`,
+    image: makeSampleFirmware({
+      version: "v1.20.0-new",
+      seed: 2,
+      frozen: [{ name: "ota.py", source: ota }],
+    }),
+  };
+  await Deno.writeFile(fw.file, fw.image);
+  const before = board.flash.slice();
+  // The board reports esp.flash_user_start() 0xd4000; this build was linked with a larger irom.
+  const image = {
+    id: "0123456789ab",
+    builtAt: "2026-01-01T00:00:00.000Z",
+    flashUserStart: 0xd5000,
+  };
+  const said: string[] = [];
+  const refused = await assertRejects(
+    () =>
+      deployWithTrigger({ ...request(board.device, fw.file, said), image }, undefined, hooks(said)),
+    UnsafeImageError,
+  );
+  assertStringIncludes(
+    refused.message,
+    "the new image would move the board's filesystem: it runs an image whose flash_user_start " +
+      "is 0xd4000, the new one's is 0xd5000",
+  );
+  assertStringIncludes(refused.message, "--allow-filesystem-move");
+  assertEquals(board.flash, before, "nothing was written");
+  assertEquals(board.device.model.mode, "app", "the board was not reset");
+
+  const allowed = await deployWithTrigger(
+    {
+      ...request(board.device, fw.file, said, { bootCheckMs: 20000 }),
+      image,
+      allowFilesystemMove: true,
+    },
+    undefined,
+    hooks(said),
+  );
+  assertEquals(allowed.versionAfter, NEW);
 });

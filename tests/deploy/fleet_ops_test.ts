@@ -270,6 +270,7 @@ Deno.test("status on a mixed fleet: running (up to date, older, newer, unknown b
         micropython: { release: "1.19.1", version: "v1.19.1 on 2022-06-18" },
         build: { id: BUILDS.a.id, version: "1.0" },
         comparison: "older",
+        flashUserStart: "0xd4000",
         release: { id: BUILDS.a.id, builtAt: BUILDS.a.builtAt, version: "1.0" },
       },
       {
