@@ -174,13 +174,19 @@ Deno.test("flash and verify name the stale build when a failed build-ota left no
   assertStringIncludes(verify.stdout, `skip firmware    no dist/firmware-ota.bin (${hint})\n`);
 });
 
+/** A fake 1.19 tree in `dir`, built once natively: dist/ holds a good build. */
+async function builtOnce(dir: string) {
+  const tree = await makeFakeMicroPythonTree(dir, "make-ota");
+  const dist = join(dir, "dist");
+  const env = buildEnv(join(dir, "docker.log"));
+  const build = ["--micropython", tree.root, "--runtime", "native"];
+  assertEquals((await runTaskFile("build_ota", build, { cwd: dir, env })).code, 0);
+  return { tree, dist, env, build };
+}
+
 Deno.test("build-ota checks every input before it touches dist/: a mistyped tree, module or board moves nothing", async () => {
   await using dir = await tempDir();
-  const tree = await makeFakeMicroPythonTree(dir.path, "make-ota");
-  const dist = join(dir.path, "dist");
-  const env = buildEnv(join(dir.path, "docker.log"));
-  const build = ["--micropython", tree.root, "--runtime", "native"];
-  assertEquals((await runTaskFile("build_ota", build, { cwd: dir.path, env })).code, 0);
+  const { tree, dist, env, build } = await builtOnce(dir.path);
   const image = await Deno.readFile(join(dist, "firmware-ota.bin"));
   const manifest = await Deno.readTextFile(join(dist, "manifest.json"));
   const log = await Deno.readTextFile(join(dist, "build.log"));
@@ -206,11 +212,7 @@ Deno.test("build-ota checks every input before it touches dist/: a mistyped tree
 
 Deno.test("a build-ota whose make failed names the log it wrote and the kept release of the previous build", async () => {
   await using dir = await tempDir();
-  const tree = await makeFakeMicroPythonTree(dir.path, "make-ota");
-  const dist = join(dir.path, "dist");
-  const env = buildEnv(join(dir.path, "docker.log"));
-  const build = ["--micropython", tree.root, "--runtime", "native"];
-  assertEquals((await runTaskFile("build_ota", build, { cwd: dir.path, env })).code, 0);
+  const { tree, dist, env, build } = await builtOnce(dir.path);
   const id = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json"))).build.id;
   const failed = await runTaskFile("build_ota", [...build, "--version", "2.0"], {
     cwd: dir.path,
