@@ -862,3 +862,20 @@ Deno.test("build-ota refuses an image too large for the irom with the bytes over
   assertEquals(manifest.image.flashUserStart, "0xd5000");
   assertStringIncludes(await Deno.readTextFile(tree.ld), "len = 0x90000");
 });
+
+Deno.test("parseBuildOtaArgs() takes --clean, --make-var and --move-filesystem-to, and refuses bad ones", () => {
+  const args = parseBuildOtaArgs([
+    "--clean",
+    "--make-var",
+    "MICROPY_PY_ESPNOW=0",
+    "--move-filesystem-to",
+    "0xd8000",
+  ]);
+  assertEquals([args.clean, args.makeVars, args.filesystemStart], [
+    true,
+    ["MICROPY_PY_ESPNOW=0"],
+    0xd8000,
+  ]);
+  assertThrows(() => parseBuildOtaArgs(["--make-var", "X=$(rm -rf /)"]), UsageError, "NAME=VALUE");
+  assertThrows(() => parseBuildOtaArgs(["--move-filesystem-to", "far"]), UsageError, "0xd8000");
+});
