@@ -216,7 +216,9 @@ async function run(args: StatusArgs, events: EventSink): Promise<number> {
   const write = args.events ? (line: string) => log(line) : (line: string) => print(line);
   if (args.json) printJson(report);
   else {
-    write(renderStatusHeading(report, join(out, MANIFEST_FILE)));
+    const manifestPath = join(out, MANIFEST_FILE);
+    const exists = await Deno.stat(manifestPath).then(() => true, () => false);
+    write(renderStatusHeading(report, manifestPath, exists));
     write(renderStatusTable(report));
     write(renderStatusSummary(report));
   }

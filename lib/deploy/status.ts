@@ -106,8 +106,15 @@ export function renderStatusTable(report: StatusReport): string {
 }
 
 /** The line above the table: which build "vs dist" compares with. Pure. */
-export function renderStatusHeading(report: StatusReport, manifestPath: string): string {
+export function renderStatusHeading(
+  report: StatusReport,
+  manifestPath: string,
+  manifestExists = true,
+): string {
   const m = report.manifest;
+  if (!m && !manifestExists) {
+    return `no ${manifestPath} (no successful 'deno task build-ota' there): 'vs dist' is unknown`;
+  }
   if (!m) {
     return `${manifestPath} names no build id: 'vs dist' is unknown (run 'deno task build-ota')`;
   }

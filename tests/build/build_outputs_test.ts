@@ -1,4 +1,5 @@
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
+import { renderStatusHeading } from "../../lib/deploy/status.ts";
 import { runTaskFile, tempDir, vectorText } from "../_helpers.ts";
 import { buildEnv, makeFakeMicroPythonTree } from "../fixtures/fake_trees.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
@@ -226,4 +227,13 @@ Deno.test("a build-ota whose make failed names the log it wrote and the kept rel
   assertStringIncludes(await Deno.readTextFile(join(dist, "build.log")), "the build broke");
   const note = await Deno.readTextFile(join(dist, "stale", "README.txt"));
   assertStringIncludes(note, `  deno task deploy --ip ADDR --release ${id}\n`);
+});
+
+Deno.test("status names a missing dist/manifest.json as missing, not as one without a build id", () => {
+  const report = { manifest: null, devices: [] };
+  assertEquals(
+    renderStatusHeading(report, "dist/manifest.json", false),
+    "no dist/manifest.json (no successful 'deno task build-ota' there): 'vs dist' is unknown",
+  );
+  assertStringIncludes(renderStatusHeading(report, "dist/manifest.json"), "names no build id");
 });
