@@ -72,7 +72,10 @@ export const spec: CommandSpec = {
     "has it already is left as it is.",
     "Build fixes for a current toolchain, applied only where the tree lacks them: AR for axTLS " +
     "in ota-server/Makefile, boot8266/etshal.h with prototypes that match the vendor SDK's " +
-    "(templates/etshal.h), and the vendor SDK's Wi-Fi libraries in irom in ota-server/ota.ld. " +
+    "(templates/etshal.h), the vendor SDK's Wi-Fi libraries in irom in ota-server/ota.ld, and " +
+    "the OTA server's own ROM address script without uart_div_modify " +
+    "(ota-server/eagle.rom.addr.v6.ld: binutils 2.40 otherwise stops with 'dangerous " +
+    "relocation'). " +
     "Every changed file keeps its original once as FILE.orig; --dry-run lists each change.",
     "--quiet-log: the OTA server prints ~150 characters on its serial port for every packet, " +
     "about 13 ms of each packet at 115200 baud, the ceiling of every transfer. With --quiet-log " +
