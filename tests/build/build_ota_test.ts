@@ -39,7 +39,8 @@ const VARIANT_MAKE = [
   "make",
   "BOARD=ESP8266_GENERIC",
   "BOARD_VARIANT=OTA",
-  "--eval=yaota-ota-image: build-ESP8266_GENERIC-OTA/firmware.elf ; $(ESPTOOL) elf2image $< && " +
+  "--eval=yaota-ota-image: build-ESP8266_GENERIC-OTA/firmware.elf ; " +
+  "$(or $(ESPTOOL),esptool.py) elf2image $< && " +
   "$(PYTHON) makeimg.py $(BUILD)/firmware.elf-0x00000.bin " +
   "$(BUILD)/firmware.elf-0x[0-5][1-f]000.bin $(BUILD)/firmware-ota.bin",
   "yaota-ota-image",
