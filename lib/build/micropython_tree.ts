@@ -227,8 +227,8 @@ export function makeCommands(tree: MicroPythonTree, boardGiven: boolean): string
  * A make rule that writes the image the way the port's non-OTA rule does, to
  * `$(BUILD)/firmware-ota.bin`, without the bootloader and the signing step the OTA
  * variant's own rule adds (see top). `--eval` is read before the Makefile, so the
- * prerequisite names the build folder itself; the recipe expands later. 1.21–1.23 call
- * `esptool.py` by name, 1.24 on through `$(ESPTOOL)`: the recipe takes either. Pure.
+ * prerequisite names the build folder itself; the recipe expands later. 1.21–1.24 call
+ * `esptool.py` by name, 1.25 on through `$(ESPTOOL)`: the recipe takes either. Pure.
  */
 export function otaImageRule(tree: MicroPythonTree): string {
   return `${OTA_IMAGE_GOAL}: build-${tree.board}-OTA/firmware.elf ; ` +
