@@ -137,7 +137,11 @@ export class TransferEngine {
   nextTimer(): number | undefined {
     if (this.#c.finished) return undefined;
     const deadlines = this.#handler?.deadlines() ?? [];
-    return Math.min(this.#c.lastAnswerAt + this.#c.silenceLimitMs(), ...deadlines);
+    return Math.min(
+      this.#c.lastAnswerAt + this.#c.silenceLimitMs(),
+      this.#c.startedAt + this.#c.overallLimitMs(),
+      ...deadlines,
+    );
   }
 
   onTimer(now: number): TransferAction[] {
@@ -154,9 +158,27 @@ export class TransferEngine {
       );
       c.fail(
         c.everAnswered
-          ? { kind: "stopped-answering", confirmed: c.confirmed, silentMs: silent }
-          : { kind: "no-answer" },
+          ? {
+            kind: "stopped-answering",
+            confirmed: c.confirmed,
+            silentMs: silent,
+            unmatched: c.unmatched,
+          }
+          : { kind: "no-answer", unmatched: c.unmatched },
       );
+      return c.flush();
+    }
+    if (now - c.startedAt >= c.overallLimitMs()) {
+      c.trace.timeout(
+        () => `${((now - c.startedAt) / 1000).toFixed(1)} s in all: the bound for this image`,
+        () => "giving up: no end packet is sent",
+      );
+      c.fail({
+        kind: "overall-limit",
+        confirmed: c.confirmed,
+        limitMs: c.overallLimitMs(),
+        unmatched: c.unmatched,
+      });
       return c.flush();
     }
     this.#handler?.onTimer();
