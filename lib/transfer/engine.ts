@@ -131,6 +131,7 @@ export class TransferEngine {
    */
   markSent(seq: number, at: number): void {
     this.#c.markSent(seq, at);
+    if (this.#c.phase === "probe" || this.#c.phase === "resolve") this.#probe.sentLate(seq, at);
   }
 
   /** The time `onTimer` should next be called, if any. */
@@ -193,6 +194,7 @@ export class TransferEngine {
     c.trace.beginReply();
     try {
       this.#handler?.onReply(reply, exact);
+      this.#upgradeBlock();
     } finally {
       c.handled();
     }
@@ -210,6 +212,20 @@ export class TransferEngine {
       confirmed: c.confirmed,
     }));
     return c.flush();
+  }
+
+  /**
+   * A probe of a larger size was answered after the block size was settled on a smaller
+   * one (its answer came late, or overtook): it passes the link, so use it from here on.
+   * Packets still end at the next multiple of the block size: none crosses a sector.
+   */
+  #upgradeBlock(): void {
+    const c = this.#c;
+    if (!c.blockKnown || c.provenBlock <= c.block || c.phase === "finished") return;
+    const from = c.block;
+    c.block = c.provenBlock;
+    c.status(`block size ${c.block} bytes (the ${c.block}-byte probe was answered late)`);
+    c.trace.step(() => `block size ${from} → ${c.block}: a slow answer is not a lost datagram`);
   }
 
   /** The running app answered (e.g. its WebREPL port): the new image booted. */

@@ -76,6 +76,8 @@ export class EngineCore {
   block: number;
   /** The block size is settled; until then packets are `recoveryLen` long. */
   blockKnown = false;
+  /** The largest probe size the device answered: it passes the link, however late. */
+  provenBlock = 0;
   retransmits = 0;
   packetsSent = 0;
   attempts = 1;
@@ -160,6 +162,9 @@ export class EngineCore {
     if (exact && this.fresh(exact)) {
       this.everAnswered = true;
       this.lastAnswerAt = this.now;
+      if (exact.kind === "probe" && this.options.blocks.includes(exact.len)) {
+        this.provenBlock = Math.max(this.provenBlock, exact.len);
+      }
     } else if (!exact) {
       this.unmatched++;
     }
