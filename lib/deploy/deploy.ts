@@ -243,6 +243,12 @@ function failureError(
           }). No end packet was sent, so its app region is incomplete ` +
           `but its OTA server is intact: it restarts its session by itself after 10 s and running deploy again is safe.`,
       );
+    case "not-in-ota-mode":
+      return new DeviceUnreachableError(
+        `${where} refused the packet at once (ICMP port unreachable): the board is reachable but ` +
+          `not in OTA mode, it runs its app. Nothing was written. Add --trigger to switch it to ` +
+          `OTA mode over WebREPL (or reset it and press its button within 3 s), then deploy again.`,
+      );
     case "overall-limit":
       return new DeviceUnreachableError(
         `gave up on ${where} after ${

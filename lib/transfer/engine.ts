@@ -100,6 +100,10 @@ export class TransferEngine {
   get recoveries(): number {
     return this.#c.recoveries;
   }
+  /** A reply has confirmed a packet of this transfer. */
+  get everAnswered(): boolean {
+    return this.#c.everAnswered;
+  }
   get lastAnswerAt(): number {
     return this.#c.lastAnswerAt;
   }

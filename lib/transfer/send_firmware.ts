@@ -18,6 +18,10 @@ import { parseReply, parseRequestHeader } from "../format/packet.ts";
 import type { PacketSource } from "./packet_source.ts";
 import { InterruptedError } from "../errors.ts";
 import { sendError } from "./send_error.ts";
+import { udpPortRefused } from "./port_refused.ts";
+
+/** How long a refusal of the first packets is listened for (an ICMP comes back in a round trip). */
+const REFUSAL_WAIT_MS = 2000;
 
 export interface SendProgress {
   confirmed: number;
@@ -60,6 +64,12 @@ export interface SendOptions extends Pick<TransferOptions, typeof ENGINE_OPTIONS
   onProgress?: (p: SendProgress) => void;
   onStatus?: (message: string) => void;
   onSent?: (record: SentRecord) => void;
+  /**
+   * Listen for the host refusing the port (ICMP port unreachable: a board running its
+   * app) and fail at once with `not-in-ota-mode`. Default: unless `freshSession` (after a
+   * trigger the board is rebooting into OTA mode, and its app may still refuse).
+   */
+  refusalCheck?: boolean;
   /** Asked during the boot check: does the app answer (e.g. its WebREPL port)? */
   appRunning?: () => Promise<boolean>;
   /**
@@ -145,6 +155,18 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     void peer.close().then(() => (o instanceof Error ? reject(o) : settle(o)));
   }
 
+  function fail(failure: TransferFailure): void {
+    finish({
+      ok: false,
+      failure,
+      seconds: now() / 1000,
+      confirmed: engine.confirmed,
+      retransmits: engine.retransmits,
+      block: engine.block,
+      packets: engine.packetsSent,
+    });
+  }
+
   function onAbort(): void {
     // Ctrl-C: stop at once and send nothing more (never an end packet).
     finish(new InterruptedError("interrupted"));
@@ -192,15 +214,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
         finish({ ok: true, summary: a.result, seconds: now() / 1000 });
         return;
       } else if (a.type === "failed") {
-        finish({
-          ok: false,
-          failure: a.failure,
-          seconds: now() / 1000,
-          confirmed: engine.confirmed,
-          retransmits: engine.retransmits,
-          block: engine.block,
-          packets: engine.packetsSent,
-        });
+        fail(a.failure);
         return;
       }
     }
@@ -244,6 +258,20 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   } else {
     trace(topic, `UDP datagrams to ${options.host}:${options.port}, one packet each`);
     apply(engine.start(now()));
+    if (options.refusalCheck ?? !options.freshSession) {
+      // No reboot is expected: a refusal means the board runs its app, now and later.
+      void udpPortRefused(options.host, options.port, {
+        waitMs: REFUSAL_WAIT_MS,
+        signal: options.signal,
+      }).then((refused) => {
+        if (!refused || finished || engine.everAnswered) return;
+        trace(
+          topic,
+          `${options.host}:${options.port} refused the datagram (ICMP port unreachable)`,
+        );
+        fail({ kind: "not-in-ota-mode" });
+      });
+    }
   }
   return await outcome;
 }

@@ -73,6 +73,8 @@ export type TransferFailure =
   /** `unmatched`: replies that answered nothing sent (another offset or length). */
   | { kind: "no-answer"; unmatched: number }
   | { kind: "stopped-answering"; confirmed: number; silentMs: number; unmatched: number }
+  /** The host refused the port (ICMP port unreachable): it runs its app. */
+  | { kind: "not-in-ota-mode" }
   | { kind: "overall-limit"; confirmed: number; limitMs: number; unmatched: number }
   | { kind: "boot-failed"; attempts: number }
   | { kind: "end-ignored" }
