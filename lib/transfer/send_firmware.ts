@@ -22,6 +22,8 @@ import { udpPortRefused } from "./port_refused.ts";
 
 /** How long a refusal of the first packets is listened for (an ICMP comes back in a round trip). */
 const REFUSAL_WAIT_MS = 2000;
+/** How often the app is asked whether it runs, once the end packet is out. */
+const APP_POLL_MS = 100;
 
 export interface SendProgress {
   confirmed: number;
@@ -150,6 +152,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     if (finished) return;
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
+    if (appTimer !== undefined) clearTimeout(appTimer);
     options.signal?.removeEventListener("abort", onAbort);
     source.close();
     void peer.close().then(() => (o instanceof Error ? reject(o) : settle(o)));
@@ -243,21 +246,31 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   function tick(): void {
     timer = undefined;
     if (finished) return;
-    if (engine.phase === "bootcheck" && options.appRunning && !appCheckBusy) {
+    apply(engine.onTimer(now()));
+  }
+
+  // Once the end packet is out, ask every APP_POLL_MS whether the app answers: the new
+  // image booted, and nothing else is left to wait for (the reboot is the device's own).
+  function pollApp(): void {
+    if (finished || !options.appRunning) return;
+    const after = engine.phase === "bootcheck" || engine.phase === "ending";
+    if (after && !appCheckBusy) {
       appCheckBusy = true;
       options.appRunning().then((running) => {
         appCheckBusy = false;
         if (running && !finished) apply(engine.onAppRunning(now()));
       }, () => (appCheckBusy = false));
     }
-    apply(engine.onTimer(now()));
+    appTimer = setTimeout(pollApp, APP_POLL_MS);
   }
+  let appTimer: ReturnType<typeof setTimeout> | undefined;
 
   if (options.signal?.aborted) {
     finish(new InterruptedError("interrupted"));
   } else {
     trace(topic, `UDP datagrams to ${options.host}:${options.port}, one packet each`);
     apply(engine.start(now()));
+    if (options.bootCheck && options.appRunning) pollApp();
     if (options.refusalCheck ?? !options.freshSession) {
       // No reboot is expected: a refusal means the board runs its app, now and later.
       void udpPortRefused(options.host, options.port, {
