@@ -36,7 +36,16 @@ export interface ProvenUpdate {
   /** Each part of the round trip, as `deployWithTrigger` reports them. */
   phases: Partial<Record<TriggeredPhase, number>>;
   /** Seconds from the start to each landmark. */
-  marks: { otaAnswered: number; lastEnd: number; pushEnded: number };
+  marks: {
+    triggerEnded: number;
+    /** The device booted into OTA mode (after the trigger's reset and its reboot). */
+    otaBooted: number;
+    otaAnswered: number;
+    lastEnd: number;
+    /** The device booted the new image (after the end packet and its reboot). */
+    appBooted: number;
+    pushEnded: number;
+  };
   versionAfter: string;
 }
 
@@ -58,6 +67,8 @@ export async function provenUpdate(options: {
   });
   const file = `${options.dir}/proven-${options.profile}.bin`;
   await Deno.writeFile(file, image);
+  let otaBootAt: number | undefined;
+  let appBootAt = 0;
   await using device = await startVirtualDevice({
     host: "127.0.0.1",
     port: 0,
@@ -67,6 +78,10 @@ export async function provenUpdate(options: {
     profile,
     link: { delayMs: options.delayMs, loss: 0.01, seed: 3 },
     webrepl: { password: PASSWORD, files: new Map([["boot.py", BOOT_PY]]) },
+    onEvent: (e) => {
+      if (e.type === "boot" && e.mode === "ota") otaBootAt ??= performance.now();
+      if (e.type === "boot" && e.mode === "app") appBootAt = performance.now();
+    },
   });
   const started = performance.now();
   const phases: Partial<Record<TriggeredPhase, number>> = {};
@@ -113,7 +128,10 @@ export async function provenUpdate(options: {
     restSeconds: round(totalSeconds - transferSeconds - rebootSeconds),
     phases,
     marks: {
+      triggerEnded: since(phaseStart.trigger! + phases.trigger! * 1000),
+      otaBooted: since(otaBootAt ?? started),
       otaAnswered: since(answeredAt),
+      appBooted: since(appBootAt),
       lastEnd: since(lastEndAt),
       pushEnded: since(phaseStart.push! + phases.push! * 1000),
     },

@@ -78,8 +78,6 @@ export class EngineCore {
   blockKnown = false;
   /** The largest probe size the device answered: it passes the link, however late. */
   provenBlock = 0;
-  /** A larger block size to try once more in the data phase (0: none). */
-  reprobe = 0;
   retransmits = 0;
   packetsSent = 0;
   attempts = 1;

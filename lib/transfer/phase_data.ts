@@ -30,8 +30,6 @@ export class DataPhase implements PhaseHandler {
   /** When the next paced packet is due. */
   #sendAt: number | undefined;
   readonly #loss: LossRecovery;
-  /** The larger-size probe in flight, if any (`#reprobe`). */
-  #reprobeSeq = 0;
 
   constructor(core: EngineCore, handover: Handover) {
     this.#c = core;
@@ -92,7 +90,6 @@ export class DataPhase implements PhaseHandler {
         this.enter(this.#next);
         return;
       }
-      if (this.#reprobe()) return;
       const last = c.plan.last;
       // After a timeout the oldest packet is resent and the pipeline resumes behind it
       // (a plain loss, the usual case); if that fails too, one candidate at a time.
@@ -110,36 +107,6 @@ export class DataPhase implements PhaseHandler {
       }
       this.#sendData(last ? () => this.#pacedWhy(last) : () => this.#unpacedWhy());
     }
-  }
-
-  /**
-   * Tries the larger block size the probe phase left open (`EngineCore.reprobe`), once,
-   * alone, at a sector boundary: answered, it becomes the block size (`engine.ts`); lost,
-   * the usual loss recovery resends the bytes in the current size.
-   */
-  #reprobe(): boolean {
-    const c = this.#c;
-    const size = c.reprobe;
-    // Nothing goes behind it until it is answered or given up.
-    if (c.plan.flights.some((f) => f.seq === this.#reprobeSeq)) return true;
-    if (
-      size === 0 || !c.blockKnown || this.#next % SECTOR !== 0 || this.#next + size > c.options.size
-    ) return false;
-    c.reprobe = 0;
-    const offset = this.#next;
-    const seq = c.send(
-      offset,
-      size,
-      "probe",
-      () =>
-        `does a ${size}-byte block pass the link after all? Its first probe went unanswered ` +
-        "only for a short stagger",
-    );
-    c.plan.add(offset, size, seq, c.now);
-    this.#reprobeSeq = seq;
-    this.#next = offset + size;
-    this.#maxSent = Math.max(this.#maxSent, this.#next);
-    return true;
   }
 
   /** Why a packet goes now behind `last`: the aim and what it was computed from. */

@@ -22,8 +22,6 @@ export class ProbePhase implements PhaseHandler {
   #candidates: number[];
   #candidate = 0;
   #tries = 0;
-  /** Sizes that went unanswered for a whole retransmission timeout (not only a stagger). */
-  #fullyTried = new Set<number>();
   /** Sizes probed here and not (yet) answered. */
   #timedOut = new Set<number>();
   /** Every size was tried at offset 0 without an answer. */
@@ -105,7 +103,6 @@ export class ProbePhase implements PhaseHandler {
     // A probe that is not answered is presumed too large (or lost) until an answer says
     // otherwise: if it was accepted with its reply lost, `resolve` finds out.
     this.#timedOut.add(size);
-    if (!staggered) this.#fullyTried.add(size);
     this.#deadline = this.#c.now + wait;
     this.#lastSent = { seq, waitMs: wait };
   }
@@ -269,13 +266,6 @@ export class ProbePhase implements PhaseHandler {
     // passed the link all the same.
     this.#c.block = Math.max(block, this.#c.provenBlock);
     this.#c.blockKnown = true;
-    // A larger size that went unanswered only within the short stagger may have been
-    // slow, or lost with the smaller probe inside its signature check (datagrams bunched
-    // up on the way): the data phase tries it once more, alone, at a sector boundary.
-    this.#c.reprobe = Math.max(
-      0,
-      ...options.blocks.filter((b) => b > this.#c.block && !this.#fullyTried.has(b)),
-    );
     this.#candidates = [block];
     if (options.blocks.length > 1) this.#c.status(`block size ${this.#c.block} bytes`);
     else this.#c.trace.step(() => `block size ${block} bytes (fixed)`);

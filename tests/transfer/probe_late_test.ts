@@ -61,35 +61,3 @@ Deno.test("probe: a larger probe answered once 512-byte blocks are settled switc
   const next = sends(e.onReply(90, { seq: first[0]!.seq, op: 0, offset: 1024, len: 512 }));
   assertEquals(next.map((s) => [s.offset, s.len]), [[1536, 512]]);
 });
-
-Deno.test("probe: sizes unanswered only within the stagger are tried again, alone, at a sector boundary", () => {
-  const e = engine();
-  // The device answers every packet at once (10 ms), except the first 1024- and 512-byte
-  // probes (lost inside each other's signature check, say).
-  let now = 0;
-  let block1024At: number | undefined;
-  const queue: { at: number; reply: { seq: number; op: number; offset: number; len: number } }[] =
-    [];
-  const handle = (actions: TransferAction[]) => {
-    for (const s of sends(actions)) {
-      if (s.kind === "probe" && s.offset === 0 && s.len > 256) continue;
-      if (s.kind === "probe" && s.len === 1024) block1024At ??= s.offset;
-      queue.push({ at: now + 10, reply: { seq: s.seq, op: 0, offset: s.offset, len: s.len } });
-    }
-  };
-  handle(e.start(0));
-  while (e.confirmed < 16 * 1024 && now < 60_000) {
-    const timer = e.nextTimer() ?? Infinity;
-    const next = queue[0];
-    if (next && next.at <= timer) {
-      queue.shift();
-      now = next.at;
-      handle(e.onReply(now, next.reply));
-    } else {
-      now = timer;
-      handle(e.onTimer(now));
-    }
-  }
-  assertEquals(block1024At, 4096);
-  assertEquals(e.block, 1024);
-});
