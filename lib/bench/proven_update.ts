@@ -12,7 +12,7 @@ import { PROFILES } from "../sim/device_profile.ts";
 import { DEFAULT_BOOT_PY } from "../sim/device_shims.ts";
 import { makeSampleFirmware } from "../sim/sample_firmware.ts";
 import { startVirtualDevice } from "../sim/virtual_device.ts";
-import { round } from "./throughput.ts";
+import { BENCH_DEPLOY, round } from "./throughput.ts";
 
 const PASSWORD = "bench-pw";
 const FLASH_SIZE = 0x100000;
@@ -93,13 +93,8 @@ export async function provenUpdate(options: {
       port: device.port,
       file,
       keyPath: options.keyPath,
-      block: "auto",
-      pace: true,
-      timeoutMs: 15000,
-      force: false,
+      ...BENCH_DEPLOY,
       bootCheck: true,
-      appOffset: DEFAULT_APP_OFFSET,
-      flashSize: FLASH_SIZE,
       password: PASSWORD,
     },
     undefined,

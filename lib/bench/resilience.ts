@@ -10,7 +10,7 @@ import { makeSampleFirmware } from "../sim/sample_firmware.ts";
 import { startVirtualDevice } from "../sim/virtual_device.ts";
 import { equalBytes } from "../_bytes.ts";
 import { deployFleet } from "../deploy/fleet_rollout.ts";
-import { round } from "./throughput.ts";
+import { BENCH_DEPLOY, round } from "./throughput.ts";
 
 const PROFILE = PROFILES.esp8266!;
 
@@ -35,14 +35,10 @@ export async function outageRecovery(
     port: device.port,
     file: imagePath,
     keyPath,
+    ...BENCH_DEPLOY,
     block: 1024,
-    pace: true,
-    timeoutMs: 15000,
-    force: false,
     bootCheck: true,
     bootCheckMs: 3000,
-    appOffset: DEFAULT_APP_OFFSET,
-    flashSize: flash.length,
     onStatus: (message) => notes.push({ at: performance.now(), message }),
   });
   const outage = device.link.outage!;
@@ -91,16 +87,7 @@ export async function fleet(keyPath: string, key: SigningKey, delayMs: number) {
             port: d.port,
           })),
           concurrency,
-          request: {
-            file,
-            block: "auto",
-            pace: true,
-            timeoutMs: 15000,
-            force: false,
-            bootCheck: false,
-            appOffset: DEFAULT_APP_OFFSET,
-            flashSize: 0x100000,
-          },
+          request: { file, ...BENCH_DEPLOY, bootCheck: false },
           keyPath,
         });
         out.push({

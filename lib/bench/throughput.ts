@@ -34,6 +34,16 @@ export function spread(values: number[]): Spread {
 
 export const round = (x: number): number => Math.round(x * 100) / 100;
 
+/** `deploy`'s defaults as every bench case uses them (a 1 MiB flash, the usual app offset). */
+export const BENCH_DEPLOY = {
+  block: "auto",
+  pace: true,
+  timeoutMs: 15000,
+  force: false,
+  appOffset: DEFAULT_APP_OFFSET,
+  flashSize: 0x100000,
+} as const;
+
 /** What the device saw in one run. */
 export interface DeviceSafety {
   /** Datagrams handled inside another packet's signature check (both lost). */
@@ -132,13 +142,8 @@ export async function throughputRow(
         port: sim.port,
         file: setup.imagePath,
         keyPath: setup.keyPath,
-        block: "auto",
-        pace: true,
-        timeoutMs: 15000,
-        force: false,
+        ...BENCH_DEPLOY,
         bootCheck: false,
-        appOffset: DEFAULT_APP_OFFSET,
-        flashSize: 0x100000,
       });
       // The end packet's flush is written before the device reboots.
       await sim.waitFor((e) => e.event === "reboot", 10000);
