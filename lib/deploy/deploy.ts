@@ -213,6 +213,15 @@ function failureError(
   const where = `${request.host}:${request.port}`;
   switch (failure.kind) {
     case "no-answer":
+      if (failure.unmatched > 0) {
+        return new DeviceUnreachableError(
+          `${where} answered ${failure.unmatched} times in ${
+            Math.max(request.timeoutMs, request.firstAnswerMs ?? 0) / 1000
+          } s, but never for a packet that was sent (other offsets or lengths): nothing was ` +
+            `confirmed and no end packet was sent. Is it a yaota8266 device, and the only ` +
+            `sender to it? Check the address and port, stop any other deploy to it, then run deploy again.`,
+        );
+      }
       return new DeviceUnreachableError(
         `no answer from ${where} in ${
           Math.max(request.timeoutMs, request.firstAnswerMs ?? 0) / 1000
@@ -227,10 +236,27 @@ function failureError(
     case "stopped-answering":
       return new DeviceUnreachableError(
         `the device at ${where} stopped answering after confirming ${failure.confirmed} bytes ` +
-          `(${
-            (failure.silentMs / 1000).toFixed(0)
-          } s of silence). No end packet was sent, so its app region is incomplete ` +
+          `(${(failure.silentMs / 1000).toFixed(0)} s without a reply that confirmed a packet${
+            failure.unmatched > 0
+              ? `; ${failure.unmatched} replies for other offsets do not count`
+              : ""
+          }). No end packet was sent, so its app region is incomplete ` +
           `but its OTA server is intact: it restarts its session by itself after 10 s and running deploy again is safe.`,
+      );
+    case "not-in-ota-mode":
+      return new DeviceUnreachableError(
+        `${where} refused the packet at once (ICMP port unreachable): the board is reachable but ` +
+          `not in OTA mode, it runs its app. Nothing was written. Add --trigger to switch it to ` +
+          `OTA mode over WebREPL (or reset it and press its button within 3 s), then deploy again.`,
+      );
+    case "overall-limit":
+      return new DeviceUnreachableError(
+        `gave up on ${where} after ${
+          (failure.limitMs / 1000).toFixed(0)
+        } s, the bound for an image of this size, with ${failure.confirmed} bytes confirmed${
+          failure.unmatched > 0 ? ` and ${failure.unmatched} replies for other offsets` : ""
+        }. No end packet was sent, so its OTA server is intact: it restarts its session by ` +
+          `itself after 10 s. Check the link and that nothing else sends to it, then run deploy again.`,
       );
     case "boot-failed":
       return new BootCheckError(

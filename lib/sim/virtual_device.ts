@@ -122,9 +122,23 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     }
   }
 
+  // Replies leave in the order the device made them, as a board's do: Deno's node:dgram
+  // lets sends issued in one tick (several replies due at once) leave last first.
+  const outbox: { data: Uint8Array; to: Peer }[] = [];
+  let sending = false;
   function send(data: Uint8Array, to: Peer): void {
     if (!socket || closed) return;
-    socket.send(data, to.port, to.address);
+    outbox.push({ data, to });
+    if (!sending) sendNext();
+  }
+  function sendNext(): void {
+    const next = outbox.shift();
+    if (!next || !socket || closed) {
+      sending = false;
+      return;
+    }
+    sending = true;
+    socket.send(next.data, next.to.port, next.to.address, () => sendNext());
   }
 
   const target = (transport: "UDP" | "TCP"): ListenTarget => ({

@@ -100,6 +100,10 @@ export class TransferEngine {
   get recoveries(): number {
     return this.#c.recoveries;
   }
+  /** A reply has confirmed a packet of this transfer. */
+  get everAnswered(): boolean {
+    return this.#c.everAnswered;
+  }
   get lastAnswerAt(): number {
     return this.#c.lastAnswerAt;
   }
@@ -131,13 +135,18 @@ export class TransferEngine {
    */
   markSent(seq: number, at: number): void {
     this.#c.markSent(seq, at);
+    if (this.#c.phase === "probe" || this.#c.phase === "resolve") this.#probe.sentLate(seq, at);
   }
 
   /** The time `onTimer` should next be called, if any. */
   nextTimer(): number | undefined {
     if (this.#c.finished) return undefined;
     const deadlines = this.#handler?.deadlines() ?? [];
-    return Math.min(this.#c.lastAnswerAt + this.#c.silenceLimitMs(), ...deadlines);
+    return Math.min(
+      this.#c.lastAnswerAt + this.#c.silenceLimitMs(),
+      this.#c.startedAt + this.#c.overallLimitMs(),
+      ...deadlines,
+    );
   }
 
   onTimer(now: number): TransferAction[] {
@@ -154,9 +163,27 @@ export class TransferEngine {
       );
       c.fail(
         c.everAnswered
-          ? { kind: "stopped-answering", confirmed: c.confirmed, silentMs: silent }
-          : { kind: "no-answer" },
+          ? {
+            kind: "stopped-answering",
+            confirmed: c.confirmed,
+            silentMs: silent,
+            unmatched: c.unmatched,
+          }
+          : { kind: "no-answer", unmatched: c.unmatched },
       );
+      return c.flush();
+    }
+    if (now - c.startedAt >= c.overallLimitMs()) {
+      c.trace.timeout(
+        () => `${((now - c.startedAt) / 1000).toFixed(1)} s in all: the bound for this image`,
+        () => "giving up: no end packet is sent",
+      );
+      c.fail({
+        kind: "overall-limit",
+        confirmed: c.confirmed,
+        limitMs: c.overallLimitMs(),
+        unmatched: c.unmatched,
+      });
       return c.flush();
     }
     this.#handler?.onTimer();
@@ -171,6 +198,7 @@ export class TransferEngine {
     c.trace.beginReply();
     try {
       this.#handler?.onReply(reply, exact);
+      this.#upgradeBlock();
     } finally {
       c.handled();
     }
@@ -188,6 +216,20 @@ export class TransferEngine {
       confirmed: c.confirmed,
     }));
     return c.flush();
+  }
+
+  /**
+   * A probe of a larger size was answered after the block size was settled on a smaller
+   * one (its answer came late, or overtook): it passes the link, so use it from here on.
+   * Packets still end at the next multiple of the block size: none crosses a sector.
+   */
+  #upgradeBlock(): void {
+    const c = this.#c;
+    if (!c.blockKnown || c.provenBlock <= c.block || c.phase === "finished") return;
+    const from = c.block;
+    c.block = c.provenBlock;
+    c.status(`block size ${c.block} bytes (the ${c.block}-byte probe was answered late)`);
+    c.trace.step(() => `block size ${from} → ${c.block}: a slow answer is not a lost datagram`);
   }
 
   /** The running app answered (e.g. its WebREPL port): the new image booted. */

@@ -51,6 +51,13 @@ export interface Handover {
 
 /** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
 const FRESH_MARGIN_MS = 2000;
+/**
+ * The slowest rate a working device believably reaches (bytes/ms): a third of the original
+ * client's stop-and-wait on 256-byte blocks. With `OVERALL_SLACK_MS` per attempt for
+ * probing, clean-ups and the boot check, it bounds every deploy (`overallLimitMs`).
+ */
+const SLOWEST_BYTES_PER_MS = 2;
+const OVERALL_SLACK_MS = 60_000;
 /** Transmissions remembered for matching replies. */
 const SENT_TABLE = 4096;
 
@@ -69,12 +76,18 @@ export class EngineCore {
   block: number;
   /** The block size is settled; until then packets are `recoveryLen` long. */
   blockKnown = false;
+  /** The largest probe size the device answered: it passes the link, however late. */
+  provenBlock = 0;
   retransmits = 0;
   packetsSent = 0;
   attempts = 1;
   recoveries = 0;
+  /** A reply confirmed a packet of ours (replies that match nothing sent do not count). */
   everAnswered = false;
+  /** When a reply last confirmed a packet of ours: the silence limit counts from it. */
   lastAnswerAt = 0;
+  /** Replies that answered nothing this transfer sent (another offset or length). */
+  unmatched = 0;
   /** When the last final end packet was sent: the transfer time, the boot check's start. */
   finalEndAt = 0;
   /** The packet that ends the image, as last sent (the liveness check repeats it). */
@@ -100,6 +113,7 @@ export class EngineCore {
       initialRtoMs: 300,
       probeTries: 2,
       firstAnswerMs: 0,
+      overallMs: 0,
       freshSession: false,
       trace: () => {},
       ...given,
@@ -120,6 +134,17 @@ export class EngineCore {
       : Math.max(this.options.timeoutMs, this.options.firstAnswerMs);
   }
 
+  /**
+   * The bound on the whole deploy: the image at the slowest believable rate, plus slack
+   * for probing, clean-ups and the boot check, per attempt, after the first answer.
+   */
+  overallLimitMs(): number {
+    if (this.options.overallMs > 0) return this.options.overallMs;
+    const perAttempt = this.options.size / SLOWEST_BYTES_PER_MS + OVERALL_SLACK_MS;
+    return Math.max(this.options.timeoutMs, this.options.firstAnswerMs) +
+      this.options.maxAttempts * perAttempt;
+  }
+
   // ---- replies ----
 
   /**
@@ -129,11 +154,19 @@ export class EngineCore {
   receive(reply: Reply): Sent | undefined {
     const sent = this.#sent.get(reply.seq);
     const exact = sent && sent.offset === reply.offset && sent.len === reply.len ? sent : undefined;
-    // A reply to a transmission older than PKT_WAIT_MS (the sender was stalled) says
-    // nothing about the device's current session: it does not count as an answer.
-    if (!exact || this.fresh(exact)) {
+    // Only a reply that answers exactly what was sent is a sign of life: one for another
+    // offset or length may come from anything (a hostile peer answering every packet with
+    // another offset would otherwise keep a transfer alive forever). A reply to a
+    // transmission older than PKT_WAIT_MS (the sender was stalled) says nothing about the
+    // device's current session: it does not count either.
+    if (exact && this.fresh(exact)) {
       this.everAnswered = true;
       this.lastAnswerAt = this.now;
+      if (exact.kind === "probe" && this.options.blocks.includes(exact.len)) {
+        this.provenBlock = Math.max(this.provenBlock, exact.len);
+      }
+    } else if (!exact) {
+      this.unmatched++;
     }
     this.#handling = { reply, exact };
     return exact;

@@ -165,6 +165,13 @@ export class DataPhase implements PhaseHandler {
       );
       return;
     }
+    if (!exact) {
+      // It answers nothing sent (another offset or length): not from the device's session
+      // with us, so it confirms nothing (a peer answering for other offsets must not
+      // drive the transfer, issue 21).
+      c.trace.means(() => "ignored: it answers no packet that was sent");
+      return;
+    }
     const end = reply.offset + reply.len;
     const i = c.plan.flights.findIndex((f) => f.offset === reply.offset && f.len === reply.len);
     if (i < 0) {

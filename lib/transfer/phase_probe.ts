@@ -33,6 +33,8 @@ export class ProbePhase implements PhaseHandler {
   /** Probes timed out before the device ever answered (after a trigger: it was rebooting). */
   #probedBlind = false;
   #deadline = 0;
+  /** The last probe or resolving packet, and how long its answer may take from leaving. */
+  #lastSent: { seq: number; waitMs: number } | undefined;
 
   constructor(core: EngineCore, handover: Handover) {
     this.#c = core;
@@ -62,6 +64,16 @@ export class ProbePhase implements PhaseHandler {
     return [this.#deadline];
   }
 
+  /**
+   * The last packet really left at `at` (signed late, or a stalled sender): its answer is
+   * awaited from then. A slow start is not a lost datagram.
+   */
+  sentLate(seq: number, at: number): void {
+    if (this.#lastSent?.seq === seq) {
+      this.#deadline = Math.max(this.#deadline, at + this.#lastSent.waitMs);
+    }
+  }
+
   onTimer(): void {
     if (this.#c.now >= this.#deadline) this.#timeout();
   }
@@ -76,7 +88,7 @@ export class ProbePhase implements PhaseHandler {
     const len = Math.min(size, this.#c.options.size - this.#at);
     const staggered = this.#staggering && this.#candidate < this.#candidates.length - 1;
     const wait = staggered ? PROBE_STAGGER_MS : this.#rto();
-    this.#c.send(
+    const seq = this.#c.send(
       this.#at,
       len,
       "probe",
@@ -92,6 +104,7 @@ export class ProbePhase implements PhaseHandler {
     // otherwise: if it was accepted with its reply lost, `resolve` finds out.
     this.#timedOut.add(size);
     this.#deadline = this.#c.now + wait;
+    this.#lastSent = { seq, waitMs: wait };
   }
 
   #rto(): number {
@@ -211,7 +224,7 @@ export class ProbePhase implements PhaseHandler {
   #sendResolve(): void {
     const size = this.#resolveOptions[this.#candidate]!;
     const offset = this.#at + size;
-    this.#c.send(
+    const seq = this.#c.send(
       offset,
       Math.min(size, this.#c.options.size - offset),
       "resolve",
@@ -220,6 +233,7 @@ export class ProbePhase implements PhaseHandler {
         "at the probe's offset)",
     );
     this.#deadline = this.#c.now + this.#rto();
+    this.#lastSent = { seq, waitMs: this.#rto() };
   }
 
   #resolveReply(reply: Reply, exact: Sent | undefined): void {
@@ -248,10 +262,12 @@ export class ProbePhase implements PhaseHandler {
       this.#handover.enterTransfer(confirmed);
       return;
     }
-    this.#c.block = block;
+    // A larger probe answered late (after a smaller one, or during the resolve step)
+    // passed the link all the same.
+    this.#c.block = Math.max(block, this.#c.provenBlock);
     this.#c.blockKnown = true;
     this.#candidates = [block];
-    if (options.blocks.length > 1) this.#c.status(`block size ${block} bytes`);
+    if (options.blocks.length > 1) this.#c.status(`block size ${this.#c.block} bytes`);
     else this.#c.trace.step(() => `block size ${block} bytes (fixed)`);
     this.#handover.enterTransfer(confirmed);
   }

@@ -18,6 +18,12 @@ import { parseReply, parseRequestHeader } from "../format/packet.ts";
 import type { PacketSource } from "./packet_source.ts";
 import { InterruptedError } from "../errors.ts";
 import { sendError } from "./send_error.ts";
+import { udpPortRefused } from "./port_refused.ts";
+
+/** How long a refusal of the first packets is listened for (an ICMP comes back in a round trip). */
+const REFUSAL_WAIT_MS = 2000;
+/** How often the app is asked whether it runs, once the end packet is out. */
+const APP_POLL_MS = 100;
 
 export interface SendProgress {
   confirmed: number;
@@ -60,6 +66,12 @@ export interface SendOptions extends Pick<TransferOptions, typeof ENGINE_OPTIONS
   onProgress?: (p: SendProgress) => void;
   onStatus?: (message: string) => void;
   onSent?: (record: SentRecord) => void;
+  /**
+   * Listen for the host refusing the port (ICMP port unreachable: a board running its
+   * app) and fail at once with `not-in-ota-mode`. Default: unless `freshSession` (after a
+   * trigger the board is rebooting into OTA mode, and its app may still refuse).
+   */
+  refusalCheck?: boolean;
   /** Asked during the boot check: does the app answer (e.g. its WebREPL port)? */
   appRunning?: () => Promise<boolean>;
   /**
@@ -140,9 +152,22 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     if (finished) return;
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
+    if (appTimer !== undefined) clearTimeout(appTimer);
     options.signal?.removeEventListener("abort", onAbort);
     source.close();
     void peer.close().then(() => (o instanceof Error ? reject(o) : settle(o)));
+  }
+
+  function fail(failure: TransferFailure): void {
+    finish({
+      ok: false,
+      failure,
+      seconds: now() / 1000,
+      confirmed: engine.confirmed,
+      retransmits: engine.retransmits,
+      block: engine.block,
+      packets: engine.packetsSent,
+    });
   }
 
   function onAbort(): void {
@@ -192,15 +217,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
         finish({ ok: true, summary: a.result, seconds: now() / 1000 });
         return;
       } else if (a.type === "failed") {
-        finish({
-          ok: false,
-          failure: a.failure,
-          seconds: now() / 1000,
-          confirmed: engine.confirmed,
-          retransmits: engine.retransmits,
-          block: engine.block,
-          packets: engine.packetsSent,
-        });
+        fail(a.failure);
         return;
       }
     }
@@ -229,21 +246,45 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   function tick(): void {
     timer = undefined;
     if (finished) return;
-    if (engine.phase === "bootcheck" && options.appRunning && !appCheckBusy) {
+    apply(engine.onTimer(now()));
+  }
+
+  // Once the end packet is out, ask every APP_POLL_MS whether the app answers: the new
+  // image booted, and nothing else is left to wait for (the reboot is the device's own).
+  function pollApp(): void {
+    if (finished || !options.appRunning) return;
+    const after = engine.phase === "bootcheck" || engine.phase === "ending";
+    if (after && !appCheckBusy) {
       appCheckBusy = true;
       options.appRunning().then((running) => {
         appCheckBusy = false;
         if (running && !finished) apply(engine.onAppRunning(now()));
       }, () => (appCheckBusy = false));
     }
-    apply(engine.onTimer(now()));
+    appTimer = setTimeout(pollApp, APP_POLL_MS);
   }
+  let appTimer: ReturnType<typeof setTimeout> | undefined;
 
   if (options.signal?.aborted) {
     finish(new InterruptedError("interrupted"));
   } else {
     trace(topic, `UDP datagrams to ${options.host}:${options.port}, one packet each`);
     apply(engine.start(now()));
+    if (options.bootCheck && options.appRunning) pollApp();
+    if (options.refusalCheck ?? !options.freshSession) {
+      // No reboot is expected: a refusal means the board runs its app, now and later.
+      void udpPortRefused(options.host, options.port, {
+        waitMs: REFUSAL_WAIT_MS,
+        signal: options.signal,
+      }).then((refused) => {
+        if (!refused || finished || engine.everAnswered) return;
+        trace(
+          topic,
+          `${options.host}:${options.port} refused the datagram (ICMP port unreachable)`,
+        );
+        fail({ kind: "not-in-ota-mode" });
+      });
+    }
   }
   return await outcome;
 }

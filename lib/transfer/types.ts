@@ -24,6 +24,11 @@ export interface TransferOptions {
    * says nothing about the link: block sizes that went unanswered then are probed again.
    */
   freshSession?: boolean;
+  /**
+   * Give up after this long in all (ms), whatever the device answers. 0 (default): the
+   * image at the slowest believable rate plus slack, per attempt (`overallLimitMs`).
+   */
+  overallMs?: number;
   /** Watch for the device falling back to OTA mode after the end packet. */
   bootCheck: boolean;
   bootCheckMs?: number;
@@ -65,8 +70,12 @@ export interface TransferSummary {
 }
 
 export type TransferFailure =
-  | { kind: "no-answer" }
-  | { kind: "stopped-answering"; confirmed: number; silentMs: number }
+  /** `unmatched`: replies that answered nothing sent (another offset or length). */
+  | { kind: "no-answer"; unmatched: number }
+  | { kind: "stopped-answering"; confirmed: number; silentMs: number; unmatched: number }
+  /** The host refused the port (ICMP port unreachable): it runs its app. */
+  | { kind: "not-in-ota-mode" }
+  | { kind: "overall-limit"; confirmed: number; limitMs: number; unmatched: number }
   | { kind: "boot-failed"; attempts: number }
   | { kind: "end-ignored" }
   | { kind: "unstable"; recoveries: number };

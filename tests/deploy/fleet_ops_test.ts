@@ -590,7 +590,7 @@ Deno.test("deploy --fleet --retries brings in a board that was offline at first"
     ]]);
     assertStringIncludes(
       r.stderr,
-      `late  no answer from 127.0.0.1:${port} in 1 s: nothing was written. The device may not be in OTA mode`,
+      `late  127.0.0.1:${port} refused the packet at once (ICMP port unreachable): the board is reachable but not in OTA mode`,
     );
     assertStringIncludes(r.stderr, "— trying again in 1.0 s (attempt 2 of 4)");
     assertMatch(

@@ -578,13 +578,19 @@ Deno.test("deployFleet() updates the healthy devices, reports the others, and ke
     assertEquals([row("alpha").block, row("alpha").note], [1024, undefined]);
     assertEquals(row("foxtrot").block, 1024);
 
-    // Built for another key, or not there at all: the wire cannot tell them apart.
+    // Built for another key: no answer. Not there (its port closed): refused at once.
     for (const name of ["delta", "echo"]) {
-      const r = row(name);
-      assertEquals([r.ok, r.kind], [false, "DeviceUnreachableError"]);
-      assertStringIncludes(r.error!, `no answer from 127.0.0.1:${r.port} in 2 s`);
-      for (const cause of NO_ANSWER_CAUSES) assertStringIncludes(r.error!, cause);
+      assertEquals([row(name).ok, row(name).kind], [false, "DeviceUnreachableError"]);
     }
+    assertStringIncludes(
+      row("delta").error!,
+      `no answer from 127.0.0.1:${row("delta").port} in 2 s`,
+    );
+    for (const cause of NO_ANSWER_CAUSES) assertStringIncludes(row("delta").error!, cause);
+    assertStringIncludes(
+      row("echo").error!,
+      `127.0.0.1:${row("echo").port} refused the packet at once (ICMP port unreachable)`,
+    );
     assertEquals(
       boards.delta.device.events.filter((e) => e.type === "packet" && e.outcome === "accepted")
         .length,
