@@ -25,6 +25,7 @@ const RAW_CONTROLS: Record<string, string> = {
  * @throws {UsageError} Naming the character and its position, and the way to write it.
  */
 export function checkRawCode(code: string): void {
+  // deno-lint-ignore no-control-regex
   const at = code.search(/[\x01-\x04]/);
   if (at < 0) return;
   const what = RAW_CONTROLS[code[at]!]!;
