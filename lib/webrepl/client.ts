@@ -90,6 +90,11 @@ export class WebReplClient {
     return this.#connection.address;
   }
 
+  /** Time allowed for each step (the `timeoutMs` it connected with). */
+  get timeoutMs(): number {
+    return this.#connection.timeoutMs;
+  }
+
   /**
    * Runs `code` (any number of lines) in the raw REPL and returns what it printed (or
    * hands it to `onOutput` as it comes). A Python exception is returned as `error`, not
@@ -226,7 +231,7 @@ export class WebReplClient {
   readBinary(
     n: number,
     step: string,
-    options: { timeoutMs?: number; onClose?: () => Error | undefined } = {},
+    options: { timeoutMs?: number; deadline?: number; onClose?: () => Error | undefined } = {},
   ): Promise<Uint8Array> {
     return this.#connection.readBinary(n, step, options);
   }

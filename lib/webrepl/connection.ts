@@ -163,16 +163,20 @@ export class WebReplConnection {
    * The next `n` bytes of the file-transfer channel, however the board framed them.
    * @param step What is awaited, for the error message ("the reply to the get request").
    * @param onClose A better error than "closed the connection", if the caller knows one.
+   * @param deadline When (`Date.now()`) to give up at the latest, whatever `timeoutMs` says.
    * @throws {WebReplError} On a timeout, or if the connection closes first.
    */
   readBinary(
     n: number,
     step: string,
-    options: { timeoutMs?: number; onClose?: () => Error | undefined } = {},
+    options: { timeoutMs?: number; deadline?: number; onClose?: () => Error | undefined } = {},
   ): Promise<Uint8Array> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return this.waitFor(
       step,
-      options.timeoutMs ?? this.timeoutMs,
+      options.deadline === undefined
+        ? timeoutMs
+        : Math.max(0, Math.min(timeoutMs, options.deadline - Date.now())),
       () => (this.#binaryLength < n ? undefined : this.#takeBinary(n)),
       0,
       options.onClose,
@@ -303,14 +307,28 @@ export class WebReplConnection {
     }
   }
 
+  /** Writes all of `bytes`; a board that takes nothing for `timeoutMs` is disconnected. */
   async #write(bytes: Uint8Array): Promise<void> {
+    let stalled = false;
+    const timer = setTimeout(() => {
+      stalled = true;
+      try {
+        this.#conn.close();
+      } catch { /* closed */ }
+    }, this.timeoutMs);
     try {
       for (let at = 0; at < bytes.length;) at += await this.#conn.write(bytes.subarray(at));
     } catch (e) {
       throw new WebReplError(
-        `${this.address} closed the connection (${(e as Error).name})`,
+        stalled
+          ? `${this.address} took no data for ${
+            formatSeconds(this.timeoutMs / 1000)
+          }: the connection was closed`
+          : `${this.address} closed the connection (${(e as Error).name})`,
         { cause: e },
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -15,7 +15,14 @@ import {
   statRemote,
 } from "./remote_fs.ts";
 import { checkRemoteName } from "./file_records.ts";
-import { type BinaryChannel, getFile, putFile, type TransferOptions } from "./file_transfer.ts";
+import {
+  type BinaryChannel,
+  getFile,
+  putFile,
+  transferAllowanceMs,
+  type TransferOptions,
+} from "./file_transfer.ts";
+import { DEFAULT_TIMEOUT_MS } from "./connection.ts";
 
 /** A logged-in session: code and files (a `WebReplClient`). */
 export type BoardSession = CodeRunner & BinaryChannel;
@@ -121,7 +128,11 @@ export async function getFromBoard(
   if (stat.kind === "dir") {
     throw new RemoteFileError(`'${remote}' on ${session.address} is a folder, not a file`);
   }
-  const data = await getFile(session, remote, { ...options, expectedSize: stat.size });
+  const data = await getFile(session, remote, {
+    ...options,
+    expectedSize: stat.size,
+    deadline: Date.now() + transferAllowanceMs(stat.size, session.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+  });
   if (data.length !== stat.size) {
     throw new RemoteFileError(
       `${session.address} sent ${data.length} bytes of '${remote}', but reports ${stat.size}`,
