@@ -44,15 +44,15 @@ export interface TransferOptions {
   onProgress?: (done: number, size: number | undefined) => void;
   /**
    * The size `stat` reported: get's progress, and its bound: a board that sends more is
-   * stopped at once. Without it, a get stops at `MAX_GET_BYTES`.
+   * stopped at once. Without it, a get stops at `MAX_FILE_BYTES`.
    */
   expectedSize?: number;
   /** When (`Date.now()`) the whole transfer must be done; after it, it stops. */
   deadline?: number;
 }
 
-/** No ESP8266 file system holds more; a get without a known size stops there. */
-export const MAX_GET_BYTES = 4 * 1024 * 1024;
+/** No ESP8266 file system holds more: a put sends at most this, a get without a known size stops there. */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
 /** The slowest rate a working board transfers at: a transfer's time allowed counts on it. */
 export const SLOWEST_BYTES_PER_S = 1024;
 
@@ -142,9 +142,9 @@ export async function getFile(
     `the reply to the get request for '${remote}'`,
     dropped(channel, "get", remote),
   );
-  const limit = options.expectedSize ?? MAX_GET_BYTES;
+  const limit = options.expectedSize ?? MAX_FILE_BYTES;
   const announced = options.expectedSize === undefined
-    ? `the ${MAX_GET_BYTES} bytes a get may bring`
+    ? `the ${MAX_FILE_BYTES} bytes a get may bring`
     : `the ${limit} bytes it announced`;
   const read = (n: number, step: string) => readBefore(channel, n, step, options.deadline);
   const chunks: Uint8Array[] = [];

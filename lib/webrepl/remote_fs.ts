@@ -52,7 +52,7 @@ function py(text: string): string {
 
 /** `def _yaota_op(...)`, the call, and its removal: nothing stays defined. */
 function snippet(body: string, ...args: string[]): string {
-  return `def _yaota_op(a):\n${body.replace(/^/gm, "    ")}\n` +
+  return `def _yaota_op(a, b=None):\n${body.replace(/^/gm, "    ")}\n` +
     `try:\n    _yaota_op(${args.map(py).join(", ")})\nfinally:\n    del _yaota_op\n`;
 }
 
@@ -192,6 +192,50 @@ print("removed", "dir" if folder else "file")`,
     );
   }
   return kind === "dir" ? "dir" : "file";
+}
+
+/**
+ * Renames `from` to `to` on the board, replacing `to`. FAT's rename refuses an existing
+ * target, so there the old file is removed first; both steps run on the board in one
+ * command, so a dropped connection cannot stop between them.
+ * @throws {RemoteFileError} If the rename fails (the board's OSError named).
+ */
+export async function renameRemote(runner: CodeRunner, from: string, to: string): Promise<void> {
+  const lines = await run(
+    runner,
+    snippet(
+      `import os
+${ERRNO_LINE}
+try:
+    os.rename(a, b)
+except OSError:
+    try:
+        os.remove(b)
+        os.rename(a, b)
+    except OSError as e:
+        errline("failed", e)
+        return
+print("renamed")`,
+      from,
+      to,
+    ),
+    `renaming '${from}' to '${to}'`,
+  );
+  const [word, number, name] = (lines.at(-1) ?? "").split(" ");
+  if (word !== "renamed") {
+    throw new RemoteFileError(
+      `cannot rename '${from}' to '${to}' on ${runner.address}: ${describeErrno(number, name)}`,
+    );
+  }
+}
+
+/**
+ * Removes a file on the board if it is there, saying nothing either way (a clean-up).
+ */
+export async function removeQuietly(runner: CodeRunner, path: string): Promise<void> {
+  await runner.exec(
+    snippet("import os\ntry:\n    os.remove(a)\nexcept OSError:\n    pass", path),
+  ).catch(() => {});
 }
 
 /** The folder part of a board path: "lib/a.py" → "lib", "/a.py" → "/", "a.py" → "". */
