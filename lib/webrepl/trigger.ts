@@ -96,8 +96,8 @@ export interface RunningVersion {
   machine: string;
 }
 
-/** How the board was sent to OTA mode. */
-export type TriggerMethod = "ota.start()" | "rtc-magic";
+/** How the board was sent to OTA mode ("already in OTA mode": it was there, nothing sent). */
+export type TriggerMethod = "ota.start()" | "rtc-magic" | "already in OTA mode";
 
 export interface TriggerReport {
   /** "ADDR:PORT". */
