@@ -140,7 +140,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const config = await loadConfig(opts.config);
   if (opts.fleet) return await fleetMain(opts, config);
   const target = await resolveTarget(opts, config);
-  const data = await readForPut(opts.local);
+  const data = await readForPut(opts.local, { stdin: () => Deno.stdin.readable });
   const started = Date.now();
   await using client = await connectWebRepl(target);
   const progress = stderrIsTerminal()
@@ -177,7 +177,7 @@ async function fleetMain(
   config: Awaited<ReturnType<typeof loadConfig>>,
 ): Promise<number> {
   const devices = selectDevices(config.devices, opts.only, DEFAULT_DEVICE_PORT);
-  const data = await readForPut(opts.local);
+  const data = await readForPut(opts.local, { stdin: () => Deno.stdin.readable });
   const passwords = await fleetPasswords(devices, () =>
     resolvePassword({
       ...terminalPrompt,

@@ -16,13 +16,13 @@ function notUtf8Hint(path: string): string {
 }
 
 /**
- * Reads what `put` sends: a regular file, or stdin for `-`, at most `limit` bytes.
+ * Reads what `put` sends: a regular file, or `stdin` for `-`, at most `limit` bytes.
  * @throws {FileError} Not a regular file (a device such as /dev/zero, a FIFO, a folder),
  *   more than `limit` bytes, or unreadable.
  */
 export async function readForPut(
   path: string,
-  options: { limit?: number; stdin?: ReadableStream<Uint8Array> } = {},
+  options: { limit?: number; stdin?: () => ReadableStream<Uint8Array> } = {},
 ): Promise<Uint8Array> {
   const limit = options.limit ?? MAX_FILE_BYTES;
   const tooBig = (what: string) =>
@@ -31,9 +31,10 @@ export async function readForPut(
         "not send it",
     );
   if (path === "-") {
+    if (!options.stdin) throw new FileError("put -: no standard input to read here");
     const parts: Uint8Array[] = [];
     let length = 0;
-    for await (const chunk of options.stdin ?? Deno.stdin.readable) {
+    for await (const chunk of options.stdin()) {
       length += chunk.length;
       if (length > limit) throw tooBig("stdin");
       parts.push(chunk);
