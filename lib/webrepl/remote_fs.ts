@@ -66,6 +66,11 @@ const ERRNO_LINE = `def errline(word, e):
         name = ""
     print(word, n, name)`;
 
+/** `snippet` with `os` imported and `errline` defined. */
+function osSnippet(body: string, ...args: string[]): string {
+  return snippet(`import os\n${ERRNO_LINE}\n${body}`, ...args);
+}
+
 async function run(runner: CodeRunner, code: string, what: string): Promise<string[]> {
   const r = await runner.exec(code);
   if (r.error) {
@@ -159,10 +164,8 @@ for n in names:
 export async function removeRemote(runner: CodeRunner, path: string): Promise<"file" | "dir"> {
   const lines = await run(
     runner,
-    snippet(
-      `import os
-${ERRNO_LINE}
-try:
+    osSnippet(
+      `try:
     folder = os.stat(a)[0] & 0x4000
 except OSError:
     print("missing")
@@ -203,10 +206,8 @@ print("removed", "dir" if folder else "file")`,
 export async function renameRemote(runner: CodeRunner, from: string, to: string): Promise<void> {
   const lines = await run(
     runner,
-    snippet(
-      `import os
-${ERRNO_LINE}
-try:
+    osSnippet(
+      `try:
     os.rename(a, b)
 except OSError:
     try:

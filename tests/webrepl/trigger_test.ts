@@ -46,6 +46,37 @@ async function trigger(args: string[], env: Record<string, string> = {}) {
   });
 }
 
+/** A whole virtual device (OTA server and app) running its app, for the test key. */
+async function virtualBoard(options: { rtcTrigger: boolean }) {
+  const key = await loadPublicKey(`${VECTORS}test-key-512.pem`);
+  const flash = new Uint8Array(0x100000).fill(0xff);
+  flash.set(makeSampleFirmware({ version: "v1.19.1", size: 48 * 1024 }), DEFAULT_APP_OFFSET);
+  return await startVirtualDevice({
+    port: 0,
+    modulus: key.modulus,
+    flash,
+    start: "boot",
+    rtcTrigger: options.rtcTrigger,
+    webrepl: { password: PASSWORD },
+  });
+}
+
+/** `trigger` at 127.0.0.1:`port` with the password, a 1 s watch and the key `key`. */
+function triggerWatching(port: number, key: string) {
+  return trigger([
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--password",
+    PASSWORD,
+    "--watch",
+    "1",
+    "--key",
+    key,
+  ]);
+}
+
 Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
   assertEquals(parseTriggerArgs(["--ip", "10.0.0.7"]), {
     ip: "10.0.0.7",
@@ -82,29 +113,9 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
 });
 
 Deno.test("deno task trigger logs in, runs ota.start(), watches for the app, asks the OTA-mode question and reports", async () => {
-  const key = await loadPublicKey(`${VECTORS}test-key-512.pem`);
-  const flash = new Uint8Array(0x100000).fill(0xff);
-  flash.set(makeSampleFirmware({ version: "v1.19.1", size: 48 * 1024 }), DEFAULT_APP_OFFSET);
-  await using device = await startVirtualDevice({
-    port: 0,
-    modulus: key.modulus,
-    flash,
-    start: "boot",
-    webrepl: { password: PASSWORD },
-  });
+  await using device = await virtualBoard({ rtcTrigger: true });
   const port = device.port;
-  const r = await trigger([
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--password",
-    PASSWORD,
-    "--watch",
-    "1",
-    "--key",
-    `${VECTORS}test-key-512.pem`,
-  ]);
+  const r = await triggerWatching(port, `${VECTORS}test-key-512.pem`);
   assertEquals(r.code, 0, r.stderr);
   assertMatch(
     r.stdout,
@@ -121,18 +132,7 @@ Deno.test("deno task trigger logs in, runs ota.start(), watches for the app, ask
 Deno.test("deno task trigger without a key does not claim OTA mode: it says it was not confirmed", async () => {
   await using device = await bootDevice();
   const port = device.server.port;
-  const r = await trigger([
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--password",
-    PASSWORD,
-    "--watch",
-    "1",
-    "--key",
-    "/nonexistent/yaota-test.pem",
-  ]);
+  const r = await triggerWatching(port, "/nonexistent/yaota-test.pem");
   assertEquals(r.code, 0, r.stderr);
   assertStringIncludes(
     r.stdout,
@@ -151,18 +151,7 @@ Deno.test("deno task trigger: a board that closed the session but kept its port 
     await nextProgram(s, uname.next); // import ota; ota.start(): OK, then the session ends
     s.close();
   });
-  const r = await trigger([
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(peer.port),
-    "--password",
-    PASSWORD,
-    "--watch",
-    "1",
-    "--key",
-    `${VECTORS}test-key-512.pem`,
-  ]);
+  const r = await triggerWatching(peer.port, `${VECTORS}test-key-512.pem`);
   assertEquals(r.code, 1, r.stderr);
   assertStringIncludes(
     r.stderr,
@@ -267,17 +256,7 @@ Deno.test("resolvePassword() prefers --password, then the environment, then a pr
 
 Deno.test("deno task trigger reports a board whose bootloader ignores the RTC magic as soon as its app is back", async () => {
   // Upstream yaota8266: boot8266 has no RTC check, so ota.start() reboots into the app.
-  const key = await loadPublicKey(`${VECTORS}test-key-512.pem`);
-  const flash = new Uint8Array(0x100000).fill(0xff);
-  flash.set(makeSampleFirmware({ version: "v1.19.1", size: 48 * 1024 }), DEFAULT_APP_OFFSET);
-  await using device = await startVirtualDevice({
-    port: 0,
-    modulus: key.modulus,
-    flash,
-    start: "boot",
-    rtcTrigger: false,
-    webrepl: { password: PASSWORD },
-  });
+  await using device = await virtualBoard({ rtcTrigger: false });
   const port = String(device.port);
   // A bounded wait: the watch ends after 20 s whatever happens.
   const r = await trigger(["--ip", "127.0.0.1", "--port", port, "--watch", "20"], {
