@@ -7,7 +7,7 @@
  * prompt before leaving.
  *
  * A soft reboot (Ctrl-D at a prompt) may end WebREPL's link to the REPL while the socket
- * stays open: the board then sends nothing more. After one, a board silent for
+ * stays open: the board then sends nothing more (docs/device.md, "WebREPL", "Soft reboot"). After one, a board silent for
  * `rebootWaitMs` with no new prompt is taken as that: the user is told, and offered a
  * reconnect (Enter), or, from a pipe, the session ends with an error.
  */

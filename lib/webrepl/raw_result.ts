@@ -3,7 +3,7 @@
  * sends the output, `\x04`, the error text, `\x04`, `>` (docs/device.md, "WebREPL"). Each
  * piece of text is looked at once, so a program that prints megabytes costs time in
  * proportion (no re-scan of what came before), and only the error's tail is kept.
- * Also: which code the raw REPL cannot carry.
+ * Also: which code the raw REPL cannot carry ("WebREPL", "Interrupt").
  */
 import { UsageError } from "../errors.ts";
 import { CTRL_D } from "./protocol.ts";

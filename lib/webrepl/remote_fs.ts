@@ -199,7 +199,7 @@ print("removed", "dir" if folder else "file")`,
 
 /**
  * Renames `from` to `to` on the board, replacing `to`. FAT's rename refuses an existing
- * target, so there the old file is removed first; both steps run on the board in one
+ * target (docs/device.md, "File transfer"), so there the old file is removed first; both steps run on the board in one
  * command, so a dropped connection cannot stop between them.
  * @throws {RemoteFileError} If the rename fails (the board's OSError named).
  */
