@@ -16,7 +16,16 @@ import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/deploy/fleet.ts";
 import { fleetPasswords, putFleet, renderFleetPut } from "../lib/deploy/fleet_put.ts";
-import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
+import {
+  fail,
+  formatBytes,
+  log,
+  logRaw,
+  print,
+  printJson,
+  stderrIsTerminal,
+} from "../lib/cli/output.ts";
+import { EXIT } from "../lib/exit_codes.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
@@ -147,9 +156,22 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     ? (done: number, size: number | undefined) =>
       logRaw(`\r${formatBytes(done)} of ${formatBytes(size ?? 0)} sent`)
     : undefined;
-  const remote = await putToBoard(client, opts.local, data, opts.remote, {
-    ...(progress ? { onProgress: progress } : {}),
-  });
+  // Ctrl-C: say what the board holds now (put's temporary name keeps its file whole).
+  let ifStopped = "nothing was written on the board";
+  const onSigint = () => {
+    fail(`interrupted (Ctrl-C) during the put: ${ifStopped}`);
+    Deno.exit(EXIT.interrupted);
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  let remote: string;
+  try {
+    remote = await putToBoard(client, opts.local, data, opts.remote, {
+      ...(progress ? { onProgress: progress } : {}),
+      onWriting: (note) => (ifStopped = note),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
   if (progress) logRaw("\r\x1b[K");
   const seconds = (Date.now() - started) / 1000;
   if (opts.json) {

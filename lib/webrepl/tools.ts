@@ -101,13 +101,17 @@ export async function putToBoard(
   local: string,
   data: Uint8Array,
   remote: string | undefined,
-  options: TransferOptions = {},
+  options: TransferOptions & {
+    /** Before the first byte is written: what the board holds if the put stops from now on. */
+    onWriting?: (ifStopped: string) => void;
+  } = {},
 ): Promise<string> {
   const target = await resolvePutTarget(session, local, remote);
   const temp = remoteJoin(remoteDirname(target), PUT_TEMP_NAME);
   const inPlace = checkRemoteName(temp) !== undefined;
   const written = inPlace ? target : temp;
   const state = inPlace ? partialNote(session.address, target) : keptNote(target, temp);
+  options.onWriting?.(state);
   try {
     await putFile(session, written, data, options);
   } catch (e) {

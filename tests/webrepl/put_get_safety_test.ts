@@ -12,6 +12,8 @@ import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { getFromBoard, PUT_TEMP_NAME, putToBoard } from "../../lib/webrepl/tools.ts";
 import { putFile } from "../../lib/webrepl/file_transfer.ts";
 import { WebReplError } from "../../lib/errors.ts";
+import { enterRaw, nextProgram, startHostilePeer } from "./_hostile_peer.ts";
+import { encodeReply, REQUEST_BYTES } from "../../lib/webrepl/file_records.ts";
 
 const PASSWORD = "s3cr3tPw";
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -165,3 +167,49 @@ Deno.test("a remote name with a line break or a byte that is not UTF-8 is refuse
   assertStringIncludes(stderr, "put - REMOTE < FILE");
   assert(board.app.files.get("b.py") === "B = 2\n");
 });
+
+Deno.test("Ctrl-C during a put says the board's file is unchanged, exit 130", async () => {
+  await using peer = startHostilePeer(async (s) => {
+    // os.stat of the target: no such file; then the put request gets "WB" 0, and the reply
+    // after the data never comes.
+    await nextProgram(s, await enterRaw(s));
+    await s.sendText("missing\r\n\x04\x04>");
+    await s.until(() => s.binaryBytes >= REQUEST_BYTES);
+    await s.sendBinary(encodeReply(0));
+    await s.until(() => s.ended, 30000);
+  });
+  await using dir = await tempDir();
+  await Deno.writeFile(`${dir.path}/main.py`, new Uint8Array(200000).fill(0x23));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}tasks/put.ts`,
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(peer.port),
+      `${dir.path}/main.py`,
+    ],
+    env: { WEBREPL_PASSWORD: peer.target.password, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await waitFor(() => (peer.sessions[0]?.binaryBytes ?? 0) > REQUEST_BYTES + 1024);
+  child.kill("SIGINT");
+  const out = await child.output();
+  assertEquals(out.code, 130);
+  assertStringIncludes(
+    new TextDecoder().decode(out.stderr),
+    "error: interrupted (Ctrl-C) during the put: the board's 'main.py' is unchanged (the " +
+      `bytes went to '${PUT_TEMP_NAME}' first`,
+  );
+});
+
+async function waitFor(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
