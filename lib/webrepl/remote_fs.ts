@@ -107,8 +107,13 @@ print("dir" if s[0] & 0x4000 else "file", s[6])`,
   );
   const [kind, size] = (lines.at(-1) ?? "").split(" ");
   if (kind === "dir") return { kind: "dir" };
-  if (kind === "file") return { kind: "file", size: Number(size) };
-  return { kind: "missing" };
+  if (kind === "file" && /^\d{1,15}$/.test(size ?? "")) return { kind: "file", size: Number(size) };
+  if (kind === "missing") return { kind: "missing" };
+  throw new WebReplError(
+    `${runner.address} answered os.stat('${path}') with ${
+      JSON.stringify((lines.at(-1) ?? "").slice(0, 80))
+    }, not as MicroPython does: is this MicroPython's WebREPL?`,
+  );
 }
 
 /**

@@ -20,6 +20,7 @@ import { checkRemoteName } from "./file_records.ts";
 import {
   type BinaryChannel,
   getFile,
+  MAX_FILE_BYTES,
   putFile,
   transferAllowanceMs,
   type TransferOptions,
@@ -178,6 +179,12 @@ export async function getFromBoard(
   }
   if (stat.kind === "dir") {
     throw new RemoteFileError(`'${remote}' on ${session.address} is a folder, not a file`);
+  }
+  if (stat.size > MAX_FILE_BYTES) {
+    throw new RemoteFileError(
+      `${session.address} reports '${remote}' as ${stat.size} bytes, more than an ESP8266's ` +
+        `file system holds (${MAX_FILE_BYTES}): not fetched`,
+    );
   }
   const data = await getFile(session, remote, {
     ...options,

@@ -105,3 +105,24 @@ Deno.test("deno task get --timeout 2 against a flooding board: exit 1, no local 
   assertStringIncludes(r.stderr, "than the 1000 bytes it announced");
   assertEquals([...Deno.readDirSync(dir.path)], []);
 });
+
+Deno.test("getFromBoard() refuses a size no ESP8266 holds, or one that is not a number, before asking for bytes", async () => {
+  for (
+    const [answer, message] of [
+      [
+        "file 3000000000",
+        "reports 'x.bin' as 3000000000 bytes, more than an ESP8266's file system",
+      ],
+      ["file NaN", `answered os.stat('x.bin') with "file NaN", not as MicroPython does`],
+    ]
+  ) {
+    await using peer = startHostilePeer(async (s) => {
+      await nextProgram(s, await enterRaw(s));
+      await s.sendText(`${answer}\r\n\x04\x04>`);
+      await s.until(() => s.ended);
+    });
+    await using client = await WebReplClient.connect(peer.target);
+    await assertRejects(() => getFromBoard(client, "x.bin"), Error, message);
+    assertEquals(peer.sessions[0]!.binaryBytes, 0);
+  }
+});
