@@ -109,11 +109,7 @@ print("dir" if s[0] & 0x4000 else "file", s[6])`,
   if (kind === "dir") return { kind: "dir" };
   if (kind === "file" && /^\d{1,15}$/.test(size ?? "")) return { kind: "file", size: Number(size) };
   if (kind === "missing") return { kind: "missing" };
-  throw new WebReplError(
-    `${runner.address} answered os.stat('${path}') with ${
-      JSON.stringify((lines.at(-1) ?? "").slice(0, 80))
-    }, not as MicroPython does: is this MicroPython's WebREPL?`,
-  );
+  throw notMicroPython(runner.address, `os.stat('${path}')`, lines.at(-1));
 }
 
 /**
@@ -156,10 +152,31 @@ for n in names:
   if (status === "notdir") {
     throw new RemoteFileError(`'${dir}' on ${runner.address} is a file, not a folder`);
   }
+  if (status !== "ok") throw notMicroPython(runner.address, `listing '${dir}'`, status);
   return rows.map((row) => {
-    const [type, size, name] = JSON.parse(row) as ["file" | "dir", number, string];
+    let entry: unknown;
+    try {
+      entry = JSON.parse(row);
+    } catch { /* checked below */ }
+    if (!isEntry(entry)) throw notMicroPython(runner.address, `listing '${dir}'`, row);
+    const [type, size, name] = entry;
     return { name, type, size };
   });
+}
+
+/** A row of the listing snippet: ["file" | "dir", size, name]. */
+function isEntry(value: unknown): value is ["file" | "dir", number, string] {
+  return Array.isArray(value) && value.length === 3 &&
+    (value[0] === "file" || value[0] === "dir") && Number.isSafeInteger(value[1]) &&
+    value[1] >= 0 && typeof value[2] === "string";
+}
+
+/** A snippet's answer that MicroPython would not give. */
+function notMicroPython(address: string, what: string, line: string | undefined): WebReplError {
+  return new WebReplError(
+    `${address} answered ${what} with ${JSON.stringify((line ?? "").slice(0, 80))}, not as ` +
+      "MicroPython does: is this MicroPython's WebREPL?",
+  );
 }
 
 /**

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_a
 import { enterRaw, nextProgram, type PeerSession, startHostilePeer } from "./_hostile_peer.ts";
 import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { getFromBoard } from "../../lib/webrepl/tools.ts";
+import { listRemote } from "../../lib/webrepl/remote_fs.ts";
 import { encodeGetChunk, encodeReply, REQUEST_BYTES } from "../../lib/webrepl/file_records.ts";
 import { WebReplError } from "../../lib/errors.ts";
 import { runTaskFile, tempDir } from "../_helpers.ts";
@@ -125,4 +126,18 @@ Deno.test("getFromBoard() refuses a size no ESP8266 holds, or one that is not a 
     await assertRejects(() => getFromBoard(client, "x.bin"), Error, message);
     assertEquals(peer.sessions[0]!.binaryBytes, 0);
   }
+});
+
+Deno.test("listRemote() names an answer that is not MicroPython's instead of failing as a bug", async () => {
+  await using peer = startHostilePeer(async (s) => {
+    await nextProgram(s, await enterRaw(s));
+    await s.sendText('ok\r\n["file", "big", {"x": 1}]\r\n\x04\x04>');
+    await s.until(() => s.ended);
+  });
+  await using client = await WebReplClient.connect(peer.target);
+  await assertRejects(
+    () => listRemote(client, "/"),
+    WebReplError,
+    `answered listing '/' with "[\\"file\\", \\"big\\", {\\"x\\": 1}]", not as MicroPython does`,
+  );
 });
