@@ -187,7 +187,8 @@ export async function runTerminal(
       if (text.includes(CTRL_D) && (!io.interactive || REBOOT_PROMPT.test(tail))) {
         rebooting(!io.interactive);
       }
-      if (text && !dead) await peer.type(text);
+      // Other keys still go: if the board echoes them, it was alive after all.
+      if (text) await peer.type(text);
       if (leave) return "leave-key";
     }
     return "end-of-input";

@@ -9,6 +9,7 @@ import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { runTerminal } from "../../lib/cli/webrepl_terminal.ts";
 import { WebReplError } from "../../lib/errors.ts";
 import { runTaskFile } from "../_helpers.ts";
+import { bootBoard } from "../_webrepl_device.ts";
 
 /**
  * A friendly REPL that echoes and answers each line with a prompt; Ctrl-D at the prompt
@@ -124,4 +125,34 @@ Deno.test("runTerminal() from a pipe: a board that comes back with a prompt afte
   }, { timeoutMs: 10000, rebootWaitMs: 300 });
   assertEquals(end, "end-of-input");
   assertStringIncludes(shown.join(""), "MPY: soft reboot");
+});
+
+Deno.test("runTerminal(): a board that ignored Ctrl-D and echoes the next key was alive: the session goes on", async () => {
+  // The virtual device does not simulate a soft reboot: it ignores Ctrl-D.
+  await using board = await bootBoard();
+  await using client = await WebReplClient.connect(board.target);
+  const input = keys();
+  const notices: string[] = [];
+  let wake = () => {};
+  const session = runTerminal(client, {
+    input,
+    interactive: true,
+    write: () => Promise.resolve(),
+    notice: (t) => {
+      notices.push(t);
+      wake();
+    },
+  }, { timeoutMs: 5000, rebootWaitMs: 300 });
+  const noticeCount = (n: number) =>
+    new Promise<void>((r) => {
+      wake = () => notices.length >= n && r();
+      wake();
+    });
+  input.type("\x04");
+  await noticeCount(1);
+  input.type("1");
+  await noticeCount(2);
+  input.type("\x1d");
+  assertEquals(await session, "leave-key");
+  assertStringIncludes(notices[1]!, "the board answered again: the session goes on");
 });
