@@ -23,6 +23,7 @@ import {
   targetArgsFrom,
 } from "../lib/cli/webrepl_target.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import { checkRawCode } from "../lib/webrepl/raw_result.ts";
 
 export const spec: CommandSpec = {
   name: "exec",
@@ -32,8 +33,11 @@ export const spec: CommandSpec = {
   notes: [
     "CODE may hold several lines; it runs in the board's raw REPL, so names it defines stay " +
     "defined until the board resets. If it raises, the traceback goes to stderr and the exit " +
-    "code is 1 (--json: ok false, with the exception's last line). --timeout bounds the wait " +
-    "for the code to finish.",
+    "code is 1 (--json: ok false, with the exception's last line). Output is shown as it " +
+    "arrives. --timeout is the longest silence allowed while the code runs (a program that " +
+    "keeps printing is never cut off); after it the code is stopped with Ctrl-C and the exit " +
+    "code is 1. CODE cannot hold the raw REPL's Ctrl-A to Ctrl-D (\\x01 to \\x04): write " +
+    "them as escapes inside a string.",
     PASSWORD_NOTE,
   ],
   examples: [
@@ -52,6 +56,7 @@ export function toExecArgs(args: ParsedArgs): ExecArgs {
   if (extra.length) {
     throw new UsageError(`one CODE argument only (quote it), got also '${extra.join("' '")}'`);
   }
+  checkRawCode(code);
   return { ...targetArgsFrom(args.values), code };
 }
 
@@ -69,7 +74,13 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const opts = toExecArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
   await using client = await connectWebRepl(target);
-  const result = await client.exec(opts.code);
+  const encoder = new TextEncoder();
+  // Shown as it arrives; --json needs it whole.
+  const stream = (text: string) => {
+    const bytes = encoder.encode(text);
+    for (let at = 0; at < bytes.length;) at += Deno.stdout.writeSync(bytes.subarray(at));
+  };
+  const result = await client.exec(opts.code, opts.json ? {} : { onOutput: stream });
   if (opts.json) {
     printJson({
       ok: result.error === undefined,
@@ -81,7 +92,6 @@ export async function main({ args }: TaskContext): Promise<number | void> {
         : { kind: "RemoteException", error: exceptionLine(result.error), traceback: result.error }),
     });
   } else {
-    Deno.stdout.writeSync(new TextEncoder().encode(result.output));
     if (result.error !== undefined) logRaw(result.error.replace(/\n?$/, "\n"));
   }
   return result.error === undefined ? 0 : 1;

@@ -3,6 +3,7 @@
  * protocol (FILE `-`: to stdout).
  */
 import {
+  boolOpt,
   type CommandSpec,
   parseCommandArgs,
   type ParsedArgs,
@@ -26,16 +27,25 @@ import {
   targetArgsFrom,
 } from "../lib/cli/webrepl_target.ts";
 import { getFromBoard } from "../lib/webrepl/tools.ts";
+import { checkGetDestination } from "../lib/webrepl/local_file.ts";
+import { checkRemoteName } from "../lib/webrepl/file_records.ts";
 
 export const spec: CommandSpec = {
   name: "get",
   summary: "Copy a file from a board over WebREPL.",
   positionals: "REMOTE [FILE]",
-  options: { ...TARGET_OPTIONS, ...JSON_OPTION },
+  options: {
+    ...TARGET_OPTIONS,
+    ...JSON_OPTION,
+    force: { type: "boolean", help: "replace an existing local FILE" },
+  },
   notes: [
     "REMOTE is a path on the board. FILE defaults to REMOTE's name in the current folder; an " +
-    "existing folder gets that name inside it; - writes the bytes to stdout. FILE is written " +
-    "only once the whole file has arrived (and its size matches what the board reports). " +
+    "existing folder gets that name inside it; - writes the bytes to stdout. An existing FILE " +
+    "is not replaced without --force (checked before connecting). FILE is written only once " +
+    "the whole file has arrived (and its size matches what the board reports); a board that " +
+    "sends more than it announced is stopped. The whole copy may take 2 × --timeout plus " +
+    "1 s per KiB. " +
     "--json: {ok, ip, port, remote, local, bytes, seconds}.",
     PASSWORD_NOTE,
   ],
@@ -48,6 +58,8 @@ export const spec: CommandSpec = {
 
 export interface GetArgs extends TargetArgs {
   remote: string;
+  /** Replace an existing local file. */
+  force: boolean;
   /** The local path as given ("-" for stdout); undefined: REMOTE's name. */
   local?: string;
 }
@@ -62,7 +74,14 @@ export function toGetArgs(args: ParsedArgs): GetArgs {
   if (local === "-" && target.json) {
     throw new UsageError("--json and FILE '-' both write to stdout: give a FILE");
   }
-  return { ...target, remote, ...(local === undefined ? {} : { local }) };
+  const problem = checkRemoteName(remote);
+  if (problem) throw new UsageError(problem);
+  return {
+    ...target,
+    remote,
+    force: boolOpt(args.values, "force"),
+    ...(local === undefined ? {} : { local }),
+  };
 }
 
 /** Pure: the get options from `argv`. @throws {UsageError} On a bad flag or value. */
@@ -82,6 +101,9 @@ async function localPath(remote: string, local: string | undefined): Promise<str
 export async function main({ args }: TaskContext): Promise<number | void> {
   const opts = toGetArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
+  const local = opts.local === "-" ? "-" : await localPath(opts.remote, opts.local);
+  // Check first: nothing is fetched that could not be written.
+  if (local !== "-") await checkGetDestination(local, opts.force);
   const started = Date.now();
   await using client = await connectWebRepl(target);
   const progress = stderrIsTerminal()
@@ -91,11 +113,10 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const data = await getFromBoard(client, opts.remote, progress ? { onProgress: progress } : {});
   if (progress) logRaw("\r\x1b[K");
   const seconds = (Date.now() - started) / 1000;
-  if (opts.local === "-") {
+  if (local === "-") {
     for (let at = 0; at < data.length;) at += await Deno.stdout.write(data.subarray(at));
     return;
   }
-  const local = await localPath(opts.remote, opts.local);
   await writeFileAtomically(local, data);
   if (opts.json) {
     printJson({

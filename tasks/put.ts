@@ -13,10 +13,19 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { FileError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/deploy/fleet.ts";
 import { fleetPasswords, putFleet, renderFleetPut } from "../lib/deploy/fleet_put.ts";
-import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
+import {
+  fail,
+  formatBytes,
+  log,
+  logRaw,
+  print,
+  printJson,
+  stderrIsTerminal,
+} from "../lib/cli/output.ts";
+import { EXIT } from "../lib/exit_codes.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
@@ -29,12 +38,15 @@ import {
   type TargetArgs,
   targetArgsFrom,
 } from "../lib/cli/webrepl_target.ts";
-import { parsePutSpec, putToBoard } from "../lib/webrepl/tools.ts";
+import { parsePutSpec, PUT_TEMP_NAME, putToBoard } from "../lib/webrepl/tools.ts";
+import { readForPut } from "../lib/webrepl/local_file.ts";
+import { nameCharsProblem } from "../lib/webrepl/file_records.ts";
+import { MAX_FILE_BYTES } from "../lib/webrepl/file_transfer.ts";
 
 export const spec: CommandSpec = {
   name: "put",
   summary: "Copy a file to a board (or every board of the fleet) over WebREPL.",
-  positionals: "FILE[:REMOTE]",
+  positionals: "FILE[:REMOTE] | - REMOTE",
   options: {
     ...TARGET_OPTIONS,
     ...JSON_OPTION,
@@ -57,8 +69,12 @@ export const spec: CommandSpec = {
   notes: [
     "REMOTE is a path on the board (default: FILE's name in the board's current folder, / " +
     "after boot). A REMOTE that ends in / or is a folder on the board gets FILE's name inside it. " +
-    "The folder must exist. An existing file is replaced. After the copy the size the board " +
-    "reports is checked. --json: {ok, ip, port, local, remote, bytes, seconds}.",
+    "The folder must exist. An existing file is replaced, safely: the bytes go to " +
+    `'${PUT_TEMP_NAME}' in the same folder, and only once the board reports the whole size is ` +
+    "it renamed over REMOTE, so a failed or interrupted put leaves REMOTE as it was (in a " +
+    "folder too deep for that name the file is written in place, and a failure says so). FILE " +
+    `is a regular file of at most ${MAX_FILE_BYTES} bytes; - REMOTE reads stdin. ` +
+    "--json: {ok, ip, port, local, remote, bytes, seconds}.",
     '--fleet: each device\'s password comes from the variable its "passwordEnv" names; the ' +
     `others share --password, else ${PASSWORD_ENV}, else the prompt. The exit code is 0 only ` +
     "if every board got the file; --json: {ok, local, devices: [{name, ip, port, ok, remote, " +
@@ -69,6 +85,7 @@ export const spec: CommandSpec = {
     `${PASSWORD_ENV}=... deno task put --ip 192.168.4.1 main.py`,
     "deno task put --ip 192.168.4.1 build/app.py:lib/app.py --json",
     "deno task put --fleet --only sensor config.json",
+    "generate_config | deno task put --ip 192.168.4.1 - config.json",
   ],
 };
 
@@ -83,8 +100,17 @@ export interface PutArgs extends TargetArgs {
 export function toPutArgs(args: ParsedArgs): PutArgs {
   const [spec, ...extra] = args.positionals;
   if (spec === undefined) throw new UsageError("name the file to copy: put FILE[:REMOTE]");
+  // `put - REMOTE`: stdin to REMOTE (a leading '-:' would read as an option).
+  const stdinTo = spec === "-" && extra.length === 1 ? extra.shift() : undefined;
   if (extra.length) throw new UsageError(`one FILE[:REMOTE] only, got also '${extra.join("' '")}'`);
-  const { local, remote } = parsePutSpec(spec);
+  const { local, remote } = stdinTo === undefined
+    ? parsePutSpec(spec)
+    : { local: "-", remote: stdinTo };
+  if (local === "-" && !remote) {
+    throw new UsageError("put - reads stdin: name the board's file, e.g. put - main.py");
+  }
+  const problem = remote === undefined ? undefined : nameCharsProblem(remote);
+  if (problem) throw new UsageError(problem);
   const fleet = boolOpt(args.values, "fleet");
   const only = listOpt(args.values, "only");
   const concurrency = numberOpt(
@@ -118,29 +144,34 @@ export function parsePutArgs(argv: string[]): PutArgs {
   return toPutArgs(parseCommandArgs(spec, argv));
 }
 
-async function readLocal(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    throw new FileError(`cannot read '${path}': ${(e as Error).message}`);
-  }
-}
-
 export async function main({ args }: TaskContext): Promise<number | void> {
   const opts = toPutArgs(args);
   const config = await loadConfig(opts.config);
   if (opts.fleet) return await fleetMain(opts, config);
   const target = await resolveTarget(opts, config);
-  const data = await readLocal(opts.local);
+  const data = await readForPut(opts.local, { stdin: () => Deno.stdin.readable });
   const started = Date.now();
   await using client = await connectWebRepl(target);
   const progress = stderrIsTerminal()
     ? (done: number, size: number | undefined) =>
       logRaw(`\r${formatBytes(done)} of ${formatBytes(size ?? 0)} sent`)
     : undefined;
-  const remote = await putToBoard(client, opts.local, data, opts.remote, {
-    ...(progress ? { onProgress: progress } : {}),
-  });
+  // Ctrl-C: say what the board holds now (put's temporary name keeps its file whole).
+  let ifStopped = "nothing was written on the board";
+  const onSigint = () => {
+    fail(`interrupted (Ctrl-C) during the put: ${ifStopped}`);
+    Deno.exit(EXIT.interrupted);
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  let remote: string;
+  try {
+    remote = await putToBoard(client, opts.local, data, opts.remote, {
+      ...(progress ? { onProgress: progress } : {}),
+      onWriting: (note) => (ifStopped = note),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
   if (progress) logRaw("\r\x1b[K");
   const seconds = (Date.now() - started) / 1000;
   if (opts.json) {
@@ -168,7 +199,7 @@ async function fleetMain(
   config: Awaited<ReturnType<typeof loadConfig>>,
 ): Promise<number> {
   const devices = selectDevices(config.devices, opts.only, DEFAULT_DEVICE_PORT);
-  const data = await readLocal(opts.local);
+  const data = await readForPut(opts.local, { stdin: () => Deno.stdin.readable });
   const passwords = await fleetPasswords(devices, () =>
     resolvePassword({
       ...terminalPrompt,

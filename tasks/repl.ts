@@ -11,7 +11,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { log } from "../lib/cli/output.ts";
+import { log, logRaw } from "../lib/cli/output.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
@@ -21,7 +21,7 @@ import {
   type TargetArgs,
   targetArgsFrom,
 } from "../lib/cli/webrepl_target.ts";
-import { runTerminal } from "../lib/cli/webrepl_terminal.ts";
+import { runTerminal, sharedInput } from "../lib/cli/webrepl_terminal.ts";
 
 export const spec: CommandSpec = {
   name: "repl",
@@ -33,6 +33,9 @@ export const spec: CommandSpec = {
     "the end of the input the session waits, up to --timeout, for the board to finish and show " +
     "a prompt, then leaves. The password prompt needs a terminal: from a pipe, set " +
     `${PASSWORD_ENV}.`,
+    "A soft reboot (Ctrl-D at the prompt) may end WebREPL's link to the REPL while the " +
+    "connection stays open: when the board then stays silent with no new prompt for " +
+    "3 s, repl says so and offers to reconnect (Enter), or, from a pipe, exits 1.",
     PASSWORD_NOTE,
   ],
   examples: [
@@ -56,7 +59,7 @@ export function parseReplArgs(argv: string[]): TargetArgs {
 export async function main({ args }: TaskContext): Promise<number | void> {
   const opts = toReplArgs(args);
   const target = await resolveTarget(opts, await loadConfig(opts.config));
-  await using client = await connectWebRepl(target);
+  let client = await connectWebRepl(target);
   const interactive = Deno.stdin.isTerminal();
   log(`Connected to ${client.address}. Use Ctrl-] to leave.`);
   const encoder = new TextEncoder();
@@ -64,13 +67,23 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     const bytes = encoder.encode(text);
     for (let at = 0; at < bytes.length;) at += await Deno.stdout.write(bytes.subarray(at));
   };
+  // One reader for every session: a reconnect reads on where the last session stopped.
+  const input = sharedInput(Deno.stdin.readable);
   if (interactive) Deno.stdin.setRaw(true);
   try {
-    await runTerminal(client, { input: Deno.stdin.readable, write, interactive }, {
-      timeoutMs: opts.timeoutMs,
-    });
+    while (true) {
+      const end = await runTerminal(client, { input, write, interactive, notice: logRaw }, {
+        timeoutMs: opts.timeoutMs,
+      });
+      if (end !== "reconnect") break;
+      await client.close();
+      logRaw(`[connecting to ${client.address} again]\r\n`);
+      client = await connectWebRepl(target);
+      logRaw(`[connected to ${client.address}. Use Ctrl-] to leave.]\r\n`);
+    }
   } finally {
     if (interactive) Deno.stdin.setRaw(false);
+    await client.close();
   }
   if (interactive) log("");
 }

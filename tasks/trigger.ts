@@ -14,9 +14,13 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { UsageError } from "../lib/errors.ts";
+import { KeyError, UsageError } from "../lib/errors.ts";
+import { loadSigningKey } from "../lib/config/key_file.ts";
+import { nativeSigner } from "../lib/format/signer.ts";
+import { askOtaMode } from "../lib/transfer/ota_probe.ts";
+import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
-import { formatSeconds, log, print, printJson } from "../lib/cli/output.ts";
+import { formatSeconds, log, print, printJson, warn } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { JSON_OPTION, PASSWORD_NOTE, TARGET_OPTIONS } from "../lib/cli/webrepl_target.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
@@ -48,6 +52,12 @@ export const spec: CommandSpec = {
         DEFAULT_WATCH_MS / 1000
       }; 0: don't)`,
     },
+    key: {
+      type: "string",
+      arg: "FILE",
+      help:
+        `private key that signs the OTA-mode question (default: config key, else ${DEFAULT_KEY_PATH})`,
+    },
     ...JSON_OPTION,
   },
   notes: [
@@ -59,6 +69,11 @@ export const spec: CommandSpec = {
     "has no RTC check (upstream yaota8266) comes back in its app within seconds, and that is " +
     "reported as an error naming the ways out (the BOOT button, or a bootloader built by " +
     "'deno task build-bootloader').",
+    "Only a board that answers the OTA-mode question after the watch (a signed UDP packet " +
+    "that changes nothing) is reported in OTA mode; one that does not is an error (exit 1). " +
+    "Without a usable key the question is not asked, and the result says OTA mode is not " +
+    "confirmed. --json: {ok, ip, port, method, versionBefore, uname, watchedSeconds, otaMode: " +
+    '"confirmed" | "not asked"}.',
   ],
   examples: [
     `${PASSWORD_ENV}=... deno task trigger --ip 192.168.4.1`,
@@ -75,6 +90,7 @@ export interface TriggerArgs {
   watchMs: number;
   json: boolean;
   config?: string;
+  key?: string;
 }
 
 /** Parsed arguments to typed options. Pure. @throws {UsageError} */
@@ -87,7 +103,9 @@ export function toTriggerArgs({ values }: ParsedArgs): TriggerArgs {
   const ipProblem = ip === undefined ? undefined : deviceAddressProblem(ip);
   if (ipProblem) throw new UsageError(`--ip ${ipProblem}`);
   const config = stringOpt(values, "config");
+  const key = stringOpt(values, "key");
   return {
+    ...(key === undefined ? {} : { key }),
     ...(ip === undefined ? {} : { ip }),
     ...(port === undefined ? {} : { port }),
     ...(password === undefined ? {} : { password }),
@@ -112,10 +130,12 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     ...(opts.password === undefined ? {} : { flag: opts.password }),
     message: `WebREPL password for ${host}:${port}: `,
   });
+  const question = await otaQuestion(host, port, opts.key ?? config.key ?? DEFAULT_KEY_PATH);
   log(`connecting to WebREPL at ${host}:${port}`);
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
     onStep: (line) => log(line),
     watchMs: opts.watchMs,
+    ...("ask" in question ? { askOtaMode: question.ask } : {}),
   });
   if (opts.json) {
     printJson({
@@ -126,14 +146,22 @@ export async function main({ args }: TaskContext): Promise<number | void> {
       versionBefore: report.before.version,
       uname: report.before,
       watchedSeconds: report.watchedMs / 1000,
+      otaMode: report.otaModeConfirmed ? "confirmed" : "not asked",
     });
+  } else if (report.otaModeConfirmed) {
+    print(
+      `${report.address}: in OTA mode via ${report.method} (it answered the OTA-mode question; ` +
+        `was running MicroPython ${report.before.version}). ` +
+        `Send the update within 60 s: deno task deploy --ip ${host}`,
+    );
   } else if (report.watchedMs > 0) {
     print(
-      `${report.address}: in OTA mode via ${report.method} (was running MicroPython ` +
-        `${report.before.version}; its app stayed away for ${
+      `${report.address}: reset via ${report.method} (was running MicroPython ` +
+        `${report.before.version}); its app stayed away for ${
           formatSeconds(report.watchedMs / 1000)
-        }). ` +
-        `Send the update within 60 s: deno task deploy --ip ${host}`,
+        }, but OTA mode is not confirmed: ${
+          "missing" in question ? question.missing : "not asked"
+        } (with the key, the board is asked)`,
     );
   } else {
     print(
@@ -141,6 +169,21 @@ export async function main({ args }: TaskContext): Promise<number | void> {
         `${report.before.version}); not watched (--watch 0): a board whose bootloader has no RTC ` +
         "check is back in its app",
     );
+  }
+}
+
+/** The OTA-mode question signed with `keyPath`, or why it cannot be asked. */
+async function otaQuestion(
+  host: string,
+  port: number,
+  keyPath: string,
+): Promise<{ ask: () => Promise<boolean> } | { missing: string }> {
+  try {
+    const signer = nativeSigner(await loadSigningKey(keyPath, { onWarning: warn }));
+    return { ask: () => askOtaMode(host, port, signer, { tries: 5, waitMs: 400 }) };
+  } catch (e) {
+    if (e instanceof KeyError) return { missing: `no key to ask with (${e.message})` };
+    throw e;
   }
 }
 

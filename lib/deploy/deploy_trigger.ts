@@ -33,6 +33,7 @@ import { readBoardBuild } from "./board_state.ts";
 import { filesystemMoveProblem } from "./filesystem_move.ts";
 import { checkVersionAfter, imageVersionOf, waitForApp } from "./trigger_verify.ts";
 import { checkBootedBuild, decidePush, type KnownBuilds } from "./build_compare.ts";
+import { otaModeAlready } from "./trigger_ota_mode.ts";
 
 /** The device's IDLE_REBOOT_MS: an OTA server that got no first packet reboots after it. */
 export const DEFAULT_OTA_WAIT_MS = 60000;
@@ -215,7 +216,10 @@ export async function deployWithTrigger(
         if (decision.note && image) step(decision.note);
         return true;
       },
-    }));
+    }).catch(async (e) =>
+      // Refused or silent WebREPL: an interrupted update may have left it in OTA mode.
+      await otaModeAlready(e, base, webreplAddress, step) ?? Promise.reject(e)
+    ));
   const versionBefore = triggered.before.version;
   if (triggered.leftRunning) {
     step(`left running: ${skipped}`);

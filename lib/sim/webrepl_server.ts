@@ -321,10 +321,15 @@ function vmFiles(vm: MicroPythonVM): DeviceFiles {
       );
     },
     read: async (name) => {
-      const hex = await run(
-        `(lambda f: (print(f.read().hex()), f.close()))(open(${pyString(name)}, 'rb'))`,
+      // The length first: the WebAssembly port's `b''.hex()` gives `b''`, not "".
+      const out = await run(
+        `(lambda f: (lambda d: (f.close(), print(len(d), d.hex() if d else '')))(f.read()))` +
+          `(open(${pyString(name)}, 'rb'))`,
       );
-      return new Uint8Array((hex.trim().match(/../g) ?? []).map((h) => parseInt(h, 16)));
+      const [length = "0", hex = ""] = out.trim().split(" ");
+      const data = fromHex(hex);
+      if (data.length !== Number(length)) throw new Error(`OSError: reading '${name}' failed`);
+      return data;
     },
     closed: async () => {
       await vm.run("__import__('_board').sync()");

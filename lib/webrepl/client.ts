@@ -13,11 +13,35 @@ import {
   type WebReplOptions,
 } from "./connection.ts";
 import { CTRL_A, CTRL_B, CTRL_C, CTRL_D, RAW_BANNER } from "./protocol.ts";
+import { checkRawCode, RawResultReader } from "./raw_result.ts";
+import { formatSeconds } from "../_units.ts";
 import { trace } from "../trace.ts";
 
 export { BINARY_FRAME_BYTES, DEFAULT_TIMEOUT_MS, type WebReplOptions };
 /** After `machine.reset()` the board goes silent (no FIN, no RST): wait this long at most. */
 export const DEFAULT_RESET_SILENCE_MS = 1500;
+/** After Ctrl-C, how long the board may take to stop the code and show its prompt. */
+export const INTERRUPT_WAIT_MS = 2000;
+/** Output `exec` keeps for its result when no `onOutput` takes it as it comes. */
+export const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024;
+
+/**
+ * The code printed nothing for the allowed silence (it was interrupted with Ctrl-C), or
+ * more than a result may hold.
+ */
+export class ExecStoppedError extends WebReplError {}
+
+export interface ExecOptions {
+  /**
+   * The longest silence allowed while the code runs (default: the connection's step
+   * timeout). Output resets it: a program that keeps printing is never cut off.
+   */
+  timeoutMs?: number;
+  /** Takes the output as it arrives (`\r\n` as `\n`); the result's `output` is then "". */
+  onOutput?: (text: string) => void;
+  /** Without `onOutput`: the most output kept for the result (default 4 MiB). */
+  maxOutput?: number;
+}
 
 const RAW_PROMPT = literal(RAW_BANNER);
 /** Output, Ctrl-D, error, Ctrl-D, `>`. */
@@ -66,22 +90,92 @@ export class WebReplClient {
     return this.#connection.address;
   }
 
+  /** Time allowed for each step (the `timeoutMs` it connected with). */
+  get timeoutMs(): number {
+    return this.#connection.timeoutMs;
+  }
+
   /**
-   * Runs `code` (any number of lines) in the raw REPL and returns what it printed.
-   * A Python exception is returned as `error`, not thrown.
-   * @throws {WebReplError} On a timeout or if the connection closes.
+   * Runs `code` (any number of lines) in the raw REPL and returns what it printed (or
+   * hands it to `onOutput` as it comes). A Python exception is returned as `error`, not
+   * thrown. A silence longer than `timeoutMs`, or more output than `maxOutput`, stops
+   * the code with Ctrl-C, so that the board takes clients again.
+   * @throws {UsageError} If the code holds a raw REPL control character (`checkRawCode`).
+   * @throws {ExecStoppedError} On such a silence, or too much output.
+   * @throws {WebReplError} If the connection closes.
    */
-  async exec(code: string, options: { timeoutMs?: number } = {}): Promise<ExecResult> {
+  async exec(code: string, options: ExecOptions = {}): Promise<ExecResult> {
+    checkRawCode(code);
     // An empty program is a soft reset in the raw REPL.
     if (code.trim() === "") return { output: "" };
-    const timeoutMs = options.timeoutMs ?? this.#connection.timeoutMs;
+    const connection = this.#connection;
+    const timeoutMs = options.timeoutMs ?? connection.timeoutMs;
+    const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     await this.#sendCode(code, timeoutMs);
-    const m = await this.#connection.waitFor(
-      "the end of the command's output",
-      timeoutMs,
-      () => this.#connection.take(RAW_RESULT),
-    );
-    return result(m[1]!, m[2]!);
+    const reader = new RawResultReader();
+    const kept: string[] = [];
+    let keptChars = 0;
+    const take = (text: string) => {
+      const output = reader.push(text);
+      if (output === "") return;
+      if (options.onOutput) return options.onOutput(output);
+      kept.push(output);
+      keptChars += output.length;
+    };
+    let lastOutputAt = Date.now();
+    while (!reader.done) {
+      if (keptChars > maxOutput) {
+        const back = await this.#interrupt(reader, (text) => void reader.push(text));
+        throw new ExecStoppedError(
+          `${connection.address}: the code printed more than ${maxOutput} characters, more ` +
+            `than a result holds here: it was stopped with Ctrl-C${stoppedNote(back)}`,
+        );
+      }
+      const left = timeoutMs - (Date.now() - lastOutputAt);
+      if (left <= 0) {
+        const back = await this.#interrupt(reader, take);
+        throw new ExecStoppedError(
+          `no output from ${connection.address} for ${formatSeconds(timeoutMs / 1000)} while ` +
+            `the code ran: it was stopped with Ctrl-C${stoppedNote(back)}. If the code needs ` +
+            "longer silences, raise --timeout (the longest silence allowed, in seconds)",
+        );
+      }
+      const text = await connection.readText(left);
+      if (text === undefined) {
+        throw new WebReplError(
+          `${connection.address} closed the connection while the code ran (did it reset the board?)`,
+        );
+      }
+      if (text !== "") {
+        lastOutputAt = Date.now();
+        take(text);
+      }
+    }
+    const output = kept.join("");
+    return reader.error ? { output, error: reader.error } : { output };
+  }
+
+  /**
+   * Ctrl-C, then up to `INTERRUPT_WAIT_MS` for the rest of the answer (the
+   * KeyboardInterrupt, `\x04`, `>`). Whether the board came back to its prompt.
+   */
+  async #interrupt(reader: RawResultReader, take: (text: string) => void): Promise<boolean> {
+    const connection = this.#connection;
+    trace("webrepl", "interrupting the code with Ctrl-C");
+    try {
+      await connection.sendText(CTRL_C);
+    } catch {
+      return false;
+    }
+    const deadline = Date.now() + INTERRUPT_WAIT_MS;
+    while (!reader.done) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      const text = await connection.readText(left);
+      if (text === undefined) return false;
+      take(text);
+    }
+    return true;
   }
 
   /**
@@ -137,7 +231,7 @@ export class WebReplClient {
   readBinary(
     n: number,
     step: string,
-    options: { timeoutMs?: number; onClose?: () => Error | undefined } = {},
+    options: { timeoutMs?: number; deadline?: number; onClose?: () => Error | undefined } = {},
   ): Promise<Uint8Array> {
     return this.#connection.readBinary(n, step, options);
   }
@@ -198,6 +292,15 @@ export class WebReplClient {
 /** Opens a WebREPL session; see `WebReplClient.connect`. */
 export function connectWebRepl(options: WebReplOptions): Promise<WebReplClient> {
   return WebReplClient.connect(options);
+}
+
+/** What became of the board after Ctrl-C, for a message. */
+function stoppedNote(backAtPrompt: boolean): string {
+  return backAtPrompt
+    ? " and the board is back at its prompt"
+    : `, but the board did not come back to its prompt within ${
+      formatSeconds(INTERRUPT_WAIT_MS / 1000)
+    }: it takes no other client until the code ends; press its reset button if it does not`;
 }
 
 function result(output: string, error: string): ExecResult {

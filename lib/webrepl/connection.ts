@@ -29,6 +29,14 @@ const TEXT_FRAME_BYTES = 256;
 const CLOSE_WAIT_MS = 1000;
 /** Bytes per binary frame on the file-transfer channel (as webrepl_cli.py sends them). */
 export const BINARY_FRAME_BYTES = 1024;
+/**
+ * Received and not yet read: past this much text (characters) or binary (bytes), reading
+ * from the socket pauses until a step consumes some, so a board that floods costs at most
+ * this much memory (TCP then holds the rest back).
+ */
+export const MAX_UNREAD = 256 * 1024;
+/** An HTTP head longer than this is not MicroPython's (its `101` answer is some 130 bytes). */
+const MAX_HEAD_BYTES = 16 * 1024;
 
 export interface WebReplOptions {
   /** The board's address. */
@@ -68,6 +76,9 @@ export class WebReplConnection {
   /** The board reset: nothing more will come, and nothing should be sent. */
   #gone = false;
   #waiters = new Set<() => void>();
+  /** Resumes a read loop paused on full buffers. */
+  #resume: (() => void) | undefined;
+  #shutting = false;
   readonly #pump: Promise<void>;
 
   private constructor(conn: Deno.Conn, address: string, timeoutMs: number) {
@@ -122,6 +133,15 @@ export class WebReplConnection {
   /** Forgets the text received so far (what the board printed before a command). */
   discardText(): void {
     this.#text = "";
+    this.#consumed();
+  }
+
+  /** Takes all the text received and not yet read ("" if none). */
+  takeText(): string {
+    const text = this.#text;
+    this.#text = "";
+    this.#consumed();
+    return text;
   }
 
   /** Says the board has reset: nothing more is sent, not even a close frame. */
@@ -143,26 +163,45 @@ export class WebReplConnection {
    * The next `n` bytes of the file-transfer channel, however the board framed them.
    * @param step What is awaited, for the error message ("the reply to the get request").
    * @param onClose A better error than "closed the connection", if the caller knows one.
+   * @param deadline When (`Date.now()`) to give up at the latest, whatever `timeoutMs` says.
    * @throws {WebReplError} On a timeout, or if the connection closes first.
    */
   readBinary(
     n: number,
     step: string,
-    options: { timeoutMs?: number; onClose?: () => Error | undefined } = {},
+    options: { timeoutMs?: number; deadline?: number; onClose?: () => Error | undefined } = {},
   ): Promise<Uint8Array> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return this.waitFor(
       step,
-      options.timeoutMs ?? this.timeoutMs,
-      () => {
-        if (this.#binaryLength < n) return undefined;
-        const all = this.#binary.length === 1 ? this.#binary[0]! : concat(this.#binary);
-        this.#binary = all.length > n ? [all.subarray(n)] : [];
-        this.#binaryLength -= n;
-        return all.slice(0, n);
-      },
+      options.deadline === undefined
+        ? timeoutMs
+        : Math.max(0, Math.min(timeoutMs, options.deadline - Date.now())),
+      () => (this.#binaryLength < n ? undefined : this.#takeBinary(n)),
       0,
       options.onClose,
     );
+  }
+
+  /** The first `n` unread binary bytes, touching only the chunks that hold them. */
+  #takeBinary(n: number): Uint8Array {
+    const parts: Uint8Array[] = [];
+    let left = n;
+    while (left > 0) {
+      const head = this.#binary[0]!;
+      if (head.length <= left) {
+        parts.push(head);
+        this.#binary.shift();
+        left -= head.length;
+      } else {
+        parts.push(head.subarray(0, left));
+        this.#binary[0] = head.subarray(left);
+        left = 0;
+      }
+    }
+    this.#binaryLength -= n;
+    this.#consumed();
+    return parts.length === 1 ? parts[0]!.slice() : concat(parts);
   }
 
   /**
@@ -179,8 +218,7 @@ export class WebReplConnection {
    */
   async readText(waitMs: number): Promise<string | undefined> {
     if (this.#text === "" && !this.#closed) await this.#changed(waitMs);
-    const text = this.#text;
-    this.#text = "";
+    const text = this.takeText();
     if (text === "" && this.#closed) return undefined;
     return text;
   }
@@ -269,14 +307,28 @@ export class WebReplConnection {
     }
   }
 
+  /** Writes all of `bytes`; a board that takes nothing for `timeoutMs` is disconnected. */
   async #write(bytes: Uint8Array): Promise<void> {
+    let stalled = false;
+    const timer = setTimeout(() => {
+      stalled = true;
+      try {
+        this.#conn.close();
+      } catch { /* closed */ }
+    }, this.timeoutMs);
     try {
       for (let at = 0; at < bytes.length;) at += await this.#conn.write(bytes.subarray(at));
     } catch (e) {
       throw new WebReplError(
-        `${this.address} closed the connection (${(e as Error).name})`,
+        stalled
+          ? `${this.address} took no data for ${
+            formatSeconds(this.timeoutMs / 1000)
+          }: the connection was closed`
+          : `${this.address} closed the connection (${(e as Error).name})`,
         { cause: e },
       );
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -285,6 +337,7 @@ export class WebReplConnection {
     const m = pattern.exec(this.#text);
     if (!m) return undefined;
     this.#text = this.#text.slice(m.index + m[0].length);
+    this.#consumed();
     return m;
   }
 
@@ -340,10 +393,25 @@ export class WebReplConnection {
     for (const wake of [...this.#waiters]) wake();
   }
 
+  /** A step read something: a read loop paused on full buffers may go on. */
+  #consumed(): void {
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.();
+  }
+
+  #full(): boolean {
+    return this.#text.length > MAX_UNREAD || this.#binaryLength > MAX_UNREAD;
+  }
+
   async #readLoop(): Promise<void> {
     const buffer = new Uint8Array(4096);
     try {
       while (true) {
+        while (this.#full() && !this.#shutting) {
+          await new Promise<void>((resolve) => (this.#resume = resolve));
+        }
+        if (this.#shutting) break;
         const n = await this.#conn.read(buffer);
         if (n === null) break;
         this.#receive(buffer.slice(0, n));
@@ -361,6 +429,12 @@ export class WebReplConnection {
     this.#lastByteAt = Date.now();
     if (!this.#handshake) {
       const done = this.#head.push(bytes);
+      if (!done && this.#head.pending > MAX_HEAD_BYTES) {
+        throw new WebReplError(
+          `${this.address} sent over ${MAX_HEAD_BYTES} bytes without ending its HTTP answer: ` +
+            "it is not MicroPython's WebREPL",
+        );
+      }
       if (!done) return;
       this.#handshake = done.head;
       bytes = done.rest;
@@ -377,6 +451,8 @@ export class WebReplConnection {
   }
 
   async #shut(): Promise<void> {
+    this.#shutting = true;
+    this.#consumed();
     try {
       this.#conn.close();
     } catch { /* already closed */ }

@@ -60,16 +60,41 @@ export interface FileRequest {
 }
 
 /**
- * The byte length of `name` in the record, or an explanation of why it cannot be sent:
- * empty, over 63 UTF-8 bytes, or containing a NUL.
+ * Why `name` cannot be sent, or undefined: empty, over 63 UTF-8 bytes, a control
+ * character (a NUL ends the board's name; a line break or ESC only confuses), or not
+ * valid UTF-8 (U+FFFD, as a byte that is not UTF-8 reaches us from the command line).
  */
 export function checkRemoteName(name: string): string | undefined {
   const bytes = encoder.encode(name).length;
   if (bytes === 0) return "the remote file name is empty";
-  if (name.includes("\0")) return `the remote file name '${name}' contains a NUL character`;
+  const chars = nameCharsProblem(name);
+  if (chars) return chars;
+  const shown = JSON.stringify(name);
   if (bytes > MAX_NAME_BYTES) {
-    return `the remote file name '${name}' is ${bytes} bytes in UTF-8: WebREPL's record ` +
+    return `the remote file name ${shown} is ${bytes} bytes in UTF-8: WebREPL's record ` +
       `holds at most ${MAX_NAME_BYTES} (a ${NAME_FIELD_BYTES}-byte field ending in a NUL)`;
+  }
+  return undefined;
+}
+
+/**
+ * Why the characters of `name` cannot go to the board, or undefined: a control character
+ * (a NUL ends the board's name; a line break or ESC only confuses), or U+FFFD (a byte
+ * that was not UTF-8 on the command line). Pure.
+ */
+export function nameCharsProblem(name: string): string | undefined {
+  // JSON's quoting shows a control character as an escape, never raw.
+  const shown = JSON.stringify(name);
+  // deno-lint-ignore no-control-regex
+  const control = /[\x00-\x1f\x7f]/.exec(name);
+  if (control) {
+    return `the remote file name ${shown} holds a control character ` +
+      `(U+${control[0].charCodeAt(0).toString(16).padStart(4, "0").toUpperCase()}): ` +
+      "a board's file name cannot carry it safely; choose another name";
+  }
+  if (name.includes("\ufffd") || /\p{Cs}/u.test(name)) {
+    return `the remote file name ${shown} is not valid UTF-8 (a byte that is not UTF-8 arrives ` +
+      "as U+FFFD): the board would store another name than the one typed; choose a UTF-8 name";
   }
   return undefined;
 }

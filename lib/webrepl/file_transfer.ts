@@ -19,6 +19,7 @@ import {
   encodeRequest,
   FILE_OP,
   GET_ACK,
+  GET_CHUNK_BYTES,
   REPLY_BYTES,
   STATUS_OK,
   VERSION_REPLY_BYTES,
@@ -28,19 +29,39 @@ import { BINARY_FRAME_BYTES } from "./client.ts";
 /** The file-transfer channel of a logged-in session (a `WebReplClient`). */
 export interface BinaryChannel {
   readonly address: string;
+  /** Time allowed for each step, if known. */
+  readonly timeoutMs?: number;
   sendBinary(bytes: Uint8Array, frameBytes?: number): Promise<void>;
   readBinary(
     n: number,
     step: string,
-    options?: { timeoutMs?: number; onClose?: () => Error | undefined },
+    options?: { timeoutMs?: number; deadline?: number; onClose?: () => Error | undefined },
   ): Promise<Uint8Array>;
 }
 
 export interface TransferOptions {
   /** Bytes sent (put) or received (get) so far, out of `size` (get: undefined when unknown). */
   onProgress?: (done: number, size: number | undefined) => void;
-  /** The size `stat` reported, for get's progress. */
+  /**
+   * The size `stat` reported: get's progress, and its bound: a board that sends more is
+   * stopped at once. Without it, a get stops at `MAX_FILE_BYTES`.
+   */
   expectedSize?: number;
+  /** When (`Date.now()`) the whole transfer must be done; after it, it stops. */
+  deadline?: number;
+}
+
+/** No ESP8266 file system holds more: a put sends at most this, a get without a known size stops there. */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+/** The slowest rate a working board transfers at: a transfer's time allowed counts on it. */
+export const SLOWEST_BYTES_PER_S = 1024;
+
+/**
+ * The time allowed for a whole transfer of `size` bytes: two steps' time plus `size` at
+ * the slowest believable rate, so `--timeout` bounds it too. Pure.
+ */
+export function transferAllowanceMs(size: number, stepMs: number): number {
+  return 2 * stepMs + Math.ceil((size * 1000) / SLOWEST_BYTES_PER_S);
 }
 
 /** Why a status is not 0; MicroPython's boards only ever send 0. */
@@ -121,22 +142,60 @@ export async function getFile(
     `the reply to the get request for '${remote}'`,
     dropped(channel, "get", remote),
   );
+  const limit = options.expectedSize ?? MAX_FILE_BYTES;
+  const announced = options.expectedSize === undefined
+    ? `the ${MAX_FILE_BYTES} bytes a get may bring`
+    : `the ${limit} bytes it announced`;
+  const read = (n: number, step: string) => readBefore(channel, n, step, options.deadline);
   const chunks: Uint8Array[] = [];
   let received = 0;
   while (true) {
     await channel.sendBinary(GET_ACK);
     const length = decodeChunkLength(
-      await channel.readBinary(2, `the length of the chunk at byte ${received} of '${remote}'`),
+      await read(2, `the length of the chunk at byte ${received} of '${remote}'`),
     );
     if (length === 0) break;
-    chunks.push(
-      await channel.readBinary(length, `${length} bytes at byte ${received} of '${remote}'`),
-    );
+    if (length > GET_CHUNK_BYTES || received + length > limit) {
+      throw new WebReplError(
+        `${channel.address} sent more of '${remote}' than ${announced} ` +
+          (length > GET_CHUNK_BYTES
+            ? `(a chunk of ${length} bytes; the board's are at most ${GET_CHUNK_BYTES})`
+            : `(${received + length} bytes so far)`) +
+          ": stopped reading; nothing was written. Is this MicroPython's WebREPL?",
+      );
+    }
+    chunks.push(await read(length, `${length} bytes at byte ${received} of '${remote}'`));
     received += length;
     options.onProgress?.(received, options.expectedSize);
   }
   await expectDone(channel, `the reply after the last chunk of '${remote}'`);
   return concat(chunks);
+}
+
+/**
+ * `readBinary` that gives up at `deadline` too.
+ * @throws {WebReplError} Once the deadline has passed, naming it.
+ */
+async function readBefore(
+  channel: BinaryChannel,
+  n: number,
+  step: string,
+  deadline: number | undefined,
+): Promise<Uint8Array> {
+  if (deadline === undefined) return await channel.readBinary(n, step);
+  const overdue = () =>
+    new WebReplError(
+      `${channel.address}: the transfer was not done in the time allowed for it (waiting for ` +
+        `${step}): stopped; nothing was written. Raise --timeout if the board is that slow`,
+    );
+  const left = deadline - Date.now();
+  if (left <= 0) throw overdue();
+  try {
+    return await channel.readBinary(n, step, { deadline });
+  } catch (e) {
+    if (Date.now() >= deadline && e instanceof WebReplError) throw overdue();
+    throw e;
+  }
 }
 
 /**

@@ -52,7 +52,7 @@ function py(text: string): string {
 
 /** `def _yaota_op(...)`, the call, and its removal: nothing stays defined. */
 function snippet(body: string, ...args: string[]): string {
-  return `def _yaota_op(a):\n${body.replace(/^/gm, "    ")}\n` +
+  return `def _yaota_op(a, b=None):\n${body.replace(/^/gm, "    ")}\n` +
     `try:\n    _yaota_op(${args.map(py).join(", ")})\nfinally:\n    del _yaota_op\n`;
 }
 
@@ -65,6 +65,11 @@ const ERRNO_LINE = `def errline(word, e):
     except (ImportError, AttributeError):
         name = ""
     print(word, n, name)`;
+
+/** `snippet` with `os` imported and `errline` defined. */
+function osSnippet(body: string, ...args: string[]): string {
+  return snippet(`import os\n${ERRNO_LINE}\n${body}`, ...args);
+}
 
 async function run(runner: CodeRunner, code: string, what: string): Promise<string[]> {
   const r = await runner.exec(code);
@@ -102,8 +107,9 @@ print("dir" if s[0] & 0x4000 else "file", s[6])`,
   );
   const [kind, size] = (lines.at(-1) ?? "").split(" ");
   if (kind === "dir") return { kind: "dir" };
-  if (kind === "file") return { kind: "file", size: Number(size) };
-  return { kind: "missing" };
+  if (kind === "file" && /^\d{1,15}$/.test(size ?? "")) return { kind: "file", size: Number(size) };
+  if (kind === "missing") return { kind: "missing" };
+  throw notMicroPython(runner.address, `os.stat('${path}')`, lines.at(-1));
 }
 
 /**
@@ -146,10 +152,31 @@ for n in names:
   if (status === "notdir") {
     throw new RemoteFileError(`'${dir}' on ${runner.address} is a file, not a folder`);
   }
+  if (status !== "ok") throw notMicroPython(runner.address, `listing '${dir}'`, status);
   return rows.map((row) => {
-    const [type, size, name] = JSON.parse(row) as ["file" | "dir", number, string];
+    let entry: unknown;
+    try {
+      entry = JSON.parse(row);
+    } catch { /* checked below */ }
+    if (!isEntry(entry)) throw notMicroPython(runner.address, `listing '${dir}'`, row);
+    const [type, size, name] = entry;
     return { name, type, size };
   });
+}
+
+/** A row of the listing snippet: ["file" | "dir", size, name]. */
+function isEntry(value: unknown): value is ["file" | "dir", number, string] {
+  return Array.isArray(value) && value.length === 3 &&
+    (value[0] === "file" || value[0] === "dir") && Number.isSafeInteger(value[1]) &&
+    value[1] >= 0 && typeof value[2] === "string";
+}
+
+/** A snippet's answer that MicroPython would not give. */
+function notMicroPython(address: string, what: string, line: string | undefined): WebReplError {
+  return new WebReplError(
+    `${address} answered ${what} with ${JSON.stringify((line ?? "").slice(0, 80))}, not as ` +
+      "MicroPython does: is this MicroPython's WebREPL?",
+  );
 }
 
 /**
@@ -159,10 +186,8 @@ for n in names:
 export async function removeRemote(runner: CodeRunner, path: string): Promise<"file" | "dir"> {
   const lines = await run(
     runner,
-    snippet(
-      `import os
-${ERRNO_LINE}
-try:
+    osSnippet(
+      `try:
     folder = os.stat(a)[0] & 0x4000
 except OSError:
     print("missing")
@@ -192,6 +217,48 @@ print("removed", "dir" if folder else "file")`,
     );
   }
   return kind === "dir" ? "dir" : "file";
+}
+
+/**
+ * Renames `from` to `to` on the board, replacing `to`. FAT's rename refuses an existing
+ * target (docs/device.md, "File transfer"), so there the old file is removed first; both steps run on the board in one
+ * command, so a dropped connection cannot stop between them.
+ * @throws {RemoteFileError} If the rename fails (the board's OSError named).
+ */
+export async function renameRemote(runner: CodeRunner, from: string, to: string): Promise<void> {
+  const lines = await run(
+    runner,
+    osSnippet(
+      `try:
+    os.rename(a, b)
+except OSError:
+    try:
+        os.remove(b)
+        os.rename(a, b)
+    except OSError as e:
+        errline("failed", e)
+        return
+print("renamed")`,
+      from,
+      to,
+    ),
+    `renaming '${from}' to '${to}'`,
+  );
+  const [word, number, name] = (lines.at(-1) ?? "").split(" ");
+  if (word !== "renamed") {
+    throw new RemoteFileError(
+      `cannot rename '${from}' to '${to}' on ${runner.address}: ${describeErrno(number, name)}`,
+    );
+  }
+}
+
+/**
+ * Removes a file on the board if it is there, saying nothing either way (a clean-up).
+ */
+export async function removeQuietly(runner: CodeRunner, path: string): Promise<void> {
+  await runner.exec(
+    snippet("import os\ntry:\n    os.remove(a)\nexcept OSError:\n    pass", path),
+  ).catch(() => {});
 }
 
 /** The folder part of a board path: "lib/a.py" → "lib", "/a.py" → "/", "a.py" → "". */

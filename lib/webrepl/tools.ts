@@ -5,17 +5,27 @@
  * drops the connection when it cannot open a file, so the checks run first and name
  * the problem instead.
  */
-import { UsageError } from "../errors.ts";
+import { OtaError, UsageError } from "../errors.ts";
 import {
   baseName,
   type CodeRunner,
   remoteDirname,
   RemoteFileError,
   remoteJoin,
+  removeQuietly,
+  renameRemote,
   statRemote,
 } from "./remote_fs.ts";
 import { checkRemoteName } from "./file_records.ts";
-import { type BinaryChannel, getFile, putFile, type TransferOptions } from "./file_transfer.ts";
+import {
+  type BinaryChannel,
+  getFile,
+  MAX_FILE_BYTES,
+  putFile,
+  transferAllowanceMs,
+  type TransferOptions,
+} from "./file_transfer.ts";
+import { DEFAULT_TIMEOUT_MS } from "./connection.ts";
 
 /** A logged-in session: code and files (a `WebReplClient`). */
 export type BoardSession = CodeRunner & BinaryChannel;
@@ -74,30 +84,79 @@ export async function resolvePutTarget(
   return target;
 }
 
+/** What a put writes first, in the target's folder, and renames once it is whole. */
+export const PUT_TEMP_NAME = ".yaota-put.part";
+
 /**
- * Copies `data` to the board as `remote` (see `resolvePutTarget`), then checks the size
- * the board reports. Returns the path written.
+ * Copies `data` to the board as `remote` (see `resolvePutTarget`): to `PUT_TEMP_NAME` in
+ * the same folder first, then, once the board reports the whole size, renamed over the
+ * target, so a failed or interrupted put leaves the board's file as it was. Where that
+ * name does not fit WebREPL's record (a deep folder), the file is written in place, and
+ * a failure says that it was emptied and may be partial. Returns the path written.
  * @throws {RemoteFileError} If the folder is missing, the board cannot open the file, or
  *   stores fewer bytes than sent (a full file system: the board does not say so).
+ * @throws {WebReplError} If the transfer fails; the message says what the board now holds.
  */
 export async function putToBoard(
   session: BoardSession,
   local: string,
   data: Uint8Array,
   remote: string | undefined,
-  options: TransferOptions = {},
+  options: TransferOptions & {
+    /** Before the first byte is written: what the board holds if the put stops from now on. */
+    onWriting?: (ifStopped: string) => void;
+  } = {},
 ): Promise<string> {
   const target = await resolvePutTarget(session, local, remote);
-  await putFile(session, target, data, options);
-  const after = await statRemote(session, target);
+  const temp = remoteJoin(remoteDirname(target), PUT_TEMP_NAME);
+  const inPlace = checkRemoteName(temp) !== undefined;
+  const written = inPlace ? target : temp;
+  const state = inPlace ? partialNote(session.address, target) : keptNote(target, temp);
+  options.onWriting?.(state);
+  try {
+    await putFile(session, written, data, options);
+  } catch (e) {
+    throw withNote(e, state);
+  }
+  const after = await statRemote(session, written).catch((e) => {
+    throw withNote(e, state);
+  });
   const stored = after.kind === "file" ? after.size : 0;
   if (stored !== data.length) {
+    if (!inPlace) await removeQuietly(session, temp);
     throw new RemoteFileError(
-      `${session.address} holds ${stored} bytes in '${target}' after the put of ${data.length}: ` +
-        "is its file system full? (the board does not report a failed write)",
+      `${session.address} holds ${stored} bytes in '${written}' after the put of ${data.length}: ` +
+        "is its file system full? (the board does not report a failed write); " +
+        (inPlace ? state : `'${target}' is unchanged`),
     );
   }
+  if (!inPlace) {
+    await renameRemote(session, temp, target).catch((e) => {
+      throw withNote(
+        e,
+        `the whole file is on the board as '${temp}'; '${target}' may be missing (rename it ` +
+          "by hand, or put again)",
+      );
+    });
+  }
   return target;
+}
+
+function keptNote(target: string, temp: string): string {
+  return `the board's '${target}' is unchanged (the bytes went to '${temp}' first, which ` +
+    "may be left over: rm removes it); put again";
+}
+
+function partialNote(address: string, target: string): string {
+  return `'${target}' on ${address} was emptied when the put began and may now hold part of ` +
+    "the file (its folder's name is too long for a temporary copy beside it): put it again";
+}
+
+/** `e` with `note` added to its message, of the same class. */
+function withNote(e: unknown, note: string): unknown {
+  if (!(e instanceof OtaError)) return e;
+  const Class = e.constructor as new (message: string, options?: ErrorOptions) => OtaError;
+  return new Class(`${e.message}; ${note}`, { cause: e });
 }
 
 /**
@@ -121,7 +180,17 @@ export async function getFromBoard(
   if (stat.kind === "dir") {
     throw new RemoteFileError(`'${remote}' on ${session.address} is a folder, not a file`);
   }
-  const data = await getFile(session, remote, { ...options, expectedSize: stat.size });
+  if (stat.size > MAX_FILE_BYTES) {
+    throw new RemoteFileError(
+      `${session.address} reports '${remote}' as ${stat.size} bytes, more than an ESP8266's ` +
+        `file system holds (${MAX_FILE_BYTES}): not fetched`,
+    );
+  }
+  const data = await getFile(session, remote, {
+    ...options,
+    expectedSize: stat.size,
+    deadline: Date.now() + transferAllowanceMs(stat.size, session.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+  });
   if (data.length !== stat.size) {
     throw new RemoteFileError(
       `${session.address} sent ${data.length} bytes of '${remote}', but reports ${stat.size}`,

@@ -30,6 +30,13 @@ const WATCH_POLL_MS = 250;
  */
 export class TriggerIgnoredError extends OtaError {}
 
+/**
+ * The app stayed away after the reset, but the board did not answer the OTA-mode question
+ * (docs/device.md, "Asking whether a device is in OTA mode"): it is not in OTA mode, or its
+ * bootloader was built for another key.
+ */
+export class OtaModeUnconfirmedError extends OtaError {}
+
 /** The message of a `TriggerIgnoredError`: what happened, the likely cause, the ways out. Pure. */
 export function triggerIgnoredMessage(
   address: string,
@@ -89,8 +96,8 @@ export interface RunningVersion {
   machine: string;
 }
 
-/** How the board was sent to OTA mode. */
-export type TriggerMethod = "ota.start()" | "rtc-magic";
+/** How the board was sent to OTA mode ("already in OTA mode": it was there, nothing sent). */
+export type TriggerMethod = "ota.start()" | "rtc-magic" | "already in OTA mode";
 
 export interface TriggerReport {
   /** "ADDR:PORT". */
@@ -100,6 +107,11 @@ export interface TriggerReport {
   before: RunningVersion;
   /** How long the app's WebREPL was watched after the reset and stayed away (0: not watched). */
   watchedMs: number;
+  /**
+   * After the watch: true when the board answered the OTA-mode question; undefined when
+   * it was not asked (no `askOtaMode`, or no watch).
+   */
+  otaModeConfirmed?: true;
   /** Set when `beforeReset` said no: the board was left running its app. */
   leftRunning?: true;
 }
@@ -161,10 +173,13 @@ export async function readRunningVersion(target: WebReplTarget): Promise<string>
  * the firmware has no `ota` module (ImportError), writes the RTC magic and calls
  * `machine.reset()` itself. The board goes silent or closes when it resets; with
  * `watchMs`, its WebREPL port is then watched that long, and a board that comes back in
- * its app (its boot8266 ignored the magic) is an error. Needs `--allow-net`.
+ * its app (its boot8266 ignored the magic) is an error. After a watch, `askOtaMode` (the
+ * OTA-mode question over UDP) decides whether the board is in OTA mode: only its answer
+ * says so. Needs `--allow-net`.
  * @throws {WebReplError} Login failed, or the code raised or returned instead of resetting.
  * @throws {DeviceUnreachableError} If the board does not answer.
  * @throws {TriggerIgnoredError} The app came back within `watchMs`.
+ * @throws {OtaModeUnconfirmedError} `askOtaMode` got no answer.
  */
 export async function enterOtaMode(
   target: WebReplTarget,
@@ -173,6 +188,8 @@ export async function enterOtaMode(
     silenceMs?: number;
     watchMs?: number;
     beforeReset?: BeforeReset;
+    /** The OTA-mode question: true if the board answered it. */
+    askOtaMode?: () => Promise<boolean>;
   } = {},
 ): Promise<TriggerReport> {
   const step = options.onStep ?? (() => {});
@@ -191,11 +208,29 @@ export async function enterOtaMode(
       triggerIgnoredMessage(report.address, report.method, back, target.host),
     );
   }
+  const watched = `its app did not come back within ${formatSeconds(watchMs / 1000)}`;
+  if (!options.askOtaMode) {
+    step(`${watched}; OTA mode not confirmed (the OTA-mode question was not asked)`);
+    return { ...report, watchedMs: watchMs };
+  }
+  step(`${watched}: asking the OTA-mode question over UDP (it changes nothing)`);
+  if (!await options.askOtaMode()) {
+    const stillOpen = await tcpPortOpen(target.host, target.port ?? DEFAULT_DEVICE_PORT);
+    throw new OtaModeUnconfirmedError(
+      `${report.address} did not answer the OTA-mode question after ${report.method}` +
+        (stillOpen
+          ? `, and its WebREPL port still takes connections: it most likely did not reset (it ` +
+            "closed the session but kept running)"
+          : ": it is not in OTA mode, or its bootloader was built for another key ('deno task " +
+            "verify' tells which key a yaota8266.bin holds)") +
+        ". Nothing was sent. 'deno task status' shows what it runs now.",
+    );
+  }
   step(
-    `its app did not come back within ${formatSeconds(watchMs / 1000)}: it is in OTA mode, ` +
-      "whose OTA server reboots into the app if no packet comes within 60 s",
+    "it answered the OTA-mode question: it is in OTA mode, whose OTA server reboots into " +
+      "the app if no packet comes within 60 s",
   );
-  return { ...report, watchedMs: watchMs };
+  return { ...report, watchedMs: watchMs, otaModeConfirmed: true };
 }
 
 async function resetIntoOtaMode(

@@ -15,6 +15,7 @@ import { InterruptedError, UsageError } from "../../lib/errors.ts";
 import { resolvePassword } from "../../lib/webrepl/password.ts";
 import { type RunningApp, startWebReplServer } from "../../lib/sim/webrepl_server.ts";
 import { parseTriggerArgs } from "../../tasks/trigger.ts";
+import { enterRaw, nextProgram, startHostilePeer } from "./_hostile_peer.ts";
 
 const VERSION = "v1.19.1 on 2022-06-18";
 const PASSWORD = "pw-4trig";
@@ -43,6 +44,37 @@ async function trigger(args: string[], env: Record<string, string> = {}) {
   return await runTaskFile("trigger", ["--config", config, ...args], {
     env: { WEBREPL_PASSWORD: "", ...env },
   });
+}
+
+/** A whole virtual device (OTA server and app) running its app, for the test key. */
+async function virtualBoard(options: { rtcTrigger: boolean }) {
+  const key = await loadPublicKey(`${VECTORS}test-key-512.pem`);
+  const flash = new Uint8Array(0x100000).fill(0xff);
+  flash.set(makeSampleFirmware({ version: "v1.19.1", size: 48 * 1024 }), DEFAULT_APP_OFFSET);
+  return await startVirtualDevice({
+    port: 0,
+    modulus: key.modulus,
+    flash,
+    start: "boot",
+    rtcTrigger: options.rtcTrigger,
+    webrepl: { password: PASSWORD },
+  });
+}
+
+/** `trigger` at 127.0.0.1:`port` with the password, a 1 s watch and the key `key`. */
+function triggerWatching(port: number, key: string) {
+  return trigger([
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--password",
+    PASSWORD,
+    "--watch",
+    "1",
+    "--key",
+    key,
+  ]);
 }
 
 Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
@@ -80,29 +112,53 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
   );
 });
 
-Deno.test("deno task trigger logs in, runs ota.start(), watches for the app and reports the version before", async () => {
+Deno.test("deno task trigger logs in, runs ota.start(), watches for the app, asks the OTA-mode question and reports", async () => {
+  await using device = await virtualBoard({ rtcTrigger: true });
+  const port = device.port;
+  const r = await triggerWatching(port, `${VECTORS}test-key-512.pem`);
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(
+    r.stdout,
+    new RegExp(
+      `^127\\.0\\.0\\.1:${port}: in OTA mode via ota\\.start\\(\\) \\(it answered the OTA-mode ` +
+        "question; was running MicroPython .*\\)\\. Send the update within 60 s: deno task deploy " +
+        "--ip 127\\.0\\.0\\.1\\n$",
+    ),
+  );
+  assertStringIncludes(r.stderr, "it answered the OTA-mode question: it is in OTA mode");
+  assert(!(r.stdout + r.stderr).includes(PASSWORD), "the password leaked");
+});
+
+Deno.test("deno task trigger without a key does not claim OTA mode: it says it was not confirmed", async () => {
   await using device = await bootDevice();
   const port = device.server.port;
-  const r = await trigger([
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--password",
-    PASSWORD,
-    "--watch",
-    "1",
-  ]);
+  const r = await triggerWatching(port, "/nonexistent/yaota-test.pem");
   assertEquals(r.code, 0, r.stderr);
-  assertEquals(
+  assertStringIncludes(
     r.stdout,
-    `127.0.0.1:${port}: in OTA mode via ota.start() (was running MicroPython ${VERSION}; its ` +
-      "app stayed away for 1.0 s). Send the update within 60 s: deno task deploy --ip 127.0.0.1\n",
+    `127.0.0.1:${port}: reset via ota.start() (was running MicroPython ${VERSION}); its app ` +
+      "stayed away for 1.0 s, but OTA mode is not confirmed: no key to ask with (",
   );
-  assertStringIncludes(r.stderr, "its app did not come back within 1.0 s: it is in OTA mode");
+  assertEquals(r.stdout.includes("in OTA mode"), false);
   assertStringIncludes(r.stderr, `running MicroPython ${VERSION}`);
   assertEquals(device.resets, ["yaotaota"]);
-  assert(!(r.stdout + r.stderr).includes(PASSWORD), "the password leaked");
+});
+
+Deno.test("deno task trigger: a board that closed the session but kept its port is not called in OTA mode", async () => {
+  await using peer = startHostilePeer(async (s) => {
+    const uname = await nextProgram(s, await enterRaw(s));
+    await s.sendText(`esp8266\tesp8266\t1.19.1\t${VERSION}\tESP module\r\n\x04\x04>`);
+    await nextProgram(s, uname.next); // import ota; ota.start(): OK, then the session ends
+    s.close();
+  });
+  const r = await triggerWatching(peer.port, `${VECTORS}test-key-512.pem`);
+  assertEquals(r.code, 1, r.stderr);
+  assertStringIncludes(
+    r.stderr,
+    `127.0.0.1:${peer.port} did not answer the OTA-mode question after ota.start(), and its ` +
+      "WebREPL port still takes connections: it most likely did not reset",
+  );
+  assertEquals(r.stdout, "");
 });
 
 Deno.test("deno task trigger --json takes the password from WEBREPL_PASSWORD and falls back to the RTC magic", async () => {
@@ -200,17 +256,7 @@ Deno.test("resolvePassword() prefers --password, then the environment, then a pr
 
 Deno.test("deno task trigger reports a board whose bootloader ignores the RTC magic as soon as its app is back", async () => {
   // Upstream yaota8266: boot8266 has no RTC check, so ota.start() reboots into the app.
-  const key = await loadPublicKey(`${VECTORS}test-key-512.pem`);
-  const flash = new Uint8Array(0x100000).fill(0xff);
-  flash.set(makeSampleFirmware({ version: "v1.19.1", size: 48 * 1024 }), DEFAULT_APP_OFFSET);
-  await using device = await startVirtualDevice({
-    port: 0,
-    modulus: key.modulus,
-    flash,
-    start: "boot",
-    rtcTrigger: false,
-    webrepl: { password: PASSWORD },
-  });
+  await using device = await virtualBoard({ rtcTrigger: false });
   const port = String(device.port);
   // A bounded wait: the watch ends after 20 s whatever happens.
   const r = await trigger(["--ip", "127.0.0.1", "--port", port, "--watch", "20"], {

@@ -81,7 +81,7 @@ Deno.test("checkRemoteName() allows 63 bytes so that a NUL ends the 64-byte fiel
   assertEquals(checkRemoteName("a".repeat(63)), undefined);
   assertEquals(
     checkRemoteName("a".repeat(62) + "é"),
-    `the remote file name '${"a".repeat(62)}é' is 64 bytes in UTF-8: WebREPL's record holds ` +
+    `the remote file name "${"a".repeat(62)}é" is 64 bytes in UTF-8: WebREPL's record holds ` +
       "at most 63 (a 64-byte field ending in a NUL)",
   );
   assertEquals(checkRemoteName(""), "the remote file name is empty");
@@ -90,6 +90,22 @@ Deno.test("checkRemoteName() allows 63 bytes so that a NUL ends the 64-byte fiel
     RangeError,
     "64 bytes",
   );
+});
+
+Deno.test("checkRemoteName() refuses a control character or a byte that was not UTF-8, shown escaped", () => {
+  assertEquals(
+    checkRemoteName("main\n.py"),
+    'the remote file name "main\\n.py" holds a control character (U+000A): a board\'s file ' +
+      "name cannot carry it safely; choose another name",
+  );
+  assertEquals(checkRemoteName("a\x1b]0;x\x07")?.includes("(U+001B)"), true);
+  // How `deno task put x:$'\xff.py'` reaches the task: the byte replaced by U+FFFD.
+  assertEquals(
+    checkRemoteName("\ufffd.py"),
+    'the remote file name "\ufffd.py" is not valid UTF-8 (a byte that is not UTF-8 arrives as ' +
+      "U+FFFD): the board would store another name than the one typed; choose a UTF-8 name",
+  );
+  assertEquals(checkRemoteName("café.py"), undefined);
 });
 
 Deno.test("encodeReply()/decodeReply(): 'WB' and a little-endian u16 status", () => {

@@ -110,7 +110,7 @@ Deno.test("get of a missing file: one line naming it, exit 1, the local file unt
   await using board = await bootBoard(PASSWORD);
   await using dir = await tempDir();
   await Deno.writeTextFile(`${dir.path}/keep.txt`, "mine");
-  const r = await run("get", [...at(board), "nope.txt", `${dir.path}/keep.txt`]);
+  const r = await run("get", [...at(board), "--force", "nope.txt", `${dir.path}/keep.txt`]);
   assertEquals(r.code, 1);
   assertEquals(
     r.stderr,

@@ -292,8 +292,8 @@ Deno.test("putToBoard() reports a file the board stored short (a full file syste
   await assertRejects(
     () => putToBoard(board, "big.bin", new Uint8Array(1000), "big.bin"),
     RemoteFileError,
-    "192.168.4.1:8266 holds 512 bytes in 'big.bin' after the put of 1000: is its file system full? " +
-      "(the board does not report a failed write)",
+    "192.168.4.1:8266 holds 512 bytes in '.yaota-put.part' after the put of 1000: is its file " +
+      "system full? (the board does not report a failed write); 'big.bin' is unchanged",
   );
   assertEquals(wire, [82, 1000]); // the request record, then the data in one 1024-byte frame's worth
 });
