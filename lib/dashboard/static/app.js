@@ -1,8 +1,9 @@
 // The dashboard page: renders what the server sends over Server-Sent Events (/api/stream)
-// and posts actions with the page's token. Everything shown is set as text, never as HTML.
+// and posts actions. The token is in an HttpOnly cookie the page cannot read; its changes
+// carry the X-Yaota-Request header, which another site's page cannot send. Everything shown
+// is set as text (textContent, text nodes), never as HTML.
 "use strict";
 
-const token = document.querySelector('meta[name="yaota-token"]').content;
 const $ = (id) => document.getElementById(id);
 
 let state = { boards: [], build: null, releases: [], rollout: null, checkedAt: null };
@@ -44,7 +45,7 @@ function showMessage(text) {
 async function post(path, body = {}) {
   const response = await fetch(path, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-yaota-token": token },
+    headers: { "content-type": "application/json", "x-yaota-request": "page" },
     body: JSON.stringify(body),
   });
   const value = await response.json().catch(() => ({ error: response.statusText }));
