@@ -44,12 +44,16 @@ export function fleetChecks(
   let checkedAt: string | undefined;
   let running: Promise<void> | undefined;
   let queued: Queued | undefined;
+  /** Bumped when a board is forgotten: an answer asked for before that is out of date. */
+  const forgotten = new Map<string, number>();
 
   async function run(names: Set<string> | null): Promise<void> {
     const skip = busy();
     const asked = rows.map((b) => b.name)
       .filter((n) => (names === null || names.has(n)) && !skip.includes(n));
-    const answers = asked.length ? await port.status(asked) : [];
+    const before = new Map(asked.map((n) => [n, forgotten.get(n) ?? 0]));
+    const answers = (asked.length ? await port.status(asked) : [])
+      .filter((a) => (forgotten.get(a.name) ?? 0) === before.get(a.name));
     rows = rows.map((old) =>
       answers.find((a) => a.name === old.name) ??
         (skip.includes(old.name) && (names === null || names.has(old.name))
@@ -88,6 +92,7 @@ export function fleetChecks(
     forget(name, note) {
       const base = inventory.find((b) => b.name === name);
       if (!base) return;
+      forgotten.set(name, (forgotten.get(name) ?? 0) + 1);
       rows = rows.map((b) => b.name === name ? { ...base, note } : b);
       onChange(rows, checkedAt);
     },
