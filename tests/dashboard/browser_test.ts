@@ -14,6 +14,8 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { hermeticEnv, ROOT } from "../_helpers.ts";
+import { fakePort, serve, TOKEN } from "./_dashboard.ts";
+import type { BoardStatus } from "../../lib/dashboard/port.ts";
 
 /** The browser: CHROME_PATH, else chromium (Debian), chromium-browser or google-chrome on PATH. */
 function findChromium(): string | undefined {
@@ -309,5 +311,55 @@ Deno.test({
     const dir = /kept releases in (\S+)\/dist/.exec(demo.stderr())?.[1];
     assert(dir !== undefined, demo.stderr());
     assertEquals(await Deno.stat(dir).then(() => "left behind", () => "removed"), "removed");
+  },
+});
+
+const HOSTILE = "<img src=x onerror=\"document.title='pwned'\">";
+
+Deno.test({
+  name: CHROMIUM
+    ? "dashboard in chromium: a board's strings are shown as text, never run as HTML"
+    : "dashboard in chromium: board strings as text [skipped: no chromium on PATH]",
+  ignore: CHROMIUM === undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { default: puppeteer } = await import("puppeteer-core");
+    // A board whose name, tags, note and build strings are markup.
+    const port = fakePort();
+    const hostile = (b: BoardStatus): BoardStatus => ({
+      ...b,
+      name: `${b.name}${HOSTILE}`,
+      tags: [HOSTILE],
+      note: HOSTILE,
+      micropython: { release: "1", version: HOSTILE },
+    });
+    const status = port.status;
+    await using s = await serve({
+      ...port,
+      boards: () => port.boards().map(hostile),
+      status: async (names) =>
+        (await status()).map(hostile).filter((b) => !names || names.includes(b.name)),
+    });
+    const browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-dev-shm-usage"],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${s.base}/?token=${TOKEN}`);
+      await page.waitForFunction(
+        () => document.querySelectorAll("#fleet tbody tr .state .badge.ok").length === 2,
+        { timeout: 30000 },
+      );
+      assertEquals(await page.$$("#fleet img, #tag-select img"), []);
+      assertEquals(await page.title(), "yaota dashboard");
+      const first = await page.$eval("#fleet tbody tr", (r) => r.textContent!);
+      assertStringIncludes(first, `a${HOSTILE}`);
+      assertEquals(await page.$eval("#tag-select option", (o) => o.textContent), HOSTILE);
+    } finally {
+      await browser.close();
+    }
   },
 });
