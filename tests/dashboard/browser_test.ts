@@ -136,6 +136,17 @@ Deno.test({
             r.querySelector(".phase")!.textContent,
             r.querySelector(".result .badge")?.textContent,
           ]));
+      /** Waits until the fleet table says `text` of every board that runs. */
+      const waitComparison = (text: string) =>
+        page.waitForFunction(
+          (t) =>
+            ["kitchen", "garage", "hall"].every((n) =>
+              document.querySelector(`tr[data-board="${n}"] .comparison .badge`)?.textContent ===
+                t
+            ),
+          { timeout: 30000 },
+          text,
+        );
       const waitReport = (text: string) =>
         page.waitForFunction(
           (t) => document.getElementById("report-summary")!.textContent === t,
@@ -234,14 +245,7 @@ Deno.test({
       );
       // The boards, asked again as their results came, run the build: the fleet table says
       // what the report says.
-      await page.waitForFunction(
-        () =>
-          ["kitchen", "garage", "hall"].every((n) =>
-            document.querySelector(`tr[data-board="${n}"] .comparison .badge`)?.textContent ===
-              "up to date"
-          ),
-        { timeout: 30000 },
-      );
+      await waitComparison("up to date");
       assertEquals((await fleetRows()).map((r) => r[2]), [build, build, build, "–"]);
       await atBothWidths("rollout");
 
@@ -282,14 +286,7 @@ Deno.test({
         ["attic", "failed (while entering OTA mode)", "failed"],
       ]);
       // Every board that runs is on the older build now: the fleet table says so too.
-      await page.waitForFunction(
-        () =>
-          ["kitchen", "garage", "hall"].every((n) =>
-            document.querySelector(`tr[data-board="${n}"] .comparison .badge`)?.textContent ===
-              "older"
-          ),
-        { timeout: 30000 },
-      );
+      await waitComparison("older");
       assertEquals(await fleetRows(), [
         ["kitchen", "online", old, "older"],
         ["garage", "online", old, "older"],
