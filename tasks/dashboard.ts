@@ -16,7 +16,7 @@ import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
-import { bold, log, print, warn } from "../lib/cli/output.ts";
+import { log, print, warn } from "../lib/cli/output.ts";
 import { createFleetPort } from "../lib/dashboard/fleet_port.ts";
 import { reportPath } from "../lib/dashboard/report_store.ts";
 import {
@@ -26,7 +26,6 @@ import {
   serveDashboard,
 } from "../lib/dashboard/serve.ts";
 import { DEFAULT_REFRESH_S, MAX_REFRESH_S, MIN_REFRESH_S } from "../lib/dashboard/server.ts";
-import { isLoopbackHost } from "../lib/dashboard/access.ts";
 import type { FleetPort } from "../lib/dashboard/port.ts";
 
 export const spec: CommandSpec = {
@@ -59,16 +58,18 @@ export const spec: CommandSpec = {
     "The boards are the config's \"devices\"; the build is dist/firmware-ota.bin (the config's " +
     '"out" folder) and its manifest; kept releases are dist/releases/<build-id>/. The last ' +
     "rollout's report is kept in memory and in dist/dashboard/last-rollout.json.",
-    "Safe by default: it listens on 127.0.0.1 only. With --host beyond loopback (e.g. 0.0.0.0), " +
-    "every request needs the token printed at start: open the address it prints. Changes are " +
-    "POST requests with the token, from the page's own origin; one rollout at a time.",
+    "Safe by default: it listens on 127.0.0.1 only, and every request needs the token printed " +
+    "at start (only you see it): open the address it prints, which carries it once; the page " +
+    "then keeps it in a cookie it cannot read. With --host 0.0.0.0 it prints this machine's " +
+    "addresses (for a phone on the LAN). Changes are POST requests from the page's own " +
+    "origin; one rollout at a time.",
     `WebREPL passwords come from each device's "passwordEnv" variable, else ${PASSWORD_ENV}; ` +
     "they stay in this process and never reach the browser.",
   ],
   examples: [
     "deno task dashboard",
     "deno task dashboard --port 9000",
-    "deno task dashboard --host 0.0.0.0   # reachable from the LAN: token required",
+    "deno task dashboard --host 0.0.0.0   # reachable from the LAN (e.g. a phone)",
   ],
 };
 
@@ -103,13 +104,22 @@ export function parseDashboardArgs(argv: string[]): DashboardArgs {
   };
 }
 
-/** The lines printed at start: where to look, and the token when it is needed. */
-export function startLines(running: RunningDashboard, boards: number): string[] {
-  const lines = [`dashboard: ${running.url}  (${boards} board${boards === 1 ? "" : "s"})`];
-  if (running.policy.tokenForAll) {
+/** The lines printed at start: where to look (with the token), and what the token is worth. */
+export function startLines(
+  running: Pick<RunningDashboard, "urls" | "policy">,
+  boards: number,
+): string[] {
+  const [first, ...others] = running.urls;
+  const lines = [`dashboard: ${first}  (${boards} board${boards === 1 ? "" : "s"})`];
+  for (const url of others) lines.push(`       or: ${url}`);
+  lines.push(
+    "The address carries this run's token: only it opens the page (a browser that opened it " +
+      "keeps it in a cookie). Whoever has it can deploy to your boards: do not share it.",
+  );
+  if (!running.policy.loopback) {
     lines.push(
-      `listening beyond this machine (${running.policy.host}): every request needs the token ` +
-        `${running.policy.token} (it is in the address above)`,
+      `listening beyond this machine (${running.policy.host}): open the address from a ` +
+        "device on the same network",
     );
   }
   lines.push("Ctrl-C stops it (and any rollout it runs: no new board starts).");
@@ -151,11 +161,11 @@ export async function main(ctx: TaskContext): Promise<void> {
     listenPort: args.port,
     refreshMs: args.refreshMs,
     reportPath: reportPath(config.out ?? DEFAULT_BUILD_DIR),
+    onWarning: (m) => warn(m),
   });
   const boards = port.boards().length;
   for (const line of startLines(running, boards)) print(line);
   if (boards === 0) warn('no boards: add a "devices" list to ota.config.json');
-  if (!isLoopbackHost(args.host)) log(bold("anyone with the token can deploy to your boards"));
   await serveUntilStopped(running);
 }
 

@@ -23,7 +23,7 @@ import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_APP_OFFSET, findVersion } from "../lib/format/image.ts";
 import { generateKey } from "../lib/format/keys.ts";
-import { bold, formatBytes, green, log, print, red } from "../lib/cli/output.ts";
+import { bold, formatBytes, green, log, print, red, warn } from "../lib/cli/output.ts";
 import { ProgressDisplay } from "../lib/cli/progress.ts";
 import { makeSampleFirmware } from "../lib/sim/sample_firmware.ts";
 import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
@@ -179,9 +179,13 @@ async function dashboardDemo(
     listenPort,
     refreshMs: 10000,
     reportPath: reportPath(fleet.config.out!),
+    onWarning: (m) => warn(m),
   });
   for (const line of startLines(running, fleet.config.devices?.length ?? 0)) print(line);
-  log("Open the address in a browser, then 'Deploy to whole fleet…' (canary 1, retries 1).");
+  log(
+    "Open the address above in a browser (it carries this run's token), then 'Deploy to whole " +
+      "fleet…' (canary 1, retries 1).",
+  );
   await serveUntilStopped(running);
   return 0;
 }

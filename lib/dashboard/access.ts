@@ -1,20 +1,24 @@
 /**
- * Who may use the dashboard, decided per request before any route runs. Safe by default:
+ * Who may use the dashboard, decided per request before any route runs. Only the person who
+ * started it holds the token, whatever the address:
  *
- * - Bound to loopback (127.0.0.1, the default), a page reads freely, but only under a
- *   loopback `Host` (a foreign site's name resolved to 127.0.0.1, DNS rebinding, is refused).
- * - Bound beyond loopback, every request carries the token printed at start: in the
- *   `X-Yaota-Token` header, or once in the address (`?token=…`, which becomes a
- *   same-site-only cookie), or in that cookie.
- * - A request that changes something is a POST with a JSON body and the token in the
- *   header, from our own origin. A page of another site can neither read the token nor set
- *   the header without our consent (which we never give), so it cannot start a rollout (CSRF).
+ * - The token is printed to their terminal and nowhere else: no page, file or API answer
+ *   carries it. Every request needs it: once in the address (`?token=…`, which the server
+ *   trades for an HttpOnly, same-site-only cookie and takes out of the address bar), then in
+ *   that cookie, or in the `X-Yaota-Token` header (a script).
+ * - Bound to loopback (127.0.0.1, the default) it also answers only under a loopback `Host`
+ *   (a foreign site's name resolved to 127.0.0.1, DNS rebinding, is refused).
+ * - A request that changes something is a POST with a JSON body, from our own origin, that
+ *   carries either the token header or the page's `X-Yaota-Request` header. A page of another
+ *   site can set neither without our consent (which we never give), and its requests do not
+ *   carry the cookie, so it cannot start a rollout (CSRF).
  *
  * Pure, apart from `newToken`.
  */
 
 export const TOKEN_HEADER = "x-yaota-token";
-export const TOKEN_COOKIE = "yaota_token";
+/** The header the page sets on its changes: a custom header is not sent cross-site. */
+export const REQUEST_HEADER = "x-yaota-request";
 export const TOKEN_QUERY = "token";
 
 export interface AccessPolicy {
@@ -22,8 +26,8 @@ export interface AccessPolicy {
   host: string;
   port: number;
   token: string;
-  /** Listening beyond loopback: every request needs the token. */
-  tokenForAll: boolean;
+  /** Bound to loopback: only a loopback `Host` header is answered. */
+  loopback: boolean;
 }
 
 /** What the policy looks at in a request. */
@@ -36,6 +40,8 @@ export interface RequestFacts {
   fetchSite?: string;
   contentType?: string;
   headerToken?: string;
+  /** The page's `X-Yaota-Request` header is there. */
+  pageHeader?: boolean;
   cookieToken?: string;
   queryToken?: string;
 }
@@ -51,16 +57,53 @@ export function isLoopbackHost(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
 }
 
-/** The policy for a server at `host:port`. */
-export function accessPolicy(host: string, port: number, token: string): AccessPolicy {
-  return { host, port, token, tokenForAll: !isLoopbackHost(host) };
+/** Whether `host` is a wildcard (`0.0.0.0`, `::`): every address of the machine. */
+export function isWildcardHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  return h === "0.0.0.0" || h === "::" || h === "0:0:0:0:0:0:0:0";
 }
 
-/** The address a person opens (with the token in it when every request needs it). */
-export function dashboardUrl(policy: AccessPolicy): string {
-  const host = policy.host.includes(":") ? `[${policy.host}]` : policy.host;
-  const base = `http://${host}:${policy.port}/`;
-  return policy.tokenForAll ? `${base}?${TOKEN_QUERY}=${policy.token}` : base;
+/** The policy for a server at `host:port`. */
+export function accessPolicy(host: string, port: number, token: string): AccessPolicy {
+  return { host, port, token, loopback: isLoopbackHost(host) };
+}
+
+/** The cookie the token becomes: one per port, so two dashboards do not overwrite each other. */
+export function tokenCookie(policy: AccessPolicy): string {
+  return `yaota_token_${policy.port}`;
+}
+
+/** One of the machine's addresses, as `Deno.networkInterfaces()` lists them. */
+export interface InterfaceAddress {
+  family: "IPv4" | "IPv6";
+  address: string;
+  /** `scopeid` of an IPv6 address: link-local ones (fe80::) need it and are left out. */
+  scopeid?: number | null;
+}
+
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host.replace(/^\[|\]$/g, "")}]` : host;
+}
+
+/**
+ * The addresses a person can open, each with the token: the host given, or, for a wildcard
+ * (`0.0.0.0`, `::`), each address of this machine that another device can reach (loopback
+ * last; link-local IPv6 left out), from `interfaces`.
+ */
+export function dashboardUrls(
+  policy: AccessPolicy,
+  interfaces: readonly InterfaceAddress[] = [],
+): string[] {
+  const url = (host: string) =>
+    `http://${urlHost(host)}:${policy.port}/?${TOKEN_QUERY}=${policy.token}`;
+  if (!isWildcardHost(policy.host)) return [url(policy.host)];
+  const v6 = policy.host.includes(":");
+  const usable = interfaces.filter((i) =>
+    (i.family === "IPv4" || v6) && !/^fe80:/i.test(i.address)
+  );
+  const outside = usable.filter((i) => !isLoopbackHost(i.address)).map((i) => i.address);
+  const hosts = [...new Set([...outside, "127.0.0.1"])];
+  return hosts.map(url);
 }
 
 /** Compares in time that does not depend on where the strings differ. */
@@ -80,8 +123,9 @@ export function newToken(): string {
 
 function loopbackHostHeaders(policy: AccessPolicy): string[] {
   const names = ["127.0.0.1", "localhost", "[::1]"];
-  const own = policy.host.includes(":") ? `[${policy.host}]` : policy.host;
-  return [...new Set([...names, own])].map((n) => `${n}:${policy.port}`.toLowerCase());
+  return [...new Set([...names, urlHost(policy.host)])].map((n) =>
+    `${n}:${policy.port}`.toLowerCase()
+  );
 }
 
 /** The verdict on one request. */
@@ -91,7 +135,7 @@ export function checkRequest(policy: AccessPolicy, r: RequestFacts): Verdict {
     return { ok: false, status: 405, message: `method ${method} is not used by the dashboard` };
   }
   const hostHeader = (r.hostHeader ?? "").toLowerCase();
-  if (!policy.tokenForAll && !loopbackHostHeaders(policy).includes(hostHeader)) {
+  if (policy.loopback && !loopbackHostHeaders(policy).includes(hostHeader)) {
     return {
       ok: false,
       status: 403,
@@ -102,14 +146,14 @@ export function checkRequest(policy: AccessPolicy, r: RequestFacts): Verdict {
   }
   const byHeader = sameToken(r.headerToken, policy.token);
   const byQuery = sameToken(r.queryToken, policy.token);
-  const anyToken = byHeader || byQuery || sameToken(r.cookieToken, policy.token);
-  if (policy.tokenForAll && !anyToken) {
+  const byCookie = sameToken(r.cookieToken, policy.token);
+  if (!byHeader && !byQuery && !byCookie) {
     return {
       ok: false,
       status: 401,
-      message: `this dashboard listens on ${policy.host}, beyond this machine: every request ` +
-        "needs its token. Open the address printed when it started (it ends in ?token=…), or " +
-        `send the token in the ${TOKEN_HEADER} header.`,
+      message: "this dashboard needs its token: open the address printed in the terminal that " +
+        `started it (it ends in ?${TOKEN_QUERY}=…), or send the token in the ${TOKEN_HEADER} ` +
+        "header",
     };
   }
   if (method === "POST") {
@@ -126,12 +170,12 @@ export function checkRequest(policy: AccessPolicy, r: RequestFacts): Verdict {
         }'): only the dashboard's own page may change anything`,
       };
     }
-    if (!byHeader) {
+    if (!byHeader && !r.pageHeader) {
       return {
         ok: false,
         status: 403,
-        message: `a request that changes something needs the dashboard's token in the ` +
-          `${TOKEN_HEADER} header (the dashboard's page sends it)`,
+        message: `a request that changes something needs the ${TOKEN_HEADER} header (a ` +
+          `script) or the ${REQUEST_HEADER} header (the dashboard's page sends it)`,
       };
     }
     if (!(r.contentType ?? "").toLowerCase().startsWith("application/json")) {

@@ -6,8 +6,27 @@
  */
 import type { DeviceResult, EventPhase, RolloutEvent, RolloutRequest } from "./port.ts";
 
-/** Where a board is in the rollout. */
-export type BoardPhase = "waiting" | EventPhase | "done";
+/**
+ * Where a board is in the rollout: waiting, in one of the run's phases, or ended: "done"
+ * (updated), "skipped", "failed" (`failedIn` names the phase) or "not attempted".
+ */
+export type BoardPhase =
+  | "waiting"
+  | EventPhase
+  | "done"
+  | "skipped"
+  | "failed"
+  | "not attempted";
+
+/** The phase a board ends in, by its result: only an updated board is "done". */
+export const END_PHASE: Record<DeviceResult, BoardPhase> = {
+  updated: "done",
+  skipped: "skipped",
+  failed: "failed",
+  "not-attempted": "not attempted",
+};
+
+const ENDED: readonly BoardPhase[] = Object.values(END_PHASE);
 
 export interface BoardProgress {
   name: string;
@@ -25,6 +44,8 @@ export interface BoardProgress {
   /** Retries started so far (attempts − 1). */
   retries: number;
   result?: DeviceResult;
+  /** The phase a failed board was in when it failed. */
+  failedIn?: BoardPhase;
   reason?: string;
   kind?: string;
   attempts?: number;
@@ -156,10 +177,15 @@ export function applyEvent(view: RolloutView, event: RolloutEvent): RolloutView 
       return {
         ...next,
         boards: updateBoard(view, event.device, (b) => {
-          const { reason: _, kind: __, ...rest } = b;
+          const { reason: _, kind: __, failedIn: ___, ...rest } = b;
+          const failedIn = event.result === "failed" && !ENDED.includes(b.phase) &&
+              b.phase !== "waiting"
+            ? { failedIn: b.phase }
+            : {};
           return {
             ...rest,
-            phase: "done",
+            ...failedIn,
+            phase: END_PHASE[event.result],
             result: event.result,
             eta: event.result === "updated" ? 0 : null,
             ...(event.reason === undefined ? {} : { reason: event.reason }),
@@ -209,7 +235,12 @@ export function interruptedView(view: RolloutView, now: string): RolloutView {
       "(running a rollout again is safe)",
     boards: view.boards.map((b) =>
       b.result === undefined
-        ? { ...b, phase: "done", result: "not-attempted", reason: "cut off: the dashboard stopped" }
+        ? {
+          ...b,
+          phase: "not attempted",
+          result: "not-attempted",
+          reason: "cut off: the dashboard stopped",
+        }
         : b
     ),
   };

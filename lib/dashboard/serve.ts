@@ -1,10 +1,17 @@
 /**
  * The dashboard on a socket: `Deno.serve` at `host:port` with the access policy for that
- * address (a token for every request beyond loopback). Used by `deno task dashboard` and
+ * address (a new token, which only the addresses returned carry). Used by `deno task dashboard` and
  * `deno task demo --dashboard`.
  */
 import { listenError } from "../transfer/listen_error.ts";
-import { type AccessPolicy, accessPolicy, dashboardUrl, newToken } from "./access.ts";
+import {
+  type AccessPolicy,
+  accessPolicy,
+  dashboardUrls,
+  type InterfaceAddress,
+  isWildcardHost,
+  newToken,
+} from "./access.ts";
 import type { FleetPort } from "./port.ts";
 import { createDashboard, type Dashboard } from "./server.ts";
 
@@ -21,11 +28,15 @@ export interface ServeOptions {
   reportPath?: string;
   /** A fixed token (tests); default: a new random one. */
   token?: string;
+  /** Told what the person should know (a kept report that could not be read). */
+  onWarning?: (message: string) => void;
 }
 
 export interface RunningDashboard extends AsyncDisposable {
-  /** The address to open (with the token when every request needs it). */
+  /** The address to open, with the token (the first of `urls`). */
   url: string;
+  /** Every address to open: for a wildcard host, one per address of this machine. */
+  urls: string[];
   policy: AccessPolicy;
   dashboard: Dashboard;
   /** Stops the rollout, the streams and the server. */
@@ -68,6 +79,7 @@ export async function serveDashboard(options: ServeOptions): Promise<RunningDash
       policy,
       refreshMs: options.refreshMs,
       ...(options.reportPath ? { reportPath: options.reportPath } : {}),
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
     });
   } catch (e) {
     await server.shutdown();
@@ -81,11 +93,22 @@ export async function serveDashboard(options: ServeOptions): Promise<RunningDash
     await dashboard.close();
     await server.shutdown();
   };
+  const urls = dashboardUrls(policy, isWildcardHost(host) ? machineAddresses() : []);
   return {
-    url: dashboardUrl(policy),
+    url: urls[0]!,
+    urls,
     policy,
     dashboard,
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** This machine's addresses (none when they cannot be listed: needs `--allow-sys`). */
+function machineAddresses(): InterfaceAddress[] {
+  try {
+    return Deno.networkInterfaces();
+  } catch {
+    return [];
+  }
 }

@@ -2,8 +2,11 @@
  * The dashboard's HTTP side: the page, a small JSON API and a Server-Sent Events stream,
  * over a `FleetPort` (`port.ts`). Every request first passes the access policy
  * (`access.ts`). One rollout at a time; its report is kept in memory and in `dist/`.
+ * Each board is asked again when its result arrives, and every board when a rollout ends
+ * (`fleet_checks.ts`), so the fleet never shows what a board ran before.
  *
- * API (JSON; POST bodies are JSON and carry the token header):
+ * API (JSON; POST bodies are JSON, at most `MAX_BODY_BYTES`, and carry the token header or
+ * the page's request header):
  * - `GET /api/state`: boards, current build, releases, the last rollout, the refresh period.
  * - `POST /api/refresh`: asks the boards now.
  * - `POST /api/plan` `{request}`: the boards and the build the request means (to confirm).
@@ -17,16 +20,19 @@ import { OtaError, UsageError } from "../errors.ts";
 import {
   type AccessPolicy,
   checkRequest,
-  TOKEN_COOKIE,
+  REQUEST_HEADER,
   TOKEN_HEADER,
   TOKEN_QUERY,
+  tokenCookie,
 } from "./access.ts";
 import { EventHub, formatEvent } from "./event_stream.ts";
-import type { BoardStatus, FleetPort, RolloutEvent, RolloutRequest } from "./port.ts";
+import { fleetChecks } from "./fleet_checks.ts";
+import type { FleetPort, RolloutEvent, RolloutRequest } from "./port.ts";
 import { describeTarget, parseConfirmed, parseRolloutRequest } from "./rollout_request.ts";
 import { applyEvent, interruptedView, type RolloutView, startView } from "./rollout_view.ts";
 import { readReport, writeReport } from "./report_store.ts";
-import { type AssetReader, ASSETS, readStaticAsset } from "./static_assets.ts";
+import { readJsonBody, RequestTooLargeError } from "./request_body.ts";
+import { type AssetReader, assetType, readStaticAsset } from "./static_assets.ts";
 
 /** The refresh period's bounds, in seconds. */
 export const MIN_REFRESH_S = 5;
@@ -42,6 +48,8 @@ export interface DashboardOptions {
   refreshMs: number;
   assets?: AssetReader;
   now?: () => Date;
+  /** Told what the person should know (a kept report that could not be read). */
+  onWarning?: (message: string) => void;
 }
 
 export interface Dashboard {
@@ -81,10 +89,6 @@ function cookie(header: string | null, name: string): string | undefined {
   return undefined;
 }
 
-function escapeAttribute(text: string): string {
-  return text.replaceAll("&", "&amp;").replaceAll('"', "&quot;").replaceAll("<", "&lt;");
-}
-
 /**
  * The dashboard over `options.port`, with the last report read back from
  * `options.reportPath` (a run cut off by a stop is reported so).
@@ -93,17 +97,22 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   const { port, policy } = options;
   const now = options.now ?? (() => new Date());
   const assets = options.assets ?? readStaticAsset;
-  let fleet: BoardStatus[] = port.boards();
-  let checkedAt: string | undefined;
-  let refreshing: Promise<void> | undefined;
   let view: RolloutView | undefined;
   let active: { controller: AbortController; done: Promise<void> } | undefined;
   let persisting = Promise.resolve();
   let timer: ReturnType<typeof setInterval> | undefined;
 
   if (options.reportPath) {
-    const kept = await readReport(options.reportPath);
-    if (kept) view = interruptedView(kept, now().toISOString());
+    const kept = await readReport(options.reportPath, now());
+    if (kept.kind === "report") view = interruptedView(kept.view, now().toISOString());
+    if (kept.kind === "malformed") {
+      options.onWarning?.(
+        `the last rollout's report ${options.reportPath} could not be read (${kept.problem}): ` +
+          (kept.setAside
+            ? `set aside as ${kept.setAside}; starting without it`
+            : "starting without it (move it away, or the next rollout's report replaces it)"),
+      );
+    }
   }
 
   const hub = new EventHub((count) => {
@@ -129,25 +138,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     return view.boards.filter((b) => b.result === undefined).map((b) => b.name);
   }
 
-  /** Asks the boards (never two refreshes at once: a second waits for the first). */
-  function refresh(): Promise<void> {
-    refreshing ??= (async () => {
-      try {
-        const busy = busyBoards();
-        const names = fleet.map((b) => b.name).filter((n) => !busy.includes(n));
-        const asked = await port.status(names);
-        fleet = fleet.map((old) =>
-          asked.find((a) => a.name === old.name) ??
-            (busy.includes(old.name) ? { ...old, note: "being updated now" } : old)
-        );
-        checkedAt = now().toISOString();
-        hub.send("fleet", { boards: fleet, checkedAt });
-      } finally {
-        refreshing = undefined;
-      }
-    })();
-    return refreshing;
-  }
+  const fleet = fleetChecks(
+    port,
+    busyBoards,
+    (boards, checkedAt) => hub.send("fleet", { boards, checkedAt: checkedAt ?? null }),
+    now,
+  );
+  const refresh = () => fleet.check();
 
   async function state() {
     const [build, releases] = await Promise.all([
@@ -155,23 +152,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       port.releases().catch(() => []),
     ]);
     return {
-      boards: fleet,
-      checkedAt: checkedAt ?? null,
+      boards: fleet.boards(),
+      checkedAt: fleet.checkedAt() ?? null,
       build,
       releases,
       rollout: view ?? null,
       refreshSeconds: options.refreshMs / 1000,
     };
-  }
-
-  async function body(request: Request): Promise<Record<string, unknown>> {
-    try {
-      const value = await request.json();
-      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
-    } catch {
-      // Below.
-    }
-    throw new UsageError("the request body must be a JSON object");
   }
 
   async function planOf(request: RolloutRequest) {
@@ -234,6 +221,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       view = applyEvent(view, event);
       hub.send("ota", event, event.seq);
       hub.send("rollout", view);
+      if (event.type === "device.result") {
+        // What the board ran is out of date: asked again (it is no longer busy).
+        fleet.forget(event.device, `checking again after its ${event.result} result`);
+        void fleet.check([event.device]).catch(() => {});
+      }
       if (event.type === "run.ended") void persist();
     };
     hub.send("rollout", view);
@@ -270,19 +262,18 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     const method = request.method === "HEAD" ? "GET" : request.method;
     const path = url.pathname;
     if (method === "GET" && (path === "/" || path === "/index.html")) {
-      const html = new TextDecoder().decode(await assets("index.html"))
-        .replace("%%TOKEN%%", escapeAttribute(policy.token));
-      return new Response(html, {
-        headers: { ...SECURITY_HEADERS, "content-type": ASSETS["index.html"]! },
+      return new Response(await assets("index.html"), {
+        headers: { ...SECURITY_HEADERS, "content-type": assetType("index.html")! },
       });
     }
     if (method === "GET" && path.startsWith("/static/")) {
       const name = path.slice("/static/".length);
-      if (!(name in ASSETS) || name === "index.html") {
+      const type = assetType(name);
+      if (type === undefined || name === "index.html") {
         return problem(404, `no page or API at '${path}'`);
       }
       return new Response(await assets(name), {
-        headers: { ...SECURITY_HEADERS, "content-type": ASSETS[name]! },
+        headers: { ...SECURITY_HEADERS, "content-type": type },
       });
     }
     if (method === "GET" && path === "/api/state") return json(await state());
@@ -291,14 +282,14 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     }
     if (method === "POST" && path === "/api/refresh") {
       await refresh();
-      return json({ boards: fleet, checkedAt });
+      return json({ boards: fleet.boards(), checkedAt: fleet.checkedAt() ?? null });
     }
     if (method === "POST" && path === "/api/plan") {
-      const b = await body(request);
+      const b = await readJsonBody(request);
       return json(await planOf(parseRolloutRequest(b.request)));
     }
     if (method === "POST" && path === "/api/rollout") {
-      const b = await body(request);
+      const b = await readJsonBody(request);
       return await startRollout(parseRolloutRequest(b.request), b.confirm);
     }
     if (method === "POST" && path === "/api/stop") {
@@ -313,7 +304,16 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   }
 
   async function handler(request: Request): Promise<Response> {
-    const url = new URL(request.url);
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      return problem(
+        400,
+        `the request's Host header '${request.headers.get("host")}' is not a host`,
+      );
+    }
+    const cookieName = tokenCookie(policy);
     const verdict = checkRequest(policy, {
       method: request.method,
       hostHeader: request.headers.get("host") ?? undefined,
@@ -321,7 +321,8 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       fetchSite: request.headers.get("sec-fetch-site") ?? undefined,
       contentType: request.headers.get("content-type") ?? undefined,
       headerToken: request.headers.get(TOKEN_HEADER) ?? undefined,
-      cookieToken: cookie(request.headers.get("cookie"), TOKEN_COOKIE),
+      pageHeader: request.headers.has(REQUEST_HEADER),
+      cookieToken: cookie(request.headers.get("cookie"), cookieName),
       queryToken: url.searchParams.get(TOKEN_QUERY) ?? undefined,
     });
     if (!verdict.ok) return problem(verdict.status, verdict.message, "AccessRefused");
@@ -334,13 +335,14 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
         headers: {
           ...SECURITY_HEADERS,
           location: url.pathname + url.search,
-          "set-cookie": `${TOKEN_COOKIE}=${policy.token}; HttpOnly; SameSite=Strict; Path=/`,
+          "set-cookie": `${cookieName}=${policy.token}; HttpOnly; SameSite=Strict; Path=/`,
         },
       });
     }
     try {
       return await route(request, url);
     } catch (e) {
+      if (e instanceof RequestTooLargeError) return problem(413, e.message, e.name);
       if (e instanceof UsageError) return problem(400, e.message, e.name);
       if (e instanceof OtaError) return problem(422, e.message, e.name);
       return problem(
@@ -357,7 +359,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     async close() {
       active?.controller.abort("the dashboard stopped");
       await active?.done;
-      await refreshing?.catch(() => {});
+      await fleet.settled();
       await persisting;
       hub.close();
     },

@@ -5,19 +5,27 @@
  * `deno install` ran from.
  */
 
-/** The files the page is made of, and their types: nothing else is served. */
-export const ASSETS: Readonly<Record<string, string>> = {
-  "index.html": "text/html; charset=utf-8",
-  "app.js": "text/javascript; charset=utf-8",
-  "style.css": "text/css; charset=utf-8",
-};
+/**
+ * The files the page is made of, and their types: nothing else is served. A Map, so that a
+ * name such as `constructor` or `__proto__` is no file.
+ */
+export const ASSETS: ReadonlyMap<string, string> = new Map([
+  ["index.html", "text/html; charset=utf-8"],
+  ["app.js", "text/javascript; charset=utf-8"],
+  ["style.css", "text/css; charset=utf-8"],
+]);
+
+/** The type of the page's file `name`, or undefined when it is not one of them. */
+export function assetType(name: string): string | undefined {
+  return ASSETS.get(name);
+}
 
 /** Reads one of `ASSETS` by name. */
 export type AssetReader = (name: string) => Promise<Uint8Array<ArrayBuffer>>;
 
 /** The reader for the files beside this module. Needs `--allow-read` (or `--allow-net`). */
 export const readStaticAsset: AssetReader = async (name) => {
-  if (!(name in ASSETS)) throw new Error(`not a dashboard file: '${name}'`);
+  if (!ASSETS.has(name)) throw new Error(`not a dashboard file: '${name}'`);
   const url = new URL(`./static/${name}`, import.meta.url);
   if (url.protocol === "file:") return await Deno.readFile(url);
   const response = await fetch(url);

@@ -1,6 +1,6 @@
 /** Helpers for the dashboard tests: a fake `FleetPort`, a served dashboard, and SSE reading. */
 import { UsageError } from "../../lib/errors.ts";
-import { type AccessPolicy, TOKEN_HEADER } from "../../lib/dashboard/access.ts";
+import { accessPolicy, TOKEN_HEADER } from "../../lib/dashboard/access.ts";
 import type {
   BoardStatus,
   CurrentBuild,
@@ -42,6 +42,10 @@ export interface FakePort extends FleetPort {
   asked: (readonly string[] | undefined)[];
   /** Lets every running rollout past its halfway point. */
   finish(): void;
+  /** What each board runs against the current build, by name (a rollout updates it). */
+  runs: Map<string, "older" | "up to date">;
+  /** Holds every later `status` answer until the function returned is called. */
+  holdStatus(): () => void;
 }
 
 /**
@@ -52,6 +56,8 @@ export function fakePort(): FakePort {
   const gate = Promise.withResolvers<void>();
   const started: RolloutRequest[] = [];
   const asked: (readonly string[] | undefined)[] = [];
+  const runs = new Map<string, "older" | "up to date">(BOARDS.map((b) => [b.name, "older"]));
+  let hold: Promise<void> = Promise.resolve();
   const chosen = (request: RolloutRequest) => {
     const only = onlyOf(request.target);
     const boards = BOARDS.filter((b) =>
@@ -64,22 +70,37 @@ export function fakePort(): FakePort {
     started,
     asked,
     finish: () => gate.resolve(),
+    runs,
+    holdStatus() {
+      const release = Promise.withResolvers<void>();
+      hold = release.promise;
+      return () => {
+        hold = Promise.resolve();
+        release.resolve();
+      };
+    },
     boards: () => BOARDS,
-    status: (names) => {
+    async status(names) {
       asked.push(names);
-      return Promise.resolve(
-        BOARDS.filter((b) => names === undefined || names.includes(b.name)).map((b) => ({
-          ...b,
-          state: "app" as const,
-          webrepl: "logged in" as const,
-          otaMode: false,
-          micropython: { release: "1.19.1", version: "v1.19.1 on 2025-06-18" },
-          build: { id: "0ld0ld0ld0ld" },
-          comparison: "older" as const,
-          release: { id: "0ld0ld0ld0ld", builtAt: "2025-06-18T10:00:00.000Z" },
-          checkedAt: "2026-01-10T11:00:00.000Z",
-        })),
-      );
+      // What the boards run when asked, answered when the hold (if any) is let go.
+      const answers = BOARDS.filter((b) => names === undefined || names.includes(b.name))
+        .map((b) => {
+          const comparison = runs.get(b.name)!;
+          const id = comparison === "older" ? "0ld0ld0ld0ld" : BUILD.id!;
+          return {
+            ...b,
+            state: "app" as const,
+            webrepl: "logged in" as const,
+            otaMode: false,
+            micropython: { release: "1.19.1", version: "v1.19.1 on 2025-06-18" },
+            build: { id },
+            comparison,
+            release: { id, builtAt: "2025-06-18T10:00:00.000Z" },
+            checkedAt: "2026-01-10T11:00:00.000Z",
+          };
+        });
+      await hold;
+      return answers;
     },
     currentBuild: () => Promise.resolve(BUILD),
     releases: () =>
@@ -127,6 +148,7 @@ export function fakePort(): FakePort {
           continue;
         }
         progress(d, BUILD.size);
+        runs.set(d, "up to date");
         emit({ type: "device.result", device: d, result: "updated", attempts: 1 });
       }
       emit({ type: "run.ended", ok: !signal.aborted, exitCode: signal.aborted ? 130 : 0 });
@@ -139,27 +161,31 @@ export interface Served extends AsyncDisposable {
   dashboard: Dashboard;
 }
 
-/** The dashboard over `port` on 127.0.0.1 (a port from the OS), with `policy` for it. */
+/**
+ * The dashboard over `port` on 127.0.0.1 (a port from the OS), with the policy of
+ * `options.host` (default 127.0.0.1; "0.0.0.0": as if bound beyond loopback).
+ */
 export async function serve(
   port: FleetPort,
-  options: { reportPath?: string; tokenForAll?: boolean; refreshMs?: number } = {},
+  options: {
+    reportPath?: string;
+    host?: string;
+    refreshMs?: number;
+    onWarning?: (m: string) => void;
+  } = {},
 ): Promise<Served> {
   const made = Promise.withResolvers<Dashboard>();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (r) => (await made.promise).handler(r),
   );
-  const policy: AccessPolicy = {
-    host: options.tokenForAll ? "0.0.0.0" : "127.0.0.1",
-    port: server.addr.port,
-    token: TOKEN,
-    tokenForAll: options.tokenForAll ?? false,
-  };
+  const policy = accessPolicy(options.host ?? "127.0.0.1", server.addr.port, TOKEN);
   const dashboard = await createDashboard({
     port,
     policy,
     refreshMs: options.refreshMs ?? 60000,
     ...(options.reportPath ? { reportPath: options.reportPath } : {}),
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
   made.resolve(dashboard);
   return {
@@ -172,7 +198,16 @@ export async function serve(
   };
 }
 
-/** A POST as the page sends it: JSON, the token header, our own origin. */
+/** A GET with the token in its cookie, as a browser that opened the printed address sends it. */
+export function get(base: string, path: string, init: RequestInit = {}): Promise<Response> {
+  const port = new URL(base).port;
+  return fetch(`${base}${path}`, {
+    ...init,
+    headers: { cookie: `yaota_token_${port}=${TOKEN}`, ...init.headers },
+  });
+}
+
+/** A POST as a script sends it: JSON, the token header, our own origin. */
 export function post(
   base: string,
   path: string,

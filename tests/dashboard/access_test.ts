@@ -6,10 +6,12 @@ import { assert, assertEquals } from "../_assert.ts";
 import {
   accessPolicy,
   checkRequest,
-  dashboardUrl,
+  dashboardUrls,
   isLoopbackHost,
+  isWildcardHost,
   newToken,
   sameToken,
+  tokenCookie,
 } from "../../lib/dashboard/access.ts";
 
 const TOKEN = "t0ken-abcdefghijklmnopqrstuvwxyz0123456789";
@@ -23,6 +25,10 @@ const POST = {
   contentType: "application/json",
   headerToken: TOKEN,
 };
+/** A change as the page sends it: the token in the cookie, and the page's request header. */
+const PAGE_POST = { ...POST, headerToken: undefined, cookieToken: TOKEN, pageHeader: true };
+const NO_TOKEN = "this dashboard needs its token: open the address printed in the terminal " +
+  "that started it (it ends in ?token=…), or send the token in the x-yaota-token header";
 
 Deno.test("isLoopbackHost() is true for 127.0.0.0/8, ::1 and localhost only", () => {
   for (const h of ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"]) {
@@ -31,14 +37,48 @@ Deno.test("isLoopbackHost() is true for 127.0.0.0/8, ::1 and localhost only", ()
   for (const h of ["0.0.0.0", "192.168.1.5", "::", "example.com", "128.0.0.1"]) {
     assert(!isLoopbackHost(h), h);
   }
-  assertEquals(LOCAL.tokenForAll, false);
-  assertEquals(LAN.tokenForAll, true);
+  assertEquals([LOCAL.loopback, LAN.loopback], [true, false]);
+  assertEquals(["0.0.0.0", "::", "[::]", "192.168.1.5"].map(isWildcardHost), [
+    true,
+    true,
+    true,
+    false,
+  ]);
 });
 
-Deno.test("dashboardUrl() carries the token only when every request needs it", () => {
-  assertEquals(dashboardUrl(LOCAL), "http://127.0.0.1:8267/");
-  assertEquals(dashboardUrl(LAN), `http://0.0.0.0:8267/?token=${TOKEN}`);
-  assertEquals(dashboardUrl(accessPolicy("::1", 9000, TOKEN)), "http://[::1]:9000/");
+Deno.test("dashboardUrls() carries the token in every mode", () => {
+  assertEquals(dashboardUrls(LOCAL), [`http://127.0.0.1:8267/?token=${TOKEN}`]);
+  assertEquals(dashboardUrls(accessPolicy("::1", 9000, TOKEN)), [
+    `http://[::1]:9000/?token=${TOKEN}`,
+  ]);
+  assertEquals(dashboardUrls(accessPolicy("192.168.1.5", 9000, TOKEN)), [
+    `http://192.168.1.5:9000/?token=${TOKEN}`,
+  ]);
+});
+
+Deno.test("dashboardUrls() for 0.0.0.0 names this machine's addresses, not 0.0.0.0", () => {
+  const interfaces = [
+    { family: "IPv4" as const, address: "127.0.0.1" },
+    { family: "IPv4" as const, address: "192.168.1.23" },
+    { family: "IPv6" as const, address: "fe80::1", scopeid: 2 },
+    { family: "IPv6" as const, address: "2001:db8::5", scopeid: 0 },
+    { family: "IPv4" as const, address: "10.8.0.2" },
+  ];
+  assertEquals(dashboardUrls(LAN, interfaces), [
+    `http://192.168.1.23:8267/?token=${TOKEN}`,
+    `http://10.8.0.2:8267/?token=${TOKEN}`,
+    `http://127.0.0.1:8267/?token=${TOKEN}`,
+  ]);
+  // Bound to "::": IPv6 addresses too (link-local ones need a zone a browser does not take).
+  assertEquals(dashboardUrls(accessPolicy("::", 8267, TOKEN), interfaces), [
+    `http://192.168.1.23:8267/?token=${TOKEN}`,
+    `http://[2001:db8::5]:8267/?token=${TOKEN}`,
+    `http://10.8.0.2:8267/?token=${TOKEN}`,
+    `http://127.0.0.1:8267/?token=${TOKEN}`,
+  ]);
+  // No address could be listed: loopback at least is an address that opens.
+  assertEquals(dashboardUrls(LAN, []), [`http://127.0.0.1:8267/?token=${TOKEN}`]);
+  assertEquals(tokenCookie(LAN), "yaota_token_8267");
 });
 
 Deno.test("newToken() makes a different 43-character base64url token each time", () => {
@@ -52,15 +92,39 @@ Deno.test("newToken() makes a different 43-character base64url token each time",
   assert(!sameToken(a.slice(1), a));
 });
 
-Deno.test("checkRequest() on loopback lets a page read without the token, under a loopback Host only", () => {
+Deno.test("checkRequest() on loopback refuses a request without the token: another local user cannot read the page", () => {
+  for (const method of ["GET", "HEAD", "POST"]) {
+    assertEquals(checkRequest(LOCAL, { method, hostHeader: "127.0.0.1:8267" }), {
+      ok: false,
+      status: 401,
+      message: NO_TOKEN,
+    });
+  }
+  const { headerToken: _, ...noToken } = POST;
+  assertEquals(checkRequest(LOCAL, { ...noToken, pageHeader: true }).ok, false);
+  assertEquals(
+    checkRequest(LOCAL, { ...noToken, cookieToken: "guess", pageHeader: true }).ok,
+    false,
+  );
+});
+
+Deno.test("checkRequest() on loopback lets the token in, under a loopback Host only", () => {
   for (const host of ["127.0.0.1:8267", "localhost:8267", "[::1]:8267"]) {
-    assertEquals(checkRequest(LOCAL, { method: "GET", hostHeader: host }), {
+    assertEquals(checkRequest(LOCAL, { method: "GET", hostHeader: host, cookieToken: TOKEN }), {
       ok: true,
       tokenInQuery: false,
     });
   }
-  // Another site's name resolved to 127.0.0.1 (DNS rebinding) must not read the page and its token.
-  const rebound = checkRequest(LOCAL, { method: "GET", hostHeader: "evil.example:8267" });
+  assertEquals(
+    checkRequest(LOCAL, { method: "GET", hostHeader: "127.0.0.1:8267", queryToken: TOKEN }),
+    { ok: true, tokenInQuery: true },
+  );
+  // Another site's name resolved to 127.0.0.1 (DNS rebinding) is refused, token or not.
+  const rebound = checkRequest(LOCAL, {
+    method: "GET",
+    hostHeader: "evil.example:8267",
+    cookieToken: TOKEN,
+  });
   assertEquals(rebound, {
     ok: false,
     status: 403,
@@ -68,34 +132,40 @@ Deno.test("checkRequest() on loopback lets a page read without the token, under 
       "this dashboard answers only at http://127.0.0.1:8267/ (Host 'evil.example:8267' refused: " +
       "another site's name pointing at this machine is not let in)",
   });
-  assertEquals(checkRequest(LOCAL, { method: "GET", hostHeader: "127.0.0.1:9999" }).ok, false);
-  assertEquals(checkRequest(LOCAL, { method: "GET" }).ok, false);
+  assertEquals(
+    checkRequest(LOCAL, { method: "GET", hostHeader: "127.0.0.1:9999", cookieToken: TOKEN }).ok,
+    false,
+  );
+  assertEquals(checkRequest(LOCAL, { method: "GET", cookieToken: TOKEN }).ok, false);
 });
 
-Deno.test("checkRequest() refuses a change without the token header, even with the cookie", () => {
+Deno.test("checkRequest() takes a change with the token header (a script) or the cookie and the page's header", () => {
   assertEquals(checkRequest(LOCAL, POST), { ok: true, tokenInQuery: false });
-  const { headerToken: _, ...noToken } = POST;
-  assertEquals(checkRequest(LOCAL, { ...noToken, cookieToken: TOKEN, queryToken: TOKEN }), {
+  assertEquals(checkRequest(LOCAL, PAGE_POST), { ok: true, tokenInQuery: false });
+  // The cookie alone is what a cross-site form would carry: refused without the page's header.
+  assertEquals(checkRequest(LOCAL, { ...PAGE_POST, pageHeader: false }), {
     ok: false,
     status: 403,
-    message: "a request that changes something needs the dashboard's token in the " +
-      "x-yaota-token header (the dashboard's page sends it)",
+    message: "a request that changes something needs the x-yaota-token header (a script) or " +
+      "the x-yaota-request header (the dashboard's page sends it)",
   });
   assertEquals(checkRequest(LOCAL, { ...POST, headerToken: "wrong" }).ok, false);
 });
 
 Deno.test("checkRequest() refuses a change from another site, by Origin or Sec-Fetch-Site", () => {
-  assertEquals(checkRequest(LOCAL, { ...POST, origin: "https://evil.example" }), {
-    ok: false,
-    status: 403,
-    message: "refused a request from another site (Origin 'https://evil.example'): only the " +
-      "dashboard's own page may change anything",
-  });
-  assertEquals(
-    checkRequest(LOCAL, { ...POST, origin: undefined, fetchSite: "cross-site" }).ok,
-    false,
-  );
-  assertEquals(checkRequest(LOCAL, { ...POST, fetchSite: "same-site" }).ok, false);
+  for (const change of [POST, PAGE_POST]) {
+    assertEquals(checkRequest(LOCAL, { ...change, origin: "https://evil.example" }), {
+      ok: false,
+      status: 403,
+      message: "refused a request from another site (Origin 'https://evil.example'): only the " +
+        "dashboard's own page may change anything",
+    });
+    assertEquals(
+      checkRequest(LOCAL, { ...change, origin: undefined, fetchSite: "cross-site" }).ok,
+      false,
+    );
+    assertEquals(checkRequest(LOCAL, { ...change, fetchSite: "same-site" }).ok, false);
+  }
   // A script (no browser headers) with the token is let in.
   assertEquals(
     checkRequest(LOCAL, { ...POST, origin: undefined, fetchSite: undefined }),
@@ -121,23 +191,19 @@ Deno.test("checkRequest() refuses methods the dashboard does not use", () => {
   });
 });
 
-Deno.test("checkRequest() beyond loopback refuses every request without the token", () => {
-  const message = "this dashboard listens on 0.0.0.0, beyond this machine: every request needs " +
-    "its token. Open the address printed when it started (it ends in ?token=…), or send the " +
-    "token in the x-yaota-token header.";
-  for (const path of [{ method: "GET" }, { method: "HEAD" }, { method: "POST" }]) {
-    assertEquals(checkRequest(LAN, { ...path, hostHeader: "192.168.1.5:8267" }), {
+Deno.test("checkRequest() beyond loopback takes any name for the machine, with the token", () => {
+  const host = "192.168.1.5:8267";
+  for (const method of ["GET", "HEAD", "POST"]) {
+    assertEquals(checkRequest(LAN, { method, hostHeader: host }), {
       ok: false,
       status: 401,
-      message,
+      message: NO_TOKEN,
     });
   }
   assertEquals(
-    checkRequest(LAN, { method: "GET", hostHeader: "192.168.1.5:8267", cookieToken: "nope" }).ok,
+    checkRequest(LAN, { method: "GET", hostHeader: host, cookieToken: "nope" }).ok,
     false,
   );
-  // Any name for the machine will do once the token is there.
-  const host = "192.168.1.5:8267";
   assertEquals(checkRequest(LAN, { method: "GET", hostHeader: host, queryToken: TOKEN }), {
     ok: true,
     tokenInQuery: true,
@@ -147,11 +213,7 @@ Deno.test("checkRequest() beyond loopback refuses every request without the toke
     tokenInQuery: false,
   });
   assertEquals(
-    checkRequest(LAN, {
-      ...POST,
-      hostHeader: host,
-      origin: `http://${host}`,
-    }),
+    checkRequest(LAN, { ...PAGE_POST, hostHeader: host, origin: `http://${host}` }),
     { ok: true, tokenInQuery: false },
   );
 });

@@ -1,16 +1,21 @@
 /// <reference lib="dom" />
 /**
  * The dashboard in a real browser: `deno task demo --dashboard` (virtual boards, instant
- * profile) driven by Debian's chromium through puppeteer-core. Load the page, see the
- * fleet with its build ids (two boards older, one up to date, one offline), start a canary
- * rollout, watch the older boards reach 100 % and the up-to-date one skipped, see the
- * report and the boards up to date, reload.
- * A screenshot is written to dist/test-artifacts/dashboard.png. Without chromium the test
- * is reported as ignored, with the reason in its name (.ci/run installs it).
+ * profile) driven by Debian's chromium through puppeteer-core, at a desktop and a phone
+ * width. Load the page: "checking" with every Deploy disabled until the boards answered;
+ * see the fleet with its build ids (two boards older, one up to date, one offline); start a
+ * canary rollout, watch the older boards reach 100 % and the up-to-date one skipped, see
+ * the report and the fleet up to date; then roll one board back to a kept release (per
+ * board) and the whole fleet (every board "older" in the fleet table, as in the report);
+ * reload. Screenshots at both widths after the rollout and after the rollback are written
+ * to dist/test-artifacts/dashboard-{desktop,phone}-{rollout,rollback}.png. Without chromium
+ * the test is reported as ignored, with the reason in its name (.ci/run installs it).
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { hermeticEnv, ROOT } from "../_helpers.ts";
+import { fakePort, serve, TOKEN } from "./_dashboard.ts";
+import type { BoardStatus } from "../../lib/dashboard/port.ts";
 
 /** The browser: CHROME_PATH, else chromium (Debian), chromium-browser or google-chrome on PATH. */
 function findChromium(): string | undefined {
@@ -29,9 +34,11 @@ function findChromium(): string | undefined {
 }
 
 const CHROMIUM = findChromium();
-const NAME =
-  "dashboard in chromium: see the fleet's builds, run a canary rollout to 100 %, see the report";
-export const ARTIFACT = join(ROOT, "dist", "test-artifacts", "dashboard.png");
+const NAME = "dashboard in chromium, desktop and phone: checking first, a canary rollout to " +
+  "100 %, a rollback per board and fleet-wide, the fleet table agreeing with the report";
+const ARTIFACTS = join(ROOT, "dist", "test-artifacts");
+const DESKTOP = { width: 1400, height: 900 };
+const PHONE = { width: 390, height: 844 };
 
 interface Demo {
   url: string;
@@ -97,32 +104,103 @@ Deno.test({
     try {
       const page = await browser.newPage();
       page.on("pageerror", (e) => pageErrors.push(String(e)));
-      await page.setViewport({ width: 1400, height: 900 });
+      await page.setViewport(DESKTOP);
+      await Deno.mkdir(ARTIFACTS, { recursive: true });
+
+      /** The page's width against the screen's, and a screenshot, at both widths. */
+      const atBothWidths = async (stage: string) => {
+        for (const [name, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
+          await page.setViewport(viewport);
+          const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+            scrollWidth: document.documentElement.scrollWidth,
+            innerWidth: document.documentElement.clientWidth,
+          }));
+          assert(scrollWidth <= innerWidth, `${stage}, ${name}: ${scrollWidth} px wide`);
+          const path = join(ARTIFACTS, `dashboard-${name}-${stage}.png`);
+          await page.screenshot({ path: path as `${string}.png`, fullPage: true });
+        }
+        await page.setViewport(DESKTOP);
+      };
+      const fleetRows = () =>
+        page.$$eval("#fleet tbody tr", (rows) =>
+          rows.map((r) => [
+            r.getAttribute("data-board"),
+            r.querySelector(".state")!.textContent!.trim(),
+            r.querySelector(".build")!.textContent!.trim(),
+            r.querySelector(".comparison .badge")!.textContent!.trim(),
+          ]));
+      const progressRows = () =>
+        page.$$eval("#progress tbody tr", (trs) =>
+          trs.map((r) => [
+            r.getAttribute("data-progress"),
+            r.querySelector(".phase")!.textContent,
+            r.querySelector(".result .badge")?.textContent,
+          ]));
+      /** Waits until the fleet table says `text` of every board that runs. */
+      const waitComparison = (text: string) =>
+        page.waitForFunction(
+          (t) =>
+            ["kitchen", "garage", "hall"].every((n) =>
+              document.querySelector(`tr[data-board="${n}"] .comparison .badge`)?.textContent ===
+                t
+            ),
+          { timeout: 30000 },
+          text,
+        );
+      const waitReport = (text: string) =>
+        page.waitForFunction(
+          (t) => document.getElementById("report-summary")!.textContent === t,
+          { timeout: 60000 },
+          text,
+        );
+
+      // Until the boards answered the first time, the page says "checking" and no Deploy
+      // button can be pressed (the first check is held back here to look at that state).
+      await page.setRequestInterception(true);
+      const held = Promise.withResolvers<{ continue(): Promise<void> }>();
+      let holding = true;
+      page.on("request", (r) => {
+        if (holding && r.url().endsWith("/api/refresh")) {
+          holding = false;
+          held.resolve(r);
+        } else void r.continue();
+      });
       await page.goto(demo.url);
+      const firstCheck = await held.promise;
+      await page.waitForFunction(
+        () => document.getElementById("fleet-summary")!.textContent === "4 boards: checking…",
+      );
+      assertEquals(
+        await page.$$eval(
+          "button",
+          (bs) =>
+            bs.filter((b) => /Deploy/.test(b.textContent!) && !(b as HTMLButtonElement).disabled)
+              .map((b) => b.textContent),
+        ),
+        [],
+      );
+      assertEquals(
+        (await fleetRows()).map((r) => [r[1], r[3]]),
+        Array(4).fill(["checking…", "checking…"]),
+      );
+      await firstCheck.continue();
 
       // The fleet: three boards running their app (two on an older build, one on the
       // current build), one offline; each names its build and the kept release it is.
       await page.waitForFunction(
-        () => document.querySelectorAll("#fleet tbody td .badge.ok, td .badge.bad").length >= 5,
+        () => !(document.getElementById("deploy-fleet") as HTMLButtonElement).disabled,
         { timeout: 30000 },
       );
-      const fleet = await page.$$eval("#fleet tbody tr", (rows) =>
-        rows.map((r) => [
-          r.getAttribute("data-board"),
-          r.children[3]!.textContent!.trim(),
-          r.querySelector(".build")!.textContent!.trim(),
-          r.querySelector(".release")!.firstChild?.textContent?.trim() ?? "",
-          r.children[7]!.querySelector(".badge")!.textContent!.trim(),
-        ]));
       const build = await page.$eval("#build-label", (e) => e.textContent!);
       assert(/^[0-9a-f]{12} \(1\.1\.0\)$/.test(build), build);
+      const fleet = await fleetRows();
       const old = fleet[0]![2]!;
       assert(/^[0-9a-f]{12} \(1\.0\.0\)$/.test(old), old);
       assertEquals(fleet, [
-        ["kitchen", "online", old, "1.0.0", "older"],
-        ["garage", "online", old, "1.0.0", "older"],
-        ["hall", "online", build, "1.1.0", "up to date"],
-        ["attic", "offline", "–", "–", "unknown"],
+        ["kitchen", "online", old, "older"],
+        ["garage", "online", old, "older"],
+        ["hall", "online", build, "up to date"],
+        ["attic", "offline", "–", "unknown"],
       ]);
 
       // A canary rollout to the whole fleet: the confirmation names the boards and the build.
@@ -144,23 +222,13 @@ Deno.test({
           ),
         { timeout: 60000 },
       );
-      await page.waitForFunction(
-        () => document.getElementById("report-summary")!.textContent!.startsWith("Report:"),
-        { timeout: 60000 },
-      );
-      const report = await page.$eval("#report-summary", (e) => e.textContent!);
-      assertEquals(report, "Report: 2 updated, 1 skipped (up to date), 1 failed");
-      const rows = await page.$$eval("#progress tbody tr", (trs) =>
-        trs.map((r) => [
-          r.getAttribute("data-progress"),
-          r.querySelector(".percent")!.textContent,
-          r.querySelector(".result .badge")?.textContent,
-        ]));
-      assertEquals(rows, [
-        ["kitchen", "100 %", "updated"],
-        ["garage", "100 %", "updated"],
-        ["hall", "0 %", "skipped (up to date)"],
-        ["attic", "0 %", "failed"],
+      await waitReport("Report: 2 updated, 1 skipped (up to date), 1 failed");
+      // Only an updated board is "done".
+      assertEquals(await progressRows(), [
+        ["kitchen", "done", "updated"],
+        ["garage", "done", "updated"],
+        ["hall", "skipped", "skipped (up to date)"],
+        ["attic", "failed (while entering OTA mode)", "failed"],
       ]);
       const notes = await page.$$eval(
         "#progress tbody tr",
@@ -175,32 +243,61 @@ Deno.test({
         await page.$eval("#decisions", (e) => e.textContent!),
         "the canary runs the new build: starting the other 3",
       );
-      // The boards, asked again after the rollout, run the build.
+      // The boards, asked again as their results came, run the build: the fleet table says
+      // what the report says.
+      await waitComparison("up to date");
+      assertEquals((await fleetRows()).map((r) => r[2]), [build, build, build, "–"]);
+      await atBothWidths("rollout");
+
+      // A rollback of one board: the kept release chosen, that board's Deploy.
+      const oldId = old.slice(0, 12);
+      await page.select("#build-select", oldId);
+      await page.$eval("#opt-canary", (e) => ((e as HTMLInputElement).value = "0"));
+      await page.$eval("#opt-retries", (e) => ((e as HTMLInputElement).value = "0"));
+      await page.click('tr[data-board="kitchen"] .action button');
+      await page.waitForSelector("#confirm[open]");
+      assertStringIncludes(
+        await page.$eval("#confirm-question", (e) => e.textContent!),
+        `Send build ${oldId} (1.0.0) to 1 board (kitchen)?`,
+      );
+      await page.click("#confirm-ok");
+      await waitReport("Report: 1 updated");
       await page.waitForFunction(
         () =>
-          ["kitchen", "garage", "hall"].every((n) =>
-            [...document.querySelectorAll(`tr[data-board="${n}"] .badge`)].some((b) =>
-              b.textContent === "up to date"
-            )
-          ),
+          document.querySelector('tr[data-board="kitchen"] .comparison .badge')?.textContent ===
+            "older",
         { timeout: 30000 },
       );
-      assertEquals(
-        await page.$$eval("#fleet tbody tr .build", (cells) => cells.map((c) => c.textContent)),
-        [build, build, build, "–"],
+      assertEquals((await fleetRows())[0], ["kitchen", "online", old, "older"]);
+
+      // ... then the whole fleet, from the kept releases' list.
+      await page.click(`li[data-release="${oldId}"] button`);
+      await page.waitForSelector("#confirm[open]");
+      assertStringIncludes(
+        await page.$eval("#confirm-question", (e) => e.textContent!),
+        `Send build ${oldId} (1.0.0) to 4 boards (kitchen, garage, hall, attic)?`,
       );
-      await Deno.mkdir(join(ROOT, "dist", "test-artifacts"), { recursive: true });
-      await page.screenshot({ path: ARTIFACT as `${string}.png`, fullPage: true });
+      await page.click("#confirm-ok");
+      await waitReport("Report: 2 updated, 1 skipped (up to date), 1 failed");
+      assertEquals(await progressRows(), [
+        ["kitchen", "skipped", "skipped (up to date)"],
+        ["garage", "done", "updated"],
+        ["hall", "done", "updated"],
+        ["attic", "failed (while entering OTA mode)", "failed"],
+      ]);
+      // Every board that runs is on the older build now: the fleet table says so too.
+      await waitComparison("older");
+      assertEquals(await fleetRows(), [
+        ["kitchen", "online", old, "older"],
+        ["garage", "online", old, "older"],
+        ["hall", "online", old, "older"],
+        ["attic", "offline", "–", "unknown"],
+      ]);
+      await atBothWidths("rollback");
 
       // The report survives a reload.
       await page.reload();
-      await page.waitForFunction(
-        () => document.getElementById("report-summary")!.textContent!.startsWith("Report:"),
-      );
-      assertEquals(
-        await page.$eval("#report-summary", (e) => e.textContent!),
-        "Report: 2 updated, 1 skipped (up to date), 1 failed",
-      );
+      await waitReport("Report: 2 updated, 1 skipped (up to date), 1 failed");
       assertEquals(pageErrors, []);
     } finally {
       await browser.close();
@@ -211,5 +308,55 @@ Deno.test({
     const dir = /kept releases in (\S+)\/dist/.exec(demo.stderr())?.[1];
     assert(dir !== undefined, demo.stderr());
     assertEquals(await Deno.stat(dir).then(() => "left behind", () => "removed"), "removed");
+  },
+});
+
+const HOSTILE = "<img src=x onerror=\"document.title='pwned'\">";
+
+Deno.test({
+  name: CHROMIUM
+    ? "dashboard in chromium: a board's strings are shown as text, never run as HTML"
+    : "dashboard in chromium: board strings as text [skipped: no chromium on PATH]",
+  ignore: CHROMIUM === undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const { default: puppeteer } = await import("puppeteer-core");
+    // A board whose name, tags, note and build strings are markup.
+    const port = fakePort();
+    const hostile = (b: BoardStatus): BoardStatus => ({
+      ...b,
+      name: `${b.name}${HOSTILE}`,
+      tags: [HOSTILE],
+      note: HOSTILE,
+      micropython: { release: "1", version: HOSTILE },
+    });
+    const status = port.status;
+    await using s = await serve({
+      ...port,
+      boards: () => port.boards().map(hostile),
+      status: async (names) =>
+        (await status()).map(hostile).filter((b) => !names || names.includes(b.name)),
+    });
+    const browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-dev-shm-usage"],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${s.base}/?token=${TOKEN}`);
+      await page.waitForFunction(
+        () => document.querySelectorAll("#fleet tbody tr .state .badge.ok").length === 2,
+        { timeout: 30000 },
+      );
+      assertEquals(await page.$$("#fleet img, #tag-select img"), []);
+      assertEquals(await page.title(), "yaota dashboard");
+      const first = await page.$eval("#fleet tbody tr", (r) => r.textContent!);
+      assertStringIncludes(first, `a${HOSTILE}`);
+      assertEquals(await page.$eval("#tag-select option", (o) => o.textContent), HOSTILE);
+    } finally {
+      await browser.close();
+    }
   },
 });

@@ -4,7 +4,6 @@ import { hermeticEnv, ROOT, tempDir } from "../_helpers.ts";
 import { parseDashboardArgs, startLines } from "../../tasks/dashboard.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { accessPolicy } from "../../lib/dashboard/access.ts";
-import type { RunningDashboard } from "../../lib/dashboard/serve.ts";
 
 Deno.test("parseDashboardArgs() defaults to 127.0.0.1:8267 every 30 s, and checks each option", () => {
   assertEquals(parseDashboardArgs([]), {
@@ -25,20 +24,24 @@ Deno.test("parseDashboardArgs() defaults to 127.0.0.1:8267 every 30 s, and check
   assertThrows(() => parseDashboardArgs(["extra"]), UsageError, "unexpected argument 'extra'");
 });
 
-Deno.test("startLines() prints the token only when the dashboard listens beyond loopback", () => {
-  const running = (host: string) =>
-    ({
-      url: host === "127.0.0.1" ? "http://127.0.0.1:8267/" : `http://${host}:8267/?token=T0K`,
-      policy: accessPolicy(host, 8267, "T0K"),
-    }) as RunningDashboard;
-  assertEquals(startLines(running("127.0.0.1"), 1), [
-    "dashboard: http://127.0.0.1:8267/  (1 board)",
+const SHARE = "The address carries this run's token: only it opens the page (a browser that " +
+  "opened it keeps it in a cookie). Whoever has it can deploy to your boards: do not share it.";
+
+Deno.test("startLines() prints the address with the token in every mode, and each address for 0.0.0.0", () => {
+  const running = (host: string, ...hosts: string[]) => ({
+    urls: hosts.map((h) => `http://${h}:8267/?token=T0K`),
+    policy: accessPolicy(host, 8267, "T0K"),
+  });
+  assertEquals(startLines(running("127.0.0.1", "127.0.0.1"), 1), [
+    "dashboard: http://127.0.0.1:8267/?token=T0K  (1 board)",
+    SHARE,
     "Ctrl-C stops it (and any rollout it runs: no new board starts).",
   ]);
-  assertEquals(startLines(running("0.0.0.0"), 3), [
-    "dashboard: http://0.0.0.0:8267/?token=T0K  (3 boards)",
-    "listening beyond this machine (0.0.0.0): every request needs the token T0K (it is in the " +
-    "address above)",
+  assertEquals(startLines(running("0.0.0.0", "192.168.1.23", "127.0.0.1"), 3), [
+    "dashboard: http://192.168.1.23:8267/?token=T0K  (3 boards)",
+    "       or: http://127.0.0.1:8267/?token=T0K",
+    SHARE,
+    "listening beyond this machine (0.0.0.0): open the address from a device on the same network",
     "Ctrl-C stops it (and any rollout it runs: no new board starts).",
   ]);
 });
@@ -55,12 +58,15 @@ function dashboardTask(cwd: string, args: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
-Deno.test("deno task dashboard serves the config's boards on 127.0.0.1 and stops on Ctrl-C", async () => {
+Deno.test("deno task dashboard serves the config's boards on 127.0.0.1 with its token, sets a malformed report aside, and stops on Ctrl-C", async () => {
   await using dir = await tempDir();
   await Deno.writeTextFile(
     `${dir.path}/ota.config.json`,
     JSON.stringify({ devices: [{ name: "kitchen", ip: "127.0.0.1", port: 9, tags: ["sensor"] }] }),
   );
+  // A report it cannot read: it starts all the same, and names the file.
+  await Deno.mkdir(`${dir.path}/dist/dashboard`, { recursive: true });
+  await Deno.writeTextFile(`${dir.path}/dist/dashboard/last-rollout.json`, "{oops");
   const child = dashboardTask(dir.path, ["--port", "0"]);
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -70,9 +76,16 @@ Deno.test("deno task dashboard serves the config's boards on 127.0.0.1 and stops
     if (done) break;
     out += value;
   }
-  assertMatch(out, /^dashboard: http:\/\/127\.0\.0\.1:\d+\/ {2}\(1 board\)\n/);
-  const url = /^dashboard: (\S+)/.exec(out)![1]!;
-  const state = await (await fetch(`${url}api/state`)).json();
+  assertMatch(out, /^dashboard: http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{43} {2}\(1 board\)\n/);
+  const url = new URL(/^dashboard: (\S+)/.exec(out)![1]!);
+  const token = url.searchParams.get("token")!;
+  // Without the token printed above (another user of the machine): nothing.
+  const refused = await fetch(new URL("/", url));
+  assertEquals(refused.status, 401);
+  await refused.body?.cancel();
+  const state = await (await fetch(new URL("/api/state", url), {
+    headers: { "x-yaota-token": token },
+  })).json();
   assertEquals(state.boards, [{
     name: "kitchen",
     tags: ["sensor"],
@@ -83,7 +96,12 @@ Deno.test("deno task dashboard serves the config's boards on 127.0.0.1 and stops
   child.kill("SIGINT");
   assertEquals((await child.status).code, 0);
   await reader.cancel();
-  assertStringIncludes(await stderr, "stopping the dashboard…");
+  const err = await stderr;
+  assertStringIncludes(err, "stopping the dashboard…");
+  assertMatch(
+    err,
+    /warning: the last rollout's report dist\/dashboard\/last-rollout\.json could not be read \(it is not JSON \(.*\)\): set aside as dist\/dashboard\/last-rollout\.json\.malformed-\S+; starting without it/,
+  );
 });
 
 Deno.test("deno task dashboard on a port in use says so in one line and exits 1", async () => {

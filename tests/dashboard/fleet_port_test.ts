@@ -6,7 +6,7 @@
  * refused, and the passwords that never leave the process.
  */
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { post, readStream, serve } from "./_dashboard.ts";
+import { get, post, readStream, serve } from "./_dashboard.ts";
 import {
   DEMO_PASSWORD,
   type DemoBuild,
@@ -128,7 +128,7 @@ Deno.test("a canary rollout from the API updates the older board, skips the up-t
   const plan = await (await post(s.base, "/api/plan", { request })).json();
   assertEquals([plan.boards, plan.build], [["kitchen", "garage", "hall"], `${current.id} (1.1.0)`]);
   const texts: string[] = [JSON.stringify(plan)];
-  const stream = await fetch(`${s.base}/api/stream`);
+  const stream = await get(s.base, "/api/stream");
   let started = false;
   const messages = await readStream(stream, (m) => {
     texts.push(JSON.stringify(m.data));
@@ -184,7 +184,7 @@ Deno.test("a canary rollout from the API updates the older board, skips the up-t
   assert(flashHolds(fleet, 1, current), "garage's flash still holds the build");
   assert(fleet.devices.every((d) => !d.model.bootloaderOverwritten));
   await s.dashboard.running();
-  texts.push(await (await fetch(`${s.base}/api/state`)).text());
+  texts.push(await (await get(s.base, "/api/state")).text());
   texts.push(await (await post(s.base, "/api/refresh")).text());
   for (const t of texts) assert(!t.includes(DEMO_PASSWORD), `a password in: ${t.slice(0, 200)}`);
   const refreshed = JSON.parse(texts.at(-1)!).boards as {

@@ -33,6 +33,7 @@ Deno.test("lib/dashboard: only fleet_port.ts adapts the toolchain; the server an
     "demo_fleet.ts": ["build/", "config/", "format/", "sim/"],
     "fleet_port.ts": ["_bytes.ts", "build/", "config/", "deploy/", "errors.ts", "format/"],
     "port.ts": ["build/", "deploy/"],
+    "request_body.ts": ["errors.ts"],
     "rollout_request.ts": ["errors.ts"],
     "serve.ts": ["transfer/"],
     "server.ts": ["errors.ts"],

@@ -105,6 +105,8 @@ Deno.test("applyEvent() counts retries, keeps results and decisions, and ends th
   assertEquals(view.boards[0]!.result, "failed");
   assertEquals(view.boards[0]!.reason, "no answer");
   assertEquals(view.boards[0]!.attempts, 2);
+  // Only an updated board is "done": the others end in a phase that says how.
+  assertEquals(view.boards.map((b) => b.phase), ["failed", "not attempted", "not attempted"]);
   assertEquals(view.decisions, [{
     decision: "canary-failed",
     detail: "canary 'a' did not take the new build",
@@ -132,9 +134,9 @@ Deno.test("interruptedView() ends a run read back after a stop; boards without a
   const running = fold([{ type: "device.result", device: "a", result: "updated" }]);
   const view = interruptedView(running, "2026-01-01T01:00:00.000Z");
   assertEquals([view.state, view.ok, view.endedAt], ["done", false, "2026-01-01T01:00:00.000Z"]);
-  assertEquals(view.boards.map((b) => [b.name, b.result, b.reason]), [
-    ["a", "updated", undefined],
-    ["b", "not-attempted", "cut off: the dashboard stopped"],
+  assertEquals(view.boards.map((b) => [b.name, b.phase, b.result, b.reason]), [
+    ["a", "done", "updated", undefined],
+    ["b", "not attempted", "not-attempted", "cut off: the dashboard stopped"],
   ]);
   const done = fold([{ type: "run.ended", ok: true, exitCode: 0 }]);
   assertEquals(interruptedView(done, "2026-01-01T01:00:00.000Z"), done);
@@ -203,4 +205,18 @@ Deno.test("onlyOf() and describeTarget() say the same target as deploy --fleet -
   assertEquals(onlyOf({ kind: "tag", tag: "sensor" }), ["sensor"]);
   assertEquals(onlyOf({ kind: "fleet" }), []);
   assertEquals(describeTarget({ kind: "tag", tag: "sensor" }), "the boards tagged 'sensor'");
+});
+
+Deno.test("applyEvent() ends a failed board in phase 'failed' naming the phase it failed in, a skipped one in 'skipped'", () => {
+  const view = fold([
+    { type: "run.started", command: "deploy", devices: ["a", "b"] },
+    { type: "phase.started", phase: "push", device: "a" },
+    { type: "device.result", device: "a", result: "failed", reason: "no answer" },
+    { type: "phase.started", phase: "trigger", device: "b" },
+    { type: "device.result", device: "b", result: "skipped", reason: "up to date" },
+  ]);
+  assertEquals(view.boards.map((b) => [b.name, b.phase, b.failedIn]), [
+    ["a", "failed", "push"],
+    ["b", "skipped", undefined],
+  ]);
 });

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
 import { tempDir } from "../_helpers.ts";
-import { fakePort, post, readStream, serve, TOKEN } from "./_dashboard.ts";
+import { fakePort, get, post, readStream, serve, TOKEN } from "./_dashboard.ts";
 import type { RolloutView } from "../../lib/dashboard/rollout_view.ts";
 import type { RolloutEvent } from "../../lib/dashboard/port.ts";
 import { readReport, reportPath, writeReport } from "../../lib/dashboard/report_store.ts";
@@ -18,33 +18,35 @@ async function body(r: Response): Promise<Record<string, unknown>> {
   return await r.json();
 }
 
-Deno.test("the dashboard serves its page with the token and strict headers, its files, nothing else", async () => {
+Deno.test("the dashboard serves its page (which never carries the token) with strict headers, its files, nothing else", async () => {
   await using s = await serve(fakePort());
-  const page = await fetch(`${s.base}/`);
+  const page = await get(s.base, "/");
   assertEquals(page.status, 200);
   const html = await page.text();
-  assertStringIncludes(html, `<meta name="yaota-token" content="${TOKEN}">`);
+  assert(!html.includes(TOKEN), "the page does not carry the token");
   assertStringIncludes(html, '<script src="/static/app.js" defer></script>');
   assertStringIncludes(page.headers.get("content-security-policy")!, "frame-ancestors 'none'");
   assertStringIncludes(page.headers.get("content-security-policy")!, "script-src 'self'");
   assertEquals(page.headers.get("x-frame-options"), "DENY");
-  const js = await fetch(`${s.base}/static/app.js`);
+  const js = await get(s.base, "/static/app.js");
   assertEquals([js.status, js.headers.get("content-type")], [
     200,
     "text/javascript; charset=utf-8",
   ]);
   assertStringIncludes(await js.text(), 'new EventSource("/api/stream")');
-  for (const path of ["/static/server.ts", "/static/..%2fserver.ts", "/deno.json", "/api/nope"]) {
-    const r = await fetch(`${s.base}${path}`);
+  const names = ["server.ts", "..%2fserver.ts", "constructor", "__proto__", "toString"]
+    .concat(["hasOwnProperty", "valueOf"]);
+  for (const path of [...names.map((n) => `/static/${n}`), "/deno.json", "/api/nope"]) {
+    const r = await get(s.base, path);
     assertEquals(r.status, 404, path);
     assertEquals((await body(r)).error, `no page or API at '${new URL(s.base + path).pathname}'`);
   }
-  const put = await fetch(`${s.base}/api/state`, { method: "PUT" });
+  const put = await get(s.base, "/api/state", { method: "PUT" });
   assertEquals([put.status, (await body(put)).error], [
     405,
     "method PUT is not used by the dashboard",
   ]);
-  const getChange = await fetch(`${s.base}/api/rollout`);
+  const getChange = await get(s.base, "/api/rollout");
   assertEquals([getChange.status, (await body(getChange)).error], [
     405,
     "GET /api/rollout is not used",
@@ -53,7 +55,7 @@ Deno.test("the dashboard serves its page with the token and strict headers, its 
 
 Deno.test("GET /api/state gives the boards, the build, the releases and no rollout yet", async () => {
   await using s = await serve(fakePort(), { refreshMs: 15000 });
-  const state = await body(await fetch(`${s.base}/api/state`));
+  const state = await body(await get(s.base, "/api/state"));
   assertEquals(
     (state.boards as { name: string }[]).map((b) => b.name),
     ["a", "b"],
@@ -72,16 +74,21 @@ Deno.test("GET /api/state gives the boards, the build, the releases and no rollo
   assertMatch(String(refreshed.checkedAt), /^\d{4}-\d\d-\d\dT/);
 });
 
-Deno.test("bound beyond loopback, a request without the token is refused; ?token= becomes a cookie", async () => {
+for (const host of ["127.0.0.1", "0.0.0.0"]) {
+  Deno.test(`bound to ${host}, a request without the token is refused (another local user's curl too); ?token= becomes an HttpOnly cookie`, async () => {
+    await tokenOnly(host);
+  });
+}
+
+async function tokenOnly(host: string) {
   const port = fakePort();
-  await using s = await serve(port, { tokenForAll: true });
-  for (const path of ["/", "/static/app.js", "/api/state", "/api/stream"]) {
+  await using s = await serve(port, { host });
+  for (const path of ["/", "/index.html", "/static/app.js", "/api/state", "/api/stream"]) {
     const r = await fetch(`${s.base}${path}`);
     assertEquals(r.status, 401, path);
-    assertStringIncludes(
-      (await body(r)).error as string,
-      "every request needs its token. Open the address printed when it started",
-    );
+    const text = await r.text();
+    assert(!text.includes(TOKEN), path);
+    assertStringIncludes(text, "this dashboard needs its token: open the address printed");
   }
   const wrong = await fetch(`${s.base}/api/state`, { headers: { [TOKEN_HEADER]: "guess" } });
   assertEquals(wrong.status, 401);
@@ -96,17 +103,38 @@ Deno.test("bound beyond loopback, a request without the token is refused; ?token
   const entry = await fetch(`${s.base}/?token=${TOKEN}`, { redirect: "manual" });
   assertEquals(entry.status, 303);
   assertEquals(entry.headers.get("location"), "/");
-  assertEquals(
-    entry.headers.get("set-cookie"),
-    `yaota_token=${TOKEN}; HttpOnly; SameSite=Strict; Path=/`,
-  );
-  const withCookie = await fetch(`${s.base}/`, { headers: { cookie: `yaota_token=${TOKEN}` } });
+  const cookie = `yaota_token_${new URL(s.base).port}=${TOKEN}`;
+  assertEquals(entry.headers.get("set-cookie"), `${cookie}; HttpOnly; SameSite=Strict; Path=/`);
+  await entry.body?.cancel();
+  const withCookie = await fetch(`${s.base}/`, { headers: { cookie } });
   assertEquals(withCookie.status, 200);
   await withCookie.body?.cancel();
   const withHeader = await fetch(`${s.base}/api/state`, { headers: { [TOKEN_HEADER]: TOKEN } });
   assertEquals(withHeader.status, 200);
   await withHeader.body?.cancel();
-});
+  // The page's change: the cookie and its request header, from its own origin.
+  const pageChange = await fetch(`${s.base}/api/plan`, {
+    method: "POST",
+    headers: {
+      cookie,
+      "x-yaota-request": "page",
+      origin: s.base,
+      "content-type": "application/json",
+    },
+    body: JSON.stringify({ request: FLEET }),
+  });
+  assertEquals(pageChange.status, 200);
+  await pageChange.body?.cancel();
+  // The cookie alone (what a form of another site would send): refused.
+  const formLike = await fetch(`${s.base}/api/rollout`, {
+    method: "POST",
+    headers: { cookie, "content-type": "application/json" },
+    body: JSON.stringify({ request: FLEET, confirm: CONFIRM }),
+  });
+  assertEquals(formLike.status, 403);
+  await formLike.body?.cancel();
+  assertEquals(port.started, []);
+}
 
 Deno.test("a POST without the token header, from another origin, or not JSON starts nothing", async () => {
   const port = fakePort();
@@ -117,8 +145,8 @@ Deno.test("a POST without the token header, from another origin, or not JSON sta
     headers: { "content-type": "application/json", origin: s.base },
     body: JSON.stringify(start),
   });
-  assertEquals(noToken.status, 403);
-  assertStringIncludes((await body(noToken)).error as string, "needs the dashboard's token");
+  assertEquals(noToken.status, 401);
+  assertStringIncludes((await body(noToken)).error as string, "this dashboard needs its token");
   const foreign = await post(s.base, "/api/rollout", start, { origin: "https://evil.example" });
   assertEquals([foreign.status, (await body(foreign)).error], [
     403,
@@ -136,7 +164,9 @@ Deno.test("a POST without the token header, from another origin, or not JSON sta
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(s.base).port) });
   await conn.write(
     new TextEncoder().encode(
-      "GET / HTTP/1.1\r\nHost: evil.example:8267\r\nConnection: close\r\n\r\n",
+      `GET / HTTP/1.1\r\nHost: evil.example:8267\r\nCookie: yaota_token_${
+        new URL(s.base).port
+      }=${TOKEN}\r\nConnection: close\r\n\r\n`,
     ),
   );
   const answer = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
@@ -204,7 +234,7 @@ Deno.test("one rollout at a time: a second is refused with a clear message; stop
   const stop = await post(s.base, "/api/stop");
   assertEquals([stop.status, await body(stop)], [200, { stopping: true }]);
   await s.dashboard.running();
-  const after = await body(await fetch(`${s.base}/api/state`));
+  const after = await body(await get(s.base, "/api/state"));
   const ended = after.rollout as RolloutView;
   assertEquals([ended.state, ended.ok, ended.exitCode], ["done", false, 130]);
   assertEquals(ended.boards.map((b) => b.result), ["not-attempted", "not-attempted"]);
@@ -239,7 +269,7 @@ Deno.test("the stream sends the state, each event and the view; the report survi
   const path = reportPath(dir.path);
   {
     await using s = await serve(port, { reportPath: path });
-    const stream = await fetch(`${s.base}/api/stream`);
+    const stream = await get(s.base, "/api/stream");
     assertEquals(stream.headers.get("content-type"), "text/event-stream; charset=utf-8");
     let started = false;
     const messages = await readStream(stream, (m) => {
@@ -273,15 +303,16 @@ Deno.test("the stream sends the state, each event and the view; the report survi
     ]);
     await s.dashboard.running();
     // A page reload gets the report from memory.
-    const reloaded = await body(await fetch(`${s.base}/api/state`));
+    const reloaded = await body(await get(s.base, "/api/state"));
     assertEquals((reloaded.rollout as RolloutView).boards, last.boards);
   }
   // ... and a new dashboard from dist/dashboard/last-rollout.json.
   const kept = await readReport(path);
-  assertEquals(kept?.state, "done");
+  assert(kept.kind === "report");
+  assertEquals(kept.view.state, "done");
   await using again = await serve(fakePort(), { reportPath: path });
-  const state = await body(await fetch(`${again.base}/api/state`));
-  assertEquals(state.rollout, kept);
+  const state = await body(await get(again.base, "/api/state"));
+  assertEquals(state.rollout, kept.view);
 });
 
 Deno.test("a report kept while a rollout ran is read back as cut off", async () => {
@@ -308,7 +339,7 @@ Deno.test("a report kept while a rollout ran is read back as cut off", async () 
     events: [],
   });
   await using s = await serve(fakePort(), { reportPath: path });
-  const view = (await body(await fetch(`${s.base}/api/state`))).rollout as RolloutView;
+  const view = (await body(await get(s.base, "/api/state"))).rollout as RolloutView;
   assertEquals([view.state, view.ok], ["done", false]);
   assertEquals(view.boards[0]!.result, "not-attempted");
   assertStringIncludes(view.reason!, "the dashboard stopped while this rollout ran");

@@ -1,8 +1,9 @@
 // The dashboard page: renders what the server sends over Server-Sent Events (/api/stream)
-// and posts actions with the page's token. Everything shown is set as text, never as HTML.
+// and posts actions. The token is in an HttpOnly cookie the page cannot read; its changes
+// carry the X-Yaota-Request header, which another site's page cannot send. Everything shown
+// is set as text (textContent, text nodes), never as HTML.
 "use strict";
 
-const token = document.querySelector('meta[name="yaota-token"]').content;
 const $ = (id) => document.getElementById(id);
 
 let state = { boards: [], build: null, releases: [], rollout: null, checkedAt: null };
@@ -25,6 +26,12 @@ function badge(text, kind) {
   return el("span", { class: `badge ${kind ?? ""}` }, text);
 }
 
+// A table cell that names its column: on a narrow screen each row is a card of labelled
+// cells (style.css).
+function cell(label, props, ...children) {
+  return el("td", { ...props, "data-label": label }, ...children);
+}
+
 function bytes(n) {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
@@ -44,7 +51,7 @@ function showMessage(text) {
 async function post(path, body = {}) {
   const response = await fetch(path, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-yaota-token": token },
+    headers: { "content-type": "application/json", "x-yaota-request": "page" },
     body: JSON.stringify(body),
   });
   const value = await response.json().catch(() => ({ error: response.statusText }));
@@ -72,20 +79,30 @@ function date(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }
 
+// Until the boards first answered, nothing is known of them: no rollout can be confirmed.
+function checked() {
+  return Boolean(state.checkedAt);
+}
+
 function renderFleet() {
   const boards = state.boards;
   const running = state.rollout?.state === "running";
+  const blocked = running || !checked();
   const online = boards.filter((b) => b.state === "app").length;
   const ota = boards.filter((b) => b.state === "ota").length;
   const offline = boards.filter((b) => b.state === "offline").length;
-  const upToDate = boards.filter((b) => b.comparison === "up to date").length;
-  $("fleet-summary").textContent = boards.length
-    ? `${boards.length} boards: ${online} online, ${ota} in OTA mode, ${offline} offline; ` +
-      `${upToDate} up to date`
-    : 'No boards: add a "devices" list to ota.config.json.';
+  const checking = boards.filter((b) => !b.state).length;
+  const upToDate = boards.filter((b) => b.state && b.comparison === "up to date").length;
+  const n = `${boards.length} board${boards.length === 1 ? "" : "s"}`;
+  $("fleet-summary").textContent = !boards.length
+    ? 'No boards: add a "devices" list to ota.config.json.'
+    : !checked()
+    ? `${n}: checking…`
+    : `${n}: ${online} online, ${ota} in OTA mode, ${offline} offline` +
+      (checking ? `, ${checking} checking` : "") + `; ${upToDate} up to date`;
   $("checked").textContent = state.checkedAt
     ? `checked ${time(state.checkedAt)}, every ${state.refreshSeconds} s`
-    : "not checked yet";
+    : "checking the boards…";
   const body = $("fleet").tBodies[0];
   body.replaceChildren(...boards.map((b) => {
     const build = b.build === undefined ? "–" : b.build === null ? "unknown" : buildName(b.build);
@@ -96,29 +113,32 @@ function renderFleet() {
         el("div", { class: "note" }, `built ${date(b.release.builtAt)}`),
       ]
       : [b.build ? "not kept" : "–"];
-    const deploy = el("button", { type: "button", disabled: running }, "Deploy…");
-    deploy.addEventListener("click", () => ask({ kind: "board", name: b.name }));
+    const deploy = el("button", { type: "button", disabled: blocked }, "Deploy…");
+    deploy.addEventListener("click", () => ask({ kind: "board", name: b.name }, chosenRelease()));
+    // A board not asked yet, or whose rollout result just came in, is being checked: what
+    // it answered before is not shown as if it were still true.
+    const known = Boolean(b.state);
     return el(
       "tr",
       { "data-board": b.name },
-      el("td", {}, el("strong", {}, b.name)),
-      el("td", {}, ...b.tags.map((t) => el("span", { class: "tag" }, t))),
-      el("td", { class: "num" }, b.address),
-      el(
-        "td",
-        {},
-        b.state ? badge(STATE_LABEL[b.state], STATE_KIND[b.state]) : badge("asking…"),
+      cell("Board", {}, el("strong", {}, b.name)),
+      cell("Tags", {}, ...b.tags.map((t) => el("span", { class: "tag" }, t))),
+      cell("Address", { class: "num" }, b.address),
+      cell(
+        "State",
+        { class: "state" },
+        known ? badge(STATE_LABEL[b.state], STATE_KIND[b.state]) : badge("checking…"),
       ),
-      el("td", {}, b.micropython?.version ?? "–"),
-      el("td", { class: "build" }, build),
-      el("td", { class: "release" }, ...release),
-      el(
-        "td",
-        {},
-        badge(b.comparison, COMPARISON_KIND[b.comparison]),
+      cell("MicroPython", {}, known ? b.micropython?.version ?? "–" : "–"),
+      cell("Build", { class: "build" }, known ? build : "–"),
+      cell("Release", { class: "release" }, ...(known ? release : ["–"])),
+      cell(
+        "vs current",
+        { class: "comparison" },
+        known ? badge(b.comparison, COMPARISON_KIND[b.comparison]) : badge("checking…"),
         b.note ? el("div", { class: "note" }, b.note) : null,
       ),
-      el("td", {}, deploy),
+      cell("", { class: "action" }, deploy),
     );
   }));
   const tags = [...new Set(boards.flatMap((b) => b.tags))].sort();
@@ -126,8 +146,28 @@ function renderFleet() {
   const chosen = select.value;
   select.replaceChildren(...tags.map((t) => el("option", { value: t }, t)));
   if (tags.includes(chosen)) select.value = chosen;
-  $("deploy-tag").disabled = running || tags.length === 0;
-  $("deploy-fleet").disabled = running || boards.length === 0;
+  $("deploy-tag").disabled = blocked || tags.length === 0;
+  $("deploy-fleet").disabled = blocked || boards.length === 0;
+}
+
+// The build every Deploy button sends: the current one, or a kept release (a rollback).
+function chosenRelease() {
+  return $("build-select").value || undefined;
+}
+
+function renderBuildChoice() {
+  const select = $("build-select");
+  const chosen = select.value;
+  const current = el(
+    "option",
+    { value: "" },
+    `current build${state.build ? ` (${state.build.label})` : ""}`,
+  );
+  const kept = state.releases.filter((r) => !r.current).slice().reverse().map((r) =>
+    el("option", { value: r.id }, `kept release ${r.id}${r.version ? ` (${r.version})` : ""}`)
+  );
+  select.replaceChildren(current, ...kept);
+  if (kept.some((o) => o.value === chosen)) select.value = chosen;
 }
 
 function renderBuild() {
@@ -160,13 +200,18 @@ function renderBuild() {
     );
   }
   const running = state.rollout?.state === "running";
+  renderBuildChoice();
   $("releases").replaceChildren(
     state.releases.length
       ? el(
         "ul",
         {},
         ...state.releases.slice().reverse().map((r) => {
-          const again = el("button", { type: "button", disabled: running }, "Redeploy…");
+          const again = el(
+            "button",
+            { type: "button", disabled: running || !checked() },
+            "Redeploy to fleet…",
+          );
           again.addEventListener("click", () => ask({ kind: "fleet" }, r.id));
           return el(
             "li",
@@ -190,7 +235,17 @@ const PHASE_LABEL = {
   verify: "checking boot",
   probe: "asking",
   done: "done",
+  skipped: "skipped",
+  failed: "failed",
+  "not attempted": "not attempted",
 };
+
+function phaseText(b) {
+  const label = PHASE_LABEL[b.phase] ?? b.phase;
+  return b.phase === "failed" && b.failedIn
+    ? `${label} (while ${PHASE_LABEL[b.failedIn] ?? b.failedIn})`
+    : label;
+}
 
 function renderRollout() {
   const r = state.rollout;
@@ -213,15 +268,16 @@ function renderRollout() {
     return el(
       "tr",
       { "data-progress": b.name },
-      el("td", {}, el("strong", {}, b.name)),
-      el("td", {}, PHASE_LABEL[b.phase] ?? b.phase),
-      el("td", { class: "num" }, bar, el("span", { class: "percent" }, `${b.percent} %`)),
-      el("td", { class: "num" }, b.total ? `${bytes(b.bytes)} / ${bytes(b.total)}` : "–"),
-      el("td", { class: "num" }, b.rate ? `${(b.rate / 1024).toFixed(1)} KiB/s` : "–"),
-      el("td", { class: "num" }, b.eta === null || b.eta === undefined ? "–" : `${b.eta} s`),
-      el("td", { class: "num" }, String(b.retries)),
-      el(
-        "td",
+      cell("Board", {}, el("strong", {}, b.name)),
+      cell("Phase", { class: "phase" }, phaseText(b)),
+      cell("Progress", { class: "num" }, bar, el("span", { class: "percent" }, `${b.percent} %`)),
+      cell("Bytes", { class: "num" }, b.total ? `${bytes(b.bytes)} / ${bytes(b.total)}` : "–"),
+      // The rate is in bytes per second; shown in KiB/s (1 KiB = 1024 bytes).
+      cell("Rate", { class: "num" }, b.rate ? `${(b.rate / 1024).toFixed(1)} KiB/s` : "–"),
+      cell("ETA", { class: "num" }, b.eta === null || b.eta === undefined ? "–" : `${b.eta} s`),
+      cell("Retries", { class: "num" }, String(b.retries)),
+      cell(
+        "Result",
         { class: "result" },
         b.result ? badge(RESULT_LABEL[b.result] ?? b.result, RESULT_KIND[b.result]) : null,
         // A skipped board's reason names the build it runs ("up to date: it runs build …").
@@ -302,6 +358,7 @@ function connect() {
     state.boards = f.boards;
     state.checkedAt = f.checkedAt;
     renderFleet();
+    renderBuild();
   });
   stream.addEventListener("rollout", (e) => {
     const wasRunning = state.rollout?.state === "running";
@@ -331,8 +388,11 @@ $("refresh").addEventListener("click", async () => {
     $("refresh").disabled = false;
   }
 });
-$("deploy-fleet").addEventListener("click", () => ask({ kind: "fleet" }));
-$("deploy-tag").addEventListener("click", () => ask({ kind: "tag", tag: $("tag-select").value }));
+$("deploy-fleet").addEventListener("click", () => ask({ kind: "fleet" }, chosenRelease()));
+$("deploy-tag").addEventListener(
+  "click",
+  () => ask({ kind: "tag", tag: $("tag-select").value }, chosenRelease()),
+);
 $("stop").addEventListener("click", () => post("/api/stop").catch((e) => showMessage(e.message)));
 $("confirm").addEventListener("close", () => {
   if ($("confirm").returnValue === "ok") confirmed();
