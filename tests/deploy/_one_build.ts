@@ -82,8 +82,8 @@ export async function startBoard(
 }
 
 /** A TCP port that accepts and then says nothing (a hung app, or not WebREPL at all). */
-export function silentPeer(host = "127.0.0.1"): { port: number } & AsyncDisposable {
-  const listener = Deno.listen({ hostname: host, port: 0 });
+export function silentPeer(host = "127.0.0.1", port = 0): { port: number } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: host, port });
   const held: Deno.Conn[] = [];
   const loop = (async () => {
     try {

@@ -49,7 +49,7 @@ async function run(n: number, concurrency: number) {
   const out = await new Deno.Command("/usr/bin/time", {
     args: [
       "-f",
-      "maxrss_kib=%M",
+      "maxrss_kib=%M cpu_user_s=%U cpu_system_s=%S",
       Deno.execPath(),
       "run",
       "-A",
@@ -79,6 +79,10 @@ async function run(n: number, concurrency: number) {
     updated: report.devices.filter((d: { ok: boolean }) => d.ok).length,
     seconds: Math.round(seconds * 10) / 10,
     peakMemoryMiB: Math.round(Number(/maxrss_kib=(\d+)/.exec(stderr)?.[1] ?? 0) / 1024),
+    cpuSeconds: Math.round(
+      (Number(/cpu_user_s=([\d.]+)/.exec(stderr)?.[1] ?? 0) +
+        Number(/cpu_system_s=([\d.]+)/.exec(stderr)?.[1] ?? 0)) * 10,
+    ) / 10,
   };
 }
 

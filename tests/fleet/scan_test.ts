@@ -11,7 +11,7 @@ import { addDevicesToConfigText, newEntries } from "../../lib/fleet/config_add.t
 import { UsageError } from "../../lib/errors.ts";
 import type { ScanReport } from "../../lib/fleet/scan.ts";
 import type { VirtualDevice } from "../../lib/sim/virtual_device.ts";
-import { BUILD, KEY, PASSWORD, startBoard, writeDist } from "../deploy/_one_build.ts";
+import { BUILD, KEY, PASSWORD, silentPeer, startBoard, writeDist } from "../deploy/_one_build.ts";
 
 Deno.test("scan ranges: CIDR without network and broadcast, dash ranges, one address", () => {
   const all = (text: string) => scanAddresses([parseAddressRange(text)]);
@@ -110,7 +110,7 @@ Deno.test("--add edits the config as text: new boards appended, every other byte
  * 127.0.0.6 at that port.
  */
 async function loopbackFleet(): Promise<
-  { port: number; boards: VirtualDevice[]; silent: Deno.Listener }
+  { port: number; boards: VirtualDevice[]; silent: AsyncDisposable }
 > {
   for (let attempt = 0;; attempt++) {
     const boards: VirtualDevice[] = [];
@@ -119,7 +119,7 @@ async function loopbackFleet(): Promise<
       const port = boards[0]!.port;
       boards.push(await startBoard({ image: "current", mode: "ota", host: "127.0.0.3", port }));
       boards.push(await startBoard({ image: "legacy", host: "127.0.0.5", port }));
-      const silent = Deno.listen({ hostname: "127.0.0.6", port });
+      const silent = silentPeer("127.0.0.6", port);
       return { port, boards, silent };
     } catch (e) {
       for (const b of boards) await b.close();
@@ -132,12 +132,6 @@ Deno.test("scan 127.0.0.0/28 finds exactly the virtual boards, each in its state
   await using dir = await tempDir();
   await writeDist(dir.path);
   const { port, boards, silent } = await loopbackFleet();
-  const held: Deno.Conn[] = [];
-  const holding = (async () => {
-    try {
-      for await (const c of silent) held.push(c);
-    } catch { /* closed */ }
-  })();
   try {
     const flashBefore = boards.map((b) => b.model.flash.slice());
     const filesBefore = boards.map((b) => JSON.stringify([...b.files]));
@@ -216,13 +210,7 @@ Deno.test("scan 127.0.0.0/28 finds exactly the virtual boards, each in its state
       if (i === 1) assert(packets.length >= 1, "the OTA-mode question was asked");
     }
   } finally {
-    silent.close();
-    for (const c of held) {
-      try {
-        c.close();
-      } catch { /* gone */ }
-    }
-    await holding;
+    await silent[Symbol.asyncDispose]();
     for (const b of boards) await b.close();
   }
 });
