@@ -74,11 +74,14 @@ export function siteReport(site: string, text: string): SiteReport {
   const { events, badLines } = parseEventLines(text);
   const devices = new Map<string, ReportDevice>();
   let build: string | undefined;
+  let order: string[] = [];
   let decision: string | undefined;
   let ended: Extract<StampedEvent, { type: "run.ended" }> | undefined;
   for (const e of events) {
-    if (e.type === "run.started") build = e.image?.build?.id ?? build;
-    else if (e.type === "device.result") {
+    if (e.type === "run.started") {
+      build = e.image?.build?.id ?? build;
+      order = e.devices ?? [];
+    } else if (e.type === "device.result") {
       devices.set(e.device, {
         device: e.device,
         result: e.result,
@@ -92,6 +95,10 @@ export function siteReport(site: string, text: string): SiteReport {
   }
   const counts = noCounts();
   for (const d of devices.values()) counts[d.result]++;
+  const rank = (name: string) => {
+    const i = order.indexOf(name);
+    return i < 0 ? order.length : i;
+  };
   const outcome = !ended ? "no-result" : ended.ok && ended.exitCode === 0 ? "ok" : "failed";
   const reason = !ended
     ? events.length
@@ -104,7 +111,8 @@ export function siteReport(site: string, text: string): SiteReport {
     exitCode: ended ? ended.exitCode : null,
     ...(reason && outcome !== "ok" ? { reason } : {}),
     ...(build ? { build } : {}),
-    devices: [...devices.values()],
+    // In the run's own order, not the order the boards finished in.
+    devices: [...devices.values()].sort((a, b) => rank(a.device) - rank(b.device)),
     counts,
     ...(decision ? { decision } : {}),
     badLines,
