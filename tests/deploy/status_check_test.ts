@@ -3,8 +3,8 @@
  * (issues 21, 22 point 7, 25 part 2): the pure check and change logic, then the task as a
  * user runs it against virtual boards and hostile peers on 127.0.0.1.
  */
-import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { ROOT, runTaskFile, tempDir } from "../_helpers.ts";
+import { assertEquals, assertStringIncludes } from "../_assert.ts";
+import { runTaskFile, tempDir } from "../_helpers.ts";
 import { join } from "node:path";
 import type { BoardStatus, StatusReport } from "../../lib/deploy/status.ts";
 import { checkStatus, statusChanges } from "../../lib/deploy/status_check.ts";
@@ -19,7 +19,6 @@ import {
   startBoard,
   writeDist,
 } from "./_one_build.ts";
-import { hermeticEnv } from "../_helpers.ts";
 
 const MANIFEST = { id: BUILD.id, builtAt: BUILD.builtAt, version: BUILD.version };
 

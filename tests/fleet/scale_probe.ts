@@ -88,7 +88,8 @@ async function run(n: number, concurrency: number) {
 
 try {
   const runs = [await run(1, 1), await run(boards, 4), await run(boards, boards)];
-  console.log(JSON.stringify({ imageKiB: kib, profile: "esp8266", delayMs: 5, runs }, null, 2));
+  const result = { imageKiB: kib, profile: "esp8266", delayMs: 5, runs };
+  Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(result, null, 2) + "\n"));
 } finally {
   await Deno.remove(dir, { recursive: true });
 }
