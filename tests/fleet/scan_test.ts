@@ -4,7 +4,7 @@
  * finds exactly those boards in their states and sends nothing a board would act on.
  */
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../_assert.ts";
-import { runTaskFile, tempDir } from "../_helpers.ts";
+import { hermeticEnv, ROOT, runTaskFile, tempDir } from "../_helpers.ts";
 import { join } from "node:path";
 import { parseAddressRange, privateKind, scanAddresses } from "../../lib/fleet/address_range.ts";
 import { addDevicesToConfigText, newEntries } from "../../lib/fleet/config_add.ts";
@@ -227,5 +227,57 @@ Deno.test("scan: usage errors name the fix", async () => {
     const r = await runTaskFile("scan", [...args]);
     assertEquals(r.code, 2, r.stderr);
     assertStringIncludes(r.stderr, message);
+  }
+});
+
+Deno.test("sim --host binds a virtual board to another loopback address, where scan finds it in OTA mode", async () => {
+  const sim = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}tasks/sim.ts`,
+      "--key",
+      KEY,
+      "--host",
+      "127.0.0.9",
+      "--port",
+      "0",
+      "--json",
+    ],
+    env: hermeticEnv(),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines = sim.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await lines.read();
+      assert(!done, "sim ended before it listened");
+      text += value;
+    }
+    const listening = JSON.parse(text.split("\n")[0]!) as {
+      event: string;
+      port: number;
+      host: string;
+    };
+    assertEquals([listening.event, listening.host], ["listening", "127.0.0.9"]);
+    const r = await runTaskFile("scan", [
+      "127.0.0.8-10",
+      "--port",
+      String(listening.port),
+      "--key",
+      KEY,
+      "--json",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ScanReport;
+    assertEquals(report.boards.map((b) => [b.ip, b.state]), [["127.0.0.9", "ota"]]);
+  } finally {
+    sim.kill("SIGTERM");
+    await lines.cancel();
+    await sim.status;
   }
 });
