@@ -32,7 +32,7 @@ import {
 import { checkStatus, renderCheck } from "../lib/deploy/status_check.ts";
 import { watchUntilInterrupted } from "../lib/deploy/status_watch.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
-import { EXIT } from "../lib/exit_codes.ts";
+import { EXIT, STATUS_CHECK_KIND } from "../lib/exit_codes.ts";
 import {
   DEFAULT_STATUS_CONCURRENCY,
   DEFAULT_STATUS_TIMEOUT_MS,
@@ -298,7 +298,7 @@ async function run(args: StatusArgs, events: EventSink): Promise<number> {
     }
   };
   const show = (report: StatusReport) => {
-    if (args.json) printJson(args.check ? { ...report, check: checkStatus(report) } : report);
+    if (args.json) printJson(args.check ? withCheck(report) : report);
     else {
       write(renderStatusHeading(report, join(out, MANIFEST_FILE)));
       write(renderStatusTable(report));
@@ -325,6 +325,17 @@ async function run(args: StatusArgs, events: EventSink): Promise<number> {
   const code = checkOutcome(args, report, write);
   events.emit({ type: "run.ended", ok: code === EXIT.ok, exitCode: code, report });
   return code;
+}
+
+/** `--json --check`: the report, `ok`, the `kind` of a failed check and its problems. */
+function withCheck(report: StatusReport) {
+  const check = checkStatus(report);
+  return {
+    ok: check.length === 0,
+    ...(check.length ? { kind: STATUS_CHECK_KIND } : {}),
+    ...report,
+    check,
+  };
 }
 
 /** --check: the boards that fail it and the verdict, and the exit code. */

@@ -145,6 +145,12 @@ Deno.test("status: a port that accepts TCP and says nothing is 'no WebREPL answe
     assertStringIncludes(board.note ?? "", "accepts TCP but gave no WebREPL handshake");
     assertStringIncludes(r.stderr, "status: asked 1/1");
   }
+  const j = await runTaskFile("status", ["--check", "--json", ...base], {});
+  assertEquals(j.code, 12, j.stderr);
+  const checked = JSON.parse(j.stdout);
+  assertEquals([checked.ok, checked.kind, checked.check], [false, "StatusCheckFailed", [
+    { device: "127.0.0.1", problem: "no WebREPL answer" },
+  ]]);
   const t = await runTaskFile("status", ["--check", ...base], {});
   assertEquals(t.code, 12, t.stderr);
   assertStringIncludes(t.stdout, "no WebREPL answer");
