@@ -28,6 +28,8 @@ async function rollout(dir: string, site: string, file: string): Promise<string>
     "--fleet",
     "--only",
     site,
+    "--canary",
+    "1",
     "--events",
     "--key",
     KEY,
@@ -43,7 +45,7 @@ async function rollout(dir: string, site: string, file: string): Promise<string>
   return path;
 }
 
-Deno.test("report folds the events of real site rollouts: one site all updated, one with an offline board, one that never ran", async () => {
+Deno.test("report folds the events of real site rollouts: one site all updated, one whose canary board was offline, one that never ran", async () => {
   await using dir = await tempDir();
   const file = join(dir.path, "fw.bin");
   await Deno.writeFile(file, makeSampleFirmware({ size: 24 * 1024, seed: 5 }));
@@ -55,8 +57,8 @@ Deno.test("report folds the events of real site rollouts: one site all updated, 
         devices: [
           { name: "lab-1", ip: "127.0.0.1", port: boards[0]!.port, tags: ["lab"] },
           { name: "lab-2", ip: "127.0.0.1", port: boards[1]!.port, tags: ["lab"] },
-          { name: "annex-1", ip: "127.0.0.1", port: boards[2]!.port, tags: ["annex"] },
-          { name: "annex-2", ip: "127.0.0.1", port: closedPort(), tags: ["annex"] },
+          { name: "annex-1", ip: "127.0.0.1", port: closedPort(), tags: ["annex"] },
+          { name: "annex-2", ip: "127.0.0.1", port: boards[2]!.port, tags: ["annex"] },
         ],
       }),
     );
@@ -88,12 +90,15 @@ Deno.test("report folds the events of real site rollouts: one site all updated, 
       report.sites.map((s) => [s.site, s.outcome, s.exitCode]),
       [["lab", "ok", 0], ["annex", "failed", 10], ["school", "no-result", null]],
     );
-    assertEquals(report.counts, { updated: 3, skipped: 0, failed: 1, "not-attempted": 0 });
+    assertEquals(report.counts, { updated: 2, skipped: 0, failed: 1, "not-attempted": 1 });
+    // annex's canary board was offline: the site stopped there.
     const annexSite = report.sites[1]!;
     assertEquals(annexSite.devices.map((d) => [d.device, d.result, d.kind]), [
-      ["annex-1", "updated", undefined],
-      ["annex-2", "failed", "DeviceUnreachableError"],
+      ["annex-1", "failed", "DeviceUnreachableError"],
+      ["annex-2", "not-attempted", undefined],
     ]);
+    assertStringIncludes(annexSite.decision!, "canary-failed");
+    assertEquals(boards[2]!.events.filter((e) => e.type === "packet").length, 0);
     assertStringIncludes(report.sites[2]!.reason!, "no events");
 
     const markdown = await Deno.readTextFile(summary);
@@ -101,10 +106,12 @@ Deno.test("report folds the events of real site rollouts: one site all updated, 
     assertStringIncludes(markdown, "| lab | ✅ ok (exit 0) |");
     assertStringIncludes(markdown, "| annex | ❌ failed (exit 10) |");
     assertStringIncludes(markdown, "| school | ⚠️ no-result |");
-    assertStringIncludes(markdown, "| annex-2 | failed |");
+    assertStringIncludes(markdown, "| annex-1 | failed |");
+    assertStringIncludes(markdown, "| annex-2 | not-attempted |");
+    assertStringIncludes(markdown, "canary-failed: canary 'annex-1' did not end up running");
     assertStringIncludes(
       markdown,
-      "3 sites; boards: 3 updated, 0 skipped, 1 failed, 0 not attempted.",
+      "3 sites; boards: 2 updated, 0 skipped, 1 failed, 1 not attempted.",
     );
 
     // Every site succeeded: exit 0, and Markdown on stdout without --json.
