@@ -6,6 +6,7 @@
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../_assert.ts";
 import { hermeticEnv, ROOT, runTaskFile, tempDir } from "../_helpers.ts";
 import { join } from "node:path";
+import { createSocket } from "node:dgram";
 import { parseAddressRange, privateKind, scanAddresses } from "../../lib/fleet/address_range.ts";
 import { addDevicesToConfigText, newEntries } from "../../lib/fleet/config_add.ts";
 import { UsageError } from "../../lib/errors.ts";
@@ -104,6 +105,19 @@ Deno.test("--add edits the config as text: new boards appended, every other byte
   assertEquals(addDevicesToConfigText(text, []), text);
 });
 
+/** Resolves if `host:port` can be bound for UDP (and lets it go again), else rejects. */
+async function udpPortFree(host: string, port: number): Promise<void> {
+  const socket = createSocket("udp4");
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(port, host, () => resolve());
+    });
+  } finally {
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+}
+
 /**
  * Virtual boards on 127.0.0.2 (running the build), 127.0.0.3 (in OTA mode) and 127.0.0.5
  * (an image without a build id), all on one port, and a TCP server that says nothing on
@@ -117,6 +131,9 @@ async function loopbackFleet(): Promise<
     try {
       boards.push(await startBoard({ image: "current", host: "127.0.0.2" }));
       const port = boards[0]!.port;
+      // The scan covers 127.0.0.1 too: the port must be free there (another test's board?).
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      await udpPortFree("127.0.0.1", port);
       boards.push(await startBoard({ image: "current", mode: "ota", host: "127.0.0.3", port }));
       boards.push(await startBoard({ image: "legacy", host: "127.0.0.5", port }));
       const silent = silentPeer("127.0.0.6", port);
