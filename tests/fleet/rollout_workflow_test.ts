@@ -180,7 +180,7 @@ Deno.test("rollout.yml: the canary first, the others as a matrix set from the in
   assertStringIncludes(steps.at(-1)!.run!, 'exit "$(cat exit-code)"');
   // The report: every site's events, the summary and JSON, the run's exit code.
   const fold = report!.steps.find((s) => s.run?.includes("report"))!;
-  assertStringIncludes(fold.run!, 'report "${args[@]}" events/*/events.jsonl >report.json');
+  assertStringIncludes(fold.run!, 'yaota report "${args[@]}" events/*/events.jsonl >report.json');
   assertStringIncludes(fold.run!, '--summary "$GITHUB_STEP_SUMMARY" --json');
   assert(report!.steps.some((s) => s.with?.path === "report.json"));
   assertStringIncludes(report!.steps.at(-1)!.run!, "report-exit-code");
