@@ -14,15 +14,18 @@ import {
   stringOpt,
   type TaskContext,
 } from "../lib/cli/cli.ts";
-import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { type FleetDevice, selectDevices } from "../lib/deploy/fleet.ts";
-import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
-import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/webrepl/password.ts";
+import { PASSWORD_ENV, PASSWORD_FLAG_HELP } from "../lib/webrepl/password.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { DEFAULT_BUILD_DIR, MANIFEST_FILE } from "../lib/build/build_outputs.ts";
-import { passwordFromEnv, statusBuilds, statusTargets } from "../lib/deploy/status_inputs.ts";
+import {
+  statusBoards,
+  statusBuilds,
+  statusPassword,
+  statusTargets,
+} from "../lib/deploy/status_inputs.ts";
 import {
   renderStatusHeading,
   renderStatusSummary,
@@ -37,7 +40,6 @@ import {
   DEFAULT_STATUS_CONCURRENCY,
   DEFAULT_STATUS_TIMEOUT_MS,
   probeFleet,
-  type StatusTarget,
 } from "../lib/deploy/status_probe.ts";
 import {
   errorOf,
@@ -220,41 +222,6 @@ export function parseStatusArgs(argv: string[]): StatusArgs {
   };
 }
 
-/** The boards to ask: `--ip`, the config's `ip`, or the fleet. */
-function chooseBoards(args: StatusArgs, config: OtaConfig): FleetDevice[] {
-  const port = args.port ?? config.port ?? DEFAULT_DEVICE_PORT;
-  if (args.fleet) return selectDevices(config.devices, args.only, port);
-  const host = args.ip ?? config.ip;
-  if (!host) {
-    throw new UsageError(
-      'name the board: --ip ADDR (or "ip" in ota.config.json), or --fleet for the config\'s "devices"',
-    );
-  }
-  return [{ name: host, ip: host, port }];
-}
-
-/** A board's password, or why there is none. Never in a message. */
-async function passwordFor(
-  args: StatusArgs,
-  device: FleetDevice,
-): Promise<StatusTarget["password"]> {
-  if (!args.fleet) {
-    try {
-      return {
-        value: await resolvePassword({
-          ...(args.password === undefined ? {} : { flag: args.password }),
-          message: `WebREPL password for ${device.ip}:${device.port}: `,
-        }),
-      };
-    } catch (e) {
-      // Without a password (and no terminal to ask on) the board is still asked the rest.
-      if (e instanceof UsageError && args.password === undefined) return { missing: e.message };
-      throw e;
-    }
-  }
-  return passwordFromEnv(device, (name) => Deno.env.get(name));
-}
-
 export async function main(ctx: TaskContext): Promise<number> {
   const args = parseStatusArgs(ctx.argv);
   const events: EventSink = args.events ? jsonLinesSink((line) => print(line)) : NO_EVENTS;
@@ -268,13 +235,13 @@ export async function main(ctx: TaskContext): Promise<number> {
 
 async function run(args: StatusArgs, events: EventSink): Promise<number> {
   const config = await loadConfig(args.config);
-  const boards = chooseBoards(args, config);
+  const boards = statusBoards(args, config);
   const out = config.out ?? DEFAULT_BUILD_DIR;
   const builds = await statusBuilds(out);
   events.emit({ type: "run.started", command: "status", devices: boards.map((b) => b.name) });
   const targets = await statusTargets(boards, {
     keyPath: (device) => device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH,
-    password: (device) => passwordFor(args, device),
+    password: (device) => statusPassword(args, device),
     onWarning: warn,
   });
   const write = args.events ? (line: string) => log(line) : (line: string) => print(line);
