@@ -22,6 +22,8 @@ export const TASKS: Record<string, () => Promise<TaskModule>> = {
   "flash": () => import("./tasks/flash.ts"),
   "deploy": () => import("./tasks/deploy.ts"),
   "status": () => import("./tasks/status.ts"),
+  "scan": () => import("./tasks/scan.ts"),
+  "report": () => import("./tasks/report.ts"),
   "trigger": () => import("./tasks/trigger.ts"),
   "repl": () => import("./tasks/repl.ts"),
   "exec": () => import("./tasks/exec.ts"),

@@ -34,6 +34,8 @@ export const EXIT = {
   fleetSomeFailed: 10,
   /** `--fleet`: no device was updated. */
   fleetAllFailed: 11,
+  /** `status --check`: a board is offline, unreadable or not on the current build. */
+  statusCheck: 12,
   /** Stopped by Ctrl-C (128 + SIGINT, as shells report it). */
   interrupted: 130,
 } as const;
@@ -45,6 +47,9 @@ export const FLEET_KIND = {
   someFailed: "SomeDevicesFailed",
   allFailed: "AllDevicesFailed",
 } as const;
+
+/** `--json` `kind` of a `status --check` that found a board not as it should be. */
+export const STATUS_CHECK_KIND = "StatusCheckFailed";
 
 export interface ExitCodeRow {
   code: ExitCode;
@@ -92,6 +97,11 @@ export const EXIT_CODE_TABLE: readonly ExitCodeRow[] = [
     code: EXIT.fleetAllFailed,
     meaning: "`--fleet`: every device failed",
     kinds: [FLEET_KIND.allFailed],
+  },
+  {
+    code: EXIT.statusCheck,
+    meaning: "`status --check`: a board is offline, unreadable or not on the current build",
+    kinds: [STATUS_CHECK_KIND],
   },
   { code: EXIT.interrupted, meaning: "interrupted (Ctrl-C)", kinds: [InterruptedError.name] },
 ];

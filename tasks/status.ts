@@ -6,6 +6,7 @@ import {
   boolOpt,
   type CommandSpec,
   listOpt,
+  numberOpt,
   parseCommandArgs,
   portOpt,
   runTask,
@@ -13,24 +14,32 @@ import {
   stringOpt,
   type TaskContext,
 } from "../lib/cli/cli.ts";
-import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { type FleetDevice, selectDevices } from "../lib/deploy/fleet.ts";
-import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
-import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../lib/webrepl/password.ts";
+import { PASSWORD_ENV, PASSWORD_FLAG_HELP } from "../lib/webrepl/password.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { DEFAULT_BUILD_DIR, MANIFEST_FILE } from "../lib/build/build_outputs.ts";
-import { passwordFromEnv, statusBuilds, statusTargets } from "../lib/deploy/status_inputs.ts";
+import {
+  statusBoards,
+  statusBuilds,
+  statusPassword,
+  statusTargets,
+} from "../lib/deploy/status_inputs.ts";
 import {
   renderStatusHeading,
   renderStatusSummary,
   renderStatusTable,
+  type StatusReport,
 } from "../lib/deploy/status.ts";
+import { checkStatus, renderCheck } from "../lib/deploy/status_check.ts";
+import { watchUntilInterrupted } from "../lib/deploy/status_watch.ts";
+import { CountProgress } from "../lib/cli/count_progress.ts";
+import { EXIT, STATUS_CHECK_KIND } from "../lib/exit_codes.ts";
 import {
+  DEFAULT_STATUS_CONCURRENCY,
   DEFAULT_STATUS_TIMEOUT_MS,
   probeFleet,
-  type StatusTarget,
 } from "../lib/deploy/status_probe.ts";
 import {
   errorOf,
@@ -43,6 +52,9 @@ import { join } from "node:path";
 
 /** A WebREPL step may wait this long at most. */
 const MAX_STATUS_TIMEOUT_S = 60;
+/** --watch: rounds at most this often and at least once a day. */
+const MIN_WATCH_S = 5;
+const MAX_WATCH_S = 86400;
 
 export const spec: CommandSpec = {
   name: "status",
@@ -76,6 +88,22 @@ export const spec: CommandSpec = {
         DEFAULT_STATUS_TIMEOUT_MS / 1000
       }, at most ${MAX_STATUS_TIMEOUT_S})`,
     },
+    concurrency: {
+      type: "string",
+      arg: "N",
+      help: `boards asked at once (default ${DEFAULT_STATUS_CONCURRENCY}, at most 256)`,
+    },
+    check: {
+      type: "boolean",
+      help:
+        `exit ${EXIT.statusCheck} unless every board runs its app, is read over WebREPL and is on dist's build`,
+    },
+    watch: {
+      type: "string",
+      arg: "S",
+      help: "ask again every S seconds (5 to 86400) and print only what changed; Ctrl-C ends",
+    },
+    rounds: { type: "string", arg: "N", help: "with --watch: stop after N rounds" },
     json: { type: "boolean", help: "print one JSON object on stdout" },
     events: {
       type: "boolean",
@@ -83,7 +111,8 @@ export const spec: CommandSpec = {
     },
   },
   notes: [
-    "Every board is asked at once, each step with a timeout: over WebREPL (TCP) it logs in and " +
+    `The boards are asked ${DEFAULT_STATUS_CONCURRENCY} at a time (--concurrency), each step ` +
+    "with a timeout: over WebREPL (TCP) it logs in and " +
     "reads os.uname() and `import ota; ota.BUILD, ota.VERSION` (firmware without them is an " +
     "'unknown build'); over UDP it asks the OTA server whether the board is in OTA mode with a " +
     "signed packet at offset 0xFFFFFFFF, which a board in a fresh OTA session only acknowledges " +
@@ -93,12 +122,20 @@ export const spec: CommandSpec = {
     "column names the kept release a board runs.",
     `Passwords: with --ip, --password, else ${PASSWORD_ENV}, else a prompt; with --fleet, each ` +
     `board's "passwordEnv" variable, else ${PASSWORD_ENV}. A board without one is still asked ` +
-    "whether it runs its app or is in OTA mode. Exit 0 when every board was asked, whatever they answered.",
+    "whether it runs its app or is in OTA mode. A port that accepts TCP but gives no WebREPL " +
+    "handshake and prompt is 'no WebREPL answer', never 'app'.",
+    `Exit 0 when every board was asked, whatever they answered; with --check, ${EXIT.statusCheck} ` +
+    "when a board is offline, without a WebREPL answer, in OTA mode, not read (no or wrong " +
+    "password) or not on dist's build (a cron job or CI alerts on it).",
+    "--watch S prints the table once, then a line per change (a board went offline, came back, " +
+    "changed build); with --events, a status.change event per change. With --check it exits as " +
+    "the last round says.",
   ],
   examples: [
     `${PASSWORD_ENV}=... deno task status --ip 192.168.1.20`,
     "deno task status --fleet --only sensor",
     "deno task status --fleet --json",
+    "deno task status --fleet --check --watch 60 --events",
   ],
 };
 
@@ -112,6 +149,11 @@ export interface StatusArgs {
   timeoutMs: number;
   json: boolean;
   events: boolean;
+  concurrency: number;
+  check: boolean;
+  /** --watch: ms between rounds. */
+  watchMs?: number;
+  rounds?: number;
   config?: string;
 }
 
@@ -141,6 +183,22 @@ export function parseStatusArgs(argv: string[]): StatusArgs {
       "--events ends with the report (the run.ended event carries the --json object): leave out --json",
     );
   }
+  const watchMs = secondsOpt(values, "watch", MAX_WATCH_S);
+  if (watchMs !== undefined && watchMs < MIN_WATCH_S * 1000) {
+    throw new UsageError(`--watch expects at least ${MIN_WATCH_S} seconds between rounds`);
+  }
+  if (watchMs !== undefined && json) {
+    throw new UsageError("--watch prints changes as they come: use --events, not --json");
+  }
+  const rounds = numberOpt(
+    values,
+    "rounds",
+    (n) => Number.isInteger(n) && n >= 1,
+    "a whole number ≥ 1",
+  );
+  if (rounds !== undefined && watchMs === undefined) {
+    throw new UsageError("--rounds goes with --watch");
+  }
   return {
     ...(ip === undefined ? {} : { ip }),
     ...(portOpt(values) === undefined ? {} : { port: portOpt(values) }),
@@ -151,43 +209,17 @@ export function parseStatusArgs(argv: string[]): StatusArgs {
     timeoutMs: secondsOpt(values, "timeout", MAX_STATUS_TIMEOUT_S) ?? DEFAULT_STATUS_TIMEOUT_MS,
     json,
     events,
+    concurrency: numberOpt(
+      values,
+      "concurrency",
+      (n) => Number.isInteger(n) && n >= 1 && n <= 256,
+      "a whole number from 1 to 256",
+    ) ?? DEFAULT_STATUS_CONCURRENCY,
+    check: boolOpt(values, "check"),
+    ...(watchMs === undefined ? {} : { watchMs }),
+    ...(rounds === undefined ? {} : { rounds }),
     ...(stringOpt(values, "config") === undefined ? {} : { config: stringOpt(values, "config") }),
   };
-}
-
-/** The boards to ask: `--ip`, the config's `ip`, or the fleet. */
-function chooseBoards(args: StatusArgs, config: OtaConfig): FleetDevice[] {
-  const port = args.port ?? config.port ?? DEFAULT_DEVICE_PORT;
-  if (args.fleet) return selectDevices(config.devices, args.only, port);
-  const host = args.ip ?? config.ip;
-  if (!host) {
-    throw new UsageError(
-      'name the board: --ip ADDR (or "ip" in ota.config.json), or --fleet for the config\'s "devices"',
-    );
-  }
-  return [{ name: host, ip: host, port }];
-}
-
-/** A board's password, or why there is none. Never in a message. */
-async function passwordFor(
-  args: StatusArgs,
-  device: FleetDevice,
-): Promise<StatusTarget["password"]> {
-  if (!args.fleet) {
-    try {
-      return {
-        value: await resolvePassword({
-          ...(args.password === undefined ? {} : { flag: args.password }),
-          message: `WebREPL password for ${device.ip}:${device.port}: `,
-        }),
-      };
-    } catch (e) {
-      // Without a password (and no terminal to ask on) the board is still asked the rest.
-      if (e instanceof UsageError && args.password === undefined) return { missing: e.message };
-      throw e;
-    }
-  }
-  return passwordFromEnv(device, (name) => Deno.env.get(name));
 }
 
 export async function main(ctx: TaskContext): Promise<number> {
@@ -203,27 +235,84 @@ export async function main(ctx: TaskContext): Promise<number> {
 
 async function run(args: StatusArgs, events: EventSink): Promise<number> {
   const config = await loadConfig(args.config);
-  const boards = chooseBoards(args, config);
+  const boards = statusBoards(args, config);
   const out = config.out ?? DEFAULT_BUILD_DIR;
   const builds = await statusBuilds(out);
   events.emit({ type: "run.started", command: "status", devices: boards.map((b) => b.name) });
   const targets = await statusTargets(boards, {
     keyPath: (device) => device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH,
-    password: (device) => passwordFor(args, device),
+    password: (device) => statusPassword(args, device),
     onWarning: warn,
   });
-  const report = await probeFleet(targets, { timeoutMs: args.timeoutMs, ...builds, events });
   const write = args.events ? (line: string) => log(line) : (line: string) => print(line);
-  if (args.json) printJson(report);
-  else {
-    const manifestPath = join(out, MANIFEST_FILE);
-    const exists = await Deno.stat(manifestPath).then(() => true, () => false);
-    write(renderStatusHeading(report, manifestPath, exists));
-    write(renderStatusTable(report));
-    write(renderStatusSummary(report));
+  let quiet = false;
+  const ask = async () => {
+    const progress = quiet ? undefined : new CountProgress("status: asked");
+    let answered = 0;
+    try {
+      return await probeFleet(targets, {
+        timeoutMs: args.timeoutMs,
+        concurrency: args.concurrency,
+        ...builds,
+        events: quiet ? NO_EVENTS : events,
+        onBoard: (row, done, total) => {
+          if (row.state === "app" || row.state === "ota") answered++;
+          progress?.update(done, total, `${answered} answering`);
+        },
+      });
+    } finally {
+      progress?.finish();
+    }
+  };
+  const manifestPath = join(out, MANIFEST_FILE);
+  const manifestExists = await Deno.stat(manifestPath).then(() => true, () => false);
+  const show = (report: StatusReport) => {
+    if (args.json) printJson(args.check ? withCheck(report) : report);
+    else {
+      write(renderStatusHeading(report, manifestPath, manifestExists));
+      write(renderStatusTable(report));
+      write(renderStatusSummary(report));
+    }
+  };
+  let report: StatusReport;
+  if (args.watchMs === undefined) {
+    report = await ask();
+    show(report);
+  } else {
+    report = await watchUntilInterrupted(ask, {
+      intervalMs: args.watchMs,
+      ...(args.rounds === undefined ? {} : { rounds: args.rounds }),
+    }, (r, changes, round) => {
+      if (round === 1) show(r);
+      quiet = true;
+      for (const c of changes) {
+        write(`${new Date().toISOString()} ${c.text}`);
+        events.emit({ type: "status.change", ...c });
+      }
+    });
   }
-  events.emit({ type: "run.ended", ok: true, exitCode: 0, report });
-  return 0;
+  const code = checkOutcome(args, report, write);
+  events.emit({ type: "run.ended", ok: code === EXIT.ok, exitCode: code, report });
+  return code;
+}
+
+/** `--json --check`: the report, `ok`, the `kind` of a failed check and its problems. */
+function withCheck(report: StatusReport) {
+  const check = checkStatus(report);
+  return {
+    ok: check.length === 0,
+    ...(check.length ? { kind: STATUS_CHECK_KIND } : {}),
+    ...report,
+    check,
+  };
+}
+
+/** --check: the boards that fail it and the verdict, and the exit code. */
+function checkOutcome(args: StatusArgs, report: StatusReport, write: (l: string) => void): number {
+  if (!args.check) return EXIT.ok;
+  const problems = checkStatus(report);
+  if (!args.json) write(renderCheck(report, problems, EXIT.statusCheck));
+  return problems.length ? EXIT.statusCheck : EXIT.ok;
 }
 
 if (import.meta.main) runTask(spec, main);

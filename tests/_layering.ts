@@ -85,6 +85,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["transfer", "micropython"],
   ["webrepl", "build"],
   ["deploy", "setup"],
+  ["fleet"],
   ["cli", "dashboard"],
   ["sim", "bench"],
 ];

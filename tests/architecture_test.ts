@@ -46,8 +46,8 @@ Deno.test("layeringProblems() names each kind of forbidden import", () => {
     "lib/format/packet.ts imports lib/transfer/udp.ts: lib/format/ is the bottom layer (itself and the lib/ root helpers only)",
     "lib/build/build_ota.ts uses console: only lib/cli/ and tasks/ touch the terminal; report through a callback or returned data",
     "tasks/deploy.ts imports lib/bench/baseline_sender.ts: production code never imports the virtual device or the benchmark",
-    "lib/config/values.ts imports lib/build/linker_script.ts: imports go down the layers (format, then config, then transfer and micropython, then webrepl and build, then deploy and setup, then cli and dashboard, then sim and bench); lib/build/ is not below lib/config/",
-    "lib/build/frozen_modules.ts imports lib/webrepl/client.ts: imports go down the layers (format, then config, then transfer and micropython, then webrepl and build, then deploy and setup, then cli and dashboard, then sim and bench); lib/webrepl/ is not below lib/build/",
+    "lib/config/values.ts imports lib/build/linker_script.ts: imports go down the layers (format, then config, then transfer and micropython, then webrepl and build, then deploy and setup, then fleet, then cli and dashboard, then sim and bench); lib/build/ is not below lib/config/",
+    "lib/build/frozen_modules.ts imports lib/webrepl/client.ts: imports go down the layers (format, then config, then transfer and micropython, then webrepl and build, then deploy and setup, then fleet, then cli and dashboard, then sim and bench); lib/webrepl/ is not below lib/build/",
     "lib/errors.ts imports lib/format/packet.ts: the lib/ root helpers import only each other",
     'lib/gadgets/x.ts imports lib/format/packet.ts: lib/gadgets/ is in no layer: add it to LAYERS in tests/_layering.ts (and README.md, "Architecture")',
   ]);

@@ -93,6 +93,15 @@ export type OtaEvent =
   }
   | { type: "device.status"; device: string; status: Record<string, unknown> }
   | {
+    /** status --watch: a board changed since the round before (`status_check.ts`). */
+    type: "status.change";
+    device: string;
+    change: "offline" | "back" | "build" | "state" | "comparison";
+    from: { state: string; build: string | null; comparison: string };
+    to: { state: string; build: string | null; comparison: string };
+    text: string;
+  }
+  | {
     type: "run.ended";
     ok: boolean;
     exitCode: number;

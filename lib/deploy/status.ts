@@ -13,6 +13,8 @@ export type BoardState =
   | "app"
   /** It answered the OTA-mode question (docs/device.md, "Asking whether a device is in OTA mode"). */
   | "ota"
+  /** Its port accepts TCP but no WebREPL handshake and prompt came: nothing could be read. */
+  | "silent"
   /** Neither: offline, busy with someone else's OTA session, or built for another key. */
   | "offline";
 
@@ -23,6 +25,8 @@ export type WebReplAccess =
   | "wrong password"
   | "refused"
   | "no answer"
+  /** TCP accepted, but no WebSocket handshake and prompt within the timeout. */
+  | "no handshake"
   | "failed";
 
 export interface BoardStatus {
@@ -54,15 +58,23 @@ export interface StatusReport {
   devices: BoardStatus[];
 }
 
-/** Which board state the answers make. Pure. */
-export function boardState(webreplPortOpen: boolean, otaMode: boolean | null): BoardState {
-  if (webreplPortOpen) return "app";
-  return otaMode ? "ota" : "offline";
+/**
+ * Which board state the answers make: `webrepl` is what its WebREPL port did ("open":
+ * the handshake and prompt came; "silent": TCP accepted, nothing more). Pure.
+ */
+export function boardState(
+  webrepl: "open" | "silent" | "closed",
+  otaMode: boolean | null,
+): BoardState {
+  if (webrepl === "open") return "app";
+  if (otaMode) return "ota";
+  return webrepl === "silent" ? "silent" : "offline";
 }
 
-const STATE_LABEL: Record<BoardState, string> = {
+export const STATE_LABEL: Record<BoardState, string> = {
   app: "app",
   ota: "OTA mode",
+  silent: "no WebREPL answer",
   offline: "offline",
 };
 
@@ -125,9 +137,11 @@ export function renderStatusHeading(
 export function renderStatusSummary(report: StatusReport): string {
   const count = (f: (s: BoardStatus) => boolean) => report.devices.filter(f).length;
   const total = report.devices.length;
+  const silent = count((s) => s.state === "silent");
   const parts = [
     `${count((s) => s.state === "app")} running`,
     `${count((s) => s.state === "ota")} in OTA mode`,
+    ...(silent ? [`${silent} without a WebREPL answer`] : []),
     `${count((s) => s.state === "offline")} offline`,
   ];
   const upToDate = count((s) => s.comparison === "up to date");

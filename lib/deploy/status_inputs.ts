@@ -6,10 +6,12 @@
  * both start here.
  */
 import { KeyError, UsageError } from "../errors.ts";
+import type { OtaConfig } from "../config/config.ts";
+import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { loadSigningKey } from "../config/key_file.ts";
 import type { Signer } from "../format/packet.ts";
 import { nativeSigner } from "../format/signer.ts";
-import { checkPassword, PASSWORD_ENV } from "../webrepl/password.ts";
+import { checkPassword, PASSWORD_ENV, resolvePassword } from "../webrepl/password.ts";
 import {
   currentBuild,
   knownBuilds,
@@ -17,7 +19,7 @@ import {
   releaseById,
   stampOf,
 } from "../build/releases.ts";
-import type { FleetDevice } from "./fleet.ts";
+import { type FleetDevice, selectDevices } from "./fleet.ts";
 import type { StatusOptions, StatusTarget } from "./status_probe.ts";
 
 /**
@@ -92,4 +94,57 @@ export async function statusBuilds(
       return r ? stampOf(r) : undefined;
     },
   };
+}
+
+/** Which boards `status` asks: `--ip` (or the config's `ip`), or `--fleet` (`--only`). */
+export interface StatusSelection {
+  fleet: boolean;
+  only: string[];
+  ip?: string;
+  port?: number;
+  /** `--password`, with `--ip` only. */
+  password?: string;
+}
+
+/**
+ * The boards to ask: `--ip`, the config's `ip`, or the fleet.
+ * @throws {UsageError} When none is named.
+ */
+export function statusBoards(selection: StatusSelection, config: OtaConfig): FleetDevice[] {
+  const port = selection.port ?? config.port ?? DEFAULT_DEVICE_PORT;
+  if (selection.fleet) return selectDevices(config.devices, selection.only, port);
+  const host = selection.ip ?? config.ip;
+  if (!host) {
+    throw new UsageError(
+      'name the board: --ip ADDR (or "ip" in ota.config.json), or --fleet for the config\'s "devices"',
+    );
+  }
+  return [{ name: host, ip: host, port }];
+}
+
+/**
+ * A board's password, or why there is none: with `--ip`, `--password` or WEBREPL_PASSWORD;
+ * with `--fleet`, the board's `passwordEnv` variable. Never in a message.
+ */
+export async function statusPassword(
+  selection: StatusSelection,
+  device: FleetDevice,
+): Promise<StatusTarget["password"]> {
+  if (!selection.fleet) {
+    try {
+      return {
+        value: await resolvePassword({
+          ...(selection.password === undefined ? {} : { flag: selection.password }),
+          message: `WebREPL password for ${device.ip}:${device.port}: `,
+        }),
+      };
+    } catch (e) {
+      // Without a password (and no terminal to ask on) the board is still asked the rest.
+      if (e instanceof UsageError && selection.password === undefined) {
+        return { missing: e.message };
+      }
+      throw e;
+    }
+  }
+  return passwordFromEnv(device, (name) => Deno.env.get(name));
 }

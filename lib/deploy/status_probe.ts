@@ -17,7 +17,9 @@ import type { BoardBuild } from "../format/ota_module.ts";
 import { askOtaMode } from "../transfer/ota_probe.ts";
 import type { Signer } from "../format/packet.ts";
 import type { RunningVersion } from "../webrepl/trigger.ts";
-import { tcpPortOpen } from "../transfer/tcp_probe.ts";
+import { mapPool } from "../_pool.ts";
+import { webReplHello } from "../webrepl/hello.ts";
+import { PASSWORD_PROMPT } from "../webrepl/protocol.ts";
 import { boardState, type BoardStatus, type StatusReport, type WebReplAccess } from "./status.ts";
 
 /** One board to ask, with what each question needs. */
@@ -32,8 +34,10 @@ export interface StatusTarget {
 export interface StatusOptions {
   /** Each WebREPL step (connect, login, each command), default 3 s. */
   timeoutMs?: number;
-  /** Boards asked at once (default 16). */
+  /** Boards asked at once (default 64). */
   concurrency?: number;
+  /** Each board's row as it comes, with how many of `total` are done (progress). */
+  onBoard?: (row: BoardStatus, done: number, total: number) => void;
   /** dist/manifest.json's build. */
   manifest?: BuildStamp;
   /** Build ids whose time we know (kept releases and the current build). */
@@ -46,25 +50,48 @@ export interface StatusOptions {
 }
 
 export const DEFAULT_STATUS_TIMEOUT_MS = 3000;
-export const DEFAULT_STATUS_CONCURRENCY = 16;
+/** Each board takes a TCP and a UDP socket while asked: 64 stays far below any fd limit. */
+export const DEFAULT_STATUS_CONCURRENCY = 64;
 
 interface WebReplAnswer {
-  portOpen: boolean;
+  /** "open": the handshake and prompt came; "silent": TCP accepted, nothing more. */
+  port: "open" | "silent" | "closed";
   access: WebReplAccess;
   uname?: RunningVersion;
   build?: BoardBuild;
   note?: string;
 }
 
+const SILENT_NOTE = "the port accepts TCP but gave no WebREPL handshake and prompt: " +
+  "not MicroPython's WebREPL, or its app hangs";
+
+/** A login that failed before the board's prompt: the port is not an answering WebREPL. */
+const BEFORE_PROMPT = new RegExp(
+  `waiting for (the WebSocket handshake reply|the '${PASSWORD_PROMPT}' prompt)|` +
+    "not MicroPython's WebREPL",
+);
+
 async function askWebRepl(target: StatusTarget, timeoutMs: number): Promise<WebReplAnswer> {
   const { ip: host, port } = target.device;
   if ("missing" in target.password) {
-    const open = await tcpPortOpen(host, port, timeoutMs);
-    return {
-      portOpen: open,
-      access: "no password",
-      ...(open ? { note: `build not read: ${target.password.missing}` } : {}),
-    };
+    const hello = await webReplHello(host, port, timeoutMs);
+    switch (hello) {
+      case "webrepl":
+        return {
+          port: "open",
+          access: "no password",
+          note: `build not read: ${target.password.missing}`,
+        };
+      case "busy":
+        return { port: "open", access: "failed", note: BUSY_NOTE };
+      case "silent":
+      case "not-webrepl":
+        return { port: "silent", access: "no handshake", note: SILENT_NOTE };
+      case "refused":
+        return { port: "closed", access: "refused" };
+      case "no-answer":
+        return { port: "closed", access: "no answer" };
+    }
   }
   try {
     const state = await readBoardState({
@@ -74,25 +101,30 @@ async function askWebRepl(target: StatusTarget, timeoutMs: number): Promise<WebR
       timeoutMs,
     });
     return {
-      portOpen: true,
+      port: "open",
       access: "logged in",
       uname: state.uname,
       ...(state.build ? { build: state.build } : {}),
     };
   } catch (e) {
-    if (e instanceof DeviceUnreachableError) return { portOpen: false, access: "no answer" };
+    if (e instanceof DeviceUnreachableError) return { port: "closed", access: "no answer" };
     if (e instanceof WebReplError && e.cause instanceof Deno.errors.ConnectionRefused) {
-      return { portOpen: false, access: "refused" };
+      return { port: "closed", access: "refused" };
     }
     if (!(e instanceof OtaError)) throw e;
+    if (BEFORE_PROMPT.test(e.message)) {
+      return { port: "silent", access: "no handshake", note: SILENT_NOTE };
+    }
     const denied = /Access denied/.test(e.message);
     return {
-      portOpen: true,
+      port: "open",
       access: denied ? "wrong password" : "failed",
       note: denied ? "WebREPL: wrong password" : `WebREPL: ${e.message}`,
     };
   }
 }
+
+const BUSY_NOTE = "WebREPL: another client is connected (the board takes one at a time)";
 
 /**
  * Asks one board both questions at once and puts the answers together. Needs `--allow-net`.
@@ -109,7 +141,7 @@ export async function probeBoard(
       ? askOtaMode(device.ip, device.port, target.signer, options.question)
       : Promise.resolve(null),
   ]);
-  const state = boardState(web.portOpen, ota);
+  const state = boardState(web.port, ota);
   const build = web.build;
   const release = build?.id ? options.release?.(build.id) : undefined;
   const notes: string[] = [];
@@ -160,45 +192,38 @@ export async function probeBoard(
 }
 
 /**
- * Asks every board, `concurrency` at a time; rows in the targets' order. Needs `--allow-net`.
+ * Asks every board, `concurrency` at a time; rows in the targets' order; `onBoard` hears
+ * each row as it comes (progress). Needs `--allow-net`.
  */
 export async function probeFleet(
   targets: StatusTarget[],
   options: StatusOptions = {},
 ): Promise<StatusReport> {
   const events = options.events ?? NO_EVENTS;
-  const rows: BoardStatus[] = new Array(targets.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < targets.length) {
-      const index = next++;
-      const target = targets[index]!;
-      const device = target.device.name;
-      events.emit({ type: "phase.started", phase: "probe", device });
-      try {
-        rows[index] = await probeBoard(target, options);
-      } catch (e) {
-        events.emit({
-          type: "phase.ended",
-          phase: "probe",
-          device,
-          ok: false,
-          error: e instanceof Error ? e.message : String(e),
-        });
-        throw e;
-      }
-      events.emit({
-        type: "device.status",
-        device,
-        status: rows[index] as unknown as Record<string, unknown>,
-      });
-      events.emit({ type: "phase.ended", phase: "probe", device, ok: true });
+  const ask = async (target: StatusTarget): Promise<BoardStatus> => {
+    const device = target.device.name;
+    events.emit({ type: "phase.started", phase: "probe", device });
+    let row: BoardStatus;
+    try {
+      row = await probeBoard(target, options);
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      events.emit({ type: "phase.ended", phase: "probe", device, ok: false, error });
+      throw e;
     }
+    events.emit({
+      type: "device.status",
+      device,
+      status: row as unknown as Record<string, unknown>,
+    });
+    events.emit({ type: "phase.ended", phase: "probe", device, ok: true });
+    return row;
   };
-  const limit = Math.max(
-    1,
-    Math.min(options.concurrency ?? DEFAULT_STATUS_CONCURRENCY, targets.length),
+  const devices = await mapPool(
+    targets,
+    options.concurrency ?? DEFAULT_STATUS_CONCURRENCY,
+    ask,
+    (row, done) => options.onBoard?.(row, done, targets.length),
   );
-  await Promise.all(Array.from({ length: limit }, worker));
-  return { manifest: options.manifest ?? null, devices: rows };
+  return { manifest: options.manifest ?? null, devices };
 }

@@ -60,8 +60,13 @@ async function post(path, body = {}) {
 }
 
 // A board's state as `deno task status` names it: "app" is a board running its app.
-const STATE_LABEL = { app: "online", ota: "OTA mode", offline: "offline" };
-const STATE_KIND = { app: "ok", ota: "warn", offline: "bad" };
+const STATE_LABEL = {
+  app: "online",
+  ota: "OTA mode",
+  silent: "no WebREPL answer",
+  offline: "offline",
+};
+const STATE_KIND = { app: "ok", ota: "warn", silent: "bad", offline: "bad" };
 const COMPARISON_KIND = { "up to date": "ok", older: "warn", newer: "warn", unknown: "" };
 const RESULT_LABEL = {
   updated: "updated",
