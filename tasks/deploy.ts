@@ -208,7 +208,8 @@ export const spec: CommandSpec = {
     "running deploy again is safe.",
     "ADDR is one board's IPv4 address or host name (a broadcast, multicast or unspecified address is " +
     "refused). One deploy per board on this machine: a second one to the same address and port is " +
-    "refused at once, naming the first (lock files in OTA_LOCK_DIR, default: the temp folder).",
+    "refused at once, naming the first (lock files in OTA_LOCK_DIR, default: a folder of this user's " +
+    "own in XDG_RUNTIME_DIR or the temp folder).",
     "--trigger (a board running its app): logs in to WebREPL (TCP, same port number), notes the " +
     "running version, runs `import ota; ota.start()`, waits up to 60 s (the device's idle reboot) for " +
     "the OTA server, pushes, waits up to 60 s for WebREPL to come back and reports the new version; " +
