@@ -46,8 +46,10 @@ import {
   printJson,
   red,
   stderrIsTerminal,
+  terminalSafe,
   warn,
 } from "../lib/cli/output.ts";
+import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
 import { chooseImage, type ImageChoice } from "../lib/build/releases.ts";
 import { describeBuild } from "../lib/build/build_id.ts";
 import { describeBoardBuild } from "../lib/format/ota_module.ts";
@@ -443,7 +445,9 @@ export async function main(ctx: TaskContext): Promise<number> {
       config.out ?? DEFAULT_BUILD_DIR,
     );
     if (image.release) {
-      log(`release ${describeBuild(image.release)}, built ${image.release.builtAt}: ${image.file}`);
+      log(terminalSafe(
+        `release ${describeBuild(image.release)}, built ${image.release.builtAt}: ${image.file}`,
+      ));
     }
     if (args.fleet) return await fleetMain(args, config, image, events, ctx);
     return await singleMain(args, config, image, events);
@@ -516,13 +520,14 @@ async function singleMain(
     stderrIsTerminal() && !tracing(),
   );
   const progressEvent = progressEvents(events, device);
-  log(
+  log(terminalSafe(
     `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
       prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
     }${
       image.build ? `, build ${describeBuild(image.build)}` : ""
     }) to ${request.host}:${request.port}`,
-  );
+    Infinity,
+  ));
   const ended = (result: DeviceResult, extra: Record<string, unknown>, code: number) => {
     events.emit({ type: "device.result", device, result, ...extra });
     events.emit({ type: "run.ended", ok: code === 0, exitCode: code });
@@ -551,18 +556,24 @@ async function singleMain(
       };
       if (args.json) printJson(result);
       else if (result.skipped !== undefined) {
-        out(`${request.host}: ${result.skipped}. Nothing was sent (--force sends anyway).`);
+        out(terminalSafe(
+          `${request.host}: ${result.skipped}. Nothing was sent (--force sends anyway).`,
+          Infinity,
+        ));
       } else {
         out(summary(result));
         out(
           result.bootLoop
-            ? red(bootLoopEnding(result.bootLoop, request.host))
-            : `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})` +
-              (result.buildAfter?.id
-                ? `, build ${describeBoardBuild(result.buildBefore)} -> ${
-                  describeBoardBuild(result.buildAfter)
-                }`
-                : ""),
+            ? red(terminalSafe(bootLoopEnding(result.bootLoop, request.host), Infinity))
+            : terminalSafe(
+              `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})` +
+                (result.buildAfter?.id
+                  ? `, build ${describeBoardBuild(result.buildBefore)} -> ${
+                    describeBoardBuild(result.buildAfter)
+                  }`
+                  : ""),
+              Infinity,
+            ),
         );
       }
       return ended(
@@ -649,12 +660,12 @@ async function fleetMain(
       argv: ctx.argv,
       program: ctx.program,
       progress: new FleetProgress(),
-      log: (line) => log(line),
+      log: (line) => log(terminalSafe(line, Infinity)),
     });
     if (args.json) printJson(report);
     else {
-      out(renderFleetTable(report.devices, { trigger: args.trigger }));
-      out(renderFleetSummary(report));
+      out(renderFleetTable(terminalSafeDeep(report.devices), { trigger: args.trigger }));
+      out(renderFleetSummary(terminalSafeDeep(report)));
     }
     return fleetExitCode(report);
   } finally {

@@ -12,7 +12,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { logRaw, printJson } from "../lib/cli/output.ts";
+import { logRaw, printJson, writeAllSync } from "../lib/cli/output.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
   JSON_OPTION,
@@ -81,7 +81,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
         : { kind: "RemoteException", error: exceptionLine(result.error), traceback: result.error }),
     });
   } else {
-    Deno.stdout.writeSync(new TextEncoder().encode(result.output));
+    writeAllSync("stdout", new TextEncoder().encode(result.output));
     if (result.error !== undefined) logRaw(result.error.replace(/\n?$/, "\n"));
   }
   return result.error === undefined ? 0 : 1;

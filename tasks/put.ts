@@ -16,7 +16,16 @@ import { loadConfig } from "../lib/config/config.ts";
 import { FileError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_CONCURRENCY, fleetExitCode, selectDevices } from "../lib/deploy/fleet.ts";
 import { fleetPasswords, putFleet, renderFleetPut } from "../lib/deploy/fleet_put.ts";
-import { formatBytes, log, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
+import {
+  formatBytes,
+  log,
+  logRaw,
+  print,
+  printJson,
+  stderrIsTerminal,
+  terminalSafe,
+} from "../lib/cli/output.ts";
+import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
@@ -184,10 +193,11 @@ async function fleetMain(
     timeoutMs: opts.timeoutMs,
     concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
     connect: connectWebRepl,
-    onFinish: (row) => log(`${row.name}: ${row.ok ? "done" : `failed: ${row.error}`}`),
+    onFinish: (row) =>
+      log(terminalSafe(`${row.name}: ${row.ok ? "done" : `failed: ${row.error}`}`, Infinity)),
   });
   if (opts.json) printJson(report);
-  else print(renderFleetPut(report));
+  else print(renderFleetPut(terminalSafeDeep(report)));
   return fleetExitCode({ devices: report.devices });
 }
 

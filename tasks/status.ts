@@ -26,7 +26,7 @@ import {
   renderStatusHeading,
   renderStatusSummary,
   renderStatusTable,
-} from "../lib/deploy/status.ts";
+} from "../lib/cli/status_report.ts";
 import {
   DEFAULT_STATUS_TIMEOUT_MS,
   probeFleet,

@@ -16,7 +16,7 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
-import { formatSeconds, log, print, printJson } from "../lib/cli/output.ts";
+import { formatSeconds, log, print, printJson, terminalSafe } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { JSON_OPTION, PASSWORD_NOTE, TARGET_OPTIONS } from "../lib/cli/webrepl_target.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
@@ -114,7 +114,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   });
   log(`connecting to WebREPL at ${host}:${port}`);
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
-    onStep: (line) => log(line),
+    onStep: (line) => log(terminalSafe(line, Infinity)),
     watchMs: opts.watchMs,
   });
   if (opts.json) {
@@ -130,7 +130,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   } else if (report.watchedMs > 0) {
     print(
       `${report.address}: in OTA mode via ${report.method} (was running MicroPython ` +
-        `${report.before.version}; its app stayed away for ${
+        `${terminalSafe(report.before.version)}; its app stayed away for ${
           formatSeconds(report.watchedMs / 1000)
         }). ` +
         `Send the update within 60 s: deno task deploy --ip ${host}`,
@@ -138,7 +138,9 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   } else {
     print(
       `${report.address}: reset via ${report.method} (was running MicroPython ` +
-        `${report.before.version}); not watched (--watch 0): a board whose bootloader has no RTC ` +
+        `${
+          terminalSafe(report.before.version)
+        }); not watched (--watch 0): a board whose bootloader has no RTC ` +
         "check is back in its app",
     );
   }
