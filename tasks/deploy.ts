@@ -145,7 +145,7 @@ export const spec: CommandSpec = {
       type: "string",
       arg: "ID|previous",
       help:
-        "send a kept build (dist/releases/ID, a unique prefix will do) or the one before the current build",
+        "send a kept build (dist/releases/ID, a unique prefix of 4+ digits will do) or the one before the current build",
     },
     json: { type: "boolean", help: "print one JSON object with the result on stdout" },
     fleet: {
@@ -411,6 +411,17 @@ function buildPolicy(args: DeployArgs, image: ImageChoice): BuildPolicy {
   return buildPolicyFor(image, { force: args.force, allowDowngrade: args.allowDowngrade });
 }
 
+/**
+ * What a push without --trigger proves, and what it does not: the OTA protocol has no
+ * message that says "booted the new image" (docs/device.md), so silence after the end
+ * packet is all there is; a peer that acknowledges everything looks the same.
+ */
+const BOOT_CHECK_PASSED = "the device confirmed every packet and stopped answering OTA packets " +
+  "after the end: it rebooted and did not fall back to OTA mode. Without --trigger the new build " +
+  "is not confirmed: 'deno task status' (or deploy --trigger) reads the build it runs";
+const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end packet; boot check " +
+  "skipped: whether it rebooted into the new build is not known ('deno task status' reads it)";
+
 function summary(result: DeployResult): string {
   return green("done: ") +
     `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
@@ -598,8 +609,8 @@ async function singleMain(
         result.bootLoop
           ? red(bootLoopEnding(result.bootLoop, request.host))
           : result.bootCheck === "passed"
-          ? "the device rebooted and did not fall back to OTA mode: it runs the new image"
-          : "boot check skipped: the device took the end packet and rebooted",
+          ? BOOT_CHECK_PASSED
+          : BOOT_CHECK_SKIPPED,
       );
     }
     return ended("updated", {}, 0);
