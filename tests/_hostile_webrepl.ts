@@ -40,8 +40,14 @@ export function hostileWebRepl(answer: (code: string) => HostileAnswer): Hostile
   const conns = new Set<Deno.Conn>();
   const serve = async (conn: Deno.Conn) => {
     conns.add(conn);
-    const send = (text: string) =>
-      conn.write(encodeFrame(OPCODE.text, new TextEncoder().encode(text)));
+    const send = async (text: string) => {
+      const bytes = new TextEncoder().encode(text);
+      for (let at = 0; at < bytes.length || at === 0; at += 65535) {
+        const frame = encodeFrame(OPCODE.text, bytes.subarray(at, at + 65535));
+        for (let done = 0; done < frame.length;) done += await conn.write(frame.subarray(done));
+        if (bytes.length === 0) break;
+      }
+    };
     const head = new HttpHeadReader();
     const frames = new FrameDecoder();
     let upgraded = false;

@@ -147,9 +147,30 @@ for n in names:
     throw new RemoteFileError(`'${dir}' on ${runner.address} is a file, not a folder`);
   }
   return rows.map((row) => {
-    const [type, size, name] = JSON.parse(row) as ["file" | "dir", number, string];
-    return { name, type, size };
+    const entry = listingRow(row);
+    if (!entry) {
+      throw new WebReplError(
+        `${runner.address}: listing '${dir}' answered a line that is not an entry ` +
+          `(${JSON.stringify(row.slice(0, 80))}): is it running MicroPython's WebREPL?`,
+      );
+    }
+    return entry;
   });
+}
+
+/** One `[type, size, name]` line of the listing snippet; undefined if it is not one. */
+function listingRow(row: string): RemoteEntry | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(row);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(value) || value.length !== 3) return undefined;
+  const [type, size, name] = value;
+  if (type !== "file" && type !== "dir") return undefined;
+  if (!Number.isSafeInteger(size) || size < 0 || typeof name !== "string") return undefined;
+  return { name, type, size };
 }
 
 /**
