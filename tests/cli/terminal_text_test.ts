@@ -4,7 +4,8 @@
  * against a hostile WebREPL board print no control byte at all.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { runTaskFile, tempDir } from "../_helpers.ts";
+import { runTaskFile, tempDir, VECTORS } from "../_helpers.ts";
+import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { hostileWebRepl } from "../_hostile_webrepl.ts";
 import { terminalLines, terminalSafe, terminalSafeDeep } from "../../lib/cli/terminal_text.ts";
 
@@ -123,4 +124,29 @@ Deno.test("status --fleet: device names from the config are shown inert", async 
   assertInert(r.stdout, "status --fleet stdout");
   assertInert(r.stderr, "status --fleet stderr");
   assert(r.stdout.includes("kitchen\\x1b]0;x\\x07\\nFAKE OK"), r.stdout);
+});
+
+Deno.test("deploy --fleet: a device name from the config is inert in the progress lines and the report", async () => {
+  await using dir = await tempDir();
+  const image = makeSampleFirmware({ size: 16 * 1024, seed: 9 });
+  await Deno.writeFile(`${dir.path}/fw.bin`, image);
+  await Deno.writeTextFile(
+    `${dir.path}/ota.config.json`,
+    JSON.stringify({
+      // Port 9 (discard): nothing answers, so the board fails after --timeout.
+      devices: [{ name: "kitchen\x1b]0;x\x07\nFAKE OK\u202e", ip: "127.0.0.1", port: 9 }],
+    }),
+  );
+  const r = await runTaskFile("deploy", [
+    "--fleet",
+    "--timeout",
+    "1",
+    "--key",
+    `${VECTORS}test-key-512.pem`,
+    "fw.bin",
+  ], { cwd: dir.path, env: { NO_COLOR: "1", OTA_LOCK_DIR: dir.path } });
+  assertEquals(r.code, 11, r.stderr);
+  assertInert(r.stdout, "deploy --fleet stdout");
+  assertInert(r.stderr, "deploy --fleet stderr");
+  assert(r.stdout.includes("kitchen\\x1b]0;x\\x07\\nFAKE OK\\u202e"), r.stdout);
 });
