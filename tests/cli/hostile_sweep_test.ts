@@ -62,7 +62,7 @@ Deno.test("deploy of a device file (/dev/zero) stops at 16 MiB with a message, n
     "--key",
     `${VECTORS}test-key-512.pem`,
     "/dev/zero",
-  ], { cwd: dir.path });
+  ], { cwd: dir.path, env: { OTA_LOCK_DIR: dir.path } });
   assertEquals(r.code, 1, r.stderr);
   assertStringIncludes(
     r.stderr,
