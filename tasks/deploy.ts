@@ -458,6 +458,7 @@ export async function main(ctx: TaskContext): Promise<number> {
     if (image.release) {
       log(terminalSafe(
         `release ${describeBuild(image.release)}, built ${image.release.builtAt}: ${image.file}`,
+        Infinity,
       ));
     }
     if (args.fleet) return await fleetMain(args, config, image, events, ctx);

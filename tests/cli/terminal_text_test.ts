@@ -150,3 +150,21 @@ Deno.test("deploy --fleet: a device name from the config is inert in the progres
   assertInert(r.stderr, "deploy --fleet stderr");
   assert(r.stdout.includes("kitchen\\x1b]0;x\\x07\\nFAKE OK\\u202e"), r.stdout);
 });
+
+Deno.test("exec: the board's traceback on stderr is inert; the program's own output is left as printed", async () => {
+  await using board = hostileWebRepl(() => ({
+    output: "\x1b[1mbold\x1b[0m\r\n",
+    error: `Traceback (most recent call last):\r\nValueError: ${HOSTILE}\r\n`,
+  }));
+  await using dir = await tempDir();
+  const r = await runTaskFile(
+    "exec",
+    ["--ip", "127.0.0.1", "--port", String(board.port), "--timeout", "3", "x = 1"],
+    { cwd: dir.path, env: { WEBREPL_PASSWORD: "hostile1", NO_COLOR: "1" } },
+  );
+  assertEquals(r.code, 1, r.stderr);
+  assertEquals(r.stdout, "\x1b[1mbold\x1b[0m\n");
+  // Its lines are the board's own (a traceback has several): no control byte but LF in them.
+  assertInert(r.stderr.replace("\nFAKE OK", " FAKE OK"), "exec stderr");
+  assert(r.stderr.includes("ValueError: \\x1b[2J\\x1b]0;pwned\\x07\nFAKE OK\\u202e"), r.stderr);
+});
