@@ -53,7 +53,10 @@ export function boardLockFile(dir: string, address: string, port: number): strin
 export function parseLockInfo(text: string): BoardLockInfo | undefined {
   try {
     const info = JSON.parse(text);
-    return Number.isInteger(info?.pid) && typeof info.startedAt === "string" ? info : undefined;
+    return Number.isInteger(info?.pid) && typeof info.startedAt === "string" &&
+        !Number.isNaN(Date.parse(info.startedAt))
+      ? info
+      : undefined;
   } catch {
     return undefined;
   }

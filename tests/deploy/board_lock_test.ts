@@ -183,3 +183,8 @@ Deno.test("lockBoard() keeps its lock folder per user: made 0700 in the temp fol
     `locked ${runtime}/yaota8266-ota-locks/127.0.0.1_18301.lock`,
   );
 });
+
+Deno.test("parseLockInfo() takes no lock text whose start time is not a time (busyMessage() could not say it)", () => {
+  assertEquals(parseLockInfo('{"pid": 5, "startedAt": "yesterday"}'), undefined);
+  assertEquals(parseLockInfo('{"pid": 5, "startedAt": "2026-01-02T03:04:05Z"}')?.pid, 5);
+});
