@@ -4,7 +4,7 @@
  * line passes `terminalLines`: a control character that a quote of outside text let
  * through is shown, not obeyed (quotes themselves use `terminalSafe`).
  */
-import { terminalLines, terminalSafe } from "./terminal_text.ts";
+import { terminalLine, terminalLines } from "./terminal_text.ts";
 
 const encoder = new TextEncoder();
 
@@ -62,12 +62,12 @@ export function logRaw(text: string): void {
 
 /** A warning: one line, whatever it quotes. */
 export function warn(line: string): void {
-  log(yellow("warning: ") + terminalSafe(line, Infinity));
+  log(yellow("warning: ") + terminalLine(line));
 }
 
 /** An error: one line, whatever it quotes (`lines`: our own multi-line report). */
 export function fail(line: string, options: { lines?: boolean } = {}): void {
-  log(red("error: " + (options.lines ? line : terminalSafe(line, Infinity))));
+  log(red("error: " + (options.lines ? line : terminalLine(line))));
 }
 
 /** A result line on stdout. */

@@ -55,10 +55,22 @@ export function terminalSafe(text: string, maxLength = 1000): string {
  * as an escape. The last guard behind `terminalSafe`, which each quote should use. Pure.
  */
 export function terminalLines(text: string): string {
+  return keepingColour(text, UNSAFE_IN_LINES);
+}
+
+/**
+ * Our own one-line message (a warning, an error) that may quote outside text and may be
+ * coloured by us: our colours stay, every other control character (line breaks too) is
+ * shown as an escape. Pure.
+ */
+export function terminalLine(text: string): string {
+  return keepingColour(text, UNSAFE);
+}
+
+function keepingColour(text: string, unsafe: RegExp): string {
   const parts = text.split(OWN_COLOUR);
   const colours = text.match(OWN_COLOUR) ?? [];
-  return parts.map((part, i) => part.replace(UNSAFE_IN_LINES, visible) + (colours[i] ?? ""))
-    .join("");
+  return parts.map((part, i) => part.replace(unsafe, visible) + (colours[i] ?? "")).join("");
 }
 
 /**

@@ -7,7 +7,12 @@ import { assert, assertEquals } from "../_assert.ts";
 import { runTaskFile, tempDir, VECTORS } from "../_helpers.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { hostileWebRepl } from "../_hostile_webrepl.ts";
-import { terminalLines, terminalSafe, terminalSafeDeep } from "../../lib/cli/terminal_text.ts";
+import {
+  terminalLine,
+  terminalLines,
+  terminalSafe,
+  terminalSafeDeep,
+} from "../../lib/cli/terminal_text.ts";
 
 /** Clears the screen, retitles the window, rings, forges a line, reverses the text. */
 const HOSTILE = "\x1b[2J\x1b]0;pwned\x07\r\nFAKE OK\u202e\x9b31m\x7f";
@@ -29,6 +34,13 @@ Deno.test("terminalLines() keeps line feeds, tabs and our own colours, and shows
   // A JSON line stays the same JSON value.
   const json = JSON.stringify({ s: "a\x85\u2028\u202e\x7f" });
   assertEquals(JSON.parse(terminalLines(json)), { s: "a\x85\u2028\u202e\x7f" });
+});
+
+Deno.test("terminalLine() keeps our own colours on one line and shows every other control", () => {
+  assertEquals(
+    terminalLine("\x1b[1m\x1b[31munsafe: a\nb\x1b[2J\x1b[0m\x1b[0m"),
+    "\x1b[1m\x1b[31munsafe: a\\nb\\x1b[2J\x1b[0m\x1b[0m",
+  );
 });
 
 Deno.test("terminalSafeDeep() makes every string of a report inert and leaves the rest", () => {
