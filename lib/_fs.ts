@@ -57,3 +57,36 @@ export async function writeFileAtomically(path: string, bytes: Uint8Array): Prom
     throw new FileError(`cannot write '${path}': ${(e as Error).message}`);
   }
 }
+
+/** The file at `path` was longer than the caller takes (`readFileUpTo`). */
+export class TooLargeError extends Error {
+  override name = "TooLargeError";
+}
+
+/**
+ * The bytes of `path`, read up to `max`: a file that turns out longer (or a device such as
+ * /dev/zero, or a pipe that does not end) stops the read at `max + 1` bytes.
+ * @throws {TooLargeError} If there are more than `max` bytes.
+ * @throws {Deno.errors.NotFound | Deno.errors.PermissionDenied} As `Deno.open` does.
+ */
+export async function readFileUpTo(path: string, max: number): Promise<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  if ((await file.stat()).isDirectory) throw new Deno.errors.IsADirectory(`'${path}' is a folder`);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buffer = new Uint8Array(65536);
+  while (true) {
+    const n = await file.read(buffer);
+    if (n === null) break;
+    total += n;
+    if (total > max) throw new TooLargeError(`'${path}' holds more than ${max} bytes`);
+    chunks.push(buffer.slice(0, n));
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}

@@ -7,8 +7,11 @@
  * transfer engine) never call it: they hand structured records to a callback, rendered
  * at the edge.
  *
- * Never a secret: a secret registered with `hideInTrace` (the WebREPL password, as soon as
- * a client holds it) is replaced by `***` in every line, should one ever carry it.
+ * Never a secret: a line is never searched for one (a password that is a word, such as
+ * "connected", would mask that word everywhere and so give itself away). A secret is kept
+ * out by position instead: the code that writes a line never puts it in, and a place
+ * that must mark one builds the line with `traceText` and `hidden()`, which show `***`
+ * and never hold the secret.
  */
 
 /** Where trace lines go: a topic ("deploy", "webrepl", "build") and the line. */
@@ -17,7 +20,6 @@ export type TraceSink = (topic: string, text: string) => void;
 export const VERBOSE_ENV = "YAOTA_VERBOSE";
 
 let sink: TraceSink | undefined;
-const secrets = new Set<string>();
 
 /** Sets the process's sink (undefined turns tracing off); returns the previous one. */
 export function setTraceSink(next: TraceSink | undefined): TraceSink | undefined {
@@ -34,18 +36,36 @@ export function tracing(): boolean {
 /** One decision, if tracing is on. `text` may be a function, called only then. */
 export function trace(topic: string, text: string | (() => string)): void {
   if (!sink) return;
-  sink(topic, redact(typeof text === "function" ? text() : text));
+  sink(topic, typeof text === "function" ? text() : text);
 }
 
-/** Never shows `secret` in a trace line (a password a module is about to use). */
-export function hideInTrace(secret: string): void {
-  if (secret.length > 0) secrets.add(secret);
+/** The place of a secret in a trace line: shown as `***`. It does not hold the secret. */
+export interface Hidden {
+  readonly hidden: true;
 }
 
-function redact(text: string): string {
-  let out = text;
-  for (const s of secrets) out = out.replaceAll(s, "***");
-  return out;
+/** Marks where a secret goes in a `traceText` line; the secret itself is dropped here. */
+export function hidden(_secret?: string): Hidden {
+  return { hidden: true };
+}
+
+/**
+ * A trace line whose `hidden()` places show `***`, the others as they are. Pure.
+ * @example
+ * ```ts
+ * import { hidden, traceText } from "./trace.ts";
+ * if (traceText`password ${hidden("connected")} sent` !== "password *** sent") throw new Error();
+ * ```
+ */
+export function traceText(strings: TemplateStringsArray, ...values: unknown[]): string {
+  return strings.reduce((line, part, i) => {
+    if (i === 0) return part;
+    const value = values[i - 1];
+    const shown = typeof value === "object" && value !== null && "hidden" in value
+      ? "***"
+      : String(value);
+    return line + shown + part;
+  }, "");
 }
 
 /**

@@ -46,8 +46,10 @@ import {
   printJson,
   red,
   stderrIsTerminal,
+  terminalSafe,
   warn,
 } from "../lib/cli/output.ts";
+import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
 import { chooseImage, type ImageChoice } from "../lib/build/releases.ts";
 import { describeBuild } from "../lib/build/build_id.ts";
 import { describeBoardBuild } from "../lib/format/ota_module.ts";
@@ -147,7 +149,7 @@ export const spec: CommandSpec = {
       type: "string",
       arg: "ID|previous",
       help:
-        "send a kept build (dist/releases/ID, a unique prefix will do) or the one before the current build",
+        "send a kept build (dist/releases/ID, a unique prefix of 4+ digits will do) or the one before the current build",
     },
     json: { type: "boolean", help: "print one JSON object with the result on stdout" },
     fleet: {
@@ -212,7 +214,8 @@ export const spec: CommandSpec = {
     "running deploy again is safe.",
     "ADDR is one board's IPv4 address or host name (a broadcast, multicast or unspecified address is " +
     "refused). One deploy per board on this machine: a second one to the same address and port is " +
-    "refused at once, naming the first (lock files in OTA_LOCK_DIR, default: the temp folder).",
+    "refused at once, naming the first (lock files in OTA_LOCK_DIR, default: a folder of this user's " +
+    "own in XDG_RUNTIME_DIR or the temp folder).",
     "--trigger (a board running its app): logs in to WebREPL (TCP, same port number), notes the " +
     "running version, runs `import ota; ota.start()`, waits up to 60 s (the device's idle reboot) for " +
     "the OTA server, pushes, waits up to 60 s for WebREPL to come back and reports the new version; " +
@@ -418,6 +421,17 @@ function buildPolicy(args: DeployArgs, image: ImageChoice): BuildPolicy {
   });
 }
 
+/**
+ * What a push without --trigger proves, and what it does not: the OTA protocol has no
+ * message that says "booted the new image" (docs/device.md), so silence after the end
+ * packet is all there is; a peer that acknowledges everything looks the same.
+ */
+const BOOT_CHECK_PASSED = "the device confirmed every packet and stopped answering OTA packets " +
+  "after the end: it rebooted and did not fall back to OTA mode. Without --trigger the new build " +
+  "is not confirmed: 'deno task status' (or deploy --trigger) reads the build it runs";
+const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end packet; boot check " +
+  "skipped: whether it rebooted into the new build is not known ('deno task status' reads it)";
+
 function summary(result: DeployResult): string {
   return green("done: ") +
     `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
@@ -452,7 +466,10 @@ export async function main(ctx: TaskContext): Promise<number> {
       config.out ?? DEFAULT_BUILD_DIR,
     );
     if (image.release) {
-      log(`release ${describeBuild(image.release)}, built ${image.release.builtAt}: ${image.file}`);
+      log(terminalSafe(
+        `release ${describeBuild(image.release)}, built ${image.release.builtAt}: ${image.file}`,
+        Infinity,
+      ));
     }
     if (args.fleet) return await fleetMain(args, config, image, events, ctx);
     return await singleMain(args, config, image, events);
@@ -525,13 +542,14 @@ async function singleMain(
     stderrIsTerminal() && !tracing(),
   );
   const progressEvent = progressEvents(events, device);
-  log(
+  log(terminalSafe(
     `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
       prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
     }${
       image.build ? `, build ${describeBuild(image.build)}` : ""
     }) to ${request.host}:${request.port}`,
-  );
+    Infinity,
+  ));
   const ended = (result: DeviceResult, extra: Record<string, unknown>, code: number) => {
     events.emit({ type: "device.result", device, result, ...extra });
     events.emit({ type: "run.ended", ok: code === 0, exitCode: code });
@@ -560,18 +578,24 @@ async function singleMain(
       };
       if (args.json) printJson(result);
       else if (result.skipped !== undefined) {
-        out(`${request.host}: ${result.skipped}. Nothing was sent (--force sends anyway).`);
+        out(terminalSafe(
+          `${request.host}: ${result.skipped}. Nothing was sent (--force sends anyway).`,
+          Infinity,
+        ));
       } else {
         out(summary(result));
         out(
           result.bootLoop
-            ? red(bootLoopEnding(result.bootLoop, request.host))
-            : `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})` +
-              (result.buildAfter?.id
-                ? `, build ${describeBoardBuild(result.buildBefore)} -> ${
-                  describeBoardBuild(result.buildAfter)
-                }`
-                : ""),
+            ? red(terminalSafe(bootLoopEnding(result.bootLoop, request.host), Infinity))
+            : terminalSafe(
+              `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})` +
+                (result.buildAfter?.id
+                  ? `, build ${describeBoardBuild(result.buildBefore)} -> ${
+                    describeBoardBuild(result.buildAfter)
+                  }`
+                  : ""),
+              Infinity,
+            ),
         );
       }
       return ended(
@@ -596,8 +620,8 @@ async function singleMain(
         result.bootLoop
           ? red(bootLoopEnding(result.bootLoop, request.host))
           : result.bootCheck === "passed"
-          ? "the device rebooted and did not fall back to OTA mode: it runs the new image"
-          : "boot check skipped: the device took the end packet and rebooted",
+          ? BOOT_CHECK_PASSED
+          : BOOT_CHECK_SKIPPED,
       );
     }
     return ended("updated", {}, 0);
@@ -658,12 +682,12 @@ async function fleetMain(
       argv: ctx.argv,
       program: ctx.program,
       progress: new FleetProgress(),
-      log: (line) => log(line),
+      log: (line) => log(terminalSafe(line, Infinity)),
     });
     if (args.json) printJson(report);
     else {
-      out(renderFleetTable(report.devices, { trigger: args.trigger }));
-      out(renderFleetSummary(report));
+      out(renderFleetTable(terminalSafeDeep(report.devices), { trigger: args.trigger }));
+      out(renderFleetSummary(terminalSafeDeep(report)));
     }
     return fleetExitCode(report);
   } finally {

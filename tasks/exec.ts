@@ -13,6 +13,7 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { logRaw, printJson } from "../lib/cli/output.ts";
+import { terminalLines } from "../lib/cli/terminal_text.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
   JSON_OPTION,
@@ -92,7 +93,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
         : { kind: "RemoteException", error: exceptionLine(result.error), traceback: result.error }),
     });
   } else {
-    if (result.error !== undefined) logRaw(result.error.replace(/\n?$/, "\n"));
+    // The program's output streamed as it printed it; the board's traceback is our report.
+    if (result.error !== undefined) logRaw(terminalLines(result.error.replace(/\n?$/, "\n")));
   }
   return result.error === undefined ? 0 : 1;
 }

@@ -14,7 +14,14 @@ import { join } from "node:path";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { writeFileAtomically } from "../lib/_fs.ts";
-import { formatBytes, logRaw, print, printJson, stderrIsTerminal } from "../lib/cli/output.ts";
+import {
+  formatBytes,
+  logRaw,
+  print,
+  printJson,
+  stderrIsTerminal,
+  writeAllSync,
+} from "../lib/cli/output.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { baseName } from "../lib/webrepl/remote_fs.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
@@ -114,7 +121,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   if (progress) logRaw("\r\x1b[K");
   const seconds = (Date.now() - started) / 1000;
   if (local === "-") {
-    for (let at = 0; at < data.length;) at += await Deno.stdout.write(data.subarray(at));
+    writeAllSync("stdout", data);
     return;
   }
   await writeFileAtomically(local, data);

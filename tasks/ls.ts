@@ -11,7 +11,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { print, printJson } from "../lib/cli/output.ts";
+import { print, printJson, terminalSafe } from "../lib/cli/output.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { listRemote, type RemoteEntry } from "../lib/webrepl/remote_fs.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
@@ -57,11 +57,14 @@ export function parseLsArgs(argv: string[]): LsArgs {
   return toLsArgs(parseCommandArgs(spec, argv));
 }
 
-/** One line per entry: the size right-aligned, then the name (a folder's with `/`). Pure. */
+/**
+ * One line per entry: the size right-aligned, then the name (a folder's with `/`), the
+ * board's name made inert for the terminal (a newline in it cannot forge an entry). Pure.
+ */
 export function renderListing(entries: RemoteEntry[]): string {
   const width = Math.max(1, ...entries.map((e) => String(e.size).length));
   return entries.map((e) =>
-    `${String(e.size).padStart(width)} ${e.name}${e.type === "dir" ? "/" : ""}`
+    `${String(e.size).padStart(width)} ${terminalSafe(e.name)}${e.type === "dir" ? "/" : ""}`
   ).join("\n");
 }
 

@@ -24,8 +24,10 @@ import {
   print,
   printJson,
   stderrIsTerminal,
+  terminalSafe,
 } from "../lib/cli/output.ts";
 import { EXIT } from "../lib/exit_codes.ts";
+import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
@@ -215,10 +217,11 @@ async function fleetMain(
     timeoutMs: opts.timeoutMs,
     concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY,
     connect: connectWebRepl,
-    onFinish: (row) => log(`${row.name}: ${row.ok ? "done" : `failed: ${row.error}`}`),
+    onFinish: (row) =>
+      log(terminalSafe(`${row.name}: ${row.ok ? "done" : `failed: ${row.error}`}`, Infinity)),
   });
   if (opts.json) printJson(report);
-  else print(renderFleetPut(report));
+  else print(renderFleetPut(terminalSafeDeep(report)));
   return fleetExitCode({ devices: report.devices });
 }
 

@@ -11,7 +11,7 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { log, logRaw } from "../lib/cli/output.ts";
+import { log, logRaw, writeAllSync } from "../lib/cli/output.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
 import {
@@ -63,10 +63,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const interactive = Deno.stdin.isTerminal();
   log(`Connected to ${client.address}. Use Ctrl-] to leave.`);
   const encoder = new TextEncoder();
-  const write = async (text: string) => {
-    const bytes = encoder.encode(text);
-    for (let at = 0; at < bytes.length;) at += await Deno.stdout.write(bytes.subarray(at));
-  };
+  // The board's own terminal output, as it is (a closed pipe ends only the output).
+  const write = (text: string) => Promise.resolve(writeAllSync("stdout", encoder.encode(text)));
   // One reader for every session: a reconnect reads on where the last session stopped.
   const input = sharedInput(Deno.stdin.readable);
   if (interactive) Deno.stdin.setRaw(true);

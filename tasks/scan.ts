@@ -24,7 +24,8 @@ import { nativeSigner } from "../lib/format/signer.ts";
 import { checkPassword, PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
 import { statusBuilds } from "../lib/deploy/status_inputs.ts";
-import { renderStatusTable, type StatusReport } from "../lib/deploy/status.ts";
+import type { StatusReport } from "../lib/deploy/status.ts";
+import { renderStatusTable } from "../lib/cli/status_report.ts";
 import type { StatusTarget } from "../lib/deploy/status_probe.ts";
 import {
   DEFAULT_MAX_ADDRESSES,

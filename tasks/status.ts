@@ -30,11 +30,12 @@ import {
   renderStatusHeading,
   renderStatusSummary,
   renderStatusTable,
-  type StatusReport,
-} from "../lib/deploy/status.ts";
+} from "../lib/cli/status_report.ts";
+import type { StatusReport } from "../lib/deploy/status.ts";
 import { checkStatus, renderCheck } from "../lib/deploy/status_check.ts";
 import { watchUntilInterrupted } from "../lib/deploy/status_watch.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
+import { terminalSafe } from "../lib/cli/terminal_text.ts";
 import { EXIT, STATUS_CHECK_KIND } from "../lib/exit_codes.ts";
 import {
   DEFAULT_STATUS_CONCURRENCY,
@@ -286,7 +287,7 @@ async function run(args: StatusArgs, events: EventSink): Promise<number> {
       if (round === 1) show(r);
       quiet = true;
       for (const c of changes) {
-        write(`${new Date().toISOString()} ${c.text}`);
+        write(`${new Date().toISOString()} ${terminalSafe(c.text)}`);
         events.emit({ type: "status.change", ...c });
       }
     });
@@ -311,7 +312,13 @@ function withCheck(report: StatusReport) {
 function checkOutcome(args: StatusArgs, report: StatusReport, write: (l: string) => void): number {
   if (!args.check) return EXIT.ok;
   const problems = checkStatus(report);
-  if (!args.json) write(renderCheck(report, problems, EXIT.statusCheck));
+  if (!args.json) {
+    const shown = problems.map((p) => ({
+      device: terminalSafe(p.device),
+      problem: terminalSafe(p.problem),
+    }));
+    write(renderCheck(report, shown, EXIT.statusCheck));
+  }
   return problems.length ? EXIT.statusCheck : EXIT.ok;
 }
 

@@ -20,7 +20,7 @@ import { nativeSigner } from "../lib/format/signer.ts";
 import { askOtaMode } from "../lib/transfer/ota_probe.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
-import { formatSeconds, log, print, printJson, warn } from "../lib/cli/output.ts";
+import { formatSeconds, log, print, printJson, terminalSafe, warn } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { JSON_OPTION, PASSWORD_NOTE, TARGET_OPTIONS } from "../lib/cli/webrepl_target.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
@@ -133,7 +133,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   const question = await otaQuestion(host, port, opts.key ?? config.key ?? DEFAULT_KEY_PATH);
   log(`connecting to WebREPL at ${host}:${port}`);
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
-    onStep: (line) => log(line),
+    onStep: (line) => log(terminalSafe(line, Infinity)),
     watchMs: opts.watchMs,
     ...("ask" in question ? { askOtaMode: question.ask } : {}),
   });
@@ -151,13 +151,13 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   } else if (report.otaModeConfirmed) {
     print(
       `${report.address}: in OTA mode via ${report.method} (it answered the OTA-mode question; ` +
-        `was running MicroPython ${report.before.version}). ` +
+        `was running MicroPython ${terminalSafe(report.before.version)}). ` +
         `Send the update within 60 s: deno task deploy --ip ${host}`,
     );
   } else if (report.watchedMs > 0) {
     print(
       `${report.address}: reset via ${report.method} (was running MicroPython ` +
-        `${report.before.version}); its app stayed away for ${
+        `${terminalSafe(report.before.version)}); its app stayed away for ${
           formatSeconds(report.watchedMs / 1000)
         }, but OTA mode is not confirmed: ${
           "missing" in question ? question.missing : "not asked"
@@ -166,7 +166,9 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   } else {
     print(
       `${report.address}: reset via ${report.method} (was running MicroPython ` +
-        `${report.before.version}); not watched (--watch 0): a board whose bootloader has no RTC ` +
+        `${
+          terminalSafe(report.before.version)
+        }); not watched (--watch 0): a board whose bootloader has no RTC ` +
         "check is back in its app",
     );
   }

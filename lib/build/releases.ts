@@ -7,7 +7,7 @@
  */
 import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
-import { FileError } from "../errors.ts";
+import { ConfigError, FileError, UsageError } from "../errors.ts";
 import type { BuildStamp } from "./build_id.ts";
 import { FIRMWARE_FILE, MANIFEST_FILE, parseBuildStamp } from "./build_outputs.ts";
 
@@ -28,28 +28,117 @@ export interface Release extends BuildStamp {
 /** The release named is not kept (or "previous" has none). */
 export class ReleaseNotFoundError extends FileError {}
 
-async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+/** A kept release's image is not the build its manifest names. */
+export class ReleaseMismatchError extends FileError {}
+
+/** The fewest digits of a build id `--release` takes: fewer would name builds by chance. */
+export const MIN_RELEASE_DIGITS = 4;
+
+/**
+ * The manifest at `path` as JSON; undefined if there is none (or, unless `strict`, if it
+ * is not JSON). @throws {ConfigError} With `strict`: it exists but is corrupt.
+ */
+async function readJson(
+  path: string,
+  strict = false,
+): Promise<Record<string, unknown> | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (strict && !(e instanceof Deno.errors.NotFound)) {
+      throw new ConfigError(`cannot read '${path}': ${(e as Error).message}`);
+    }
     return undefined;
+  }
+  try {
+    const json = JSON.parse(text.replace(/^\uFEFF/, ""));
+    if (json !== null && typeof json === "object" && !Array.isArray(json)) return json;
+    if (!strict) return undefined;
+    throw new SyntaxError("it holds no JSON object");
+  } catch (e) {
+    if (!strict) return undefined;
+    throw new ConfigError(
+      `'${path}' is corrupt (${(e as Error).message}): run 'deno task build-ota' again, ` +
+        "or remove it",
+    );
   }
 }
 
-/** The `build` and image hash of the manifest at `path`, if it has a build. */
+/**
+ * The `build` and image hash of the manifest at `path`, if it has a build.
+ * @throws {ConfigError} With `strict`: the manifest exists but is corrupt.
+ */
 export async function readManifestBuild(
   path: string,
+  strict = false,
 ): Promise<(BuildStamp & { sha256?: string }) | undefined> {
-  const json = await readJson(path);
+  const json = await readJson(path, strict);
   const build = parseBuildStamp(json?.build);
   if (!build) return undefined;
   const sha256 = (json?.image as { sha256?: unknown } | undefined)?.sha256;
   return { ...build, ...(typeof sha256 === "string" ? { sha256 } : {}) };
 }
 
-/** The build `out/manifest.json` describes (the current build), if any. */
+/**
+ * The build `out/manifest.json` describes (the current build), if any.
+ * @throws {ConfigError} If the manifest is there but corrupt (naming it and the error).
+ */
 export function currentBuild(out: string): Promise<(BuildStamp & { sha256?: string }) | undefined> {
-  return readManifestBuild(join(out, MANIFEST_FILE));
+  return readManifestBuild(join(out, MANIFEST_FILE), true);
+}
+
+/**
+ * Checks what `--release` names before any release is looked up: "previous", or at
+ * least `MIN_RELEASE_DIGITS` hex digits of a build id. Pure.
+ * @throws {UsageError} Saying what it takes.
+ */
+export function checkReleaseName(name: string): void {
+  if (name === PREVIOUS) return;
+  const takes = `a build id (at least ${MIN_RELEASE_DIGITS} of its hex digits) or '${PREVIOUS}'`;
+  if (name === "") throw new UsageError(`--release is empty: give ${takes}`);
+  if (!/^[0-9a-f]+$/i.test(name)) {
+    throw new UsageError(`--release '${name}' is not a build id: give ${takes}`);
+  }
+  if (name.length < MIN_RELEASE_DIGITS) {
+    throw new UsageError(
+      `--release '${name}' has ${name.length} digit${name.length === 1 ? "" : "s"}: give at ` +
+        `least ${MIN_RELEASE_DIGITS} digits of a build id, or '${PREVIOUS}'`,
+    );
+  }
+}
+
+/**
+ * Whether `image` carries the build id `id`: build-ota freezes it into the image's
+ * `ota` module (a string constant travels as its bytes). Pure.
+ */
+export function imageCarriesBuild(image: Uint8Array, id: string): boolean {
+  const needle = new TextEncoder().encode(id);
+  outer: for (let at = image.indexOf(needle[0]!); at >= 0; at = image.indexOf(needle[0]!, at + 1)) {
+    for (let i = 1; i < needle.length; i++) if (image[at + i] !== needle[i]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Before anything is sent: the release's image must be the build its manifest names.
+ * @throws {ReleaseMismatchError} If the image does not carry that build id.
+ */
+async function checkReleaseImage(release: Release): Promise<void> {
+  let image: Uint8Array;
+  try {
+    image = await Deno.readFile(release.firmware);
+  } catch {
+    return; // the preflight names a missing or unreadable image
+  }
+  if (imageCarriesBuild(image, release.id)) return;
+  throw new ReleaseMismatchError(
+    `${release.firmware} does not carry the build id ${release.id} that ${
+      join(release.dir, MANIFEST_FILE)
+    } names: the image is another build's (or the manifest was edited). Nothing was sent. ` +
+      `Send a release whose image matches, or remove ${release.dir} and build again.`,
+  );
 }
 
 async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
@@ -114,6 +203,7 @@ export function chooseRelease(
   current: BuildStamp | undefined,
   out = "dist",
 ): Release {
+  checkReleaseName(name);
   const where = join(out, RELEASES_DIR);
   const kept = releases.length
     ? `kept there: ${releases.map((r) => r.id + (r.version ? ` (${r.version})` : "")).join(", ")}`
@@ -133,7 +223,7 @@ export function chooseRelease(
     }
     return previous;
   }
-  const matches = releases.filter((r) => name.length >= 4 && r.id.startsWith(name));
+  const matches = releases.filter((r) => r.id.startsWith(name.toLowerCase()));
   if (matches.length === 1) return matches[0]!;
   throw new ReleaseNotFoundError(
     matches.length > 1
@@ -189,17 +279,22 @@ export interface ImageChoice {
  * The image `deploy` sends: FILE, a kept release (`--release ID|previous`), or the current
  * build (`out/firmware-ota.bin`); and its build, from the manifest that describes it (for
  * FILE: a `manifest.json` beside it whose SHA-256 is FILE's). Needs `--allow-read`.
+ * @throws {UsageError} If `release` is not "previous" or at least 4 digits of a build id.
  * @throws {ReleaseNotFoundError} If the release named is not kept.
+ * @throws {ReleaseMismatchError} If its image is not the build its manifest names.
+ * @throws {ConfigError} If `out/manifest.json` is corrupt.
  */
 export async function chooseImage(
   given: { file?: string; release?: string },
   out: string,
 ): Promise<ImageChoice> {
+  if (given.release !== undefined) checkReleaseName(given.release);
   const releases = await listReleases(out);
   const current = await currentBuild(out);
   const known = knownBuilds(releases, current);
   if (given.release !== undefined) {
     const release = chooseRelease(releases, given.release, current, out);
+    await checkReleaseImage(release);
     return {
       file: release.firmware,
       buildDir: release.dir,

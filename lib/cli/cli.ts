@@ -4,7 +4,7 @@
  * `deno task NAME` or as `yaota NAME`.
  */
 import { parseArgs } from "node:util";
-import { OtaError, UsageError } from "../errors.ts";
+import { ContainerRuntimeError, OtaError, UsageError } from "../errors.ts";
 import { EXIT, exitCodeOf } from "../exit_codes.ts";
 import { bold, fail, log, print, printJson } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../config/values.ts";
@@ -345,7 +345,8 @@ export function reportError(
     return exitCodeOf(e);
   }
   if (e instanceof OtaError) {
-    fail(e.message);
+    // A failed build's report quotes its last lines, one per line.
+    fail(e.message, { lines: e instanceof ContainerRuntimeError });
     if (json) printJson({ ok: false, ...e.details, kind: e.name, error: e.message });
     return exitCodeOf(e);
   }

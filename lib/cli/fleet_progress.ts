@@ -10,6 +10,7 @@ import type { DeviceResult } from "../deploy/events.ts";
 import { formatBytes, log, red, stderrIsTerminal } from "./output.ts";
 import { formatProgress, type ProgressState } from "./progress.ts";
 import { tracing } from "../trace.ts";
+import { terminalSafe } from "./terminal_text.ts";
 
 export interface FleetProgressOptions {
   /** Bars (terminal) or plain lines; default: whether stderr is a terminal. */
@@ -26,10 +27,13 @@ export interface FleetProgressOptions {
 
 /** A plain progress line: the name padded to `width`, then the transfer's state. */
 export function formatFleetLine(name: string, width: number, text: string): string {
-  return `${name.padEnd(width)}  ${text}`;
+  return `${terminalSafe(name).padEnd(width)}  ${terminalSafe(text)}`;
 }
 
-/** The one-line result of a device, for the line printed when it finishes. */
+/**
+ * The one-line result of a device, for the line printed when it finishes. Its versions,
+ * builds and errors quote the board: `formatFleetLine` makes them inert.
+ */
 export function formatOutcome(outcome: DeviceOutcome & { result?: DeviceResult }): string {
   if (outcome.skipped !== undefined) return `skipped: ${outcome.skipped}`;
   if (outcome.result === "not-attempted") return outcome.error ?? "not attempted";
@@ -79,13 +83,13 @@ export class FleetProgress implements FleetProgressSink {
     this.#write = options.write ?? ((line) => log(line));
     this.#step = options.stepPercent ?? 25;
     this.#interval = options.intervalMs ?? 5000;
-    this.#width = Math.max(0, ...devices.map((d) => d.name.length));
+    this.#width = Math.max(0, ...devices.map((d) => terminalSafe(d.name).length));
     this.#size = options.size;
   }
 
   /** The devices to come (their names set the column width) and the image's size. */
   begin(devices: Pick<FleetDevice, "name">[], size: number): void {
-    this.#width = Math.max(this.#width, ...devices.map((d) => d.name.length));
+    this.#width = Math.max(this.#width, ...devices.map((d) => terminalSafe(d.name).length));
     this.#size ??= size;
   }
 
@@ -106,8 +110,8 @@ export class FleetProgress implements FleetProgressSink {
     this.#lines.set(device.name, line);
     if (this.#interactive) {
       line.bar = $.progress({
-        prefix: device.name,
-        message: `${device.ip}:${device.port}`,
+        prefix: terminalSafe(device.name),
+        message: terminalSafe(`${device.ip}:${device.port}`),
         ...(this.#size ? { length: this.#size } : {}),
       }).kind("bytes");
     } else {
@@ -138,6 +142,7 @@ export class FleetProgress implements FleetProgressSink {
   note(name: string, message: string): void {
     const line = this.#lines.get(name);
     if (!line) return;
+    message = terminalSafe(message);
     line.note = message;
     if (line.bar) {
       if (line.state) this.update(name, line.state);

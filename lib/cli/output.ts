@@ -1,7 +1,10 @@
 /**
  * The one place that writes to the terminal. Results and `--json` go to stdout;
- * progress, logs and errors go to stderr, plain when stderr is not a terminal.
+ * progress, logs and errors go to stderr, plain when stderr is not a terminal. Every
+ * line passes `terminalLines`: a control character that a quote of outside text let
+ * through is shown, not obeyed (quotes themselves use `terminalSafe`).
  */
+import { terminalLine, terminalLines } from "./terminal_text.ts";
 
 const encoder = new TextEncoder();
 
@@ -24,33 +27,62 @@ export function stderrIsTerminal(): boolean {
   return Deno.stderr.isTerminal();
 }
 
+/** The streams whose reader has gone (`| head` closed the pipe): nothing more goes there. */
+const closed = new Set<"stdout" | "stderr">();
+
+/**
+ * Writes all of `bytes`, unless the reader has gone: a closed pipe (EPIPE) is the end of
+ * the reader, not an error of the task, which goes on and exits with its own outcome.
+ */
+export function writeAllSync(stream: "stdout" | "stderr", bytes: Uint8Array): void {
+  if (closed.has(stream)) return;
+  const target = stream === "stdout" ? Deno.stdout : Deno.stderr;
+  try {
+    for (let at = 0; at < bytes.length;) at += target.writeSync(bytes.subarray(at));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    closed.add(stream);
+  }
+}
+
+/** Whether stdout's reader has gone (a closed pipe). */
+export function stdoutClosed(): boolean {
+  return closed.has("stdout");
+}
+
 /** A line on stderr (logs, progress in plain mode, notes). */
 export function log(line = ""): void {
-  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  writeAllSync("stderr", encoder.encode(terminalLines(line) + "\n"));
 }
 
 /** Raw text on stderr, no newline (terminal redraws). */
 export function logRaw(text: string): void {
-  Deno.stderr.writeSync(encoder.encode(text));
+  writeAllSync("stderr", encoder.encode(text));
 }
 
+/** A warning: one line, whatever it quotes. */
 export function warn(line: string): void {
-  log(yellow("warning: ") + line);
+  log(yellow("warning: ") + terminalLine(line));
 }
 
-export function fail(line: string): void {
-  log(red("error: " + line));
+/** An error: one line, whatever it quotes (`lines`: our own multi-line report). */
+export function fail(line: string, options: { lines?: boolean } = {}): void {
+  log(red("error: " + (options.lines ? line : terminalLine(line))));
 }
 
 /** A result line on stdout. */
 export function print(line = ""): void {
-  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+  writeAllSync("stdout", encoder.encode(terminalLines(line) + "\n"));
 }
 
 /** One JSON object on stdout. */
 export function printJson(value: unknown): void {
+  // JSON.stringify escapes C0 controls but not DEL, C1, U+2028/9 or the bidi overrides,
+  // which terminalLines shows as \u escapes: still valid JSON, the same value.
   print(JSON.stringify(value));
 }
 
 /** Pure unit helpers, here too for the tasks that print them. */
 export { formatBytes, formatSeconds } from "../_units.ts";
+
+export { terminalSafe } from "./terminal_text.ts";

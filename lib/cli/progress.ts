@@ -4,6 +4,7 @@
  */
 import $ from "dax";
 import { formatBytes, formatSeconds, log, stderrIsTerminal } from "./output.ts";
+import { terminalSafe } from "./terminal_text.ts";
 
 export interface ProgressState {
   confirmed: number;
@@ -29,9 +30,9 @@ export class ProgressDisplay {
   #state: ProgressState | undefined;
 
   constructor(label: string, size: number, interactive = stderrIsTerminal()) {
-    this.label = label;
+    this.label = terminalSafe(label);
     if (interactive) {
-      this.#bar = $.progress(label, { length: size });
+      this.#bar = $.progress(this.label, { length: size });
       this.#bar.kind("bytes");
     }
   }
@@ -56,6 +57,8 @@ export class ProgressDisplay {
 
   /** Says what is happening (a recovery, the boot check). */
   note(message: string): void {
+    // It may quote the board (a version, an error it printed).
+    message = terminalSafe(message);
     this.#note = message;
     if (this.#bar) {
       if (this.#state) this.update(this.#state);

@@ -4,9 +4,12 @@
  */
 import type { TraceSink } from "../trace.ts";
 import { dim, log } from "./output.ts";
+import { terminalSafe } from "./terminal_text.ts";
 
 /**
- * `[  1.234] deploy: text`: seconds since the start, the topic, the line. Pure.
+ * `[  1.234] deploy: text`: seconds since the start, the topic, the line, which may quote
+ * a peer (an HTTP status line, a board's answer): one line, its control characters shown.
+ * Pure.
  * @example
  * ```ts
  * import { formatTraceLine } from "./trace_sink.ts";
@@ -14,7 +17,7 @@ import { dim, log } from "./output.ts";
  * ```
  */
 export function formatTraceLine(seconds: number, topic: string, text: string): string {
-  return `[${seconds.toFixed(3).padStart(8)}] ${topic}: ${text}`;
+  return `[${seconds.toFixed(3).padStart(8)}] ${topic}: ${terminalSafe(text, Infinity)}`;
 }
 
 /**

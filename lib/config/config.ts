@@ -93,7 +93,16 @@ const inside = (at: Place, key: string): Place => ({
 });
 
 const str: Check = (v, at) => {
-  if (typeof v !== "string" || v === "") throw new ConfigError(`${named(at)}: expected a string`);
+  if (typeof v !== "string") {
+    throw new ConfigError(
+      `${named(at)}: expected a string, got ${
+        v === null ? "null" : Array.isArray(v) ? "a list" : typeof v
+      }`,
+    );
+  }
+  if (v.trim() === "") {
+    throw new ConfigError(`${named(at)}: must not be empty${v === "" ? "" : " (only spaces)"}`);
+  }
   return v;
 };
 const path: Check = (v, at) => resolve(at.base, str(v, at) as string);
@@ -280,7 +289,8 @@ export function configFromEnv(env: Env, cwd: string): Partial<OtaConfig> {
 
 /** Reads and validates one file. @throws {ConfigError} */
 async function readConfigFile(file: string): Promise<OtaConfig> {
-  const text = await Deno.readTextFile(file);
+  // A byte order mark (some Windows editors write one) is not part of the JSON.
+  const text = (await Deno.readTextFile(file)).replace(/^\uFEFF/, "");
   let json: unknown;
   try {
     json = JSON.parse(text);

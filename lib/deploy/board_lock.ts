@@ -5,8 +5,11 @@
  * once, naming the first. The lock is an OS file lock (flock) on
  * `<dir>/<address>_<port>.lock`, whose text says who holds it; the kernel releases it
  * when its process dies, so a lock left by a dead process is simply taken over.
- * `<dir>` is `$OTA_LOCK_DIR`, else `yaota8266-ota-locks` in the system's temp folder,
- * shared by every user of the machine.
+ * `<dir>` is `$OTA_LOCK_DIR`, else a folder of this user's own: `yaota8266-ota-locks` in
+ * `$XDG_RUNTIME_DIR`, or `yaota8266-ota-locks-<uid>` in the temp folder, made 0700 and
+ * refused unless this user owns it and nobody else may write it. A lock file is never
+ * opened through a link: another local user who plants a symlink or a hard link there
+ * must not make us change or overwrite a file of ours.
  */
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,8 +33,16 @@ export interface BoardLock extends AsyncDisposable {
   release(): Promise<void>;
 }
 
-export function boardLockDir(env: (name: string) => string | undefined = Deno.env.get): string {
-  return env(LOCK_DIR_ENV) || join(tmpdir(), "yaota8266-ota-locks");
+/** Where the lock files go, and whether the folder is ours alone (not named by the user). */
+export function boardLockDir(
+  env: (name: string) => string | undefined = Deno.env.get,
+  uid: number | null = Deno.uid(),
+): string {
+  const named = env(LOCK_DIR_ENV);
+  if (named) return named;
+  const runtime = env("XDG_RUNTIME_DIR");
+  if (runtime) return join(runtime, "yaota8266-ota-locks");
+  return join(env("TMPDIR") || tmpdir(), `yaota8266-ota-locks${uid === null ? "" : `-${uid}`}`);
 }
 
 export function boardLockFile(dir: string, address: string, port: number): string {
@@ -42,7 +53,10 @@ export function boardLockFile(dir: string, address: string, port: number): strin
 export function parseLockInfo(text: string): BoardLockInfo | undefined {
   try {
     const info = JSON.parse(text);
-    return Number.isInteger(info?.pid) && typeof info.startedAt === "string" ? info : undefined;
+    return Number.isInteger(info?.pid) && typeof info.startedAt === "string" &&
+        !Number.isNaN(Date.parse(info.startedAt))
+      ? info
+      : undefined;
   } catch {
     return undefined;
   }
@@ -91,11 +105,12 @@ export async function lockBoard(
   const dir = options.dir ?? boardLockDir();
   const path = boardLockFile(dir, address, port);
   const unusable = (e: unknown) =>
-    new FileError(
+    e instanceof FileError ? e : new FileError(
       `cannot use the board lock '${path}': ${(e as Error).message}. ` +
         `Set ${LOCK_DIR_ENV} to a folder this user may write.`,
     );
-  await ensureSharedDir(dir).catch((e) => Promise.reject(unusable(e)));
+  await ensurePrivateDir(dir, options.dir === undefined && !Deno.env.get(LOCK_DIR_ENV))
+    .catch((e) => Promise.reject(unusable(e)));
   const where = `${options.host ?? address}:${port}` +
     (options.host && options.host !== address ? ` (${address})` : "");
   for (let attempt = 0;; attempt++) {
@@ -105,12 +120,12 @@ export async function lockBoard(
       held = await file.tryLock(true);
       if (!held) {
         throw new BoardBusyError(
-          busyMessage(where, await readHolder(path), path, options.now?.() ?? Date.now()),
+          busyMessage(where, await readHolder(file), path, options.now?.() ?? Date.now()),
         );
       }
       // The holder before us may have removed the path after we opened it: lock the file
       // that is there now, not an orphan.
-      const [mine, there] = await Promise.all([file.stat(), Deno.stat(path).catch(() => null)]);
+      const [mine, there] = await Promise.all([file.stat(), Deno.lstat(path).catch(() => null)]);
       if (!there || mine.ino !== there.ino || mine.dev !== there.dev) {
         if (attempt < 5) {
           file.close();
@@ -125,12 +140,8 @@ export async function lockBoard(
         address,
         port,
       };
-      try {
-        await file.truncate(0);
-        await file.write(new TextEncoder().encode(JSON.stringify(info) + "\n"));
-      } catch {
-        // Another user's file, opened to read: the lock holds all the same.
-      }
+      await file.truncate(0);
+      await file.write(new TextEncoder().encode(JSON.stringify(info) + "\n"));
     } catch (e) {
       file.close();
       throw e;
@@ -148,37 +159,95 @@ export async function lockBoard(
 }
 
 /** Who holds the lock; its holder may still be writing that down, so wait a little. */
-async function readHolder(path: string): Promise<BoardLockInfo | undefined> {
+async function readHolder(file: Deno.FsFile): Promise<BoardLockInfo | undefined> {
   for (let i = 0; i < 10; i++) {
-    const info = parseLockInfo(await Deno.readTextFile(path).catch(() => ""));
+    const info = parseLockInfo(await readSmall(file).catch(() => ""));
     if (info) return info;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return undefined;
 }
 
-async function openLockFile(path: string): Promise<Deno.FsFile> {
-  try {
-    const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o666 });
-    // Others on this machine may need to write their own lock info into it later.
-    await Deno.chmod(path, 0o666).catch(() => {});
-    return file;
-  } catch (e) {
-    if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
-    // Another user's file: reading is enough to lock it or to learn who holds it.
-    return await Deno.open(path, { read: true });
-  }
+/** The first 4 KiB of the open lock file: its holder's line, whatever else is there. */
+async function readSmall(file: Deno.FsFile): Promise<string> {
+  await file.seek(0, Deno.SeekMode.Start);
+  const buffer = new Uint8Array(4096);
+  const n = await file.read(buffer);
+  return new TextDecoder().decode(buffer.subarray(0, n ?? 0));
 }
 
-async function ensureSharedDir(dir: string): Promise<void> {
-  try {
-    await Deno.mkdir(dir);
-  } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) return;
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    await Deno.mkdir(dir, { recursive: true });
+/**
+ * Opens `path` as a lock file without following a link: a new file is made with O_EXCL
+ * (which never follows one); an existing one must be a regular file of ours with one
+ * name, and the file opened must be the one looked at (same device and inode).
+ */
+async function openLockFile(path: string): Promise<Deno.FsFile> {
+  const uid = Deno.uid();
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const seen = await Deno.lstat(path).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    });
+    if (!seen) {
+      try {
+        return await Deno.open(path, { read: true, write: true, createNew: true, mode: 0o600 });
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) continue;
+        throw e;
+      }
+    }
+    const refuse = (what: string) =>
+      new FileError(
+        `refusing the board lock '${path}': ${what}. Someone else may have put it there: ` +
+          `look at it, remove it, and run again (or set ${LOCK_DIR_ENV} to a folder only you can ` +
+          `write).`,
+      );
+    if (seen.isSymlink) throw refuse("it is a symbolic link, and lock files are never followed");
+    if (!seen.isFile) throw refuse("it is not a regular file");
+    if (uid !== null && seen.uid !== uid) {
+      throw refuse(`it belongs to another user (uid ${seen.uid})`);
+    }
+    if (seen.nlink !== null && seen.nlink > 1) {
+      throw refuse(`it has ${seen.nlink} names (a hard link to another file)`);
+    }
+    const file = await Deno.open(path, { read: true, write: true });
+    const opened = await file.stat();
+    if (opened.dev === seen.dev && opened.ino === seen.ino && opened.isFile) return file;
+    // Replaced between the look and the open: look again.
+    file.close();
   }
-  // Made here: world-writable and sticky, like /tmp itself, so every user of the machine
-  // may lock a board and none may delete another's file.
-  await Deno.chmod(dir, 0o1777).catch(() => {});
+  throw new FileError(
+    `cannot use the board lock '${path}': it keeps being replaced while it is opened. ` +
+      `Set ${LOCK_DIR_ENV} to a folder only you can write.`,
+  );
+}
+
+/**
+ * Makes the lock folder. One of ours (`owned`) is made 0700 and must belong to this user
+ * and be closed to others, or another local user could plant links in it.
+ */
+async function ensurePrivateDir(dir: string, owned: boolean): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { mode: 0o700 });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    else if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  if (!owned) return;
+  const info = await Deno.lstat(dir);
+  const uid = Deno.uid();
+  const refuse = (what: string) =>
+    new FileError(
+      `refusing the board lock folder '${dir}': ${what}, so another user could plant files ` +
+        `in it. Remove it (it is remade for you), or set ${LOCK_DIR_ENV} to a folder only you ` +
+        `can write.`,
+    );
+  if (info.isSymlink) throw refuse("it is a symbolic link");
+  if (!info.isDirectory) throw refuse("it is not a folder");
+  if (uid !== null && info.uid !== uid) {
+    throw refuse(`it belongs to another user (uid ${info.uid})`);
+  }
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    throw refuse(`others may use it (mode ${(info.mode & 0o777).toString(8)})`);
+  }
 }

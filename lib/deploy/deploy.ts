@@ -26,6 +26,7 @@ import { ENGINE_OPTIONS, sendFirmware, type SendOptions } from "../transfer/send
 import { pick } from "../_pick.ts";
 import { nativeSigner } from "../format/signer.ts";
 import { formatHex } from "../_bytes.ts";
+import { readFileUpTo, TooLargeError } from "../_fs.ts";
 import { STANDARD_IROM_BASE } from "../format/image.ts";
 import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import type { TransferFailure } from "../transfer/engine.ts";
@@ -113,10 +114,19 @@ export function bootLoopEnding(reason: string, host: string): string {
     `'deno task deploy --ip ${host}'.`;
 }
 
+/** No ESP8266 has more flash than this: a longer file is not an image for one. */
+const MAX_IMAGE_FILE = 16 * 1024 * 1024;
+
 async function readFile(path: string): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(path);
+    return await readFileUpTo(path, MAX_IMAGE_FILE);
   } catch (e) {
+    if (e instanceof TooLargeError) {
+      throw new FileError(
+        `'${path}' holds more than ${MAX_IMAGE_FILE / 1024 / 1024} MiB (or never ends, as a ` +
+          "device does): larger than any ESP8266 flash, so not an image for one. Name the image file.",
+      );
+    }
     // A build's output that is not there may have been moved aside by a failed build.
     if (e instanceof Deno.errors.NotFound && basename(path) === FIRMWARE_FILE) {
       throw await missingBuild(dirname(path));

@@ -1,8 +1,8 @@
 /**
  * `deno task status`, the pure part: what is known of each board (running its app and
  * answering WebREPL, in OTA mode, or neither; its MicroPython; the build it runs and how
- * that compares with `dist/manifest.json`; the kept release it is), as a table a person
- * reads at a glance and as the `--json` object. `status_probe.ts` asks the boards.
+ * that compares with `dist/manifest.json`; the kept release it is), as the `--json`
+ * object. `status_probe.ts` asks the boards; `lib/cli/status_report.ts` draws the table.
  */
 import type { BuildStamp } from "../build/build_id.ts";
 import type { BuildComparison } from "./build_compare.ts";
@@ -71,81 +71,10 @@ export function boardState(
   return webrepl === "silent" ? "silent" : "offline";
 }
 
+/** Each state as a person reads it. */
 export const STATE_LABEL: Record<BoardState, string> = {
   app: "app",
   ota: "OTA mode",
   silent: "no WebREPL answer",
   offline: "offline",
 };
-
-function buildCell(s: BoardStatus): string {
-  if (s.build === undefined) return "-";
-  if (s.build === null) return "unknown";
-  return s.build.version ? `${s.build.id} (${s.build.version})` : s.build.id;
-}
-
-function lastCell(s: BoardStatus): string {
-  const parts: string[] = [];
-  if (s.release) parts.push(`release ${s.release.id}, built ${s.release.builtAt}`);
-  if (s.note) parts.push(s.note);
-  return parts.join("; ");
-}
-
-/** The table: one line per board, columns padded. Pure. */
-export function renderStatusTable(report: StatusReport): string {
-  const header = [
-    "device",
-    "address",
-    "state",
-    "MicroPython",
-    "build",
-    "vs dist",
-    "release / note",
-  ];
-  const rows = report.devices.map((s) => [
-    s.name,
-    `${s.ip}:${s.port}`,
-    STATE_LABEL[s.state],
-    s.micropython?.release ?? "-",
-    buildCell(s),
-    s.comparison,
-    lastCell(s),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}
-
-/** The line above the table: which build "vs dist" compares with. Pure. */
-export function renderStatusHeading(
-  report: StatusReport,
-  manifestPath: string,
-  manifestExists = true,
-): string {
-  const m = report.manifest;
-  if (!m && !manifestExists) {
-    return `no ${manifestPath} (no successful 'deno task build-ota' there): 'vs dist' is unknown`;
-  }
-  if (!m) {
-    return `${manifestPath} names no build id: 'vs dist' is unknown (run 'deno task build-ota')`;
-  }
-  return `${manifestPath}: build ${m.id}${m.version ? ` (${m.version})` : ""}, built ${m.builtAt}`;
-}
-
-/** One line under the table: how many boards are in each state and how many need the build. */
-export function renderStatusSummary(report: StatusReport): string {
-  const count = (f: (s: BoardStatus) => boolean) => report.devices.filter(f).length;
-  const total = report.devices.length;
-  const silent = count((s) => s.state === "silent");
-  const parts = [
-    `${count((s) => s.state === "app")} running`,
-    `${count((s) => s.state === "ota")} in OTA mode`,
-    ...(silent ? [`${silent} without a WebREPL answer`] : []),
-    `${count((s) => s.state === "offline")} offline`,
-  ];
-  const upToDate = count((s) => s.comparison === "up to date");
-  const older = count((s) => s.comparison === "older");
-  return `${total} board${total === 1 ? "" : "s"}: ${parts.join(", ")}; ` +
-    `${upToDate} up to date, ${older} older than dist`;
-}

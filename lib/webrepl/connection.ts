@@ -20,7 +20,7 @@ import { ACCESS_DENIED, CONNECTED_BANNER, PASSWORD_PROMPT } from "./protocol.ts"
 import { formatSeconds } from "../_units.ts";
 import { concat } from "../_bytes.ts";
 import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
-import { hideInTrace, trace } from "../trace.ts";
+import { trace } from "../trace.ts";
 
 export const DEFAULT_TIMEOUT_MS = 5000;
 /** Bytes of text per frame: the board reads the socket a little at a time. */
@@ -98,7 +98,6 @@ export class WebReplConnection {
     const port = options.port ?? DEFAULT_DEVICE_PORT;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const address = `${options.host}:${port}`;
-    hideInTrace(options.password);
     trace(
       "webrepl",
       `connecting to ${address} over TCP (each step may take ${timeoutMs / 1000} s)`,

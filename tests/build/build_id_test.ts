@@ -144,9 +144,25 @@ Deno.test("chooseRelease() finds a build by id or prefix, and 'previous' before 
     "'aaaa' names 2 releases in dist/releases: give more digits (aaaa11112222, aaaa33334444)",
   );
   assertThrows(
-    () => chooseRelease([], "abc", undefined),
+    () => chooseRelease([], "abcd", undefined),
     ReleaseNotFoundError,
-    "no release 'abc' in dist/releases (none is kept there yet: each successful 'deno task build-ota' keeps one). Name a build id or 'previous'.",
+    "no release 'abcd' in dist/releases (none is kept there yet: each successful 'deno task build-ota' keeps one). Name a build id or 'previous'.",
+  );
+  // Fewer than 4 digits, nothing, or not hex: the argument is wrong, not the releases.
+  assertThrows(
+    () => chooseRelease(RELEASES, "ccc", undefined),
+    UsageError,
+    "--release 'ccc' has 3 digits: give at least 4 digits of a build id, or 'previous'",
+  );
+  assertThrows(
+    () => chooseRelease(RELEASES, "", undefined),
+    UsageError,
+    "--release is empty: give a build id (at least 4 of its hex digits) or 'previous'",
+  );
+  assertThrows(
+    () => chooseRelease(RELEASES, "latest", undefined),
+    UsageError,
+    "--release 'latest' is not a build id",
   );
 });
 

@@ -1,5 +1,5 @@
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
-import { renderStatusHeading } from "../../lib/deploy/status.ts";
+import { renderStatusHeading } from "../../lib/cli/status_report.ts";
 import { runTaskFile, tempDir, vectorText } from "../_helpers.ts";
 import { buildEnv, makeFakeMicroPythonTree } from "../fixtures/fake_trees.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";

@@ -12,7 +12,7 @@ import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { type RunningApp, startWebReplServer } from "../../lib/sim/webrepl_server.ts";
 import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { renderHelp } from "../../lib/cli/cli.ts";
-import { hideInTrace, setTraceSink, trace, verboseWanted } from "../../lib/trace.ts";
+import { hidden, setTraceSink, trace, traceText, verboseWanted } from "../../lib/trace.ts";
 import { formatTraceLine } from "../../lib/cli/trace_sink.ts";
 
 const KEY = `${VECTORS}test-key-512.pem`;
@@ -90,12 +90,12 @@ Deno.test("YAOTA_VERBOSE=1 turns the trace on, --no-verbose off; without either 
 });
 
 /** A running app with WebREPL whose password is PASSWORD. */
-async function webrepl() {
+async function webrepl(password = PASSWORD) {
   const app: RunningApp = {
     version: () => "v1.19.1 on 2022-06-18",
     rtcMemory: new Uint8Array(0),
     onReset: () => {},
-    files: new Map([["webrepl_cfg.py", `PASS = '${PASSWORD}'\n`]]),
+    files: new Map([["webrepl_cfg.py", `PASS = '${password}'\n`]]),
     frozenOta: true,
     log: () => {},
   };
@@ -147,6 +147,32 @@ Deno.test("trigger --verbose traces the connection steps and never the password,
   }
 });
 
+Deno.test("trigger --verbose with a word-like password ('connected') masks nothing of the trace's own words", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(`${dir.path}/ota.config.json`, "{}");
+  const server = await webrepl("connected");
+  try {
+    const r = await runTaskFile(
+      "trigger",
+      ["--ip", "127.0.0.1", "--port", String(server.port), "--watch", "0", "--verbose"],
+      { cwd: dir.path, env: { WEBREPL_PASSWORD: "connected" } },
+    );
+    assertEquals(r.code, 0, r.stderr);
+    const body = r.stderr.split("\n").filter((l) => STAMP.test(l)).map((l) => l.replace(STAMP, ""));
+    for (
+      const expected of [
+        `webrepl: TCP connected to 127.0.0.1:${server.port}: sending the WebSocket handshake`,
+        "webrepl: logged in ('WebREPL connected')",
+      ]
+    ) {
+      assert(body.includes(expected), `no line '${expected}' in:\n${body.join("\n")}`);
+    }
+    assert(!r.stderr.includes("***"), r.stderr);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("WebReplClient traces its steps through the sink without ever handing it the password", async () => {
   await using server = { s: await webrepl(), [Symbol.asyncDispose]: () => server.s.close() };
   const lines: string[] = [];
@@ -166,20 +192,20 @@ Deno.test("WebReplClient traces its steps through the sink without ever handing 
   assert(!lines.some((l) => l.includes(PASSWORD) || l.includes("***")), lines.join("\n"));
 });
 
-Deno.test("trace() writes only with a sink, hides a registered secret, and stamps seconds", () => {
+Deno.test("trace() writes only with a sink, masks a secret by its place, not by its text, and stamps seconds", () => {
   const lines: string[] = [];
   trace("x", () => {
     throw new Error("built without a sink");
   });
   const previous = setTraceSink((topic, text) => lines.push(`${topic}: ${text}`));
   try {
-    hideInTrace("s3cr3t-pw");
-    trace("webrepl", "sent s3cr3t-pw by mistake");
+    // The password "connected": only its own place is masked, the word stays elsewhere.
+    trace("webrepl", traceText`TCP connected, password ${hidden("connected")} sent`);
     trace("deploy", () => "lazy line");
   } finally {
     setTraceSink(previous);
   }
-  assertEquals(lines, ["webrepl: sent *** by mistake", "deploy: lazy line"]);
+  assertEquals(lines, ["webrepl: TCP connected, password *** sent", "deploy: lazy line"]);
   assertEquals(formatTraceLine(0.1234, "deploy", "send #1"), "[   0.123] deploy: send #1");
   assertEquals(formatTraceLine(75.5, "build", "make"), "[  75.500] build: make");
 });

@@ -333,6 +333,8 @@ Deno.test("the schema and the validator refuse the same mistakes", () => {
     ["serial baud too low", { serial: { baud: 300 } }],
     ["serial unknown key", { serial: { device: "COM3" } }],
     ["device without ip", { devices: [{ name: "a" }] }],
+    ["device name empty", { devices: [{ name: "", ip: "b" }] }],
+    ["device name only spaces", { devices: [{ name: "  ", ip: "b" }] }],
     ["device tags not a list", { devices: [{ name: "a", ip: "b", tags: "t" }] }],
     ["devices not a list", { devices: { name: "a", ip: "b" } }],
     ["not an object", ["ip"]],

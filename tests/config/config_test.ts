@@ -2,7 +2,7 @@ import { assertEquals, assertStringIncludes, assertThrows } from "../_assert.ts"
 import { runTaskFile, tempDir, VECTORS } from "../_helpers.ts";
 import { buildEnv, makeFakeMicroPythonTree, userArg } from "../fixtures/fake_trees.ts";
 import { resolveBuildOtaOptions } from "../../lib/build/build_ota.ts";
-import { parseConfig } from "../../lib/config/config.ts";
+import { loadConfig, parseConfig } from "../../lib/config/config.ts";
 import { ConfigError } from "../../lib/errors.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { join } from "node:path";
@@ -244,4 +244,35 @@ Deno.test("build-ota and build-bootloader refuse a bad value in ota.config.json,
   const notJson = await runTaskFile("build_ota", ["--dry-run"], { cwd: dir.path, env });
   assertEquals(notJson.code, 1);
   assertStringIncludes(notJson.stderr, `error: '${path}' is not valid JSON`);
+});
+
+Deno.test("parseConfig() says an empty device name must not be empty, and names a wrong type", () => {
+  const devices = (name: unknown) => ({ devices: [{ name, ip: "10.0.0.7" }] });
+  assertThrows(
+    () => parseConfig(devices(""), "/", "ota.config.json"),
+    ConfigError,
+    "ota.config.json: devices[0].name: must not be empty",
+  );
+  assertThrows(
+    () => parseConfig(devices("  "), "/", "ota.config.json"),
+    ConfigError,
+    "ota.config.json: devices[0].name: must not be empty (only spaces)",
+  );
+  assertThrows(
+    () => parseConfig(devices(7), "/", "ota.config.json"),
+    ConfigError,
+    "ota.config.json: devices[0].name: expected a string, got number",
+  );
+});
+
+Deno.test("loadConfig() accepts a file that starts with a UTF-8 byte order mark", async () => {
+  await using dir = await tempDir();
+  const file = join(dir.path, "ota.config.json");
+  await Deno.writeTextFile(
+    file,
+    '\uFEFF{"ip": "10.0.0.7", "devices": [{"name": "kitchen", "ip": "10.0.0.8"}]}',
+  );
+  const config = await loadConfig(file);
+  assertEquals(config.ip, "10.0.0.7");
+  assertEquals(config.devices?.[0]?.name, "kitchen");
 });

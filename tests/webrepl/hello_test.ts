@@ -33,7 +33,7 @@ Deno.test("webReplHello: a board's prompt, a busy board, a silent port, another 
   // ...and its one client slot is free again: a login right after succeeds.
   assertEquals(await webReplHello("127.0.0.1", board.target.port, 3000), "webrepl");
 
-  await using busy = peer(async (conn) => conn.close());
+  await using busy = peer((conn) => Promise.resolve(conn.close()));
   assertEquals(await webReplHello("127.0.0.1", busy.port, 2000), "busy");
 
   await using http = peer(async (conn) => {
