@@ -5,20 +5,18 @@
  * and the file-transfer channel's binary frames; the REPL on top of it is `client.ts`.
  * The password is never printed, logged or put in an error message.
  */
-import { DeviceUnreachableError, WebReplError } from "../errors.ts";
+import { WebReplError } from "../errors.ts";
+import { connectTcp } from "./connect_tcp.ts";
 import {
   acceptFor,
   encodeClientFrame,
   encodeHandshakeRequest,
-  FrameDecoder,
-  type HttpHead,
-  HttpHeadReader,
   makeWebSocketKey,
   OPCODE,
 } from "./websocket.ts";
+import { Inbox } from "./inbox.ts";
 import { ACCESS_DENIED, CONNECTED_BANNER, PASSWORD_PROMPT } from "./protocol.ts";
 import { formatSeconds } from "../_units.ts";
-import { concat } from "../_bytes.ts";
 import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { trace } from "../trace.ts";
 
@@ -29,14 +27,6 @@ const TEXT_FRAME_BYTES = 256;
 const CLOSE_WAIT_MS = 1000;
 /** Bytes per binary frame on the file-transfer channel (as webrepl_cli.py sends them). */
 export const BINARY_FRAME_BYTES = 1024;
-/**
- * Received and not yet read: past this much text (characters) or binary (bytes), reading
- * from the socket pauses until a step consumes some, so a board that floods costs at most
- * this much memory (TCP then holds the rest back).
- */
-export const MAX_UNREAD = 256 * 1024;
-/** An HTTP head longer than this is not MicroPython's (its `101` answer is some 130 bytes). */
-const MAX_HEAD_BYTES = 16 * 1024;
 
 export interface WebReplOptions {
   /** The board's address. */
@@ -60,16 +50,8 @@ export class WebReplConnection {
   /** Time allowed for each step unless a call says otherwise. */
   readonly timeoutMs: number;
   readonly #conn: Deno.Conn;
-  readonly #head = new HttpHeadReader();
-  readonly #frames = new FrameDecoder();
-  readonly #decoder = new TextDecoder();
-  #handshake: HttpHead | undefined;
-  /** Text received and not yet consumed by a step. */
-  #text = "";
-  /** Bytes of binary frames (the file-transfer channel) not yet read. */
-  #binary: Uint8Array[] = [];
-  #binaryLength = 0;
-  #bytesSeen = 0;
+  /** What the board sent and no step has read yet (bounded: reading pauses when full). */
+  readonly #inbox: Inbox;
   #lastByteAt = Date.now();
   #closed = false;
   #readError: unknown;
@@ -85,6 +67,7 @@ export class WebReplConnection {
     this.#conn = conn;
     this.address = address;
     this.timeoutMs = timeoutMs;
+    this.#inbox = new Inbox(address);
     this.#pump = this.#readLoop();
   }
 
@@ -131,14 +114,12 @@ export class WebReplConnection {
 
   /** Forgets the text received so far (what the board printed before a command). */
   discardText(): void {
-    this.#text = "";
-    this.#consumed();
+    this.takeText();
   }
 
   /** Takes all the text received and not yet read ("" if none). */
   takeText(): string {
-    const text = this.#text;
-    this.#text = "";
+    const text = this.#inbox.takeText();
     this.#consumed();
     return text;
   }
@@ -176,31 +157,14 @@ export class WebReplConnection {
       options.deadline === undefined
         ? timeoutMs
         : Math.max(0, Math.min(timeoutMs, options.deadline - Date.now())),
-      () => (this.#binaryLength < n ? undefined : this.#takeBinary(n)),
+      () => {
+        const bytes = this.#inbox.takeBinary(n);
+        if (bytes) this.#consumed();
+        return bytes;
+      },
       0,
       options.onClose,
     );
-  }
-
-  /** The first `n` unread binary bytes, touching only the chunks that hold them. */
-  #takeBinary(n: number): Uint8Array {
-    const parts: Uint8Array[] = [];
-    let left = n;
-    while (left > 0) {
-      const head = this.#binary[0]!;
-      if (head.length <= left) {
-        parts.push(head);
-        this.#binary.shift();
-        left -= head.length;
-      } else {
-        parts.push(head.subarray(0, left));
-        this.#binary[0] = head.subarray(left);
-        left = 0;
-      }
-    }
-    this.#binaryLength -= n;
-    this.#consumed();
-    return parts.length === 1 ? parts[0]!.slice() : concat(parts);
   }
 
   /**
@@ -216,7 +180,7 @@ export class WebReplConnection {
    * some: "" if none came, undefined once the connection is closed and all was read.
    */
   async readText(waitMs: number): Promise<string | undefined> {
-    if (this.#text === "" && !this.#closed) await this.#changed(waitMs);
+    if (this.#inbox.text === "" && !this.#closed) await this.#changed(waitMs);
     const text = this.takeText();
     if (text === "" && this.#closed) return undefined;
     return text;
@@ -243,7 +207,7 @@ export class WebReplConnection {
   async #login(host: string, port: number, password: string): Promise<void> {
     // The board closes a second client at once, before reading anything.
     const refused = () =>
-      this.#bytesSeen === 0
+      this.#inbox.bytesSeen === 0
         ? new WebReplError(
           `${this.address} closed the connection before the WebSocket handshake: ` +
             "a second client is connected: the device accepts one at a time " +
@@ -260,7 +224,7 @@ export class WebReplConnection {
     const head = await this.waitFor(
       "the WebSocket handshake reply",
       this.timeoutMs,
-      () => this.#handshake,
+      () => this.#inbox.handshake,
       0,
       refused,
     );
@@ -281,7 +245,7 @@ export class WebReplConnection {
     trace("webrepl", `'${PASSWORD_PROMPT.trim()}' prompt: sending the password (not shown)`);
     await this.sendText(password + "\r");
     const verdict = await this.waitFor("the login reply", this.timeoutMs, () => {
-      if (this.#text.includes(ACCESS_DENIED)) return "denied";
+      if (this.#inbox.text.includes(ACCESS_DENIED)) return "denied";
       return this.take(literal(CONNECTED_BANNER)) ? "ok" : undefined;
     });
     trace("webrepl", verdict === "ok" ? "logged in ('WebREPL connected')" : "'Access denied'");
@@ -333,10 +297,8 @@ export class WebReplConnection {
 
   /** Consumes the received text up to the end of the first match of `pattern`. */
   take(pattern: RegExp): RegExpExecArray | undefined {
-    const m = pattern.exec(this.#text);
-    if (!m) return undefined;
-    this.#text = this.#text.slice(m.index + m[0].length);
-    this.#consumed();
+    const m = this.#inbox.take(pattern);
+    if (m) this.#consumed();
     return m;
   }
 
@@ -399,21 +361,18 @@ export class WebReplConnection {
     resume?.();
   }
 
-  #full(): boolean {
-    return this.#text.length > MAX_UNREAD || this.#binaryLength > MAX_UNREAD;
-  }
-
   async #readLoop(): Promise<void> {
     const buffer = new Uint8Array(4096);
     try {
       while (true) {
-        while (this.#full() && !this.#shutting) {
+        while (this.#inbox.full && !this.#shutting) {
           await new Promise<void>((resolve) => (this.#resume = resolve));
         }
         if (this.#shutting) break;
         const n = await this.#conn.read(buffer);
         if (n === null) break;
-        this.#receive(buffer.slice(0, n));
+        this.#lastByteAt = Date.now();
+        this.#inbox.push(buffer.slice(0, n));
         this.#wake();
       }
     } catch (e) {
@@ -423,32 +382,6 @@ export class WebReplConnection {
     this.#wake();
   }
 
-  #receive(bytes: Uint8Array): void {
-    this.#bytesSeen += bytes.length;
-    this.#lastByteAt = Date.now();
-    if (!this.#handshake) {
-      const done = this.#head.push(bytes);
-      if (!done && this.#head.pending > MAX_HEAD_BYTES) {
-        throw new WebReplError(
-          `${this.address} sent over ${MAX_HEAD_BYTES} bytes without ending its HTTP answer: ` +
-            "it is not MicroPython's WebREPL",
-        );
-      }
-      if (!done) return;
-      this.#handshake = done.head;
-      bytes = done.rest;
-    }
-    for (const frame of this.#frames.push(bytes)) {
-      if (frame.opcode <= OPCODE.text) {
-        this.#text += this.#decoder.decode(frame.payload, { stream: true });
-      } else if (frame.opcode === OPCODE.binary) {
-        this.#binary.push(frame.payload);
-        this.#binaryLength += frame.payload.length;
-      }
-      // A close frame is followed by the close.
-    }
-  }
-
   async #shut(): Promise<void> {
     this.#shutting = true;
     this.#consumed();
@@ -456,34 +389,5 @@ export class WebReplConnection {
       this.#conn.close();
     } catch { /* already closed */ }
     await this.#pump;
-  }
-}
-
-async function connectTcp(host: string, port: number, timeoutMs: number): Promise<Deno.Conn> {
-  const address = `${host}:${port}`;
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), timeoutMs);
-  try {
-    return await Deno.connect({ hostname: host, port, transport: "tcp", signal: abort.signal });
-  } catch (e) {
-    if (abort.signal.aborted) {
-      throw new DeviceUnreachableError(
-        `no answer from ${address} within ${formatSeconds(timeoutMs / 1000)}: ` +
-          "is the board powered, and on this network?",
-        { cause: e },
-      );
-    }
-    if (e instanceof Deno.errors.ConnectionRefused) {
-      throw new WebReplError(
-        `no WebREPL at ${address}: is the board running MicroPython with WebREPL enabled ` +
-          "(see `deno task spike enable-webrepl`)?",
-        { cause: e },
-      );
-    }
-    throw new DeviceUnreachableError(`cannot reach ${address}: ${(e as Error).message}`, {
-      cause: e,
-    });
-  } finally {
-    clearTimeout(timer);
   }
 }
