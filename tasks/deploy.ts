@@ -2,87 +2,50 @@
  * `deno task deploy --ip ADDR [FILE]`: push signed firmware to a yaota8266 device over
  * Wi-Fi. Preflight, sign, push, verify that it boots.
  */
-import {
-  appOffsetOpt,
-  boolOpt,
-  type CommandSpec,
-  flashSizeOpt,
-  listOpt,
-  numberOpt,
-  parseCommandArgs,
-  type ParsedArgs,
-  portOpt,
-  runTask,
-  secondsOpt,
-  stringOpt,
-  type TaskContext,
-} from "../lib/cli/cli.ts";
-import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
-import {
-  bootLoopEnding,
-  deploy,
-  type DeployRequest,
-  type DeployResult,
-  type PreparedDeploy,
-  prepareDeploy,
-} from "../lib/deploy/deploy.ts";
-import { deployWithTrigger } from "../lib/deploy/deploy_trigger.ts";
-import { InterruptedError, UsageError } from "../lib/errors.ts";
+import { type CommandSpec, parseCommandArgs, runTask, type TaskContext } from "../lib/cli/cli.ts";
+import { loadConfig } from "../lib/config/config.ts";
 import {
   DEFAULT_DEVICE_PORT,
   DEFAULT_KEY_PATH,
   MAX_TIMEOUT_S,
-  parseCount,
-  resolveAppOffset,
   resolveKeyPath,
   resolvePort,
 } from "../lib/config/values.ts";
 import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
-import {
-  formatBytes,
-  green,
-  log,
-  print,
-  printJson,
-  red,
-  stderrIsTerminal,
-  terminalSafe,
-  warn,
-} from "../lib/cli/output.ts";
-import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
-import { chooseImage, type ImageChoice } from "../lib/build/releases.ts";
+import { log, print, terminalSafe } from "../lib/cli/output.ts";
+import { chooseImage } from "../lib/build/releases.ts";
 import { describeBuild } from "../lib/build/build_id.ts";
-import { describeBoardBuild } from "../lib/format/ota_module.ts";
 import {
-  type DeviceResult,
   errorOf,
-  type EventPhase,
   type EventSink,
   exitCodeOf,
   jsonLinesSink,
   NO_EVENTS,
-  progressEvents,
+  type OtaEvent,
 } from "../lib/deploy/events.ts";
-import { MAX_RETRY_DELAY_MS } from "../lib/deploy/rollout.ts";
-import { fleetExitCode, renderFleetSummary, renderFleetTable } from "../lib/deploy/fleet.ts";
-import {
-  type BuildPolicy,
-  buildPolicyFor,
-  type SharedRequest,
-} from "../lib/deploy/fleet_deploy.ts";
-import { deployFleet } from "../lib/deploy/fleet_rollout.ts";
-import { ProgressDisplay } from "../lib/cli/progress.ts";
+import { fleetExitCode } from "../lib/deploy/fleet.ts";
+import { deployFleet, runDeploy } from "../lib/deploy/pipeline.ts";
 import { FleetProgress } from "../lib/cli/fleet_progress.ts";
-import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
-import { terminalPrompt } from "../lib/cli/prompt.ts";
-import { deviceAddressProblem } from "../lib/config/device_address.ts";
-import { resolveDeviceAddress } from "../lib/transfer/resolve_device.ts";
-import { lockBoard } from "../lib/deploy/board_lock.ts";
-import { tracing } from "../lib/trace.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import {
+  buildPolicy,
+  DEFAULT_TIMEOUT_S,
+  type DeployArgs,
+  flagOrPrompt,
+  loneBoard,
+  rolloutPolicy,
+  sharedRequest,
+  toDeployArgs,
+} from "../lib/cli/deploy_args.ts";
+import {
+  boardOpening,
+  BoardProgress,
+  renderBoard,
+  renderFleet,
+  resultWriter,
+} from "../lib/cli/deploy_report.ts";
 
-const DEFAULT_TIMEOUT_S = 15;
-/** The boot check watches for a device back in OTA mode; ten minutes outlasts any reboot. */
-const MAX_BOOT_CHECK_WINDOW_S = 600;
+export { type DeployArgs, toDeployArgs };
 
 export const spec: CommandSpec = {
   name: "deploy",
@@ -251,215 +214,32 @@ export const spec: CommandSpec = {
   ],
 };
 
-export interface DeployArgs {
-  ip?: string;
-  port?: number;
-  keyPath?: string;
-  block: "auto" | number;
-  pace: boolean;
-  timeoutMs: number;
-  bootCheck: boolean;
-  bootCheckMs?: number;
-  appOffset?: number;
-  flashSize?: number;
-  force: boolean;
-  json: boolean;
-  file?: string;
-  config?: string;
-  fleet: boolean;
-  only: string[];
-  concurrency?: number;
-  trigger: boolean;
-  /** `--password`: the WebREPL password for --trigger (else WEBREPL_PASSWORD, else a prompt). */
-  password?: string;
-  allowDowngrade: boolean;
-  allowFilesystemMove: boolean;
-  /** `--release`: a kept build's id (or prefix), or "previous". */
-  release?: string;
-  canary?: number;
-  maxFailures?: number;
-  retries?: number;
-  retryDelayMs?: number;
-  events: boolean;
-}
-
-/** Parsed arguments to typed options. Pure. @throws {UsageError} */
-export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
-  if (positionals.length > 1) {
-    throw new UsageError(`one FILE only, got '${positionals.join("' '")}'`);
-  }
-  const blockText = stringOpt(values, "block") ?? "auto";
-  let block: "auto" | number = "auto";
-  if (blockText !== "auto") {
-    block = Number(blockText);
-    if (![256, 512, 1024].includes(block)) {
-      throw new UsageError(`--block expects auto, 256, 512 or 1024, got '${blockText}'`);
-    }
-  }
-  const pace = stringOpt(values, "pace") ?? "auto";
-  if (pace !== "auto" && pace !== "off") {
-    throw new UsageError(`--pace expects auto or off, got '${pace}'`);
-  }
-  const port = portOpt(values);
-  const fleet = boolOpt(values, "fleet");
-  const only = listOpt(values, "only");
-  const concurrency = numberOpt(
-    values,
-    "concurrency",
-    (n) => Number.isInteger(n) && n >= 1 && n <= 64,
-    "a whole number from 1 to 64",
-  );
-  if (!fleet && (only.length > 0 || concurrency !== undefined)) {
-    throw new UsageError("--only and --concurrency go with --fleet");
-  }
-  const trigger = boolOpt(values, "trigger");
-  const password = stringOpt(values, "password");
-  if (password !== undefined && (!trigger || fleet)) {
-    throw new UsageError(
-      fleet
-        ? "--fleet reads each device's WebREPL password from the environment: leave out --password"
-        : "--password goes with --trigger",
-    );
-  }
-  const ip = stringOpt(values, "ip");
-  const ipProblem = ip === undefined ? undefined : deviceAddressProblem(ip);
-  if (ipProblem) throw new UsageError(`--ip ${ipProblem}`);
-  const count = (name: string, min: number, max: number) => {
-    const text = stringOpt(values, name);
-    return text === undefined ? undefined : parseCount(text, { flag: name }, min, max);
-  };
-  const canary = count("canary", 1, 1000);
-  const maxFailures = count("max-failures", 1, 1000);
-  const retries = count("retries", 0, 20);
-  const retryDelayMs = secondsOpt(values, "retry-delay", MAX_RETRY_DELAY_MS / 1000, {
-    allowZero: true,
-  });
-  if (
-    !fleet &&
-    (canary !== undefined || maxFailures !== undefined || retries !== undefined ||
-      retryDelayMs !== undefined)
-  ) {
-    throw new UsageError("--canary, --max-failures, --retries and --retry-delay go with --fleet");
-  }
-  const release = stringOpt(values, "release");
-  if (release !== undefined && positionals.length > 0) {
-    throw new UsageError(
-      `--release names the image to send: leave out FILE '${positionals[0]}'`,
-    );
-  }
-  const allowDowngrade = boolOpt(values, "allow-downgrade");
-  if (allowDowngrade && !trigger) {
-    throw new UsageError(
-      "--allow-downgrade goes with --trigger: only a running board can say which build it runs",
-    );
-  }
-  const events = boolOpt(values, "events");
-  if (events && boolOpt(values, "json")) {
-    throw new UsageError(
-      "--events ends with the report (the run.ended event carries the --json object): leave out --json",
-    );
-  }
-  if (fleet && stringOpt(values, "ip") !== undefined) {
-    throw new UsageError(
-      '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose devices with --only NAME|TAG)',
-    );
-  }
-  return {
-    ip,
-    port,
-    keyPath: stringOpt(values, "key"),
-    block,
-    pace: pace === "auto",
-    timeoutMs: secondsOpt(values, "timeout", MAX_TIMEOUT_S) ?? DEFAULT_TIMEOUT_S * 1000,
-    bootCheck: values["boot-check"] !== false,
-    bootCheckMs: secondsOpt(values, "boot-check-window", MAX_BOOT_CHECK_WINDOW_S),
-    appOffset: appOffsetOpt(values),
-    flashSize: flashSizeOpt(values),
-    force: boolOpt(values, "force"),
-    json: boolOpt(values, "json"),
-    file: positionals[0],
-    config: stringOpt(values, "config"),
-    fleet,
-    only,
-    concurrency,
-    trigger,
-    ...(password === undefined ? {} : { password }),
-    allowDowngrade,
-    allowFilesystemMove: boolOpt(values, "allow-filesystem-move"),
-    ...(release === undefined ? {} : { release }),
-    ...(canary === undefined ? {} : { canary }),
-    ...(maxFailures === undefined ? {} : { maxFailures }),
-    ...(retries === undefined ? {} : { retries }),
-    ...(retryDelayMs === undefined ? {} : { retryDelayMs }),
-    events,
-  };
-}
-
-/** What every deploy of this command shares: flags over the config over the defaults. */
-function sharedRequest(args: DeployArgs, config: OtaConfig, image: ImageChoice): SharedRequest {
-  return {
-    file: image.file,
-    ...(image.buildDir === undefined ? {} : { buildDir: image.buildDir }),
-    block: args.block,
-    pace: args.pace,
-    timeoutMs: args.timeoutMs,
-    force: args.force,
-    bootCheck: args.bootCheck,
-    bootCheckMs: args.bootCheckMs,
-    appOffset: resolveAppOffset(args.appOffset, config),
-    flashSize: args.flashSize ?? config.flashSize ?? 0x100000,
-    onWarning: (m) => warn(m),
-  };
-}
-
-/** What --trigger does with the build a board runs. */
-function buildPolicy(args: DeployArgs, image: ImageChoice): BuildPolicy {
-  return buildPolicyFor(image, {
-    force: args.force,
-    allowDowngrade: args.allowDowngrade,
-    allowFilesystemMove: args.allowFilesystemMove,
-  });
-}
-
-/**
- * What a push without --trigger proves, and what it does not: the OTA protocol has no
- * message that says "booted the new image" (docs/device.md), so silence after the end
- * packet is all there is; a peer that acknowledges everything looks the same.
- */
-const BOOT_CHECK_PASSED = "the device confirmed every packet and stopped answering OTA packets " +
-  "after the end: it rebooted and did not fall back to OTA mode. Without --trigger the new build " +
-  "is not confirmed: 'deno task status' (or deploy --trigger) reads the build it runs";
-const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end packet; boot check " +
-  "skipped: whether it rebooted into the new build is not known ('deno task status' reads it)";
-
-function summary(result: DeployResult): string {
-  return green("done: ") +
-    `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-      result.kbps.toFixed(1)
-    } KB/s, ` +
-    `block ${result.block}, ${result.retransmits} retransmissions` +
-    (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
-}
-
 /** Parses the command line. Pure. @throws {UsageError} */
 export function parseDeployArgs(argv: string[]): DeployArgs {
   return toDeployArgs(parseCommandArgs(spec, argv));
 }
 
-/** Where the human result goes: stdout, or stderr when stdout carries the events. */
-function resultWriter(args: DeployArgs): (line: string) => void {
-  return args.events ? (line) => log(line) : (line) => print(line);
-}
-
-/** The event sink of --events (JSON lines on stdout), or none. */
-function eventSink(args: DeployArgs): EventSink {
-  return args.events ? jsonLinesSink((line) => print(line)) : NO_EVENTS;
+/** The event sink of --events (JSON lines on stdout), or none; it notes the run's end. */
+function eventSink(args: DeployArgs): EventSink & { ended: boolean } {
+  const lines = args.events ? jsonLinesSink((line) => print(line)) : NO_EVENTS;
+  const sink = {
+    ended: false,
+    emit(event: OtaEvent) {
+      if (event.type === "run.ended") sink.ended = true;
+      lines.emit(event);
+    },
+  };
+  return sink;
 }
 
 export async function main(ctx: TaskContext): Promise<number> {
   const args = toDeployArgs(ctx.args);
   const config = await loadConfig(args.config);
   const events = eventSink(args);
+  const out = resultWriter(args.events);
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  Deno.addSignalListener("SIGINT", onSigint);
   try {
     const image = await chooseImage(
       { ...(args.file === undefined ? {} : { file: args.file }), release: args.release },
@@ -471,225 +251,44 @@ export async function main(ctx: TaskContext): Promise<number> {
         Infinity,
       ));
     }
-    if (args.fleet) return await fleetMain(args, config, image, events, ctx);
-    return await singleMain(args, config, image, events);
-  } catch (e) {
-    events.emit({ type: "run.ended", ok: false, exitCode: exitCodeOf(e), ...errorOf(e) });
-    throw e;
-  }
-}
-
-async function singleMain(
-  args: DeployArgs,
-  config: OtaConfig,
-  image: ImageChoice,
-  events: EventSink,
-): Promise<number> {
-  const out = resultWriter(args);
-  const host = args.ip ?? config.ip;
-  if (!host) {
-    throw new UsageError(
-      'name the device: --ip ADDR (or YAOTA_IP, or "ip" in ota.config.json)',
-    );
-  }
-  const request: DeployRequest = {
-    ...sharedRequest(args, config, image),
-    host,
-    port: resolvePort(args.port, config),
-    keyPath: resolveKeyPath(args.keyPath, config),
-  };
-  const device = host;
-  events.emit({
-    type: "run.started",
-    command: "deploy",
-    devices: [device],
-    image: { file: request.file, ...(image.build ? { build: image.build } : {}) },
-  });
-  const phase = (name: EventPhase, state: "started" | "ended", ok?: boolean) =>
-    events.emit(
-      state === "started"
-        ? { type: "phase.started", phase: name, device }
-        : { type: "phase.ended", phase: name, device, ok: ok ?? false },
-    );
-  // A name that does not resolve, or another deploy to this board: said before anything else.
-  const address = await resolveDeviceAddress(host);
-  await using _lock = await lockBoard(address, request.port, { host });
-  phase("preflight", "started");
-  let prepared: PreparedDeploy;
-  let password: string | undefined;
-  try {
-    prepared = await prepareDeploy(request);
-    // After the preflight, before anything reaches the device.
-    password = args.trigger
-      ? await resolvePassword({
-        ...terminalPrompt,
-        ...(args.password === undefined ? {} : { flag: args.password }),
-        message: `WebREPL password for ${request.host}:${request.port}: `,
-      })
-      : undefined;
-  } catch (e) {
-    phase("preflight", "ended", false);
-    throw e;
-  }
-  phase("preflight", "ended", true);
-  const controller = new AbortController();
-  const onSigint = () => controller.abort();
-  Deno.addSignalListener("SIGINT", onSigint);
-  // With --verbose, plain progress lines between the trace lines (a bar would be torn up).
-  const progress = new ProgressDisplay(
-    `${request.host}:${request.port}`,
-    prepared.source.size,
-    stderrIsTerminal() && !tracing(),
-  );
-  const progressEvent = progressEvents(events, device);
-  log(terminalSafe(
-    `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
-      prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
-    }${
-      image.build ? `, build ${describeBuild(image.build)}` : ""
-    }) to ${request.host}:${request.port}`,
-    Infinity,
-  ));
-  const ended = (result: DeviceResult, extra: Record<string, unknown>, code: number) => {
-    events.emit({ type: "device.result", device, result, ...extra });
-    events.emit({ type: "run.ended", ok: code === 0, exitCode: code });
-    return code;
-  };
-  try {
-    const live: DeployRequest = {
-      ...request,
-      signal: controller.signal,
-      onProgress: (p) => {
-        progress.update({ ...p });
-        progressEvent(p);
-      },
-      onStatus: (m) => progress.note(m),
-    };
-    if (password !== undefined) {
-      const result = await deployWithTrigger(
-        { ...live, ...buildPolicy(args, image), password },
-        prepared,
-        { onStep: (m) => progress.note(m), onPhase: phase },
-      );
-      progress.finish();
-      const builds = {
-        ...(result.buildBefore ? { buildBefore: result.buildBefore.id ?? "unknown" } : {}),
-        ...(result.buildAfter ? { buildAfter: result.buildAfter.id ?? "unknown" } : {}),
-      };
-      if (args.json) printJson(result);
-      else if (result.skipped !== undefined) {
-        out(terminalSafe(
-          `${request.host}: ${result.skipped}. Nothing was sent (--force sends anyway).`,
-          Infinity,
-        ));
-      } else {
-        out(summary(result));
-        out(
-          result.bootLoop
-            ? red(terminalSafe(bootLoopEnding(result.bootLoop, request.host), Infinity))
-            : terminalSafe(
-              `${request.host}: MicroPython ${result.versionBefore} -> ${result.versionAfter} (via ${result.trigger})` +
-                (result.buildAfter?.id
-                  ? `, build ${describeBoardBuild(result.buildBefore)} -> ${
-                    describeBoardBuild(result.buildAfter)
-                  }`
-                  : ""),
-              Infinity,
-            ),
-        );
-      }
-      return ended(
-        result.skipped !== undefined ? "skipped" : "updated",
-        { ...(result.skipped ? { reason: result.skipped } : {}), ...builds },
-        0,
-      );
-    }
-    phase("push", "started");
-    const result = await deploy(live, prepared).then((r) => {
-      phase("push", "ended", true);
-      return r;
-    }, (e) => {
-      phase("push", "ended", false);
-      throw e;
-    });
-    progress.finish();
-    if (args.json) printJson(result);
-    else {
-      out(summary(result));
-      out(
-        result.bootLoop
-          ? red(bootLoopEnding(result.bootLoop, request.host))
-          : result.bootCheck === "passed"
-          ? BOOT_CHECK_PASSED
-          : BOOT_CHECK_SKIPPED,
-      );
-    }
-    return ended("updated", {}, 0);
-  } catch (e) {
-    progress.finish();
-    events.emit({
-      type: "device.result",
-      device,
-      result: "failed",
-      ...errorOf(e),
-    });
-    // The engine's own Ctrl-C ("interrupted"); deployWithTrigger's name where they stopped.
-    if (e instanceof InterruptedError && e.message === "interrupted") {
-      throw new InterruptedError(
-        "interrupted: nothing more was sent (no end packet). The device restarts its session by itself " +
-          "after 10 s; running deploy again is safe.",
-      );
-    }
-    throw e;
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
-  }
-}
-
-/**
- * `--fleet`: every device of the inventory (or `--only`), rolled out under the policy
- * flags, then a table or `--json`.
- */
-async function fleetMain(
-  args: DeployArgs,
-  config: OtaConfig,
-  image: ImageChoice,
-  events: EventSink,
-  ctx: TaskContext,
-): Promise<number> {
-  const out = resultWriter(args);
-  const controller = new AbortController();
-  const onSigint = () => controller.abort();
-  Deno.addSignalListener("SIGINT", onSigint);
-  try {
-    const report = await deployFleet({
-      inventory: config.devices,
-      only: args.only,
-      concurrency: args.concurrency,
-      rollout: {
-        ...(args.canary === undefined ? {} : { canary: args.canary }),
-        ...(args.maxFailures === undefined ? {} : { maxFailures: args.maxFailures }),
-        ...(args.retries === undefined ? {} : { retries: args.retries }),
-        ...(args.retryDelayMs === undefined ? {} : { retryDelayMs: args.retryDelayMs }),
-      },
-      defaultPort: resolvePort(args.port, config),
+    const common = {
       request: sharedRequest(args, config, image),
       keyPath: resolveKeyPath(args.keyPath, config),
       trigger: args.trigger,
       builds: buildPolicy(args, image),
+      rollout: rolloutPolicy(args),
       events,
       signal: controller.signal,
       argv: ctx.argv,
       program: ctx.program,
-      progress: new FleetProgress(),
-      log: (line) => log(terminalSafe(line, Infinity)),
-    });
-    if (args.json) printJson(report);
-    else {
-      out(renderFleetTable(terminalSafeDeep(report.devices), { trigger: args.trigger }));
-      out(renderFleetSummary(terminalSafeDeep(report)));
+      log: (line: string) => log(terminalSafe(line, Infinity)),
+    };
+    const rendering = { json: args.json, trigger: args.trigger, out };
+    if (args.fleet) {
+      const report = await deployFleet({
+        ...common,
+        inventory: config.devices,
+        only: args.only,
+        defaultPort: resolvePort(args.port, config),
+        progress: new FleetProgress(),
+      });
+      renderFleet(report, rendering);
+      return fleetExitCode(report);
     }
-    return fleetExitCode(report);
+    const board = loneBoard(args, config);
+    const run = await runDeploy({
+      ...common,
+      targets: [board],
+      passwords: flagOrPrompt(args),
+      progress: new BoardProgress(),
+      onPlan: (plan) => log(boardOpening(image, plan)),
+    });
+    return renderBoard(run, board, rendering);
+  } catch (e) {
+    if (!events.ended) {
+      events.emit({ type: "run.ended", ok: false, exitCode: exitCodeOf(e), ...errorOf(e) });
+    }
+    throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
   }

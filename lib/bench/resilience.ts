@@ -9,7 +9,7 @@ import type { SigningKey } from "../format/keys.ts";
 import { makeSampleFirmware } from "../sim/sample_firmware.ts";
 import { startVirtualDevice } from "../sim/virtual_device.ts";
 import { equalBytes } from "../_bytes.ts";
-import { deployFleet } from "../deploy/fleet_rollout.ts";
+import { deployFleet } from "../deploy/pipeline.ts";
 import { BENCH_DEPLOY, round } from "./throughput.ts";
 
 const PROFILE = PROFILES.esp8266!;

@@ -1,19 +1,16 @@
 /**
- * Fleets: the pure parts of `deno task deploy --fleet`. Choosing devices from the config's
- * `devices` list (`--only NAME|TAG`), running one deploy per device N at a time with each
- * failure kept to its own row, and the report as a table and as JSON. The deploy itself
- * is injected (`DeployOne`), so all of this runs without sockets; `fleet_deploy.ts`
- * supplies the real one.
+ * Fleets, the pure parts: choosing devices from the config's `devices` list
+ * (`--only NAME|TAG`), and the report of a deploy (one row per board, who failed, the
+ * command that retries them) as `--json` prints it. The run itself is `pipeline.ts`;
+ * the rollout policy `rollout.ts`; the table `lib/cli/fleet_table.ts`.
  */
 import type { DeviceEntry } from "../config/config.ts";
 import { ConfigError, InterruptedError, UsageError } from "../errors.ts";
 import type { SendProgress } from "../transfer/send_firmware.ts";
-import { formatBytes } from "../_units.ts";
 import { shellQuote } from "../_shell.ts";
 import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import { EXIT, type ExitCode, FLEET_KIND, fleetExitCode as exitCodeOfRows } from "../exit_codes.ts";
 import type { DeviceResult } from "./events.ts";
-import { type RolloutDecision, runRollout } from "./rollout.ts";
 
 export const DEFAULT_CONCURRENCY = 4;
 
@@ -50,6 +47,14 @@ export interface DeviceOutcome {
   note?: string;
 }
 
+/** Why a rollout stopped starting boards (or that the canaries passed): `rollout.ts`. */
+export interface RolloutDecision {
+  decision: "canary-passed" | "canary-failed" | "max-failures" | "interrupted";
+  detail: string;
+  /** Boards not started because of it, in inventory order. */
+  notAttempted: string[];
+}
+
 /** One row of the report. */
 export interface DeviceReport extends DeviceOutcome {
   name: string;
@@ -79,15 +84,6 @@ export interface FleetReport {
    */
   kind?: string;
 }
-
-/** What the runner hands each deploy: where to report, and when to stop. */
-export interface DeployHooks {
-  signal?: AbortSignal;
-  onProgress?: (p: SendProgress) => void;
-  onStatus?: (message: string) => void;
-}
-
-export type DeployOne = (device: FleetDevice, hooks: DeployHooks) => Promise<DeviceOutcome>;
 
 /**
  * Where a fleet deploy reports each device's progress; the task supplies one
@@ -172,38 +168,6 @@ export function selectDevices(
   return chosen.map((d) => ({ ...d, port: d.port ?? defaultPort }));
 }
 
-export interface RunFleetOptions {
-  /** Deploys at once (at least 1). */
-  concurrency: number;
-  /** Aborting it (Ctrl-C) starts no further device; running ones see it in their hooks. */
-  signal?: AbortSignal;
-  /** Per-device progress and status sinks (a `FleetProgress`). */
-  hooks?: (device: FleetDevice) => Omit<DeployHooks, "signal">;
-  onStart?: (device: FleetDevice) => void;
-  onFinish?: (device: FleetDevice, outcome: DeviceOutcome) => void;
-  /** An error that is not an `OtaError` (a bug): its row says so, the stack goes here. */
-  onUnexpected?: (device: FleetDevice, error: unknown) => void;
-}
-
-/**
- * Runs `deployOne` for every device, at most `concurrency` at a time, in inventory
- * order. A deploy that throws becomes a failed row (`error` = message, `kind` = class
- * name); the others go on. Rows come back in inventory order.
- */
-export async function runFleet(
-  devices: FleetDevice[],
-  deployOne: DeployOne,
-  options: RunFleetOptions,
-): Promise<DeviceReport[]> {
-  const { rows } = await runRollout(devices, deployOne, {
-    ...options,
-    policy: { concurrency: options.concurrency },
-    onStart: options.onStart,
-    onFinish: (device, row) => options.onFinish?.(device, row),
-  });
-  return rows;
-}
-
 /**
  * The command that deploys to `failed` only: `deno task deploy --fleet --only a --only b`
  * (or `yaota deploy …`, as `program` says), followed by the rest of `argv` (the FILE and
@@ -264,117 +228,4 @@ export function fleetExitCode(
   report: { devices: readonly { ok: boolean; kind?: string; result?: string }[] },
 ): ExitCode {
   return exitCodeOfRows(report.devices);
-}
-
-/** Splits `text` into lines of at most `width` characters, at spaces where it can. */
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(/\s+/)) {
-    if (word === "") continue;
-    if (line !== "" && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = "";
-    }
-    line = line === "" ? word : `${line} ${word}`;
-    while (line.length > width) {
-      lines.push(line.slice(0, width));
-      line = line.slice(width);
-    }
-  }
-  lines.push(line);
-  return lines;
-}
-
-/** The result column. */
-const RESULT_LABEL: Record<DeviceResult, string> = {
-  updated: "updated",
-  skipped: "skipped",
-  failed: "FAILED",
-  "not-attempted": "not attempted",
-};
-
-export interface TableOptions {
-  /** Show the version before and after (with `--trigger`). */
-  trigger?: boolean;
-  /** Width of the last column; longer messages continue on the next lines. */
-  messageWidth?: number;
-}
-
-/**
- * The report as a text table: device, result, bytes, seconds, KB/s, retransmissions,
- * version before → after (with `trigger`), and the error or note, wrapped to
- * `messageWidth`. Pure.
- */
-export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {}): string {
-  const dash = "-";
-  const header = ["device", "result", "bytes", "seconds", "KB/s", "retx"];
-  const builds = rows.some((r) => r.buildBefore !== undefined || r.buildAfter !== undefined);
-  if (options.trigger) header.push("version before → after");
-  if (builds) header.push("build before → after");
-  header.push("error / note");
-  const body = rows.map((r) => {
-    const cells = [
-      r.name,
-      r.kind === InterruptedError.name ? "stopped" : RESULT_LABEL[r.result],
-      r.bytes === undefined ? dash : formatBytes(r.bytes),
-      r.seconds === undefined ? dash : r.seconds.toFixed(1),
-      r.kbps === undefined ? dash : r.kbps.toFixed(1),
-      r.retransmits === undefined ? dash : String(r.retransmits),
-    ];
-    if (options.trigger) cells.push(`${r.versionBefore ?? "?"} → ${r.versionAfter ?? "?"}`);
-    if (builds) {
-      cells.push(
-        r.result === "skipped"
-          ? `${r.buildBefore ?? "?"} (as is)`
-          : `${r.buildBefore ?? "?"} → ${r.buildAfter ?? "?"}`,
-      );
-    }
-    const attempts = r.attempts !== undefined && r.attempts > 1
-      ? `after ${r.attempts} attempts`
-      : undefined;
-    const message = [r.skipped, r.error, attempts, r.note].filter((m) => m !== undefined).join(
-      ". ",
-    );
-    return { cells, message };
-  });
-  const widths = header.slice(0, -1).map((h, i) =>
-    Math.max(h.length, ...body.map((b) => b.cells[i]!.length))
-  );
-  const numeric = new Set([2, 3, 4, 5]);
-  const line = (cells: string[], message: string) =>
-    [
-      ...cells.map((c, i) => numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)),
-      message,
-    ]
-      .join("  ").trimEnd();
-  const indent = widths.reduce((sum, w) => sum + w + 2, 0);
-  const out = [line(header.slice(0, -1), header.at(-1)!)];
-  for (const { cells, message } of body) {
-    const [first = "", ...more] = wrap(message, options.messageWidth ?? 72);
-    out.push(line(cells, first));
-    for (const m of more) out.push(" ".repeat(indent) + m);
-  }
-  return out.join("\n");
-}
-
-/** The lines under the table: the counts, why the rollout stopped, what to run for the rest. */
-export function renderFleetSummary(report: FleetReport): string {
-  const total = report.devices.length;
-  const c = report.counts;
-  if (report.ok && c.skipped === 0) return `all ${total} device${total === 1 ? "" : "s"} updated`;
-  const parts = [`${c.updated} updated`, `${c.skipped} skipped (up to date)`];
-  if (c.failed) parts.push(`${c.failed} failed`);
-  if (c["not-attempted"]) parts.push(`${c["not-attempted"]} not attempted`);
-  const lines = [`${parts.join(", ")} of ${total} device${total === 1 ? "" : "s"}`];
-  if (report.stopped) lines.push(`rollout stopped: ${report.stopped.detail}`);
-  if (report.retry) {
-    const what = c.failed && c["not-attempted"]
-      ? "retry the failed and resume the rest"
-      : c.failed
-      ? "retry them"
-      : "resume";
-    lines.push(`${what} with: ${report.retry}`);
-  }
-  return lines.join("\n");
 }

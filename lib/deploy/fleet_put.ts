@@ -6,7 +6,8 @@
  * The connection is injected, so this runs against virtual devices in tests.
  */
 import { OtaError, UsageError } from "../errors.ts";
-import { type DeviceOutcome, type FleetDevice, runFleet } from "./fleet.ts";
+import type { DeviceOutcome, FleetDevice } from "./fleet.ts";
+import { runFleet } from "./rollout.ts";
 import { checkPassword } from "../webrepl/password.ts";
 import type { BoardSession } from "../webrepl/tools.ts";
 import { putToBoard } from "../webrepl/tools.ts";

@@ -9,7 +9,8 @@
  */
 import { sleep as abortableSleep } from "../_sleep.ts";
 import { DeviceUnreachableError, InterruptedError, OtaError, WebReplError } from "../errors.ts";
-import type { DeployHooks, DeployOne, DeviceOutcome, DeviceReport, FleetDevice } from "./fleet.ts";
+import type { DeviceOutcome, DeviceReport, FleetDevice, RolloutDecision } from "./fleet.ts";
+import type { SendProgress } from "../transfer/send_firmware.ts";
 import type { DeviceResult } from "./events.ts";
 
 export interface RolloutPolicy {
@@ -29,13 +30,16 @@ export const DEFAULT_RETRY_DELAY_MS = 2000;
 /** The longest wait between two attempts. */
 export const MAX_RETRY_DELAY_MS = 30000;
 
-/** Why the rollout stopped starting boards (or that the canaries passed). */
-export interface RolloutDecision {
-  decision: "canary-passed" | "canary-failed" | "max-failures" | "interrupted";
-  detail: string;
-  /** Boards not started because of it, in inventory order. */
-  notAttempted: string[];
+export type { RolloutDecision };
+
+/** What the runner hands each deploy: where to report, and when to stop. */
+export interface DeployHooks {
+  signal?: AbortSignal;
+  onProgress?: (p: SendProgress) => void;
+  onStatus?: (message: string) => void;
 }
+
+export type DeployOne = (device: FleetDevice, hooks: DeployHooks) => Promise<DeviceOutcome>;
 
 export interface RetryInfo {
   /** The attempt about to start (2 for the first retry). */
@@ -218,4 +222,36 @@ export async function runRollout(
     await runGroup(all, policy.concurrency);
   }
   return { rows: rows as DeviceReport[], ...(stopped ? { stopped } : {}) };
+}
+
+export interface RunFleetOptions {
+  /** Deploys at once (at least 1). */
+  concurrency: number;
+  /** Aborting it (Ctrl-C) starts no further device; running ones see it in their hooks. */
+  signal?: AbortSignal;
+  /** Per-device progress and status sinks (a `FleetProgress`). */
+  hooks?: (device: FleetDevice) => Omit<DeployHooks, "signal">;
+  onStart?: (device: FleetDevice) => void;
+  onFinish?: (device: FleetDevice, outcome: DeviceOutcome) => void;
+  /** An error that is not an `OtaError` (a bug): its row says so, the stack goes here. */
+  onUnexpected?: (device: FleetDevice, error: unknown) => void;
+}
+
+/**
+ * Runs `deployOne` for every device, at most `concurrency` at a time, in inventory
+ * order. A deploy that throws becomes a failed row (`error` = message, `kind` = class
+ * name); the others go on. Rows come back in inventory order.
+ */
+export async function runFleet(
+  devices: FleetDevice[],
+  deployOne: DeployOne,
+  options: RunFleetOptions,
+): Promise<DeviceReport[]> {
+  const { rows } = await runRollout(devices, deployOne, {
+    ...options,
+    policy: { concurrency: options.concurrency },
+    onStart: options.onStart,
+    onFinish: (device, row) => options.onFinish?.(device, row),
+  });
+  return rows;
 }

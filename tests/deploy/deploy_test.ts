@@ -368,13 +368,18 @@ Deno.test("deploy refuses an address that is not one board's at once, naming it 
 });
 
 Deno.test("deploy to a name that does not resolve fails at once naming it, not with 'no answer'", async () => {
+  await using dir = await tempDir();
+  const file = await imageFile(dir.path, makeSampleFirmware({ size: 16 * 1024, seed: 5 }));
   const r = await runTaskFile("deploy", [
     "--ip",
     "no-such-board.invalid",
     "--timeout",
     "60",
     "--json",
-    `${VECTORS}fw-10000.key512.block256.ota`,
+    // The preflight comes first (one board is a fleet of one): the file must pass it.
+    "--key",
+    KEY512,
+    file,
   ]);
   assertEquals(r.code, 1, r.stderr);
   assertStringIncludes(r.stderr, "cannot resolve 'no-such-board.invalid'");

@@ -23,14 +23,13 @@ import {
   type FleetDevice,
   fleetExitCode,
   type FleetReport,
-  renderFleetSummary,
-  renderFleetTable,
   retryCommand,
-  runFleet,
   selectDevices,
 } from "../../lib/deploy/fleet.ts";
-import { prepareFleet, type SharedRequest } from "../../lib/deploy/fleet_deploy.ts";
-import { deployFleet } from "../../lib/deploy/fleet_rollout.ts";
+import { runFleet } from "../../lib/deploy/rollout.ts";
+import { renderFleetSummary, renderFleetTable } from "../../lib/cli/fleet_table.ts";
+import { preflight, type SharedRequest } from "../../lib/deploy/pipeline_steps.ts";
+import { deployFleet } from "../../lib/deploy/pipeline.ts";
 import { FleetProgress } from "../../lib/cli/fleet_progress.ts";
 import { DEFAULT_APP_OFFSET } from "../../lib/format/image.ts";
 import { DEFAULT_BOOT_PY } from "../../lib/sim/device_shims.ts";
@@ -448,7 +447,7 @@ Deno.test("deployFleet() with trigger reads each device's password variable; a b
   assertStringIncludes(report.devices[2]!.error!, "missing.pem");
 
   // The password checks run before anything is sent, and a missing one is that row's error.
-  const plan = await prepareFleet([{ name: "d", ip: "10.0.0.5", port: 8266 }], {
+  const plan = await preflight([{ name: "d", ip: "10.0.0.5", port: 8266 }], {
     request: { ...SHARED, file },
     keyPath: KEY_512,
     trigger: true,

@@ -23,7 +23,7 @@ import {
 } from "../../lib/deploy/build_compare.ts";
 import type { BuildStamp } from "../../lib/build/build_id.ts";
 import { knownBuilds } from "../../lib/build/releases.ts";
-import { buildPolicyFor } from "../../lib/deploy/fleet_deploy.ts";
+import { buildPolicyFor } from "../../lib/deploy/pipeline_steps.ts";
 import { parseDeployArgs } from "../../tasks/deploy.ts";
 import { parseStatusArgs } from "../../tasks/status.ts";
 

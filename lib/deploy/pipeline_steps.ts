@@ -1,7 +1,9 @@
 /**
- * `deno task deploy --fleet`, one board at a time: `prepareFleet` runs the preflight once
- * (once per distinct key, since an inventory entry may name its own) and returns the real
- * `DeployOne` on `deploy.ts`; `deployFleet` (fleet_rollout.ts) runs it on every device.
+ * The two steps of the deploy pipeline (`pipeline.ts`) that touch files and boards:
+ * `preflight` runs once for the run (once per distinct key, since an inventory entry may
+ * name its own, and each board's password from the password source) and returns the
+ * per-board step: lock the board, then trigger and push (`deploy_trigger.ts`) or push
+ * (`deploy.ts`), and turn what happened into the board's row.
  */
 import {
   deploy,
@@ -19,8 +21,8 @@ import { KeyError, OtaError, UsageError } from "../errors.ts";
 import type { BoardBuild } from "../format/ota_module.ts";
 import type { ImageChoice } from "../build/releases.ts";
 import { type EventPhase, type EventSink, NO_EVENTS, progressEvents } from "./events.ts";
-import { isRetryable } from "./rollout.ts";
-import type { DeployOne, DeviceOutcome, FleetDevice } from "./fleet.ts";
+import { type DeployOne, isRetryable } from "./rollout.ts";
+import type { DeviceOutcome, FleetDevice } from "./fleet.ts";
 import { checkPassword, PASSWORD_ENV } from "../webrepl/password.ts";
 import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import { lockBoard } from "./board_lock.ts";
@@ -86,20 +88,28 @@ function viaWebRepl(settings: TriggerSettings = {}): TriggeredDeploy {
     });
 }
 
-/** The request every device shares; the address and the key come from each device. */
+/** The request every board shares; the address and the key come from each board. */
 export type SharedRequest = Omit<
   DeployRequest,
   "host" | "port" | "keyPath" | "signal" | "onProgress" | "onStatus" | "onSent"
 >;
 
-export interface FleetDeployOptions {
+/**
+ * A board's WebREPL password, for `trigger`: a `UsageError` (none given, too short) fails
+ * that board's row only. The task chooses the source (a flag, a variable, a prompt).
+ */
+export type PasswordSource = (device: FleetDevice) => Promise<string>;
+
+export interface PreflightOptions {
   request: SharedRequest;
   /** The key for devices that name none (`--key`, the config's `key`, `keys/priv.key`). */
   keyPath: string;
   /** Reboot each device into OTA mode over WebREPL first. */
   trigger?: boolean;
-  /** Reads the password variables (default `Deno.env.get`). */
+  /** Reads the password variables of the default password source (default `Deno.env.get`). */
   env?: (name: string) => string | undefined;
+  /** With `trigger`: each board's password (default: `passwordFromInventory`). */
+  passwords?: PasswordSource;
   /** With `trigger`: timeouts for `deployWithTrigger`. */
   triggerSettings?: TriggerSettings;
   /** With `trigger`: the deploy to run instead of `deployWithTrigger` (tests). */
@@ -110,6 +120,12 @@ export interface FleetDeployOptions {
   events?: EventSink;
 }
 
+/** What a board's step ended with: the engine's whole result, or the error it threw. */
+export interface BoardRun {
+  result?: DeployResult | Awaited<ReturnType<TriggeredDeploy>>;
+  error?: unknown;
+}
+
 export interface FleetPlan {
   /** The image's size, in bytes. */
   size: number;
@@ -117,6 +133,8 @@ export interface FleetPlan {
   /** Key path to fingerprint, for each key that loaded (raw images only). */
   fingerprints: Map<string, string>;
   deployOne: DeployOne;
+  /** Each board's last attempt, by name (for the one-board rendering). */
+  boards: Map<string, BoardRun>;
 }
 
 /** `link passes only small datagrams` when the probe settled below the largest block. */
@@ -163,17 +181,18 @@ function fromResult(
 }
 
 /**
- * Every check before the first datagram, for the whole fleet: the file and the image
- * once, each distinct key once, and with `trigger` each device's WebREPL password
- * (from its `passwordEnv`, else WEBREPL_PASSWORD; never a prompt). A key or password
- * that fails affects only the devices that use it: their rows carry the error.
+ * Every check before the first datagram, for the whole run: the file and the image
+ * once, each distinct key once, and with `trigger` each board's WebREPL password (from
+ * `options.passwords`). A key or password that fails affects only the boards that use
+ * it: their rows carry the error.
  * @throws {UnsafeImageError | CannedFileError | FileError} If the file cannot be sent at all.
  * @throws {KeyError} If no device's key can be used.
  */
-export async function prepareFleet(
+export async function preflight(
   devices: FleetDevice[],
-  options: FleetDeployOptions,
+  options: PreflightOptions,
 ): Promise<FleetPlan> {
+  const boards = new Map<string, BoardRun>();
   const warned = new Set<string>();
   const shared: SharedRequest = {
     ...options.request,
@@ -214,17 +233,10 @@ export async function prepareFleet(
   }
   const passwords = new Map<string, string | UsageError>();
   if (options.trigger) {
-    const env = options.env ?? ((name: string) => Deno.env.get(name));
+    const source = options.passwords ?? passwordFromInventory(options.env);
     for (const d of devices) {
-      const name = d.passwordEnv ?? PASSWORD_ENV;
-      const value = env(name);
       try {
-        if (!value) {
-          throw new UsageError(
-            `no WebREPL password for '${d.name}': set ${name} (--fleet reads passwords from the environment only)`,
-          );
-        }
-        passwords.set(d.name, checkPassword(value, name));
+        passwords.set(d.name, await source(d));
       } catch (e) {
         if (!(e instanceof UsageError)) throw e;
         passwords.set(d.name, e);
@@ -240,6 +252,18 @@ export async function prepareFleet(
   const someSource = [...prepared.values()].find((p): p is PreparedDeploy => !(p instanceof Error));
 
   async function deployOne(
+    device: FleetDevice,
+    hooks: Parameters<DeployOne>[1],
+  ): Promise<DeviceOutcome> {
+    try {
+      return await boardStep(device, hooks);
+    } catch (e) {
+      boards.set(device.name, { error: e });
+      throw e;
+    }
+  }
+
+  async function boardStep(
     device: FleetDevice,
     hooks: Parameters<DeployOne>[1],
   ): Promise<DeviceOutcome> {
@@ -264,8 +288,8 @@ export async function prepareFleet(
       port: device.port,
       keyPath,
       signal: hooks.signal,
-      // --verbose: each device's lines under its own name.
-      traceTopic: `deploy ${device.name}`,
+      // --verbose: each device's lines under its own name (one board: the engine's own).
+      ...(devices.length > 1 ? { traceTopic: `deploy ${device.name}` } : {}),
       onProgress: (p) => {
         // The probe's verdict: the block size once the probe and its resolution are over.
         if (p.phase !== "probe" && p.phase !== "resolve") block = p.block;
@@ -294,9 +318,11 @@ export async function prepareFleet(
           onBefore: (running) => (before = running),
           ...(options.builds ? { builds: options.builds } : {}),
         });
+      boards.set(device.name, { result });
       return fromResult(result, smallDatagramNote(result.block, largest));
     } catch (e) {
       if (!(e instanceof OtaError)) throw e;
+      boards.set(device.name, { error: e });
       const note = smallDatagramNote(block, largest);
       return {
         ok: false,
@@ -312,7 +338,7 @@ export async function prepareFleet(
     }
   }
 
-  return { size: someSource?.source.size ?? 0, kind, fingerprints, deployOne };
+  return { size: someSource?.source.size ?? 0, kind, fingerprints, deployOne, boards };
 }
 
 /** Runs `run` between a phase's start and end. */
@@ -330,4 +356,23 @@ async function inPhase<T>(
   } finally {
     onPhase(phase, "ended", ok);
   }
+}
+
+/**
+ * The fleet's password source: each board's from the variable its `passwordEnv` names,
+ * else WEBREPL_PASSWORD; never a prompt.
+ */
+export function passwordFromInventory(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): PasswordSource {
+  return (d) => {
+    const name = d.passwordEnv ?? PASSWORD_ENV;
+    const value = env(name);
+    if (!value) {
+      throw new UsageError(
+        `no WebREPL password for '${d.name}': set ${name} (--fleet reads passwords from the environment only)`,
+      );
+    }
+    return Promise.resolve(checkPassword(value, name));
+  };
 }

@@ -1,0 +1,168 @@
+/**
+ * The two renderings of `deno task deploy`: one board (its opening line, its progress
+ * bar, the summary and what the push proved, or its error as the task's failure) and a
+ * fleet (a table, the counts, the retry command). Both read the pipeline's report
+ * (`lib/deploy/pipeline.ts`); `--json` prints one board's engine result or the fleet's
+ * report as they are.
+ */
+import {
+  formatBytes,
+  green,
+  log,
+  print,
+  printJson,
+  red,
+  stderrIsTerminal,
+  terminalSafe,
+} from "./output.ts";
+import { terminalSafeDeep } from "./terminal_text.ts";
+import { ProgressDisplay } from "./progress.ts";
+import { renderFleetSummary, renderFleetTable } from "./fleet_table.ts";
+import { tracing } from "../trace.ts";
+import { InterruptedError, OtaError } from "../errors.ts";
+import { describeBuild } from "../build/build_id.ts";
+import type { ImageChoice } from "../build/releases.ts";
+import { describeBoardBuild } from "../format/ota_module.ts";
+import { bootLoopEnding, type DeployResult } from "../deploy/deploy.ts";
+import type { TriggeredDeployResult } from "../deploy/deploy_trigger.ts";
+import type { FleetDevice, FleetProgressSink, FleetReport } from "../deploy/fleet.ts";
+import type { PipelineRun, RunPlan } from "../deploy/pipeline.ts";
+import type { SendProgress } from "../transfer/send_firmware.ts";
+import { EXIT } from "../exit_codes.ts";
+
+/** Where the human result goes: stdout, or stderr when stdout carries the events. */
+export function resultWriter(events: boolean): (line: string) => void {
+  return events ? (line) => log(line) : (line) => print(line);
+}
+
+/**
+ * What a push without --trigger proves, and what it does not: the OTA protocol has no
+ * message that says "booted the new image" (docs/device.md), so silence after the end
+ * packet is all there is; a peer that acknowledges everything looks the same.
+ */
+const BOOT_CHECK_PASSED = "the device confirmed every packet and stopped answering OTA packets " +
+  "after the end: it rebooted and did not fall back to OTA mode. Without --trigger the new build " +
+  "is not confirmed: 'deno task status' (or deploy --trigger) reads the build it runs";
+const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end packet; boot check " +
+  "skipped: whether it rebooted into the new build is not known ('deno task status' reads it)";
+
+function summary(result: DeployResult): string {
+  return green("done: ") +
+    `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
+      result.kbps.toFixed(1)
+    } KB/s, ` +
+    `block ${result.block}, ${result.retransmits} retransmissions` +
+    (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
+}
+
+/** One board's progress: a bar on a terminal (plain lines with --verbose or off one). */
+export class BoardProgress implements FleetProgressSink {
+  #display: ProgressDisplay | undefined;
+
+  begin(boards: FleetDevice[], size: number): void {
+    const board = boards[0]!;
+    // With --verbose, plain progress lines between the trace lines (a bar would be torn up).
+    this.#display = new ProgressDisplay(
+      `${board.ip}:${board.port}`,
+      size,
+      stderrIsTerminal() && !tracing(),
+    );
+  }
+  start(): void {}
+  update(_name: string, state: SendProgress): void {
+    this.#display?.update({ ...state });
+  }
+  note(_name: string, message: string): void {
+    this.#display?.note(message);
+  }
+  finish(): void {
+    this.#display?.finish();
+  }
+  close(): void {
+    this.#display?.finish();
+  }
+}
+
+/** "sending FILE (SIZE, key F, build B) to ADDR:PORT", once the preflight passed. */
+export function boardOpening(image: ImageChoice, plan: RunPlan): string {
+  const board = plan.targets[0]!;
+  const key = plan.kind === "canned" ? "canned" : `key ${[...plan.fingerprints.values()][0]}`;
+  return terminalSafe(
+    `sending ${image.file} (${formatBytes(plan.size)}, ${key}${
+      image.build ? `, build ${describeBuild(image.build)}` : ""
+    }) to ${board.ip}:${board.port}`,
+    Infinity,
+  );
+}
+
+/**
+ * One board's ending: `--json` prints the engine's result; else the summary and what the
+ * push proved (the versions and builds, with --trigger). A failed board's error is the
+ * task's: thrown, for its message and exit code. Returns the exit code (0).
+ */
+export function renderBoard(
+  run: PipelineRun,
+  board: FleetDevice,
+  options: { json: boolean; trigger: boolean; out: (line: string) => void },
+): number {
+  const { result, error } = run.boards.get(board.name) ?? {};
+  const row = run.report.devices[0];
+  if (error !== undefined || result === undefined || !row?.ok) throw boardError(error, row?.error);
+  const { out } = options;
+  if (options.json) {
+    printJson(result);
+    return EXIT.ok;
+  }
+  const host = board.ip;
+  if (options.trigger) {
+    const r = result as TriggeredDeployResult;
+    if (r.skipped !== undefined) {
+      out(
+        terminalSafe(`${host}: ${r.skipped}. Nothing was sent (--force sends anyway).`, Infinity),
+      );
+      return EXIT.ok;
+    }
+    out(summary(r));
+    out(
+      r.bootLoop ? red(terminalSafe(bootLoopEnding(r.bootLoop, host), Infinity)) : terminalSafe(
+        `${host}: MicroPython ${r.versionBefore} -> ${r.versionAfter} (via ${r.trigger})` +
+          (r.buildAfter?.id
+            ? `, build ${describeBoardBuild(r.buildBefore)} -> ${describeBoardBuild(r.buildAfter)}`
+            : ""),
+        Infinity,
+      ),
+    );
+    return EXIT.ok;
+  }
+  out(summary(result));
+  out(
+    result.bootLoop
+      ? red(bootLoopEnding(result.bootLoop, host))
+      : result.bootCheck === "passed"
+      ? BOOT_CHECK_PASSED
+      : BOOT_CHECK_SKIPPED,
+  );
+  return EXIT.ok;
+}
+
+/** The error a failed board ends the task with; the engine's Ctrl-C says what is safe. */
+function boardError(error: unknown, reason: string | undefined): unknown {
+  if (error === undefined) return new InterruptedError(reason ?? "interrupted");
+  if (error instanceof InterruptedError && error.message === "interrupted") {
+    return new InterruptedError(
+      "interrupted: nothing more was sent (no end packet). The device restarts its session by itself " +
+        "after 10 s; running deploy again is safe.",
+    );
+  }
+  return error instanceof OtaError || error instanceof Error ? error : new Error(String(error));
+}
+
+/** A fleet's ending: `--json` prints the report; else the table and the lines under it. */
+export function renderFleet(
+  report: FleetReport,
+  options: { json: boolean; trigger: boolean; out: (line: string) => void },
+): void {
+  if (options.json) return printJson(report);
+  options.out(renderFleetTable(terminalSafeDeep(report.devices), { trigger: options.trigger }));
+  options.out(renderFleetSummary(terminalSafeDeep(report)));
+}
