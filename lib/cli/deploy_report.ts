@@ -19,7 +19,7 @@ import { terminalSafeDeep } from "./terminal_text.ts";
 import { ProgressDisplay } from "./progress.ts";
 import { renderFleetSummary, renderFleetTable } from "./fleet_table.ts";
 import { tracing } from "../trace.ts";
-import { InterruptedError, OtaError } from "../errors.ts";
+import { InterruptedError } from "../errors.ts";
 import { describeBuild } from "../build/build_id.ts";
 import type { ImageChoice } from "../build/releases.ts";
 import { describeBoardBuild } from "../format/ota_module.ts";
@@ -154,7 +154,7 @@ function boardError(error: unknown, reason: string | undefined): unknown {
         "after 10 s; running deploy again is safe.",
     );
   }
-  return error instanceof OtaError || error instanceof Error ? error : new Error(String(error));
+  return error;
 }
 
 /** A fleet's ending: `--json` prints the report; else the table and the lines under it. */

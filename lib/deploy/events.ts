@@ -8,6 +8,7 @@
  */
 import type { SendProgress } from "../transfer/send_firmware.ts";
 import { OtaError } from "../errors.ts";
+import { exitCodeOf } from "../exit_codes.ts";
 
 /** The schema's version: the `v` of every event. */
 export const EVENTS_VERSION = 1;
@@ -182,11 +183,37 @@ export function progressEvents(
 
 /** The exit code a task gives for an error (cli.ts's rule): 2 bad arguments, 130 Ctrl-C, else 1. */
 
-export { exitCodeOf } from "../exit_codes.ts";
+export { exitCodeOf };
 
 /** An error as events carry it: its message and class. */
 export function errorOf(error: unknown): { reason: string; kind: string } {
   return error instanceof OtaError
     ? { reason: error.message, kind: error.name }
     : { reason: String(error), kind: "InternalError" };
+}
+
+/**
+ * Runs `run` with `sink`, and ends the run's events when it throws before a `run.ended`
+ * (a file that cannot be sent, a board that cannot be named): `run.ended` with the
+ * error's exit code, message and class. The error is thrown on.
+ */
+export async function endingRun<T>(
+  sink: EventSink,
+  run: (events: EventSink) => Promise<T>,
+): Promise<T> {
+  let ended = false;
+  const events: EventSink = {
+    emit(event) {
+      if (event.type === "run.ended") ended = true;
+      sink.emit(event);
+    },
+  };
+  try {
+    return await run(events);
+  } catch (e) {
+    if (!ended) {
+      events.emit({ type: "run.ended", ok: false, exitCode: exitCodeOf(e), ...errorOf(e) });
+    }
+    throw e;
+  }
 }

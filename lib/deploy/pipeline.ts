@@ -8,7 +8,7 @@
  * the progress sink and the log are the caller's: nothing here reaches for a terminal.
  */
 import type { DeviceEntry } from "../config/config.ts";
-import { errorOf, type EventSink, exitCodeOf, NO_EVENTS } from "./events.ts";
+import { errorOf, exitCodeOf, NO_EVENTS } from "./events.ts";
 import { type RolloutPolicy, runRollout } from "./rollout.ts";
 import {
   buildFleetReport,
