@@ -13,7 +13,7 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import type { DeviceProfile } from "../lib/sim/device_profile.ts";
-import { startDemoFleet } from "../lib/dashboard/demo_fleet.ts";
+import { startDemoFleet } from "../lib/sim/demo_fleet.ts";
 import { createFleetPort } from "../lib/dashboard/fleet_port.ts";
 import { reportPath } from "../lib/dashboard/report_store.ts";
 import { DEFAULT_DASHBOARD_PORT, serveDashboard } from "../lib/dashboard/serve.ts";

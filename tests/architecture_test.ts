@@ -2,7 +2,7 @@
  * The layering rules of README.md's "Architecture", checked on the real import graph:
  * - the virtual device (`lib/sim/`) and the benchmark (`lib/bench/`) are never imported by
  *   production code (only by each other, by `tasks/sim.ts`, `tasks/demo.ts`,
- *   `tasks/bench.ts` and the dashboard's demo mode, and by tests);
+ *   `tasks/bench.ts`, and by tests);
  * - only `lib/cli/` and `tasks/` touch the terminal: no other `lib/` module imports
  *   `lib/cli/` or uses `Deno.stdout`, `Deno.stderr`, `Deno.stdin` or `console`;
  * - `lib/format/` is the bottom layer: it imports only itself and the root helpers;
@@ -37,8 +37,8 @@ Deno.test("layeringProblems() names each kind of forbidden import", () => {
     ["lib/errors.ts", { imports: ["lib/format/packet.ts", "lib/_bytes.ts"], terminal: [] }],
     ["lib/gadgets/x.ts", { imports: ["lib/format/packet.ts"], terminal: [] }],
     ["lib/deploy/fleet.ts", { imports: ["lib/transfer/udp.ts", "lib/_bytes.ts"], terminal: [] }],
-    // The dashboard's demo mode runs virtual boards, as tasks/demo.ts does.
-    ["lib/dashboard/demo_fleet.ts", { imports: ["lib/sim/virtual_device.ts"], terminal: [] }],
+    // The demo's boards are virtual boards: they live in lib/sim/.
+    ["lib/sim/demo_fleet.ts", { imports: ["lib/sim/virtual_device.ts"], terminal: [] }],
   ]);
   assertEquals(layeringProblems(graph), [
     "lib/deploy/deploy.ts imports lib/sim/device.ts: production code never imports the virtual device or the benchmark",

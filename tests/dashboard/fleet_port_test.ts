@@ -12,7 +12,7 @@ import {
   type DemoBuild,
   type DemoFleet,
   startDemoFleet,
-} from "../../lib/dashboard/demo_fleet.ts";
+} from "../../lib/sim/demo_fleet.ts";
 import { createFleetPort } from "../../lib/dashboard/fleet_port.ts";
 import type { FleetPort, RolloutEvent, RolloutRequest } from "../../lib/dashboard/port.ts";
 import type { RolloutView } from "../../lib/dashboard/rollout_view.ts";

@@ -1,7 +1,8 @@
 /**
  * The dashboard's layering, checked on its sources: one module adapts the toolchain
  * (fleet_port.ts), the server and the page see only `port.ts` (which takes the toolchain's
- * types, never its code); the virtual device is for the demo only; nothing writes to the
+ * types, never its code); no module imports the virtual device (the demo's boards are
+ * lib/sim/demo_fleet.ts); nothing writes to the
  * terminal; the page loads nothing from elsewhere.
  */
 import { join } from "node:path";
@@ -30,7 +31,6 @@ Deno.test("lib/dashboard: only fleet_port.ts adapts the toolchain; the server an
   const all = await imports();
   const reach = Object.fromEntries([...all].filter(([, i]) => i.length > 0).sort());
   assertEquals(reach, {
-    "demo_fleet.ts": ["build/", "config/", "format/", "sim/"],
     "fleet_port.ts": ["_bytes.ts", "build/", "config/", "deploy/", "errors.ts", "format/"],
     "port.ts": ["build/", "deploy/"],
     "request_body.ts": ["errors.ts"],
@@ -53,22 +53,20 @@ Deno.test("lib/dashboard: only fleet_port.ts adapts the toolchain; the server an
   );
 });
 
-Deno.test("lib/dashboard: no module but the demo imports the virtual device; none writes to the terminal", async () => {
+Deno.test("lib/dashboard: no module imports the virtual device; none writes to the terminal", async () => {
   for await (const e of Deno.readDir(DIR)) {
     if (!e.isFile || !/\.(ts|js)$/.test(e.name)) continue;
     const text = await Deno.readTextFile(join(DIR, e.name));
-    if (!e.name.startsWith("demo")) {
-      assert(!/\.\.\/(sim|bench)\//.test(text), `${e.name} imports lib/sim or lib/bench`);
-    }
+    assert(!/\.\.\/(sim|bench)\//.test(text), `${e.name} imports lib/sim or lib/bench`);
     assert(!/\.\.\/cli\//.test(text), `${e.name} imports lib/cli`);
     assert(!/console\.|Deno\.std(out|err)/.test(text), `${e.name} writes to the terminal`);
   }
-  // Production code outside the dashboard does not reach its demo.
+  // The demo's boards live with the virtual device; only the demo task starts them.
   for (const folder of ["lib", "tasks"]) {
     for await (const file of walk(join(ROOT, folder))) {
-      if (file.endsWith("tasks/demo.ts") || file.includes("/lib/dashboard/")) continue;
+      if (file.endsWith("tasks/demo.ts") || file.includes("/lib/sim/")) continue;
       const text = await Deno.readTextFile(file);
-      assert(!text.includes("dashboard/demo"), `${file} imports the dashboard's demo`);
+      assert(!text.includes("demo_fleet"), `${file} imports the demo's boards`);
     }
   }
 });

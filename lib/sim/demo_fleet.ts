@@ -1,6 +1,6 @@
 /**
  * A fleet of virtual boards for the dashboard's demo mode and its tests: each a virtual
- * yaota8266 (lib/sim) running an app with WebREPL whose frozen `ota.py` names its build
+ * yaota8266 (`virtual_device.ts`) running an app with WebREPL whose frozen `ota.py` names its build
  * (`ota.BUILD`, as build-ota stamps it), most of them an older build and the last one the
  * current build, plus one board that is offline; a throwaway key; and a build folder like
  * `build-ota` leaves it (`firmware-ota.bin`, its manifest, and two kept releases). Demo
@@ -14,10 +14,10 @@ import { DEFAULT_APP_OFFSET } from "../format/image.ts";
 import { renderOtaModule } from "../format/ota_module.ts";
 import type { BuildStamp } from "../build/build_id.ts";
 import { FIRMWARE_FILE, MANIFEST_FILE } from "../build/build_outputs.ts";
-import type { DeviceProfile } from "../sim/device_profile.ts";
-import { readOtaTemplate } from "../sim/device_shims.ts";
-import { makeSampleFirmware } from "../sim/sample_firmware.ts";
-import { startVirtualDevice, type VirtualDevice } from "../sim/virtual_device.ts";
+import type { DeviceProfile } from "./device_profile.ts";
+import { readOtaTemplate } from "./device_shims.ts";
+import { makeSampleFirmware } from "./sample_firmware.ts";
+import { startVirtualDevice, type VirtualDevice } from "./virtual_device.ts";
 
 /** The demo's WebREPL password (every virtual board has it). */
 export const DEMO_PASSWORD = "demo-pw1";
