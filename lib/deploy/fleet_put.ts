@@ -1,6 +1,6 @@
 /**
  * `put --fleet`: one file to every board of the config's `devices` (or those `--only`
- * names), N at a time, each failure kept to its own row (`runFleet` of `fleet.ts`).
+ * names), N at a time, each failure kept to its own row (`runFleet` of `rollout.ts`).
  * Passwords follow the fleet's convention: a device's `passwordEnv` names its variable;
  * the others share the one password of `--password`, WEBREPL_PASSWORD or the prompt.
  * The connection is injected, so this runs against virtual devices in tests.

@@ -224,18 +224,10 @@ export async function runRollout(
   return { rows: rows as DeviceReport[], ...(stopped ? { stopped } : {}) };
 }
 
-export interface RunFleetOptions {
-  /** Deploys at once (at least 1). */
-  concurrency: number;
-  /** Aborting it (Ctrl-C) starts no further device; running ones see it in their hooks. */
-  signal?: AbortSignal;
-  /** Per-device progress and status sinks (a `FleetProgress`). */
-  hooks?: (device: FleetDevice) => Omit<DeployHooks, "signal">;
-  onStart?: (device: FleetDevice) => void;
-  onFinish?: (device: FleetDevice, outcome: DeviceOutcome) => void;
-  /** An error that is not an `OtaError` (a bug): its row says so, the stack goes here. */
-  onUnexpected?: (device: FleetDevice, error: unknown) => void;
-}
+/** `runRollout`'s options without a policy but the number of deploys at once. */
+export type RunFleetOptions =
+  & Pick<RolloutOptions, "signal" | "hooks" | "onStart" | "onFinish" | "onUnexpected">
+  & { concurrency: number };
 
 /**
  * Runs `deployOne` for every device, at most `concurrency` at a time, in inventory
@@ -250,8 +242,6 @@ export async function runFleet(
   const { rows } = await runRollout(devices, deployOne, {
     ...options,
     policy: { concurrency: options.concurrency },
-    onStart: options.onStart,
-    onFinish: (device, row) => options.onFinish?.(device, row),
   });
   return rows;
 }
