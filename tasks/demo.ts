@@ -18,7 +18,7 @@ import { createFleetPort } from "../lib/dashboard/fleet_port.ts";
 import { reportPath } from "../lib/dashboard/report_store.ts";
 import { DEFAULT_DASHBOARD_PORT, serveDashboard } from "../lib/dashboard/serve.ts";
 import { serveUntilStopped, startLines } from "./dashboard.ts";
-import { deploy } from "../lib/deploy/deploy.ts";
+import { deploy } from "../lib/deploy/board_push.ts";
 import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_APP_OFFSET, findVersion } from "../lib/format/image.ts";

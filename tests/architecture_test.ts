@@ -26,7 +26,10 @@ Deno.test("importCycles() finds no cycle between modules", async () => {
 
 Deno.test("layeringProblems() names each kind of forbidden import", () => {
   const graph: ImportGraph = new Map([
-    ["lib/deploy/deploy.ts", { imports: ["lib/sim/device.ts", "lib/cli/output.ts"], terminal: [] }],
+    ["lib/deploy/board_push.ts", {
+      imports: ["lib/sim/device.ts", "lib/cli/output.ts"],
+      terminal: [],
+    }],
     ["lib/format/packet.ts", { imports: ["lib/transfer/udp.ts"], terminal: [] }],
     ["lib/build/build_ota.ts", { imports: [], terminal: ["console"] }],
     ["tasks/deploy.ts", { imports: ["lib/bench/baseline_sender.ts"], terminal: [] }],
@@ -41,8 +44,8 @@ Deno.test("layeringProblems() names each kind of forbidden import", () => {
     ["lib/sim/demo_fleet.ts", { imports: ["lib/sim/virtual_device.ts"], terminal: [] }],
   ]);
   assertEquals(layeringProblems(graph), [
-    "lib/deploy/deploy.ts imports lib/sim/device.ts: production code never imports the virtual device or the benchmark",
-    "lib/deploy/deploy.ts imports lib/cli/output.ts: only lib/cli/ and tasks/ touch the terminal; report through a callback or returned data",
+    "lib/deploy/board_push.ts imports lib/sim/device.ts: production code never imports the virtual device or the benchmark",
+    "lib/deploy/board_push.ts imports lib/cli/output.ts: only lib/cli/ and tasks/ touch the terminal; report through a callback or returned data",
     "lib/format/packet.ts imports lib/transfer/udp.ts: lib/format/ is the bottom layer (itself and the lib/ root helpers only)",
     "lib/build/build_ota.ts uses console: only lib/cli/ and tasks/ touch the terminal; report through a callback or returned data",
     "tasks/deploy.ts imports lib/bench/baseline_sender.ts: production code never imports the virtual device or the benchmark",

@@ -5,7 +5,7 @@
  * own reboots took (its profile's `rebootMs`, twice: into OTA mode and into the new
  * image), and the rest (logins, waits, checks): the part the tool can cut.
  */
-import { deployWithTrigger, type TriggeredPhase } from "../deploy/deploy_trigger.ts";
+import { deployWithTrigger, type TriggeredPhase } from "../deploy/board_trigger.ts";
 import { DEFAULT_APP_OFFSET } from "../format/image.ts";
 import type { SigningKey } from "../format/keys.ts";
 import { PROFILES } from "../sim/device_profile.ts";

@@ -2,7 +2,7 @@
  * The benchmark's resilience cases: recovery from an 11 s outage in the middle of a
  * transfer, and a fleet of 8 virtual devices at concurrency 1 and 4.
  */
-import { deploy } from "../deploy/deploy.ts";
+import { deploy } from "../deploy/board_push.ts";
 import { PROFILES } from "../sim/device_profile.ts";
 import { DEFAULT_APP_OFFSET } from "../format/image.ts";
 import type { SigningKey } from "../format/keys.ts";

@@ -6,7 +6,7 @@
  * datagrams dropped on a full receive queue, and the flash byte for byte.
  */
 import { sendLikeOriginal } from "./baseline_sender.ts";
-import { deploy } from "../deploy/deploy.ts";
+import { deploy } from "../deploy/board_push.ts";
 import { deviceBoundRate, PROFILES } from "../sim/device_profile.ts";
 import { DEFAULT_APP_OFFSET } from "../format/image.ts";
 import type { SigningKey } from "../format/keys.ts";

@@ -19,8 +19,8 @@ import { UsageError } from "../errors.ts";
 import { MAX_TIMEOUT_S, parseCount, resolveAppOffset, resolvePort } from "../config/values.ts";
 import { warn } from "./output.ts";
 import type { ImageChoice } from "../build/releases.ts";
-import { MAX_RETRY_DELAY_MS } from "../deploy/rollout.ts";
-import type { RolloutPolicy } from "../deploy/rollout.ts";
+import { MAX_RETRY_DELAY_MS } from "../deploy/pipeline_rollout.ts";
+import type { RolloutPolicy } from "../deploy/pipeline_rollout.ts";
 import type { FleetDevice } from "../deploy/fleet.ts";
 import {
   type BuildPolicy,

@@ -2,7 +2,7 @@
  * Fleets, the pure parts: choosing devices from the config's `devices` list
  * (`--only NAME|TAG`), and the report of a deploy (one row per board, who failed, the
  * command that retries them) as `--json` prints it. The run itself is `pipeline.ts`;
- * the rollout policy `rollout.ts`; the table `lib/cli/fleet_table.ts`.
+ * the rollout policy `pipeline_rollout.ts`; the table `lib/cli/fleet_table.ts`.
  */
 import type { DeviceEntry } from "../config/config.ts";
 import { ConfigError, InterruptedError, UsageError } from "../errors.ts";
@@ -25,7 +25,7 @@ export interface DeviceOutcome {
   ok: boolean;
   /** Set when nothing was sent because the board runs this build: why. */
   skipped?: string;
-  /** A failure that trying again may cure (offline, not answering): see `rollout.ts`. */
+  /** A failure that trying again may cure (offline, not answering): see `pipeline_rollout.ts`. */
   retryable?: boolean;
   /** Attempts made (more than 1 after retries). */
   attempts?: number;
@@ -47,7 +47,7 @@ export interface DeviceOutcome {
   note?: string;
 }
 
-/** Why a rollout stopped starting boards (or that the canaries passed): `rollout.ts`. */
+/** Why a rollout stopped starting boards (or that the canaries passed): `pipeline_rollout.ts`. */
 export interface RolloutDecision {
   decision: "canary-passed" | "canary-failed" | "max-failures" | "interrupted";
   detail: string;

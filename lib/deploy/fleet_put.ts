@@ -1,13 +1,13 @@
 /**
  * `put --fleet`: one file to every board of the config's `devices` (or those `--only`
- * names), N at a time, each failure kept to its own row (`runFleet` of `rollout.ts`).
+ * names), N at a time, each failure kept to its own row (`runFleet` of `pipeline_rollout.ts`).
  * Passwords follow the fleet's convention: a device's `passwordEnv` names its variable;
  * the others share the one password of `--password`, WEBREPL_PASSWORD or the prompt.
  * The connection is injected, so this runs against virtual devices in tests.
  */
 import { OtaError, UsageError } from "../errors.ts";
 import type { DeviceOutcome, FleetDevice } from "./fleet.ts";
-import { runFleet } from "./rollout.ts";
+import { runFleet } from "./pipeline_rollout.ts";
 import { checkPassword } from "../webrepl/password.ts";
 import type { BoardSession } from "../webrepl/tools.ts";
 import { putToBoard } from "../webrepl/tools.ts";

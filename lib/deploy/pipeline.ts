@@ -1,7 +1,7 @@
 /**
  * The one deploy pipeline, for one board (`deploy --ip`) and for many (`deploy --fleet`,
  * the dashboard): targets → the preflight once (`pipeline_steps.ts`) → each board under
- * the rollout policy (`rollout.ts`: N at a time, canaries, retries, the failure
+ * the rollout policy (`pipeline_rollout.ts`: N at a time, canaries, retries, the failure
  * threshold), where a board's step locks it, reads what it runs, decides (push, skip,
  * refuse), triggers, pushes and proves → the report (`fleet.ts`). The whole run is told
  * as events, from `run.started` to `run.ended`. The abort signal, the password source,
@@ -9,7 +9,7 @@
  */
 import type { DeviceEntry } from "../config/config.ts";
 import { errorOf, exitCodeOf, NO_EVENTS } from "./events.ts";
-import { type RolloutPolicy, runRollout } from "./rollout.ts";
+import { type RolloutPolicy, runRollout } from "./pipeline_rollout.ts";
 import {
   buildFleetReport,
   DEFAULT_CONCURRENCY,
@@ -44,7 +44,7 @@ export interface RunPlan {
 export interface PipelineOptions extends PreflightOptions {
   /** The boards: one (`deploy --ip`) or many. */
   targets: FleetDevice[];
-  /** `--concurrency`, `--canary`, `--max-failures`, `--retries` (see `rollout.ts`). */
+  /** `--concurrency`, `--canary`, `--max-failures`, `--retries` (see `pipeline_rollout.ts`). */
   rollout?: Partial<RolloutPolicy>;
   /** Waits between attempts (tests). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;

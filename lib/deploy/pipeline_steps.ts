@@ -2,8 +2,8 @@
  * The two steps of the deploy pipeline (`pipeline.ts`) that touch files and boards:
  * `preflight` runs once for the run (once per distinct key, since an inventory entry may
  * name its own, and each board's password from the password source) and returns the
- * per-board step: lock the board, then trigger and push (`deploy_trigger.ts`) or push
- * (`deploy.ts`), and turn what happened into the board's row.
+ * per-board step: lock the board, then trigger and push (`board_trigger.ts`) or push
+ * (`board_push.ts`), and turn what happened into the board's row.
  */
 import {
   deploy,
@@ -11,23 +11,23 @@ import {
   type DeployResult,
   type PreparedDeploy,
   prepareDeploy,
-} from "./deploy.ts";
+} from "./board_push.ts";
 import {
   deployWithTrigger,
   type TriggeredDeployHooks,
   type TriggeredDeployRequest,
-} from "./deploy_trigger.ts";
+} from "./board_trigger.ts";
 import { KeyError, OtaError, UsageError } from "../errors.ts";
 import type { BoardBuild } from "../format/ota_module.ts";
 import type { ImageChoice } from "../build/releases.ts";
 import { type EventPhase, type EventSink, NO_EVENTS, progressEvents } from "./events.ts";
-import { type DeployOne, isRetryable } from "./rollout.ts";
+import { type DeployOne, isRetryable } from "./pipeline_rollout.ts";
 import type { DeviceOutcome, FleetDevice } from "./fleet.ts";
 import { checkPassword, PASSWORD_ENV } from "../webrepl/password.ts";
 import { resolveDeviceAddress } from "../transfer/resolve_device.ts";
 import { lockBoard } from "./board_lock.ts";
 
-/** A deploy preceded by a WebREPL trigger: `deployWithTrigger` (lib/deploy_trigger.ts). */
+/** A deploy preceded by a WebREPL trigger: `deployWithTrigger` (board_trigger.ts). */
 export type TriggeredDeploy = (
   request: DeployRequest,
   prepared: PreparedDeploy,

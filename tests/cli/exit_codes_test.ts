@@ -25,8 +25,8 @@ import {
   UnsafeImageError,
   UsageError,
 } from "../../lib/errors.ts";
-import { OtaModeTimeoutError } from "../../lib/deploy/deploy_trigger.ts";
-import { UpdateNotAppliedError } from "../../lib/deploy/trigger_verify.ts";
+import { OtaModeTimeoutError } from "../../lib/deploy/board_trigger.ts";
+import { UpdateNotAppliedError } from "../../lib/deploy/board_verify.ts";
 import { EsptoolError } from "../../lib/setup/esptool.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { createSocket } from "node:dgram";

@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 import { tempDir, VECTORS } from "../_helpers.ts";
-import { deployWithTrigger } from "../../lib/deploy/deploy_trigger.ts";
+import { deployWithTrigger } from "../../lib/deploy/board_trigger.ts";
 import { DEFAULT_APP_OFFSET } from "../../lib/format/image.ts";
 import { loadPublicKey } from "../../lib/config/key_file.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";

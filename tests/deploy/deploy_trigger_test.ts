@@ -4,8 +4,8 @@ import {
   deployWithTrigger,
   OtaModeTimeoutError,
   type TriggeredDeployRequest,
-} from "../../lib/deploy/deploy_trigger.ts";
-import { DeviceNotBackError, UpdateNotAppliedError } from "../../lib/deploy/trigger_verify.ts";
+} from "../../lib/deploy/board_trigger.ts";
+import { DeviceNotBackError, UpdateNotAppliedError } from "../../lib/deploy/board_verify.ts";
 import { type DeviceProfile, PROFILES } from "../../lib/sim/device_profile.ts";
 import type { DeviceEvent } from "../../lib/sim/device.ts";
 import { DEFAULT_BOOT_PY } from "../../lib/sim/device_shims.ts";

@@ -25,7 +25,7 @@ import { readFrozenTable } from "../../lib/format/frozen_table.ts";
 import type { StatusReport } from "../../lib/deploy/status.ts";
 import type { FleetReport } from "../../lib/deploy/fleet.ts";
 import type { StampedEvent } from "../../lib/deploy/events.ts";
-import { deployWithTrigger } from "../../lib/deploy/deploy_trigger.ts";
+import { deployWithTrigger } from "../../lib/deploy/board_trigger.ts";
 import { BuildMismatchError } from "../../lib/deploy/build_compare.ts";
 import { buildEnv, makeFakeMicroPythonTree } from "../fixtures/fake_trees.ts";
 

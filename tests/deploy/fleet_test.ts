@@ -7,7 +7,7 @@ import {
 } from "../_assert.ts";
 import { runTaskFile, tempDir, VECTORS, vectorText } from "../_helpers.ts";
 import type { DeviceEntry } from "../../lib/config/config.ts";
-import type { DeployResult } from "../../lib/deploy/deploy.ts";
+import type { DeployResult } from "../../lib/deploy/board_push.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
 import {
   ConfigError,
@@ -26,7 +26,7 @@ import {
   retryCommand,
   selectDevices,
 } from "../../lib/deploy/fleet.ts";
-import { runFleet } from "../../lib/deploy/rollout.ts";
+import { runFleet } from "../../lib/deploy/pipeline_rollout.ts";
 import { renderFleetSummary, renderFleetTable } from "../../lib/cli/fleet_table.ts";
 import { preflight, type SharedRequest } from "../../lib/deploy/pipeline_steps.ts";
 import { deployFleet } from "../../lib/deploy/pipeline.ts";

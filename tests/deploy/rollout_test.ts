@@ -12,7 +12,7 @@ import {
   type RolloutDecision,
   type RolloutPolicy,
   runRollout,
-} from "../../lib/deploy/rollout.ts";
+} from "../../lib/deploy/pipeline_rollout.ts";
 import { jsonLinesSink, progressEvents } from "../../lib/deploy/events.ts";
 import {
   BuildMismatchError,

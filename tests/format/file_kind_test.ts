@@ -3,7 +3,7 @@ import { runTaskFile, tempDir, vector, vectorText } from "../_helpers.ts";
 import { identifyFile } from "../../lib/format/file_kind.ts";
 import { inspectImage } from "../../lib/format/inspect.ts";
 import { verifySetup } from "../../lib/setup/verify.ts";
-import { prepareDeploy } from "../../lib/deploy/deploy.ts";
+import { prepareDeploy } from "../../lib/deploy/board_push.ts";
 import { UnsafeImageError } from "../../lib/errors.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";

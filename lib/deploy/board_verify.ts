@@ -1,9 +1,9 @@
 /**
- * After a triggered push (deploy_trigger.ts): waiting for the app's WebREPL to come back,
+ * After a triggered push (board_trigger.ts): waiting for the app's WebREPL to come back,
  * and whether the version it then reports says the update took.
  */
 import { CONNECT_PROBE_MS, tcpPortOpen } from "../transfer/tcp_probe.ts";
-import type { DeployResult } from "./deploy.ts";
+import type { DeployResult } from "./board_push.ts";
 import { BootCheckError, InterruptedError, OtaError, WebReplError } from "../errors.ts";
 import { decodeCanned, isCanned } from "../format/canned.ts";
 import { findVersion } from "../format/image.ts";

@@ -17,7 +17,7 @@ import {
   type DeployResult,
   type PreparedDeploy,
   prepareDeploy,
-} from "./deploy.ts";
+} from "./board_push.ts";
 import { DeviceUnreachableError, InterruptedError } from "../errors.ts";
 import {
   enterOtaMode,
@@ -31,9 +31,9 @@ import { type BuildStamp, describeBuild } from "../build/build_id.ts";
 import { type BoardBuild, describeBoardBuild } from "../format/ota_module.ts";
 import { readBoardBuild } from "./board_state.ts";
 import { filesystemMoveProblem } from "./filesystem_move.ts";
-import { checkVersionAfter, imageVersionOf, waitForApp } from "./trigger_verify.ts";
+import { checkVersionAfter, imageVersionOf, waitForApp } from "./board_verify.ts";
 import { checkBootedBuild, decidePush, type KnownBuilds } from "./build_compare.ts";
-import { otaModeAlready } from "./trigger_ota_mode.ts";
+import { otaModeAlready } from "./board_ota_mode.ts";
 
 /** The device's IDLE_REBOOT_MS: an OTA server that got no first packet reboots after it. */
 export const DEFAULT_OTA_WAIT_MS = 60000;
