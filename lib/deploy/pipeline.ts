@@ -50,6 +50,8 @@ export interface PipelineOptions extends PreflightOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Ctrl-C: no board starts after it, running ones stop sending. */
   signal?: AbortSignal;
+  /** The report names the command that retries the failed boards (`deploy --fleet`). */
+  retryCommand?: boolean;
   /** The command line, carried into the report's retry command. */
   argv?: string[];
   /** How the user runs tasks (`deno task` or `yaota`), for the retry command. */
@@ -169,7 +171,9 @@ export async function runDeploy(options: PipelineOptions): Promise<PipelineRun> 
         say(e instanceof Error ? (e.stack ?? e.message) : String(e));
       },
     });
-    const report = buildFleetReport(rows, options.argv, options.program, stopped);
+    const full = buildFleetReport(rows, options.argv, options.program, stopped);
+    const { retry: _, ...withoutRetry } = full;
+    const report: FleetReport = options.retryCommand ? full : withoutRetry;
     const lone = devices.length === 1 ? plan.boards.get(devices[0]!.name)?.error : undefined;
     const exitCode: number = lone === undefined ? fleetExitCode(report) : exitCodeOf(lone);
     events.emit({
@@ -210,6 +214,7 @@ export async function deployFleet(options: DeployFleetOptions): Promise<FleetRep
   const say = options.log ?? (() => {});
   const run = await runDeploy({
     onPlan: (plan) => say(describeRun(options.request.file, plan)),
+    retryCommand: true,
     ...options,
     targets,
     rollout: {
