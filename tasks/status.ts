@@ -33,22 +33,15 @@ import {
 } from "../lib/cli/status_report.ts";
 import type { StatusReport } from "../lib/deploy/status.ts";
 import { checkStatus, renderCheck } from "../lib/deploy/status_check.ts";
-import { watchUntilInterrupted } from "../lib/deploy/status_watch.ts";
+import { runStatus } from "../lib/deploy/status_run.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
 import { terminalSafe } from "../lib/cli/terminal_text.ts";
 import { EXIT, STATUS_CHECK_KIND } from "../lib/exit_codes.ts";
 import {
   DEFAULT_STATUS_CONCURRENCY,
   DEFAULT_STATUS_TIMEOUT_MS,
-  probeFleet,
 } from "../lib/deploy/status_probe.ts";
-import {
-  errorOf,
-  type EventSink,
-  exitCodeOf,
-  jsonLinesSink,
-  NO_EVENTS,
-} from "../lib/deploy/events.ts";
+import { endingRun, type EventSink, jsonLinesSink, NO_EVENTS } from "../lib/deploy/events.ts";
 import { join } from "node:path";
 
 /** A WebREPL step may wait this long at most. */
@@ -226,75 +219,72 @@ export function parseStatusArgs(argv: string[]): StatusArgs {
 export async function main(ctx: TaskContext): Promise<number> {
   const args = parseStatusArgs(ctx.argv);
   const events: EventSink = args.events ? jsonLinesSink((line) => print(line)) : NO_EVENTS;
+  // Ctrl-C ends a --watch (its last report is the result), not the process.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  if (args.watchMs !== undefined) Deno.addSignalListener("SIGINT", onSignal);
   try {
-    return await run(args, events);
-  } catch (e) {
-    events.emit({ type: "run.ended", ok: false, exitCode: exitCodeOf(e), ...errorOf(e) });
-    throw e;
+    return await endingRun(events, (events) => run(args, events, stop.signal));
+  } finally {
+    if (args.watchMs !== undefined) Deno.removeSignalListener("SIGINT", onSignal);
   }
 }
 
-async function run(args: StatusArgs, events: EventSink): Promise<number> {
+async function run(args: StatusArgs, events: EventSink, signal: AbortSignal): Promise<number> {
   const config = await loadConfig(args.config);
   const boards = statusBoards(args, config);
   const out = config.out ?? DEFAULT_BUILD_DIR;
   const builds = await statusBuilds(out);
-  events.emit({ type: "run.started", command: "status", devices: boards.map((b) => b.name) });
-  const targets = await statusTargets(boards, {
-    keyPath: (device) => device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH,
-    password: (device) => statusPassword(args, device),
-    onWarning: warn,
-  });
   const write = args.events ? (line: string) => log(line) : (line: string) => print(line);
-  let quiet = false;
-  const ask = async () => {
-    const progress = quiet ? undefined : new CountProgress("status: asked");
-    let answered = 0;
-    try {
-      return await probeFleet(targets, {
-        timeoutMs: args.timeoutMs,
-        concurrency: args.concurrency,
-        ...builds,
-        events: quiet ? NO_EVENTS : events,
-        onBoard: (row, done, total) => {
-          if (row.state === "app" || row.state === "ota") answered++;
-          progress?.update(done, total, `${answered} answering`);
-        },
-      });
-    } finally {
-      progress?.finish();
-    }
-  };
   const manifestPath = join(out, MANIFEST_FILE);
   const manifestExists = await Deno.stat(manifestPath).then(() => true, () => false);
-  const show = (report: StatusReport) => {
-    if (args.json) printJson(args.check ? withCheck(report) : report);
-    else {
-      write(renderStatusHeading(report, manifestPath, manifestExists));
-      write(renderStatusTable(report));
-      write(renderStatusSummary(report));
-    }
-  };
-  let report: StatusReport;
-  if (args.watchMs === undefined) {
-    report = await ask();
-    show(report);
-  } else {
-    report = await watchUntilInterrupted(ask, {
-      intervalMs: args.watchMs,
-      ...(args.rounds === undefined ? {} : { rounds: args.rounds }),
-    }, (r, changes, round) => {
-      if (round === 1) show(r);
-      quiet = true;
-      for (const c of changes) {
-        write(`${new Date().toISOString()} ${terminalSafe(c.text)}`);
-        events.emit({ type: "status.change", ...c });
+  const { report, problems, exitCode } = await runStatus({
+    names: boards.map((b) => b.name),
+    targets: () =>
+      statusTargets(boards, {
+        keyPath: (device) => device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH,
+        password: (device) => statusPassword(args, device),
+        onWarning: warn,
+      }),
+    probe: { timeoutMs: args.timeoutMs, concurrency: args.concurrency, ...builds },
+    check: args.check,
+    ...(args.watchMs === undefined ? {} : {
+      watch: {
+        intervalMs: args.watchMs,
+        ...(args.rounds === undefined ? {} : { rounds: args.rounds }),
+        signal,
+      },
+    }),
+    events,
+    progress: () => {
+      const progress = new CountProgress("status: asked");
+      let answered = 0;
+      return {
+        onBoard: (row, done, total) => {
+          if (row.state === "app" || row.state === "ota") answered++;
+          progress.update(done, total, `${answered} answering`);
+        },
+        finish: () => progress.finish(),
+      };
+    },
+    onReport: (report) => {
+      if (args.json) printJson(args.check ? withCheck(report) : report);
+      else {
+        write(renderStatusHeading(report, manifestPath, manifestExists));
+        write(renderStatusTable(report));
+        write(renderStatusSummary(report));
       }
-    });
+    },
+    onChange: (c) => write(`${new Date().toISOString()} ${terminalSafe(c.text)}`),
+  });
+  if (args.check && !args.json) {
+    const shown = problems.map((p) => ({
+      device: terminalSafe(p.device),
+      problem: terminalSafe(p.problem),
+    }));
+    write(renderCheck(report, shown, EXIT.statusCheck));
   }
-  const code = checkOutcome(args, report, write);
-  events.emit({ type: "run.ended", ok: code === EXIT.ok, exitCode: code, report });
-  return code;
+  return exitCode;
 }
 
 /** `--json --check`: the report, `ok`, the `kind` of a failed check and its problems. */
@@ -306,20 +296,6 @@ function withCheck(report: StatusReport) {
     ...report,
     check,
   };
-}
-
-/** --check: the boards that fail it and the verdict, and the exit code. */
-function checkOutcome(args: StatusArgs, report: StatusReport, write: (l: string) => void): number {
-  if (!args.check) return EXIT.ok;
-  const problems = checkStatus(report);
-  if (!args.json) {
-    const shown = problems.map((p) => ({
-      device: terminalSafe(p.device),
-      problem: terminalSafe(p.problem),
-    }));
-    write(renderCheck(report, shown, EXIT.statusCheck));
-  }
-  return problems.length ? EXIT.statusCheck : EXIT.ok;
 }
 
 if (import.meta.main) runTask(spec, main);

@@ -42,19 +42,3 @@ export async function watchStatus(
   }
   return last;
 }
-
-/** `watchStatus` until `rounds` or Ctrl-C (SIGINT ends the watch, not the process). */
-export async function watchUntilInterrupted(
-  ask: () => Promise<StatusReport>,
-  options: Omit<WatchOptions, "signal" | "onRound">,
-  onRound: WatchOptions["onRound"],
-): Promise<StatusReport> {
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  Deno.addSignalListener("SIGINT", onSignal);
-  try {
-    return await watchStatus(ask, { ...options, signal: stop.signal, onRound });
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-  }
-}
