@@ -35,7 +35,7 @@ export const spec: CommandSpec = {
     json: { type: "boolean", help: "print the figures as one JSON object" },
   },
   notes: [
-    "The device runs in its own process (deno task sim --profile esp8266, then esp8266-quiet: the " +
+    "The device runs in its own process ('sim --profile esp8266', then esp8266-quiet: the " +
     "same board with a bootloader built by 'build-bootloader --quiet-log') with 1 % loss each way. " +
     "The ceiling is the device-bound rate: what the device would reach if it never waited for the " +
     "network (its per-packet and per-sector costs only) for the largest block the link passes.",
@@ -66,10 +66,10 @@ interface Throughput {
   profile: string;
   mtu: string;
   block: number;
-  originalKBps: number;
-  deployKBps: number;
+  originalKiBps: number;
+  deployKiBps: number;
   ratio: number;
-  ceilingKBps: number;
+  ceilingKiBps: number;
   ofCeiling: number;
   originalRetransmits: number;
   deployRetransmits: number;
@@ -125,17 +125,17 @@ async function throughput(
     });
   }
   const kb = image.length / 1024;
-  const originalKBps = kb / original.seconds;
-  const ceilingKBps = deviceBoundRate(PROFILES[profile]!, key.modulus.length, ours.block) / 1024;
+  const originalKiBps = kb / original.seconds;
+  const ceilingKiBps = deviceBoundRate(PROFILES[profile]!, key.modulus.length, ours.block) / 1024;
   return {
     profile,
     mtu: label,
     block: ours.block,
-    originalKBps: round(originalKBps),
-    deployKBps: round(ours.kbps),
-    ratio: round(ours.kbps / originalKBps),
-    ceilingKBps: round(ceilingKBps),
-    ofCeiling: round(ours.kbps / ceilingKBps),
+    originalKiBps: round(originalKiBps),
+    deployKiBps: round(ours.kibps),
+    ratio: round(ours.kibps / originalKiBps),
+    ceilingKiBps: round(ceilingKiBps),
+    ofCeiling: round(ours.kibps / ceilingKiBps),
     originalRetransmits: original.retransmits,
     deployRetransmits: ours.retransmits,
   };
@@ -285,7 +285,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     const quietSpeedup = Object.fromEntries(
       rows.filter((r) => r.profile === "esp8266-quiet").map((q) => {
         const standard = rows.find((r) => r.profile === "esp8266" && r.mtu === q.mtu)!;
-        return [q.mtu, round(q.deployKBps / standard.deployKBps)];
+        return [q.mtu, round(q.deployKiBps / standard.deployKiBps)];
       }),
     );
     let outage;
@@ -326,7 +326,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     );
     print("");
     print(
-      bold(`throughput (${sizeKiB} KiB, 2048-bit key, 1 % loss, ${delayMs} ms each way), KB/s`),
+      bold(`throughput (${sizeKiB} KiB, 2048-bit key, 1 % loss, ${delayMs} ms each way), KiB/s`),
     );
     print(
       "  profile        link       block  original  deploy  ratio  ceiling  deploy/ceiling",
@@ -334,9 +334,9 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     for (const r of rows) {
       print(
         `  ${r.profile.padEnd(14)} ${r.mtu.padEnd(9)} ${String(r.block).padStart(6)} ${
-          r.originalKBps.toFixed(1).padStart(9)
-        } ${r.deployKBps.toFixed(1).padStart(7)} ${(r.ratio.toFixed(2) + "×").padStart(6)} ${
-          r.ceilingKBps.toFixed(1).padStart(8)
+          r.originalKiBps.toFixed(1).padStart(9)
+        } ${r.deployKiBps.toFixed(1).padStart(7)} ${(r.ratio.toFixed(2) + "×").padStart(6)} ${
+          r.ceilingKiBps.toFixed(1).padStart(8)
         } ${(Math.round(r.ofCeiling * 100) + " %").padStart(15)}`,
       );
     }

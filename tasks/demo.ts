@@ -32,6 +32,7 @@ import { describeBuild } from "../lib/build/build_id.ts";
 
 export const spec: CommandSpec = {
   name: "demo",
+  renamed: { port: "http-port" },
   summary:
     "Deploy a sample firmware to a virtual yaota8266 device: no hardware, nothing left behind.",
   options: {
@@ -45,10 +46,11 @@ export const spec: CommandSpec = {
       type: "boolean",
       help: "start 3 virtual boards (and name a 4th that is offline) and the dashboard over them",
     },
-    port: {
+    "http-port": {
       type: "string",
       arg: "PORT",
-      help: `with --dashboard: its port, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
+      help:
+        `with --dashboard: its HTTP port, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
     },
   },
   notes: [
@@ -68,9 +70,9 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   if (!profile) throw new UsageError(`--profile expects esp8266, esp8266-quiet or instant`);
   const bits = Number(stringOpt(values, "bits") ?? 2048);
   if (![512, 1024, 2048].includes(bits)) throw new UsageError("--bits expects 512, 1024 or 2048");
-  const port = portOpt(values, "port", { allowZero: true });
+  const port = portOpt(values, "http-port", { allowZero: true });
   if (boolOpt(values, "dashboard")) return await dashboardDemo(profile, bits, port);
-  if (port !== undefined) throw new UsageError("--port goes with --dashboard");
+  if (port !== undefined) throw new UsageError("--http-port goes with --dashboard");
   const dir = await Deno.makeTempDir({ prefix: "yaota-demo-" });
   try {
     log(bold("1. a throwaway signing key"));
@@ -132,8 +134,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     const boots = boot?.type === "boot" && boot.mode === "app" && written;
     print(
       `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-        result.kbps.toFixed(1)
-      } KB/s ` +
+        result.kibps.toFixed(1)
+      } KiB/s ` +
         `(block ${result.block}, ${result.retransmits} retransmissions)`,
     );
     print(`flash at 0x3c000 equals the image: ${written ? "yes" : "no"}`);

@@ -6,6 +6,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   flashSizeOpt,
   listOpt,
   numberOpt,
@@ -87,9 +88,15 @@ export const spec: CommandSpec = {
   summary:
     "Send firmware to a yaota8266 device over Wi-Fi: preflight, sign, push, check that it boots.",
   positionals: "[FILE]",
+  renamed: DEVICE_PORT_RENAMED,
   options: {
     ip: { type: "string", arg: "ADDR", help: "the device's address (default: config ip)" },
-    port: { type: "string", arg: "PORT", help: `its OTA port (default ${DEFAULT_DEVICE_PORT})` },
+    "device-port": {
+      type: "string",
+      arg: "PORT",
+      help:
+        `its OTA (UDP) port, and WebREPL (TCP) port for --trigger (default ${DEFAULT_DEVICE_PORT})`,
+    },
     key: {
       type: "string",
       arg: "FILE",
@@ -292,7 +299,7 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   if (pace !== "auto" && pace !== "off") {
     throw new UsageError(`--pace expects auto or off, got '${pace}'`);
   }
-  const port = portOpt(values);
+  const port = portOpt(values, "device-port");
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
   const concurrency = numberOpt(
@@ -411,8 +418,8 @@ function buildPolicy(args: DeployArgs, image: ImageChoice): BuildPolicy {
 function summary(result: DeployResult): string {
   return green("done: ") +
     `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-      result.kbps.toFixed(1)
-    } KB/s, ` +
+      result.kibps.toFixed(1)
+    } KiB/s, ` +
     `block ${result.block}, ${result.retransmits} retransmissions` +
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }

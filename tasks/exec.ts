@@ -5,6 +5,7 @@
  */
 import {
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -26,6 +27,7 @@ import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export const spec: CommandSpec = {
   name: "exec",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Run MicroPython code on a board over WebREPL and print its output.",
   positionals: "CODE",
   options: { ...TARGET_OPTIONS, ...JSON_OPTION },

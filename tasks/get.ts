@@ -4,6 +4,7 @@
  */
 import {
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -29,6 +30,7 @@ import { getFromBoard } from "../lib/webrepl/tools.ts";
 
 export const spec: CommandSpec = {
   name: "get",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Copy a file from a board over WebREPL.",
   positionals: "REMOTE [FILE]",
   options: { ...TARGET_OPTIONS, ...JSON_OPTION },

@@ -31,13 +31,15 @@ import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export const spec: CommandSpec = {
   name: "sim",
+  renamed: { port: "listen-port" },
   summary: "Run a virtual yaota8266 device: the OTA server on UDP, its app's WebREPL on TCP.",
   options: {
     host: { type: "string", arg: "ADDR", help: "address to listen on (default 127.0.0.1)" },
-    port: {
+    "listen-port": {
       type: "string",
       arg: "PORT",
-      help: `port, 0 picks a free one (default ${DEFAULT_DEVICE_PORT})`,
+      help:
+        `UDP (OTA) and TCP (WebREPL) port to listen on, 0 picks a free one (default ${DEFAULT_DEVICE_PORT})`,
     },
     key: {
       type: "string",
@@ -128,7 +130,7 @@ export const spec: CommandSpec = {
     '"bootloaderOverwritten" and in red.',
   ],
   examples: [
-    "deno task sim --key keys/pub.key --port 0 --json --once",
+    "deno task sim --key keys/pub.key --listen-port 0 --json --once",
     "deno task sim --key keys/pub.key --profile esp8266 --loss 0.01 --delay-ms 5",
   ],
 };
@@ -186,7 +188,7 @@ export function toSimArgs({ values, positionals }: ParsedArgs): SimArgs {
   }
   return {
     host: stringOpt(values, "host") ?? "127.0.0.1",
-    port: portOpt(values, "port", { allowZero: true }) ?? DEFAULT_DEVICE_PORT,
+    port: portOpt(values, "listen-port", { allowZero: true }) ?? DEFAULT_DEVICE_PORT,
     keyPath,
     flash: stringOpt(values, "flash"),
     force: boolOpt(values, "force"),
@@ -280,7 +282,7 @@ export async function main(ctx: TaskContext): Promise<number | void> {
     modulus: key.modulus,
     flash: dump.flash,
     flashFile: args.flash,
-    listenOptions: { portOption: "--port", hostOption: "--host" },
+    listenOptions: { portOption: "--listen-port", hostOption: "--host" },
     onError: (e) => {
       failure = e;
       finished?.();

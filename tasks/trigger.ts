@@ -2,9 +2,11 @@
  * `deno task trigger --ip ADDR`: reboot a board running MicroPython into yaota8266's
  * OTA server over WebREPL (`lib/trigger.ts`).
  */
+import { suggest } from "../lib/cli/hint.ts";
 import {
   boolOpt,
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   portOpt,
@@ -29,10 +31,11 @@ const MAX_STEP_TIMEOUT_S = 600;
 
 export const spec: CommandSpec = {
   name: "trigger",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Reboot a board running MicroPython into the yaota8266 OTA server, over WebREPL.",
   options: {
     ip: TARGET_OPTIONS.ip,
-    port: TARGET_OPTIONS.port,
+    "device-port": TARGET_OPTIONS["device-port"],
     password: TARGET_OPTIONS.password,
     timeout: {
       type: "string",
@@ -79,7 +82,7 @@ export interface TriggerArgs {
 
 /** Parsed arguments to typed options. Pure. @throws {UsageError} */
 export function toTriggerArgs({ values }: ParsedArgs): TriggerArgs {
-  const port = portOpt(values);
+  const port = portOpt(values, "device-port");
   const timeoutMs = secondsOpt(values, "timeout", MAX_STEP_TIMEOUT_S);
   const watchMs = secondsOpt(values, "watch", 60, { allowZero: true });
   const password = stringOpt(values, "password");
@@ -103,7 +106,7 @@ export function parseTriggerArgs(argv: string[]): TriggerArgs {
   return toTriggerArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<number | void> {
+export async function main({ args, invocation }: TaskContext): Promise<number | void> {
   const opts = toTriggerArgs(args);
   const config = await loadConfig(opts.config);
   const { host, port } = resolveAddress(opts, config);
@@ -133,7 +136,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
         `${report.before.version}; its app stayed away for ${
           formatSeconds(report.watchedMs / 1000)
         }). ` +
-        `Send the update within 60 s: deno task deploy --ip ${host}`,
+        `Send the update within 60 s: ${suggest(invocation, "deploy", `--ip ${host}`)}`,
     );
   } else {
     print(

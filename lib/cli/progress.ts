@@ -17,7 +17,7 @@ export function formatProgress(s: ProgressState): string {
   const rate = s.elapsedMs > 0 ? s.confirmed / 1024 / (s.elapsedMs / 1000) : 0;
   const eta = rate > 0 ? (s.size - s.confirmed) / 1024 / rate : Infinity;
   return `${String(pct).padStart(3)}% ${formatBytes(s.confirmed)}/${formatBytes(s.size)}` +
-    ` ${rate.toFixed(1)} KB/s ETA ${formatSeconds(eta)} retx ${s.retransmits}`;
+    ` ${rate.toFixed(1)} KiB/s ETA ${formatSeconds(eta)} retx ${s.retransmits}`;
 }
 
 export class ProgressDisplay {

@@ -37,6 +37,9 @@ export interface DeviceOutcome {
   buildAfter?: string;
   bytes?: number;
   seconds?: number;
+  /** KiB per second. */
+  kibps?: number;
+  /** @deprecated The same value as `kibps`, kept in `--json` for 0.1.x only. */
   kbps?: number;
   retransmits?: number;
   block?: number;
@@ -302,13 +305,13 @@ export interface TableOptions {
 }
 
 /**
- * The report as a text table: device, result, bytes, seconds, KB/s, retransmissions,
+ * The report as a text table: device, result, bytes, seconds, KiB/s, retransmissions,
  * version before → after (with `trigger`), and the error or note, wrapped to
  * `messageWidth`. Pure.
  */
 export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {}): string {
   const dash = "-";
-  const header = ["device", "result", "bytes", "seconds", "KB/s", "retx"];
+  const header = ["device", "result", "bytes", "seconds", "KiB/s", "retx"];
   const builds = rows.some((r) => r.buildBefore !== undefined || r.buildAfter !== undefined);
   if (options.trigger) header.push("version before → after");
   if (builds) header.push("build before → after");
@@ -319,7 +322,7 @@ export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {
       r.kind === InterruptedError.name ? "stopped" : RESULT_LABEL[r.result],
       r.bytes === undefined ? dash : formatBytes(r.bytes),
       r.seconds === undefined ? dash : r.seconds.toFixed(1),
-      r.kbps === undefined ? dash : r.kbps.toFixed(1),
+      r.kibps === undefined ? dash : r.kibps.toFixed(1),
       r.retransmits === undefined ? dash : String(r.retransmits),
     ];
     if (options.trigger) cells.push(`${r.versionBefore ?? "?"} → ${r.versionAfter ?? "?"}`);

@@ -101,11 +101,11 @@ Deno.test("yaota with an unknown task or no task exits 2 and lists the tasks", a
 });
 
 Deno.test("yaota runs the task with its flags and names itself in hints", async () => {
-  const bad = await yaota(["deploy", "--ip", "127.0.0.1", "--port", "x"]);
+  const bad = await yaota(["deploy", "--ip", "127.0.0.1", "--device-port", "x"]);
   assertEquals(bad.code, 2);
   assertEquals(
     bad.stderr,
-    "error: deploy: --port expects a port number from 1 to 65535, got 'x'\n" +
+    "error: deploy: --device-port expects a port number from 1 to 65535, got 'x'\n" +
       "Run 'yaota deploy --help' for the options.\n",
   );
   const inspect = await yaota(["inspect", `${VECTORS}fw-10000.bin`, "--json"]);

@@ -358,7 +358,7 @@ Deno.test("a fleet of 6: --canary 1 stops after a canary that fails its boot che
       "result",
       "bytes",
       "seconds",
-      "KB/s",
+      "KiB/s",
       "retx",
       "version before → after",
       "build before → after",

@@ -234,7 +234,7 @@ Deno.test("prepareDeploy() refuses the bootloader and an MCUboot image by name; 
 Deno.test("verifySetup() names an MCUboot image given as the firmware, without 'rebuild it'", () => {
   const report = verifySetup({ firmware: { path: "zephyr.bin", bytes: mcubootImage() } });
   const check = report.checks.find((c) => c.name === "firmware")!;
-  assertEquals(check.ok, false);
+  assertEquals(check.result, "failed");
   assertStringIncludes(
     check.detail,
     "zephyr.bin is not a safe OTA image for app offset 0x3c000: file: an MCUboot image (magic 0x96f3b83d",

@@ -56,7 +56,7 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
     parseTriggerArgs([
       "--ip",
       "h",
-      "--port",
+      "--device-port",
       "8300",
       "--password",
       "abcd",
@@ -74,9 +74,9 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
     "--watch expects a time in seconds from 0 (off) to 60, got '61'",
   );
   assertThrows(
-    () => parseTriggerArgs(["--port", "70000"]),
+    () => parseTriggerArgs(["--device-port", "70000"]),
     UsageError,
-    "--port expects a port number from 1 to 65535, got '70000'",
+    "--device-port expects a port number from 1 to 65535, got '70000'",
   );
 });
 
@@ -86,7 +86,7 @@ Deno.test("deno task trigger logs in, runs ota.start(), watches for the app and 
   const r = await trigger([
     "--ip",
     "127.0.0.1",
-    "--port",
+    "--device-port",
     String(port),
     "--password",
     PASSWORD,
@@ -94,10 +94,12 @@ Deno.test("deno task trigger logs in, runs ota.start(), watches for the app and 
     "1",
   ]);
   assertEquals(r.code, 0, r.stderr);
+  // The next step carries this run's --config and --device-port: it runs as printed.
   assertEquals(
-    r.stdout,
+    r.stdout.replace(/--config \S+ /, "--config C "),
     `127.0.0.1:${port}: in OTA mode via ota.start() (was running MicroPython ${VERSION}; its ` +
-      "app stayed away for 1.0 s). Send the update within 60 s: deno task deploy --ip 127.0.0.1\n",
+      "app stayed away for 1.0 s). Send the update within 60 s: deno task deploy --config C " +
+      `--device-port ${port} --ip 127.0.0.1\n`,
   );
   assertStringIncludes(r.stderr, "its app did not come back within 1.0 s: it is in OTA mode");
   assertStringIncludes(r.stderr, `running MicroPython ${VERSION}`);
@@ -213,7 +215,7 @@ Deno.test("deno task trigger reports a board whose bootloader ignores the RTC ma
   });
   const port = String(device.port);
   // A bounded wait: the watch ends after 20 s whatever happens.
-  const r = await trigger(["--ip", "127.0.0.1", "--port", port, "--watch", "20"], {
+  const r = await trigger(["--ip", "127.0.0.1", "--device-port", port, "--watch", "20"], {
     WEBREPL_PASSWORD: PASSWORD,
   });
   assertEquals(r.code, 1, r.stderr);
@@ -225,10 +227,11 @@ Deno.test("deno task trigger reports a board whose bootloader ignores the RTC ma
     ),
   );
   assertStringIncludes(
-    r.stderr,
-    "press its BOOT button within 3 s of a reset and run 'deno task deploy --ip 127.0.0.1' " +
+    r.stderr.replaceAll(/--config [^\s']+/g, "--config C"),
+    "press its BOOT button within 3 s of a reset and run 'deno task deploy --config C " +
+      `--device-port ${port} --ip 127.0.0.1' ` +
       "without --trigger; or flash it once over serial with a bootloader built by " +
-      "'deno task build-bootloader', which adds the check.",
+      "'deno task build-bootloader --config C', which adds the check.",
   );
   assertEquals(r.stdout, "");
   const boots = device.events.flatMap((e) => e.type === "boot" ? [`${e.boot}:${e.mode}`] : []);

@@ -13,7 +13,7 @@ import { UsageError } from "../../lib/errors.ts";
 const PASSWORD = "s3cr3tPw";
 
 function at(board: { target: { port: number } }): string[] {
-  return ["--ip", "127.0.0.1", "--port", String(board.target.port)];
+  return ["--ip", "127.0.0.1", "--device-port", String(board.target.port)];
 }
 
 function run(name: string, args: string[], env: Record<string, string> = {}, stdin?: string) {
@@ -150,9 +150,9 @@ Deno.test("bad arguments exit 2 with the reason; parse*Args() say the same", asy
     "--only and --concurrency go with --fleet",
   );
   assertThrows(
-    () => parseGetArgs(["--port", "70000", "a"]),
+    () => parseGetArgs(["--device-port", "70000", "a"]),
     UsageError,
-    "--port expects a port number",
+    "--device-port expects a port number",
   );
   assertEquals(parsePutArgs(["--timeout", "2", "a.py:lib/"]).remote, "lib/");
 });
