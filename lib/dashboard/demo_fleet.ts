@@ -72,7 +72,7 @@ export interface DemoFleet extends AsyncDisposable {
 const sha256Hex = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
 
 /** A build: its id, and an image whose frozen `ota.py` names it, as build-ota stamps it. */
-function makeBuild(
+export function makeBuild(
   template: string,
   size: number,
   seed: number,
@@ -98,7 +98,7 @@ function makeBuild(
 }
 
 /** Keeps `build` under `dir/releases/<id>/`; returns its manifest's text. */
-async function keepBuild(dir: string, build: DemoBuild): Promise<string> {
+export async function keepBuild(dir: string, build: DemoBuild): Promise<string> {
   const { id, builtAt, version, image } = build;
   const manifest = JSON.stringify(
     {
