@@ -78,6 +78,8 @@ import { deviceAddressProblem } from "../lib/config/device_address.ts";
 import { resolveDeviceAddress } from "../lib/transfer/resolve_device.ts";
 import { lockBoard } from "../lib/deploy/board_lock.ts";
 import { tracing } from "../lib/trace.ts";
+import { BOOT_CHECK_STATUS } from "../lib/transfer/phase_ending.ts";
+import { DEFAULT_BOOT_CHECK_MS } from "../lib/transfer/engine_core.ts";
 
 const DEFAULT_TIMEOUT_S = 15;
 /** The boot check watches for a device back in OTA mode; ten minutes outlasts any reboot. */
@@ -522,13 +524,16 @@ async function singleMain(
     stderrIsTerminal() && !tracing(),
   );
   const progressEvent = progressEvents(events, device);
-  log(
-    `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
-      prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
-    }${
-      image.build ? `, build ${describeBuild(image.build)}` : ""
-    }) to ${request.host}:${request.port}`,
-  );
+  // With --trigger, only once the board's build says it needs this one (else: "up to date").
+  const announce = () =>
+    log(
+      `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
+        prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
+      }${
+        image.build ? `, build ${describeBuild(image.build)}` : ""
+      }) to ${request.host}:${request.port}`,
+    );
+  if (password === undefined) announce();
   const ended = (result: DeviceResult, extra: Record<string, unknown>, code: number) => {
     events.emit({ type: "device.result", device, result, ...extra });
     events.emit({ type: "run.ended", ok: code === 0, exitCode: code });
@@ -542,13 +547,22 @@ async function singleMain(
         progress.update({ ...p });
         progressEvent(p);
       },
-      onStatus: (m) => progress.note(m),
+      onStatus: (m) =>
+        m === BOOT_CHECK_STATUS
+          ? progress.countdown(m, request.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS)
+          : progress.note(m),
     };
     if (password !== undefined) {
       const result = await deployWithTrigger(
         { ...live, ...buildPolicy(args, image), password },
         prepared,
-        { onStep: (m) => progress.note(m), onPhase: phase },
+        {
+          onStep: (m) => progress.note(m),
+          onPhase: (name, state, ok) => {
+            if (name === "push" && state === "started") announce();
+            phase(name, state, ok);
+          },
+        },
       );
       progress.finish();
       const builds = {

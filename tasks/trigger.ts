@@ -18,7 +18,15 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
-import { formatSeconds, log, print, printJson } from "../lib/cli/output.ts";
+import {
+  formatSeconds,
+  log,
+  logRaw,
+  print,
+  printJson,
+  stderrIsTerminal,
+} from "../lib/cli/output.ts";
+import { Countdown } from "../lib/cli/countdown.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { JSON_OPTION, PASSWORD_NOTE, TARGET_OPTIONS } from "../lib/cli/webrepl_target.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
@@ -106,6 +114,24 @@ export function parseTriggerArgs(argv: string[]): TriggerArgs {
   return toTriggerArgs(parseCommandArgs(spec, argv));
 }
 
+/** On a terminal, the watch counts down on one line (cleared when it ends); else nothing. */
+function watchCountdown(): { start(label: string, ms: number): void; stop(): void } {
+  if (!stderrIsTerminal()) return { start: () => {}, stop: () => {} };
+  let shown = false;
+  const countdown = new Countdown((line) => {
+    shown = true;
+    logRaw(`\r\x1b[2K${line}`);
+  });
+  return {
+    start: (label, ms) => countdown.start(label, ms),
+    stop: () => {
+      countdown.stop();
+      if (shown) logRaw("\r\x1b[2K");
+      shown = false;
+    },
+  };
+}
+
 export async function main({ args, invocation }: TaskContext): Promise<number | void> {
   const opts = toTriggerArgs(args);
   const config = await loadConfig(opts.config);
@@ -116,10 +142,15 @@ export async function main({ args, invocation }: TaskContext): Promise<number | 
     message: `WebREPL password for ${host}:${port}: `,
   });
   log(`connecting to WebREPL at ${host}:${port}`);
+  const countdown = watchCountdown();
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
-    onStep: (line) => log(line),
+    onStep: (line) => {
+      countdown.stop();
+      log(line);
+    },
+    onWatch: (ms) => countdown.start("watching for the app", ms),
     watchMs: opts.watchMs,
-  });
+  }).finally(() => countdown.stop());
   if (opts.json) {
     printJson({
       ok: true,

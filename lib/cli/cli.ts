@@ -10,6 +10,7 @@ import { bold, fail, log, print, printJson, warn } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../config/values.ts";
 import { setTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
 import { stderrTraceSink } from "./trace_sink.ts";
+import { didYouMean } from "../_suggest.ts";
 import { type Invocation, type Program, withInvocation } from "./hint.ts";
 
 export interface OptionSpec {
@@ -184,7 +185,12 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
       strict: true,
     }) as { values: ParsedValues; positionals: string[] };
   } catch (e) {
-    throw new UsageError(parserMessage(e instanceof Error ? e.message : String(e)));
+    const message = parserMessage(e instanceof Error ? e.message : String(e));
+    const unknown = /^unknown option '--([^'=]+)/.exec(message);
+    const names = Object.keys(spec.options).concat(Object.keys(COMMON)).map((n) => `--${n}`);
+    throw new UsageError(
+      message + (unknown ? didYouMean(`--${unknown[1]}`, names) : ""),
+    );
   }
   const values = { ...parsed.values };
   const warnings = applyRenames(spec, values);

@@ -4,6 +4,7 @@
  */
 import $ from "dax";
 import { formatBytes, formatSeconds, log, stderrIsTerminal } from "./output.ts";
+import { Countdown } from "./countdown.ts";
 
 export interface ProgressState {
   confirmed: number;
@@ -27,6 +28,7 @@ export class ProgressDisplay {
   #lastPct = -1;
   #note = "";
   #state: ProgressState | undefined;
+  #countdown = new Countdown((line) => this.#setNote(line));
 
   constructor(label: string, size: number, interactive = stderrIsTerminal()) {
     this.label = label;
@@ -54,8 +56,25 @@ export class ProgressDisplay {
     }
   }
 
+  /**
+   * A wait of known length (the boot check): on a terminal the note counts down each
+   * second; plain, one line saying how long at most.
+   */
+  countdown(message: string, ms: number): void {
+    if (!this.#bar) {
+      log(`${this.label}: ${message} (up to ${formatSeconds(ms / 1000)})`);
+      return;
+    }
+    this.#countdown.start(message, ms);
+  }
+
   /** Says what is happening (a recovery, the boot check). */
   note(message: string): void {
+    this.#countdown.stop();
+    this.#setNote(message);
+  }
+
+  #setNote(message: string): void {
     this.#note = message;
     if (this.#bar) {
       if (this.#state) this.update(this.#state);
@@ -67,6 +86,7 @@ export class ProgressDisplay {
 
   /** Removes the bar (restoring the terminal). */
   finish(): void {
+    this.#countdown.stop();
     this.#bar?.finish();
     this.#bar = undefined;
   }

@@ -59,8 +59,11 @@ export interface TriggeredDeployRequest extends DeployRequest {
   knownBuilds?: KnownBuilds;
   /** Push to a board that runs this build already (`deploy --force`). */
   reinstall?: boolean;
-  /** Push a build older than the board's (`deploy --allow-downgrade`). */
-  allowDowngrade?: boolean;
+  /**
+   * Push a build older than the board's: `true` for `deploy --allow-downgrade`, "rollback"
+   * for a kept release the user named (`--release`), which is a downgrade by intent.
+   */
+  allowDowngrade?: boolean | "rollback";
 }
 
 export interface TriggeredDeployResult extends DeployResult {

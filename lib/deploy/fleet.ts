@@ -304,6 +304,14 @@ export interface TableOptions {
   messageWidth?: number;
 }
 
+/** Joins messages as sentences: ". " between them, unless one already ends its own. Pure. */
+function sentences(parts: (string | undefined)[]): string {
+  return parts.filter((m): m is string => m !== undefined && m !== "").reduce(
+    (text, m) => text === "" ? m : /[.?!:]$/.test(text) ? `${text} ${m}` : `${text}. ${m}`,
+    "",
+  );
+}
+
 /**
  * The report as a text table: device, result, bytes, seconds, KiB/s, retransmissions,
  * version before → after (with `trigger`), and the error or note, wrapped to
@@ -334,11 +342,9 @@ export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {
       );
     }
     const attempts = r.attempts !== undefined && r.attempts > 1
-      ? `after ${r.attempts} attempts`
-      : undefined;
-    const message = [r.skipped, r.error, attempts, r.note].filter((m) => m !== undefined).join(
-      ". ",
-    );
+      ? ` (after ${r.attempts} attempts)`
+      : "";
+    const message = sentences([r.skipped, r.error, r.note]) + attempts;
     return { cells, message };
   });
   const widths = header.slice(0, -1).map((h, i) =>

@@ -66,7 +66,8 @@ export function buildPolicyFor(
     ...(image.build ? { image: image.build } : {}),
     knownBuilds: image.known,
     reinstall: flags.force ?? false,
-    allowDowngrade: (flags.allowDowngrade ?? false) || image.release !== undefined,
+    // A release the user named is a rollback, not the flag: said so, not as --allow-downgrade.
+    allowDowngrade: flags.allowDowngrade ? true : image.release !== undefined ? "rollback" : false,
   };
 }
 

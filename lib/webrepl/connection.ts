@@ -400,8 +400,8 @@ async function connectTcp(host: string, port: number, timeoutMs: number): Promis
     }
     if (e instanceof Deno.errors.ConnectionRefused) {
       throw new WebReplError(
-        `no WebREPL at ${address}: is the board running MicroPython with WebREPL enabled ` +
-          "(see `deno task spike enable-webrepl`)?",
+        `no WebREPL at ${address}: is the board running MicroPython with WebREPL enabled? ` +
+          "(enable it once on its serial REPL: import webrepl_setup)",
         { cause: e },
       );
     }

@@ -59,6 +59,8 @@ Deno.test("README: from a fresh folder to a canary rollout on two virtual boards
           assert(b, `${command}: no job ${job}`);
           b.child.kill("SIGTERM");
           assertEquals((await b.child.status).code, 0, await b.stderr);
+          // Its banner said what the board does: its app runs, WebREPL up.
+          assertStringIncludes(await b.stderr, "running its app (WebREPL on TCP");
         }
         continue;
       }
