@@ -86,7 +86,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { default: puppeteer } = await import("puppeteer-core");
+    const { default: puppeteer } = await import("npm:puppeteer-core@25.16.0");
     const demo = await startDemo();
     const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
