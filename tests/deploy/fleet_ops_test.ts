@@ -594,7 +594,7 @@ Deno.test("deploy --fleet --retries brings in a board that was offline at first"
     assertStringIncludes(r.stderr, "— trying again in 1.0 s (attempt 2 of 4)");
     assertMatch(
       r.stderr,
-      /late {2}done: 40.0 KiB in [\d.]+ s, [\d.]+ KB\/s, \d+ retransmissions, after 2 attempts\n/,
+      /late {2}done: 40.0 KiB in [\d.]+ s, [\d.]+ KiB\/s, \d+ retransmissions, after 2 attempts\n/,
     );
     assertEquals(flashedBuild(await late!), BUILDS.b.id);
   } finally {

@@ -176,7 +176,7 @@ Deno.test("sign names a bootloader, an ESP32 image and a .ota file given as the 
   const boot = await runOn("sign", bootloader, (f) => [f, "--key", "key.pem"]);
   assertEquals(boot.code, 3);
   assertStringIncludes(boot.stderr, "file: the yaota8266 bootloader (boot8266 + ota-server)");
-  assertStringIncludes(boot.stderr, "flash it at 0x0 with 'deno task flash'");
+  assertStringIncludes(boot.stderr, "flash it at 0x0 with 'deno task flash --key ");
   const esp32 = await runOn("sign", esp32Image(0, 0x40080400), (f) => [f, "--key", "key.pem"]);
   assertEquals(esp32.code, 3);
   assertStringIncludes(esp32.stderr, "file: an ESP32 application image");

@@ -168,7 +168,7 @@ Deno.test("deploy --trigger against sim --no-rtc-trigger fails as soon as the ap
     ),
   );
   assertStringIncludes(r.stderr, "press its BOOT button within 3 s of a reset");
-  assertStringIncludes(r.stderr, "a bootloader built by 'deno task build-bootloader'");
+  assertStringIncludes(r.stderr, "a bootloader built by 'deno task build-bootloader --key ");
   assertEquals(r.stdout, "");
   // It rebooted into its app and nothing was written.
   const appBoots = () => sim.events.filter((e) => e.event === "reboot" && e.mode === "app");
