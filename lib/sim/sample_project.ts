@@ -10,10 +10,8 @@ import { join } from "node:path";
 import { FileError } from "../errors.ts";
 import { generateKey } from "../format/keys.ts";
 import { DEFAULT_APP_OFFSET } from "../format/image.ts";
-import { FIRMWARE_FILE, MANIFEST_FILE } from "../build/build_outputs.ts";
 import { writeKeyPair } from "../setup/keygen.ts";
-import { type DemoBuild, keepBuild, makeBuild } from "../dashboard/demo_fleet.ts";
-import { readOtaTemplate } from "./device_shims.ts";
+import { type DemoBuild, writeDemoBuilds } from "../dashboard/demo_fleet.ts";
 import { markFlashDump } from "./flash_dump.ts";
 
 /** The variable the sample config names for the boards' WebREPL password. */
@@ -72,23 +70,7 @@ export async function writeSampleProject(
     generateKey(options.bits ?? 1024),
     false,
   );
-  const size = options.imageSize ?? 96 * 1024;
-  const template = await readOtaTemplate();
-  const builds = {
-    old: makeBuild(template, size, 1, "1.0.0", {
-      version: "v1.19.1-sample",
-      date: "2025-06-18",
-    }, "2025-06-18T10:00:00.000Z"),
-    current: makeBuild(template, size, 2, "1.1.0", {
-      version: "v1.20.0-sample",
-      date: "2026-01-10",
-    }, "2026-01-10T10:00:00.000Z"),
-  };
-  const out = join(dir, "dist");
-  await keepBuild(out, builds.old);
-  const manifest = await keepBuild(out, builds.current);
-  await Deno.writeFile(join(out, FIRMWARE_FILE), builds.current.image);
-  await Deno.writeTextFile(join(out, MANIFEST_FILE), manifest);
+  const builds = await writeDemoBuilds(join(dir, "dist"), options.imageSize ?? 96 * 1024, "sample");
 
   const boards: SampleProject["boards"] = [];
   for (const board of BOARDS) {
