@@ -46,7 +46,7 @@ export function verifySummary(checks: VerifyCheck[]): string {
       `; ${passed.length} passed${skippedPart}`;
   }
   const head = skipped.length === 0
-    ? `all ${passed.length} checks passed`
+    ? passed.length === 1 ? "the one check passed" : `all ${passed.length} checks passed`
     : `${passed.length} of ${checks.length} checks passed`;
   return head + skippedPart + (warned.length ? `, with a warning for ${warned.join(", ")}` : "");
 }

@@ -75,7 +75,7 @@ Deno.test("verify never says 'all passed' over skipped checks", () => {
   assert(!line.startsWith("all"));
   assertEquals(
     verifySummary([{ name: "key", result: "passed", detail: "" }]),
-    "all 1 checks passed",
+    "the one check passed",
   );
 });
 

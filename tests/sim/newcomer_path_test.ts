@@ -9,6 +9,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_ass
 import { hermeticEnv, ROOT, tempDir } from "../_helpers.ts";
 
 const SECTION = "## Try it without Docker or a board";
+const TASKS: Record<string, string> = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks;
 
 /** The commands of the section's first `sh` block, comments left out. */
 async function readmeCommands(): Promise<string[]> {
@@ -66,7 +67,10 @@ Deno.test("README: from a fresh folder to a canary rollout on two virtual boards
       }
       const words = command.replace(/\s*&$/, "").split(/\s+/);
       assertEquals(words.slice(0, 2), ["deno", "task"], `not a deno task: ${command}`);
-      const args = ["run", "-A", `${ROOT}tasks/${words[2]!.replaceAll("-", "_")}.ts`];
+      const file = `tasks/${words[2]!.replaceAll("-", "_")}.ts`;
+      // What `deno task NAME` runs, as deno.json says: then run here, in the fresh folder.
+      assertEquals(TASKS[words[2]!], `deno run -A ${file}`, command);
+      const args = ["run", "-A", `${ROOT}${file}`];
       const child = new Deno.Command(Deno.execPath(), {
         args: [...args, ...words.slice(3)],
         cwd: dir.path,
