@@ -11,6 +11,8 @@ import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../conf
 import { setTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
 import { stderrTraceSink } from "./trace_sink.ts";
 import { didYouMean } from "../_suggest.ts";
+import { applyRenames, withOldNames } from "./renamed_flags.ts";
+export { DEVICE_PORT_RENAMED } from "./renamed_flags.ts";
 import { type Invocation, type Program, withInvocation } from "./hint.ts";
 
 export interface OptionSpec {
@@ -35,7 +37,7 @@ export interface CommandSpec {
   repositoryOnly?: boolean;
   /**
    * Old flag names still accepted, each with its new name (`{ port: "device-port" }`):
-   * parsed as the new one, with one warning. Not shown in `--help`.
+   * parsed as the new one, with one warning; `--help` lists them after the notes.
    */
   renamed?: Record<string, string>;
   examples?: string[];
@@ -119,52 +121,9 @@ function parserMessage(message: string): string {
   return message.replace(/\. To specify a positional.*$/s, "");
 }
 
-/** `--port` in the tasks that talk to a board over the network: now `--device-port`. */
-export const DEVICE_PORT_RENAMED: Record<string, string> = { port: "device-port" };
-
-/** Why an old name was given up: `--port` is a serial device, as in esptool and mpremote. */
-function renameReason(old: string): string {
-  return old === "port"
-    ? " (--port names a serial device, as in flash, esptool and mpremote)"
-    : old === "p"
-    ? " (-p names a serial device, as in flash and esptool)"
-    : "";
-}
-
-/** The spec's options with its old names added, each typed as the option it now is. */
-function withOldNames(spec: CommandSpec): Record<string, OptionSpec> {
-  const options: Record<string, OptionSpec> = { ...spec.options, ...COMMON };
-  for (const [old, now] of Object.entries(spec.renamed ?? {})) {
-    const target = options[now];
-    if (target) options[old] = { ...target, short: undefined };
-  }
-  return options;
-}
-
-/**
- * Moves each old name's value to its new name, with a warning; both given is an error.
- * @throws {UsageError}
- */
-function applyRenames(spec: CommandSpec, values: ParsedValues): string[] {
-  const warnings: string[] = [];
-  for (const [old, now] of Object.entries(spec.renamed ?? {})) {
-    if (values[old] === undefined) continue;
-    if (values[now] !== undefined) {
-      throw new UsageError(`--${old} is the old name of --${now}: give --${now} only`);
-    }
-    values[now] = values[old];
-    delete values[old];
-    warnings.push(
-      `--${old} is now --${now} in ${spec.name}${renameReason(old)}; ` +
-        `the old name still works in this version`,
-    );
-  }
-  return warnings;
-}
-
 /** Parses `argv` against `spec`. Pure; throws `UsageError` on anything unknown or malformed. */
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
-  const options = withOldNames(spec);
+  const options = withOldNames({ ...spec.options, ...COMMON }, spec.renamed);
   const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> =
     {};
   for (const [name, o] of Object.entries(options)) {
@@ -193,7 +152,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
     );
   }
   const values = { ...parsed.values };
-  const warnings = applyRenames(spec, values);
+  const warnings = applyRenames(spec.name, spec.renamed, values);
   return {
     values,
     positionals: parsed.positionals,
