@@ -17,6 +17,8 @@ import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { startVirtualDevice } from "../../lib/sim/virtual_device.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
+// A test-only package stays out of deno.json, so that running yaota never fetches it.
+// deno-lint-ignore no-import-prefix
 import { Ajv2020 } from "npm:ajv@8.20.0/dist/2020.js";
 
 Deno.test("configCandidates(): --config alone, else YAOTA_CONFIG, else ./ota.config.json then the user's", () => {

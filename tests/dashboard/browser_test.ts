@@ -86,6 +86,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
+    // A test-only package stays out of deno.json, so that running yaota never fetches it.
+    // deno-lint-ignore no-import-prefix
     const { default: puppeteer } = await import("npm:puppeteer-core@25.16.0");
     const demo = await startDemo();
     const browser = await puppeteer.launch({
