@@ -114,7 +114,9 @@ Deno.test("get of a missing file: one line naming it, exit 1, the local file unt
   assertEquals(r.code, 1);
   assertEquals(
     r.stderr,
-    `error: no file 'nope.txt' on 127.0.0.1:${board.target.port} (list the files with deno task ls)\n`,
+    // The hint carries the run's --device-port: it runs as printed.
+    `error: no file 'nope.txt' on 127.0.0.1:${board.target.port} (list the files with ` +
+      `'deno task ls --device-port ${board.target.port}')\n`,
   );
   assertEquals(await Deno.readTextFile(`${dir.path}/keep.txt`), "mine");
   const json = await run("get", [...at(board), "--json", "nope.txt", `${dir.path}/x`]);
