@@ -6,6 +6,7 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   flashSizeOpt,
   listOpt,
   numberOpt,
@@ -79,6 +80,8 @@ import { deviceAddressProblem } from "../lib/config/device_address.ts";
 import { resolveDeviceAddress } from "../lib/transfer/resolve_device.ts";
 import { lockBoard } from "../lib/deploy/board_lock.ts";
 import { tracing } from "../lib/trace.ts";
+import { BOOT_CHECK_STATUS } from "../lib/transfer/phase_ending.ts";
+import { DEFAULT_BOOT_CHECK_MS } from "../lib/transfer/engine_core.ts";
 
 const DEFAULT_TIMEOUT_S = 15;
 /** The boot check watches for a device back in OTA mode; ten minutes outlasts any reboot. */
@@ -89,9 +92,15 @@ export const spec: CommandSpec = {
   summary:
     "Send firmware to a yaota8266 device over Wi-Fi: preflight, sign, push, check that it boots.",
   positionals: "[FILE]",
+  renamed: DEVICE_PORT_RENAMED,
   options: {
     ip: { type: "string", arg: "ADDR", help: "the device's address (default: config ip)" },
-    port: { type: "string", arg: "PORT", help: `its OTA port (default ${DEFAULT_DEVICE_PORT})` },
+    "device-port": {
+      type: "string",
+      arg: "PORT",
+      help:
+        `its OTA (UDP) port, and WebREPL (TCP) port for --trigger (default ${DEFAULT_DEVICE_PORT})`,
+    },
     key: {
       type: "string",
       arg: "FILE",
@@ -300,7 +309,7 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   if (pace !== "auto" && pace !== "off") {
     throw new UsageError(`--pace expects auto or off, got '${pace}'`);
   }
-  const port = portOpt(values);
+  const port = portOpt(values, "device-port");
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
   const concurrency = numberOpt(
@@ -435,8 +444,8 @@ const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end pac
 function summary(result: DeployResult): string {
   return green("done: ") +
     `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-      result.kbps.toFixed(1)
-    } KB/s, ` +
+      result.kibps.toFixed(1)
+    } KiB/s, ` +
     `block ${result.block}, ${result.retransmits} retransmissions` +
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }
@@ -542,14 +551,17 @@ async function singleMain(
     stderrIsTerminal() && !tracing(),
   );
   const progressEvent = progressEvents(events, device);
-  log(terminalSafe(
-    `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
-      prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
-    }${
-      image.build ? `, build ${describeBuild(image.build)}` : ""
-    }) to ${request.host}:${request.port}`,
-    Infinity,
-  ));
+  // With --trigger, only once the board's build says it needs this one (else: "up to date").
+  const announce = () =>
+    log(terminalSafe(
+      `sending ${request.file} (${formatBytes(prepared.source.size)}, ${
+        prepared.kind === "canned" ? "canned" : `key ${prepared.fingerprint}`
+      }${
+        image.build ? `, build ${describeBuild(image.build)}` : ""
+      }) to ${request.host}:${request.port}`,
+      Infinity,
+    ));
+  if (password === undefined) announce();
   const ended = (result: DeviceResult, extra: Record<string, unknown>, code: number) => {
     events.emit({ type: "device.result", device, result, ...extra });
     events.emit({ type: "run.ended", ok: code === 0, exitCode: code });
@@ -563,13 +575,22 @@ async function singleMain(
         progress.update({ ...p });
         progressEvent(p);
       },
-      onStatus: (m) => progress.note(m),
+      onStatus: (m) =>
+        m === BOOT_CHECK_STATUS
+          ? progress.countdown(m, request.bootCheckMs ?? DEFAULT_BOOT_CHECK_MS)
+          : progress.note(m),
     };
     if (password !== undefined) {
       const result = await deployWithTrigger(
         { ...live, ...buildPolicy(args, image), password },
         prepared,
-        { onStep: (m) => progress.note(m), onPhase: phase },
+        {
+          onStep: (m) => progress.note(m),
+          onPhase: (name, state, ok) => {
+            if (name === "push" && state === "started") announce();
+            phase(name, state, ok);
+          },
+        },
       );
       progress.finish();
       const builds = {

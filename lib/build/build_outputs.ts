@@ -114,10 +114,13 @@ export function parseManifest(text: string, path: string): ManifestFacts {
     ? undefined
     : parseAppOffset(image.appOffset, { file: path, key: "image.appOffset" });
   const parsed = parseBuildStamp((json as { build?: unknown } | null)?.build);
-  const userStart = typeof image.flashUserStart === "string" && /^0x[0-9a-f]+$/i.test(image.flashUserStart)
-    ? parseInt(image.flashUserStart, 16)
-    : undefined;
-  const build = parsed && userStart !== undefined ? { ...parsed, flashUserStart: userStart } : parsed;
+  const userStart =
+    typeof image.flashUserStart === "string" && /^0x[0-9a-f]+$/i.test(image.flashUserStart)
+      ? parseInt(image.flashUserStart, 16)
+      : undefined;
+  const build = parsed && userStart !== undefined
+    ? { ...parsed, flashUserStart: userStart }
+    : parsed;
   return { sha256, appOffset, ...(build ? { build } : {}) };
 }
 

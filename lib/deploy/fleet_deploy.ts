@@ -66,7 +66,8 @@ export function buildPolicyFor(
     ...(image.build ? { image: image.build } : {}),
     knownBuilds: image.known,
     reinstall: flags.force ?? false,
-    allowDowngrade: (flags.allowDowngrade ?? false) || image.release !== undefined,
+    // A release the user named is a rollback, not the flag: said so, not as --allow-downgrade.
+    allowDowngrade: flags.allowDowngrade ? true : image.release !== undefined ? "rollback" : false,
     ...(flags.allowFilesystemMove ? { allowFilesystemMove: true } : {}),
   };
 }
@@ -152,7 +153,8 @@ function fromResult(
     ok: true,
     bytes: r.bytes,
     seconds: r.seconds,
-    kbps: r.kbps,
+    kibps: r.kibps,
+    kbps: r.kibps,
     retransmits: r.retransmits,
     block: r.block,
     ...(r.versionBefore === undefined ? {} : { versionBefore: r.versionBefore }),
