@@ -592,6 +592,15 @@ Deno.test("build-ota says what to do when docker is missing, its daemon is down 
     noImage.stderr,
     `error: the image '${IMAGE}' is not on this machine. Pull it first: docker pull ${IMAGE}`,
   );
+  assertStringIncludes(noImage.stderr, "(or make the project's own, yaota/esp8266-build");
+  const noOwn = await runTaskFile("build_ota", [...args, "--image", "yaota/esp8266-build"], {
+    cwd: dir.path,
+    env: buildEnv(dockerLog, { DOCKER_STANDIN_MISSING_IMAGES: "yaota/esp8266-build" }),
+  });
+  assertStringIncludes(
+    noOwn.stderr,
+    "error: the image 'yaota/esp8266-build' is not on this machine: make it from docker/Dockerfile",
+  );
   // Check first, act second: the tree is as it was.
   assertEquals(await Deno.readTextFile(tree.ld), tree.ldOriginal);
   assertEquals((await dockerCalls(dockerLog)).filter((c) => c[0] === "run"), []);
