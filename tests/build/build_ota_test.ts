@@ -16,6 +16,7 @@ import {
 } from "../fixtures/fake_trees.ts";
 import { checkRuntime, commandFailed, commandLine, LineTail } from "../../lib/build/container.ts";
 import { shellQuote } from "../../lib/_shell.ts";
+import { explainMakeFailure } from "../../lib/build/make_failures.ts";
 import { ContainerRuntimeError, ToolMissingError, UsageError } from "../../lib/errors.ts";
 import { inspectImage } from "../../lib/format/inspect.ts";
 import {
@@ -888,4 +889,43 @@ Deno.test("parseBuildOtaArgs() takes --clean, --make-var and --move-filesystem-t
   ]);
   assertThrows(() => parseBuildOtaArgs(["--make-var", "X=$(rm -rf /)"]), UsageError, "NAME=VALUE");
   assertThrows(() => parseBuildOtaArgs(["--move-filesystem-to", "far"]), UsageError, "0xd8000");
+});
+
+Deno.test("explainMakeFailure() names picolibc's assert.h and objects of another toolchain, and keeps other failures", () => {
+  const ctx = {
+    modules: [],
+    boards: ["ESP8266_GENERIC"],
+    board: "ESP8266_GENERIC",
+    features: [],
+    filesystemStart: 0xd5000,
+    flashSize: 0x100000,
+  };
+  const failed = (lines: string[]) => new ContainerRuntimeError("'make ota' failed", 2, lines);
+  const header = explainMakeFailure(
+    failed([
+      "In file included from ../../py/mpconfig.h:900,",
+      "/usr/lib/picolibc/xtensa-lx106-elf/include/assert.h:50:6: error: conflicting types for " +
+      "'__assert'; have 'void(const char *, int,  const char *)'",
+    ]),
+    ctx,
+  );
+  assertStringIncludes(header.message, "picolibc's assert.h before newlib's");
+  assertStringIncludes(header.message, "-isystem /usr/include/newlib");
+  const stale = explainMakeFailure(
+    failed([
+      "xtensa-lx106-elf-ld: build-GENERIC/py/nlr.o: undefined reference to `errno'",
+    ]),
+    ctx,
+  );
+  assertStringIncludes(stale.message, "run again with --clean");
+  const other = failed(["main.c:1:1: error: expected ';'"]);
+  assertEquals(explainMakeFailure(other, ctx), other);
+  const over = explainMakeFailure(
+    failed([
+      "xtensa-lx106-elf-ld: region `irom0_0_seg' overflowed by 2788 bytes",
+    ]),
+    ctx,
+  );
+  assertStringIncludes(over.message, "overflowed by 2788 bytes");
+  assertStringIncludes(over.message, "--move-filesystem-to 0xd6000");
 });
