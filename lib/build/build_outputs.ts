@@ -198,3 +198,18 @@ export async function missingBuild(out: string): Promise<FileError> {
   const stale = await Deno.stat(join(out, STALE_DIR, FIRMWARE_FILE)).then(() => true, () => false);
   return new FileError(missingBuildMessage(out, stale));
 }
+
+/** The build id of the build in `out`, if its manifest names one that is kept in releases/. */
+export async function readPreviousBuildId(out: string): Promise<string | undefined> {
+  const path = join(out, MANIFEST_FILE);
+  const text = await Deno.readTextFile(path).catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const id = parseManifest(text, path).build?.id;
+    const kept = id !== undefined &&
+      await Deno.stat(join(out, "releases", id, FIRMWARE_FILE)).then(() => true, () => false);
+    return kept ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
