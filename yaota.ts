@@ -8,6 +8,7 @@
  */
 import { renderTaskList, runTask, type TaskModule } from "./lib/cli/cli.ts";
 import { EXIT } from "./lib/exit_codes.ts";
+import { didYouMean } from "./lib/_suggest.ts";
 import { fail, log, print } from "./lib/cli/output.ts";
 import { type BuildInfo, checkoutCommit, versionLine } from "./lib/cli/version.ts";
 
@@ -67,7 +68,7 @@ export async function main(argv: string[], build?: BuildInfo): Promise<never> {
     fail(
       first.startsWith("-")
         ? `unknown option '${first}': name a task first`
-        : `unknown task '${first}'`,
+        : `unknown task '${first}'${didYouMean(first, Object.keys(TASKS))}`,
     );
     log(await taskList());
     Deno.exit(EXIT.usage);

@@ -90,3 +90,16 @@ export async function readFileUpTo(path: string, max: number): Promise<Uint8Arra
   }
   return out;
 }
+
+/**
+ * The text of a file that ships beside the code (`new URL("../templates/…", import.meta.url)`):
+ * read from disk in a checkout or a compiled binary, fetched when `yaota` was installed
+ * from a URL (its modules, and so these files, are remote).
+ * @throws {Error} When the file cannot be read or fetched.
+ */
+export async function readAssetText(url: URL): Promise<string> {
+  if (url.protocol === "file:") return await Deno.readTextFile(url);
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
+  return await response.text();
+}

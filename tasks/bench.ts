@@ -48,7 +48,7 @@ export const spec: CommandSpec = {
     json: { type: "boolean", help: "print the figures as one JSON object" },
   },
   notes: [
-    "The device runs in its own process (deno task sim --profile esp8266, then esp8266-quiet: the " +
+    "The device runs in its own process ('sim --profile esp8266', then esp8266-quiet: the " +
     "same board with a bootloader built by 'build-bootloader --quiet-log') with 1 % loss each way. " +
     "The ceiling is the device-bound rate: what the device would reach if it never waited for the " +
     "network (its per-packet and per-sector costs only) for the largest block the link passes.",
@@ -207,7 +207,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     print("");
     print(
       bold(
-        `throughput (${sizeKiB} KiB, 2048-bit key, 1 % loss, ${delayMs} ms each way), KB/s, median (range) of ${runs}${
+        `throughput (${sizeKiB} KiB, 2048-bit key, 1 % loss, ${delayMs} ms each way), KiB/s, median (range) of ${runs}${
           load ? ", machine loaded" : ""
         }`,
       ),

@@ -2,6 +2,7 @@
  * `deno task build-bootloader`: builds yaota8266.bin with our key's modulus and settings
  * in its config.h, in the same container machinery as `build-ota`.
  */
+import { suggest } from "../lib/cli/hint.ts";
 import {
   appOffsetOpt,
   boolOpt,
@@ -116,7 +117,7 @@ export function parseBuildBootloaderArgs(argv: string[]): BuildBootloaderArgs {
   return toBuildBootloaderArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<number | void> {
+export async function main({ args, invocation }: TaskContext): Promise<number | void> {
   const flags = toBuildBootloaderArgs(args);
   const config = await loadConfig(flags.config);
   const options = resolveBootloaderOptions(flags, config, Deno.cwd());
@@ -149,7 +150,9 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   print(trigger);
   print(log);
   print(
-    `flash it once over serial, with the firmware: deno task flash --port PORT ` +
+    `flash it once over serial, with the firmware: '${
+      suggest(invocation, "flash", "--port PORT")
+    }' ` +
       `(esptool v5 alone: esptool --port PORT write-flash --flash-mode dio --flash-size detect ` +
       `0x0 ${result.binaryPath})`,
   );

@@ -102,7 +102,7 @@ export const spec: CommandSpec = {
     "Writes the tree's esp8266_ota.ld from templates/esp8266_ota.ld (the original is kept as " +
     "esp8266_ota.ld.orig), copies the modules into ports/esp8266/modules/, builds mpy-cross " +
     "and the OTA image, and collects dist/firmware-ota.bin, dist/manifest.json and " +
-    "dist/build.log. The image is inspected (deno task inspect) and refused unless it is " +
+    "dist/build.log. The image is inspected (as 'inspect' does) and refused unless it is " +
     "safe to push to the app offset.",
     "Every input is checked first. Only when make is about to run does the previous " +
     "firmware-ota.bin and manifest.json move to dist/stale/ (with a README.txt saying why and " +

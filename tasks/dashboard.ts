@@ -1,5 +1,5 @@
 /**
- * `deno task dashboard [--port 8267] [--host 127.0.0.1]`: a local web page with the fleet
+ * `deno task dashboard [--http-port 8267] [--host 127.0.0.1]`: a local web page with the fleet
  * at a glance and rollouts with live progress (lib/dashboard/).
  */
 import {
@@ -30,12 +30,13 @@ import type { FleetPort } from "../lib/dashboard/port.ts";
 
 export const spec: CommandSpec = {
   name: "dashboard",
+  renamed: { port: "http-port" },
   summary: "A local web page: the fleet at a glance, rollouts with live progress.",
   options: {
-    port: {
+    "http-port": {
       type: "string",
       arg: "PORT",
-      help: `port to serve on, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
+      help: `HTTP port to serve on, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
     },
     host: {
       type: "string",
@@ -68,8 +69,8 @@ export const spec: CommandSpec = {
   ],
   examples: [
     "deno task dashboard",
-    "deno task dashboard --port 9000",
-    "deno task dashboard --host 0.0.0.0   # reachable from the LAN (e.g. a phone)",
+    "deno task dashboard --http-port 9000",
+    "deno task dashboard --host 0.0.0.0   # reachable from the LAN: token required",
   ],
 };
 
@@ -96,7 +97,7 @@ export function parseDashboardArgs(argv: string[]): DashboardArgs {
   const host = stringOpt(values, "host") ?? DEFAULT_DASHBOARD_HOST;
   if (host.trim() === "") throw new UsageError("--host needs an address");
   return {
-    port: portOpt(values, "port", { allowZero: true }) ?? DEFAULT_DASHBOARD_PORT,
+    port: portOpt(values, "http-port", { allowZero: true }) ?? DEFAULT_DASHBOARD_PORT,
     host,
     key: stringOpt(values, "key"),
     refreshMs,

@@ -3,6 +3,8 @@
  * behind: a throwaway key, a virtual yaota8266 (ESP8266 costs), a sample OTA image in
  * the real makeimg format, a deploy with the progress bar, and the outcome.
  * `deno task demo --dashboard`: a few virtual boards and the dashboard over them.
+ * `deno task demo --keep DIR`: a sample project to go on with (README, "Try it without
+ * Docker or a board").
  */
 import {
   boolOpt,
@@ -29,9 +31,12 @@ import { makeSampleFirmware } from "../lib/sim/sample_firmware.ts";
 import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
 import { equalBytes } from "../lib/_bytes.ts";
 import { describeBuild } from "../lib/build/build_id.ts";
+import { SAMPLE_PASSWORD_ENV, writeSampleProject } from "../lib/sim/sample_project.ts";
+import { type Invocation, suggest } from "../lib/cli/hint.ts";
 
 export const spec: CommandSpec = {
   name: "demo",
+  renamed: { port: "http-port" },
   summary:
     "Deploy a sample firmware to a virtual yaota8266 device: no hardware, nothing left behind.",
   options: {
@@ -45,10 +50,17 @@ export const spec: CommandSpec = {
       type: "boolean",
       help: "start 3 virtual boards (and name a 4th that is offline) and the dashboard over them",
     },
-    port: {
+    keep: {
+      type: "string",
+      arg: "DIR",
+      help: "write a sample project into DIR (new or empty) to go on with: keys, a build with " +
+        "two kept releases, two virtual boards' flash and their ota.config.json",
+    },
+    "http-port": {
       type: "string",
       arg: "PORT",
-      help: `with --dashboard: its port, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
+      help:
+        `with --dashboard: its HTTP port, 0 picks a free one (default ${DEFAULT_DASHBOARD_PORT})`,
     },
   },
   notes: [
@@ -62,15 +74,20 @@ export const spec: CommandSpec = {
   ],
 };
 
-export async function main({ args }: TaskContext): Promise<number | void> {
+export async function main({ args, invocation }: TaskContext): Promise<number | void> {
   const { values } = args;
+  const keep = stringOpt(values, "keep");
+  if (keep !== undefined) {
+    if (boolOpt(values, "dashboard")) throw new UsageError("--keep and --dashboard: give one");
+    return await keepSample(keep, invocation);
+  }
   const profile = PROFILES[stringOpt(values, "profile") ?? "esp8266"];
   if (!profile) throw new UsageError(`--profile expects esp8266, esp8266-quiet or instant`);
   const bits = Number(stringOpt(values, "bits") ?? 2048);
   if (![512, 1024, 2048].includes(bits)) throw new UsageError("--bits expects 512, 1024 or 2048");
-  const port = portOpt(values, "port", { allowZero: true });
+  const port = portOpt(values, "http-port", { allowZero: true });
   if (boolOpt(values, "dashboard")) return await dashboardDemo(profile, bits, port);
-  if (port !== undefined) throw new UsageError("--port goes with --dashboard");
+  if (port !== undefined) throw new UsageError("--http-port goes with --dashboard");
   const dir = await Deno.makeTempDir({ prefix: "yaota-demo-" });
   try {
     log(bold("1. a throwaway signing key"));
@@ -132,8 +149,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     const boots = boot?.type === "boot" && boot.mode === "app" && written;
     print(
       `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-        result.kbps.toFixed(1)
-      } KB/s ` +
+        result.kibps.toFixed(1)
+      } KiB/s ` +
         `(block ${result.block}, ${result.retransmits} retransmissions)`,
     );
     print(`flash at 0x3c000 equals the image: ${written ? "yes" : "no"}`);
@@ -191,3 +208,33 @@ async function dashboardDemo(
 }
 
 if (import.meta.main) runTask(spec, main);
+
+/** `--keep DIR`: the sample project, and the commands that go on from it. */
+async function keepSample(dir: string, invocation: Invocation): Promise<number> {
+  const sample = await writeSampleProject(dir);
+  const config = `${dir.replace(/\/+$/, "")}/ota.config.json`;
+  const run = (task: string, more: string) =>
+    suggest(invocation, task, `--config ${config} ${more}`);
+  print(
+    `wrote ${dir}: keys/ (a new key pair), dist/ (build ${
+      describeBuild(sample.builds.current)
+    } and two kept releases), boards/ (two virtual boards' flash, running build ${
+      describeBuild(sample.builds.old)
+    }) and ota.config.json`,
+  );
+  print("Go on with (README: 'Try it without Docker or a board'):");
+  print(`  export ${SAMPLE_PASSWORD_ENV}=sample-pw`);
+  for (const b of sample.boards) {
+    print(
+      `  ${
+        run(
+          "sim",
+          `--device ${b.name} --flash ${dir.replace(/\/+$/, "")}/boards/${b.name}.flash --boot`,
+        )
+      } &`,
+    );
+  }
+  print(`  ${run("status", "--fleet")}`);
+  print(`  ${run("deploy", "--fleet --trigger --canary 1")}`);
+  return 0;
+}

@@ -24,7 +24,7 @@ import {
   toDeployArgs,
 } from "../lib/cli/deploy_args.ts";
 import {
-  boardOpening,
+  boardAnnouncer,
   BoardProgress,
   renderBoard,
   renderFleet,
@@ -107,8 +107,8 @@ async function deployWith(
     ...common,
     targets: [board],
     passwords: flagOrPrompt(args),
-    progress: new BoardProgress(),
-    onPlan: (plan) => log(boardOpening(image, plan)),
+    progress: new BoardProgress(args.bootCheckMs),
+    ...boardAnnouncer(image, args.trigger),
   });
   return renderBoard(run, board, rendering);
 }

@@ -5,6 +5,7 @@
  */
 import {
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -28,6 +29,7 @@ import { checkRawCode } from "../lib/webrepl/raw_result.ts";
 
 export const spec: CommandSpec = {
   name: "exec",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Run MicroPython code on a board over WebREPL and print its output.",
   positionals: "CODE",
   options: { ...TARGET_OPTIONS, ...JSON_OPTION },

@@ -5,6 +5,7 @@
 import {
   boolOpt,
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -39,6 +40,7 @@ import { checkRemoteName } from "../lib/webrepl/file_records.ts";
 
 export const spec: CommandSpec = {
   name: "get",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Copy a file from a board over WebREPL.",
   positionals: "REMOTE [FILE]",
   options: {

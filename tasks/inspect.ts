@@ -17,6 +17,7 @@ import { EXIT } from "../lib/exit_codes.ts";
 import { FileError, UnsafeImageError, UsageError } from "../lib/errors.ts";
 import type { KnownModulus } from "../lib/format/bootloader_image.ts";
 import { identifyFile } from "../lib/format/file_kind.ts";
+import { hexOffsets } from "../lib/cli/json_report.ts";
 import { loadPublicKey } from "../lib/config/key_file.ts";
 import { inspectImage, summarizeProblems } from "../lib/format/inspect.ts";
 import { renderInspectReport } from "../lib/cli/inspect_report.ts";
@@ -119,12 +120,12 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     keys,
   });
   if (options.json) {
-    printJson({
+    printJson(hexOffsets({
       ok: report.safe,
       ...(report.safe ? {} : { kind: UnsafeImageError.name }),
       file: options.file,
       ...report,
-    });
+    }));
   } else {
     for (const line of renderInspectReport(report, options.file)) print(line);
     if (report.fileKind.id !== "esp8266") {

@@ -3,6 +3,7 @@
  * signing key pair (exponent 3) yaota8266 verifies firmware with, and prints the
  * `#define MODULUS` line for its `config.h`. The private key is never printed.
  */
+import { suggest } from "../lib/cli/hint.ts";
 import {
   boolOpt,
   type CommandSpec,
@@ -93,7 +94,7 @@ export function parseKeygenArgs(argv: string[]): KeygenArgs {
   return toKeygenArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<number | void> {
+export async function main({ args, invocation }: TaskContext): Promise<number | void> {
   const options = toKeygenArgs(args);
   const config = await loadConfig(options.config);
   const paths = keyPaths(options.out, config.key);
@@ -122,7 +123,8 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     return;
   }
   log(`generated in ${formatSeconds(seconds)}`);
-  for (const line of renderKeygenReport(written)) print(line);
+  const command = (task: string, more?: string) => suggest(invocation, task, more);
+  for (const line of renderKeygenReport(written, command)) print(line);
 }
 
 if (import.meta.main) runTask(spec, main);

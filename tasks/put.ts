@@ -5,6 +5,7 @@
 import {
   boolOpt,
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   listOpt,
   numberOpt,
   parseCommandArgs,
@@ -47,6 +48,7 @@ import { MAX_FILE_BYTES } from "../lib/webrepl/file_transfer.ts";
 
 export const spec: CommandSpec = {
   name: "put",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Copy a file to a board (or every board of the fleet) over WebREPL.",
   positionals: "FILE[:REMOTE] | - REMOTE",
   options: {
@@ -128,7 +130,7 @@ export function toPutArgs(args: ParsedArgs): PutArgs {
   if (fleet && (target.ip !== undefined || target.port !== undefined)) {
     throw new UsageError(
       '--fleet takes the addresses from the config\'s "devices" list: leave out --ip and ' +
-        "--port (choose devices with --only NAME|TAG)",
+        "--device-port (choose devices with --only NAME|TAG)",
     );
   }
   return {

@@ -4,6 +4,7 @@
  */
 import {
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -25,6 +26,7 @@ import { runTerminal, sharedInput } from "../lib/cli/webrepl_terminal.ts";
 
 export const spec: CommandSpec = {
   name: "repl",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Open the board's REPL in this terminal over WebREPL (Ctrl-] leaves).",
   options: { ...TARGET_OPTIONS },
   notes: [

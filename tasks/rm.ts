@@ -4,6 +4,7 @@
  */
 import {
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -26,6 +27,7 @@ import {
 
 export const spec: CommandSpec = {
   name: "rm",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Remove a file, or an empty folder, on a board over WebREPL.",
   positionals: "PATH",
   options: { ...TARGET_OPTIONS, ...JSON_OPTION },

@@ -17,11 +17,11 @@ import {
   stringOpt,
   type TaskContext,
 } from "../lib/cli/cli.ts";
-import { loadConfig } from "../lib/config/config.ts";
+import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
 import type { DeviceEvent } from "../lib/sim/device.ts";
 import { PROFILES } from "../lib/sim/device_profile.ts";
 import { UsageError } from "../lib/errors.ts";
-import { DEFAULT_DEVICE_PORT, resolveAppOffset } from "../lib/config/values.ts";
+import { DEFAULT_DEVICE_PORT, resolveAppOffset, resolvePort } from "../lib/config/values.ts";
 import { loadPublicKey } from "../lib/config/key_file.ts";
 import { formatHex } from "../lib/_bytes.ts";
 import { bold, green, log, printJson, red, warn, yellow } from "../lib/cli/output.ts";
@@ -31,13 +31,21 @@ import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export const spec: CommandSpec = {
   name: "sim",
+  renamed: { port: "listen-port" },
   summary: "Run a virtual yaota8266 device: the OTA server on UDP, its app's WebREPL on TCP.",
   options: {
     host: { type: "string", arg: "ADDR", help: "address to listen on (default 127.0.0.1)" },
-    port: {
+    device: {
+      type: "string",
+      arg: "NAME",
+      help: 'be this board of the config\'s "devices": listen on its ip and port, built for ' +
+        "its key (or the config's), WebREPL password from its passwordEnv variable",
+    },
+    "listen-port": {
       type: "string",
       arg: "PORT",
-      help: `port, 0 picks a free one (default ${DEFAULT_DEVICE_PORT})`,
+      help:
+        `UDP (OTA) and TCP (WebREPL) port to listen on, 0 picks a free one (default ${DEFAULT_DEVICE_PORT})`,
     },
     key: {
       type: "string",
@@ -128,7 +136,7 @@ export const spec: CommandSpec = {
     '"bootloaderOverwritten" and in red.',
   ],
   examples: [
-    "deno task sim --key keys/pub.key --port 0 --json --once",
+    "deno task sim --key keys/pub.key --listen-port 0 --json --once",
     "deno task sim --key keys/pub.key --profile esp8266 --loss 0.01 --delay-ms 5",
   ],
 };
@@ -160,6 +168,8 @@ export interface SimArgs {
   once: boolean;
   json: boolean;
   config?: string;
+  /** `--device NAME`: host, port, key and password from the config's entry. */
+  device?: string;
 }
 
 /** Parsed arguments to typed options. Pure. @throws {UsageError} */
@@ -181,12 +191,18 @@ export function toSimArgs({ values, positionals }: ParsedArgs): SimArgs {
     throw new UsageError("--outage-after and --outage-ms go together");
   }
   const keyPath = stringOpt(values, "key") ?? stringOpt(values, "pubkey");
+  const device = stringOpt(values, "device");
+  if (device !== undefined && (values.host !== undefined || values["listen-port"] !== undefined)) {
+    throw new UsageError(
+      "--device takes the address and port from the config: leave out --host and --listen-port",
+    );
+  }
   for (const r of listOpt(values, "lose-reply")) {
     if (!/^\d+:\d+$/.test(r)) throw new UsageError(`--lose-reply expects OFFSET:LEN, got '${r}'`);
   }
   return {
     host: stringOpt(values, "host") ?? "127.0.0.1",
-    port: portOpt(values, "port", { allowZero: true }) ?? DEFAULT_DEVICE_PORT,
+    port: portOpt(values, "listen-port", { allowZero: true }) ?? DEFAULT_DEVICE_PORT,
     keyPath,
     flash: stringOpt(values, "flash"),
     force: boolOpt(values, "force"),
@@ -211,6 +227,7 @@ export function toSimArgs({ values, positionals }: ParsedArgs): SimArgs {
     once: boolOpt(values, "once"),
     json: boolOpt(values, "json"),
     config: stringOpt(values, "config"),
+    ...(device === undefined ? {} : { device }),
   };
 }
 
@@ -250,9 +267,42 @@ function describe(e: DeviceEvent): string | undefined {
   }
 }
 
+/** What the device does now, for the banner: OTA mode or its app (and WebREPL or not). Pure. */
+export function modeLine(mode: string, webrepl: boolean): string {
+  if (mode === "ota") return "in OTA mode (the OTA server answers on UDP)";
+  if (mode === "app") {
+    return webrepl
+      ? "running its app (WebREPL on TCP; UDP closed)"
+      : "running its app (UDP closed; no WebREPL: give --webrepl-password)";
+  }
+  return "rebooting";
+}
+
+/** `--device NAME`: the listening address, key and password its config entry names. */
+function asDevice(args: SimArgs, config: OtaConfig): SimArgs {
+  if (args.device === undefined) return args;
+  const entry = config.devices?.find((d) => d.name === args.device);
+  if (!entry) {
+    const names = (config.devices ?? []).map((d) => d.name);
+    throw new UsageError(
+      `no device '${args.device}' in ${config.path ?? "the config"}` +
+        (names.length ? ` (it has ${names.join(", ")})` : ` (it has no "devices")`),
+    );
+  }
+  const password = args.webreplPassword ??
+    (entry.passwordEnv ? Deno.env.get(entry.passwordEnv) : undefined);
+  return {
+    ...args,
+    host: entry.ip,
+    port: resolvePort(entry.port, config),
+    keyPath: args.keyPath ?? entry.key ?? config.key,
+    ...(password === undefined ? {} : { webreplPassword: password }),
+  };
+}
+
 export async function main(ctx: TaskContext): Promise<number | void> {
-  const args = toSimArgs(ctx.args);
-  const config = await loadConfig(args.config);
+  const config = await loadConfig(toSimArgs(ctx.args).config);
+  const args = asDevice(toSimArgs(ctx.args), config);
   const keyPath = args.keyPath ?? config.key;
   if (!keyPath) {
     throw new UsageError("name the key the device was built for: --key FILE or --pubkey FILE");
@@ -280,7 +330,7 @@ export async function main(ctx: TaskContext): Promise<number | void> {
     modulus: key.modulus,
     flash: dump.flash,
     flashFile: args.flash,
-    listenOptions: { portOption: "--port", hostOption: "--host" },
+    listenOptions: { portOption: "--listen-port", hostOption: "--host" },
     onError: (e) => {
       failure = e;
       finished?.();
@@ -345,9 +395,9 @@ export async function main(ctx: TaskContext): Promise<number | void> {
   }
   if (args.json) printJson({ event: "listening", port: device.port, host: args.host });
   log(
-    `virtual yaota8266 on ${args.host}:${device.port} (UDP${
-      password !== undefined ? ", WebREPL on TCP" : ""
-    }), ` +
+    `virtual yaota8266 on ${args.host}:${device.port}, ${
+      modeLine(device.model.mode, password !== undefined)
+    }; ` +
       `key ${key.fingerprint}, app offset ${formatHex(appOffset)}, profile ${args.profile}` +
       (args.rtcTrigger ? "" : ", no RTC trigger (upstream boot8266)") +
       (args.flash ? `, flash ${args.flash}` : ""),

@@ -5,6 +5,7 @@
 import {
   boolOpt,
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   listOpt,
   numberOpt,
   parseCommandArgs,
@@ -52,11 +53,12 @@ const MAX_WATCH_S = 86400;
 
 export const spec: CommandSpec = {
   name: "status",
+  renamed: DEVICE_PORT_RENAMED,
   summary:
     "What each board runs: online or in OTA mode, MicroPython, build id, and whether it needs dist's build.",
   options: {
     ip: { type: "string", arg: "ADDR", help: "one board (default: config ip)" },
-    port: {
+    "device-port": {
       type: "string",
       arg: "PORT",
       help: "its port, WebREPL (TCP) and OTA (UDP) (default 8266)",
@@ -195,7 +197,9 @@ export function parseStatusArgs(argv: string[]): StatusArgs {
   }
   return {
     ...(ip === undefined ? {} : { ip }),
-    ...(portOpt(values) === undefined ? {} : { port: portOpt(values) }),
+    ...(portOpt(values, "device-port") === undefined
+      ? {}
+      : { port: portOpt(values, "device-port") }),
     fleet,
     only,
     ...(stringOpt(values, "key") === undefined ? {} : { key: stringOpt(values, "key") }),

@@ -2,9 +2,11 @@
  * `deno task trigger --ip ADDR`: reboot a board running MicroPython into yaota8266's
  * OTA server over WebREPL (`lib/trigger.ts`).
  */
+import { suggest } from "../lib/cli/hint.ts";
 import {
   boolOpt,
   type CommandSpec,
+  DEVICE_PORT_RENAMED,
   parseCommandArgs,
   type ParsedArgs,
   portOpt,
@@ -20,7 +22,17 @@ import { nativeSigner } from "../lib/format/signer.ts";
 import { askOtaMode } from "../lib/transfer/ota_probe.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
-import { formatSeconds, log, print, printJson, terminalSafe, warn } from "../lib/cli/output.ts";
+import {
+  formatSeconds,
+  log,
+  logRaw,
+  print,
+  printJson,
+  stderrIsTerminal,
+  terminalSafe,
+  warn,
+} from "../lib/cli/output.ts";
+import { Countdown } from "../lib/cli/countdown.ts";
 import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
 import { JSON_OPTION, PASSWORD_NOTE, TARGET_OPTIONS } from "../lib/cli/webrepl_target.ts";
 import { terminalPrompt } from "../lib/cli/prompt.ts";
@@ -33,10 +45,11 @@ const MAX_STEP_TIMEOUT_S = 600;
 
 export const spec: CommandSpec = {
   name: "trigger",
+  renamed: DEVICE_PORT_RENAMED,
   summary: "Reboot a board running MicroPython into the yaota8266 OTA server, over WebREPL.",
   options: {
     ip: TARGET_OPTIONS.ip,
-    port: TARGET_OPTIONS.port,
+    "device-port": TARGET_OPTIONS["device-port"],
     password: TARGET_OPTIONS.password,
     timeout: {
       type: "string",
@@ -95,7 +108,7 @@ export interface TriggerArgs {
 
 /** Parsed arguments to typed options. Pure. @throws {UsageError} */
 export function toTriggerArgs({ values }: ParsedArgs): TriggerArgs {
-  const port = portOpt(values);
+  const port = portOpt(values, "device-port");
   const timeoutMs = secondsOpt(values, "timeout", MAX_STEP_TIMEOUT_S);
   const watchMs = secondsOpt(values, "watch", 60, { allowZero: true });
   const password = stringOpt(values, "password");
@@ -121,7 +134,25 @@ export function parseTriggerArgs(argv: string[]): TriggerArgs {
   return toTriggerArgs(parseCommandArgs(spec, argv));
 }
 
-export async function main({ args }: TaskContext): Promise<number | void> {
+/** On a terminal, the watch counts down on one line (cleared when it ends); else nothing. */
+function watchCountdown(): { start(label: string, ms: number): void; stop(): void } {
+  if (!stderrIsTerminal()) return { start: () => {}, stop: () => {} };
+  let shown = false;
+  const countdown = new Countdown((line) => {
+    shown = true;
+    logRaw(`\r\x1b[2K${line}`);
+  });
+  return {
+    start: (label, ms) => countdown.start(label, ms),
+    stop: () => {
+      countdown.stop();
+      if (shown) logRaw("\r\x1b[2K");
+      shown = false;
+    },
+  };
+}
+
+export async function main({ args, invocation }: TaskContext): Promise<number | void> {
   const opts = toTriggerArgs(args);
   const config = await loadConfig(opts.config);
   const { host, port } = resolveAddress(opts, config);
@@ -132,11 +163,16 @@ export async function main({ args }: TaskContext): Promise<number | void> {
   });
   const question = await otaQuestion(host, port, opts.key ?? config.key ?? DEFAULT_KEY_PATH);
   log(`connecting to WebREPL at ${host}:${port}`);
+  const countdown = watchCountdown();
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
-    onStep: (line) => log(terminalSafe(line, Infinity)),
+    onStep: (line) => {
+      countdown.stop();
+      log(terminalSafe(line, Infinity));
+    },
+    onWatch: (ms) => countdown.start("watching for the app", ms),
     watchMs: opts.watchMs,
     ...("ask" in question ? { askOtaMode: question.ask } : {}),
-  });
+  }).finally(() => countdown.stop());
   if (opts.json) {
     printJson({
       ok: true,
@@ -152,7 +188,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     print(
       `${report.address}: in OTA mode via ${report.method} (it answered the OTA-mode question; ` +
         `was running MicroPython ${terminalSafe(report.before.version)}). ` +
-        `Send the update within 60 s: deno task deploy --ip ${host}`,
+        `Send the update within 60 s: ${suggest(invocation, "deploy", `--ip ${host}`)}`,
     );
   } else if (report.watchedMs > 0) {
     print(

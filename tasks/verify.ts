@@ -7,7 +7,6 @@ import {
   appOffsetOpt,
   boolOpt,
   type CommandSpec,
-  noPositionals,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -16,12 +15,15 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { fail, log, print, printJson, warn } from "../lib/cli/output.ts";
-import { formatCheck } from "../lib/cli/verify_report.ts";
+import { formatCheck, verifySummary } from "../lib/cli/verify_report.ts";
+import { hexOffsets } from "../lib/cli/json_report.ts";
+import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
 import { verifyFiles, type VerifyPaths } from "../lib/setup/verify_files.ts";
 
 export const spec: CommandSpec = {
   name: "verify",
+  positionals: "[FIRMWARE]",
   summary:
     "Check that your key, config.h, yaota8266.bin and firmware image belong together and are safe to flash.",
   options: {
@@ -44,7 +46,7 @@ export const spec: CommandSpec = {
     firmware: {
       type: "string",
       arg: "FILE",
-      help: "the OTA firmware image (default: dist/firmware-ota.bin)",
+      help: "the OTA firmware image, as FIRMWARE (default: dist/firmware-ota.bin)",
     },
     "app-offset": {
       type: "string",
@@ -54,7 +56,8 @@ export const spec: CommandSpec = {
     json: {
       type: "boolean",
       help:
-        "print one JSON object {ok, checks: [{name, ok, detail, warning?}], bootloader?: {softwareTrigger, …}}",
+        "print one JSON object {ok, counts: {passed, failed, skipped}, checks: [{name, result, detail, " +
+        "warning?}], bootloader?: {softwareTrigger, appOffset (hex), …}}",
     },
   },
   notes: [
@@ -68,7 +71,7 @@ export const spec: CommandSpec = {
   examples: [
     "deno task verify",
     "deno task verify --bootloader ~/yaota8266/yaota8266.bin --config-h ~/yaota8266/config.h",
-    "deno task verify --firmware build-GENERIC/firmware-ota.bin --json",
+    "deno task verify build-GENERIC/firmware-ota.bin --json",
   ],
 };
 
@@ -81,14 +84,21 @@ export interface VerifyArgs {
 
 /** Validates the parsed flags; pure. @throws {UsageError} */
 export function toVerifyArgs(args: ParsedArgs): VerifyArgs {
-  noPositionals(args);
   const v = args.values;
+  const [file, ...extra] = args.positionals;
+  if (extra.length) {
+    throw new UsageError(`one FIRMWARE only, got '${args.positionals.join("' '")}'`);
+  }
+  const firmware = stringOpt(v, "firmware");
+  if (file !== undefined && firmware !== undefined) {
+    throw new UsageError(`FIRMWARE '${file}' and --firmware '${firmware}': give one`);
+  }
   return {
     paths: {
       keyPath: stringOpt(v, "key"),
       bootloader: stringOpt(v, "bootloader"),
       configH: stringOpt(v, "config-h"),
-      firmware: stringOpt(v, "firmware"),
+      firmware: file ?? firmware,
     },
     appOffset: appOffsetOpt(v),
     json: boolOpt(v, "json"),
@@ -110,21 +120,14 @@ export async function main(ctx: TaskContext): Promise<number | void> {
     onWarning: warn,
   });
   if (args.json) {
-    printJson(report);
+    printJson(hexOffsets(report));
     return report.ok ? 0 : 1;
   }
   for (const check of report.checks) print(formatCheck(check));
-  const failed = report.checks.filter((c) => !c.ok);
-  const ran = report.checks.filter((c) => !c.skipped).length;
-  if (failed.length) {
-    fail(`${failed.length} of ${ran} checks failed: ${failed.map((c) => c.name).join(", ")}`);
-    return 1;
-  }
-  const warned = report.checks.filter((c) => c.warning).map((c) => c.name);
-  log(
-    `all ${ran} checks passed${warned.length ? `, with a warning for ${warned.join(", ")}` : ""}`,
-  );
-  return 0;
+  const line = verifySummary(report.checks);
+  if (report.ok) log(line);
+  else fail(line);
+  return report.ok ? 0 : 1;
 }
 
 if (import.meta.main) runTask(spec, main);

@@ -33,7 +33,7 @@ import {
   clearStaleOutputs,
   FIRMWARE_FILE,
   MANIFEST_FILE,
-  parseManifest,
+  readPreviousBuildId,
   retireBuildOutputs,
   STALE_DIR,
   STALE_NOTE,
@@ -176,21 +176,6 @@ export async function buildOta(
   }
 }
 
-/** The build id of the build in `out`, from its manifest, if there is one. */
-async function readPreviousBuildId(out: string): Promise<string | undefined> {
-  const path = join(out, MANIFEST_FILE);
-  const text = await Deno.readTextFile(path).catch(() => undefined);
-  if (text === undefined) return undefined;
-  try {
-    const id = parseManifest(text, path).build?.id;
-    const kept = id !== undefined &&
-      await Deno.stat(join(out, "releases", id, FIRMWARE_FILE)).then(() => true, () => false);
-    return kept ? id : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function runBuild(
   options: BuildOtaOptions,
   reporter: BuildReporter,
@@ -287,6 +272,9 @@ async function runBuild(
         ...describeLinkerEdit(linkerEdit, tree.root, true),
         ...describeModules(modulePlan, tree.root, true),
         ...stale.map((p) => `would remove ${relative(tree.root, p)} (so that make relinks)`),
+        `would ask ${COMPILER} its version where make runs, add the flags it needs to the ` +
+        "last make command (CFLAGS_EXTRA), and empty the port's build folder if the toolchain " +
+        "changed",
       ],
       make,
       `would collect ${relative(tree.root, imageCandidates(tree)[0]!)} into ${firmwarePath}, ` +

@@ -114,10 +114,13 @@ export function parseManifest(text: string, path: string): ManifestFacts {
     ? undefined
     : parseAppOffset(image.appOffset, { file: path, key: "image.appOffset" });
   const parsed = parseBuildStamp((json as { build?: unknown } | null)?.build);
-  const userStart = typeof image.flashUserStart === "string" && /^0x[0-9a-f]+$/i.test(image.flashUserStart)
-    ? parseInt(image.flashUserStart, 16)
-    : undefined;
-  const build = parsed && userStart !== undefined ? { ...parsed, flashUserStart: userStart } : parsed;
+  const userStart =
+    typeof image.flashUserStart === "string" && /^0x[0-9a-f]+$/i.test(image.flashUserStart)
+      ? parseInt(image.flashUserStart, 16)
+      : undefined;
+  const build = parsed && userStart !== undefined
+    ? { ...parsed, flashUserStart: userStart }
+    : parsed;
   return { sha256, appOffset, ...(build ? { build } : {}) };
 }
 
@@ -194,4 +197,19 @@ export async function defaultBuildProblem(
 export async function missingBuild(out: string): Promise<FileError> {
   const stale = await Deno.stat(join(out, STALE_DIR, FIRMWARE_FILE)).then(() => true, () => false);
   return new FileError(missingBuildMessage(out, stale));
+}
+
+/** The build id of the build in `out`, if its manifest names one that is kept in releases/. */
+export async function readPreviousBuildId(out: string): Promise<string | undefined> {
+  const path = join(out, MANIFEST_FILE);
+  const text = await Deno.readTextFile(path).catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const id = parseManifest(text, path).build?.id;
+    const kept = id !== undefined &&
+      await Deno.stat(join(out, "releases", id, FIRMWARE_FILE)).then(() => true, () => false);
+    return kept ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -13,6 +13,8 @@ import { trace } from "../trace.ts";
 export type Runtime = "docker" | "podman" | "native";
 export const RUNTIMES: readonly Runtime[] = ["docker", "podman", "native"];
 export const DEFAULT_IMAGE = "larsks/esp-open-sdk";
+/** The image docker/Dockerfile makes (docs/build-image.md): not on a registry. */
+export const OWN_IMAGE = "yaota/esp8266-build";
 /** How many lines of output a failed command's error shows. */
 export const TAIL_LINES = 30;
 
@@ -174,7 +176,11 @@ export async function checkRuntime(
     );
   }
   throw new ContainerRuntimeError(
-    `the image '${image}' is not on this machine. Pull it first: ${runtime} pull ${image}`,
+    image === OWN_IMAGE
+      ? `the image '${image}' is not on this machine: make it from docker/Dockerfile ` +
+        "(docs/build-image.md), then run again"
+      : `the image '${image}' is not on this machine. Pull it first: ${runtime} pull ${image}` +
+        ` (or make the project's own, ${OWN_IMAGE}, from docker/Dockerfile: docs/build-image.md)`,
     r.code,
     r.output.split("\n").slice(-TAIL_LINES),
   );

@@ -6,10 +6,14 @@
 import { parseArgs } from "node:util";
 import { ContainerRuntimeError, OtaError, UsageError } from "../errors.ts";
 import { EXIT, exitCodeOf } from "../exit_codes.ts";
-import { bold, fail, log, print, printJson } from "./output.ts";
+import { bold, fail, log, print, printJson, warn } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../config/values.ts";
 import { setTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
 import { stderrTraceSink } from "./trace_sink.ts";
+import { didYouMean } from "../_suggest.ts";
+import { applyRenames, withOldNames } from "./renamed_flags.ts";
+export { DEVICE_PORT_RENAMED } from "./renamed_flags.ts";
+import { type Invocation, type Program, withInvocation } from "./hint.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -31,6 +35,11 @@ export interface CommandSpec {
   notes?: string[];
   /** The repository's own tooling (`deno task compile`): not a `yaota` command. */
   repositoryOnly?: boolean;
+  /**
+   * Old flag names still accepted, each with its new name (`{ port: "device-port" }`):
+   * parsed as the new one, with one warning; `--help` lists them after the notes.
+   */
+  renamed?: Record<string, string>;
   examples?: string[];
 }
 
@@ -40,6 +49,8 @@ export interface ParsedArgs {
   values: ParsedValues;
   positionals: string[];
   help: boolean;
+  /** One line per old flag name used (see `CommandSpec.renamed`), for the task to warn with. */
+  warnings?: string[];
 }
 
 const COMMON: Record<string, OptionSpec> = {
@@ -112,7 +123,7 @@ function parserMessage(message: string): string {
 
 /** Parses `argv` against `spec`. Pure; throws `UsageError` on anything unknown or malformed. */
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
-  const options = { ...spec.options, ...COMMON };
+  const options = withOldNames({ ...spec.options, ...COMMON }, spec.renamed);
   const config: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> =
     {};
   for (const [name, o] of Object.entries(options)) {
@@ -123,22 +134,31 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
     };
   }
   const args = attachValues(argv, options);
+  let parsed: { values: ParsedValues; positionals: string[] };
   try {
-    const { values, positionals } = parseArgs({
+    parsed = parseArgs({
       args,
       options: config,
       allowPositionals: true,
       allowNegative: true,
       strict: true,
-    });
-    return {
-      values: values as ParsedValues,
-      positionals,
-      help: values.help === true,
-    };
+    }) as { values: ParsedValues; positionals: string[] };
   } catch (e) {
-    throw new UsageError(parserMessage(e instanceof Error ? e.message : String(e)));
+    const message = parserMessage(e instanceof Error ? e.message : String(e));
+    const unknown = /^unknown option '--([^'=]+)/.exec(message);
+    const names = Object.keys(spec.options).concat(Object.keys(COMMON)).map((n) => `--${n}`);
+    throw new UsageError(
+      message + (unknown ? didYouMean(`--${unknown[1]}`, names) : ""),
+    );
   }
+  const values = { ...parsed.values };
+  const warnings = applyRenames(spec.name, spec.renamed, values);
+  return {
+    values,
+    positionals: parsed.positionals,
+    help: values.help === true,
+    ...(warnings.length ? { warnings } : {}),
+  };
 }
 
 /** The `--help` text: the same whichever way the task was started. */
@@ -161,6 +181,15 @@ export function renderHelp(spec: CommandSpec): string {
   const width = Math.max(...rows.map(([f]) => f.length)) + 2;
   for (const [flag, help] of rows) lines.push(`  ${flag.padEnd(width)}${help}`);
   for (const note of spec.notes ?? []) lines.push("", note);
+  const renamed = Object.entries(spec.renamed ?? {});
+  if (renamed.length) {
+    lines.push(
+      "",
+      `Old names still accepted, with a warning: ${
+        renamed.map(([old, now]) => `--${old} (now --${now})`).join(", ")
+      }.`,
+    );
+  }
   if (spec.examples?.length) {
     lines.push("", "Examples:");
     for (const ex of spec.examples) lines.push(`  ${ex}`);
@@ -258,8 +287,7 @@ export function secondsOpt(
   return text === undefined ? undefined : parseSeconds(text, { flag: name }, max, options);
 }
 
-/** How the user started the task, for the commands messages suggest. */
-export type Program = "deno task" | "yaota";
+export type { Invocation, Program } from "./hint.ts";
 
 export interface TaskContext {
   args: ParsedArgs;
@@ -269,6 +297,8 @@ export interface TaskContext {
   json: boolean;
   /** `deno task` or `yaota`: the prefix of a command a message suggests. */
   program: Program;
+  /** How this run was started, for `suggest` (lib/cli/hint.ts). */
+  invocation: Invocation;
 }
 
 /** A task's body: returns its exit code (default 0) or throws a typed error. */
@@ -306,10 +336,12 @@ export async function runTask(
       print(renderHelp(spec));
       Deno.exit(EXIT.ok);
     }
+    for (const w of args.warnings ?? []) warn(w);
     startTrace(spec, args.values.verbose);
-    code = (await main({ args, argv, json, program })) ?? EXIT.ok;
+    const invocation = { program, task: spec.name, argv };
+    code = (await main({ args, argv, json, program, invocation })) ?? EXIT.ok;
   } catch (e) {
-    code = reportError(spec, e, json, program);
+    code = reportError(spec, e, json, program, argv);
   }
   Deno.exit(code);
 }
@@ -332,22 +364,26 @@ export function reportError(
   e: unknown,
   json: boolean,
   program: Program = "deno task",
+  argv: readonly string[] = [],
 ): number {
+  const inv: Invocation = { program, task: spec.name, argv };
   trace(spec.name, () => {
     const cause = e instanceof Error && e.cause instanceof Error ? e.cause : undefined;
     return `ends with ${e instanceof Error ? e.name : typeof e}` +
       (cause ? ` (cause: ${cause.name}: ${cause.message})` : "");
   });
   if (e instanceof UsageError) {
-    fail(`${spec.name}: ${e.message}`);
+    const message = withInvocation(e.message, inv);
+    fail(`${spec.name}: ${message}`);
     log(`Run '${program} ${spec.name} --help' for the options.`);
-    if (json) printJson({ ok: false, kind: e.name, error: e.message });
+    if (json) printJson({ ok: false, kind: e.name, error: message });
     return exitCodeOf(e);
   }
   if (e instanceof OtaError) {
     // A failed build's report quotes its last lines, one per line.
-    fail(e.message, { lines: e instanceof ContainerRuntimeError });
-    if (json) printJson({ ok: false, ...e.details, kind: e.name, error: e.message });
+    const message = withInvocation(e.message, inv);
+    fail(message, { lines: e instanceof ContainerRuntimeError });
+    if (json) printJson({ ok: false, ...e.details, kind: e.name, error: message });
     return exitCodeOf(e);
   }
   log(bold("unexpected error (a bug: please report it with the lines below)"));

@@ -85,7 +85,7 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   if (pace !== "auto" && pace !== "off") {
     throw new UsageError(`--pace expects auto or off, got '${pace}'`);
   }
-  const port = portOpt(values);
+  const port = portOpt(values, "device-port");
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
   const concurrency = numberOpt(

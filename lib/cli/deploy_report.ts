@@ -26,7 +26,9 @@ import { describeBoardBuild } from "../format/ota_module.ts";
 import { bootLoopEnding, type DeployResult } from "../deploy/board_push.ts";
 import type { TriggeredDeployResult } from "../deploy/board_trigger.ts";
 import type { FleetDevice, FleetProgressSink, FleetReport } from "../deploy/fleet.ts";
-import type { PipelineRun, RunPlan } from "../deploy/pipeline.ts";
+import type { PipelineOptions, PipelineRun, RunPlan } from "../deploy/pipeline.ts";
+import { BOOT_CHECK_STATUS } from "../transfer/phase_ending.ts";
+import { DEFAULT_BOOT_CHECK_MS } from "../transfer/engine_core.ts";
 import type { SendProgress } from "../transfer/send_firmware.ts";
 import { EXIT } from "../exit_codes.ts";
 
@@ -49,15 +51,23 @@ const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end pac
 function summary(result: DeployResult): string {
   return green("done: ") +
     `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-      result.kbps.toFixed(1)
-    } KB/s, ` +
+      result.kibps.toFixed(1)
+    } KiB/s, ` +
     `block ${result.block}, ${result.retransmits} retransmissions` +
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }
 
-/** One board's progress: a bar on a terminal (plain lines with --verbose or off one). */
+/**
+ * One board's progress: a bar on a terminal (plain lines with --verbose or off one), and
+ * the boot check's wait counted down (`bootCheckMs`).
+ */
 export class BoardProgress implements FleetProgressSink {
   #display: ProgressDisplay | undefined;
+  readonly #bootCheckMs: number;
+
+  constructor(bootCheckMs = DEFAULT_BOOT_CHECK_MS) {
+    this.#bootCheckMs = bootCheckMs;
+  }
 
   begin(boards: FleetDevice[], size: number): void {
     const board = boards[0]!;
@@ -73,7 +83,8 @@ export class BoardProgress implements FleetProgressSink {
     this.#display?.update({ ...state });
   }
   note(_name: string, message: string): void {
-    this.#display?.note(message);
+    if (message === BOOT_CHECK_STATUS) this.#display?.countdown(message, this.#bootCheckMs);
+    else this.#display?.note(message);
   }
   finish(): void {
     this.#display?.finish();
@@ -83,8 +94,29 @@ export class BoardProgress implements FleetProgressSink {
   }
 }
 
-/** "sending FILE (SIZE, key F, build B) to ADDR:PORT", once the preflight passed. */
-export function boardOpening(image: ImageChoice, plan: RunPlan): string {
+/**
+ * Says "sending FILE ... to ADDR:PORT" once the preflight passed; with --trigger only as
+ * the push starts, once the board's build said it needs this one (else: "up to date").
+ */
+export function boardAnnouncer(
+  image: ImageChoice,
+  trigger: boolean,
+): Pick<PipelineOptions, "onPlan" | "onPhase"> {
+  let plan: RunPlan | undefined;
+  const announce = () => plan && log(boardOpening(image, plan));
+  return {
+    onPlan: (p) => {
+      plan = p;
+      if (!trigger) announce();
+    },
+    onPhase: (_board, phase, state) => {
+      if (trigger && phase === "push" && state === "started") announce();
+    },
+  };
+}
+
+/** "sending FILE (SIZE, key F, build B) to ADDR:PORT". */
+function boardOpening(image: ImageChoice, plan: RunPlan): string {
   const board = plan.targets[0]!;
   const key = plan.kind === "canned" ? "canned" : `key ${[...plan.fingerprints.values()][0]}`;
   return terminalSafe(

@@ -1,5 +1,5 @@
 /** `deno task deploy`'s options, notes and examples (its --help). */
-import type { CommandSpec } from "./cli.ts";
+import { type CommandSpec, DEVICE_PORT_RENAMED } from "./cli.ts";
 import { DEFAULT_DEVICE_PORT, DEFAULT_KEY_PATH, MAX_TIMEOUT_S } from "../config/values.ts";
 import { PASSWORD_ENV } from "../webrepl/password.ts";
 import { DEFAULT_TIMEOUT_S } from "./deploy_args.ts";
@@ -9,9 +9,15 @@ export const spec: CommandSpec = {
   summary:
     "Send firmware to a yaota8266 device over Wi-Fi: preflight, sign, push, check that it boots.",
   positionals: "[FILE]",
+  renamed: DEVICE_PORT_RENAMED,
   options: {
     ip: { type: "string", arg: "ADDR", help: "the device's address (default: config ip)" },
-    port: { type: "string", arg: "PORT", help: `its OTA port (default ${DEFAULT_DEVICE_PORT})` },
+    "device-port": {
+      type: "string",
+      arg: "PORT",
+      help:
+        `its OTA (UDP) port, and WebREPL (TCP) port for --trigger (default ${DEFAULT_DEVICE_PORT})`,
+    },
     key: {
       type: "string",
       arg: "FILE",

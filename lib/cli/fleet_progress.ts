@@ -43,7 +43,7 @@ export function formatOutcome(outcome: DeviceOutcome & { result?: DeviceResult }
   }
   const parts = [
     `done: ${formatBytes(outcome.bytes ?? 0)} in ${(outcome.seconds ?? 0).toFixed(1)} s`,
-    `${(outcome.kbps ?? 0).toFixed(1)} KB/s`,
+    `${(outcome.kibps ?? 0).toFixed(1)} KiB/s`,
     `${outcome.retransmits ?? 0} retransmissions`,
   ];
   if (outcome.versionBefore || outcome.versionAfter) {

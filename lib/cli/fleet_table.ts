@@ -42,14 +42,22 @@ export interface TableOptions {
   messageWidth?: number;
 }
 
+/** Joins messages as sentences: ". " between them, unless one already ends its own. Pure. */
+function sentences(parts: (string | undefined)[]): string {
+  return parts.filter((m): m is string => m !== undefined && m !== "").reduce(
+    (text, m) => text === "" ? m : /[.?!:]$/.test(text) ? `${text} ${m}` : `${text}. ${m}`,
+    "",
+  );
+}
+
 /**
- * The report as a text table: device, result, bytes, seconds, KB/s, retransmissions,
+ * The report as a text table: device, result, bytes, seconds, KiB/s, retransmissions,
  * version before → after (with `trigger`), and the error or note, wrapped to
  * `messageWidth`. Pure.
  */
 export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {}): string {
   const dash = "-";
-  const header = ["device", "result", "bytes", "seconds", "KB/s", "retx"];
+  const header = ["device", "result", "bytes", "seconds", "KiB/s", "retx"];
   const builds = rows.some((r) => r.buildBefore !== undefined || r.buildAfter !== undefined);
   if (options.trigger) header.push("version before → after");
   if (builds) header.push("build before → after");
@@ -60,7 +68,7 @@ export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {
       r.kind === InterruptedError.name ? "stopped" : RESULT_LABEL[r.result],
       r.bytes === undefined ? dash : formatBytes(r.bytes),
       r.seconds === undefined ? dash : r.seconds.toFixed(1),
-      r.kbps === undefined ? dash : r.kbps.toFixed(1),
+      r.kibps === undefined ? dash : r.kibps.toFixed(1),
       r.retransmits === undefined ? dash : String(r.retransmits),
     ];
     if (options.trigger) cells.push(`${r.versionBefore ?? "?"} → ${r.versionAfter ?? "?"}`);
@@ -72,11 +80,9 @@ export function renderFleetTable(rows: DeviceReport[], options: TableOptions = {
       );
     }
     const attempts = r.attempts !== undefined && r.attempts > 1
-      ? `after ${r.attempts} attempts`
-      : undefined;
-    const message = [r.skipped, r.error, attempts, r.note].filter((m) => m !== undefined).join(
-      ". ",
-    );
+      ? ` (after ${r.attempts} attempts)`
+      : "";
+    const message = sentences([r.skipped, r.error, r.note]) + attempts;
     return { cells, message };
   });
   const widths = header.slice(0, -1).map((h, i) =>

@@ -5,6 +5,7 @@
 import $ from "dax";
 import { formatBytes, formatSeconds, log, stderrIsTerminal } from "./output.ts";
 import { terminalSafe } from "./terminal_text.ts";
+import { Countdown } from "./countdown.ts";
 
 export interface ProgressState {
   confirmed: number;
@@ -18,7 +19,7 @@ export function formatProgress(s: ProgressState): string {
   const rate = s.elapsedMs > 0 ? s.confirmed / 1024 / (s.elapsedMs / 1000) : 0;
   const eta = rate > 0 ? (s.size - s.confirmed) / 1024 / rate : Infinity;
   return `${String(pct).padStart(3)}% ${formatBytes(s.confirmed)}/${formatBytes(s.size)}` +
-    ` ${rate.toFixed(1)} KB/s ETA ${formatSeconds(eta)} retx ${s.retransmits}`;
+    ` ${rate.toFixed(1)} KiB/s ETA ${formatSeconds(eta)} retx ${s.retransmits}`;
 }
 
 export class ProgressDisplay {
@@ -28,6 +29,7 @@ export class ProgressDisplay {
   #lastPct = -1;
   #note = "";
   #state: ProgressState | undefined;
+  #countdown = new Countdown((line) => this.#setNote(line));
 
   constructor(label: string, size: number, interactive = stderrIsTerminal()) {
     this.label = terminalSafe(label);
@@ -55,8 +57,25 @@ export class ProgressDisplay {
     }
   }
 
+  /**
+   * A wait of known length (the boot check): on a terminal the note counts down each
+   * second; plain, one line saying how long at most.
+   */
+  countdown(message: string, ms: number): void {
+    if (!this.#bar) {
+      log(`${this.label}: ${message} (up to ${formatSeconds(ms / 1000)})`);
+      return;
+    }
+    this.#countdown.start(message, ms);
+  }
+
   /** Says what is happening (a recovery, the boot check). */
   note(message: string): void {
+    this.#countdown.stop();
+    this.#setNote(message);
+  }
+
+  #setNote(message: string): void {
     // It may quote the board (a version, an error it printed).
     message = terminalSafe(message);
     this.#note = message;
@@ -70,6 +89,7 @@ export class ProgressDisplay {
 
   /** Removes the bar (restoring the terminal). */
   finish(): void {
+    this.#countdown.stop();
     this.#bar?.finish();
     this.#bar = undefined;
   }

@@ -1,7 +1,7 @@
 /**
  * The flags every WebREPL tool shares (`repl`, `exec`, `put`, `get`, `ls`, `rm`), read
  * the way `deno task trigger` reads them: `--ip` (else "ip" in ota.config.json),
- * `--port` (else "port", else 8266), `--password` (else WEBREPL_PASSWORD, else a
+ * `--device-port` (else "port", else 8266), `--password` (else WEBREPL_PASSWORD, else a
  * prompt), `--timeout` per step. The password is never printed.
  */
 import {
@@ -19,13 +19,14 @@ import { DEFAULT_TIMEOUT_MS, type WebReplOptions } from "../webrepl/client.ts";
 import { resolveAddress } from "../webrepl/target.ts";
 import { terminalPrompt } from "./prompt.ts";
 
-/** `--ip`, `--port`, `--password`, `--timeout` for a task's spec. */
+/** `--ip`, `--device-port`, `--password`, `--timeout` for a task's spec. */
 export const TARGET_OPTIONS = {
   ip: { type: "string", arg: "ADDR", help: 'the board\'s address (default: "ip" in the config)' },
-  port: {
+  "device-port": {
     type: "string",
     arg: "PORT",
-    help: `WebREPL TCP port (default: "port" in the config, else ${DEFAULT_DEVICE_PORT})`,
+    help:
+      `the board's WebREPL (TCP) port (default: "port" in the config, else ${DEFAULT_DEVICE_PORT})`,
   },
   password: { type: "string", arg: "P", help: PASSWORD_FLAG_HELP },
   timeout: {
@@ -59,7 +60,7 @@ export interface TargetArgs {
  * @throws {UsageError} On a bad port or timeout.
  */
 export function targetArgsFrom(values: ParsedValues): TargetArgs {
-  const port = portOpt(values);
+  const port = portOpt(values, "device-port");
   const timeoutMs = secondsOpt(values, "timeout", MAX_TIMEOUT_S);
   const ip = stringOpt(values, "ip");
   const password = stringOpt(values, "password");

@@ -6,6 +6,7 @@
  * override both. An unknown key or a bad value is a `ConfigError` that names it. Paths
  * are relative to the file (an environment variable's to the working directory).
  */
+import { didYouMean } from "../_suggest.ts";
 import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { parseSize } from "../_bytes.ts";
@@ -139,7 +140,9 @@ const object = (fields: Record<string, Check>, required: string[] = []): Check =
     const check = fields[key];
     if (!check) {
       throw new ConfigError(
-        `${named(at)}: unknown key '${key}' (known: ${Object.keys(fields).join(", ")})`,
+        `${named(at)}: unknown key '${key}'${didYouMean(key, Object.keys(fields))} (known: ${
+          Object.keys(fields).join(", ")
+        })`,
       );
     }
     out[key] = check(value, inside(at, key));

@@ -63,7 +63,7 @@ export function deviceAddressProblem(text: string): string | undefined {
     return `'${text}' carries a port: give the address alone ('${
       withPort[1]
     }') and the port with ` +
-      `--port (or "port" in the config)`;
+      `--device-port (or "port" in the config)`;
   }
   if (text.includes(":") || text.startsWith("[")) {
     return `'${text}' is an IPv6 address: yaota8266 listens on IPv4 only; give the board's IPv4 address`;

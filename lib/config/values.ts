@@ -147,7 +147,7 @@ export function resolveKeyPath(flag: string | undefined, config: { key?: string 
   return flag ?? config.key ?? DEFAULT_KEY_PATH;
 }
 
-/** The device's port: `--port` (parsed by `parsePort`), else the config's, else 8266. Pure. */
+/** The device's port: `--device-port` (parsed by `parsePort`), else the config's, else 8266. Pure. */
 export function resolvePort(flag: number | undefined, config: { port?: number }): number {
   return flag ?? config.port ?? DEFAULT_DEVICE_PORT;
 }

@@ -67,7 +67,7 @@ export async function serveDashboard(options: ServeOptions): Promise<RunningDash
       port: wanted,
       transport: "TCP",
       purpose: "the dashboard",
-      portOption: "--port",
+      portOption: "--http-port",
       hostOption: "--host",
     });
   }

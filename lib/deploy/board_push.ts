@@ -68,6 +68,8 @@ export interface DeployResult {
   /** Transfer time, up to the end packet. */
   seconds: number;
   /** KiB per second over the transfer time. */
+  kibps: number;
+  /** @deprecated The same value as `kibps` (KiB/s, not kB/s), kept in `--json` for 0.1.x only. */
   kbps: number;
   block: number;
   paced: boolean;
@@ -76,7 +78,8 @@ export interface DeployResult {
   recoveries: number;
   /** Including the boot check. */
   totalSeconds: number;
-  kind: "image" | "canned";
+  /** What was sent: a raw image signed on the fly, or a canned `.ota` file. (`kind` is an error class.) */
+  sent: "image" | "canned";
   fingerprint?: string;
   /** Sent with --force although it will not run: why the board will boot-loop. */
   bootLoop?: string;
@@ -315,7 +318,7 @@ export async function deploy(
       packets: outcome.packets,
       retransmits: outcome.retransmits,
       seconds: Number(outcome.seconds.toFixed(3)),
-      kbps: outcome.seconds > 0
+      kibps: outcome.seconds > 0
         ? Number((outcome.confirmed / 1024 / outcome.seconds).toFixed(2))
         : 0,
       block: outcome.block,
@@ -331,6 +334,7 @@ export async function deploy(
     packets: s.packets,
     retransmits: s.retransmits,
     seconds: Number(seconds.toFixed(3)),
+    kibps: Number((s.bytes / 1024 / seconds).toFixed(2)),
     kbps: Number((s.bytes / 1024 / seconds).toFixed(2)),
     block: s.block,
     paced: s.paced,
@@ -338,7 +342,7 @@ export async function deploy(
     attempts: s.attempts,
     recoveries: s.recoveries,
     totalSeconds: Number(outcome.seconds.toFixed(3)),
-    kind: ready.kind,
+    sent: ready.kind,
     ...(ready.fingerprint ? { fingerprint: ready.fingerprint } : {}),
     ...(ready.bootLoop ? { bootLoop: ready.bootLoop } : {}),
   };

@@ -61,8 +61,11 @@ export interface TriggeredDeployRequest extends DeployRequest {
   knownBuilds?: KnownBuilds;
   /** Push to a board that runs this build already (`deploy --force`). */
   reinstall?: boolean;
-  /** Push a build older than the board's (`deploy --allow-downgrade`). */
-  allowDowngrade?: boolean;
+  /**
+   * Push a build older than the board's: `true` for `deploy --allow-downgrade`, "rollback"
+   * for a kept release the user named (`--release`), which is a downgrade by intent.
+   */
+  allowDowngrade?: boolean | "rollback";
   /** Push an image that moves the board's filesystem (`deploy --allow-filesystem-move`). */
   allowFilesystemMove?: boolean;
 }
@@ -229,6 +232,7 @@ export async function deployWithTrigger(
       packets: 0,
       retransmits: 0,
       seconds: 0,
+      kibps: 0,
       kbps: 0,
       block: 0,
       paced: base.pace,
@@ -236,7 +240,7 @@ export async function deployWithTrigger(
       attempts: 0,
       recoveries: 0,
       totalSeconds: 0,
-      kind: ready.kind,
+      sent: ready.kind,
       ...(ready.fingerprint ? { fingerprint: ready.fingerprint } : {}),
       versionBefore,
       versionAfter: versionBefore,

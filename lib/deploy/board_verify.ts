@@ -55,7 +55,7 @@ export function checkVersionAfter(check: {
       throw new UpdateNotAppliedError(
         `the device came back with the old version ${versionBefore}: the update did not take ` +
           `(boot check: ${bootCheck}). The OTA packets may have reached another board than ` +
-          `the one answering WebREPL at ${where} (check --ip and --port), or its flash ` +
+          `the one answering WebREPL at ${where} (check --ip and --device-port), or its flash ` +
           `did not keep the writes: run deploy --trigger again, and if it comes back old again, ` +
           `reflash it over serial ('deno task flash').`,
       );

@@ -60,7 +60,7 @@ export function decidePush(
   board: BoardBuild | undefined,
   image: BuildStamp | undefined,
   known: KnownBuilds,
-  options: { force?: boolean; allowDowngrade?: boolean; where: string },
+  options: { force?: boolean; allowDowngrade?: boolean | "rollback"; where: string },
 ): PushDecision {
   if (image === undefined) {
     return { action: "push", note: "the image names no build id: it is pushed whatever runs" };
@@ -79,7 +79,12 @@ export function decidePush(
           "Pass --allow-downgrade to push the older build, or build again.",
       );
     }
-    return { action: "push", note: `--allow-downgrade: replacing the newer build ${theirs.id}` };
+    return {
+      action: "push",
+      note: options.allowDowngrade === "rollback"
+        ? `rolling back: the release replaces the newer build ${theirs.id}`
+        : `--allow-downgrade: replacing the newer build ${theirs.id}`,
+    };
   }
   if (board?.id !== undefined && comparison === "unknown") {
     return {

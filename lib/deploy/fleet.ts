@@ -34,6 +34,9 @@ export interface DeviceOutcome {
   buildAfter?: string;
   bytes?: number;
   seconds?: number;
+  /** KiB per second. */
+  kibps?: number;
+  /** @deprecated The same value as `kibps`, kept in `--json` for 0.1.x only. */
   kbps?: number;
   retransmits?: number;
   block?: number;

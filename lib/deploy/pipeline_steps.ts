@@ -68,7 +68,8 @@ export function buildPolicyFor(
     ...(image.build ? { image: image.build } : {}),
     knownBuilds: image.known,
     reinstall: flags.force ?? false,
-    allowDowngrade: (flags.allowDowngrade ?? false) || image.release !== undefined,
+    // A release the user named is a rollback, not the flag: said so, not as --allow-downgrade.
+    allowDowngrade: flags.allowDowngrade ? true : image.release !== undefined ? "rollback" : false,
     ...(flags.allowFilesystemMove ? { allowFilesystemMove: true } : {}),
   };
 }
@@ -118,6 +119,13 @@ export interface PreflightOptions {
   builds?: BuildPolicy;
   /** `--events`: phases and progress of each board. */
   events?: EventSink;
+  /** Each board's phases as they start and end (`ok` false: it threw). */
+  onPhase?: (
+    device: FleetDevice,
+    phase: EventPhase,
+    state: "started" | "ended",
+    ok?: boolean,
+  ) => void;
 }
 
 /** What a board's step ended with: the engine's whole result, or the error it threw. */
@@ -170,7 +178,8 @@ function fromResult(
     ok: true,
     bytes: r.bytes,
     seconds: r.seconds,
-    kbps: r.kbps,
+    kibps: r.kibps,
+    kbps: r.kibps,
     retransmits: r.retransmits,
     block: r.block,
     ...(r.versionBefore === undefined ? {} : { versionBefore: r.versionBefore }),
@@ -298,12 +307,14 @@ export async function preflight(
       },
       onStatus: hooks.onStatus,
     };
-    const onPhase = (phase: EventPhase, state: "started" | "ended", ok?: boolean) =>
+    const onPhase = (phase: EventPhase, state: "started" | "ended", ok?: boolean) => {
+      options.onPhase?.(device, phase, state, ok);
       events.emit(
         state === "started"
           ? { type: "phase.started", phase, device: device.name }
           : { type: "phase.ended", phase, device: device.name, ok: ok ?? false },
       );
+    };
     try {
       // One deploy per board on this machine (lib/board_lock.ts): a name that does not
       // resolve, or a board already being updated, fails this row at once.

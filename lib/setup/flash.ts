@@ -130,7 +130,7 @@ export function flashSteps(plan: FlashPlan): FlashStep[] {
  */
 export function assertFlashable(report: VerifyReport): void {
   const failed = report.checks.filter((c) =>
-    !c.ok && (c.name === "key" || c.name === "bootloader" || c.name === "firmware")
+    c.result === "failed" && (c.name === "key" || c.name === "bootloader" || c.name === "firmware")
   );
   const first = failed[0];
   if (!first) return;

@@ -190,8 +190,17 @@ export async function writeKeyPair(
   return { ...paths, info: key.info };
 }
 
-/** What keygen prints on stdout: files, fingerprint, the `config.h` line, next steps. Pure. */
-export function renderKeygenReport(written: WrittenKeys): string[] {
+/** Builds a suggested command: program, task, the run's carried flags, `args` (lib/cli/hint.ts). */
+export type SuggestCommand = (task: string, args?: string) => string;
+
+/**
+ * What keygen prints on stdout: files, fingerprint, the `config.h` line, next steps, each
+ * a command made by `command` (so it names the program and flags the user typed). Pure.
+ */
+export function renderKeygenReport(
+  written: WrittenKeys,
+  command: SuggestCommand = (task, args) => `deno task ${task}${args ? ` ${args}` : ""}`,
+): string[] {
   const { info } = written;
   const block = largestBlock(info.modulus.length);
   return [
@@ -199,15 +208,19 @@ export function renderKeygenReport(written: WrittenKeys): string[] {
     `${written.publicKey}`,
     `${info.bits}-bit RSA, exponent 3, fingerprint ${info.fingerprint}`,
     "",
-    "For yaota8266's config.h (deno task build-bootloader writes it for you):",
+    `For yaota8266's config.h ('${command("build-bootloader")}' writes it for you):`,
     modulusDefine(info.modulus),
     "",
     "Next steps:",
     `  1. Back up ${written.privateKey} somewhere private (not in git). Devices built with ` +
     "this key accept firmware signed by it only; without it they can be updated only over serial.",
-    `  2. deno task build-bootloader --key ${written.privateKey}   (yaota8266.bin with this modulus)`,
-    "  3. deno task flash --serial PORT   (once, over serial; later updates go over the air)",
-    `  4. deno task sign dist/firmware-ota.bin --key ${written.privateKey}` +
-    (block !== undefined ? `   (blocks up to ${block} bytes fit one datagram with this key)` : ""),
+    `  2. ${
+      command("build-bootloader", `--key ${written.privateKey} --yaota8266 DIR`)
+    }   (yaota8266.bin with this modulus)`,
+    `  3. ${command("build-ota", "--micropython DIR")}   (the firmware: dist/firmware-ota.bin)`,
+    `  4. ${command("flash", "--port PORT --erase")}   (once, over serial: both, checked first)`,
+    `  5. ${command("deploy", `--key ${written.privateKey} --ip ADDR`)}   (every update after ` +
+    "that, over Wi-Fi" +
+    (block !== undefined ? `; blocks up to ${block} bytes fit one datagram with this key)` : ")"),
   ];
 }

@@ -30,13 +30,14 @@ import { equalBytes, formatHex, indexOfBytes, parseSize } from "../_bytes.ts";
 export const CHECK_NAMES = ["key", "public key", "config.h", "bootloader", "firmware"] as const;
 export type CheckName = typeof CHECK_NAMES[number];
 
+/** "skipped": not checked, its input was not there (neither passed nor failed). */
+export type CheckResult = "passed" | "failed" | "skipped";
+
 export interface VerifyCheck {
   name: CheckName | "inputs";
-  ok: boolean;
+  result: CheckResult;
   /** What was found, or the exact mismatch and what to do about it. */
   detail: string;
-  /** Not checked because its input was not there (counts as passed). */
-  skipped?: boolean;
   /** Passed, but with a limit the user should know of (a bootloader without the software trigger). */
   warning?: string;
   /** What kind of failure: decides the error `flash` stops with. */
@@ -47,8 +48,9 @@ export interface VerifyCheck {
 export type VerifyProblem = "key" | "file" | "app offset";
 
 export interface VerifyReport {
-  /** True only if every check that ran passed. */
+  /** True when no check failed (skipped ones neither pass nor fail: see `counts`). */
   ok: boolean;
+  counts: Record<CheckResult, number>;
   checks: VerifyCheck[];
   /** What the bootloader can do (software trigger, button, app offset, key), if one was read. */
   bootloader?: BootloaderFacts;
@@ -129,16 +131,21 @@ const NO_TRIGGER_ADVICE = `${NO_TRIGGER_CONSEQUENCE}. ${
  * ```ts
  * import { verifySetup } from "./verify.ts";
  * const report = verifySetup({ skipped: { key: "no key" } });
- * if (report.checks[0]?.skipped !== true) throw new Error();
+ * if (report.checks[0]?.result !== "skipped") throw new Error();
  * ```
  */
 export function verifySetup(input: VerifyInput): VerifyReport {
   const appOffset = input.appOffset ?? DEFAULT_APP_OFFSET;
   const checks: VerifyCheck[] = [];
   const add = (name: CheckName, ok: boolean, detail: string, problem?: VerifyProblem) =>
-    checks.push({ name, ok, detail, ...(problem && !ok ? { problem } : {}) });
+    checks.push({
+      name,
+      result: ok ? "passed" : "failed",
+      detail,
+      ...(problem && !ok ? { problem } : {}),
+    });
   const skip = (name: CheckName, detail: string) =>
-    checks.push({ name, ok: true, detail, skipped: true });
+    checks.push({ name, result: "skipped", detail });
 
   // The user's key: whatever the other files are compared with.
   let mine: (PublicKeyInfo & { path: string }) | undefined;
@@ -287,8 +294,7 @@ export function verifySetup(input: VerifyInput): VerifyReport {
       } else if (!mine) {
         checks.push({
           name: "bootloader",
-          ok: true,
-          skipped: true,
+          result: "skipped",
           detail: `no usable key to look for in ${where}; ${can}`,
           warning,
         });
@@ -304,7 +310,7 @@ export function verifySetup(input: VerifyInput): VerifyReport {
         const log = describePacketLog(facts.packetLog);
         checks.push({
           name: "bootloader",
-          ok: true,
+          result: "passed",
           detail: `${where} (${bytes.length} bytes) is built for your key ${mine.fingerprint} ` +
             `(modulus at ${formatHex(at)}); ${can}${log ? `; ${log}` : ""}`,
           warning,
@@ -365,7 +371,14 @@ export function verifySetup(input: VerifyInput): VerifyReport {
     }
   } else skip("firmware", input.skipped?.firmware ?? "no firmware given (--firmware FILE)");
 
-  return { ok: checks.every((c) => c.ok), checks, bootloader: bootloaderFacts };
+  return { ...verdict(checks), checks, bootloader: bootloaderFacts };
+}
+
+/** `ok` (no check failed) and how many checks passed, failed and were skipped. Pure. */
+export function verdict(checks: VerifyCheck[]): Pick<VerifyReport, "ok" | "counts"> {
+  const counts = { passed: 0, failed: 0, skipped: 0 };
+  for (const c of checks) counts[c.result]++;
+  return { ok: counts.failed === 0, counts };
 }
 
 function capitalize(text: string): string {

@@ -13,6 +13,7 @@ import {
   type CheckName,
   type NamedBytes,
   type NamedText,
+  verdict,
   type VerifyReport,
   verifySetup,
 } from "./verify.ts";
@@ -177,13 +178,13 @@ export async function verifyFiles(
     flashSize: config.flashSize,
     skipped,
   });
-  if (report.checks.every((c) => c.skipped)) {
+  if (report.checks.every((c) => c.result === "skipped")) {
     report.checks.push({
       name: "inputs",
-      ok: false,
+      result: "failed",
       detail: "nothing to verify: none of the files above is there. Name them with the flags.",
     });
-    report.ok = false;
+    return { ...report, ...verdict(report.checks) };
   }
   return report;
 }

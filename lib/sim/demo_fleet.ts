@@ -124,6 +124,34 @@ async function keepBuild(dir: string, build: DemoBuild): Promise<string> {
   return manifest;
 }
 
+/**
+ * The build folder `build-ota` would leave after two builds (1.0.0, then 1.1.0): both kept
+ * in `out/releases/`, the second as the current build. `tag` goes into their MicroPython
+ * versions ("v1.19.1-demo").
+ */
+export async function writeDemoBuilds(
+  out: string,
+  size: number,
+  tag: string,
+): Promise<{ old: DemoBuild; current: DemoBuild }> {
+  const template = await readOtaTemplate();
+  const builds = {
+    old: makeBuild(template, size, 1, "1.0.0", {
+      version: `v1.19.1-${tag}`,
+      date: "2025-06-18",
+    }, "2025-06-18T10:00:00.000Z"),
+    current: makeBuild(template, size, 2, "1.1.0", {
+      version: `v1.20.0-${tag}`,
+      date: "2026-01-10",
+    }, "2026-01-10T10:00:00.000Z"),
+  };
+  await keepBuild(out, builds.old);
+  const manifest = await keepBuild(out, builds.current);
+  await Deno.writeFile(join(out, FIRMWARE_FILE), builds.current.image);
+  await Deno.writeTextFile(join(out, MANIFEST_FILE), manifest);
+  return builds;
+}
+
 /** A TCP and UDP port with nothing listening (right now). */
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -145,21 +173,7 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
     await Deno.writeTextFile(keyPath, key.privatePem, { mode: 0o600 });
 
     const out = join(dir, "dist");
-    const template = await readOtaTemplate();
-    const builds = {
-      old: makeBuild(template, size, 1, "1.0.0", {
-        version: "v1.19.1-demo",
-        date: "2025-06-18",
-      }, "2025-06-18T10:00:00.000Z"),
-      current: makeBuild(template, size, 2, "1.1.0", {
-        version: "v1.20.0-demo",
-        date: "2026-01-10",
-      }, "2026-01-10T10:00:00.000Z"),
-    };
-    await keepBuild(out, builds.old);
-    const manifest = await keepBuild(out, builds.current);
-    await Deno.writeFile(join(out, FIRMWARE_FILE), builds.current.image);
-    await Deno.writeTextFile(join(out, MANIFEST_FILE), manifest);
+    const builds = await writeDemoBuilds(out, size, "demo");
 
     const runs = new Map<string, DemoBuild>();
     for (let i = 0; i < count; i++) {

@@ -7,7 +7,7 @@
  */
 import { checkMs, type DeviceProfile, PROFILES } from "./device_profile.ts";
 import { type PublicKeyOp, publicKeyOp, verifyDatagram } from "./device_verify.ts";
-import { makeReply, parseRequestHeader, SECTOR_SIZE } from "../format/packet.ts";
+import { makeReply, MIN_DATAGRAM, parseRequestHeader, SECTOR_SIZE } from "../format/packet.ts";
 import { bootCheck, DEFAULT_APP_OFFSET } from "../format/image.ts";
 
 export type DeviceMode = "ota" | "app" | "rebooting";
@@ -173,6 +173,12 @@ export class DeviceModel {
     }
     if (this.#queue.length >= this.rxq) {
       this.#packetEvent(now, data, "queue-full");
+      return;
+    }
+    if (data.length < MIN_DATAGRAM) {
+      // Rule 1: dropped before any signature check, so it never takes a waiting packet
+      // into one (docs/device.md, "Re-entrancy"): as good as handled on arrival.
+      this.#packetEvent(now, data, "short");
       return;
     }
     this.#queue.push({ at: now, data, from });

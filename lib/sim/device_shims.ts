@@ -6,6 +6,7 @@
  * (see `micropython.ts`): `rtc` (RTC user memory, hex), `files` and `reset` (the
  * device's files as JSON).
  */
+import { readAssetText } from "../_fs.ts";
 import type { MicroPythonVM } from "../micropython/vm.ts";
 
 /** Where the shims go: on the WASM port's `sys.path` (`['', '.frozen', '/lib']`). */
@@ -260,7 +261,7 @@ gc.collect()
 
 /** The frozen `ota.py`, read from templates/ (the file `build-ota` freezes). */
 export function readOtaTemplate(): Promise<string> {
-  return Deno.readTextFile(new URL("../../templates/ota.py", import.meta.url));
+  return readAssetText(new URL("../../templates/ota.py", import.meta.url));
 }
 
 /** Path → source of every shim for one boot. */

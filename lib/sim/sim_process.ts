@@ -1,6 +1,6 @@
 /**
  * `deno task sim` as a child process (the benchmark's and some tests' device): started
- * with `--port 0 --json`, its events read from stdout as JSON lines.
+ * with `--listen-port 0 --json`, its events read from stdout as JSON lines.
  */
 import { fromFileUrl } from "../_paths.ts";
 
@@ -27,7 +27,7 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       ...task,
-      "--port",
+      "--listen-port",
       "0",
       "--json",
       ...args,

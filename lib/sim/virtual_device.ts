@@ -40,7 +40,7 @@ export interface VirtualDeviceOptions extends Omit<DeviceOptions, "now"> {
   webrepl?: { password?: string; files?: Map<string, string> };
   /** The app's console lines (WebREPL connections, resets). */
   onConsole?: (line: string) => void;
-  /** Options named in bind errors (`sim`: "--port", "--host"). */
+  /** Options named in bind errors (`sim`: "--listen-port", "--host"). */
   listenOptions?: Pick<ListenTarget, "portOption" | "hostOption">;
   /**
    * A socket could not be reopened while the device ran (its port was taken meanwhile):

@@ -11,6 +11,9 @@ import type { SendKind } from "./trace_record.ts";
 import type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
 import type { Reply } from "../format/packet.ts";
 
+/** How long the boot check watches after the end packet, unless told otherwise. */
+export const DEFAULT_BOOT_CHECK_MS = 6000;
+
 export type Phase =
   | "probe"
   | "resolve"
@@ -106,7 +109,7 @@ export class EngineCore {
       Object.entries(options).filter(([, v]) => v !== undefined),
     ) as TransferOptions;
     this.options = {
-      bootCheckMs: 6000,
+      bootCheckMs: DEFAULT_BOOT_CHECK_MS,
       sessionWaitMs: 10000,
       maxAttempts: 2,
       recoveryLen: 256,

@@ -11,7 +11,7 @@ export interface ListenTarget {
   transport: "UDP" | "TCP";
   /** What listens there, e.g. "the app's WebREPL". */
   purpose?: string;
-  /** The option that sets the port, named in the advice (e.g. "--port"). */
+  /** The option that sets the port, named in the advice (e.g. "--listen-port"). */
   portOption?: string;
   /** The option that sets the address (e.g. "--host"). */
   hostOption?: string;

@@ -10,6 +10,8 @@ import type { Reply } from "../format/packet.ts";
 
 /** Final end packets sent for one transfer before giving up on the device taking one. */
 const MAX_FINAL_ENDS = 3;
+/** The status while the boot check watches (a terminal counts it down). */
+export const BOOT_CHECK_STATUS = "checking that the device boots the new image";
 /** Unanswered repeats of the last packet that show the device left the session. */
 const LIVENESS_TRIES = 3;
 /** Spacing of the boot check's probes; every fourth repeats the last packet instead. */
@@ -86,7 +88,7 @@ export class EndingPhase implements PhaseHandler {
         return;
       }
       this.#c.phase = "bootcheck";
-      this.#c.status("checking that the device boots the new image");
+      this.#c.status(BOOT_CHECK_STATUS);
       this.#bootProbes = 0;
       this.#bootProbeAt = this.#c.now;
       this.#bootTimer();

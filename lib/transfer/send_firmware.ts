@@ -269,10 +269,10 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     finish(new InterruptedError("interrupted"));
   } else {
     trace(topic, `UDP datagrams to ${options.host}:${options.port}, one packet each`);
-    apply(engine.start(now()));
-    if (options.bootCheck && options.appRunning) pollApp();
     if (options.refusalCheck ?? !options.freshSession) {
       // No reboot is expected: a refusal means the board runs its app, now and later.
+      // Its one-byte datagram leaves (synchronously) before the first probe: the OTA
+      // server drops it without a signature check, so the probe never meets it in one.
       void udpPortRefused(options.host, options.port, {
         waitMs: REFUSAL_WAIT_MS,
         signal: options.signal,
@@ -285,6 +285,8 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
         fail({ kind: "not-in-ota-mode" });
       });
     }
+    apply(engine.start(now()));
+    if (options.bootCheck && options.appRunning) pollApp();
   }
   return await outcome;
 }

@@ -30,8 +30,8 @@ export async function connectTcp(
     }
     if (e instanceof Deno.errors.ConnectionRefused) {
       throw new WebReplError(
-        `no WebREPL at ${address}: is the board running MicroPython with WebREPL enabled ` +
-          "(see `deno task spike enable-webrepl`)?",
+        `no WebREPL at ${address}: is the board running MicroPython with WebREPL enabled? ` +
+          "(enable it once on its serial REPL: import webrepl_setup)",
         { cause: e },
       );
     }

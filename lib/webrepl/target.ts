@@ -1,6 +1,6 @@
 /**
  * Which board a WebREPL task talks to: `--ip` (else "ip" in ota.config.json) and
- * `--port` (else "port", else 8266). The flags themselves are read by
+ * `--device-port` (else "port", else 8266). The flags themselves are read by
  * lib/cli/webrepl_target.ts.
  */
 import type { OtaConfig } from "../config/config.ts";

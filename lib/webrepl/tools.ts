@@ -69,9 +69,9 @@ export async function resolvePutTarget(
     if (stat.kind === "missing") {
       throw new RemoteFileError(
         `no folder '${folder}' on ${session.address}: create it first, e.g. ` +
-          `deno task exec --ip ${
+          `\`deno task exec --ip ${
             session.address.replace(/:\d+$/, "")
-          } "import os; os.mkdir('${folder}')"`,
+          } "import os; os.mkdir('${folder}')"\``,
       );
     }
     if (stat.kind === "file") {
@@ -174,7 +174,7 @@ export async function getFromBoard(
   const stat = await statRemote(session, remote);
   if (stat.kind === "missing") {
     throw new RemoteFileError(
-      `no file '${remote}' on ${session.address} (list the files with deno task ls)`,
+      `no file '${remote}' on ${session.address} (list the files with 'deno task ls')`,
     );
   }
   if (stat.kind === "dir") {

@@ -185,6 +185,8 @@ export async function enterOtaMode(
   target: WebReplTarget,
   options: {
     onStep?: (line: string) => void;
+    /** The watch starts: it lasts `ms` unless the app comes back first (a countdown). */
+    onWatch?: (ms: number) => void;
     silenceMs?: number;
     watchMs?: number;
     beforeReset?: BeforeReset;
@@ -200,6 +202,7 @@ export async function enterOtaMode(
     `watching for ${formatSeconds(watchMs / 1000)}: a board whose bootloader ignores the RTC ` +
       "magic comes back in its app",
   );
+  options.onWatch?.(watchMs);
   const back = await watchForApp({ host: target.host, port: target.port ?? DEFAULT_DEVICE_PORT }, {
     watchMs,
   });

@@ -1,7 +1,11 @@
 import { findImageBuild } from "../../lib/format/ota_module.ts";
+import { buildOtaImage, DEFAULT_APP_OFFSET, parseImage } from "../../lib/format/image.ts";
+import { parsePrivateKey } from "../../lib/format/keys.ts";
+import { startVirtualDevice } from "../../lib/sim/virtual_device.ts";
+import { readBoardState } from "../../lib/deploy/board_state.ts";
 import { inspectImage } from "../../lib/format/inspect.ts";
 import { assert, assertEquals, assertNotEquals, assertThrows } from "../_assert.ts";
-import { ROOT, runTaskFile, tempDir } from "../_helpers.ts";
+import { ROOT, runTaskFile, tempDir, vectorText } from "../_helpers.ts";
 import { buildEnv, makeFakeMicroPythonTree } from "../fixtures/fake_trees.ts";
 import { type BuildInputs, computeBuildId, describeBuild } from "../../lib/build/build_id.ts";
 import { parseBoardBuild, renderOtaModule } from "../../lib/format/ota_module.ts";
@@ -283,4 +287,37 @@ Deno.test("findImageBuild() reads the build from a real image's interned strings
   const report = inspectImage(image);
   assertEquals(report.build, { id: "0123456789ab" });
   assertEquals(report.version?.startsWith("v1."), true);
+});
+
+Deno.test("the virtual device reads the build id of a real image, whose frozen bytecode it cannot run, as inspect does", async () => {
+  // A real build's shape: no frozen sources, ota.py's strings interned in the irom.
+  const sample = parseImage(makeSampleFirmware({ version: "v1.27.0", size: 64 * 1024 }));
+  const irom = sample.irom!.slice();
+  const interned = new TextEncoder().encode(
+    "\x00MAGIC\x00yaotaota\x00BUILD\x00VERSION\x00BUILD_STAMP\x00yaota-build:02998b03715d:2.0\x00start\x00",
+  );
+  irom.set(interned, irom.length - interned.length - 4);
+  const image = buildOtaImage({ segments: sample.segments, entry: sample.entry, irom });
+  assertEquals(readFrozenTable(image), []);
+  assertEquals(inspectImage(image).build, { id: "02998b03715d", version: "2.0" });
+  const flash = new Uint8Array(0x100000).fill(0xff);
+  flash.set(image, DEFAULT_APP_OFFSET);
+  const modulus = parsePrivateKey(vectorText("test-key-512.pem")).modulus;
+  await using device = await startVirtualDevice({
+    modulus,
+    flash,
+    start: "boot",
+    webrepl: { password: "pw-Zq7x4" },
+  });
+  const state = await readBoardState({
+    host: "127.0.0.1",
+    port: device.port,
+    password: "pw-Zq7x4",
+  });
+  assertEquals(state.build, {
+    ota: true,
+    id: "02998b03715d",
+    version: "2.0",
+    flashUserStart: 0xd4000,
+  });
 });

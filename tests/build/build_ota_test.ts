@@ -16,6 +16,7 @@ import {
 } from "../fixtures/fake_trees.ts";
 import { checkRuntime, commandFailed, commandLine, LineTail } from "../../lib/build/container.ts";
 import { shellQuote } from "../../lib/_shell.ts";
+import { explainMakeFailure } from "../../lib/build/make_failures.ts";
 import { ContainerRuntimeError, ToolMissingError, UsageError } from "../../lib/errors.ts";
 import { inspectImage } from "../../lib/format/inspect.ts";
 import {
@@ -592,6 +593,15 @@ Deno.test("build-ota says what to do when docker is missing, its daemon is down 
     noImage.stderr,
     `error: the image '${IMAGE}' is not on this machine. Pull it first: docker pull ${IMAGE}`,
   );
+  assertStringIncludes(noImage.stderr, "(or make the project's own, yaota/esp8266-build");
+  const noOwn = await runTaskFile("build_ota", [...args, "--image", "yaota/esp8266-build"], {
+    cwd: dir.path,
+    env: buildEnv(dockerLog, { DOCKER_STANDIN_MISSING_IMAGES: "yaota/esp8266-build" }),
+  });
+  assertStringIncludes(
+    noOwn.stderr,
+    "error: the image 'yaota/esp8266-build' is not on this machine: make it from docker/Dockerfile",
+  );
   // Check first, act second: the tree is as it was.
   assertEquals(await Deno.readTextFile(tree.ld), tree.ldOriginal);
   assertEquals((await dockerCalls(dockerLog)).filter((c) => c[0] === "run"), []);
@@ -879,4 +889,43 @@ Deno.test("parseBuildOtaArgs() takes --clean, --make-var and --move-filesystem-t
   ]);
   assertThrows(() => parseBuildOtaArgs(["--make-var", "X=$(rm -rf /)"]), UsageError, "NAME=VALUE");
   assertThrows(() => parseBuildOtaArgs(["--move-filesystem-to", "far"]), UsageError, "0xd8000");
+});
+
+Deno.test("explainMakeFailure() names picolibc's assert.h and objects of another toolchain, and keeps other failures", () => {
+  const ctx = {
+    modules: [],
+    boards: ["ESP8266_GENERIC"],
+    board: "ESP8266_GENERIC",
+    features: [],
+    filesystemStart: 0xd5000,
+    flashSize: 0x100000,
+  };
+  const failed = (lines: string[]) => new ContainerRuntimeError("'make ota' failed", 2, lines);
+  const header = explainMakeFailure(
+    failed([
+      "In file included from ../../py/mpconfig.h:900,",
+      "/usr/lib/picolibc/xtensa-lx106-elf/include/assert.h:50:6: error: conflicting types for " +
+      "'__assert'; have 'void(const char *, int,  const char *)'",
+    ]),
+    ctx,
+  );
+  assertStringIncludes(header.message, "picolibc's assert.h before newlib's");
+  assertStringIncludes(header.message, "-isystem /usr/include/newlib");
+  const stale = explainMakeFailure(
+    failed([
+      "xtensa-lx106-elf-ld: build-GENERIC/py/nlr.o: undefined reference to `errno'",
+    ]),
+    ctx,
+  );
+  assertStringIncludes(stale.message, "run again with --clean");
+  const other = failed(["main.c:1:1: error: expected ';'"]);
+  assertEquals(explainMakeFailure(other, ctx), other);
+  const over = explainMakeFailure(
+    failed([
+      "xtensa-lx106-elf-ld: region `irom0_0_seg' overflowed by 2788 bytes",
+    ]),
+    ctx,
+  );
+  assertStringIncludes(over.message, "overflowed by 2788 bytes");
+  assertStringIncludes(over.message, "--move-filesystem-to 0xd6000");
 });

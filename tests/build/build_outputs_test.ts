@@ -182,12 +182,12 @@ async function builtOnce(dir: string) {
   const env = buildEnv(join(dir, "docker.log"));
   const build = ["--micropython", tree.root, "--runtime", "native"];
   assertEquals((await runTaskFile("build_ota", build, { cwd: dir, env })).code, 0);
-  return { tree, dist, env, build };
+  return { dist, env, build };
 }
 
 Deno.test("build-ota checks every input before it touches dist/: a mistyped tree, module or board moves nothing", async () => {
   await using dir = await tempDir();
-  const { tree, dist, env, build } = await builtOnce(dir.path);
+  const { dist, env, build } = await builtOnce(dir.path);
   const image = await Deno.readFile(join(dist, "firmware-ota.bin"));
   const manifest = await Deno.readTextFile(join(dist, "manifest.json"));
   const log = await Deno.readTextFile(join(dist, "build.log"));
@@ -213,7 +213,7 @@ Deno.test("build-ota checks every input before it touches dist/: a mistyped tree
 
 Deno.test("a build-ota whose make failed names the log it wrote and the kept release of the previous build", async () => {
   await using dir = await tempDir();
-  const { tree, dist, env, build } = await builtOnce(dir.path);
+  const { dist, env, build } = await builtOnce(dir.path);
   const id = JSON.parse(await Deno.readTextFile(join(dist, "manifest.json"))).build.id;
   const failed = await runTaskFile("build_ota", [...build, "--version", "2.0"], {
     cwd: dir.path,

@@ -34,7 +34,7 @@ async function deployVerbose(args: string[], env: Record<string, string> = {}) {
   return await runTaskFile("deploy", [
     "--ip",
     "127.0.0.1",
-    "--port",
+    "--device-port",
     String(device.port),
     "--key",
     KEY,

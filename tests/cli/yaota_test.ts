@@ -90,7 +90,10 @@ Deno.test("yaota with an unknown task or no task exits 2 and lists the tasks", a
   const r = await yaota(["deplyo", "--ip", "1.2.3.4"]);
   assertEquals(r.code, 2);
   assertEquals(r.stdout, "");
-  assert(r.stderr.startsWith("error: unknown task 'deplyo'\n"), r.stderr);
+  assert(
+    r.stderr.startsWith("error: unknown task 'deplyo' (did you mean 'deploy'?)\n"),
+    r.stderr,
+  );
   assertStringIncludes(r.stderr, "\nTasks:\n");
   assertMatch(r.stderr, /^ {2}deploy +Send firmware/m);
   const option = await yaota(["--ip", "1.2.3.4"]);
@@ -101,11 +104,11 @@ Deno.test("yaota with an unknown task or no task exits 2 and lists the tasks", a
 });
 
 Deno.test("yaota runs the task with its flags and names itself in hints", async () => {
-  const bad = await yaota(["deploy", "--ip", "127.0.0.1", "--port", "x"]);
+  const bad = await yaota(["deploy", "--ip", "127.0.0.1", "--device-port", "x"]);
   assertEquals(bad.code, 2);
   assertEquals(
     bad.stderr,
-    "error: deploy: --port expects a port number from 1 to 65535, got 'x'\n" +
+    "error: deploy: --device-port expects a port number from 1 to 65535, got 'x'\n" +
       "Run 'yaota deploy --help' for the options.\n",
   );
   const inspect = await yaota(["inspect", `${VECTORS}fw-10000.bin`, "--json"]);
@@ -174,8 +177,8 @@ async function deployWith(
 }
 
 Deno.test("the README's install line from a checkout gives a yaota that deploys", async () => {
-  const [line] = installLines();
-  assert(line, "the README shows a `deno install -g` line");
+  const line = installLines().find((l) => l.includes("--config"));
+  assert(line, "the README shows a `deno install -g` line for a checkout");
   assertEquals(line, [
     "install",
     "-g",
@@ -185,6 +188,8 @@ Deno.test("the README's install line from a checkout gives a yaota that deploys"
     "yaota",
     "--config",
     "deno.json",
+    "--lock",
+    "deno.lock",
     "yaota.ts",
   ]);
   await using root = await tempDir();
@@ -222,7 +227,8 @@ Deno.test("the README's install line from a URL works against the files served o
   try {
     const base = `http://127.0.0.1:${server.addr.port}`;
     await using root = await tempDir();
-    const args = line.map((a) => a.replace("URL", base));
+    // `"$V/deno.json"`: the shell's quotes and variable, as the README writes them.
+    const args = line.map((a) => a.replace(/^"?\$V(.*?)"?$/, `${base}$1`));
     const install = await run(Deno.execPath(), args, {
       cwd: root.path,
       env: { DENO_INSTALL_ROOT: root.path },
@@ -236,6 +242,15 @@ Deno.test("the README's install line from a URL works against the files served o
     );
     const help = await run(bin, ["deploy", "--help"], { cwd: root.path });
     assertEquals([help.code, help.stdout], [0, (await denoTask("deploy", ["--help"])).stdout]);
+    // No clone behind the command: it names only the URL, and reads its files from there
+    // (the sample project needs templates/ota.py).
+    assert(!(await Deno.readTextFile(bin)).includes(ROOT), "the command names the checkout");
+    const sample = await run(bin, ["demo", "--keep", "sample"], { cwd: root.path });
+    assertEquals(sample.code, 0, sample.stderr);
+    assertStringIncludes(
+      sample.stdout,
+      "yaota sim --config sample/ota.config.json --device kitchen",
+    );
   } finally {
     await server.shutdown();
   }

@@ -17,7 +17,9 @@ import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { startVirtualDevice } from "../../lib/sim/virtual_device.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
-import { Ajv2020 } from "ajv/dist/2020.js";
+// A test-only package stays out of deno.json, so that running yaota never fetches it.
+// deno-lint-ignore no-import-prefix
+import { Ajv2020 } from "npm:ajv@8.20.0/dist/2020.js";
 
 Deno.test("configCandidates(): --config alone, else YAOTA_CONFIG, else ./ota.config.json then the user's", () => {
   const env = { HOME: "/home/ada", XDG_CONFIG_HOME: "/xdg" };
@@ -150,19 +152,19 @@ Deno.test("inspect: --app-offset beats YAOTA_APP_OFFSET, which beats the config'
     const json = JSON.parse(r.stdout);
     return [r.code, json.appOffset, json.flashSize];
   };
-  assertEquals(await inspect([]), [3, 0x3c000, 0x100000]); // config: linked for another offset
+  assertEquals(await inspect([]), [3, "0x3c000", 0x100000]); // config: linked for another offset
   assertEquals(await inspect([], { YAOTA_APP_OFFSET: "0x40000", YAOTA_FLASH_SIZE: "4M" }), [
     0,
-    0x40000,
+    "0x40000",
     0x400000,
   ]);
   assertEquals(await inspect(["--app-offset", "0x3c000"], { YAOTA_APP_OFFSET: "0x40000" }), [
     3,
-    0x3c000,
+    "0x3c000",
     0x100000,
   ]);
   await Deno.remove(`${s.cwd}/ota.config.json`);
-  assertEquals(await inspect([]), [3, 0x3c000, 0x100000]); // the built-in default
+  assertEquals(await inspect([]), [3, "0x3c000", 0x100000]); // the built-in default
   const bad = await runTaskFile("inspect", [image], {
     cwd: s.cwd,
     env: { ...s.env, YAOTA_APP_OFFSET: "0x3c001" },

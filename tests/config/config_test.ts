@@ -200,7 +200,7 @@ Deno.test("every task refuses an unknown key in ota.config.json, naming it", asy
     assertEquals(r.code, 1, `${task}: ${r.stderr}`);
     assertStringIncludes(
       r.stderr,
-      `error: ${path}: unknown key 'runtim' (known: $schema, micropython, modules, runtime,`,
+      `error: ${path}: unknown key 'runtim' (did you mean 'runtime'?) (known: $schema, micropython, modules, runtime,`,
     );
   }
 });

@@ -43,7 +43,7 @@ Deno.test("deviceAddressProblem() names what each other address is", () => {
     ["fe80::1", "is an IPv6 address"],
     [
       "192.168.1.20:8266",
-      "carries a port: give the address alone ('192.168.1.20') and the port with --port",
+      "carries a port: give the address alone ('192.168.1.20') and the port with --device-port",
     ],
     ["http://192.168.1.20/", "is a URL"],
     ["", "is empty"],

@@ -170,29 +170,29 @@ Deno.test("every task refuses an unaligned appOffset in ota.config.json, naming 
   }
 });
 
-Deno.test("deploy, trigger and sim refuse a bad --port with their own words (exit 2)", async () => {
+Deno.test("deploy, trigger and sim refuse a bad --device-port / --listen-port with their own words (exit 2)", async () => {
   const cases: [string, string[], string][] = [
     [
       "deploy",
-      ["--ip", "127.0.0.1", "--port", "-1"],
-      "--port expects a port number from 1 to 65535, got '-1'",
+      ["--ip", "127.0.0.1", "--device-port", "-1"],
+      "--device-port expects a port number from 1 to 65535, got '-1'",
     ],
     [
       "deploy",
-      ["--ip", "127.0.0.1", "--port", "65536"],
-      "--port expects a port number from 1 to 65535, got '65536'",
+      ["--ip", "127.0.0.1", "--device-port", "65536"],
+      "--device-port expects a port number from 1 to 65535, got '65536'",
     ],
     [
       "trigger",
-      ["--ip", "127.0.0.1", "--port", "-1"],
-      "--port expects a port number from 1 to 65535, got '-1'",
+      ["--ip", "127.0.0.1", "--device-port", "-1"],
+      "--device-port expects a port number from 1 to 65535, got '-1'",
     ],
     [
       "sim",
-      ["--port", "-1"],
-      "--port expects a port number from 0 to 65535 (0: any free port), got '-1'",
+      ["--listen-port", "-1"],
+      "--listen-port expects a port number from 0 to 65535 (0: any free port), got '-1'",
     ],
-    ["deploy", ["--ip", "127.0.0.1", "--port"], "--port needs a value"],
+    ["deploy", ["--ip", "127.0.0.1", "--device-port"], "--device-port needs a value"],
   ];
   for (const [task, args, message] of cases) {
     const r = await runTaskFile(task, args);

@@ -54,7 +54,7 @@ async function startDemo(): Promise<Demo> {
       "-A",
       `${ROOT}tasks/demo.ts`,
       "--dashboard",
-      "--port",
+      "--http-port",
       "0",
       "--profile",
       "instant",
@@ -93,7 +93,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { default: puppeteer } = await import("puppeteer-core");
+    // A test-only package stays out of deno.json, so that running yaota never fetches it.
+    // deno-lint-ignore no-import-prefix
+    const { default: puppeteer } = await import("npm:puppeteer-core@25.16.0");
     const demo = await startDemo();
     const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
@@ -352,9 +354,9 @@ Deno.test({
       );
       assertEquals(await page.$$("#fleet img, #tag-select img"), []);
       assertEquals(await page.title(), "yaota dashboard");
-      const first = await page.$eval("#fleet tbody tr", (r) => r.textContent!);
+      const first = await page.$eval("#fleet tbody tr", (r: Element) => r.textContent!);
       assertStringIncludes(first, `a${HOSTILE}`);
-      assertEquals(await page.$eval("#tag-select option", (o) => o.textContent), HOSTILE);
+      assertEquals(await page.$eval("#tag-select option", (o: Element) => o.textContent), HOSTILE);
     } finally {
       await browser.close();
     }

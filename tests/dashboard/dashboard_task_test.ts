@@ -13,14 +13,17 @@ Deno.test("parseDashboardArgs() defaults to 127.0.0.1:8267 every 30 s, and check
     refreshMs: 30000,
     config: undefined,
   });
-  assertEquals(parseDashboardArgs(["--port", "0", "--host", "0.0.0.0", "--refresh", "5"]).port, 0);
+  assertEquals(
+    parseDashboardArgs(["--http-port", "0", "--host", "0.0.0.0", "--refresh", "5"]).port,
+    0,
+  );
   assertThrows(
     () => parseDashboardArgs(["--refresh", "2"]),
     UsageError,
     "--refresh must be at least 5 s (each refresh logs in to every board), got '2'",
   );
   assertThrows(() => parseDashboardArgs(["--refresh", "601"]), UsageError, "--refresh");
-  assertThrows(() => parseDashboardArgs(["--port", "70000"]), UsageError, "--port");
+  assertThrows(() => parseDashboardArgs(["--http-port", "70000"]), UsageError, "--http-port");
   assertThrows(() => parseDashboardArgs(["extra"]), UsageError, "unexpected argument 'extra'");
 });
 
@@ -67,7 +70,7 @@ Deno.test("deno task dashboard serves the config's boards on 127.0.0.1 with its 
   // A report it cannot read: it starts all the same, and names the file.
   await Deno.mkdir(`${dir.path}/dist/dashboard`, { recursive: true });
   await Deno.writeTextFile(`${dir.path}/dist/dashboard/last-rollout.json`, "{oops");
-  const child = dashboardTask(dir.path, ["--port", "0"]);
+  const child = dashboardTask(dir.path, ["--http-port", "0"]);
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
@@ -108,12 +111,12 @@ Deno.test("deno task dashboard on a port in use says so in one line and exits 1"
   await using dir = await tempDir();
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
-  const result = await dashboardTask(dir.path, ["--port", String(port)]).output();
+  const result = await dashboardTask(dir.path, ["--http-port", String(port)]).output();
   assertEquals(result.code, 1);
   assertEquals(
     new TextDecoder().decode(result.stderr),
     `error: TCP port ${port} on 127.0.0.1 (the dashboard) is already in use: another program ` +
-      "(or another sim) holds it. Stop it, or choose another with --port PORT (--port 0 picks " +
+      "(or another sim) holds it. Stop it, or choose another with --http-port PORT (--http-port 0 picks " +
       "a free one).\n",
   );
 });

@@ -89,9 +89,11 @@ Deno.test("deploy sends an image; the flash equals it, the device boots it, --js
   assertEquals(json.paced, true);
   assertEquals(json.bootCheck, "passed");
   assertEquals(json.attempts, 1);
-  for (const k of ["packets", "retransmits", "seconds", "kbps"]) {
+  for (const k of ["packets", "retransmits", "seconds", "kibps", "kbps"]) {
     assertEquals(typeof json[k], "number", k);
   }
+  // `kind` names an error class only; what was sent has its own field.
+  assertEquals([json.kind, json.sent], [undefined, "image"]);
   assert(holds(d, image));
   const boot = d.events.findLast((e) => e.type === "boot");
   assertEquals(boot?.type === "boot" && boot.boot, "ok");
@@ -175,7 +177,7 @@ Deno.test("deploy sends a canned .ota file as it is", async () => {
     "--json",
   ]);
   assertEquals(r.code, 0, r.stderr);
-  assertEquals(JSON.parse(r.stdout).kind, "canned");
+  assertEquals(JSON.parse(r.stdout).sent, "canned");
   assert(holds(d, vector("fw-10000.bin")));
   assertStringIncludes(r.stderr, "--force");
 });

@@ -276,7 +276,7 @@ Deno.test("deployWithTrigger() fails when the board comes back with the old vers
   said.push(e.message);
   assertStringIncludes(
     e.message,
-    `the one answering WebREPL at 127.0.0.1:${board.device.port} (check --ip and --port)`,
+    `the one answering WebREPL at 127.0.0.1:${board.device.port} (check --ip and --device-port)`,
   );
   assertEquals(e.name, "UpdateNotAppliedError");
   assertEquals(board.logins(), 2);

@@ -359,7 +359,7 @@ Deno.test("a fleet of 6: --canary 1 stops after a canary that fails its boot che
       "result",
       "bytes",
       "seconds",
-      "KB/s",
+      "KiB/s",
       "retx",
       "version before → after",
       "build before → after",
@@ -595,7 +595,7 @@ Deno.test("deploy --fleet --retries brings in a board that was offline at first"
     assertStringIncludes(r.stderr, "— trying again in 1.0 s (attempt 2 of 4)");
     assertMatch(
       r.stderr,
-      /late {2}done: 40.0 KiB in [\d.]+ s, [\d.]+ KB\/s, \d+ retransmissions, after 2 attempts\n/,
+      /late {2}done: 40.0 KiB in [\d.]+ s, [\d.]+ KiB\/s, \d+ retransmissions, after 2 attempts\n/,
     );
     assertEquals(flashedBuild(await late!), BUILDS.b.id);
   } finally {

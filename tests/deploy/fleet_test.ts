@@ -183,7 +183,7 @@ const ROWS: DeviceReport[] = [
     ok: true,
     bytes: 49152,
     seconds: 0.61,
-    kbps: 78.69,
+    kibps: 78.69,
     retransmits: 3,
     block: 256,
     versionBefore: "v1.19.1",
@@ -207,19 +207,19 @@ Deno.test("renderFleetTable() lines up the columns and wraps long messages under
   assertEquals(
     renderFleetTable(ROWS, { messageWidth: 40 }),
     [
-      "device   result      bytes  seconds  KB/s  retx  error / note",
-      "kitchen  updated  48.0 KiB      0.6  78.7     3  link passes only small datagrams:",
-      "                                                 256-byte blocks",
-      "cellar   FAILED          -        -     -     -  no answer from 10.0.0.3:8266 in 2 s:",
-      "                                                 nothing was written. The device may not",
-      "                                                 be in OTA mode",
+      "device   result      bytes  seconds  KiB/s  retx  error / note",
+      "kitchen  updated  48.0 KiB      0.6   78.7     3  link passes only small datagrams:",
+      "                                                  256-byte blocks",
+      "cellar   FAILED          -        -      -     -  no answer from 10.0.0.3:8266 in 2 s:",
+      "                                                  nothing was written. The device may not",
+      "                                                  be in OTA mode",
     ].join("\n"),
   );
   assertEquals(
     renderFleetTable(ROWS.slice(0, 1), { trigger: true, messageWidth: 80 }),
     [
-      "device   result      bytes  seconds  KB/s  retx  version before → after  error / note",
-      "kitchen  updated  48.0 KiB      0.6  78.7     3  v1.19.1 → v1.20.0       link passes only small datagrams: 256-byte blocks",
+      "device   result      bytes  seconds  KiB/s  retx  version before → after  error / note",
+      "kitchen  updated  48.0 KiB      0.6   78.7     3  v1.19.1 → v1.20.0       link passes only small datagrams: 256-byte blocks",
     ].join("\n"),
   );
 });
@@ -279,7 +279,7 @@ Deno.test("FleetProgress prints plain lines per device, at most one per quarter 
     ok: true,
     bytes: 4096,
     seconds: 1,
-    kbps: 4,
+    kibps: 4,
     retransmits: 0,
     note: "small",
   });
@@ -288,11 +288,11 @@ Deno.test("FleetProgress prints plain lines per device, at most one per quarter 
   assertEquals(lines, [
     "a        sending to 10.0.0.2:8266",
     "kitchen  sending to 10.0.0.3:8266",
-    "a          0% 0 B/4.0 KiB 0.0 KB/s ETA -- retx 0",
-    "kitchen   25% 1.0 KiB/4.0 KiB 1.0 KB/s ETA 3.0 s retx 0",
-    "a         19% 800 B/4.0 KiB 0.1 KB/s ETA 24.7 s retx 0",
+    "a          0% 0 B/4.0 KiB 0.0 KiB/s ETA -- retx 0",
+    "kitchen   25% 1.0 KiB/4.0 KiB 1.0 KiB/s ETA 3.0 s retx 0",
+    "a         19% 800 B/4.0 KiB 0.1 KiB/s ETA 24.7 s retx 0",
     "a        block size 256 bytes",
-    "a        done: 4.0 KiB in 1.0 s, 4.0 KB/s, 0 retransmissions, small",
+    "a        done: 4.0 KiB in 1.0 s, 4.0 KiB/s, 0 retransmissions, small",
     "kitchen  failed: no answer",
   ]);
 });
@@ -425,7 +425,7 @@ Deno.test("deployFleet() with trigger reads each device's password variable; a b
           ok: true,
           bytes: prepared.source.size,
           seconds: 1,
-          kbps: 48,
+          kibps: 48,
           retransmits: 0,
           block: 1024,
           versionBefore: "v1.19.1 on 2022-06-18",
@@ -609,7 +609,7 @@ Deno.test("deployFleet() updates the healthy devices, reports the others, and ke
     assertEquals(json.retry, "deno task deploy --fleet --only delta --only echo");
     for (const d of json.devices) {
       assertEquals([d.ip, typeof d.port, typeof d.ok], ["127.0.0.1", "number", "boolean"]);
-      if (d.ok) assert(d.seconds! > 0 && d.kbps! > 0 && d.retransmits !== undefined, d.name);
+      if (d.ok) assert(d.seconds! > 0 && d.kibps! > 0 && d.retransmits !== undefined, d.name);
     }
 
     const table = renderFleetTable(report.devices, { messageWidth: 1000 });

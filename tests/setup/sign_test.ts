@@ -87,7 +87,7 @@ Deno.test("sign refuses an unsafe image without --force (exit 3) and writes noth
   );
   assertStringIncludes(
     r.stderr,
-    "Nothing was signed. See 'deno task inspect fw-10000.bin'; sign it anyway with --force.",
+    "Nothing was signed. See 'deno task inspect --key key512.pem fw-10000.bin'; sign it anyway with --force.",
   );
   assertEquals(r.stdout, "");
   assertEquals(await exists(join(dir.path, "fw-10000.ota")), false);

@@ -56,12 +56,12 @@ function check(input: VerifyInput, name: string) {
 
 Deno.test("verifySetup() passes a key, its public key, config.h, bootloader and firmware that match", () => {
   const report = verifySetup(allGood());
-  assertEquals(report.checks.map((c) => [c.name, c.ok]), [
-    ["key", true],
-    ["public key", true],
-    ["config.h", true],
-    ["bootloader", true],
-    ["firmware", true],
+  assertEquals(report.checks.map((c) => [c.name, c.result]), [
+    ["key", "passed"],
+    ["public key", "passed"],
+    ["config.h", "passed"],
+    ["bootloader", "passed"],
+    ["firmware", "passed"],
   ]);
   assertEquals(report.ok, true);
   assertEquals(
@@ -80,7 +80,7 @@ Deno.test("verifySetup() names the key a bootloader was built for and says what 
     otherKeys: [{ path: "keys/old.key", text: PEM_2048 }],
   };
   const bootloader = check(input, "bootloader");
-  assertEquals(bootloader.ok, false);
+  assertEquals(bootloader.result, "failed");
   assertEquals(
     bootloader.detail,
     `this bootloader was built for key ${KEY_2048.fingerprint} (keys/old.key), yours is ${KEY_512.fingerprint}: ` +
@@ -96,7 +96,7 @@ Deno.test("verifySetup() says a bootloader holds another key when it knows no ke
     bootloader: { path: "y.bin", bytes: fakeBootloader(KEY_2048.modulus) },
   };
   const bootloader = check(input, "bootloader");
-  assertEquals(bootloader.ok, false);
+  assertEquals(bootloader.result, "failed");
   assertStringIncludes(
     bootloader.detail,
     `this bootloader was built for another key: y.bin does not hold the modulus of yours (${KEY_512.fingerprint})`,
@@ -111,7 +111,7 @@ Deno.test("verifySetup() reports a config.h MODULUS for another key, naming it",
     otherKeys: [{ path: "keys/old.key", text: PEM_2048 }],
   };
   const c = check(input, "config.h");
-  assertEquals(c.ok, false);
+  assertEquals(c.result, "failed");
   assertEquals(
     c.detail,
     `yaota8266/config.h has the MODULUS of key ${KEY_2048.fingerprint} (keys/old.key), yours is ${KEY_512.fingerprint}: ` +
@@ -138,7 +138,7 @@ Deno.test("verifySetup() catches a MAIN_APP_OFFSET that differs from the app off
     configH: { path: "config.h", text: configH(KEY_512.modulus, "0x40000") },
   };
   const c = check(input, "config.h");
-  assertEquals(c.ok, false);
+  assertEquals(c.result, "failed");
   assertStringIncludes(
     c.detail,
     "config.h sets MAIN_APP_OFFSET 0x40000, but the app offset here is 0x3c000",
@@ -148,7 +148,7 @@ Deno.test("verifySetup() catches a MAIN_APP_OFFSET that differs from the app off
 Deno.test("verifySetup() reports a pub.key that is not the private key's public half", () => {
   const input = { ...allGood(), publicKey: { path: "keys/pub.key", text: publicPem(PEM_2048) } };
   const c = check(input, "public key");
-  assertEquals(c.ok, false);
+  assertEquals(c.result, "failed");
   assertStringIncludes(
     c.detail,
     `keys/pub.key (key ${KEY_2048.fingerprint}) is not the public half of keys/priv.key (key ${KEY_512.fingerprint})`,
@@ -159,7 +159,7 @@ Deno.test("verifySetup() reports a pub.key that is not the private key's public 
 Deno.test("verifySetup() refuses a standard (non-OTA) build and says to build the OTA one", () => {
   const input = { ...allGood(), firmware: { path: "fw.bin", bytes: standardBuild } };
   const c = check(input, "firmware");
-  assertEquals(c.ok, false);
+  assertEquals(c.result, "failed");
   assertStringIncludes(
     c.detail,
     "fw.bin is not a safe OTA image for app offset 0x3c000: link address:",
@@ -172,7 +172,7 @@ Deno.test("verifySetup() refuses a firmware whose MD5 trailer is broken", () => 
   const broken = firmware.slice();
   broken[0x9100] = broken[0x9100]! ^ 1;
   const c = check({ ...allGood(), firmware: { path: "fw.bin", bytes: broken } }, "firmware");
-  assertEquals(c.ok, false);
+  assertEquals(c.result, "failed");
   assertStringIncludes(c.detail, "md5: MD5 trailer");
   assertStringIncludes(c.detail, "Rebuild it with 'deno task build-ota'");
 });
@@ -194,7 +194,7 @@ Deno.test("verifySetup() reports a key with the wrong exponent", () => {
     { key: { path: "k.pem", text: forge.pki.privateKeyToPem(e65537.privateKey) } },
     "key",
   );
-  assertEquals(c.ok, false);
+  assertEquals(c.result, "failed");
   assertStringIncludes(c.detail, "k.pem: the public exponent is 65537");
 });
 
@@ -204,13 +204,14 @@ Deno.test("verifySetup() skips checks whose input is absent and still passes", (
     skipped: { bootloader: "no dist/yaota8266.bin" },
   });
   assertEquals(report.ok, true);
-  assertEquals(report.checks.map((c) => [c.name, c.skipped ?? false]), [
-    ["key", false],
-    ["public key", true],
-    ["config.h", true],
-    ["bootloader", true],
-    ["firmware", true],
+  assertEquals(report.checks.map((c) => [c.name, c.result]), [
+    ["key", "passed"],
+    ["public key", "skipped"],
+    ["config.h", "skipped"],
+    ["bootloader", "skipped"],
+    ["firmware", "skipped"],
   ]);
+  assertEquals(report.counts, { passed: 1, failed: 0, skipped: 4 });
   assertEquals(report.checks[3]?.detail, "no dist/yaota8266.bin");
 });
 
@@ -265,11 +266,14 @@ Deno.test("verify task --json names the key a bootloader was built for and exits
   const report = JSON.parse(r.stdout);
   assertEquals(report.ok, false);
   assertEquals(
-    report.checks.map((c: { name: string; ok: boolean }) => [c.name, c.ok]),
-    [["key", true], ["public key", true], ["config.h", true], ["bootloader", false], [
-      "firmware",
-      false,
-    ]],
+    report.checks.map((c: { name: string; result: string }) => [c.name, c.result]),
+    [
+      ["key", "passed"],
+      ["public key", "skipped"],
+      ["config.h", "skipped"],
+      ["bootloader", "failed"],
+      ["firmware", "failed"],
+    ],
   );
   assertStringIncludes(
     report.checks[3].detail,

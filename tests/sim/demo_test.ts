@@ -14,7 +14,7 @@ Deno.test("demo deploys to a virtual device, says it would boot, and leaves noth
   assertEquals(r.code, 0, r.stderr);
   assertStringIncludes(r.stdout, "flash at 0x3c000 equals the image: yes");
   assertStringIncludes(r.stdout, "device would boot: yes");
-  assertStringIncludes(r.stdout, "KB/s");
+  assertStringIncludes(r.stdout, "KiB/s");
   assertStringIncludes(r.stderr, "fingerprint");
   assert(!r.stderr.includes("PRIVATE KEY") && !r.stdout.includes("PRIVATE KEY"));
   assertEquals((await demoDirs()).filter((d) => !before.includes(d)), []);

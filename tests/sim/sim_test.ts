@@ -15,7 +15,7 @@ const APP = 0x3c000;
 
 /** deploy's arguments for the sim on `port` with the test key, then `rest` (flags, FILE). */
 function toSim(port: number, ...rest: string[]): string[] {
-  return ["--ip", "127.0.0.1", "--port", String(port), "--key", KEY, ...rest];
+  return ["--ip", "127.0.0.1", "--device-port", String(port), "--key", KEY, ...rest];
 }
 
 Deno.test("sim --once --json: deploy updates its flash file, it reports the reboot and exits", async () => {
@@ -105,9 +105,9 @@ Deno.test("sim refuses bad arguments with exit code 2", async () => {
   const r2 = await runTaskFile("sim", ["--key", KEY, "--outage-after", "1000"]);
   assertEquals(r2.code, 2);
   assertStringIncludes(r2.stderr, "--outage-after and --outage-ms go together");
-  const r3 = await runTaskFile("sim", ["--key", KEY, "--port", "70000"]);
+  const r3 = await runTaskFile("sim", ["--key", KEY, "--listen-port", "70000"]);
   assertEquals(r3.code, 2);
-  assertStringIncludes(r3.stderr, "--port expects a port number from 0 to 65535");
+  assertStringIncludes(r3.stderr, "--listen-port expects a port number from 0 to 65535");
 });
 
 /** `deno task deploy ARGS`, killed if it runs longer than `limitMs` (a bounded wait, not a timing check). */
@@ -168,7 +168,7 @@ Deno.test("deploy --trigger against sim --no-rtc-trigger fails as soon as the ap
     ),
   );
   assertStringIncludes(r.stderr, "press its BOOT button within 3 s of a reset");
-  assertStringIncludes(r.stderr, "a bootloader built by 'deno task build-bootloader'");
+  assertStringIncludes(r.stderr, "a bootloader built by 'deno task build-bootloader --key ");
   assertEquals(r.stdout, "");
   // It rebooted into its app and nothing was written.
   const appBoots = () => sim.events.filter((e) => e.event === "reboot" && e.mode === "app");
@@ -309,25 +309,28 @@ function assertOneClearLine(stderr: string): void {
   assertEquals(stderr.trim().split("\n").length, 1, stderr);
 }
 
-Deno.test("sim on a UDP port in use: one line naming the port and --port, exit 1", async () => {
+Deno.test("sim on a UDP port in use: one line naming the port and --listen-port, exit 1", async () => {
   await using held = await holdUdpPort();
-  const r = await runTaskFile("sim", ["--key", KEY, "--port", String(held.port)]);
+  const r = await runTaskFile("sim", ["--key", KEY, "--listen-port", String(held.port)]);
   assertEquals(r.code, 1, r.stderr);
   assertStringIncludes(
     r.stderr,
     `UDP port ${held.port} on 127.0.0.1 (the OTA server) is already in use`,
   );
-  assertStringIncludes(r.stderr, "choose another with --port PORT (--port 0 picks a free one)");
+  assertStringIncludes(
+    r.stderr,
+    "choose another with --listen-port PORT (--listen-port 0 picks a free one)",
+  );
   assertOneClearLine(r.stderr);
 });
 
-Deno.test("sim with WebREPL on a TCP port in use: one line naming the TCP port and --port, exit 1", async () => {
+Deno.test("sim with WebREPL on a TCP port in use: one line naming the TCP port and --listen-port, exit 1", async () => {
   using held = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (held.addr as Deno.NetAddr).port;
   const r = await runTaskFile("sim", [
     "--key",
     KEY,
-    "--port",
+    "--listen-port",
     String(port),
     "--webrepl-password",
     "pw",
@@ -337,12 +340,12 @@ Deno.test("sim with WebREPL on a TCP port in use: one line naming the TCP port a
     r.stderr,
     `TCP port ${port} on 127.0.0.1 (the app's WebREPL) is already in use`,
   );
-  assertStringIncludes(r.stderr, "--port");
+  assertStringIncludes(r.stderr, "--listen-port");
   assertOneClearLine(r.stderr);
 });
 
 Deno.test("sim --host with an address this machine does not have: one line naming --host", async () => {
-  const r = await runTaskFile("sim", ["--key", KEY, "--port", "0", "--host", "192.0.2.1"]);
+  const r = await runTaskFile("sim", ["--key", KEY, "--listen-port", "0", "--host", "192.0.2.1"]);
   assertEquals(r.code, 1, r.stderr);
   assertStringIncludes(
     r.stderr,
@@ -354,14 +357,14 @@ Deno.test("sim --host with an address this machine does not have: one line namin
 
 Deno.test("sim --flash naming a directory or a missing folder: one line each, nothing written", async () => {
   await using dir = await tempDir();
-  const r = await runTaskFile("sim", ["--key", KEY, "--port", "0", "--flash", dir.path]);
+  const r = await runTaskFile("sim", ["--key", KEY, "--listen-port", "0", "--flash", dir.path]);
   assertEquals(r.code, 1, r.stderr);
   assertStringIncludes(r.stderr, `--flash names a directory ('${dir.path}')`);
   assertStringIncludes(r.stderr, `${dir.path}/flash.bin`);
   assertOneClearLine(r.stderr);
   assertEquals([...Deno.readDirSync(dir.path)], []);
   const missing = `${dir.path}/no-such-folder/flash.bin`;
-  const r2 = await runTaskFile("sim", ["--key", KEY, "--port", "0", "--flash", missing]);
+  const r2 = await runTaskFile("sim", ["--key", KEY, "--listen-port", "0", "--flash", missing]);
   assertEquals(r2.code, 1, r2.stderr);
   assertStringIncludes(r2.stderr, `cannot write the flash file '${missing}': No such file`);
   assertOneClearLine(r2.stderr);
@@ -381,7 +384,7 @@ Deno.test("sim --flash refuses a file it did not write, naming what it looks lik
   for (const [name, looks] of cases) {
     const path = `${dir.path}/${name}`;
     const before = await Deno.readFile(path);
-    const r = await runTaskFile("sim", ["--key", KEY, "--port", "0", "--flash", path]);
+    const r = await runTaskFile("sim", ["--key", KEY, "--listen-port", "0", "--flash", path]);
     assertEquals(r.code, 1, r.stderr);
     assertStringIncludes(r.stderr, `--flash '${path}' ${looks}`);
     assertStringIncludes(r.stderr, "Choose another path");

@@ -12,6 +12,9 @@ import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { runTaskFile, tempDir, VECTORS, vectorText } from "../_helpers.ts";
 import { createSocket } from "node:dgram";
+import { DeviceModel } from "../../lib/sim/device.ts";
+import { PROFILES } from "../../lib/sim/device_profile.ts";
+import { makePacket } from "../../lib/format/packet.ts";
 
 /** A UDP port nobody listens on: bound by the OS, then closed (and the close awaited). */
 async function closedPort(): Promise<number> {
@@ -93,4 +96,19 @@ Deno.test("deploy to a port that refuses: exit 4 at once, 'not in OTA mode', and
   assertStringIncludes(json.error, "not in OTA mode");
   assertStringIncludes(json.error, "--trigger");
   assert(json.seconds < 5, `${json.seconds} s`);
+});
+
+Deno.test("the refusal question's one-byte datagram, just before the first probe, costs the probe nothing on a logging board", () => {
+  const device = new DeviceModel({
+    modulus: key.modulus,
+    flash: new Uint8Array(0x100000).fill(0xff),
+    profile: PROFILES.esp8266!,
+    now: 0,
+  });
+  device.receive(0, new Uint8Array([0]));
+  device.receive(0.1, makePacket(1, 0, new Uint8Array(1024).fill(7), nativeSigner(key)));
+  const events = device.advance(100);
+  const outcomes = events.flatMap((e) => e.type === "packet" ? [e.outcome] : []);
+  assertEquals(outcomes, ["short", "accepted"]);
+  assertEquals(events.filter((e) => e.type === "reply").length, 1);
 });

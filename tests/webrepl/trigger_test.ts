@@ -66,7 +66,7 @@ function triggerWatching(port: number, key: string) {
   return trigger([
     "--ip",
     "127.0.0.1",
-    "--port",
+    "--device-port",
     String(port),
     "--password",
     PASSWORD,
@@ -88,7 +88,7 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
     parseTriggerArgs([
       "--ip",
       "h",
-      "--port",
+      "--device-port",
       "8300",
       "--password",
       "abcd",
@@ -106,9 +106,9 @@ Deno.test("parseTriggerArgs() reads the flags and checks the port", () => {
     "--watch expects a time in seconds from 0 (off) to 60, got '61'",
   );
   assertThrows(
-    () => parseTriggerArgs(["--port", "70000"]),
+    () => parseTriggerArgs(["--device-port", "70000"]),
     UsageError,
-    "--port expects a port number from 1 to 65535, got '70000'",
+    "--device-port expects a port number from 1 to 65535, got '70000'",
   );
 });
 
@@ -164,7 +164,15 @@ Deno.test("deno task trigger: a board that closed the session but kept its port 
 Deno.test("deno task trigger --json takes the password from WEBREPL_PASSWORD and falls back to the RTC magic", async () => {
   await using device = await bootDevice({ frozenOta: false });
   const port = device.server.port;
-  const r = await trigger(["--ip", "127.0.0.1", "--port", String(port), "--json", "--watch", "0"], {
+  const r = await trigger([
+    "--ip",
+    "127.0.0.1",
+    "--device-port",
+    String(port),
+    "--json",
+    "--watch",
+    "0",
+  ], {
     WEBREPL_PASSWORD: PASSWORD,
   });
   assertEquals(r.code, 0, r.stderr);
@@ -183,7 +191,7 @@ Deno.test("deno task trigger with a wrong password exits 1 after one attempt, wi
   await using device = await bootDevice();
   const port = device.server.port;
   const wrong = "not-it-99";
-  const r = await trigger(["--ip", "127.0.0.1", "--port", String(port), "--json"], {
+  const r = await trigger(["--ip", "127.0.0.1", "--device-port", String(port), "--json"], {
     WEBREPL_PASSWORD: wrong,
   });
   assertEquals(r.code, 1, r.stderr);
@@ -197,7 +205,14 @@ Deno.test("deno task trigger with a wrong password exits 1 after one attempt, wi
 Deno.test("deno task trigger refuses a 10-byte password before connecting, and asks for WEBREPL_PASSWORD without a terminal", async () => {
   await using device = await bootDevice();
   const port = String(device.server.port);
-  const long = await trigger(["--ip", "127.0.0.1", "--port", port, "--password", "0123456789"]);
+  const long = await trigger([
+    "--ip",
+    "127.0.0.1",
+    "--device-port",
+    port,
+    "--password",
+    "0123456789",
+  ]);
   assertEquals(long.code, 2, long.stderr);
   assertStringIncludes(
     long.stderr,
@@ -205,7 +220,7 @@ Deno.test("deno task trigger refuses a 10-byte password before connecting, and a
       "WebREPL accepts 4 to 9 characters, at most 9 bytes",
   );
   assert(!long.stderr.includes("0123456789"), "the password leaked");
-  const none = await trigger(["--ip", "127.0.0.1", "--port", port]);
+  const none = await trigger(["--ip", "127.0.0.1", "--device-port", port]);
   assertEquals(none.code, 2, none.stderr);
   assertStringIncludes(none.stderr, "no WebREPL password: set WEBREPL_PASSWORD");
   assertEquals(device.console, []);
@@ -259,7 +274,7 @@ Deno.test("deno task trigger reports a board whose bootloader ignores the RTC ma
   await using device = await virtualBoard({ rtcTrigger: false });
   const port = String(device.port);
   // A bounded wait: the watch ends after 20 s whatever happens.
-  const r = await trigger(["--ip", "127.0.0.1", "--port", port, "--watch", "20"], {
+  const r = await trigger(["--ip", "127.0.0.1", "--device-port", port, "--watch", "20"], {
     WEBREPL_PASSWORD: PASSWORD,
   });
   assertEquals(r.code, 1, r.stderr);
@@ -271,10 +286,11 @@ Deno.test("deno task trigger reports a board whose bootloader ignores the RTC ma
     ),
   );
   assertStringIncludes(
-    r.stderr,
-    "press its BOOT button within 3 s of a reset and run 'deno task deploy --ip 127.0.0.1' " +
+    r.stderr.replaceAll(/--config [^\s']+/g, "--config C"),
+    "press its BOOT button within 3 s of a reset and run 'deno task deploy --config C " +
+      `--device-port ${port} --ip 127.0.0.1' ` +
       "without --trigger; or flash it once over serial with a bootloader built by " +
-      "'deno task build-bootloader', which adds the check.",
+      "'deno task build-bootloader --config C', which adds the check.",
   );
   assertEquals(r.stdout, "");
   const boots = device.events.flatMap((e) => e.type === "boot" ? [`${e.boot}:${e.mode}`] : []);

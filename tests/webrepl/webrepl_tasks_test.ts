@@ -13,7 +13,7 @@ import { UsageError } from "../../lib/errors.ts";
 const PASSWORD = "s3cr3tPw";
 
 function at(board: { target: { port: number } }): string[] {
-  return ["--ip", "127.0.0.1", "--port", String(board.target.port)];
+  return ["--ip", "127.0.0.1", "--device-port", String(board.target.port)];
 }
 
 function run(name: string, args: string[], env: Record<string, string> = {}, stdin?: string) {
@@ -114,7 +114,9 @@ Deno.test("get of a missing file: one line naming it, exit 1, the local file unt
   assertEquals(r.code, 1);
   assertEquals(
     r.stderr,
-    `error: no file 'nope.txt' on 127.0.0.1:${board.target.port} (list the files with deno task ls)\n`,
+    // The hint carries the run's --device-port: it runs as printed.
+    `error: no file 'nope.txt' on 127.0.0.1:${board.target.port} (list the files with ` +
+      `'deno task ls --device-port ${board.target.port}')\n`,
   );
   assertEquals(await Deno.readTextFile(`${dir.path}/keep.txt`), "mine");
   const json = await run("get", [...at(board), "--json", "nope.txt", `${dir.path}/x`]);
@@ -150,9 +152,9 @@ Deno.test("bad arguments exit 2 with the reason; parse*Args() say the same", asy
     "--only and --concurrency go with --fleet",
   );
   assertThrows(
-    () => parseGetArgs(["--port", "70000", "a"]),
+    () => parseGetArgs(["--device-port", "70000", "a"]),
     UsageError,
-    "--port expects a port number",
+    "--device-port expects a port number",
   );
   assertEquals(parsePutArgs(["--timeout", "2", "a.py:lib/"]).remote, "lib/");
 });

@@ -186,8 +186,8 @@ Deno.test("connect() to a port with no WebREPL says how to enable it", async () 
   await assertRejects(
     () => WebReplClient.connect({ host: "127.0.0.1", port, password: PASSWORD }),
     WebReplError,
-    `no WebREPL at 127.0.0.1:${port}: is the board running MicroPython with WebREPL enabled ` +
-      "(see `deno task spike enable-webrepl`)?",
+    `no WebREPL at 127.0.0.1:${port}: is the board running MicroPython with WebREPL enabled? ` +
+      "(enable it once on its serial REPL: import webrepl_setup)",
   );
 });
 

@@ -83,7 +83,7 @@ Deno.test("getFromBoard() checks first: a missing file or a folder is named with
   await assertRejects(
     () => getFromBoard(client, "nope.txt"),
     RemoteFileError,
-    `no file 'nope.txt' on ${client.address} (list the files with deno task ls)`,
+    `no file 'nope.txt' on ${client.address} (list the files with 'deno task ls')`,
   );
   await client.exec("import os\nos.mkdir('d')");
   await assertRejects(
