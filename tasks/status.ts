@@ -3,20 +3,13 @@
  * each board runs and whether it needs the current build. Asks, changes nothing.
  */
 import {
-  boolOpt,
   type CommandSpec,
   DEVICE_PORT_RENAMED,
-  listOpt,
-  numberOpt,
   parseCommandArgs,
-  portOpt,
   runTask,
-  secondsOpt,
-  stringOpt,
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { UsageError } from "../lib/errors.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP } from "../lib/webrepl/password.ts";
 import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
@@ -35,6 +28,7 @@ import {
 import type { StatusReport } from "../lib/deploy/status.ts";
 import { checkStatus, renderCheck } from "../lib/deploy/status_check.ts";
 import { runStatus } from "../lib/deploy/status_run.ts";
+import { MAX_STATUS_TIMEOUT_S, type StatusArgs, toStatusArgs } from "../lib/cli/status_args.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
 import { terminalSafe } from "../lib/cli/terminal_text.ts";
 import { EXIT, STATUS_CHECK_KIND } from "../lib/exit_codes.ts";
@@ -44,12 +38,6 @@ import {
 } from "../lib/deploy/status_probe.ts";
 import { endingRun, type EventSink, jsonLinesSink, NO_EVENTS } from "../lib/deploy/events.ts";
 import { join } from "node:path";
-
-/** A WebREPL step may wait this long at most. */
-const MAX_STATUS_TIMEOUT_S = 60;
-/** --watch: rounds at most this often and at least once a day. */
-const MIN_WATCH_S = 5;
-const MAX_WATCH_S = 86400;
 
 export const spec: CommandSpec = {
   name: "status",
@@ -135,89 +123,11 @@ export const spec: CommandSpec = {
   ],
 };
 
-export interface StatusArgs {
-  ip?: string;
-  port?: number;
-  fleet: boolean;
-  only: string[];
-  key?: string;
-  password?: string;
-  timeoutMs: number;
-  json: boolean;
-  events: boolean;
-  concurrency: number;
-  check: boolean;
-  /** --watch: ms between rounds. */
-  watchMs?: number;
-  rounds?: number;
-  config?: string;
-}
+export type { StatusArgs };
 
 /** Pure: argv to typed options. @throws {UsageError} */
 export function parseStatusArgs(argv: string[]): StatusArgs {
-  const { values, positionals } = parseCommandArgs(spec, argv);
-  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-  const fleet = boolOpt(values, "fleet");
-  const only = listOpt(values, "only");
-  const ip = stringOpt(values, "ip");
-  const password = stringOpt(values, "password");
-  if (!fleet && only.length) throw new UsageError("--only goes with --fleet");
-  if (fleet && ip !== undefined) {
-    throw new UsageError(
-      '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose boards with --only NAME|TAG)',
-    );
-  }
-  if (fleet && password !== undefined) {
-    throw new UsageError(
-      "--fleet reads each board's WebREPL password from the environment: leave out --password",
-    );
-  }
-  const json = boolOpt(values, "json");
-  const events = boolOpt(values, "events");
-  if (json && events) {
-    throw new UsageError(
-      "--events ends with the report (the run.ended event carries the --json object): leave out --json",
-    );
-  }
-  const watchMs = secondsOpt(values, "watch", MAX_WATCH_S);
-  if (watchMs !== undefined && watchMs < MIN_WATCH_S * 1000) {
-    throw new UsageError(`--watch expects at least ${MIN_WATCH_S} seconds between rounds`);
-  }
-  if (watchMs !== undefined && json) {
-    throw new UsageError("--watch prints changes as they come: use --events, not --json");
-  }
-  const rounds = numberOpt(
-    values,
-    "rounds",
-    (n) => Number.isInteger(n) && n >= 1,
-    "a whole number ≥ 1",
-  );
-  if (rounds !== undefined && watchMs === undefined) {
-    throw new UsageError("--rounds goes with --watch");
-  }
-  return {
-    ...(ip === undefined ? {} : { ip }),
-    ...(portOpt(values, "device-port") === undefined
-      ? {}
-      : { port: portOpt(values, "device-port") }),
-    fleet,
-    only,
-    ...(stringOpt(values, "key") === undefined ? {} : { key: stringOpt(values, "key") }),
-    ...(password === undefined ? {} : { password }),
-    timeoutMs: secondsOpt(values, "timeout", MAX_STATUS_TIMEOUT_S) ?? DEFAULT_STATUS_TIMEOUT_MS,
-    json,
-    events,
-    concurrency: numberOpt(
-      values,
-      "concurrency",
-      (n) => Number.isInteger(n) && n >= 1 && n <= 256,
-      "a whole number from 1 to 256",
-    ) ?? DEFAULT_STATUS_CONCURRENCY,
-    check: boolOpt(values, "check"),
-    ...(watchMs === undefined ? {} : { watchMs }),
-    ...(rounds === undefined ? {} : { rounds }),
-    ...(stringOpt(values, "config") === undefined ? {} : { config: stringOpt(values, "config") }),
-  };
+  return toStatusArgs(parseCommandArgs(spec, argv));
 }
 
 export async function main(ctx: TaskContext): Promise<number> {

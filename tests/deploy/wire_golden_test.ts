@@ -100,7 +100,7 @@ Deno.test("golden: one board and a fleet of two put the same datagrams on the wi
   const single = await runTaskFile("deploy", [
     "--ip",
     "127.0.0.1",
-    "--port",
+    "--device-port",
     String(oneRelay.port),
     ...common,
   ]);
