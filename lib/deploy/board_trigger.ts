@@ -347,25 +347,17 @@ export async function deployWithTrigger(
     ...(buildBefore ? { buildBefore } : {}),
     ...(after.build ? { buildAfter: after.build } : {}),
   };
-  if (image) {
-    step(`running build ${describeBuild(image)}`);
-    return {
-      ...pushed,
+  if (image) step(`running build ${describeBuild(image)}`);
+  else {
+    checkVersionAfter({
       versionBefore,
       versionAfter,
-      trigger: triggered.method,
-      ...(imageVersion === undefined ? {} : { imageVersion }),
-      ...builds,
-    };
+      imageVersion,
+      bootCheck: pushed.bootCheck,
+      where: webreplAddress,
+      onWarning: (message) => base.onWarning?.(message),
+    });
   }
-  checkVersionAfter({
-    versionBefore,
-    versionAfter,
-    imageVersion,
-    bootCheck: pushed.bootCheck,
-    where: webreplAddress,
-    onWarning: (message) => base.onWarning?.(message),
-  });
   return {
     ...pushed,
     versionBefore,
