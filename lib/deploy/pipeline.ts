@@ -23,7 +23,7 @@ import { formatBytes, formatSeconds } from "../_units.ts";
 import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
 import {
   type BoardRun,
-  type FleetPlan,
+  type Preflight,
   preflight,
   type PreflightOptions,
 } from "./pipeline_steps.ts";
@@ -101,7 +101,7 @@ export async function runDeploy(options: PipelineOptions): Promise<PipelineRun> 
     },
   });
   events.emit({ type: "phase.started", phase: "preflight" });
-  let plan: FleetPlan;
+  let plan: Preflight;
   try {
     plan = await preflight(devices, options);
   } catch (e) {

@@ -134,7 +134,8 @@ export interface BoardRun {
   error?: unknown;
 }
 
-export interface FleetPlan {
+/** What the preflight passed: the image, the keys, and each board's step. */
+export interface Preflight {
   /** The image's size, in bytes. */
   size: number;
   kind: "image" | "canned";
@@ -200,7 +201,7 @@ function fromResult(
 export async function preflight(
   devices: FleetDevice[],
   options: PreflightOptions,
-): Promise<FleetPlan> {
+): Promise<Preflight> {
   const boards = new Map<string, BoardRun>();
   const warned = new Set<string>();
   const shared: SharedRequest = {
