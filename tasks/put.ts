@@ -89,7 +89,7 @@ export const spec: CommandSpec = {
     `${PASSWORD_ENV}=... deno task put --ip 192.168.4.1 main.py`,
     "deno task put --ip 192.168.4.1 build/app.py:lib/app.py --json",
     "deno task put --fleet --only sensor config.json",
-    "generate_config | deno task put --ip 192.168.4.1 - config.json",
+    "deno task put --ip 192.168.4.1 - config.json   # the file's bytes from stdin",
   ],
 };
 

@@ -46,7 +46,7 @@ export const spec: CommandSpec = {
   summary: "Find the boards of a network (app running, or in OTA mode) without changing any.",
   positionals: "RANGE...",
   options: {
-    port: {
+    "device-port": {
       type: "string",
       arg: "PORT",
       help: `WebREPL (TCP) and OTA (UDP) port (default ${DEFAULT_DEVICE_PORT})`,
@@ -139,7 +139,7 @@ export function parseScanArgs(argv: string[]): ScanArgs {
   const optional = (name: string) => stringOpt(values, name);
   return {
     ranges: positionals,
-    port: portOpt(values) ?? DEFAULT_DEVICE_PORT,
+    port: portOpt(values, "device-port") ?? DEFAULT_DEVICE_PORT,
     ...(optional("key") === undefined ? {} : { key: optional("key") }),
     ...(optional("password") === undefined ? {} : { password: optional("password") }),
     timeoutMs: secondsOpt(values, "timeout", 10) ?? DEFAULT_SCAN_TIMEOUT_MS,

@@ -259,8 +259,9 @@ function failureError(
     case "not-in-ota-mode":
       return new DeviceUnreachableError(
         `${where} refused the packet at once (ICMP port unreachable): the board is reachable but ` +
-          `not in OTA mode, it runs its app. Nothing was written. Add --trigger to switch it to ` +
-          `OTA mode over WebREPL (or reset it and press its button within 3 s), then deploy again.`,
+          `not in OTA mode, it runs its app. Nothing was written. Switch it to OTA mode over ` +
+          `WebREPL and send the image: 'deno task deploy --ip ${request.host} --trigger' (or ` +
+          `reset it, press its button within 3 s and deploy again).`,
       );
     case "overall-limit":
       return new DeviceUnreachableError(

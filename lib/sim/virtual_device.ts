@@ -14,10 +14,12 @@ import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
 import { findVersion } from "../format/image.ts";
 import { readFrozenTable } from "../format/frozen_table.ts";
 import { findImageBuild, renderOtaModule } from "../format/ota_module.ts";
-
-/** The frozen `ota.py` of every build (templates/ota.py). */
-const OTA_TEMPLATE = Deno.readTextFileSync(new URL("../../templates/ota.py", import.meta.url));
-import { DEFAULT_BOOT_PY, pyString, webReplEnabled } from "./device_shims.ts";
+import {
+  DEFAULT_BOOT_PY,
+  pyString,
+  readOtaTemplate,
+  webReplEnabled,
+} from "./device_shims.ts";
 import { listenError, type ListenTarget } from "../transfer/listen_error.ts";
 import { FileError } from "../errors.ts";
 
@@ -221,6 +223,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
 
   async function startApp(): Promise<void> {
     if (!webReplEnabled(files)) return;
+    // The frozen `ota.py` of every build (templates/ota.py).
+    const otaTemplate = await readOtaTemplate();
     const app = {
       version: () => findVersion(model.flash.subarray(model.appOffset)) ?? "unknown",
       // The image's own ota.py (and with it the build it names), when it carries one.
@@ -233,7 +237,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
         const build = findImageBuild(app);
         if (!build) return undefined;
         const stamp = { build: build.id, ...(build.version ? { version: build.version } : {}) };
-        return [{ name: "ota.py", source: renderOtaModule(OTA_TEMPLATE, stamp) }];
+        return [{ name: "ota.py", source: renderOtaModule(otaTemplate, stamp) }];
       },
       get rtcMemory() {
         return model.rtcMemory;

@@ -169,7 +169,8 @@ Deno.test("a deploy hint carries the flags of the run and the program typed", as
   await using dir = await tempDir();
   const fw = `${dir.path}/fw.bin`;
   await Deno.writeFile(fw, new Uint8Array(0));
-  // Nothing listens: the hint names trigger with this run's --device-port and --config.
+  // Nothing listens (the port refuses at once, as a board running its app does): the hint
+  // names deploy --trigger with this run's --device-port and --config.
   await Deno.writeTextFile(`${dir.path}/c.json`, "{}");
   const r = await runTaskFile("deploy", [
     "--config",
@@ -186,9 +187,10 @@ Deno.test("a deploy hint carries the flags of the run and the program typed", as
     `${fromFileUrl(new URL("../vectors/fw-10000.bin", import.meta.url))}`,
   ]);
   assertEquals(r.code, 4, r.stderr);
-  const [hint] = quotedCommands(r.stderr).filter((c) => c.task === "trigger");
+  const [hint] = quotedCommands(r.stderr).filter((c) => c.task === "deploy");
   assert(hint !== undefined, r.stderr);
   assertStringIncludes(hint.args, "--device-port 9");
   assertStringIncludes(hint.args, "--config");
-  parsePrinted(`deno task trigger ${hint.args}`);
+  assertStringIncludes(hint.args, "--trigger");
+  parsePrinted(`deno task deploy ${hint.args}`);
 });

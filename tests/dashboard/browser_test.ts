@@ -323,7 +323,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { default: puppeteer } = await import("puppeteer-core");
+    // deno-lint-ignore no-import-prefix
+    const { default: puppeteer } = await import("npm:puppeteer-core@25.16.0");
     // A board whose name, tags, note and build strings are markup.
     const port = fakePort();
     const hostile = (b: BoardStatus): BoardStatus => ({

@@ -157,7 +157,7 @@ Deno.test("scan 127.0.0.0/28 finds exactly the virtual boards, each in its state
       JSON.stringify(KEY)
     },\n  "devices": [\n    { "name": "known", "ip": "127.0.0.2", "port": ${port} }\n  ]\n}\n`;
     await Deno.writeTextFile(config, original);
-    const args = ["127.0.0.0/28", "--port", String(port), "--timeout", "2"];
+    const args = ["127.0.0.0/28", "--device-port", String(port), "--timeout", "2"];
 
     // With a password: what status reads.
     const r = await runTaskFile("scan", [...args, "--json"], {
@@ -257,7 +257,7 @@ Deno.test("sim --host binds a virtual board to another loopback address, where s
       KEY,
       "--host",
       "127.0.0.9",
-      "--port",
+      "--listen-port",
       "0",
       "--json",
     ],
@@ -283,7 +283,7 @@ Deno.test("sim --host binds a virtual board to another loopback address, where s
     assertEquals([listening.event, listening.host], ["listening", "127.0.0.9"]);
     const r = await runTaskFile("scan", [
       "127.0.0.8-10",
-      "--port",
+      "--device-port",
       String(listening.port),
       "--key",
       KEY,

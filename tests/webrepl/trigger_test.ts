@@ -122,7 +122,7 @@ Deno.test("deno task trigger logs in, runs ota.start(), watches for the app, ask
     new RegExp(
       `^127\\.0\\.0\\.1:${port}: in OTA mode via ota\\.start\\(\\) \\(it answered the OTA-mode ` +
         "question; was running MicroPython .*\\)\\. Send the update within 60 s: deno task deploy " +
-        "--ip 127\\.0\\.0\\.1\\n$",
+        `--config \\S+ --key \\S+ --device-port ${port} --ip 127\\.0\\.0\\.1\\n$`,
     ),
   );
   assertStringIncludes(r.stderr, "it answered the OTA-mode question: it is in OTA mode");
