@@ -50,8 +50,12 @@ export interface PipelineOptions extends PreflightOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Ctrl-C: no board starts after it, running ones stop sending. */
   signal?: AbortSignal;
-  /** The report names the command that retries the failed boards (`deploy --fleet`). */
-  retryCommand?: boolean;
+  /**
+   * A fleet's run (`deploy --fleet`, the dashboard): the report names the command that
+   * retries the failed boards, and the exit code is a fleet's (10, 11). Else the run is
+   * one board's (`deploy --ip`): its exit code is its error's.
+   */
+  fleet?: boolean;
   /** The command line, carried into the report's retry command. */
   argv?: string[];
   /** How the user runs tasks (`deno task` or `yaota`), for the retry command. */
@@ -173,8 +177,8 @@ export async function runDeploy(options: PipelineOptions): Promise<PipelineRun> 
     });
     const full = buildFleetReport(rows, options.argv, options.program, stopped);
     const { retry: _, ...withoutRetry } = full;
-    const report: FleetReport = options.retryCommand ? full : withoutRetry;
-    const lone = devices.length === 1 ? plan.boards.get(devices[0]!.name)?.error : undefined;
+    const report: FleetReport = options.fleet ? full : withoutRetry;
+    const lone = options.fleet ? undefined : plan.boards.get(devices[0]?.name ?? "")?.error;
     const exitCode: number = lone === undefined ? fleetExitCode(report) : exitCodeOf(lone);
     events.emit({
       type: "run.ended",
@@ -214,7 +218,7 @@ export async function deployFleet(options: DeployFleetOptions): Promise<FleetRep
   const say = options.log ?? (() => {});
   const run = await runDeploy({
     onPlan: (plan) => say(describeRun(options.request.file, plan)),
-    retryCommand: true,
+    fleet: true,
     ...options,
     targets,
     rollout: {
