@@ -97,6 +97,8 @@ async function deployWith(
       inventory: config.devices,
       only: args.only,
       defaultPort: resolvePort(args.port, config),
+      // Each board's password from the variable its entry names (never a prompt).
+      env: (name) => Deno.env.get(name),
       progress: new FleetProgress(),
     });
     renderFleet(report, rendering);
