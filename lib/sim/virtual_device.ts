@@ -14,12 +14,7 @@ import { startWebReplServer, type WebReplServer } from "./webrepl_server.ts";
 import { findVersion } from "../format/image.ts";
 import { readFrozenTable } from "../format/frozen_table.ts";
 import { findImageBuild, renderOtaModule } from "../format/ota_module.ts";
-import {
-  DEFAULT_BOOT_PY,
-  pyString,
-  readOtaTemplate,
-  webReplEnabled,
-} from "./device_shims.ts";
+import { DEFAULT_BOOT_PY, pyString, readOtaTemplate, webReplEnabled } from "./device_shims.ts";
 import { listenError, type ListenTarget } from "../transfer/listen_error.ts";
 import { FileError } from "../errors.ts";
 
