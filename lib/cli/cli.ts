@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { ContainerRuntimeError, OtaError, UsageError } from "../errors.ts";
 import { EXIT, exitCodeOf } from "../exit_codes.ts";
-import { bold, fail, log, print, printJson, warn } from "./output.ts";
+import { bold, fail, log, print, printJson, setInvocation, warn } from "./output.ts";
 import { parseAppOffset, parseFlashSize, parsePort, parseSeconds } from "../config/values.ts";
 import { setTraceSink, trace, VERBOSE_ENV, verboseWanted } from "../trace.ts";
 import { stderrTraceSink } from "./trace_sink.ts";
@@ -329,6 +329,7 @@ export async function runTask(
   const program = options.program ?? "deno task";
   let json = argv.includes("--json");
   let code: number;
+  setInvocation({ program, task: spec.name, argv });
   try {
     const args = parseCommandArgs(spec, argv);
     json = args.values.json === true;

@@ -5,6 +5,7 @@
  * through is shown, not obeyed (quotes themselves use `terminalSafe`).
  */
 import { terminalLine, terminalLines } from "./terminal_text.ts";
+import { type Invocation, withInvocation } from "./hint.ts";
 
 const encoder = new TextEncoder();
 
@@ -50,9 +51,22 @@ export function stdoutClosed(): boolean {
   return closed.has("stdout");
 }
 
+let invocation: Invocation | undefined;
+
+/**
+ * How this run was started (`runTask` sets it): from then on, every command a text line
+ * suggests (`'deno task NAME …'`, quoted) is printed as this run would type it, with its
+ * program and flags (`hint.ts`), whichever module wrote the line. `--json` is left as it is.
+ */
+export function setInvocation(inv: Invocation): void {
+  invocation = inv;
+}
+
+const asTyped = (line: string) => invocation ? withInvocation(line, invocation) : line;
+
 /** A line on stderr (logs, progress in plain mode, notes). */
 export function log(line = ""): void {
-  writeAllSync("stderr", encoder.encode(terminalLines(line) + "\n"));
+  writeAllSync("stderr", encoder.encode(terminalLines(asTyped(line)) + "\n"));
 }
 
 /** Raw text on stderr, no newline (terminal redraws). */
@@ -72,14 +86,14 @@ export function fail(line: string, options: { lines?: boolean } = {}): void {
 
 /** A result line on stdout. */
 export function print(line = ""): void {
-  writeAllSync("stdout", encoder.encode(terminalLines(line) + "\n"));
+  writeAllSync("stdout", encoder.encode(terminalLines(asTyped(line)) + "\n"));
 }
 
 /** One JSON object on stdout. */
 export function printJson(value: unknown): void {
   // JSON.stringify escapes C0 controls but not DEL, C1, U+2028/9 or the bidi overrides,
   // which terminalLines shows as \u escapes: still valid JSON, the same value.
-  print(JSON.stringify(value));
+  writeAllSync("stdout", encoder.encode(terminalLines(JSON.stringify(value)) + "\n"));
 }
 
 /** Pure unit helpers, here too for the tasks that print them. */

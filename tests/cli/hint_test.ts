@@ -194,3 +194,21 @@ Deno.test("a deploy hint carries the flags of the run and the program typed", as
   assertStringIncludes(hint.args, "--trigger");
   parsePrinted(`deno task deploy ${hint.args}`);
 });
+
+Deno.test("every text line's suggested command is as typed: yaota status names 'yaota build-ota' with this run's --config", async () => {
+  await using dir = await tempDir();
+  const config = `${dir.path}/conf.json`;
+  await Deno.writeTextFile(config, "{}");
+  const yaota = fromFileUrl(new URL("../../yaota.ts", import.meta.url));
+  const args = ["status", "--config", config, "--ip", "127.0.0.1", "--device-port", "9"];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", yaota, ...args, "--timeout", "0.3"],
+    cwd: dir.path,
+    env: { NO_COLOR: "1", WEBREPL_PASSWORD: "" },
+    stdin: "null",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  // The heading (a status line, not an error) suggests a build, as this run would type it.
+  assertStringIncludes(stdout, `'yaota build-ota --config ${config}'`);
+  assert(!stdout.includes("deno task"), stdout);
+});
