@@ -16,7 +16,7 @@ import {
   terminalSafe,
 } from "./output.ts";
 import { terminalSafeDeep } from "./terminal_text.ts";
-import { ProgressDisplay } from "./progress.ts";
+import { formatTransfer, ProgressDisplay } from "./progress.ts";
 import { renderFleetSummary, renderFleetTable } from "./fleet_table.ts";
 import { tracing } from "../trace.ts";
 import { InterruptedError } from "../errors.ts";
@@ -49,11 +49,8 @@ const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end pac
   "skipped: whether it rebooted into the new build is not known ('deno task status' reads it)";
 
 function summary(result: DeployResult): string {
-  return green("done: ") +
-    `${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s, ${
-      result.kibps.toFixed(1)
-    } KiB/s, ` +
-    `block ${result.block}, ${result.retransmits} retransmissions` +
+  return green("done: ") + formatTransfer(result) +
+    `, block ${result.block}, ${result.retransmits} retransmissions` +
     (result.recoveries ? `, ${result.recoveries} session recoveries` : "");
 }
 

@@ -7,8 +7,8 @@
 import $ from "dax";
 import type { DeviceOutcome, FleetDevice, FleetProgressSink } from "../deploy/fleet.ts";
 import type { DeviceResult } from "../deploy/events.ts";
-import { formatBytes, log, red, stderrIsTerminal } from "./output.ts";
-import { formatProgress, type ProgressState } from "./progress.ts";
+import { log, red, stderrIsTerminal } from "./output.ts";
+import { formatProgress, formatTransfer, type ProgressState } from "./progress.ts";
 import { tracing } from "../trace.ts";
 import { terminalSafe } from "./terminal_text.ts";
 
@@ -42,8 +42,13 @@ export function formatOutcome(outcome: DeviceOutcome & { result?: DeviceResult }
       (outcome.note ? ` (${outcome.note})` : "");
   }
   const parts = [
-    `done: ${formatBytes(outcome.bytes ?? 0)} in ${(outcome.seconds ?? 0).toFixed(1)} s`,
-    `${(outcome.kibps ?? 0).toFixed(1)} KiB/s`,
+    `done: ${
+      formatTransfer({
+        bytes: outcome.bytes ?? 0,
+        seconds: outcome.seconds ?? 0,
+        kibps: outcome.kibps ?? 0,
+      })
+    }`,
     `${outcome.retransmits ?? 0} retransmissions`,
   ];
   if (outcome.versionBefore || outcome.versionAfter) {

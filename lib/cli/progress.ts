@@ -22,6 +22,11 @@ export function formatProgress(s: ProgressState): string {
     ` ${rate.toFixed(1)} KiB/s ETA ${formatSeconds(eta)} retx ${s.retransmits}`;
 }
 
+/** "40.0 KiB in 0.4 s, 106.2 KiB/s": a finished transfer, for one board's line or a fleet row's. */
+export function formatTransfer(t: { bytes: number; seconds: number; kibps: number }): string {
+  return `${formatBytes(t.bytes)} in ${t.seconds.toFixed(1)} s, ${t.kibps.toFixed(1)} KiB/s`;
+}
+
 export class ProgressDisplay {
   readonly label: string;
   #bar: ReturnType<typeof $.progress> | undefined;
