@@ -122,9 +122,6 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   if (!fleet && (canary !== undefined || maxFailures !== undefined)) {
     throw new UsageError("--canary and --max-failures go with --fleet");
   }
-  if (retries === undefined && retryDelayMs !== undefined) {
-    throw new UsageError("--retry-delay goes with --retries");
-  }
   const release = stringOpt(values, "release");
   if (release !== undefined && positionals.length > 0) {
     throw new UsageError(
