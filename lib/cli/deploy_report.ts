@@ -42,11 +42,13 @@ export function resultWriter(events: boolean): (line: string) => void {
  * message that says "booted the new image" (docs/device.md), so silence after the end
  * packet is all there is; a peer that acknowledges everything looks the same.
  */
-const BOOT_CHECK_PASSED = "the device confirmed every packet and stopped answering OTA packets " +
-  "after the end: it rebooted and did not fall back to OTA mode. Without --trigger the new build " +
-  "is not confirmed: 'deno task status' (or deploy --trigger) reads the build it runs";
-const BOOT_CHECK_SKIPPED = "the device confirmed every packet before the end packet; boot check " +
-  "skipped: whether it rebooted into the new build is not known ('deno task status' reads it)";
+const bootCheckPassed = (host: string) =>
+  "the device confirmed every packet and stopped answering OTA packets after the end: it " +
+  "rebooted and did not fall back to OTA mode. Without --trigger the new build is not " +
+  `confirmed: 'deno task status --ip ${host}' (or deploy --trigger) reads the build it runs`;
+const bootCheckSkipped = (host: string) =>
+  "the device confirmed every packet before the end packet; boot check skipped: whether it " +
+  `rebooted into the new build is not known ('deno task status --ip ${host}' reads it)`;
 
 function summary(result: DeployResult): string {
   return green("done: ") + formatTransfer(result) +
@@ -168,8 +170,8 @@ export function renderBoard(
     result.bootLoop
       ? red(bootLoopEnding(result.bootLoop, host))
       : result.bootCheck === "passed"
-      ? BOOT_CHECK_PASSED
-      : BOOT_CHECK_SKIPPED,
+      ? bootCheckPassed(host)
+      : bootCheckSkipped(host),
   );
   return EXIT.ok;
 }
