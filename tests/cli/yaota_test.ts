@@ -11,6 +11,8 @@ import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { equalBytes } from "../../lib/_bytes.ts";
+import { buildEnv, makeFakeMicroPythonTree, makeFakeYaotaTree } from "../fixtures/fake_trees.ts";
+import { join } from "node:path";
 import denoJson from "../../deno.json" with { type: "json" };
 
 const decoder = new TextDecoder();
@@ -251,10 +253,56 @@ Deno.test("the README's install line from a URL works against the files served o
       sample.stdout,
       "yaota sim --config sample/ota.config.json --device kitchen",
     );
+    await buildsWith(bin, root.path, base);
   } finally {
     await server.shutdown();
   }
 });
+
+/**
+ * `build-ota` and `build-bootloader --dry-run` with `yaota` on fake trees: both read their
+ * templates from `templates` (a folder path or a URL) and say what they would write.
+ */
+async function buildsWith(command: string, dir: string, templates: string): Promise<void> {
+  const env = buildEnv(join(dir, "docker.log"));
+  const mp = await makeFakeMicroPythonTree(dir, "ota-variant");
+  const ota = await run(command, ["build-ota", "--micropython", mp.root, "--dry-run"], {
+    cwd: dir,
+    env,
+  });
+  assertEquals(ota.code, 0, ota.stderr);
+  for (
+    const line of [
+      "would write linker script ports/esp8266/boards/esp8266_ota.ld: irom0_0_seg at 0x40245000",
+      `would copy ${templates}/templates/ota.py to ports/esp8266/modules/ota.py`,
+      "dry run: nothing was changed",
+    ]
+  ) assertStringIncludes(ota.stdout, line);
+  const yaota = await makeFakeYaotaTree(dir, true, { shape: "upstream" });
+  const boot = await run(command, [
+    "build-bootloader",
+    "--yaota8266",
+    yaota.root,
+    "--key",
+    `${VECTORS}test-key-512.pem`,
+    "--dry-run",
+  ], { cwd: dir, env });
+  assertEquals(boot.code, 0, boot.stderr);
+  for (
+    const line of [
+      "would write config.h\n",
+      '    + #define MODULUS "\\xd4\\x61\\x2f\\x41',
+      "would write boot8266/boot8266.c: adds the RTC trigger",
+      "static bool check_rtc_trigger(void)",
+      "would write boot8266/etshal.h: declares uart_div_modify() without parameters",
+    ]
+  ) assertStringIncludes(boot.stdout, line);
+  assertEquals(await Deno.readTextFile(mp.ld), mp.ldOriginal);
+  assertEquals(
+    await Deno.readTextFile(yaota.boot8266C),
+    yaota.original["boot8266/boot8266.c"],
+  );
+}
 
 // ---- compiled ----------------------------------------------------------------------------
 
