@@ -31,7 +31,7 @@ export const TARGETS = [
  * Files the binary reads beside its code: the dashboard's page (HTML, CSS, JavaScript) and
  * the templates the builds write into the user's trees (and the virtual device runs).
  */
-export const ASSETS = ["lib/dashboard/static", "templates"];
+const ASSETS = ["lib/dashboard/static", "templates"];
 
 /** Modules the binary loads as workers: `deno compile` only sees static imports. */
 const WORKERS = ["lib/transfer/_sign_worker.ts", "lib/micropython/_worker.ts"];
