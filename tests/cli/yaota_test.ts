@@ -7,6 +7,7 @@ import { hermeticEnv, ROOT, type TaskResult, tempDir, VECTORS } from "../_helper
 import { REPOSITORY_TASKS, TASKS } from "../../yaota.ts";
 import { VERSION } from "../../lib/cli/version.ts";
 import { startVirtualDevice } from "../../lib/sim/virtual_device.ts";
+import { simTaskArgs } from "../../lib/sim/sim_process.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
@@ -258,6 +259,32 @@ Deno.test("the README's install line from a URL works against the files served o
       "yaota sim --config sample/ota.config.json --device kitchen",
     );
     await buildsWith(bin, root.path, base);
+    // `bench`'s device process, started from the same URLs.
+    const sim = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...simTaskArgs(new URL(`${base}/lib/sim/sim_process.ts`), false),
+        "--key",
+        `${VECTORS}test-key-512.pem`,
+        "--listen-port",
+        "0",
+        "--json",
+      ],
+      cwd: root.path,
+      stdout: "piped",
+      stderr: "null",
+      stdin: "null",
+    }).spawn();
+    const reader = sim.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("\n")) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      out += chunk.value;
+    }
+    sim.kill();
+    await reader.cancel();
+    await sim.status;
+    assertEquals(JSON.parse(out.split("\n")[0]!).event, "listening", out);
   } finally {
     await server.shutdown();
   }
