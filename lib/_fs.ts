@@ -1,6 +1,7 @@
 /** Small file-system helpers (no @std/fs here). */
 import { dirname } from "node:path";
 import { FileError } from "./errors.ts";
+import { fromFileUrl } from "./_paths.ts";
 
 export async function isDir(path: string): Promise<boolean> {
   return await Deno.stat(path).then((s) => s.isDirectory, () => false);
@@ -92,14 +93,24 @@ export async function readFileUpTo(path: string, max: number): Promise<Uint8Arra
 }
 
 /**
- * The text of a file that ships beside the code (`new URL("../templates/…", import.meta.url)`):
+ * The bytes of a file that ships beside the code (`new URL("../templates/…", import.meta.url)`):
  * read from disk in a checkout or a compiled binary, fetched when `yaota` was installed
  * from a URL (its modules, and so these files, are remote).
  * @throws {Error} When the file cannot be read or fetched.
  */
-export async function readAssetText(url: URL): Promise<string> {
-  if (url.protocol === "file:") return await Deno.readTextFile(url);
+export async function readAssetBytes(url: URL): Promise<Uint8Array<ArrayBuffer>> {
+  if (url.protocol === "file:") return await Deno.readFile(url);
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
-  return await response.text();
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** The text of a file that ships beside the code, as `readAssetBytes` gets it. */
+export async function readAssetText(url: URL): Promise<string> {
+  return new TextDecoder().decode(await readAssetBytes(url));
+}
+
+/** How messages name a file that ships beside the code: its path on disk, else its URL. */
+export function assetName(url: URL): string {
+  return url.protocol === "file:" ? fromFileUrl(url) : url.href;
 }

@@ -27,8 +27,11 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ];
 
-/** The dashboard's page (HTML, CSS, JavaScript), which the binary reads as files. */
-const ASSETS = ["lib/dashboard/static"];
+/**
+ * Files the binary reads beside its code: the dashboard's page (HTML, CSS, JavaScript) and
+ * the templates the builds write into the user's trees (and the virtual device runs).
+ */
+const ASSETS = ["lib/dashboard/static", "templates"];
 
 /** Modules the binary loads as workers: `deno compile` only sees static imports. */
 const WORKERS = ["lib/transfer/_sign_worker.ts", "lib/micropython/_worker.ts"];

@@ -19,7 +19,7 @@ import {
   planMake,
   runMake,
 } from "./make_runner.ts";
-import { existsSync, isDir, isFile, removeIfExists } from "../_fs.ts";
+import { existsSync, isDir, isFile, readAssetText, removeIfExists } from "../_fs.ts";
 import type { BootloaderSettings, OtaConfig } from "../config/config.ts";
 import { FileError, UnsafeImageError } from "../errors.ts";
 import { DEFAULT_KEY_PATH, PUBLIC_KEY_FILE, resolveAppOffset } from "../config/values.ts";
@@ -246,7 +246,7 @@ export async function buildBootloader(
   );
   await checkAxtlsSubmodule(tree.root);
   say(`yaota8266 at ${tree.root}; key ${options.keyPath} (${key.bits}-bit, ${key.fingerprint})`);
-  const template = await Deno.readTextFile(CONFIG_TEMPLATE);
+  const template = await readAssetText(CONFIG_TEMPLATE);
   const quietLog = options.quietLog ?? false;
   const configEdit = await planFileEdit(
     tree.configH,

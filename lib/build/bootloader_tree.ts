@@ -9,7 +9,7 @@
  */
 import { join, relative } from "node:path";
 import { ConfigError, UsageError } from "../errors.ts";
-import { isDir } from "../_fs.ts";
+import { isDir, readAssetText } from "../_fs.ts";
 import { parseIromSegment } from "./linker_script.ts";
 import { type FileEdit, planFileEdit } from "./file_edit.ts";
 import { IROM_MAP_BASE } from "../format/image.ts";
@@ -78,7 +78,7 @@ export async function planTreeEdits(root: string, options: TreeOptions): Promise
   if (source === undefined) {
     problems.push(`${BOOT8266_C} is missing`);
   } else {
-    const template = await Deno.readTextFile(RTC_TRIGGER_TEMPLATE);
+    const template = await readAssetText(RTC_TRIGGER_TEMPLATE);
     const plan = planRtcTrigger(source, template, options.rtcTrigger);
     switch (plan.status) {
       case "present":
@@ -152,7 +152,7 @@ export async function planTreeEdits(root: string, options: TreeOptions): Promise
   const fixes: [string, FixPlan][] = [
     [
       ETSHAL_H,
-      planEtshal(await readIfExists(path(ETSHAL_H)), await Deno.readTextFile(ETSHAL_TEMPLATE)),
+      planEtshal(await readIfExists(path(ETSHAL_H)), await readAssetText(ETSHAL_TEMPLATE)),
     ],
     [OTA_SERVER_MAKEFILE, planAxtlsAr(await readIfExists(path(OTA_SERVER_MAKEFILE)))],
     ...otaLdFixes(

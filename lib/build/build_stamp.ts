@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { assetName } from "../_fs.ts";
 import type { Runtime } from "./container.ts";
 import { FileError } from "../errors.ts";
 import { computeBuildId } from "./build_id.ts";
@@ -97,7 +97,7 @@ export async function stampBuild(
     ...(options.version === undefined ? {} : { version: options.version }),
   });
   const modules = read.map((m) => {
-    if (m.name !== "ota.py" || m.source !== fileURLToPath(OTA_MODULE_TEMPLATE)) return m;
+    if (m.name !== "ota.py" || m.source !== assetName(OTA_MODULE_TEMPLATE)) return m;
     let text: string;
     try {
       text = renderOtaModule(new TextDecoder().decode(m.bytes), {

@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { assetName, readAssetBytes } from "../_fs.ts";
 import { FileError, UsageError } from "../errors.ts";
 import { compileCheck, startMicroPython } from "../micropython/vm.ts";
 
@@ -171,10 +171,10 @@ export async function readModules(
     seen.set(name, `'${given}'`);
     modules.push({ name, source, bytes, sha256: sha256(bytes) });
   }
-  const template = await Deno.readFile(OTA_MODULE_TEMPLATE);
+  const template = await readAssetBytes(OTA_MODULE_TEMPLATE);
   modules.push({
     name: "ota.py",
-    source: fileURLToPath(OTA_MODULE_TEMPLATE),
+    source: assetName(OTA_MODULE_TEMPLATE),
     bytes: template,
     sha256: sha256(template),
   });

@@ -6,6 +6,7 @@
  */
 import { IROM_END, IROM_FILE_OFFSET, IROM_MAP_BASE, MIN_IROM_LENGTH } from "../format/image.ts";
 import { formatHex } from "../_bytes.ts";
+import { readAssetText } from "../_fs.ts";
 import { type FileEdit, planFileEdit, readIfExists, renderTemplate } from "./file_edit.ts";
 
 export const LINKER_TEMPLATE = new URL("../../templates/esp8266_ota.ld", import.meta.url);
@@ -82,7 +83,7 @@ export async function planLinkerScript(
   appOffset: number,
   iromLength?: number,
 ): Promise<FileEdit> {
-  const template = await Deno.readTextFile(LINKER_TEMPLATE);
+  const template = await readAssetText(LINKER_TEMPLATE);
   const original = (await readIfExists(`${path}.orig`)) ?? (await readIfExists(path)) ?? "";
   const text = renderLinkerScript(template, {
     appOffset,

@@ -329,7 +329,6 @@ export async function runTask(
   const program = options.program ?? "deno task";
   let json = argv.includes("--json");
   let code: number;
-  setInvocation({ program, task: spec.name, argv });
   try {
     const args = parseCommandArgs(spec, argv);
     json = args.values.json === true;
@@ -337,6 +336,8 @@ export async function runTask(
       print(renderHelp(spec));
       Deno.exit(EXIT.ok);
     }
+    // The help names both ways to run a task; every other line names the one typed.
+    setInvocation({ program, task: spec.name, argv });
     for (const w of args.warnings ?? []) warn(w);
     startTrace(spec, args.values.verbose);
     const invocation = { program, task: spec.name, argv };

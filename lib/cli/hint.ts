@@ -81,7 +81,10 @@ function shellWord(word: string): string {
  */
 export function suggest(inv: Invocation, task: string, args = ""): string {
   const carried: string[] = [];
+  // A task's --help needs none of this run's flags (and a bad value would only confuse).
+  const help = /(^|\s)--help(\s|$)/.test(args);
   for (const [name, { old, tasks }] of Object.entries(CARRIED)) {
+    if (help) break;
     if (tasks !== "all" && !tasks.includes(task)) continue;
     if (new RegExp(`(^|\\s)--(${name}${old ? `|${old}` : ""})(=|\\s|$)`).test(args)) continue;
     const own = old !== undefined && tasks !== "all" && tasks.includes(inv.task ?? "");

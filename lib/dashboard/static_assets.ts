@@ -4,6 +4,7 @@
  * checkout, from a `deno compile` binary (which includes the folder) or from the URL a
  * `deno install` ran from.
  */
+import { readAssetBytes } from "../_fs.ts";
 
 /**
  * The files the page is made of, and their types: nothing else is served. A Map, so that a
@@ -26,9 +27,5 @@ export type AssetReader = (name: string) => Promise<Uint8Array<ArrayBuffer>>;
 /** The reader for the files beside this module. Needs `--allow-read` (or `--allow-net`). */
 export const readStaticAsset: AssetReader = async (name) => {
   if (!ASSETS.has(name)) throw new Error(`not a dashboard file: '${name}'`);
-  const url = new URL(`./static/${name}`, import.meta.url);
-  if (url.protocol === "file:") return await Deno.readFile(url);
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
-  return new Uint8Array(await response.arrayBuffer());
+  return await readAssetBytes(new URL(`./static/${name}`, import.meta.url));
 };

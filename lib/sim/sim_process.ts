@@ -19,11 +19,21 @@ export interface SimProcess extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/**
+ * The arguments that run `sim` with Deno (given where this module is): a compiled `yaota`
+ * binary has no `deno run` and is its own `sim` task; a checkout runs tasks/sim.ts; a
+ * `yaota` installed from a URL runs that file's URL with the import map it was installed
+ * with (the deno.json beside it).
+ */
+export function simTaskArgs(here: URL, standalone = Deno.build.standalone): string[] {
+  if (standalone) return ["sim"];
+  const task = new URL("../../tasks/sim.ts", here);
+  if (task.protocol === "file:") return ["run", "-A", fromFileUrl(task)];
+  return ["run", "-A", "--import-map", new URL("../../deno.json", here).href, task.href];
+}
+
 export async function startSimProcess(args: string[]): Promise<SimProcess> {
-  // A compiled `yaota` binary has no `deno run`: it is its own `sim` task.
-  const task = Deno.build.standalone
-    ? ["sim"]
-    : ["run", "-A", fromFileUrl(new URL("../../tasks/sim.ts", import.meta.url))];
+  const task = simTaskArgs(new URL(import.meta.url));
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       ...task,

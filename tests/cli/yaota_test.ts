@@ -7,10 +7,17 @@ import { hermeticEnv, ROOT, type TaskResult, tempDir, VECTORS } from "../_helper
 import { REPOSITORY_TASKS, TASKS } from "../../yaota.ts";
 import { VERSION } from "../../lib/cli/version.ts";
 import { startVirtualDevice } from "../../lib/sim/virtual_device.ts";
+import { simTaskArgs } from "../../lib/sim/sim_process.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { equalBytes } from "../../lib/_bytes.ts";
+import { buildEnv, makeFakeMicroPythonTree, makeFakeYaotaTree } from "../fixtures/fake_trees.ts";
+import { parseIromSegment } from "../../lib/build/linker_script.ts";
+import { join } from "node:path";
+import { compileArgs } from "../../tasks/compile.ts";
+import { fromFileUrl } from "../../lib/_paths.ts";
+import { pathToFileURL } from "node:url";
 import denoJson from "../../deno.json" with { type: "json" };
 
 const decoder = new TextDecoder();
@@ -251,10 +258,95 @@ Deno.test("the README's install line from a URL works against the files served o
       sample.stdout,
       "yaota sim --config sample/ota.config.json --device kitchen",
     );
+    await buildsWith(bin, root.path, base);
+    // `bench`'s device process, started from the same URLs.
+    const sim = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...simTaskArgs(new URL(`${base}/lib/sim/sim_process.ts`), false),
+        "--key",
+        `${VECTORS}test-key-512.pem`,
+        "--listen-port",
+        "0",
+        "--json",
+      ],
+      cwd: root.path,
+      stdout: "piped",
+      stderr: "null",
+      stdin: "null",
+    }).spawn();
+    const reader = sim.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("\n")) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      out += chunk.value;
+    }
+    sim.kill();
+    await reader.cancel();
+    await sim.status;
+    assertEquals(JSON.parse(out.split("\n")[0]!).event, "listening", out);
   } finally {
     await server.shutdown();
   }
 });
+
+/**
+ * `build-ota` (a dry run, then a native build with the fake make) and `build-bootloader
+ * --dry-run` with `yaota` on fake trees: both read their templates from `templates` (a
+ * folder path or a URL) and write or list what they render from them.
+ */
+async function buildsWith(command: string, dir: string, templates: string): Promise<void> {
+  const env = buildEnv(join(dir, "docker.log"));
+  const mp = await makeFakeMicroPythonTree(dir, "ota-variant");
+  const ota = await run(command, ["build-ota", "--micropython", mp.root, "--dry-run"], {
+    cwd: dir,
+    env,
+  });
+  assertEquals(ota.code, 0, ota.stderr);
+  for (
+    const line of [
+      "would write linker script ports/esp8266/boards/esp8266_ota.ld: irom0_0_seg at 0x40245000",
+      `would copy ${templates}/templates/ota.py to ports/esp8266/modules/ota.py`,
+      "dry run: nothing was changed",
+    ]
+  ) assertStringIncludes(ota.stdout, line);
+  assertEquals(await Deno.readTextFile(mp.ld), mp.ldOriginal);
+  const built = await run(command, ["build-ota", "--micropython", mp.root, "--runtime", "native"], {
+    cwd: dir,
+    env,
+  });
+  assertEquals(built.code, 0, built.stderr);
+  const manifest = JSON.parse(await Deno.readTextFile(join(dir, "dist", "manifest.json")));
+  const frozen = manifest.modules.find((m: { name: string }) => m.name === "ota.py");
+  assertEquals(frozen.source, `${templates}/templates/ota.py`);
+  const copied = await Deno.readTextFile(join(mp.port, "modules", "ota.py"));
+  assertStringIncludes(copied, `\nBUILD = "${manifest.build.id}"\n`);
+  assertStringIncludes(copied, "\ndef start():\n");
+  assertEquals(parseIromSegment(await Deno.readTextFile(mp.ld)), { org: 0x40245000, len: 0x8f000 });
+  const yaota = await makeFakeYaotaTree(dir, true, { shape: "upstream" });
+  const boot = await run(command, [
+    "build-bootloader",
+    "--yaota8266",
+    yaota.root,
+    "--key",
+    `${VECTORS}test-key-512.pem`,
+    "--dry-run",
+  ], { cwd: dir, env });
+  assertEquals(boot.code, 0, boot.stderr);
+  for (
+    const line of [
+      "would write config.h\n",
+      '    + #define MODULUS "\\xd4\\x61\\x2f\\x41',
+      "would write boot8266/boot8266.c: adds the RTC trigger",
+      "static bool check_rtc_trigger(void)",
+      "would write boot8266/etshal.h: declares uart_div_modify() without parameters",
+    ]
+  ) assertStringIncludes(boot.stdout, line);
+  assertEquals(
+    await Deno.readTextFile(yaota.boot8266C),
+    yaota.original["boot8266/boot8266.c"],
+  );
+}
 
 // ---- compiled ----------------------------------------------------------------------------
 
@@ -287,6 +379,40 @@ Deno.test({
     assertStringIncludes(demo.stdout, "device would boot: yes");
   },
 });
+
+Deno.test("deno task compile includes every file the code reads beside itself", async () => {
+  const args = compileArgs(`${ROOT}yaota.ts`, "out");
+  const included = args.flatMap((a, i) => args[i - 1] === "--include" ? [a] : []);
+  const shipped: string[] = [];
+  for (const top of ["lib", "tasks"]) {
+    for await (const file of walkTs(join(ROOT, top))) {
+      if (file.includes("/lib/bench/")) continue; // repository-only: falls back without them
+      const text = await Deno.readTextFile(file);
+      const at = /new URL\(\s*[`"]([^`"$]+)[^`"]*[`"],\s*import\.meta\.url\)/g;
+      for (const m of text.matchAll(at)) {
+        const path = fromFileUrl(new URL(m[1]!, pathToFileURL(file)));
+        if (path === ROOT || path === `${ROOT}yaota.ts`) continue; // the checkout; the entry
+        if (path.endsWith(".ts") && path.includes("/tasks/")) continue; // run by `deno run`
+        shipped.push(path);
+      }
+    }
+  }
+  assert(shipped.some((p) => p.endsWith("templates/config.h")), shipped.join(", "));
+  for (const path of shipped) {
+    assert(
+      included.some((i) => path === i || path.startsWith(`${i}/`)),
+      `${path} is read at run time but not in deno compile's --include list`,
+    );
+  }
+});
+
+async function* walkTs(dir: string): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) yield* walkTs(path);
+    else if (entry.name.endsWith(".ts")) yield path;
+  }
+}
 
 Deno.test("deno task compile without denort says how to get one", async () => {
   await using dir = await tempDir();

@@ -156,10 +156,11 @@ Deno.test("inspect task names an empty file, an ESP32 image, an MCUboot image an
 
   const boot = await runOn("inspect", bootloader, (f) => [f, "--key", "key.pem"]);
   assertEquals(boot.code, 3);
+  // The next step carries this run's --key (flash checks the bootloader holds it).
   assertStringIncludes(
     boot.stderr,
     "input.bin is the yaota8266 bootloader (boot8266 + ota-server), not a firmware image: " +
-      "this is the bootloader: flash it at 0x0 with 'deno task flash'",
+      "this is the bootloader: flash it at 0x0 with 'deno task flash --key key.pem'",
   );
   assertStringIncludes(
     boot.stdout,

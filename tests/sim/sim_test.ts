@@ -201,7 +201,7 @@ Deno.test("deploy --force of a standard build ends by saying the board will boot
   assertStringIncludes(
     r.stdout,
     "press its BOOT button within 3 s of a reset, then send an OTA build ('deno task build-ota') " +
-      "with 'deno task deploy --ip 127.0.0.1'.\n",
+      `with 'deno task deploy --key ${KEY} --device-port ${sim.port} --ip 127.0.0.1'.\n`,
   );
   assertEquals(r.stdout.includes("it runs the new image"), false, r.stdout);
 });
