@@ -37,7 +37,7 @@ Deno.test("lib/dashboard: only fleet_port.ts adapts the toolchain; the server an
     "rollout_request.ts": ["errors.ts"],
     "serve.ts": ["transfer/"],
     "server.ts": ["errors.ts"],
-    // The page's files are read beside the code or fetched from an installed yaota's URL.
+    // The page's files, read beside the code or fetched where yaota was installed from.
     "static_assets.ts": ["_fs.ts"],
   });
   // port.ts takes the toolchain's shapes (a status row, an event), never its code.
