@@ -5,6 +5,7 @@
  */
 import { type DeviceEvent, DeviceModel, type DeviceOptions } from "../lib/sim/device.ts";
 import { Link, type LinkOptions } from "../lib/sim/link.ts";
+import { seededRandom } from "../lib/_random.ts";
 import { parseReply } from "../lib/format/packet.ts";
 import type { PacketSource } from "../lib/transfer/packet_source.ts";
 import {
@@ -50,6 +51,9 @@ export class Harness {
   /** Freeze the sender (Ctrl-Z, a sleeping laptop) when it sends a matching packet. */
   stall: { when: (offset: number, len: number) => boolean; ms: number } | undefined;
   #stalledUntil = -Infinity;
+  /** Each engine timer fires late by up to this many ms (a busy machine's timers). */
+  timerJitterMs = 0;
+  #jitter = seededRandom(7);
 
   constructor(device: Omit<DeviceOptions, "now">, link: LinkOptions, source: PacketSource) {
     this.device = new DeviceModel({ ...device, now: 0 });
@@ -127,7 +131,8 @@ export class Harness {
         if (this.now < this.#stalledUntil) return this.#at(this.#stalledUntil, fire);
         if (timer === this.#engineTimer && !this.stopped) this.#apply(engine.onTimer(this.now));
       };
-      this.#at(Math.max(next, this.now), fire);
+      const late = this.timerJitterMs > 0 ? this.#jitter() * this.timerJitterMs : 0;
+      this.#at(Math.max(next, this.now) + late, fire);
     }
   }
 

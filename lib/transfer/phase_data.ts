@@ -207,7 +207,9 @@ export class DataPhase implements PhaseHandler {
     const c = this.#c;
     const p = c.pacing;
     let sample = "";
-    if (!exact || f.offset !== c.confirmed) return sample;
+    // A resent packet the device had already taken is answered at once, without its check
+    // or its sector write: a reply to a retransmission times nothing (Karn's rule).
+    if (!exact || f.offset !== c.confirmed || exact.kind === "retransmit") return sample;
     if (exact.sentAt === f.sentAt && f.idle && i === 0) {
       p.addIdleRtt(c.now - f.sentAt, f.sector);
       if (c.trace.on) sample = `; idle round trip ${ms(c.now - f.sentAt)}`;

@@ -19,11 +19,14 @@ import type { PacketSource } from "./packet_source.ts";
 import { InterruptedError } from "../errors.ts";
 import { sendError } from "./send_error.ts";
 import { udpPortRefused } from "./port_refused.ts";
+import { spinUntil } from "./precise_timer.ts";
 
 /** How long a refusal of the first packets is listened for (an ICMP comes back in a round trip). */
 const REFUSAL_WAIT_MS = 2000;
 /** How often the app is asked whether it runs, once the end packet is out. */
 const APP_POLL_MS = 100;
+/** A timer that fires up to this early (setTimeout's whole milliseconds) waits out the rest. */
+const MAX_SPIN_MS = 1.5;
 
 export interface SendProgress {
   confirmed: number;
@@ -109,6 +112,8 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   const t0 = performance.now();
   const now = () => performance.now() - t0;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed timer is due, in the engine's clock. */
+  let due = 0;
   let settle!: (o: SendOutcome) => void;
   let reject!: (e: unknown) => void;
   const outcome = new Promise<SendOutcome>((res, rej) => {
@@ -230,6 +235,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     if (timer !== undefined) clearTimeout(timer);
     const next = engine.nextTimer();
     if (next === undefined) return;
+    due = next;
     timer = setTimeout(tick, Math.max(0, next - now()));
     if (engine.phase === "transfer" || engine.phase === "probe") {
       const b = engine.phase === "probe" ? source.blocks[0]! : engine.block;
@@ -246,6 +252,10 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   function tick(): void {
     timer = undefined;
     if (finished) return;
+    if (!spinUntil(due, now, MAX_SPIN_MS)) {
+      arm();
+      return;
+    }
     apply(engine.onTimer(now()));
   }
 

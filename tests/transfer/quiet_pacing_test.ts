@@ -1,0 +1,83 @@
+/**
+ * The quiet board (`esp8266-quiet`: no log line per packet, a ~4 ms signature check) on the
+ * fake clock: the narrowest window in which a packet may reach the device (docs/device.md,
+ * "Re-entrancy"). No packet may meet another inside a signature check, and the flash is
+ * byte-exact.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { Harness, type HarnessResult } from "../_harness.ts";
+import { parsePrivateKey } from "../../lib/format/keys.ts";
+import { nativeSigner } from "../../lib/format/signer.ts";
+import { AUTO_BLOCKS, liveSource } from "../../lib/transfer/packet_source.ts";
+import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
+import { PROFILES } from "../../lib/sim/device_profile.ts";
+import type { LinkOptions } from "../../lib/sim/link.ts";
+import { equalBytes } from "../../lib/_bytes.ts";
+import { vectorText } from "../_helpers.ts";
+
+const APP = 0x3c000;
+const key = parsePrivateKey(vectorText("test-key-2048.pem"));
+const image = makeSampleFirmware({ size: 24 * 1024, seed: 3 });
+
+function run(link: LinkOptions, mtu: number, jitterMs = 0): { h: Harness; r: HarnessResult } {
+  const h = new Harness(
+    {
+      modulus: key.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES["esp8266-quiet"],
+      mtu,
+    },
+    { delayMs: 5, ...link },
+    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
+  );
+  h.timerJitterMs = jitterMs;
+  h.start({
+    size: h.source.size,
+    blocks: h.source.blocks,
+    pace: true,
+    timeoutMs: 15000,
+    bootCheck: false,
+    bootCheckMs: 4000,
+    recoveryLen: h.source.recoveryLen,
+  });
+  return { h, r: h.run() };
+}
+
+function nested(r: HarnessResult): string[] {
+  return r.deviceEvents.flatMap((e) =>
+    e.type === "packet" && (e.nested || e.outcome === "lost-in-nested-check")
+      ? [`${e.offset}+${e.len} ${e.outcome} at ${e.at.toFixed(1)} ms`]
+      : []
+  );
+}
+
+function assertClean(h: Harness, r: HarnessResult, what: string): void {
+  assertEquals(r.outcome?.type, "done", what);
+  assertEquals(nested(r), [], `${what}: packets met inside a signature check`);
+  assert(equalBytes(h.device.flash.subarray(APP, APP + image.length), image), `${what}: flash`);
+}
+
+Deno.test("Quiet board, MTU 548: a sector packet whose reply is lost is resent, and its quick duplicate answer does not shrink the sector-write estimate", () => {
+  // The device took 3840+256 (the first sector) and wrote flash; only its reply is lost. The
+  // resent packet is answered at once as a duplicate: timed, it would say a sector write
+  // costs a round trip, and the next sector packet's timer would fire while the device is
+  // still writing, its retransmission reaching the device behind other queued packets.
+  const { h, r } = run({ loseReplies: ["3840:256"] }, 548);
+  assertClean(h, r, "lost sector reply");
+});
+
+Deno.test("Quiet board, MTU 548 and 1500, 1 % loss: no packet meets another in a signature check over 3 seeds", () => {
+  for (const mtu of [548, 1500]) {
+    for (const seed of [1, 2, 3]) {
+      const { h, r } = run({ loss: 0.01, seed }, mtu);
+      assertClean(h, r, `MTU ${mtu}, seed ${seed}`);
+    }
+  }
+});
+
+Deno.test("Quiet board, MTU 548: with every timer up to 4 ms late, no packet meets another in a signature check", () => {
+  for (const seed of [1, 2, 3]) {
+    const { h, r } = run({ loss: 0.01, seed }, 548, 4);
+    assertClean(h, r, `seed ${seed}`);
+  }
+});
