@@ -9,11 +9,9 @@
  */
 import { boolOpt, type CommandSpec, numberOpt, runTask, type TaskContext } from "../lib/cli/cli.ts";
 import { PROFILES } from "../lib/sim/device_profile.ts";
-import { parsePrivateKey, type SigningKey } from "../lib/format/keys.ts";
+import { parsePrivateKey } from "../lib/format/keys.ts";
 import { bold, log, print, printJson } from "../lib/cli/output.ts";
-import { digestBlock, signedRegion } from "../lib/format/packet.ts";
 import { makeSampleFirmware } from "../lib/sim/sample_firmware.ts";
-import { forgeSigner, nativeSigner } from "../lib/format/signer.ts";
 import { benchmarkKeys } from "../lib/bench/bench_keys.ts";
 import {
   LINKS,
@@ -25,6 +23,7 @@ import {
 import { fleet, outageRecovery } from "../lib/bench/resilience.ts";
 import { provenUpdate } from "../lib/bench/proven_update.ts";
 import { startCpuLoad } from "../lib/bench/cpu_load.ts";
+import { signingCost } from "../lib/bench/signing_cost.ts";
 
 export const spec: CommandSpec = {
   name: "bench",
@@ -56,22 +55,6 @@ export const spec: CommandSpec = {
     "compare rows of one run, and say what else ran.",
   ],
 };
-
-function signingCost(key: SigningKey, block: number): { native: number; forge: number } {
-  const region = signedRegion(0, new Uint8Array(block).fill(0x5a));
-  const time = (sign: (b: Uint8Array) => Uint8Array, n: number) => {
-    const t = performance.now();
-    for (let i = 0; i < n; i++) sign(digestBlock(region));
-    return (performance.now() - t) / n;
-  };
-  const native = nativeSigner(key);
-  const forge = forgeSigner(key);
-  time(native.sign, 5);
-  return {
-    native: time(native.sign, key.bits > 1024 ? 100 : 400),
-    forge: time(forge.sign, key.bits > 1024 ? 10 : 60),
-  };
-}
 
 const range = (s: Spread, digits = 1, scale = 1) =>
   s.min === s.max

@@ -33,6 +33,11 @@ function findChromium(): string | undefined {
   return undefined;
 }
 
+/**
+ * How long the page may take to show a state: generous, since `deno task test` runs every
+ * test file at once on a machine that may have two cores (a bound on a hang, not a goal).
+ */
+const WAIT_MS = 120_000;
 const CHROMIUM = findChromium();
 const NAME = "dashboard in chromium, desktop and phone: checking first, a canary rollout to " +
   "100 %, a rollback per board and fleet-wide, the fleet table agreeing with the report";
@@ -105,6 +110,7 @@ Deno.test({
     const pageErrors: string[] = [];
     try {
       const page = await browser.newPage();
+      page.setDefaultTimeout(WAIT_MS);
       page.on("pageerror", (e) => pageErrors.push(String(e)));
       await page.setViewport(DESKTOP);
       await Deno.mkdir(ARTIFACTS, { recursive: true });
@@ -146,13 +152,13 @@ Deno.test({
               document.querySelector(`tr[data-board="${n}"] .comparison .badge`)?.textContent ===
                 t
             ),
-          { timeout: 30000 },
+          { timeout: WAIT_MS },
           text,
         );
       const waitReport = (text: string) =>
         page.waitForFunction(
           (t) => document.getElementById("report-summary")!.textContent === t,
-          { timeout: 60000 },
+          { timeout: 2 * WAIT_MS },
           text,
         );
 
@@ -191,7 +197,7 @@ Deno.test({
       // current build), one offline; each names its build and the kept release it is.
       await page.waitForFunction(
         () => !(document.getElementById("deploy-fleet") as HTMLButtonElement).disabled,
-        { timeout: 30000 },
+        { timeout: WAIT_MS },
       );
       const build = await page.$eval("#build-label", (e) => e.textContent!);
       assert(/^[0-9a-f]{12} \(1\.1\.0\)$/.test(build), build);
@@ -222,7 +228,7 @@ Deno.test({
           ["kitchen", "garage"].every((n) =>
             document.querySelector(`tr[data-progress="${n}"] .percent`)?.textContent === "100 %"
           ),
-        { timeout: 60000 },
+        { timeout: 2 * WAIT_MS },
       );
       await waitReport("Report: 2 updated, 1 skipped (up to date), 1 failed");
       // Only an updated board is "done".
@@ -268,7 +274,7 @@ Deno.test({
         () =>
           document.querySelector('tr[data-board="kitchen"] .comparison .badge')?.textContent ===
             "older",
-        { timeout: 30000 },
+        { timeout: WAIT_MS },
       );
       assertEquals((await fleetRows())[0], ["kitchen", "online", old, "older"]);
 
@@ -351,7 +357,7 @@ Deno.test({
       await page.goto(`${s.base}/?token=${TOKEN}`);
       await page.waitForFunction(
         () => document.querySelectorAll("#fleet tbody tr .state .badge.ok").length === 2,
-        { timeout: 30000 },
+        { timeout: WAIT_MS },
       );
       assertEquals(await page.$$("#fleet img, #tag-select img"), []);
       assertEquals(await page.title(), "yaota dashboard");
