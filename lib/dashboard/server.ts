@@ -230,9 +230,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     };
     hub.send("rollout", view);
     void persist();
-    // A board takes one WebREPL client at a time: a check under way (a refresh, a board
-    // asked again after a result) ends before the rollout logs in to the same boards.
-    const done = fleet.settled().then(() => port.rollout(request, onEvent, controller.signal))
+    const done = port.rollout(request, onEvent, controller.signal)
       .catch((e) => {
         // A bug in the rollout itself: the run ends with it, the dashboard goes on.
         const last = view?.events.at(-1)?.seq ?? 0;
