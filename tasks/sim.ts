@@ -137,11 +137,15 @@ export async function main(ctx: TaskContext): Promise<number | void> {
         } else if (e.type === "packet") {
           printJson({
             event: "packet",
-            at: Math.round(e.at * 10) / 10,
+            at: ms2(e.at),
             seq: e.seq,
             offset: e.offset,
             len: e.len,
             outcome: e.outcome,
+            ...(e.nested ? { nested: true } : {}),
+            ...(e.arrived !== undefined
+              ? { arrived: ms2(e.arrived), started: ms2(e.started!) }
+              : {}),
           });
         } else if (e.type === "flash-write") {
           printJson({ event: "flash-write", address: e.address, belowApp: e.belowApp });
@@ -184,3 +188,7 @@ export async function main(ctx: TaskContext): Promise<number | void> {
 }
 
 if (import.meta.main) runTask(spec, main);
+
+function ms2(t: number): number {
+  return Math.round(t * 100) / 100;
+}

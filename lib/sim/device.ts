@@ -38,6 +38,9 @@ export type DeviceEvent =
     len: number;
     outcome: PacketOutcome;
     nested?: boolean;
+    /** When the datagram reached the device and when its handling began (not nested). */
+    arrived?: number;
+    started?: number;
   }
   | { type: "flash-write"; at: number; address: number; belowApp: boolean }
   | { type: "session-restart"; at: number; staleBytes: number }
@@ -96,6 +99,7 @@ interface Queued {
 interface Job {
   data: Uint8Array;
   from?: unknown;
+  arrived: number;
   start: number;
   /** The last moment a waiting datagram is pulled into the signature check. */
   checkpoint: number;
@@ -256,12 +260,12 @@ export class DeviceModel {
     this.#busyUntil = job.end;
   }
 
-  #startJob(start: number, { data, from }: Queued): void {
+  #startJob(start: number, { at: arrived, data, from }: Queued): void {
     const pre = this.profile.logMs * this.profile.logBeforeCheck;
     const check = checkMs(this.profile, this.#key.length);
     // axTLS calls ets_loop_iter() at the start of each of the two exponent-bit steps
     // for e=3 (docs/device.md, "Re-entrancy"): the last chance for a waiting datagram.
-    this.#job = { data, from, start, checkpoint: start + pre + check / 2 };
+    this.#job = { data, from, arrived, start, checkpoint: start + pre + check / 2 };
   }
 
   #checkpoint(job: Job): void {
@@ -271,7 +275,9 @@ export class DeviceModel {
     const rest = this.profile.logMs * (1 - this.profile.logBeforeCheck) +
       checkMs(this.profile, this.#key.length) / 2;
     if (nested.length === 0) {
+      this.#timing = { arrived: job.arrived, started: job.start };
       const sector = this.#handle(t, job.data, false, job.from);
+      this.#timing = undefined;
       job.end = t + rest + (sector ? this.profile.sectorWriteMs : 0);
       this.#replyIfAny(job.end);
       return;
@@ -412,6 +418,8 @@ export class DeviceModel {
     this.#busyUntil = now;
   }
 
+  #timing: { arrived: number; started: number } | undefined;
+
   #packetEvent(at: number, data: Uint8Array, outcome: PacketOutcome, nested = false): void {
     const h = parseRequestHeader(data);
     this.#events.push({
@@ -422,6 +430,7 @@ export class DeviceModel {
       len: h?.len ?? 0,
       outcome,
       ...(nested ? { nested } : {}),
+      ...(!nested && this.#timing ? this.#timing : {}),
     });
   }
 }

@@ -1,7 +1,10 @@
 /**
  * Runs timed callbacks in time order on the real clock: the virtual device's network
- * deliveries and the device model's own wake-ups. Times are `performance.now()` ms.
+ * deliveries and the device model's own wake-ups. Times are `performance.now()` ms. A
+ * board replies the moment it is done: the timer is a precise one (a reply a millisecond
+ * late would read as network jitter the model does not have).
  */
+import { type PreciseAlarm, preciseAlarm } from "../transfer/precise_timer.ts";
 
 interface Item {
   at: number;
@@ -10,7 +13,7 @@ interface Item {
 
 export class Scheduler {
   #items: Item[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #alarm: PreciseAlarm | undefined;
   #closed = false;
   /** Extra wake-up source (the device model's `nextWakeup`). */
   #wakeup: () => number | undefined;
@@ -39,17 +42,15 @@ export class Scheduler {
   /** Re-plans the timer after state changed outside `at`. */
   arm(): void {
     if (this.#closed) return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
     const next = Math.min(this.#items[0]?.at ?? Infinity, this.#wakeup() ?? Infinity);
     if (next === Infinity) {
-      this.#timer = undefined;
+      this.#alarm?.clear();
       return;
     }
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, next - this.now()));
+    (this.#alarm ??= preciseAlarm(() => this.#fire())).set(next);
   }
 
   #fire(): void {
-    this.#timer = undefined;
     const now = this.now();
     while (!this.#closed && this.#items.length > 0 && this.#items[0]!.at <= now) {
       const item = this.#items.shift()!;
@@ -62,7 +63,7 @@ export class Scheduler {
 
   close(): void {
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#alarm?.close();
     this.#items = [];
   }
 }

@@ -86,10 +86,12 @@ export class LossRecovery {
   /** `oldest` is past its retransmission time; `next`: the offset that was to go next. */
   overdue(oldest: Flight, next: number): Overdue {
     const c = this.#c;
-    // Send nothing while packets sent after it may still be on the device: a reply to
-    // any of them confirms it too (its own reply was lost), and a retransmission that
-    // arrived while they wait would be handled inside their signature checks.
-    if (c.now < this.#lastDeadline()) {
+    // Unpaced, send nothing while packets sent after it may still be on the device: a
+    // retransmission that arrived while they wait would be handled inside their signature
+    // checks (and a reply to any of them confirms it too). Paced, the retransmission goes
+    // behind the last of them (`FlightPlan.pacedBehind`), into no check.
+    const paced = c.options.pace && c.pacing.steady;
+    if (!paced && c.now < this.#lastDeadline()) {
       if (!this.#holding) {
         c.trace.timeout(
           () =>

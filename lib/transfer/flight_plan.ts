@@ -7,6 +7,8 @@
 import type { PacingModel } from "./pacing.ts";
 
 const SECTOR = 4096;
+/** The closest a packet follows the previous one, as a share of the aim. */
+const MIN_SPACING = 0.5;
 
 export interface Flight {
   offset: number;
@@ -28,6 +30,11 @@ export class FlightPlan {
   flights: Flight[] = [];
   /** When the device finished the last confirmed packet (as far as replies tell). */
   deviceFreeAt = 0;
+  /**
+   * The last datagram sent, kept when the flights are given up or confirmed past: it may
+   * still reach the device, and the next one must not arrive before its check began.
+   */
+  #tail: Flight | undefined;
 
   constructor(pacing: PacingModel) {
     this.pacing = pacing;
@@ -45,13 +52,19 @@ export class FlightPlan {
   reset(now: number): void {
     this.flights = [];
     this.deviceFreeAt = now;
+    this.#tail = undefined;
+  }
+
+  /** What the next packet is paced behind: the last in flight, else the last one sent. */
+  get pacedBehind(): Flight | undefined {
+    return this.last ?? this.#tail;
   }
 
   /** A packet sent at `now`: predicts its arrival, start and end behind the others. */
   add(offset: number, len: number, seq: number, now: number): Flight {
     const last = this.last;
     const arrival = now + this.pacing.twoWayMs;
-    const prevEnd = last ? last.end : this.deviceFreeAt;
+    const prevEnd = last ? last.end : Math.max(this.deviceFreeAt, this.#tail?.end ?? -Infinity);
     const start = Math.max(arrival, prevEnd);
     const sector = (offset + len) % SECTOR === 0;
     const flight: Flight = {
@@ -66,6 +79,7 @@ export class FlightPlan {
       idle: !last && prevEnd <= arrival,
     };
     this.flights.push(flight);
+    this.#tail = flight;
     return flight;
   }
 
@@ -94,10 +108,15 @@ export class FlightPlan {
     this.#replan(i, this.flights[i - 1]?.end ?? this.deviceFreeAt);
   }
 
-  /** A reply at `now` confirmed every byte before `upTo`: re-anchor on it. */
-  confirm(upTo: number, now: number): void {
+  /**
+   * A reply at `now` confirmed every byte before `upTo`: re-anchor on it. `answered`: the
+   * datagram it answers, if known (the last one sent, answered, is off the device; a
+   * reply to an earlier copy of the same packet says nothing of it).
+   */
+  confirm(upTo: number, now: number, answered?: number): void {
     this.flights = this.flights.filter((f) => f.offset >= upTo);
     this.deviceFreeAt = now;
+    if (this.#tail?.seq === answered) this.#tail = undefined;
     this.#replan(0, now);
   }
 
@@ -111,8 +130,12 @@ export class FlightPlan {
 
   /** When the next packet should leave: its arrival aimed just after the last one's check. */
   nextSendAt(): number | undefined {
-    const last = this.last;
-    return last ? last.start + this.pacing.aimMs - this.pacing.twoWayMs : undefined;
+    const behind = this.pacedBehind;
+    if (!behind) return undefined;
+    // Never right behind it: a model that just moved (a service or network estimate that
+    // jumped) must not put two datagrams on the wire together.
+    const aim = this.pacing.aimMs;
+    return Math.max(behind.start + aim - this.pacing.twoWayMs, behind.sentAt + MIN_SPACING * aim);
   }
 
   /** When `f` counts as lost. */

@@ -10,6 +10,12 @@ const WINDOW = 24;
 const UNKNOWN_SECTOR_WRITE_MS = 70;
 /** Idle round trips (stop-and-wait packets) before pipelining. */
 const CALIBRATION_SAMPLES = 3;
+/** Packets in flight: at least (what the logging board needs), at most (a loss wastes them). */
+const MIN_DEPTH = 3;
+const MAX_DEPTH = 8;
+/** Service samples before their scatter is judged, and the scatter (of a service) that is steady. */
+const STEADY_SAMPLES = 8;
+const STEADY_SPREAD = 0.15;
 
 function lowQuantile(samples: number[], q: number): number | undefined {
   if (samples.length === 0) return undefined;
@@ -72,6 +78,49 @@ export class PacingModel {
   #smallestIdleRtt(): number | undefined {
     const all = this.#idleRtt.map((s) => s.rtt);
     return all.length ? Math.min(...all) : undefined;
+  }
+
+  /**
+   * How much the measured service times scatter (their median absolute deviation): the
+   * jitter of the replies that time the device. Unknown until a few are measured.
+   */
+  get serviceSpreadMs(): number | undefined {
+    if (this.#normal.length < STEADY_SAMPLES) return undefined;
+    const m = lowQuantile(this.#normal, 0.5)!;
+    return lowQuantile(this.#normal.map((x) => Math.abs(x - m)), 0.5);
+  }
+
+  /**
+   * Replies time the device closely (their scatter is a small part of a service time):
+   * the plan can run further ahead of them (a deeper pipeline, a resend paced behind the
+   * packets in flight instead of waiting them out). On a jittery link or a busy machine
+   * a packet sent on a prediction is more likely to meet a delayed one on the device.
+   */
+  get steady(): boolean {
+    const spread = this.serviceSpreadMs;
+    return spread !== undefined && spread <= STEADY_SPREAD * this.serviceMs(false);
+  }
+
+  /**
+   * How much later than the smallest idle round trip a reply may come without the device
+   * being later (the network's and both machines' scheduling jitter): the median idle
+   * round trip's excess over the smallest, at least half a millisecond.
+   */
+  get jitterMs(): number {
+    const normal = this.#idleRtt.filter((x) => !x.sector).map((x) => x.rtt);
+    if (normal.length === 0) return 0.5;
+    return Math.max(0.5, lowQuantile(normal, 0.5)! - Math.min(...normal));
+  }
+
+  /**
+   * Packets in flight: enough to cover a round trip while the device works (the network's
+   * share of it, its jitter, the packet on the device and the one waiting), plus one.
+   */
+  get depth(): number {
+    const s = this.serviceMs(false);
+    if (!(s > 0) || !this.steady) return MIN_DEPTH;
+    const needed = Math.ceil((this.twoWayMs + this.jitterMs + 2 * s) / s) + 1;
+    return Math.min(MAX_DEPTH, Math.max(MIN_DEPTH, needed));
   }
 
   /** Ready to pipeline: enough idle round trips to know the network's share of them. */

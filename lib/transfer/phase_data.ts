@@ -1,7 +1,8 @@
 /**
  * The data phase: the image from the confirmed offset on, paced so that each packet
  * reaches the device just after it has begun checking the previous one (docs/device.md,
- * "Re-entrancy"; `pacing.ts`, `flight_plan.ts`), at most `MAX_DEPTH` in flight. Replies
+ * "Re-entrancy"; `pacing.ts`, `flight_plan.ts`), as many in flight as cover the round
+ * trip (`PacingModel.depth`). Replies
  * confirm every byte before them (the device accepts strictly in order). A lost packet is
  * resent from where the device may be; after about PKT_WAIT_MS without an answer a
  * session probe at offset 0 asks whether the device restarted its session (then:
@@ -15,8 +16,6 @@ import { count, formatMs as ms } from "./transfer_trace.ts";
 import { LossRecovery } from "./data_loss.ts";
 import type { Reply } from "../format/packet.ts";
 
-/** Packets in flight at most. */
-const MAX_DEPTH = 3;
 const SECTOR = 4096;
 
 export class DataPhase implements PhaseHandler {
@@ -94,11 +93,15 @@ export class DataPhase implements PhaseHandler {
       // After a timeout the oldest packet is resent and the pipeline resumes behind it
       // (a plain loss, the usual case); if that fails too, one candidate at a time.
       if (last && this.#loss.searching) return;
-      if (last) {
-        const p = c.pacing;
-        if (
-          !c.options.pace || p.stopAndWait || !p.calibrated || c.plan.flights.length >= MAX_DEPTH
-        ) return;
+      const p = c.pacing;
+      if (
+        last && (!c.options.pace || p.stopAndWait || !p.calibrated ||
+          c.plan.flights.length >= p.depth)
+      ) return;
+      // Behind the last in flight, or the last one sent (given up, but it may still reach
+      // the device): never into its signature check.
+      const behind = c.plan.pacedBehind;
+      if (behind && (last || p.calibrated)) {
         const at = c.plan.nextSendAt()!;
         if (at > c.now) {
           this.#sendAt = at;
@@ -186,7 +189,7 @@ export class DataPhase implements PhaseHandler {
       c.trace.means(() =>
         `late reply, after its packet was given up: confirms every byte before ${end}`
       );
-      this.#confirm(end, false);
+      this.#confirm(end, false, reply.seq);
       return;
     }
     const sample = this.#measure(c.plan.flights[i]!, i, exact);
@@ -196,7 +199,7 @@ export class DataPhase implements PhaseHandler {
       }${sample}`
     );
     c.pacing.onAck();
-    this.#confirm(end, c.fresh(exact) && exact!.offset === reply.offset);
+    this.#confirm(end, c.fresh(exact) && exact!.offset === reply.offset, reply.seq);
   }
 
   /**
@@ -229,12 +232,12 @@ export class DataPhase implements PhaseHandler {
   }
 
   /** Every byte before `upTo` is confirmed; `fresh`: by a reply that is surely current. */
-  #confirm(upTo: number, fresh: boolean): void {
+  #confirm(upTo: number, fresh: boolean, answered: number): void {
     const c = this.#c;
     c.confirmed = upTo;
     this.#loss.progress();
     this.#lastReplyAt = c.now;
-    c.plan.confirm(upTo, c.now);
+    c.plan.confirm(upTo, c.now, answered);
     // Send next what the device expects next, unless it is already in flight.
     if (c.plan.oldest?.offset !== upTo) {
       c.plan.flights = [];

@@ -1,17 +1,107 @@
 /**
- * Deno's `setTimeout` takes whole milliseconds: a timer armed for 2.6 ms may fire after 2,
- * before the engine's deadline. The engine then has nothing to do, arms again, and the
- * packet leaves a timer round late (a millisecond or more: a quarter of a quiet board's
- * 4 ms service). A timer that fires less than `maxSpinMs` early waits out the rest here.
+ * Timers with sub-millisecond precision that keep the event loop free. Deno's
+ * `setTimeout` takes whole milliseconds and fires up to a millisecond or more late: a
+ * quarter of a quiet board's 4 ms service, half the window a packet must arrive in
+ * (docs/device.md, "Re-entrancy"). One worker per process waits on a shared word with a
+ * fractional timeout (a futex, no busy loop) for the earliest deadline and posts when it
+ * passes; callbacks run on this thread, which reads its sockets meanwhile. The worker
+ * runs while an alarm is open. An ordinary timer backs it up (while the worker starts,
+ * and should it be starved of a core).
  */
 
-/**
- * Waits (busily) until `now() >= due` if that is at most `maxSpinMs` away; returns whether
- * `due` was reached (if not, the caller arms a timer again).
- */
-export function spinUntil(due: number, now: () => number, maxSpinMs: number): boolean {
-  let t = now();
-  if (due - t > maxSpinMs) return false;
-  while (t < due) t = now();
-  return true;
+/** One deadline at a time; setting a new one replaces the old. */
+export interface PreciseAlarm {
+  /** Fires once at `at` (ms, this thread's `performance.now()`). */
+  set(at: number): void;
+  clear(): void;
+  close(): void;
+}
+
+interface Entry {
+  due: number | undefined;
+  fire: () => void;
+}
+
+let hub: Hub | undefined;
+
+/** An alarm calling `onFire`; close it when done (the last close stops the worker). */
+export function preciseAlarm(onFire: () => void): PreciseAlarm {
+  const h = hub ??= new Hub();
+  const entry: Entry = { due: undefined, fire: onFire };
+  h.entries.add(entry);
+  let closed = false;
+  return {
+    set(at) {
+      if (closed) return;
+      entry.due = at;
+      h.update();
+    },
+    clear() {
+      if (closed) return;
+      entry.due = undefined;
+      h.update();
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      h.entries.delete(entry);
+      if (h.entries.size === 0) {
+        h.stop();
+        hub = undefined;
+      } else h.update();
+    },
+  };
+}
+
+class Hub {
+  readonly entries = new Set<Entry>();
+  readonly #worker: Worker;
+  readonly #gen: Int32Array;
+  readonly #due: Float64Array;
+  #armed = Infinity;
+  #backup: ReturnType<typeof setTimeout> | undefined;
+
+  constructor() {
+    const shared = new SharedArrayBuffer(16);
+    this.#gen = new Int32Array(shared, 0, 1);
+    this.#due = new Float64Array(shared, 8, 1);
+    this.#due[0] = Infinity;
+    this.#worker = new Worker(new URL("./_alarm_worker.ts", import.meta.url), { type: "module" });
+    this.#worker.onmessage = () => this.#fire();
+    this.#worker.postMessage(shared);
+  }
+
+  /** Points the worker at the earliest deadline (if it changed). */
+  update(): void {
+    let earliest = Infinity;
+    for (const e of this.entries) if (e.due !== undefined && e.due < earliest) earliest = e.due;
+    if (earliest === this.#armed) return;
+    this.#armed = earliest;
+    this.#due[0] = performance.timeOrigin + earliest;
+    Atomics.add(this.#gen, 0, 1);
+    Atomics.notify(this.#gen, 0);
+    clearTimeout(this.#backup);
+    this.#backup = earliest === Infinity
+      ? undefined
+      : setTimeout(() => this.#fire(), Math.max(0, earliest - performance.now()));
+  }
+
+  #fire(): void {
+    this.#armed = NaN;
+    const now = performance.now();
+    for (const e of [...this.entries]) {
+      if (e.due !== undefined && e.due <= now) {
+        e.due = undefined;
+        e.fire();
+      }
+    }
+    if (this === hub) this.update();
+  }
+
+  stop(): void {
+    clearTimeout(this.#backup);
+    Atomics.store(this.#gen, 0, -1);
+    Atomics.notify(this.#gen, 0);
+    this.#worker.terminate();
+  }
 }

@@ -19,14 +19,12 @@ import type { PacketSource } from "./packet_source.ts";
 import { InterruptedError } from "../errors.ts";
 import { sendError } from "./send_error.ts";
 import { udpPortRefused } from "./port_refused.ts";
-import { spinUntil } from "./precise_timer.ts";
+import { preciseAlarm } from "./precise_timer.ts";
 
 /** How long a refusal of the first packets is listened for (an ICMP comes back in a round trip). */
 const REFUSAL_WAIT_MS = 2000;
 /** How often the app is asked whether it runs, once the end packet is out. */
 const APP_POLL_MS = 100;
-/** A timer that fires up to this early (setTimeout's whole milliseconds) waits out the rest. */
-const MAX_SPIN_MS = 1.5;
 
 export interface SendProgress {
   confirmed: number;
@@ -111,9 +109,8 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   });
   const t0 = performance.now();
   const now = () => performance.now() - t0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  /** When the armed timer is due, in the engine's clock. */
-  let due = 0;
+  // Packets are aimed to the fraction of a millisecond (pacing.ts): a precise timer.
+  const timer = preciseAlarm(() => tick());
   let settle!: (o: SendOutcome) => void;
   let reject!: (e: unknown) => void;
   const outcome = new Promise<SendOutcome>((res, rej) => {
@@ -156,7 +153,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   function finish(o: SendOutcome | Error): void {
     if (finished) return;
     finished = true;
-    if (timer !== undefined) clearTimeout(timer);
+    timer.close();
     if (appTimer !== undefined) clearTimeout(appTimer);
     options.signal?.removeEventListener("abort", onAbort);
     source.close();
@@ -232,11 +229,12 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
 
   function arm(): void {
     if (finished) return;
-    if (timer !== undefined) clearTimeout(timer);
     const next = engine.nextTimer();
-    if (next === undefined) return;
-    due = next;
-    timer = setTimeout(tick, Math.max(0, next - now()));
+    if (next === undefined) {
+      timer.clear();
+      return;
+    }
+    timer.set(next + t0);
     if (engine.phase === "transfer" || engine.phase === "probe") {
       const b = engine.phase === "probe" ? source.blocks[0]! : engine.block;
       const from = engine.confirmed - engine.confirmed % b;
@@ -250,12 +248,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   }
 
   function tick(): void {
-    timer = undefined;
     if (finished) return;
-    if (!spinUntil(due, now, MAX_SPIN_MS)) {
-      arm();
-      return;
-    }
     apply(engine.onTimer(now()));
   }
 

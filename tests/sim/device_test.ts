@@ -107,7 +107,16 @@ Deno.test("DeviceModel accepts a valid packet at offset 0 and replies with seq +
   const packet = makePacket(7, 0, block(256, 1), signer512);
   const events = send(dev, 0, packet);
   assertEquals(ofType(events, "packet"), [
-    { type: "packet", at: 0, seq: 7, offset: 0, len: 256, outcome: "accepted" },
+    {
+      type: "packet",
+      at: 0,
+      seq: 7,
+      offset: 0,
+      len: 256,
+      outcome: "accepted",
+      arrived: 0,
+      started: 0,
+    },
   ]);
   const replies = ofType(events, "reply");
   assertEquals(replies.length, 1);
@@ -609,6 +618,11 @@ Deno.test("DeviceModel: a datagram arriving after the check point waits and is h
   assertAbout(replies[0]?.at, 13.25, "first reply");
   assertAbout(replies[1]?.at, 26.5, "second reply (starts when the first ends)");
   assertEquals(dev.session, { expected: 512, bufferedBytes: 512 });
+  // The bench reads the device's idle time from when each packet arrived and began.
+  assertEquals(
+    ofType(events, "packet").map((p) => [p.arrived, p.started]),
+    [[0, 0], [10, 13.25]],
+  );
 });
 
 Deno.test("DeviceModel drops a datagram when the receive queue (rxq 2) is full", () => {

@@ -1,35 +1,64 @@
-/** A timer that fires a little early waits out the rest; one far too early is armed again. */
+/**
+ * The precise alarm (a worker waiting on a shared word): it fires once, never before its
+ * deadline; a new deadline replaces the old; `clear` cancels; several alarms share the
+ * worker, which stops with the last one closed (the test would leak it otherwise).
+ */
 import { assert, assertEquals } from "../_assert.ts";
-import { spinUntil } from "../../lib/transfer/precise_timer.ts";
+import { preciseAlarm } from "../../lib/transfer/precise_timer.ts";
 
-/** A clock that moves 0.1 ms each time it is read. */
-function ticking(from: number): { now: () => number; reads: () => number } {
-  let t = from;
-  let n = 0;
-  return {
-    now: () => {
-      n++;
-      return (t += 0.1) - 0.1;
-    },
-    reads: () => n,
-  };
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-Deno.test("spinUntil: a timer 0.6 ms early waits until its deadline, not a timer round more", () => {
-  const clock = ticking(2);
-  assertEquals(spinUntil(2.6, clock.now, 1.5), true);
-  const after = clock.now();
-  assert(after >= 2.6 && after < 2.8, `returned at ${after}`);
+Deno.test("preciseAlarm: fires once, not before its deadline (to the fraction of a millisecond)", async () => {
+  const fired: number[] = [];
+  const alarm = preciseAlarm(() => fired.push(performance.now()));
+  try {
+    const due = performance.now() + 3.4;
+    alarm.set(due);
+    await sleep(60);
+    assertEquals(fired.length, 1);
+    assert(fired[0]! >= due, `fired ${(due - fired[0]!).toFixed(3)} ms early`);
+  } finally {
+    alarm.close();
+  }
 });
 
-Deno.test("spinUntil: a deadline already past returns at once", () => {
-  const clock = ticking(5);
-  assertEquals(spinUntil(4, clock.now, 1.5), true);
-  assertEquals(clock.reads(), 1);
+Deno.test("preciseAlarm: a new deadline replaces the old one; clear() cancels", async () => {
+  const fired: string[] = [];
+  let label = "first";
+  const alarm = preciseAlarm(() => fired.push(label));
+  try {
+    alarm.set(performance.now() + 5);
+    label = "second";
+    const due = performance.now() + 25;
+    alarm.set(due);
+    await sleep(15);
+    assertEquals(fired, [], "the replaced deadline fired");
+    await sleep(40);
+    assertEquals(fired, ["second"]);
+    alarm.set(performance.now() + 5);
+    alarm.clear();
+    await sleep(30);
+    assertEquals(fired, ["second"], "a cleared alarm fired");
+  } finally {
+    alarm.close();
+  }
 });
 
-Deno.test("spinUntil: a timer far too early does not spin (the caller arms it again)", () => {
-  const clock = ticking(0);
-  assertEquals(spinUntil(10, clock.now, 1.5), false);
-  assertEquals(clock.reads(), 1);
+Deno.test("preciseAlarm: two alarms fire in deadline order; closing one leaves the other armed", async () => {
+  const fired: string[] = [];
+  const a = preciseAlarm(() => fired.push("a"));
+  const b = preciseAlarm(() => fired.push("b"));
+  const c = preciseAlarm(() => fired.push("c"));
+  try {
+    const t = performance.now();
+    a.set(t + 12);
+    b.set(t + 4);
+    c.set(t + 8);
+    c.close();
+    await sleep(50);
+    assertEquals(fired, ["b", "a"]);
+  } finally {
+    a.close();
+    b.close();
+  }
 });
