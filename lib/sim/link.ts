@@ -4,7 +4,7 @@
  * a datagram and the time go in, its deliveries (time, bytes) come out.
  */
 import { type Random, seededRandom } from "../_random.ts";
-import { parseReply } from "../format/packet.ts";
+import { parseReply, parseRequestHeader } from "../format/packet.ts";
 
 export interface LinkOptions {
   loss?: number;
@@ -17,6 +17,8 @@ export interface LinkOptions {
   outage?: { afterBytes: number; ms: number };
   /** Replies to these requests are lost (test hook: "offset:len"). */
   loseReplies?: string[];
+  /** The first datagram to the device with each of these "offset:len" is lost (test hook). */
+  losePackets?: string[];
 }
 
 export interface Delivery {
@@ -47,8 +49,17 @@ export class Link {
     return this.#outageDone ? { from: this.#outageFrom, until: this.#outageUntil } : undefined;
   }
 
+  #lostPackets = new Set<string>();
+
   toDevice(now: number, data: Uint8Array): Delivery[] {
     if (this.inOutage(now)) {
+      this.dropped.toDevice++;
+      return [];
+    }
+    const h = parseRequestHeader(data);
+    const key = h && `${h.offset}:${h.len}`;
+    if (key && this.options.losePackets?.includes(key) && !this.#lostPackets.has(key)) {
+      this.#lostPackets.add(key);
       this.dropped.toDevice++;
       return [];
     }

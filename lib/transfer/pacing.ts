@@ -164,6 +164,8 @@ export class PacingModel {
       calibrated: this.calibrated,
       recentLosses: this.#recentLosses.slice(-16).filter(Boolean).length,
       stopAndWait: this.stopAndWait,
+      depth: this.depth,
+      steady: this.steady,
     };
   }
 

@@ -36,6 +36,9 @@ export interface PacingSnapshot {
   /** Losses in the last 16 packets, and whether they stopped the pipeline. */
   recentLosses: number;
   stopAndWait: boolean;
+  /** Packets in flight at most, and whether replies time the device closely enough for more than 3. */
+  depth: number;
+  steady: boolean;
 }
 
 /**

@@ -46,7 +46,7 @@ export function describePacing(p: PacingSnapshot): string {
     }, the smallest idle round trip)`;
   return `service ${service}, with a sector write ${ms(p.sectorServiceMs)}, network ` +
     `${ms(p.twoWayMs)} both ways; next packet aimed ${ms(p.aimMs)} into the previous one's ` +
-    `service (phase ${p.phase.toFixed(2)}), guard ${ms(p.guardMs)}` +
+    `service (phase ${p.phase.toFixed(2)}), guard ${ms(p.guardMs)}, ${p.depth} in flight at most` +
     (p.calibrated
       ? p.stopAndWait ? "; stop-and-wait" : ""
       : `; calibrating (${p.idleSamples}/${p.calibrationSamples} idle round trips)`);
@@ -72,6 +72,13 @@ export function pacingChange(
       now.stopAndWait
         ? `${now.recentLosses} losses in the last 16 packets: stop-and-wait`
         : "losses are rare again: pipelining",
+    );
+  }
+  if (now.steady !== before.steady) {
+    reasons.push(
+      now.steady
+        ? "replies time the device steadily: a deeper pipeline, resends paced behind it"
+        : "replies scatter: 3 in flight, resends after the packets in flight",
     );
   }
   if (now.phase !== before.phase) {

@@ -99,3 +99,44 @@ Deno.test("FlightPlan.placeholder() keeps a retransmission timer for a probe wit
   });
   assertEquals(plan.retransmitAt(plan.oldest!, 1, 300), 58);
 });
+
+Deno.test("FlightPlan: a packet given up still paces the next one (it may yet reach the device)", () => {
+  const plan = new FlightPlan(pacing());
+  plan.reset(0);
+  plan.add(0, 1024, 1, 0); // 5…20
+  plan.add(1024, 1024, 2, 7); // arrives 12, waits: 20…35
+  // A loss: the engine gives up every packet in flight and resends from offset 0.
+  plan.flights = [];
+  assertEquals(plan.pacedBehind?.seq, 2);
+  // Aimed 12 ms into #2's predicted service (from 20): it leaves at 27, arrives at 32.
+  assertEquals(plan.nextSendAt(), 27);
+  const resent = plan.add(0, 1024, 3, 27);
+  assertEquals([resent.start, resent.idle], [35, false]);
+});
+
+Deno.test("FlightPlan.confirm(): a reply to the last datagram sent frees the device; a reply to an earlier copy does not", () => {
+  const plan = new FlightPlan(pacing());
+  plan.reset(0);
+  plan.add(0, 1024, 1, 0);
+  plan.flights = []; // given up
+  plan.add(0, 1024, 2, 30); // the same packet again, #2
+  // The first copy's reply comes late: #2 is still on its way to the device.
+  plan.confirm(1024, 31, 1);
+  assertEquals(plan.pacedBehind?.seq, 2);
+  // #2's own reply: nothing is left on the device.
+  plan.confirm(1024, 50, 2);
+  assertEquals(plan.pacedBehind, undefined);
+  assertEquals(plan.nextSendAt(), undefined);
+});
+
+Deno.test("FlightPlan.nextSendAt(): never less than half the aim behind the previous departure, however the model moved", () => {
+  const p = pacing();
+  const plan = new FlightPlan(p);
+  plan.reset(0);
+  plan.add(0, 1024, 1, 0); // predicted to start at 5
+  // The network estimate jumps from 5 to 15 ms (round trips of 30): aimed by the model
+  // alone, the next packet would leave at 5 + 12 − 15 = 2, right behind the first.
+  for (let i = 0; i < 24; i++) p.addIdleRtt(30, false);
+  assertEquals(p.twoWayMs, 15);
+  assertEquals(plan.nextSendAt(), 6); // 0 + 0.5 × 12
+});

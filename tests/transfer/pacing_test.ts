@@ -65,6 +65,8 @@ Deno.test("PacingModel splits a round trip into service and network, and aims th
     calibrated: true,
     recentLosses: 0,
     stopAndWait: false,
+    depth: 3,
+    steady: false,
   });
 });
 
@@ -99,4 +101,40 @@ Deno.test("PacingModel aims later after losses close together and stops pipelini
   for (let i = 0; i < 16 * 20; i++) p.onAck();
   assertEquals(p.phase, PacingModel.MIN_PHASE);
   assert(p.guardMs >= 6);
+});
+
+/** A quiet board's figures: idle round trips of 14 ms, service gaps around 4 ms. */
+function quiet(gaps: number[]): PacingModel {
+  const p = new PacingModel();
+  for (const rtt of [14, 14.2, 14.1]) p.addIdleRtt(rtt, false);
+  for (const g of gaps) p.addServiceSample(g, false);
+  return p;
+}
+
+Deno.test("PacingModel keeps 3 packets in flight until 8 service gaps show the replies time the device steadily", () => {
+  const few = quiet([4, 4, 4]);
+  assertEquals([few.serviceSpreadMs, few.steady, few.depth], [undefined, false, 3]);
+  // Eight gaps scattered by 0.1 ms: steady. The round trip (10 ms of network, 0.1 ms of
+  // jitter, 8 ms for the packet on the device and the one waiting) takes 5, plus one.
+  const steady = quiet([4, 4.1, 3.9, 4, 4.1, 3.9, 4, 4]);
+  assertEquals(steady.twoWayMs, 10);
+  assertEquals(steady.jitterMs, 0.5); // at least half a millisecond
+  assertEquals(steady.steady, true);
+  assertEquals(steady.depth, 6); // ceil((10 + 0.5 + 2 × 4) / 4) + 1
+  assertEquals(steady.snapshot().depth, 6);
+});
+
+Deno.test("PacingModel: service gaps scattered by more than 15 % of a service keep the pipeline at 3", () => {
+  // Median 4, deviations 0, 1, 1, 2, 2, 1, 1, 0 → median absolute deviation 1 ms (25 %).
+  const p = quiet([4, 3, 5, 2, 6, 5, 3, 4]);
+  assertEquals(p.serviceSpreadMs, 1);
+  assertEquals([p.steady, p.depth], [false, 3]);
+});
+
+Deno.test("PacingModel: the logging board (17 ms a packet) needs one more in flight than 3", () => {
+  const p = new PacingModel();
+  for (let i = 0; i < 3; i++) p.addIdleRtt(27, false);
+  for (let i = 0; i < 8; i++) p.addServiceSample(17, false);
+  assertEquals([p.twoWayMs, p.steady], [10, true]);
+  assertEquals(p.depth, 4); // ceil((10 + 0.5 + 2 × 17) / 17) + 1
 });

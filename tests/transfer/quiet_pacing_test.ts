@@ -81,3 +81,27 @@ Deno.test("Quiet board, MTU 548: with every timer up to 4 ms late, no packet mee
     assertClean(h, r, `seed ${seed}`);
   }
 });
+
+Deno.test("Quiet board, MTU 548: a lost packet is resent behind the packets in flight, not after waiting them out", () => {
+  // 21504+256 is lost on its way; the 4 or 5 packets behind it reach the device and are
+  // dropped there ("unexpected offset"), each after its signature check. With replies
+  // timing the device steadily, the resend is paced behind the last of them and lands
+  // just after its check began: the device sits idle for the round trip that tells the
+  // sender, not for the timers of every packet behind it too.
+  const { h, r } = run({ losePackets: ["21504:256"] }, 548);
+  assertClean(h, r, "one lost packet");
+  const accepted = r.deviceEvents.flatMap((e) =>
+    e.type === "packet" && e.outcome === "accepted" && !e.nested ? [e] : []
+  );
+  const i = accepted.findIndex((e) => e.offset === 21504);
+  const before = accepted[i - 1]!;
+  const idle = accepted[i]!.started! - (before.started! + 4);
+  const dropped =
+    r.deviceEvents.filter((e) =>
+      e.type === "packet" && e.outcome === "unexpected-offset" && e.at > before.at &&
+      e.at < accepted[i]!.at
+    ).length;
+  assert(dropped >= 3, `${dropped} packets behind the lost one reached the device`);
+  // Waiting out every packet in flight left it idle 36.5 ms here; paced behind them, under 30.
+  assert(idle < 30, `the device waited ${idle.toFixed(1)} ms for the resend`);
+});

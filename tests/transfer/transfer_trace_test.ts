@@ -129,8 +129,14 @@ Deno.test("pacingChange() reports calibration, the aim and a service time that m
     calibrated: false,
     recentLosses: 0,
     stopAndWait: false,
+    depth: 3,
+    steady: false,
   };
   assertEquals(pacingChange(base, { ...base, serviceMs: 15.2 }), undefined);
+  assertEquals(
+    pacingChange(base, { ...base, steady: true, depth: 5 }),
+    "replies time the device steadily: a deeper pipeline, resends paced behind it",
+  );
   assertEquals(
     pacingChange(base, { ...base, idleSamples: 3, calibrated: true }),
     "calibrated from 3 idle round trips: pipelining",
