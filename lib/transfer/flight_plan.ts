@@ -134,7 +134,7 @@ export class FlightPlan {
     if (!behind) return undefined;
     // Never right behind it: a model that just moved (a service or network estimate that
     // jumped) must not put two datagrams on the wire together.
-    const aim = this.pacing.aimMs;
+    const aim = this.pacing.aimBehind(behind.sector);
     return Math.max(behind.start + aim - this.pacing.twoWayMs, behind.sentAt + MIN_SPACING * aim);
   }
 

@@ -52,8 +52,14 @@ export class PacingModel {
     return lowQuantile(this.#normal, 0.5);
   }
 
+  /**
+   * Service time of a packet that fills a sector: a high quantile of the gaps. The packets
+   * behind it are planned from when the write ends; a write taken as shorter than it is
+   * puts them on the device early, into each other's checks (one taken as longer costs
+   * the device that much idle time, once a sector).
+   */
   get sectorServiceMs(): number | undefined {
-    return lowQuantile(this.#sector, 0.5) ??
+    return lowQuantile(this.#sector, 0.8) ??
       this.#idleRtt.filter((s) => s.sector).map((s) => s.rtt).sort((a, b) => b - a)[0];
   }
 
@@ -142,6 +148,18 @@ export class PacingModel {
   /** How long after the device starts the previous packet the next one should arrive. */
   get aimMs(): number {
     return this.phase * this.serviceMs(false);
+  }
+
+  /**
+   * The aim behind a packet: into its signature check as `aimMs` says, unless it fills a
+   * sector. Then the device writes flash for tens of milliseconds after the check: the
+   * next packet is aimed halfway into the write, where it waits all the same and a device
+   * running a few milliseconds behind the plan cannot catch it before the check began.
+   */
+  aimBehind(sector: boolean): number {
+    if (!sector) return this.aimMs;
+    const normal = this.serviceMs(false);
+    return Math.max(this.aimMs, normal + (this.serviceMs(true) - normal) / 2);
   }
 
   /** Retransmission margin beyond the predicted reply. */

@@ -115,10 +115,14 @@ export class DataPhase implements PhaseHandler {
   /** Why a packet goes now behind `last`: the aim and what it was computed from. */
   #pacedWhy(last: Flight): string {
     const p = this.#c.pacing;
-    return `paced: to arrive ${ms(p.aimMs)} into #${last.seq}'s service (${
-      p.phase.toFixed(2)
-    } × service ${ms(p.serviceMs(false))}, network ${ms(p.twoWayMs)} both ways), ` +
-      `${ms(this.#c.now - last.sentAt)} after it; ${this.#c.plan.flights.length + 1} in flight`;
+    const aim = last.sector
+      ? `halfway into its sector write, service ${ms(p.serviceMs(true))}`
+      : `${p.phase.toFixed(2)} × service ${ms(p.serviceMs(false))}`;
+    return `paced: to arrive ${
+      ms(p.aimBehind(last.sector))
+    } into #${last.seq}'s service (${aim}, ` +
+      `network ${ms(p.twoWayMs)} both ways), ${ms(this.#c.now - last.sentAt)} after it; ` +
+      `${this.#c.plan.flights.length + 1} in flight`;
   }
 
   /** Why a packet goes with nothing in flight before it. */

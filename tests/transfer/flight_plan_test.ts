@@ -140,3 +140,13 @@ Deno.test("FlightPlan.nextSendAt(): never less than half the aim behind the prev
   assertEquals(p.twoWayMs, 15);
   assertEquals(plan.nextSendAt(), 6); // 0 + 0.5 × 12
 });
+
+Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector, aimed halfway into its write", () => {
+  const p = pacing();
+  p.addServiceSample(85, true);
+  const plan = new FlightPlan(p);
+  plan.reset(0);
+  plan.add(3072, 1024, 1, 0); // fills the sector: 5…90
+  // 15 + (85 − 15) / 2 = 50 into its service: it arrives at 55, waits until 90.
+  assertEquals(plan.nextSendAt(), 50);
+});

@@ -138,3 +138,13 @@ Deno.test("PacingModel: the logging board (17 ms a packet) needs one more in fli
   assertEquals([p.twoWayMs, p.steady], [10, true]);
   assertEquals(p.depth, 4); // ceil((10 + 0.5 + 2 × 17) / 17) + 1
 });
+
+Deno.test("PacingModel takes a sector write as long as most measured ones, and aims the next packet halfway into it", () => {
+  const p = quiet([4, 4, 4]);
+  for (const gap of [52, 56, 54, 50, 53]) p.addServiceSample(gap, true);
+  // Sorted 50 52 53 54 56: the 0.8 quantile. A write taken as shorter than it is would put
+  // the packets behind it on the device early, into each other's checks.
+  assertEquals(p.sectorServiceMs, 56);
+  assertEquals(p.aimBehind(false), p.aimMs);
+  assertEquals(p.aimBehind(true), 30); // 4 + (56 − 4) / 2
+});
