@@ -3,7 +3,8 @@
  * once (one WebREPL client per board), and a check asked for while another runs is made
  * after it, so what it answers was seen after it was asked for (a check asked for when a
  * rollout ends never answers with what the boards ran before). Boards a rollout is
- * updating are left alone meanwhile.
+ * updating are left alone meanwhile, and a rollout waits (`idle`) for the check under way
+ * that asks its boards: that check holds each board's one WebREPL session.
  */
 import type { BoardStatus, FleetPort } from "./port.ts";
 
@@ -19,6 +20,14 @@ export interface FleetChecks {
   check(names?: readonly string[]): Promise<void>;
   /** Forgets what `name` answered (it just changed): its row says "checking" until asked. */
   forget(name: string, note: string): void;
+  /** The boards of `names` a check under way is asking now. */
+  asking(names: readonly string[]): string[];
+  /**
+   * Waits until no check under way asks any of `names` (a check started meanwhile skips the
+   * boards `busy()` names), at most `withinMs` or until `signal` aborts. Resolves with the
+   * boards still asked then ([] when every such check ended).
+   */
+  idle(names: readonly string[], withinMs: number, signal: AbortSignal): Promise<string[]>;
   /** Waits for the checks under way. */
   settled(): Promise<void>;
 }
@@ -43,6 +52,8 @@ export function fleetChecks(
   let rows: BoardStatus[] = inventory;
   let checkedAt: string | undefined;
   let running: Promise<void> | undefined;
+  /** The boards the check under way asks. */
+  let asking = new Set<string>();
   let queued: Queued | undefined;
   /** Bumped when a board is forgotten: an answer asked for before that is out of date. */
   const forgotten = new Map<string, number>();
@@ -52,6 +63,7 @@ export function fleetChecks(
     const asked = rows.map((b) => b.name)
       .filter((n) => (names === null || names.has(n)) && !skip.includes(n));
     const before = new Map(asked.map((n) => [n, forgotten.get(n) ?? 0]));
+    asking = new Set(asked);
     const answers = (asked.length ? await port.status(asked) : [])
       .filter((a) => (forgotten.get(a.name) ?? 0) === before.get(a.name));
     rows = rows.map((old) =>
@@ -67,6 +79,7 @@ export function fleetChecks(
   function start(names: Set<string> | null): Promise<void> {
     running = run(names).finally(() => {
       running = undefined;
+      asking = new Set();
       const next = queued;
       queued = undefined;
       if (next) start(next.names).then(next.done.resolve, next.done.reject);
@@ -95,6 +108,26 @@ export function fleetChecks(
       forgotten.set(name, (forgotten.get(name) ?? 0) + 1);
       rows = rows.map((b) => b.name === name ? { ...base, note } : b);
       onChange(rows, checkedAt);
+    },
+    asking: (names) => names.filter((n) => asking.has(n)),
+    async idle(names, withinMs, signal) {
+      const over = Promise.withResolvers<void>();
+      let ended = signal.aborted;
+      const end = () => {
+        ended = true;
+        over.resolve();
+      };
+      const timer = setTimeout(end, withinMs);
+      signal.addEventListener("abort", end, { once: true });
+      try {
+        while (running && !ended && names.some((n) => asking.has(n))) {
+          await Promise.race([running.catch(() => {}), over.promise]);
+        }
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", end);
+      }
+      return names.filter((n) => asking.has(n));
     },
     async settled() {
       while (running) await running.catch(() => {});

@@ -38,6 +38,11 @@ import { type AssetReader, assetType, readStaticAsset } from "./static_assets.ts
 export const MIN_REFRESH_S = 5;
 export const MAX_REFRESH_S = 600;
 export const DEFAULT_REFRESH_S = 30;
+/**
+ * How long a rollout waits for a check under way on its boards (which holds a board's one
+ * WebREPL session) before it starts anyway: a check is a few WebREPL steps of status's 3 s.
+ */
+export const DEFAULT_CHECK_WAIT_MS = 10000;
 
 export interface DashboardOptions {
   port: FleetPort;
@@ -47,6 +52,8 @@ export interface DashboardOptions {
   /** Boards are asked again this often while a page is open (milliseconds). */
   refreshMs: number;
   assets?: AssetReader;
+  /** A rollout's wait for the checks under way on its boards (default `DEFAULT_CHECK_WAIT_MS`). */
+  checkWaitMs?: number;
   now?: () => Date;
   /** Told what the person should know (a kept report that could not be read). */
   onWarning?: (message: string) => void;
@@ -187,6 +194,28 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     };
   }
 
+  /**
+   * Waits for the checks under way on `boards` (one WebREPL client per board: a check
+   * holding one would fail the rollout's login), at most `checkWaitMs`; the rows say so.
+   * New checks leave the boards alone meanwhile (`busyBoards`).
+   */
+  async function checksEnded(boards: string[], signal: AbortSignal): Promise<void> {
+    const waitMs = options.checkWaitMs ?? DEFAULT_CHECK_WAIT_MS;
+    const held = fleet.asking(boards);
+    for (const name of held) {
+      fleet.forget(
+        name,
+        "its rollout waits for the check under way (one WebREPL client at a time)",
+      );
+    }
+    const still = await fleet.idle(held, waitMs, signal);
+    if (still.length === 0 || signal.aborted) return;
+    const note = `a check under way did not end within ${waitMs / 1000} s: the rollout went on ` +
+      "(its WebREPL login may fail while that check holds the board)";
+    for (const name of still) fleet.forget(name, note);
+    options.onWarning?.(`${still.join(", ")}: ${note}`);
+  }
+
   async function startRollout(request: RolloutRequest, confirmed: unknown): Promise<Response> {
     if (active && view) {
       return problem(
@@ -230,7 +259,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     };
     hub.send("rollout", view);
     void persist();
-    const done = port.rollout(request, onEvent, controller.signal)
+    // Set before the wait: the boards are busy from now on (no new check starts on them).
+    const run = { controller, done: Promise.resolve() };
+    active = run;
+    run.done = checksEnded(plan.boards, controller.signal)
+      .then(() => port.rollout(request, onEvent, controller.signal))
       .catch((e) => {
         // A bug in the rollout itself: the run ends with it, the dashboard goes on.
         const last = view?.events.at(-1)?.seq ?? 0;
@@ -254,7 +287,6 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
         hub.send("rollout", view);
         void refresh().catch(() => {});
       });
-    active = { controller, done };
     return json({ rollout: view }, 202);
   }
 

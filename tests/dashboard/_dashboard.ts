@@ -140,7 +140,11 @@ export function fakePort(): FakePort {
       }
       await Promise.race([
         gate.promise,
-        new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+        new Promise((resolve) =>
+          signal.aborted
+            ? resolve(undefined)
+            : signal.addEventListener("abort", resolve, { once: true })
+        ),
       ]);
       for (const d of boards) {
         if (signal.aborted) {
@@ -171,6 +175,7 @@ export async function serve(
     reportPath?: string;
     host?: string;
     refreshMs?: number;
+    checkWaitMs?: number;
     onWarning?: (m: string) => void;
   } = {},
 ): Promise<Served> {
@@ -186,6 +191,7 @@ export async function serve(
     refreshMs: options.refreshMs ?? 60000,
     ...(options.reportPath ? { reportPath: options.reportPath } : {}),
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.checkWaitMs === undefined ? {} : { checkWaitMs: options.checkWaitMs }),
   });
   made.resolve(dashboard);
   return {
