@@ -38,6 +38,11 @@ function findChromium(): string | undefined {
  * test file at once on a machine that may have two cores (a bound on a hang, not a goal).
  */
 const WAIT_MS = 120_000;
+/**
+ * puppeteer's wait for one DevTools call (default 180 s): a `waitForFunction` is one such
+ * call, and the longest waits here are `2 * WAIT_MS`.
+ */
+const PROTOCOL_TIMEOUT_MS = 3 * WAIT_MS;
 const CHROMIUM = findChromium();
 const NAME = "dashboard in chromium, desktop and phone: checking first, a canary rollout to " +
   "100 %, a rollback per board and fleet-wide, the fleet table agreeing with the report";
@@ -105,6 +110,7 @@ Deno.test({
     const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
+      protocolTimeout: PROTOCOL_TIMEOUT_MS,
       args: ["--no-sandbox", "--disable-dev-shm-usage"],
     });
     const pageErrors: string[] = [];
@@ -350,6 +356,7 @@ Deno.test({
     const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
+      protocolTimeout: PROTOCOL_TIMEOUT_MS,
       args: ["--no-sandbox", "--disable-dev-shm-usage"],
     });
     try {

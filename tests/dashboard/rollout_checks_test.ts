@@ -3,7 +3,7 @@
  * takes one WebREPL client at a time, so a rollout waits for the check that holds its board,
  * and a check that never ends holds it no longer than the dashboard's bound.
  */
-import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+import { assert, assertEquals } from "../_assert.ts";
 import { fakePort, get, post, readStream, serve } from "./_dashboard.ts";
 import { DEMO_PASSWORD, startDemoFleet } from "../../lib/sim/demo_fleet.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
