@@ -268,7 +268,8 @@ Deno.test({
       await page.select("#build-select", oldId);
       await page.$eval("#opt-canary", (e) => ((e as HTMLInputElement).value = "0"));
       await page.$eval("#opt-retries", (e) => ((e as HTMLInputElement).value = "0"));
-      await page.click('tr[data-board="kitchen"] .action button');
+      // A locator finds the button again if a fleet event redrew the table meanwhile.
+      await page.locator('tr[data-board="kitchen"] .action button').click();
       await page.waitForSelector("#confirm[open]");
       assertStringIncludes(
         await page.$eval("#confirm-question", (e) => e.textContent!),
@@ -285,7 +286,7 @@ Deno.test({
       assertEquals((await fleetRows())[0], ["kitchen", "online", old, "older"]);
 
       // ... then the whole fleet, from the kept releases' list.
-      await page.click(`li[data-release="${oldId}"] button`);
+      await page.locator(`li[data-release="${oldId}"] button`).click();
       await page.waitForSelector("#confirm[open]");
       assertStringIncludes(
         await page.$eval("#confirm-question", (e) => e.textContent!),
