@@ -20,16 +20,23 @@ export interface FleetChecks {
   check(names?: readonly string[]): Promise<void>;
   /** Forgets what `name` answered (it just changed): its row says "checking" until asked. */
   forget(name: string, note: string): void;
-  /** The boards of `names` a check under way is asking now. */
-  asking(names: readonly string[]): string[];
   /**
-   * Waits until no check under way asks any of `names` (a check started meanwhile skips the
-   * boards `busy()` names), at most `withinMs` or until `signal` aborts. Resolves with the
-   * boards still asked then ([] when every such check ended).
+   * Makes way for a rollout of `names`: waits until no check under way asks any of them (a
+   * check started meanwhile skips the boards `busy()` names), at most `withinMs` or until
+   * `signal` aborts; their rows say so. Resolves with the boards a check still asks then.
    */
-  idle(names: readonly string[], withinMs: number, signal: AbortSignal): Promise<string[]>;
+  makeWay(names: readonly string[], withinMs: number, signal: AbortSignal): Promise<string[]>;
   /** Waits for the checks under way. */
   settled(): Promise<void>;
+}
+
+/** The row of a board whose rollout waits for the check under way. */
+export const WAITING = "its rollout waits for the check under way (one WebREPL client at a time)";
+
+/** The row of a board whose check outlasted the rollout's wait. */
+export function gaveUp(withinMs: number): string {
+  return `a check under way did not end within ${withinMs / 1000} s: the rollout went on ` +
+    "(its WebREPL login may fail while that check holds the board)";
 }
 
 interface Queued {
@@ -76,6 +83,14 @@ export function fleetChecks(
     onChange(rows, checkedAt);
   }
 
+  function forget(name: string, note: string): void {
+    const base = inventory.find((b) => b.name === name);
+    if (!base) return;
+    forgotten.set(name, (forgotten.get(name) ?? 0) + 1);
+    rows = rows.map((b) => b.name === name ? { ...base, note } : b);
+    onChange(rows, checkedAt);
+  }
+
   function start(names: Set<string> | null): Promise<void> {
     running = run(names).finally(() => {
       running = undefined;
@@ -102,15 +117,10 @@ export function fleetChecks(
       }
       return queued.done.promise;
     },
-    forget(name, note) {
-      const base = inventory.find((b) => b.name === name);
-      if (!base) return;
-      forgotten.set(name, (forgotten.get(name) ?? 0) + 1);
-      rows = rows.map((b) => b.name === name ? { ...base, note } : b);
-      onChange(rows, checkedAt);
-    },
-    asking: (names) => names.filter((n) => asking.has(n)),
-    async idle(names, withinMs, signal) {
+    forget,
+    async makeWay(names, withinMs, signal) {
+      const held = names.filter((n) => asking.has(n));
+      for (const n of held) forget(n, WAITING);
       const over = Promise.withResolvers<void>();
       let ended = signal.aborted;
       const end = () => {
@@ -120,14 +130,17 @@ export function fleetChecks(
       const timer = setTimeout(end, withinMs);
       signal.addEventListener("abort", end, { once: true });
       try {
-        while (running && !ended && names.some((n) => asking.has(n))) {
+        while (running && !ended && held.some((n) => asking.has(n))) {
           await Promise.race([running.catch(() => {}), over.promise]);
         }
       } finally {
         clearTimeout(timer);
         signal.removeEventListener("abort", end);
       }
-      return names.filter((n) => asking.has(n));
+      if (signal.aborted) return [];
+      const still = held.filter((n) => asking.has(n));
+      for (const n of still) forget(n, gaveUp(withinMs));
+      return still;
     },
     async settled() {
       while (running) await running.catch(() => {});

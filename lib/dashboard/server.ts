@@ -3,7 +3,8 @@
  * over a `FleetPort` (`port.ts`). Every request first passes the access policy
  * (`access.ts`). One rollout at a time; its report is kept in memory and in `dist/`.
  * Each board is asked again when its result arrives, and every board when a rollout ends
- * (`fleet_checks.ts`), so the fleet never shows what a board ran before.
+ * (`fleet_checks.ts`), so the fleet never shows what a board ran before. A rollout first
+ * waits, bounded, for the check under way on its boards (one WebREPL client per board).
  *
  * API (JSON; POST bodies are JSON, at most `MAX_BODY_BYTES`, and carry the token header or
  * the page's request header):
@@ -26,7 +27,7 @@ import {
   tokenCookie,
 } from "./access.ts";
 import { EventHub, formatEvent } from "./event_stream.ts";
-import { fleetChecks } from "./fleet_checks.ts";
+import { fleetChecks, gaveUp } from "./fleet_checks.ts";
 import type { FleetPort, RolloutEvent, RolloutRequest } from "./port.ts";
 import { describeTarget, parseConfirmed, parseRolloutRequest } from "./rollout_request.ts";
 import { applyEvent, interruptedView, type RolloutView, startView } from "./rollout_view.ts";
@@ -55,7 +56,10 @@ export interface DashboardOptions {
   /** A rollout's wait for the checks under way on its boards (default `DEFAULT_CHECK_WAIT_MS`). */
   checkWaitMs?: number;
   now?: () => Date;
-  /** Told what the person should know (a kept report that could not be read). */
+  /**
+   * Told what the person should know (a kept report that could not be read, a check that
+   * held a rollout's board past `checkWaitMs`).
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -194,26 +198,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     };
   }
 
-  /**
-   * Waits for the checks under way on `boards` (one WebREPL client per board: a check
-   * holding one would fail the rollout's login), at most `checkWaitMs`; the rows say so.
-   * New checks leave the boards alone meanwhile (`busyBoards`).
-   */
+  /** Waits (bounded) for the checks under way on `boards`: one WebREPL client per board. */
   async function checksEnded(boards: string[], signal: AbortSignal): Promise<void> {
     const waitMs = options.checkWaitMs ?? DEFAULT_CHECK_WAIT_MS;
-    const held = fleet.asking(boards);
-    for (const name of held) {
-      fleet.forget(
-        name,
-        "its rollout waits for the check under way (one WebREPL client at a time)",
-      );
-    }
-    const still = await fleet.idle(held, waitMs, signal);
-    if (still.length === 0 || signal.aborted) return;
-    const note = `a check under way did not end within ${waitMs / 1000} s: the rollout went on ` +
-      "(its WebREPL login may fail while that check holds the board)";
-    for (const name of still) fleet.forget(name, note);
-    options.onWarning?.(`${still.join(", ")}: ${note}`);
+    const still = await fleet.makeWay(boards, waitMs, signal);
+    if (still.length) options.onWarning?.(`${still.join(", ")}: ${gaveUp(waitMs)}`);
   }
 
   async function startRollout(request: RolloutRequest, confirmed: unknown): Promise<Response> {

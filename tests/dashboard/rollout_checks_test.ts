@@ -111,13 +111,27 @@ Deno.test("a rollout of a board whose check is under way waits for it, then logs
   );
 });
 
+/** The notes of board "a" in the fleet events, until the rollout is done. */
+async function notesOfA(stream: Response): Promise<(string | undefined)[]> {
+  const notes: (string | undefined)[] = [];
+  await readStream(stream, (m) => {
+    if (m.event === "fleet") {
+      notes.push((m.data as { boards: BoardStatus[] }).boards.find((b) => b.name === "a")?.note);
+    }
+    return m.event === "rollout" && (m.data as RolloutView).state === "done";
+  });
+  return notes;
+}
+
 Deno.test("a check that never ends holds a rollout no longer than the wait's bound, and the user is told", async () => {
   const port = fakePort();
   const warnings: string[] = [];
   await using s = await serve(port, { checkWaitMs: 50, onWarning: (m) => warnings.push(m) });
   const stream = await get(s.base, "/api/stream");
   const release = port.holdStatus();
+  const asked = port.nextStatus();
   const check = post(s.base, "/api/refresh");
+  await asked;
   try {
     const started = await post(s.base, "/api/rollout", {
       request: boardRequest("a", false),
@@ -126,22 +140,48 @@ Deno.test("a check that never ends holds a rollout no longer than the wait's bou
     assertEquals(started.status, 202);
     await started.body?.cancel();
     port.finish();
-    const notes: (string | undefined)[] = [];
-    const messages = await readStream(stream, (m) => {
-      if (m.event === "fleet") {
-        notes.push((m.data as { boards: BoardStatus[] }).boards.find((b) => b.name === "a")?.note);
-      }
-      return m.event === "rollout" && (m.data as RolloutView).state === "done";
-    });
+    const notes = await notesOfA(stream);
     await s.dashboard.running();
 
-    const view = messages.at(-1)!.data as RolloutView;
+    const view = (await (await get(s.base, "/api/state")).json()).rollout as RolloutView;
     assertEquals(view.boards.map((b) => [b.name, b.result]), [["a", "updated"]]);
     assertEquals(port.started.length, 1);
     const gaveUp = "a check under way did not end within 0.05 s: the rollout went on " +
       "(its WebREPL login may fail while that check holds the board)";
     assertEquals(warnings, [`a: ${gaveUp}`]);
     assertEquals(notes.slice(0, 3), [WAITS, gaveUp, "checking again after its updated result"]);
+  } finally {
+    release();
+    await (await check).body?.cancel();
+  }
+});
+
+Deno.test("a rollout stopped while it waits for a check ends at once: no board is attempted", async () => {
+  const port = fakePort();
+  const warnings: string[] = [];
+  await using s = await serve(port, { checkWaitMs: 60_000, onWarning: (m) => warnings.push(m) });
+  const stream = await get(s.base, "/api/stream");
+  const release = port.holdStatus();
+  const asked = port.nextStatus();
+  const check = post(s.base, "/api/refresh");
+  await asked;
+  try {
+    const started = await post(s.base, "/api/rollout", {
+      request: boardRequest("a", false),
+      confirm: { boards: ["a"], build: "abc123def456 (1.1.0)" },
+    });
+    assertEquals(started.status, 202);
+    await started.body?.cancel();
+    const stopped = await post(s.base, "/api/stop");
+    assertEquals(await stopped.json(), { stopping: true });
+    const notes = await notesOfA(stream);
+    await s.dashboard.running();
+
+    const view = (await (await get(s.base, "/api/state")).json()).rollout as RolloutView;
+    assertEquals(notes.slice(0, 2), [WAITS, "checking again after its not-attempted result"]);
+    assertEquals(view.boards.map((b) => [b.name, b.result]), [["a", "not-attempted"]]);
+    assertEquals([view.ok, view.exitCode], [false, 130]);
+    assertEquals(warnings, []);
   } finally {
     release();
     await (await check).body?.cancel();
