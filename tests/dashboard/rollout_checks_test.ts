@@ -4,7 +4,7 @@
  * and a check that never ends holds it no longer than the dashboard's bound.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { fakePort, get, post, readStream, serve } from "./_dashboard.ts";
+import { type FakePort, fakePort, get, post, readStream, serve } from "./_dashboard.ts";
 import { DEMO_PASSWORD, startDemoFleet } from "../../lib/sim/demo_fleet.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { createFleetPort } from "../../lib/dashboard/fleet_port.ts";
@@ -111,79 +111,67 @@ Deno.test("a rollout of a board whose check is under way waits for it, then logs
   );
 });
 
-/** The notes of board "a" in the fleet events, until the rollout is done. */
-async function notesOfA(stream: Response): Promise<(string | undefined)[]> {
-  const notes: (string | undefined)[] = [];
-  await readStream(stream, (m) => {
-    if (m.event === "fleet") {
-      notes.push((m.data as { boards: BoardStatus[] }).boards.find((b) => b.name === "a")?.note);
-    }
-    return m.event === "rollout" && (m.data as RolloutView).state === "done";
-  });
-  return notes;
+/**
+ * A rollout of board "a" (fake port) started while a check of every board is under way and
+ * held; `then` runs once it started. What the user saw: the rollout, "a"'s notes in the fleet
+ * events, the warnings.
+ */
+async function rolloutDuringCheck(
+  checkWaitMs: number,
+  then: (base: string, port: FakePort) => Promise<void>,
+): Promise<{ view: RolloutView; notes: (string | undefined)[]; warnings: string[] }> {
+  const port = fakePort();
+  const warnings: string[] = [];
+  await using s = await serve(port, { checkWaitMs, onWarning: (m) => warnings.push(m) });
+  const stream = await get(s.base, "/api/stream");
+  const release = port.holdStatus();
+  const asked = port.nextStatus();
+  const check = post(s.base, "/api/refresh");
+  await asked;
+  try {
+    const started = await post(s.base, "/api/rollout", {
+      request: boardRequest("a", false),
+      confirm: { boards: ["a"], build: "abc123def456 (1.1.0)" },
+    });
+    assertEquals(started.status, 202);
+    await started.body?.cancel();
+    await then(s.base, port);
+    const notes: (string | undefined)[] = [];
+    await readStream(stream, (m) => {
+      if (m.event === "fleet") {
+        notes.push((m.data as { boards: BoardStatus[] }).boards.find((b) => b.name === "a")?.note);
+      }
+      return m.event === "rollout" && (m.data as RolloutView).state === "done";
+    });
+    await s.dashboard.running();
+    assertEquals(port.started.length, 1);
+    const view = (await (await get(s.base, "/api/state")).json()).rollout as RolloutView;
+    return { view, notes, warnings };
+  } finally {
+    release();
+    await (await check).body?.cancel();
+  }
 }
 
 Deno.test("a check that never ends holds a rollout no longer than the wait's bound, and the user is told", async () => {
-  const port = fakePort();
-  const warnings: string[] = [];
-  await using s = await serve(port, { checkWaitMs: 50, onWarning: (m) => warnings.push(m) });
-  const stream = await get(s.base, "/api/stream");
-  const release = port.holdStatus();
-  const asked = port.nextStatus();
-  const check = post(s.base, "/api/refresh");
-  await asked;
-  try {
-    const started = await post(s.base, "/api/rollout", {
-      request: boardRequest("a", false),
-      confirm: { boards: ["a"], build: "abc123def456 (1.1.0)" },
-    });
-    assertEquals(started.status, 202);
-    await started.body?.cancel();
+  const { view, notes, warnings } = await rolloutDuringCheck(50, (_, port) => {
     port.finish();
-    const notes = await notesOfA(stream);
-    await s.dashboard.running();
-
-    const view = (await (await get(s.base, "/api/state")).json()).rollout as RolloutView;
-    assertEquals(view.boards.map((b) => [b.name, b.result]), [["a", "updated"]]);
-    assertEquals(port.started.length, 1);
-    const gaveUp = "a check under way did not end within 0.05 s: the rollout went on " +
-      "(its WebREPL login may fail while that check holds the board)";
-    assertEquals(warnings, [`a: ${gaveUp}`]);
-    assertEquals(notes.slice(0, 3), [WAITS, gaveUp, "checking again after its updated result"]);
-  } finally {
-    release();
-    await (await check).body?.cancel();
-  }
+    return Promise.resolve();
+  });
+  assertEquals(view.boards.map((b) => [b.name, b.result]), [["a", "updated"]]);
+  const gaveUp = "a check under way did not end within 0.05 s: the rollout went on " +
+    "(its WebREPL login may fail while that check holds the board)";
+  assertEquals(warnings, [`a: ${gaveUp}`]);
+  assertEquals(notes.slice(0, 3), [WAITS, gaveUp, "checking again after its updated result"]);
 });
 
 Deno.test("a rollout stopped while it waits for a check ends at once: no board is attempted", async () => {
-  const port = fakePort();
-  const warnings: string[] = [];
-  await using s = await serve(port, { checkWaitMs: 60_000, onWarning: (m) => warnings.push(m) });
-  const stream = await get(s.base, "/api/stream");
-  const release = port.holdStatus();
-  const asked = port.nextStatus();
-  const check = post(s.base, "/api/refresh");
-  await asked;
-  try {
-    const started = await post(s.base, "/api/rollout", {
-      request: boardRequest("a", false),
-      confirm: { boards: ["a"], build: "abc123def456 (1.1.0)" },
-    });
-    assertEquals(started.status, 202);
-    await started.body?.cancel();
-    const stopped = await post(s.base, "/api/stop");
+  const { view, notes, warnings } = await rolloutDuringCheck(60_000, async (base) => {
+    const stopped = await post(base, "/api/stop");
     assertEquals(await stopped.json(), { stopping: true });
-    const notes = await notesOfA(stream);
-    await s.dashboard.running();
-
-    const view = (await (await get(s.base, "/api/state")).json()).rollout as RolloutView;
-    assertEquals(notes.slice(0, 2), [WAITS, "checking again after its not-attempted result"]);
-    assertEquals(view.boards.map((b) => [b.name, b.result]), [["a", "not-attempted"]]);
-    assertEquals([view.ok, view.exitCode], [false, 130]);
-    assertEquals(warnings, []);
-  } finally {
-    release();
-    await (await check).body?.cancel();
-  }
+  });
+  assertEquals(notes.slice(0, 2), [WAITS, "checking again after its not-attempted result"]);
+  assertEquals(view.boards.map((b) => [b.name, b.result]), [["a", "not-attempted"]]);
+  assertEquals([view.ok, view.exitCode], [false, 130]);
+  assertEquals(warnings, []);
 });
