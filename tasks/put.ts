@@ -29,8 +29,9 @@ import {
 } from "../lib/cli/output.ts";
 import { EXIT } from "../lib/exit_codes.ts";
 import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
-import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
-import { terminalPrompt } from "../lib/cli/prompt.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import { askPassword } from "../lib/cli/prompt.ts";
+import { onlyOption } from "../lib/cli/shared_options.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
 import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import {
@@ -58,12 +59,7 @@ export const spec: CommandSpec = {
       type: "boolean",
       help: 'copy it to every device in the config\'s "devices" list, N at a time',
     },
-    only: {
-      type: "string",
-      multiple: true,
-      arg: "NAME|TAG",
-      help: "with --fleet: this device, or the devices with this tag",
-    },
+    only: onlyOption("device"),
     concurrency: {
       type: "string",
       arg: "N",
@@ -204,12 +200,7 @@ async function fleetMain(
 ): Promise<number> {
   const devices = selectDevices(config.devices, opts.only, DEFAULT_DEVICE_PORT);
   const data = await readForPut(opts.local, { stdin: () => Deno.stdin.readable });
-  const passwords = await fleetPasswords(devices, () =>
-    resolvePassword({
-      ...terminalPrompt,
-      ...(opts.password === undefined ? {} : { flag: opts.password }),
-      message: "WebREPL password for the fleet: ",
-    }));
+  const passwords = await fleetPasswords(devices, () => askPassword(opts.password, "the fleet"));
   log(`copying '${opts.local}' (${data.length} bytes) to ${devices.length} board(s)`);
   const report = await putFleet(devices, {
     local: opts.local,

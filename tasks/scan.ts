@@ -16,7 +16,8 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { KeyError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_DEVICE_PORT, DEFAULT_KEY_PATH } from "../lib/config/values.ts";
+import { DEFAULT_DEVICE_PORT, resolveKeyPath } from "../lib/config/values.ts";
+import { QUESTION_KEY_OPTION } from "../lib/cli/shared_options.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
 import { loadSigningKey } from "../lib/config/key_file.ts";
@@ -51,12 +52,7 @@ export const spec: CommandSpec = {
       arg: "PORT",
       help: `WebREPL (TCP) and OTA (UDP) port (default ${DEFAULT_DEVICE_PORT})`,
     },
-    key: {
-      type: "string",
-      arg: "FILE",
-      help:
-        `private key that signs the OTA-mode question (default: config key, else ${DEFAULT_KEY_PATH})`,
-    },
+    key: QUESTION_KEY_OPTION,
     password: {
       type: "string",
       arg: "P",
@@ -176,7 +172,7 @@ export async function main(ctx: TaskContext): Promise<number> {
   });
   const config = await loadConfig(args.config);
   const password = scanPassword(args);
-  const signer = await scanSigner(args.key ?? config.key ?? DEFAULT_KEY_PATH);
+  const signer = await scanSigner(resolveKeyPath(args.key, config));
   const builds = await statusBuilds(config.out ?? DEFAULT_BUILD_DIR);
   const progress = new CountProgress("scan: asked");
   let found = 0;

@@ -7,7 +7,8 @@
  */
 import { KeyError, UsageError } from "../errors.ts";
 import type { OtaConfig } from "../config/config.ts";
-import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
+import { resolvePort } from "../config/values.ts";
+import { resolveAddress } from "../webrepl/target.ts";
 import { loadSigningKey } from "../config/key_file.ts";
 import type { Signer } from "../format/packet.ts";
 import { nativeSigner } from "../format/signer.ts";
@@ -111,14 +112,14 @@ export interface StatusSelection {
  * @throws {UsageError} When none is named.
  */
 export function statusBoards(selection: StatusSelection, config: OtaConfig): FleetDevice[] {
-  const port = selection.port ?? config.port ?? DEFAULT_DEVICE_PORT;
-  if (selection.fleet) return selectDevices(config.devices, selection.only, port);
-  const host = selection.ip ?? config.ip;
-  if (!host) {
-    throw new UsageError(
-      'name the board: --ip ADDR (or "ip" in ota.config.json), or --fleet for the config\'s "devices"',
-    );
+  if (selection.fleet) {
+    return selectDevices(config.devices, selection.only, resolvePort(selection.port, config));
   }
+  const { host, port } = resolveAddress(
+    selection,
+    config,
+    'name the board: --ip ADDR (or "ip" in ota.config.json), or --fleet for the config\'s "devices"',
+  );
   return [{ name: host, ip: host, port }];
 }
 
