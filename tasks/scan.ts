@@ -15,13 +15,12 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { KeyError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_DEVICE_PORT, resolveKeyPath } from "../lib/config/values.ts";
 import { QUESTION_KEY_OPTION } from "../lib/cli/shared_options.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
-import { loadSigningKey } from "../lib/config/key_file.ts";
-import { nativeSigner } from "../lib/format/signer.ts";
+import { questionSigner } from "../lib/config/key_file.ts";
 import { checkPassword, PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
 import { statusBuilds } from "../lib/deploy/status_inputs.ts";
@@ -155,15 +154,6 @@ function scanPassword(args: ScanArgs): StatusTarget["password"] {
   return { value: checkPassword(value, args.password === undefined ? PASSWORD_ENV : "--password") };
 }
 
-async function scanSigner(path: string): Promise<StatusTarget["signer"]> {
-  try {
-    return nativeSigner(await loadSigningKey(path, { onWarning: warn }));
-  } catch (e) {
-    if (e instanceof KeyError) return { missing: e.message };
-    throw e;
-  }
-}
-
 export async function main(ctx: TaskContext): Promise<number> {
   const args = parseScanArgs(ctx.argv);
   const addresses = scanAddresses(args.ranges.map(parseAddressRange), {
@@ -172,7 +162,7 @@ export async function main(ctx: TaskContext): Promise<number> {
   });
   const config = await loadConfig(args.config);
   const password = scanPassword(args);
-  const signer = await scanSigner(resolveKeyPath(args.key, config));
+  const signer = await questionSigner(resolveKeyPath(args.key, config), { onWarning: warn });
   const builds = await statusBuilds(config.out ?? DEFAULT_BUILD_DIR);
   const progress = new CountProgress("scan: asked");
   let found = 0;

@@ -16,9 +16,8 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { KeyError, UsageError } from "../lib/errors.ts";
-import { loadSigningKey } from "../lib/config/key_file.ts";
-import { nativeSigner } from "../lib/format/signer.ts";
+import { UsageError } from "../lib/errors.ts";
+import { questionSigner } from "../lib/config/key_file.ts";
 import { askOtaMode } from "../lib/transfer/ota_probe.ts";
 import { resolveKeyPath } from "../lib/config/values.ts";
 import { QUESTION_KEY_OPTION } from "../lib/cli/shared_options.ts";
@@ -208,13 +207,9 @@ async function otaQuestion(
   port: number,
   keyPath: string,
 ): Promise<{ ask: () => Promise<boolean> } | { missing: string }> {
-  try {
-    const signer = nativeSigner(await loadSigningKey(keyPath, { onWarning: warn }));
-    return { ask: () => askOtaMode(host, port, signer, { tries: 5, waitMs: 400 }) };
-  } catch (e) {
-    if (e instanceof KeyError) return { missing: `no key to ask with (${e.message})` };
-    throw e;
-  }
+  const signer = await questionSigner(keyPath, { onWarning: warn });
+  if ("missing" in signer) return { missing: `no key to ask with (${signer.missing})` };
+  return { ask: () => askOtaMode(host, port, signer, { tries: 5, waitMs: 400 }) };
 }
 
 if (import.meta.main) runTask(spec, main);
