@@ -7,7 +7,6 @@ import {
   type CommandSpec,
   DEVICE_PORT_RENAMED,
   listOpt,
-  numberOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -31,7 +30,7 @@ import { EXIT } from "../lib/exit_codes.ts";
 import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { askPassword } from "../lib/cli/prompt.ts";
-import { onlyOption } from "../lib/cli/shared_options.ts";
+import { onlyOption, wholeOpt } from "../lib/cli/shared_options.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
 import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import {
@@ -113,12 +112,7 @@ export function toPutArgs(args: ParsedArgs): PutArgs {
   if (problem) throw new UsageError(problem);
   const fleet = boolOpt(args.values, "fleet");
   const only = listOpt(args.values, "only");
-  const concurrency = numberOpt(
-    args.values,
-    "concurrency",
-    (n) => Number.isInteger(n) && n >= 1 && n <= 64,
-    "a whole number from 1 to 64",
-  );
+  const concurrency = wholeOpt(args.values, "concurrency", 64);
   if (!fleet && (only.length > 0 || concurrency !== undefined)) {
     throw new UsageError("--only and --concurrency go with --fleet");
   }

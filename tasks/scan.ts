@@ -6,7 +6,6 @@
 import {
   boolOpt,
   type CommandSpec,
-  numberOpt,
   parseCommandArgs,
   portOpt,
   runTask,
@@ -17,7 +16,7 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_DEVICE_PORT, resolveKeyPath } from "../lib/config/values.ts";
-import { QUESTION_KEY_OPTION } from "../lib/cli/shared_options.ts";
+import { QUESTION_KEY_OPTION, wholeOpt } from "../lib/cli/shared_options.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
 import { questionSigner } from "../lib/config/key_file.ts";
@@ -124,13 +123,6 @@ export function parseScanArgs(argv: string[]): ScanArgs {
   if (!positionals.length) {
     throw new UsageError("name the addresses to scan: e.g. 192.168.1.0/24 or 192.168.1.10-60");
   }
-  const whole = (name: string, max: number) =>
-    numberOpt(
-      values,
-      name,
-      (n) => Number.isInteger(n) && n >= 1 && n <= max,
-      `a whole number from 1 to ${max}`,
-    );
   const optional = (name: string) => stringOpt(values, name);
   return {
     ranges: positionals,
@@ -138,8 +130,8 @@ export function parseScanArgs(argv: string[]): ScanArgs {
     ...(optional("key") === undefined ? {} : { key: optional("key") }),
     ...(optional("password") === undefined ? {} : { password: optional("password") }),
     timeoutMs: secondsOpt(values, "timeout", 10) ?? DEFAULT_SCAN_TIMEOUT_MS,
-    concurrency: whole("concurrency", 256) ?? DEFAULT_SCAN_CONCURRENCY,
-    maxAddresses: whole("max-addresses", MAX_ADDRESSES_LIMIT) ?? DEFAULT_MAX_ADDRESSES,
+    concurrency: wholeOpt(values, "concurrency", 256) ?? DEFAULT_SCAN_CONCURRENCY,
+    maxAddresses: wholeOpt(values, "max-addresses", MAX_ADDRESSES_LIMIT) ?? DEFAULT_MAX_ADDRESSES,
     allowPublic: boolOpt(values, "allow-public"),
     add: boolOpt(values, "add"),
     json: boolOpt(values, "json"),

@@ -8,7 +8,6 @@ import {
   boolOpt,
   flashSizeOpt,
   listOpt,
-  numberOpt,
   type ParsedArgs,
   portOpt,
   secondsOpt,
@@ -30,7 +29,7 @@ import {
   type SharedRequest,
 } from "../deploy/pipeline_steps.ts";
 import { askPassword } from "./prompt.ts";
-import { checkFleetFlags } from "./shared_options.ts";
+import { checkFleetFlags, wholeOpt } from "./shared_options.ts";
 import { deviceAddressProblem } from "../config/device_address.ts";
 
 export const DEFAULT_TIMEOUT_S = 15;
@@ -89,12 +88,7 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   const port = portOpt(values, "device-port");
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
-  const concurrency = numberOpt(
-    values,
-    "concurrency",
-    (n) => Number.isInteger(n) && n >= 1 && n <= 64,
-    "a whole number from 1 to 64",
-  );
+  const concurrency = wholeOpt(values, "concurrency", 64);
   if (!fleet && (only.length > 0 || concurrency !== undefined)) {
     throw new UsageError("--only and --concurrency go with --fleet");
   }

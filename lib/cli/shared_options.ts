@@ -1,9 +1,10 @@
 /**
  * Options several tasks share, worded once: `--key` (the signing key, from the config
- * else keys/priv.key), `--only` (which boards of `--fleet`), and the rules of a task that
- * runs on one board (`--ip`) or on the config's fleet (`deploy`, `status`).
+ * else keys/priv.key), `--only` (which boards of `--fleet`), counts such as
+ * `--concurrency`, and the rules of a task that runs on one board (`--ip`) or on the
+ * config's fleet (`deploy`, `status`).
  */
-import type { OptionSpec } from "./cli.ts";
+import { numberOpt, type OptionSpec, type ParsedValues } from "./cli.ts";
 import { DEFAULT_KEY_PATH } from "../config/values.ts";
 import { UsageError } from "../errors.ts";
 
@@ -32,6 +33,16 @@ export function onlyOption(noun: BoardNoun): OptionSpec {
     arg: "NAME|TAG",
     help: `with --fleet: this ${noun}, or the ${noun}s with this tag`,
   };
+}
+
+/** A whole-number flag from 1 to `max` (`--concurrency N`). @throws {UsageError} */
+export function wholeOpt(values: ParsedValues, name: string, max: number): number | undefined {
+  return numberOpt(
+    values,
+    name,
+    (n) => Number.isInteger(n) && n >= 1 && n <= max,
+    `a whole number from 1 to ${max}`,
+  );
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   stringOpt,
 } from "./cli.ts";
 import { UsageError } from "../errors.ts";
-import { checkFleetFlags } from "./shared_options.ts";
+import { checkFleetFlags, wholeOpt } from "./shared_options.ts";
 import { DEFAULT_STATUS_CONCURRENCY, DEFAULT_STATUS_TIMEOUT_MS } from "../deploy/status_probe.ts";
 
 /** A WebREPL step may wait this long at most. */
@@ -75,12 +75,7 @@ export function toStatusArgs({ values, positionals }: ParsedArgs): StatusArgs {
     timeoutMs: secondsOpt(values, "timeout", MAX_STATUS_TIMEOUT_S) ?? DEFAULT_STATUS_TIMEOUT_MS,
     json,
     events,
-    concurrency: numberOpt(
-      values,
-      "concurrency",
-      (n) => Number.isInteger(n) && n >= 1 && n <= 256,
-      "a whole number from 1 to 256",
-    ) ?? DEFAULT_STATUS_CONCURRENCY,
+    concurrency: wholeOpt(values, "concurrency", 256) ?? DEFAULT_STATUS_CONCURRENCY,
     check: boolOpt(values, "check"),
     ...(watchMs === undefined ? {} : { watchMs }),
     ...(rounds === undefined ? {} : { rounds }),
