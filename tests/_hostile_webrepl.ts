@@ -14,14 +14,7 @@ import {
   PASSWORD_PROMPT,
   RAW_BANNER,
 } from "../lib/webrepl/protocol.ts";
-import {
-  acceptUpgrade,
-  closeQuietly,
-  reads,
-  readUpgrade,
-  sendText,
-  writeAll,
-} from "../lib/sim/websocket_server.ts";
+import * as wire from "../lib/sim/websocket_server.ts";
 
 /** One logged-in client, as the script sees it. */
 export class PeerSession {
@@ -41,7 +34,7 @@ export class PeerSession {
   }
 
   sendText(text: string): Promise<void> {
-    return sendText(this.#conn, text);
+    return wire.sendText(this.#conn, text);
   }
 
   async sendBinary(bytes: Uint8Array): Promise<void> {
@@ -49,7 +42,7 @@ export class PeerSession {
   }
 
   write(bytes: Uint8Array): Promise<void> {
-    return writeAll(this.#conn, bytes);
+    return wire.writeAll(this.#conn, bytes);
   }
 
   /** Bytes of binary frames received so far. */
@@ -83,7 +76,7 @@ export class PeerSession {
   }
 
   close(): void {
-    closeQuietly(this.#conn);
+    wire.closeQuietly(this.#conn);
   }
 
   /** @internal */
@@ -120,10 +113,10 @@ export function startHostilePeer(
   const conns = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
-    const upgrade = await readUpgrade(conn);
+    const upgrade = await wire.readUpgrade(conn);
     if (!upgrade) return;
     const session = new PeerSession(conn);
-    await acceptUpgrade(conn, upgrade.key ?? "");
+    await wire.acceptUpgrade(conn, upgrade.key ?? "");
     await session.sendText(PASSWORD_PROMPT);
     const frames = new FrameDecoder();
     const decoder = new TextDecoder();
@@ -149,7 +142,7 @@ export function startHostilePeer(
     };
     try {
       await receive(upgrade.rest);
-      for await (const chunk of reads(conn)) await receive(chunk);
+      for await (const chunk of wire.reads(conn)) await receive(chunk);
     } finally {
       session.ended = true;
       session.notify();
@@ -162,7 +155,7 @@ export function startHostilePeer(
         conns.add(conn);
         const h = serve(conn).catch(() => {}).finally(() => {
           conns.delete(conn);
-          closeQuietly(conn);
+          wire.closeQuietly(conn);
           handlers.delete(h);
         });
         handlers.add(h);
@@ -178,7 +171,7 @@ export function startHostilePeer(
       try {
         listener.close();
       } catch { /* closed */ }
-      for (const c of conns) closeQuietly(c);
+      for (const c of conns) wire.closeQuietly(c);
       await accepting;
       await Promise.all([...handlers]);
     },
