@@ -13,7 +13,8 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig, type OtaConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
+import { resolveKeyPath } from "../lib/config/values.ts";
+import { KEY_OPTION } from "../lib/cli/shared_options.ts";
 import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { log, print, warn } from "../lib/cli/output.ts";
@@ -43,11 +44,7 @@ export const spec: CommandSpec = {
       arg: "ADDR",
       help: `address to serve on (default ${DEFAULT_DASHBOARD_HOST}: this machine only)`,
     },
-    key: {
-      type: "string",
-      arg: "FILE",
-      help: `private key (default: config key, else ${DEFAULT_KEY_PATH})`,
-    },
+    key: KEY_OPTION,
     refresh: {
       type: "string",
       arg: "S",
@@ -146,7 +143,7 @@ export async function serveUntilStopped(running: RunningDashboard): Promise<void
 export function portFor(args: DashboardArgs, config: OtaConfig): FleetPort {
   return createFleetPort({
     config,
-    keyPath: args.key ?? config.key ?? DEFAULT_KEY_PATH,
+    keyPath: resolveKeyPath(args.key, config),
     onWarning: (m) => warn(m),
     onLog: (line) => log(line),
   });

@@ -7,7 +7,6 @@ import {
   type CommandSpec,
   DEVICE_PORT_RENAMED,
   listOpt,
-  numberOpt,
   parseCommandArgs,
   type ParsedArgs,
   runTask,
@@ -29,8 +28,9 @@ import {
 } from "../lib/cli/output.ts";
 import { EXIT } from "../lib/exit_codes.ts";
 import { terminalSafeDeep } from "../lib/cli/terminal_text.ts";
-import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
-import { terminalPrompt } from "../lib/cli/prompt.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
+import { askPassword } from "../lib/cli/prompt.ts";
+import { onlyOption, wholeOpt } from "../lib/cli/shared_options.ts";
 import { connectWebRepl } from "../lib/webrepl/client.ts";
 import { DEFAULT_DEVICE_PORT } from "../lib/config/values.ts";
 import {
@@ -58,12 +58,7 @@ export const spec: CommandSpec = {
       type: "boolean",
       help: 'copy it to every device in the config\'s "devices" list, N at a time',
     },
-    only: {
-      type: "string",
-      multiple: true,
-      arg: "NAME|TAG",
-      help: "with --fleet: this device, or the devices with this tag",
-    },
+    only: onlyOption("device"),
     concurrency: {
       type: "string",
       arg: "N",
@@ -117,12 +112,7 @@ export function toPutArgs(args: ParsedArgs): PutArgs {
   if (problem) throw new UsageError(problem);
   const fleet = boolOpt(args.values, "fleet");
   const only = listOpt(args.values, "only");
-  const concurrency = numberOpt(
-    args.values,
-    "concurrency",
-    (n) => Number.isInteger(n) && n >= 1 && n <= 64,
-    "a whole number from 1 to 64",
-  );
+  const concurrency = wholeOpt(args.values, "concurrency", 64);
   if (!fleet && (only.length > 0 || concurrency !== undefined)) {
     throw new UsageError("--only and --concurrency go with --fleet");
   }
@@ -204,12 +194,7 @@ async function fleetMain(
 ): Promise<number> {
   const devices = selectDevices(config.devices, opts.only, DEFAULT_DEVICE_PORT);
   const data = await readForPut(opts.local, { stdin: () => Deno.stdin.readable });
-  const passwords = await fleetPasswords(devices, () =>
-    resolvePassword({
-      ...terminalPrompt,
-      ...(opts.password === undefined ? {} : { flag: opts.password }),
-      message: "WebREPL password for the fleet: ",
-    }));
+  const passwords = await fleetPasswords(devices, () => askPassword(opts.password, "the fleet"));
   log(`copying '${opts.local}' (${data.length} bytes) to ${devices.length} board(s)`);
   const report = await putFleet(devices, {
     local: opts.local,

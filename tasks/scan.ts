@@ -6,7 +6,6 @@
 import {
   boolOpt,
   type CommandSpec,
-  numberOpt,
   parseCommandArgs,
   portOpt,
   runTask,
@@ -15,12 +14,12 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { KeyError, UsageError } from "../lib/errors.ts";
-import { DEFAULT_DEVICE_PORT, DEFAULT_KEY_PATH } from "../lib/config/values.ts";
+import { UsageError } from "../lib/errors.ts";
+import { DEFAULT_DEVICE_PORT, resolveKeyPath } from "../lib/config/values.ts";
+import { QUESTION_KEY_OPTION, wholeOpt } from "../lib/cli/shared_options.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
 import { CountProgress } from "../lib/cli/count_progress.ts";
-import { loadSigningKey } from "../lib/config/key_file.ts";
-import { nativeSigner } from "../lib/format/signer.ts";
+import { questionSigner } from "../lib/config/key_file.ts";
 import { checkPassword, PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { DEFAULT_BUILD_DIR } from "../lib/build/build_outputs.ts";
 import { statusBuilds } from "../lib/deploy/status_inputs.ts";
@@ -51,12 +50,7 @@ export const spec: CommandSpec = {
       arg: "PORT",
       help: `WebREPL (TCP) and OTA (UDP) port (default ${DEFAULT_DEVICE_PORT})`,
     },
-    key: {
-      type: "string",
-      arg: "FILE",
-      help:
-        `private key that signs the OTA-mode question (default: config key, else ${DEFAULT_KEY_PATH})`,
-    },
+    key: QUESTION_KEY_OPTION,
     password: {
       type: "string",
       arg: "P",
@@ -129,13 +123,6 @@ export function parseScanArgs(argv: string[]): ScanArgs {
   if (!positionals.length) {
     throw new UsageError("name the addresses to scan: e.g. 192.168.1.0/24 or 192.168.1.10-60");
   }
-  const whole = (name: string, max: number) =>
-    numberOpt(
-      values,
-      name,
-      (n) => Number.isInteger(n) && n >= 1 && n <= max,
-      `a whole number from 1 to ${max}`,
-    );
   const optional = (name: string) => stringOpt(values, name);
   return {
     ranges: positionals,
@@ -143,8 +130,8 @@ export function parseScanArgs(argv: string[]): ScanArgs {
     ...(optional("key") === undefined ? {} : { key: optional("key") }),
     ...(optional("password") === undefined ? {} : { password: optional("password") }),
     timeoutMs: secondsOpt(values, "timeout", 10) ?? DEFAULT_SCAN_TIMEOUT_MS,
-    concurrency: whole("concurrency", 256) ?? DEFAULT_SCAN_CONCURRENCY,
-    maxAddresses: whole("max-addresses", MAX_ADDRESSES_LIMIT) ?? DEFAULT_MAX_ADDRESSES,
+    concurrency: wholeOpt(values, "concurrency", 256) ?? DEFAULT_SCAN_CONCURRENCY,
+    maxAddresses: wholeOpt(values, "max-addresses", MAX_ADDRESSES_LIMIT) ?? DEFAULT_MAX_ADDRESSES,
     allowPublic: boolOpt(values, "allow-public"),
     add: boolOpt(values, "add"),
     json: boolOpt(values, "json"),
@@ -159,15 +146,6 @@ function scanPassword(args: ScanArgs): StatusTarget["password"] {
   return { value: checkPassword(value, args.password === undefined ? PASSWORD_ENV : "--password") };
 }
 
-async function scanSigner(path: string): Promise<StatusTarget["signer"]> {
-  try {
-    return nativeSigner(await loadSigningKey(path, { onWarning: warn }));
-  } catch (e) {
-    if (e instanceof KeyError) return { missing: e.message };
-    throw e;
-  }
-}
-
 export async function main(ctx: TaskContext): Promise<number> {
   const args = parseScanArgs(ctx.argv);
   const addresses = scanAddresses(args.ranges.map(parseAddressRange), {
@@ -176,7 +154,7 @@ export async function main(ctx: TaskContext): Promise<number> {
   });
   const config = await loadConfig(args.config);
   const password = scanPassword(args);
-  const signer = await scanSigner(args.key ?? config.key ?? DEFAULT_KEY_PATH);
+  const signer = await questionSigner(resolveKeyPath(args.key, config), { onWarning: warn });
   const builds = await statusBuilds(config.out ?? DEFAULT_BUILD_DIR);
   const progress = new CountProgress("scan: asked");
   let found = 0;

@@ -17,7 +17,8 @@ import {
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { DEFAULT_KEY_PATH, resolveAppOffset, resolveKeyPath } from "../lib/config/values.ts";
+import { KEY_OPTION } from "../lib/cli/shared_options.ts";
+import { resolveAppOffset, resolveKeyPath } from "../lib/config/values.ts";
 import {
   bold,
   formatBytes,
@@ -37,11 +38,7 @@ export const spec: CommandSpec = {
   summary: "Sign a firmware image into a canned .ota file (the packets as they go on the wire).",
   positionals: "FIRMWARE",
   options: {
-    key: {
-      type: "string",
-      arg: "FILE",
-      help: `private key (default: config key, else ${DEFAULT_KEY_PATH})`,
-    },
+    key: KEY_OPTION,
     block: {
       type: "string",
       arg: "BYTES",

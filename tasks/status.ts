@@ -12,7 +12,8 @@ import {
 import { loadConfig } from "../lib/config/config.ts";
 import { log, print, printJson, warn } from "../lib/cli/output.ts";
 import { PASSWORD_ENV, PASSWORD_FLAG_HELP } from "../lib/webrepl/password.ts";
-import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
+import { resolveKeyPath } from "../lib/config/values.ts";
+import { onlyOption, QUESTION_KEY_OPTION } from "../lib/cli/shared_options.ts";
 import { DEFAULT_BUILD_DIR, MANIFEST_FILE } from "../lib/build/build_outputs.ts";
 import {
   statusBoards,
@@ -52,18 +53,8 @@ export const spec: CommandSpec = {
       help: "its port, WebREPL (TCP) and OTA (UDP) (default 8266)",
     },
     fleet: { type: "boolean", help: 'every board in the config\'s "devices" list' },
-    only: {
-      type: "string",
-      multiple: true,
-      arg: "NAME|TAG",
-      help: "with --fleet: this board, or the boards with this tag",
-    },
-    key: {
-      type: "string",
-      arg: "FILE",
-      help:
-        `private key that signs the OTA-mode question (default: config key, else ${DEFAULT_KEY_PATH})`,
-    },
+    only: onlyOption("board"),
+    key: QUESTION_KEY_OPTION,
     password: { type: "string", arg: "P", help: `with --ip: ${PASSWORD_FLAG_HELP}` },
     timeout: {
       type: "string",
@@ -156,7 +147,7 @@ async function run(args: StatusArgs, events: EventSink, signal: AbortSignal): Pr
     names: boards.map((b) => b.name),
     targets: () =>
       statusTargets(boards, {
-        keyPath: (device) => device.key ?? args.key ?? config.key ?? DEFAULT_KEY_PATH,
+        keyPath: (device) => device.key ?? resolveKeyPath(args.key, config),
         password: (device) => statusPassword(args, device),
         onWarning: warn,
       }),

@@ -16,11 +16,11 @@ import {
   type TaskContext,
 } from "../lib/cli/cli.ts";
 import { loadConfig } from "../lib/config/config.ts";
-import { KeyError, UsageError } from "../lib/errors.ts";
-import { loadSigningKey } from "../lib/config/key_file.ts";
-import { nativeSigner } from "../lib/format/signer.ts";
+import { UsageError } from "../lib/errors.ts";
+import { questionSigner } from "../lib/config/key_file.ts";
 import { askOtaMode } from "../lib/transfer/ota_probe.ts";
-import { DEFAULT_KEY_PATH } from "../lib/config/values.ts";
+import { resolveKeyPath } from "../lib/config/values.ts";
+import { QUESTION_KEY_OPTION } from "../lib/cli/shared_options.ts";
 import { deviceAddressProblem } from "../lib/config/device_address.ts";
 import {
   formatSeconds,
@@ -33,9 +33,9 @@ import {
   warn,
 } from "../lib/cli/output.ts";
 import { Countdown } from "../lib/cli/countdown.ts";
-import { PASSWORD_ENV, resolvePassword } from "../lib/webrepl/password.ts";
+import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 import { JSON_OPTION, PASSWORD_NOTE, TARGET_OPTIONS } from "../lib/cli/webrepl_target.ts";
-import { terminalPrompt } from "../lib/cli/prompt.ts";
+import { askPassword } from "../lib/cli/prompt.ts";
 import { resolveAddress } from "../lib/webrepl/target.ts";
 import { DEFAULT_WATCH_MS, enterOtaMode } from "../lib/webrepl/trigger.ts";
 import { DEFAULT_TIMEOUT_MS } from "../lib/webrepl/client.ts";
@@ -65,12 +65,7 @@ export const spec: CommandSpec = {
         DEFAULT_WATCH_MS / 1000
       }; 0: don't)`,
     },
-    key: {
-      type: "string",
-      arg: "FILE",
-      help:
-        `private key that signs the OTA-mode question (default: config key, else ${DEFAULT_KEY_PATH})`,
-    },
+    key: QUESTION_KEY_OPTION,
     ...JSON_OPTION,
   },
   notes: [
@@ -156,12 +151,8 @@ export async function main({ args, invocation }: TaskContext): Promise<number | 
   const opts = toTriggerArgs(args);
   const config = await loadConfig(opts.config);
   const { host, port } = resolveAddress(opts, config);
-  const password = await resolvePassword({
-    ...terminalPrompt,
-    ...(opts.password === undefined ? {} : { flag: opts.password }),
-    message: `WebREPL password for ${host}:${port}: `,
-  });
-  const question = await otaQuestion(host, port, opts.key ?? config.key ?? DEFAULT_KEY_PATH);
+  const password = await askPassword(opts.password, `${host}:${port}`);
+  const question = await otaQuestion(host, port, resolveKeyPath(opts.key, config));
   log(`connecting to WebREPL at ${host}:${port}`);
   const countdown = watchCountdown();
   const report = await enterOtaMode({ host, port, password, timeoutMs: opts.timeoutMs }, {
@@ -216,13 +207,9 @@ async function otaQuestion(
   port: number,
   keyPath: string,
 ): Promise<{ ask: () => Promise<boolean> } | { missing: string }> {
-  try {
-    const signer = nativeSigner(await loadSigningKey(keyPath, { onWarning: warn }));
-    return { ask: () => askOtaMode(host, port, signer, { tries: 5, waitMs: 400 }) };
-  } catch (e) {
-    if (e instanceof KeyError) return { missing: `no key to ask with (${e.message})` };
-    throw e;
-  }
+  const signer = await questionSigner(keyPath, { onWarning: warn });
+  if ("missing" in signer) return { missing: `no key to ask with (${signer.missing})` };
+  return { ask: () => askOtaMode(host, port, signer, { tries: 5, waitMs: 400 }) };
 }
 
 if (import.meta.main) runTask(spec, main);

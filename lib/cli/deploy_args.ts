@@ -8,7 +8,6 @@ import {
   boolOpt,
   flashSizeOpt,
   listOpt,
-  numberOpt,
   type ParsedArgs,
   portOpt,
   secondsOpt,
@@ -16,7 +15,8 @@ import {
 } from "./cli.ts";
 import type { OtaConfig } from "../config/config.ts";
 import { UsageError } from "../errors.ts";
-import { MAX_TIMEOUT_S, parseCount, resolveAppOffset, resolvePort } from "../config/values.ts";
+import { MAX_TIMEOUT_S, parseCount, resolveAppOffset } from "../config/values.ts";
+import { resolveAddress } from "../webrepl/target.ts";
 import { warn } from "./output.ts";
 import type { ImageChoice } from "../build/releases.ts";
 import { MAX_RETRY_DELAY_MS } from "../deploy/pipeline_rollout.ts";
@@ -28,8 +28,8 @@ import {
   type PasswordSource,
   type SharedRequest,
 } from "../deploy/pipeline_steps.ts";
-import { resolvePassword } from "../webrepl/password.ts";
-import { terminalPrompt } from "./prompt.ts";
+import { askPassword } from "./prompt.ts";
+import { checkFleetFlags, wholeOpt } from "./shared_options.ts";
 import { deviceAddressProblem } from "../config/device_address.ts";
 
 export const DEFAULT_TIMEOUT_S = 15;
@@ -88,25 +88,16 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   const port = portOpt(values, "device-port");
   const fleet = boolOpt(values, "fleet");
   const only = listOpt(values, "only");
-  const concurrency = numberOpt(
-    values,
-    "concurrency",
-    (n) => Number.isInteger(n) && n >= 1 && n <= 64,
-    "a whole number from 1 to 64",
-  );
+  const concurrency = wholeOpt(values, "concurrency", 64);
   if (!fleet && (only.length > 0 || concurrency !== undefined)) {
     throw new UsageError("--only and --concurrency go with --fleet");
   }
   const trigger = boolOpt(values, "trigger");
   const password = stringOpt(values, "password");
-  if (password !== undefined && (!trigger || fleet)) {
-    throw new UsageError(
-      fleet
-        ? "--fleet reads each device's WebREPL password from the environment: leave out --password"
-        : "--password goes with --trigger",
-    );
-  }
   const ip = stringOpt(values, "ip");
+  const events = boolOpt(values, "events");
+  checkFleetFlags({ fleet, ip, password, json: boolOpt(values, "json"), events }, "device");
+  if (password !== undefined && !trigger) throw new UsageError("--password goes with --trigger");
   const ipProblem = ip === undefined ? undefined : deviceAddressProblem(ip);
   if (ipProblem) throw new UsageError(`--ip ${ipProblem}`);
   const count = (name: string, min: number, max: number) => {
@@ -132,17 +123,6 @@ export function toDeployArgs({ values, positionals }: ParsedArgs): DeployArgs {
   if (allowDowngrade && !trigger) {
     throw new UsageError(
       "--allow-downgrade goes with --trigger: only a running board can say which build it runs",
-    );
-  }
-  const events = boolOpt(values, "events");
-  if (events && boolOpt(values, "json")) {
-    throw new UsageError(
-      "--events ends with the report (the run.ended event carries the --json object): leave out --json",
-    );
-  }
-  if (fleet && stringOpt(values, "ip") !== undefined) {
-    throw new UsageError(
-      '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose devices with --only NAME|TAG)',
     );
   }
   return {
@@ -222,21 +202,15 @@ export function rolloutPolicy(args: DeployArgs): Partial<RolloutPolicy> {
  * its address. @throws {UsageError} If none is named.
  */
 export function loneBoard(args: DeployArgs, config: OtaConfig): FleetDevice {
-  const host = args.ip ?? config.ip;
-  if (!host) {
-    throw new UsageError(
-      'name the device: --ip ADDR (or YAOTA_IP, or "ip" in ota.config.json)',
-    );
-  }
-  return { name: host, ip: host, port: resolvePort(args.port, config) };
+  const { host, port } = resolveAddress(
+    args,
+    config,
+    'name the device: --ip ADDR (or YAOTA_IP, or "ip" in ota.config.json)',
+  );
+  return { name: host, ip: host, port };
 }
 
 /** One board's password: `--password`, else WEBREPL_PASSWORD, else a prompt without echo. */
 export function flagOrPrompt(args: DeployArgs): PasswordSource {
-  return (board) =>
-    resolvePassword({
-      ...terminalPrompt,
-      ...(args.password === undefined ? {} : { flag: args.password }),
-      message: `WebREPL password for ${board.ip}:${board.port}: `,
-    });
+  return (board) => askPassword(args.password, `${board.ip}:${board.port}`);
 }

@@ -1,6 +1,7 @@
 /** `deno task deploy`'s options, notes and examples (its --help). */
 import { type CommandSpec, DEVICE_PORT_RENAMED } from "./cli.ts";
-import { DEFAULT_DEVICE_PORT, DEFAULT_KEY_PATH, MAX_TIMEOUT_S } from "../config/values.ts";
+import { DEFAULT_DEVICE_PORT, MAX_TIMEOUT_S } from "../config/values.ts";
+import { KEY_OPTION, onlyOption } from "./shared_options.ts";
 import { PASSWORD_ENV } from "../webrepl/password.ts";
 import { DEFAULT_TIMEOUT_S } from "./deploy_args.ts";
 
@@ -18,11 +19,7 @@ export const spec: CommandSpec = {
       help:
         `its OTA (UDP) port, and WebREPL (TCP) port for --trigger (default ${DEFAULT_DEVICE_PORT})`,
     },
-    key: {
-      type: "string",
-      arg: "FILE",
-      help: `private key (default: config key, else ${DEFAULT_KEY_PATH})`,
-    },
+    key: KEY_OPTION,
     block: {
       type: "string",
       arg: "N",
@@ -83,12 +80,7 @@ export const spec: CommandSpec = {
       help:
         'deploy to every device in the config\'s "devices" list, N at a time, and print a table',
     },
-    only: {
-      type: "string",
-      multiple: true,
-      arg: "NAME|TAG",
-      help: "with --fleet: this device, or the devices with this tag",
-    },
+    only: onlyOption("device"),
     concurrency: {
       type: "string",
       arg: "N",

@@ -64,9 +64,20 @@ function flagValue(argv: readonly string[], names: string[]): string | undefined
   return value;
 }
 
+/**
+ * How a word that needs quoting is quoted: in single quotes (the default), or in double
+ * quotes, so that a command printed inside '…' holds no single quote. Double quotes leave
+ * `!` to an interactive shell's history expansion: a word with one keeps single quotes.
+ */
+export type WordQuoting = "single" | "double";
+
 /** A word for a shell: quoted when it holds anything a shell would read. Pure. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+function shellWord(word: string, quoting: WordQuoting = "single"): string {
+  if (/^[\w@%+=:,./-]+$/.test(word)) return word;
+  if (quoting === "double" && !word.includes("!")) {
+    return `"${word.replace(/[$`"\\]/g, "\\$&")}"`;
+  }
+  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /**
@@ -79,7 +90,12 @@ function shellWord(word: string): string {
  * }
  * ```
  */
-export function suggest(inv: Invocation, task: string, args = ""): string {
+export function suggest(
+  inv: Invocation,
+  task: string,
+  args = "",
+  quoting: WordQuoting = "single",
+): string {
   const carried: string[] = [];
   // A task's --help needs none of this run's flags (and a bad value would only confuse).
   const help = /(^|\s)--help(\s|$)/.test(args);
@@ -89,7 +105,7 @@ export function suggest(inv: Invocation, task: string, args = ""): string {
     if (new RegExp(`(^|\\s)--(${name}${old ? `|${old}` : ""})(=|\\s|$)`).test(args)) continue;
     const own = old !== undefined && tasks !== "all" && tasks.includes(inv.task ?? "");
     const value = flagValue(inv.argv, own ? [name, old] : [name]);
-    if (value !== undefined) carried.push(`--${name}`, shellWord(value));
+    if (value !== undefined) carried.push(`--${name}`, shellWord(value, quoting));
   }
   return [inv.program, task, ...carried, args.trim()].filter((w) => w !== "").join(" ");
 }
@@ -98,7 +114,10 @@ const QUOTED_COMMAND = /(['`])deno task ([a-z][a-z-]*)((?:(?!\1)[^\n])*)\1/g;
 
 /**
  * `message` with each quoted `'deno task NAME ARGS'` (or `` `…` ``) made the command this
- * run would type (see `suggest`). Pure.
+ * run would type (see `suggest`). A carried value the shell must read quoted (a config
+ * path with a space or a quote) is quoted so that the command holds no mark of its own
+ * delimiter: in double quotes inside '…', or with the other delimiter (a single quote in
+ * the value). Pure.
  * @example
  * ```ts
  * const text = withInvocation("run 'deno task verify'", { program: "yaota", argv: [] });
@@ -108,8 +127,15 @@ const QUOTED_COMMAND = /(['`])deno task ([a-z][a-z-]*)((?:(?!\1)[^\n])*)\1/g;
 export function withInvocation(message: string, inv: Invocation): string {
   return message.replace(
     QUOTED_COMMAND,
-    (_all, quote: string, task: string, args: string) =>
-      `${quote}${suggest(inv, task, args)}${quote}`,
+    (_all, quote: string, task: string, args: string) => {
+      const other = quote === "'" ? "`" : "'";
+      const tries = [[quote, "single"], [quote, "double"], [other, "double"], [other, "single"]];
+      for (const [delimiter, quoting] of tries as [string, WordQuoting][]) {
+        const command = suggest(inv, task, args, quoting);
+        if (!command.includes(delimiter)) return `${delimiter}${command}${delimiter}`;
+      }
+      return `${quote}${suggest(inv, task, args)}${quote}`;
+    },
   );
 }
 

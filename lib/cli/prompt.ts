@@ -1,9 +1,11 @@
 /**
  * Asking the person at the terminal: a password without echo, on stderr and stdin.
- * `terminalPrompt` is what the tasks hand to `resolvePassword` (lib/webrepl/password.ts).
+ * `askPassword` is how the tasks get a board's WebREPL password (lib/webrepl/password.ts)
+ * with it.
  */
 import { InterruptedError } from "../errors.ts";
 import { log, logRaw } from "./output.ts";
+import { resolvePassword } from "../webrepl/password.ts";
 
 /**
  * Reads a line from the terminal without echo (raw mode). Backspace edits,
@@ -42,3 +44,17 @@ export const terminalPrompt = {
   prompt: promptHidden,
   isTerminal: (): boolean => Deno.stdin.isTerminal(),
 };
+
+/**
+ * A board's WebREPL password: `flag` (--password), else WEBREPL_PASSWORD, else a prompt
+ * without echo on this terminal naming `board` ("192.168.4.1:8266", "the fleet").
+ * @throws {UsageError} If it has the wrong length, or none is given and there is no terminal.
+ * @throws {InterruptedError} If the prompt is given up (Ctrl-C).
+ */
+export function askPassword(flag: string | undefined, board: string): Promise<string> {
+  return resolvePassword({
+    ...terminalPrompt,
+    ...(flag === undefined ? {} : { flag }),
+    message: `WebREPL password for ${board}: `,
+  });
+}

@@ -9,6 +9,7 @@ import {
   stringOpt,
 } from "./cli.ts";
 import { UsageError } from "../errors.ts";
+import { checkFleetFlags, wholeOpt } from "./shared_options.ts";
 import { DEFAULT_STATUS_CONCURRENCY, DEFAULT_STATUS_TIMEOUT_MS } from "../deploy/status_probe.ts";
 
 /** A WebREPL step may wait this long at most. */
@@ -43,23 +44,9 @@ export function toStatusArgs({ values, positionals }: ParsedArgs): StatusArgs {
   const ip = stringOpt(values, "ip");
   const password = stringOpt(values, "password");
   if (!fleet && only.length) throw new UsageError("--only goes with --fleet");
-  if (fleet && ip !== undefined) {
-    throw new UsageError(
-      '--fleet takes the addresses from the config\'s "devices" list: leave out --ip (choose boards with --only NAME|TAG)',
-    );
-  }
-  if (fleet && password !== undefined) {
-    throw new UsageError(
-      "--fleet reads each board's WebREPL password from the environment: leave out --password",
-    );
-  }
   const json = boolOpt(values, "json");
   const events = boolOpt(values, "events");
-  if (json && events) {
-    throw new UsageError(
-      "--events ends with the report (the run.ended event carries the --json object): leave out --json",
-    );
-  }
+  checkFleetFlags({ fleet, ip, password, json, events }, "board");
   const watchMs = secondsOpt(values, "watch", MAX_WATCH_S);
   if (watchMs !== undefined && watchMs < MIN_WATCH_S * 1000) {
     throw new UsageError(`--watch expects at least ${MIN_WATCH_S} seconds between rounds`);
@@ -88,12 +75,7 @@ export function toStatusArgs({ values, positionals }: ParsedArgs): StatusArgs {
     timeoutMs: secondsOpt(values, "timeout", MAX_STATUS_TIMEOUT_S) ?? DEFAULT_STATUS_TIMEOUT_MS,
     json,
     events,
-    concurrency: numberOpt(
-      values,
-      "concurrency",
-      (n) => Number.isInteger(n) && n >= 1 && n <= 256,
-      "a whole number from 1 to 256",
-    ) ?? DEFAULT_STATUS_CONCURRENCY,
+    concurrency: wholeOpt(values, "concurrency", 256) ?? DEFAULT_STATUS_CONCURRENCY,
     check: boolOpt(values, "check"),
     ...(watchMs === undefined ? {} : { watchMs }),
     ...(rounds === undefined ? {} : { rounds }),

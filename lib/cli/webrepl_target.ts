@@ -14,10 +14,10 @@ import {
 } from "./cli.ts";
 import type { OtaConfig } from "../config/config.ts";
 import { DEFAULT_DEVICE_PORT, MAX_TIMEOUT_S } from "../config/values.ts";
-import { PASSWORD_ENV, PASSWORD_FLAG_HELP, resolvePassword } from "../webrepl/password.ts";
+import { PASSWORD_ENV, PASSWORD_FLAG_HELP } from "../webrepl/password.ts";
 import { DEFAULT_TIMEOUT_MS, type WebReplOptions } from "../webrepl/client.ts";
 import { resolveAddress } from "../webrepl/target.ts";
-import { terminalPrompt } from "./prompt.ts";
+import { askPassword } from "./prompt.ts";
 
 /** `--ip`, `--device-port`, `--password`, `--timeout` for a task's spec. */
 export const TARGET_OPTIONS = {
@@ -85,10 +85,6 @@ export async function resolveTarget(
   config: OtaConfig,
 ): Promise<WebReplOptions & { port: number; timeoutMs: number }> {
   const { host, port } = resolveAddress(args, config);
-  const password = await resolvePassword({
-    ...terminalPrompt,
-    ...(args.password === undefined ? {} : { flag: args.password }),
-    message: `WebREPL password for ${host}:${port}: `,
-  });
+  const password = await askPassword(args.password, `${host}:${port}`);
   return { host, port, password, timeoutMs: args.timeoutMs };
 }

@@ -12,6 +12,8 @@ import {
   type PublicKeyInfo,
   type SigningKey,
 } from "../format/keys.ts";
+import type { Signer } from "../format/packet.ts";
+import { nativeSigner } from "../format/signer.ts";
 
 /** Where a task hears about a key open to others (`warning: …` on stderr). */
 export interface KeyFileOptions {
@@ -110,4 +112,21 @@ export async function loadPublicKey(
   options: KeyFileOptions = {},
 ): Promise<PublicKeyInfo> {
   return parsePublicKey(await readKeyFile(path, options), path);
+}
+
+/**
+ * The signer of the OTA-mode question (docs/device.md, "Asking whether a device is in OTA
+ * mode") from the private key at `path`, or why there is none: a key that cannot be loaded
+ * only means the question is not asked.
+ */
+export async function questionSigner(
+  path: string,
+  options: KeyFileOptions = {},
+): Promise<Signer | { missing: string }> {
+  try {
+    return nativeSigner(await loadSigningKey(path, options));
+  } catch (e) {
+    if (e instanceof KeyError) return { missing: e.message };
+    throw e;
+  }
 }

@@ -3,7 +3,8 @@
  * over a `FleetPort` (`port.ts`). Every request first passes the access policy
  * (`access.ts`). One rollout at a time; its report is kept in memory and in `dist/`.
  * Each board is asked again when its result arrives, and every board when a rollout ends
- * (`fleet_checks.ts`), so the fleet never shows what a board ran before.
+ * (`fleet_checks.ts`), so the fleet never shows what a board ran before. A rollout first
+ * waits, bounded, for the check under way on its boards (one WebREPL client per board).
  *
  * API (JSON; POST bodies are JSON, at most `MAX_BODY_BYTES`, and carry the token header or
  * the page's request header):
@@ -26,7 +27,7 @@ import {
   tokenCookie,
 } from "./access.ts";
 import { EventHub, formatEvent } from "./event_stream.ts";
-import { fleetChecks } from "./fleet_checks.ts";
+import { fleetChecks, gaveUp } from "./fleet_checks.ts";
 import type { FleetPort, RolloutEvent, RolloutRequest } from "./port.ts";
 import { describeTarget, parseConfirmed, parseRolloutRequest } from "./rollout_request.ts";
 import { applyEvent, interruptedView, type RolloutView, startView } from "./rollout_view.ts";
@@ -38,6 +39,11 @@ import { type AssetReader, assetType, readStaticAsset } from "./static_assets.ts
 export const MIN_REFRESH_S = 5;
 export const MAX_REFRESH_S = 600;
 export const DEFAULT_REFRESH_S = 30;
+/**
+ * How long a rollout waits for a check under way on its boards (which holds a board's one
+ * WebREPL session) before it starts anyway: a check is a few WebREPL steps of status's 3 s.
+ */
+export const DEFAULT_CHECK_WAIT_MS = 10000;
 
 export interface DashboardOptions {
   port: FleetPort;
@@ -47,8 +53,13 @@ export interface DashboardOptions {
   /** Boards are asked again this often while a page is open (milliseconds). */
   refreshMs: number;
   assets?: AssetReader;
+  /** A rollout's wait for the checks under way on its boards (default `DEFAULT_CHECK_WAIT_MS`). */
+  checkWaitMs?: number;
   now?: () => Date;
-  /** Told what the person should know (a kept report that could not be read). */
+  /**
+   * Told what the person should know (a kept report that could not be read, a check that
+   * held a rollout's board past `checkWaitMs`).
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -187,6 +198,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     };
   }
 
+  /** Waits (bounded) for the checks under way on `boards`: one WebREPL client per board. */
+  async function checksEnded(boards: string[], signal: AbortSignal): Promise<void> {
+    const waitMs = options.checkWaitMs ?? DEFAULT_CHECK_WAIT_MS;
+    const still = await fleet.makeWay(boards, waitMs, signal);
+    if (still.length) options.onWarning?.(`${still.join(", ")}: ${gaveUp(waitMs)}`);
+  }
+
   async function startRollout(request: RolloutRequest, confirmed: unknown): Promise<Response> {
     if (active && view) {
       return problem(
@@ -230,7 +248,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     };
     hub.send("rollout", view);
     void persist();
-    const done = port.rollout(request, onEvent, controller.signal)
+    // Set before the wait: the boards are busy from now on (no new check starts on them).
+    const run = { controller, done: Promise.resolve() };
+    active = run;
+    run.done = checksEnded(plan.boards, controller.signal)
+      .then(() => port.rollout(request, onEvent, controller.signal))
       .catch((e) => {
         // A bug in the rollout itself: the run ends with it, the dashboard goes on.
         const last = view?.events.at(-1)?.seq ?? 0;
@@ -254,7 +276,6 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
         hub.send("rollout", view);
         void refresh().catch(() => {});
       });
-    active = { controller, done };
     return json({ rollout: view }, 202);
   }
 

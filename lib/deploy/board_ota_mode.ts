@@ -4,9 +4,8 @@
  * (docs/device.md, "Asking whether a device is in OTA mode") does. Then there is nothing
  * to trigger: the push goes ahead.
  */
-import { DeviceUnreachableError, KeyError, WebReplError } from "../errors.ts";
-import { loadSigningKey } from "../config/key_file.ts";
-import { nativeSigner } from "../format/signer.ts";
+import { DeviceUnreachableError, WebReplError } from "../errors.ts";
+import { questionSigner } from "../config/key_file.ts";
 import { askOtaMode } from "../transfer/ota_probe.ts";
 import type { TriggerReport } from "../webrepl/trigger.ts";
 
@@ -27,15 +26,8 @@ export async function otaModeAlready(
   const refused = error instanceof WebReplError &&
     error.cause instanceof Deno.errors.ConnectionRefused;
   if (!refused && !(error instanceof DeviceUnreachableError)) return undefined;
-  let signer;
-  try {
-    signer = nativeSigner(
-      await loadSigningKey(request.keyPath, { onWarning: request.onWarning }),
-    );
-  } catch (e) {
-    if (e instanceof KeyError) return undefined;
-    throw e;
-  }
+  const signer = await questionSigner(request.keyPath, { onWarning: request.onWarning });
+  if ("missing" in signer) return undefined;
   step(
     `no WebREPL at ${webreplAddress}: asking whether the board is in OTA mode already (as an ` +
       "interrupted update leaves it)",

@@ -5,12 +5,12 @@
  * with (dist/manifest.json's and the kept releases). `deno task status` and the dashboard
  * both start here.
  */
-import { KeyError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { OtaConfig } from "../config/config.ts";
-import { DEFAULT_DEVICE_PORT } from "../config/values.ts";
-import { loadSigningKey } from "../config/key_file.ts";
+import { resolvePort } from "../config/values.ts";
+import { resolveAddress } from "../webrepl/target.ts";
+import { questionSigner } from "../config/key_file.ts";
 import type { Signer } from "../format/packet.ts";
-import { nativeSigner } from "../format/signer.ts";
 import { checkPassword, PASSWORD_ENV, resolvePassword } from "../webrepl/password.ts";
 import {
   currentBuild,
@@ -59,15 +59,7 @@ export async function statusTargets(
   for (const device of devices) {
     const keyPath = options.keyPath(device);
     if (!signers.has(keyPath)) {
-      try {
-        signers.set(
-          keyPath,
-          nativeSigner(await loadSigningKey(keyPath, { onWarning: options.onWarning })),
-        );
-      } catch (e) {
-        if (!(e instanceof KeyError)) throw e;
-        signers.set(keyPath, { missing: e.message });
-      }
+      signers.set(keyPath, await questionSigner(keyPath, { onWarning: options.onWarning }));
     }
     targets.push({
       device,
@@ -111,14 +103,14 @@ export interface StatusSelection {
  * @throws {UsageError} When none is named.
  */
 export function statusBoards(selection: StatusSelection, config: OtaConfig): FleetDevice[] {
-  const port = selection.port ?? config.port ?? DEFAULT_DEVICE_PORT;
-  if (selection.fleet) return selectDevices(config.devices, selection.only, port);
-  const host = selection.ip ?? config.ip;
-  if (!host) {
-    throw new UsageError(
-      'name the board: --ip ADDR (or "ip" in ota.config.json), or --fleet for the config\'s "devices"',
-    );
+  if (selection.fleet) {
+    return selectDevices(config.devices, selection.only, resolvePort(selection.port, config));
   }
+  const { host, port } = resolveAddress(
+    selection,
+    config,
+    'name the board: --ip ADDR (or "ip" in ota.config.json), or --fleet for the config\'s "devices"',
+  );
   return [{ name: host, ip: host, port }];
 }
 

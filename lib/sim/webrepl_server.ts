@@ -16,17 +16,15 @@ import { Repl, type ReplHost } from "./webrepl_repl.ts";
 import { installShims, pyString, readWebReplPassword, releaseOf } from "./device_shims.ts";
 import { type DeviceFiles, FileChannel } from "../webrepl/file_device.ts";
 import type { FrozenSource } from "../format/frozen_table.ts";
+import { encodeFrame, FrameDecoder, OPCODE } from "../webrepl/websocket.ts";
 import {
-  acceptFor,
-  encodeFrame,
-  encodeHandshakeResponse,
-  exactHeader,
-  FrameDecoder,
-  HttpHeadReader,
-  KEY_HEADER,
-  MAX_FRAME_PAYLOAD,
-  OPCODE,
-} from "../webrepl/websocket.ts";
+  acceptUpgrade,
+  closeQuietly,
+  reads,
+  readUpgrade,
+  sendText,
+  writeAll,
+} from "./websocket_server.ts";
 import { ACCESS_DENIED, CONNECTED_BANNER, PASSWORD_PROMPT } from "../webrepl/protocol.ts";
 
 export interface RunningApp {
@@ -152,14 +150,7 @@ export async function startWebReplServer(
     const refuse = () => log(`Concurrent WebREPL connection from ${peer} rejected`);
     // webrepl.py's accept_conn: with a client on dupterm, close the new one at once.
     if (active || resetting) return refuse();
-    const head = new HttpHeadReader();
-    let handshake: { key?: string; rest: Uint8Array } | undefined;
-    for await (const chunk of reads(conn)) {
-      const done = head.push(chunk);
-      if (!done) continue;
-      handshake = { key: exactHeader(done.head, KEY_HEADER), rest: done.rest };
-      break;
-    }
+    const handshake = await readUpgrade(conn);
     if (!handshake) return;
     if (handshake.key === undefined) {
       // websocket_helper.py raises "Not a websocket request" and never answers: the
@@ -172,7 +163,7 @@ export async function startWebReplServer(
     active = conn;
     log(`WebREPL connection from: ${peer}`);
     try {
-      await writeAll(conn, encodeHandshakeResponse(acceptFor(handshake.key)));
+      await acceptUpgrade(conn, handshake.key);
       await session(conn, handshake.rest);
     } finally {
       if (active === conn) active = undefined;
@@ -183,10 +174,7 @@ export async function startWebReplServer(
   const session = async (conn: Deno.Conn, first: Uint8Array) => {
     const send = async (text: string) => {
       if (resetting || text === "") return;
-      const bytes = encoder.encode(text);
-      for (let at = 0; at < bytes.length; at += MAX_FRAME_PAYLOAD) {
-        await writeAll(conn, encodeFrame(OPCODE.text, bytes.subarray(at, at + MAX_FRAME_PAYLOAD)));
-      }
+      await sendText(conn, text);
     };
     const frames = new FrameDecoder();
     const text = new TextDecoder();
@@ -340,30 +328,6 @@ function vmFiles(vm: MicroPythonVM): DeviceFiles {
 /** A Python bytes literal for any bytes. */
 function bytesLiteral(data: Uint8Array): string {
   return "b'" + Array.from(data, (b) => "\\x" + b.toString(16).padStart(2, "0")).join("") + "'";
-}
-
-async function* reads(conn: Deno.Conn): AsyncGenerator<Uint8Array> {
-  const buffer = new Uint8Array(4096);
-  while (true) {
-    let n: number | null;
-    try {
-      n = await conn.read(buffer);
-    } catch {
-      return;
-    }
-    if (n === null) return;
-    yield buffer.slice(0, n);
-  }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
 }
 
 function formatAddr(addr: Deno.Addr): string {

@@ -10,7 +10,7 @@ import { resolvePort } from "../config/values.ts";
 /**
  * Where to connect, before the password is known: the flag's address and port over the
  * config's. Pure.
- * @throws {UsageError} If neither names an address.
+ * @throws {UsageError} If neither names an address (`missing` says how to name one).
  * @example
  * ```ts
  * import { resolveAddress } from "./target.ts";
@@ -21,8 +21,9 @@ import { resolvePort } from "../config/values.ts";
 export function resolveAddress(
   flags: { ip?: string; port?: number },
   config: Pick<OtaConfig, "ip" | "port">,
+  missing = '--ip is required (or set "ip" in ota.config.json)',
 ): { host: string; port: number } {
   const host = flags.ip ?? config.ip;
-  if (!host) throw new UsageError('--ip is required (or set "ip" in ota.config.json)');
+  if (!host) throw new UsageError(missing);
   return { host, port: resolvePort(flags.port, config) };
 }

@@ -212,3 +212,40 @@ Deno.test("every text line's suggested command is as typed: yaota status names '
   assertStringIncludes(stdout, `'yaota build-ota --config ${config}'`);
   assert(!stdout.includes("deno task"), stdout);
 });
+
+/** The words a POSIX shell reads in `command` (its program replaced by one that prints them). */
+async function shellWords(command: string): Promise<string[]> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `yaota() { printf '%s\\n' "$@"; }; ${command}`],
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).split("\n").slice(0, -1);
+}
+
+Deno.test("a hint in '…' with a config path holding a space or a single quote stays one command that a shell reads back", async () => {
+  for (const config of ["my conf.json", "it's.json", 'a $b `c` "d".json', "wow!'s.json"]) {
+    const inv: Invocation = { program: "yaota", argv: ["--config", config] };
+    for (const message of ["run 'deno task verify' next", "run `deno task verify` next"]) {
+      const text = withInvocation(message, inv);
+      const commands = quotedCommands(text.replaceAll("yaota verify", "deno task verify"));
+      assertEquals(commands.length, 1, text);
+      assertEquals(commands[0]!.task, "verify", text);
+      assert(text.startsWith("run ") && text.endsWith(" next"), text);
+      const inner = text.slice("run ".length + 1, -" next".length - 1);
+      assertEquals(await shellWords(inner), ["verify", "--config", config], text);
+    }
+  }
+  const inv = (config: string): Invocation => ({ program: "yaota", argv: ["--config", config] });
+  assertEquals(
+    withInvocation("run 'deno task verify'", inv("my conf.json")),
+    `run 'yaota verify --config "my conf.json"'`,
+  );
+  assertEquals(
+    withInvocation("run 'deno task verify'", inv("it's.json")),
+    'run `yaota verify --config "it\'s.json"`',
+  );
+  assertEquals(
+    withInvocation("run `deno task verify`", inv("it's.json")),
+    "run `yaota verify --config 'it'\\''s.json'`",
+  );
+});

@@ -46,6 +46,8 @@ export interface FakePort extends FleetPort {
   runs: Map<string, "older" | "up to date">;
   /** Holds every later `status` answer until the function returned is called. */
   holdStatus(): () => void;
+  /** Resolves at the next `status` call (a check is under way). */
+  nextStatus(): Promise<void>;
 }
 
 /**
@@ -58,6 +60,7 @@ export function fakePort(): FakePort {
   const asked: (readonly string[] | undefined)[] = [];
   const runs = new Map<string, "older" | "up to date">(BOARDS.map((b) => [b.name, "older"]));
   let hold: Promise<void> = Promise.resolve();
+  let asking = Promise.withResolvers<void>();
   const chosen = (request: RolloutRequest) => {
     const only = onlyOf(request.target);
     const boards = BOARDS.filter((b) =>
@@ -80,8 +83,13 @@ export function fakePort(): FakePort {
       };
     },
     boards: () => BOARDS,
+    nextStatus() {
+      asking = Promise.withResolvers<void>();
+      return asking.promise;
+    },
     async status(names) {
       asked.push(names);
+      asking.resolve();
       // What the boards run when asked, answered when the hold (if any) is let go.
       const answers = BOARDS.filter((b) => names === undefined || names.includes(b.name))
         .map((b) => {
@@ -140,7 +148,11 @@ export function fakePort(): FakePort {
       }
       await Promise.race([
         gate.promise,
-        new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+        new Promise((resolve) =>
+          signal.aborted
+            ? resolve(undefined)
+            : signal.addEventListener("abort", resolve, { once: true })
+        ),
       ]);
       for (const d of boards) {
         if (signal.aborted) {
@@ -171,6 +183,7 @@ export async function serve(
     reportPath?: string;
     host?: string;
     refreshMs?: number;
+    checkWaitMs?: number;
     onWarning?: (m: string) => void;
   } = {},
 ): Promise<Served> {
@@ -186,6 +199,7 @@ export async function serve(
     refreshMs: options.refreshMs ?? 60000,
     ...(options.reportPath ? { reportPath: options.reportPath } : {}),
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.checkWaitMs === undefined ? {} : { checkWaitMs: options.checkWaitMs }),
   });
   made.resolve(dashboard);
   return {

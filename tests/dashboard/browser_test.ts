@@ -38,6 +38,11 @@ function findChromium(): string | undefined {
  * test file at once on a machine that may have two cores (a bound on a hang, not a goal).
  */
 const WAIT_MS = 120_000;
+/**
+ * puppeteer's wait for one DevTools call (default 180 s): a `waitForFunction` is one such
+ * call, and the longest waits here are `2 * WAIT_MS`.
+ */
+const PROTOCOL_TIMEOUT_MS = 3 * WAIT_MS;
 const CHROMIUM = findChromium();
 const NAME = "dashboard in chromium, desktop and phone: checking first, a canary rollout to " +
   "100 %, a rollback per board and fleet-wide, the fleet table agreeing with the report";
@@ -105,6 +110,7 @@ Deno.test({
     const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
+      protocolTimeout: PROTOCOL_TIMEOUT_MS,
       args: ["--no-sandbox", "--disable-dev-shm-usage"],
     });
     const pageErrors: string[] = [];
@@ -262,7 +268,8 @@ Deno.test({
       await page.select("#build-select", oldId);
       await page.$eval("#opt-canary", (e) => ((e as HTMLInputElement).value = "0"));
       await page.$eval("#opt-retries", (e) => ((e as HTMLInputElement).value = "0"));
-      await page.click('tr[data-board="kitchen"] .action button');
+      // A locator finds the button again if a fleet event redrew the table meanwhile.
+      await page.locator('tr[data-board="kitchen"] .action button').click();
       await page.waitForSelector("#confirm[open]");
       assertStringIncludes(
         await page.$eval("#confirm-question", (e) => e.textContent!),
@@ -279,7 +286,7 @@ Deno.test({
       assertEquals((await fleetRows())[0], ["kitchen", "online", old, "older"]);
 
       // ... then the whole fleet, from the kept releases' list.
-      await page.click(`li[data-release="${oldId}"] button`);
+      await page.locator(`li[data-release="${oldId}"] button`).click();
       await page.waitForSelector("#confirm[open]");
       assertStringIncludes(
         await page.$eval("#confirm-question", (e) => e.textContent!),
@@ -350,6 +357,7 @@ Deno.test({
     const browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
+      protocolTimeout: PROTOCOL_TIMEOUT_MS,
       args: ["--no-sandbox", "--disable-dev-shm-usage"],
     });
     try {

@@ -13,7 +13,8 @@ const CONFIRM = { boards: ["a", "b"], build: "abc123def456 (1.1.0)" };
 
 Deno.test("after a rollout the fleet shows the builds the boards run now, even when a check was under way as it ended", async () => {
   const port = fakePort();
-  await using s = await serve(port);
+  // The rollout waits 50 ms for the check under way, then goes on without it.
+  await using s = await serve(port, { checkWaitMs: 50 });
   const stream = await get(s.base, "/api/stream");
   // A check under way, which saw both boards on the old build before the rollout.
   const release = port.holdStatus();

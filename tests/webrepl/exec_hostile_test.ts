@@ -4,7 +4,7 @@
  * and code with a raw REPL control character is refused before anything is sent.
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
-import { enterRaw, nextProgram, type PeerSession, startHostilePeer } from "./_hostile_peer.ts";
+import { enterRaw, nextProgram, type PeerSession, startHostilePeer } from "../_hostile_webrepl.ts";
 import { ExecStoppedError, WebReplClient } from "../../lib/webrepl/client.ts";
 import { RawResultReader } from "../../lib/webrepl/raw_result.ts";
 import { UsageError } from "../../lib/errors.ts";

@@ -12,7 +12,7 @@ import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { getFromBoard, PUT_TEMP_NAME, putToBoard } from "../../lib/webrepl/tools.ts";
 import { putFile } from "../../lib/webrepl/file_transfer.ts";
 import { WebReplError } from "../../lib/errors.ts";
-import { enterRaw, nextProgram, startHostilePeer } from "./_hostile_peer.ts";
+import { enterRaw, nextProgram, startHostilePeer } from "../_hostile_webrepl.ts";
 import { encodeReply, REQUEST_BYTES } from "../../lib/webrepl/file_records.ts";
 
 const PASSWORD = "s3cr3tPw";

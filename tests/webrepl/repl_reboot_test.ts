@@ -4,7 +4,7 @@
  * reconnect; from a pipe the session ends with exit 1 instead of waiting.
  */
 import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
-import { type PeerSession, startHostilePeer } from "./_hostile_peer.ts";
+import { type PeerSession, startHostilePeer } from "../_hostile_webrepl.ts";
 import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { runTerminal } from "../../lib/cli/webrepl_terminal.ts";
 import { WebReplError } from "../../lib/errors.ts";

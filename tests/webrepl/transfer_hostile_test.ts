@@ -4,7 +4,7 @@
  * transfer's overall deadline (which --timeout sets), and nothing is written locally.
  */
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
-import { enterRaw, nextProgram, type PeerSession, startHostilePeer } from "./_hostile_peer.ts";
+import { enterRaw, nextProgram, type PeerSession, startHostilePeer } from "../_hostile_webrepl.ts";
 import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { getFromBoard } from "../../lib/webrepl/tools.ts";
 import { listRemote } from "../../lib/webrepl/remote_fs.ts";

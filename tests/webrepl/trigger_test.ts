@@ -15,7 +15,7 @@ import { InterruptedError, UsageError } from "../../lib/errors.ts";
 import { resolvePassword } from "../../lib/webrepl/password.ts";
 import { type RunningApp, startWebReplServer } from "../../lib/sim/webrepl_server.ts";
 import { parseTriggerArgs } from "../../tasks/trigger.ts";
-import { enterRaw, nextProgram, startHostilePeer } from "./_hostile_peer.ts";
+import { enterRaw, nextProgram, startHostilePeer } from "../_hostile_webrepl.ts";
 
 const VERSION = "v1.19.1 on 2022-06-18";
 const PASSWORD = "pw-4trig";

@@ -4,22 +4,19 @@ import { type RunningApp, startWebReplServer } from "../../lib/sim/webrepl_serve
 import { WebReplClient } from "../../lib/webrepl/client.ts";
 import { enterOtaMode, readRunningVersion } from "../../lib/webrepl/trigger.ts";
 import {
-  acceptFor,
   encodeClientFrame,
   encodeFrame,
   encodeHandshakeRequest,
   encodeHandshakeResponse,
-  exactHeader,
   FrameDecoder,
   HttpHeadReader,
-  KEY_HEADER,
   OPCODE,
 } from "../../lib/webrepl/websocket.ts";
 import { concat } from "../../lib/_bytes.ts";
+import { enterRaw, nextProgram, startHostilePeer } from "../_hostile_webrepl.ts";
 
 const VERSION = "v1.19.1 on 2022-06-18";
 const PASSWORD = "s3cr3tPw";
-const CONNECTED = "\r\nWebREPL connected\r\n>>> ";
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -272,52 +269,18 @@ Deno.test("enterOtaMode() uses ota.start() when the firmware has it", async () =
 
 Deno.test("execUntilReset() takes silence after OK as the reset, as a real board sends no FIN", async () => {
   // A scripted board: handshake, login, raw REPL, then "OK" and silence on a held socket.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const board = (async () => {
-    const conn = await listener.accept();
-    const head = new HttpHeadReader();
-    const frames = new FrameDecoder();
-    const buffer = new Uint8Array(4096);
-    const say = (text: string) => conn.write(encodeFrame(OPCODE.text, enc(text)));
-    let input = "";
-    let step = 0;
-    while (true) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      let bytes: Uint8Array = buffer.slice(0, n);
-      if (step === 0) {
-        const done = head.push(bytes);
-        if (!done) continue;
-        await conn.write(encodeHandshakeResponse(acceptFor(exactHeader(done.head, KEY_HEADER)!)));
-        await say("Password: ");
-        bytes = done.rest;
-        step = 1;
-      }
-      for (const f of frames.push(bytes)) input += dec(f.payload);
-      if (step === 1 && input.endsWith("\r")) {
-        await say(CONNECTED);
-        [input, step] = ["", 2];
-      }
-      if (step === 2 && input.includes("\x01")) {
-        await say("\r\nraw REPL; CTRL-B to exit\r\n>");
-        [input, step] = ["", 3];
-      }
-      if (step === 3 && input.endsWith("\x04")) {
-        await say("OK");
-        step = 4; // machine.reset(): nothing more, and the socket stays open
-      }
-    }
-    conn.close();
-  })();
+  await using board = startHostilePeer(async (session) => {
+    await nextProgram(session, await enterRaw(session));
+    // machine.reset(): nothing more, and the socket stays open until the client leaves.
+    await session.until(() => session.ended, Infinity);
+  });
+  const port = board.port;
   const started = Date.now();
   const repl = await WebReplClient.connect({ host: "127.0.0.1", port, password: PASSWORD });
   const outcome = await repl.execUntilReset("import machine\nmachine.reset()", { silenceMs: 300 });
   assertEquals(outcome, { reset: true });
   assert(Date.now() - started < 2000, "waited too long for the silence");
   await repl.close();
-  await board;
-  listener.close();
 });
 
 Deno.test("machine.reset() keeps the files: a SPIKE-style enable sequence changes the password after reset", async () => {
