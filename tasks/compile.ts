@@ -34,11 +34,7 @@ export const TARGETS = [
 const ASSETS = ["lib/dashboard/static", "templates"];
 
 /** Modules the binary loads as workers: `deno compile` only sees static imports. */
-const WORKERS = [
-  "lib/transfer/_sign_worker.ts",
-  "lib/transfer/_alarm_worker.ts",
-  "lib/micropython/_worker.ts",
-];
+const WORKERS = ["lib/transfer/_sign_worker.ts", "lib/micropython/_worker.ts"];
 
 export const spec: CommandSpec = {
   name: "compile",

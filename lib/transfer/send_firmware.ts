@@ -109,8 +109,6 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   });
   const t0 = performance.now();
   const now = () => performance.now() - t0;
-  // Packets are aimed to the fraction of a millisecond (pacing.ts): a precise timer.
-  const timer = preciseAlarm(() => tick());
   let settle!: (o: SendOutcome) => void;
   let reject!: (e: unknown) => void;
   const outcome = new Promise<SendOutcome>((res, rej) => {
@@ -137,6 +135,9 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     const error = answered ? undefined : sendError(e, options.host, options.port);
     if (error) finish(error);
   });
+  // Packets are aimed to the fraction of a millisecond (pacing.ts): a precise timer, made
+  // once the socket is open (its worker keeps running until `finish` closes it).
+  const timer = preciseAlarm(() => tick());
 
   // Progress is the transfer's: the boot check afterwards has its own status line.
   const report = () =>

@@ -62,3 +62,24 @@ Deno.test("preciseAlarm: two alarms fire in deadline order; closing one leaves t
     b.close();
   }
 });
+
+Deno.test("preciseAlarm: an alarm left open does not keep the process alive once its deadline passed", async () => {
+  // A task that fails half-way (and never closes its sender's alarm) must still exit.
+  const module = new URL("../../lib/transfer/precise_timer.ts", import.meta.url).href;
+  const program = `
+    import { preciseAlarm } from "${module}";
+    const a = preciseAlarm(() => console.log("fired"));
+    a.set(performance.now() + 20);
+    console.log("main done");
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", program],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => child.kill(), 10000);
+  const out = await child.output();
+  clearTimeout(killer);
+  assertEquals(new TextDecoder().decode(out.stdout), "main done\nfired\n");
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+});
