@@ -1,9 +1,9 @@
 /**
  * The data phase: the image from the confirmed offset on, paced so that each packet
  * reaches the device just after it has begun checking the previous one (docs/device.md,
- * "Re-entrancy"; `pacing.ts`, `flight_plan.ts`), as many in flight as cover the round
- * trip (`PacingModel.depth`). Replies
- * confirm every byte before them (the device accepts strictly in order). A lost packet is
+ * "Re-entrancy"; `pacing.ts`, `flight_plan.ts`), as many in flight as cover the round trip
+ * (`PacingModel.depth`). Replies confirm every byte before them (the device accepts
+ * strictly in order). A lost packet is
  * resent from where the device may be; after about PKT_WAIT_MS without an answer a
  * session probe at offset 0 asks whether the device restarted its session (then:
  * clean-up). Once every byte is confirmed by a fresh reply: the ending.
@@ -101,19 +101,23 @@ export class DataPhase implements PhaseHandler {
       // Behind the last in flight, or the last one sent (given up, but it may still reach
       // the device): never into its signature check.
       const behind = c.plan.pacedBehind;
-      if (behind && (last || p.calibrated)) {
+      const paced = behind && (last || p.calibrated) ? behind : undefined;
+      if (paced) {
         const at = c.plan.nextSendAt()!;
         if (at > c.now) {
           this.#sendAt = at;
           return;
         }
       }
-      this.#sendData(last ? () => this.#pacedWhy(last) : () => this.#unpacedWhy());
+      this.#sendData(paced ? () => this.#pacedWhy(paced, !last) : () => this.#unpacedWhy());
     }
   }
 
-  /** Why a packet goes now behind `last`: the aim and what it was computed from. */
-  #pacedWhy(last: Flight): string {
+  /**
+   * Why a packet goes now behind `last` (`givenUp`: no longer in flight, but it may still
+   * reach the device): the aim and what it was computed from.
+   */
+  #pacedWhy(last: Flight, givenUp: boolean): string {
     const p = this.#c.pacing;
     const aim = last.sector
       ? `halfway into its sector write, service ${ms(p.serviceMs(true))}`
@@ -121,8 +125,10 @@ export class DataPhase implements PhaseHandler {
     return `paced: to arrive ${
       ms(p.aimBehind(last.sector))
     } into #${last.seq}'s service (${aim}, ` +
-      `network ${ms(p.twoWayMs)} both ways), ${ms(this.#c.now - last.sentAt)} after it; ` +
-      `${this.#c.plan.flights.length + 1} in flight`;
+      `network ${ms(p.twoWayMs)} both ways), ${ms(this.#c.now - last.sentAt)} after it` +
+      (givenUp
+        ? `, given up but maybe still on its way${this.#againNote()}`
+        : `; ${this.#c.plan.flights.length + 1} in flight`);
   }
 
   /** Why a packet goes with nothing in flight before it. */
@@ -135,8 +141,11 @@ export class DataPhase implements PhaseHandler {
       : p.stopAndWait
       ? `stop-and-wait: ${p.snapshot().recentLosses} losses in the last 16 packets`
       : "nothing in flight";
-    const again = this.#next < this.#maxSent ? `, again from offset ${this.#next}` : "";
-    return mode + again;
+    return mode + this.#againNote();
+  }
+
+  #againNote(): string {
+    return this.#next < this.#maxSent ? `, again from offset ${this.#next}` : "";
   }
 
   #sendData(why: Why): void {
