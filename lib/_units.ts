@@ -27,3 +27,15 @@ export function formatSeconds(s: number): string {
   if (s < 60) return `${s.toFixed(1)} s`;
   return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
 }
+
+/**
+ * A figure to hundredths, for reports and JSON.
+ * @example
+ * ```ts
+ * import { round } from "./_units.ts";
+ * if (round(2.345678) !== 2.35) throw new Error();
+ * ```
+ */
+export function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}

@@ -24,6 +24,7 @@ import { fleet, outageRecovery } from "../lib/bench/resilience.ts";
 import { provenUpdate } from "../lib/bench/proven_update.ts";
 import { startCpuLoad } from "../lib/bench/cpu_load.ts";
 import { signingCost } from "../lib/bench/signing_cost.ts";
+import { round } from "../lib/_units.ts";
 
 export const spec: CommandSpec = {
   name: "bench",
@@ -130,7 +131,7 @@ export async function main({ args }: TaskContext): Promise<number | void> {
     const quietSpeedup = Object.fromEntries(
       rows.filter((r) => r.profile === "esp8266-quiet").map((q) => {
         const standard = rows.find((r) => r.profile === "esp8266" && r.mtu === q.mtu)!;
-        return [q.mtu, Math.round(q.deployKBps.median / standard.deployKBps.median * 100) / 100];
+        return [q.mtu, round(q.deployKBps.median / standard.deployKBps.median)];
       }),
     );
     let outage;

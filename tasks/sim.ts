@@ -12,6 +12,7 @@ import { UsageError } from "../lib/errors.ts";
 import { resolveAppOffset } from "../lib/config/values.ts";
 import { loadPublicKey } from "../lib/config/key_file.ts";
 import { formatHex } from "../lib/_bytes.ts";
+import { round } from "../lib/_units.ts";
 import { bold, green, log, printJson, red, warn, yellow } from "../lib/cli/output.ts";
 import { markFlashDump, openFlashDump } from "../lib/sim/flash_dump.ts";
 import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
@@ -137,14 +138,14 @@ export async function main(ctx: TaskContext): Promise<number | void> {
         } else if (e.type === "packet") {
           printJson({
             event: "packet",
-            at: ms2(e.at),
+            at: round(e.at),
             seq: e.seq,
             offset: e.offset,
             len: e.len,
             outcome: e.outcome,
             ...(e.nested ? { nested: true } : {}),
             ...(e.arrived !== undefined
-              ? { arrived: ms2(e.arrived), started: ms2(e.started!) }
+              ? { arrived: round(e.arrived), started: round(e.started!) }
               : {}),
           });
         } else if (e.type === "flash-write") {
@@ -188,7 +189,3 @@ export async function main(ctx: TaskContext): Promise<number | void> {
 }
 
 if (import.meta.main) runTask(spec, main);
-
-function ms2(t: number): number {
-  return Math.round(t * 100) / 100;
-}

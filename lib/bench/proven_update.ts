@@ -12,7 +12,8 @@ import { PROFILES } from "../sim/device_profile.ts";
 import { DEFAULT_BOOT_PY } from "../sim/device_shims.ts";
 import { makeSampleFirmware } from "../sim/sample_firmware.ts";
 import { startVirtualDevice } from "../sim/virtual_device.ts";
-import { BENCH_DEPLOY, round } from "./throughput.ts";
+import { BENCH_DEPLOY } from "./throughput.ts";
+import { round } from "../_units.ts";
 
 const PASSWORD = "bench-pw";
 const FLASH_SIZE = 0x100000;

@@ -10,7 +10,8 @@ import { makeSampleFirmware } from "../sim/sample_firmware.ts";
 import { startVirtualDevice } from "../sim/virtual_device.ts";
 import { equalBytes } from "../_bytes.ts";
 import { deployFleet } from "../deploy/pipeline.ts";
-import { BENCH_DEPLOY, round } from "./throughput.ts";
+import { BENCH_DEPLOY } from "./throughput.ts";
+import { round } from "../_units.ts";
 
 const PROFILE = PROFILES.esp8266!;
 

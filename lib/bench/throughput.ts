@@ -13,6 +13,7 @@ import type { SigningKey } from "../format/keys.ts";
 import { nativeSigner } from "../format/signer.ts";
 import { startSimProcess } from "../sim/sim_process.ts";
 import { equalBytes } from "../_bytes.ts";
+import { round } from "../_units.ts";
 
 export const THROUGHPUT_PROFILES = ["esp8266", "esp8266-quiet"] as const;
 export type ThroughputProfile = typeof THROUGHPUT_PROFILES[number];
@@ -31,8 +32,6 @@ export function spread(values: number[]): Spread {
   const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
   return { median: round(median), min: round(s[0]!), max: round(s[s.length - 1]!) };
 }
-
-export const round = (x: number): number => Math.round(x * 100) / 100;
 
 /** `deploy`'s defaults as every bench case uses them (a 1 MiB flash, the usual app offset). */
 export const BENCH_DEPLOY = {

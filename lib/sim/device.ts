@@ -96,6 +96,9 @@ interface Queued {
   from?: unknown;
 }
 
+/** Handled inside another packet's check, or on its own: when it arrived and began. */
+type HandledAs = "nested" | { arrived: number; started: number };
+
 interface Job {
   data: Uint8Array;
   from?: unknown;
@@ -275,9 +278,12 @@ export class DeviceModel {
     const rest = this.profile.logMs * (1 - this.profile.logBeforeCheck) +
       checkMs(this.profile, this.#key.length) / 2;
     if (nested.length === 0) {
-      this.#timing = { arrived: job.arrived, started: job.start };
-      const sector = this.#handle(t, job.data, false, job.from);
-      this.#timing = undefined;
+      const sector = this.#handle(
+        t,
+        job.data,
+        { arrived: job.arrived, started: job.start },
+        job.from,
+      );
       job.end = t + rest + (sector ? this.profile.sectorWriteMs : 0);
       this.#replyIfAny(job.end);
       return;
@@ -285,7 +291,7 @@ export class DeviceModel {
     // Datagrams already waiting are handled inside this check, with the old state; the
     // interrupted check then resumes on freed memory: count the outer packet as lost.
     for (const q of nested) {
-      const sector = this.#handle(t, q.data, true, q.from);
+      const sector = this.#handle(t, q.data, "nested", q.from);
       t += this.profile.logMs + checkMs(this.profile, this.#key.length) +
         (sector ? this.profile.sectorWriteMs : 0);
       this.#replyIfAny(t);
@@ -305,15 +311,15 @@ export class DeviceModel {
   }
 
   /** The per-datagram rules of `ota_udp_incoming`, in order. Returns true if a sector was written. */
-  #handle(now: number, data: Uint8Array, nested: boolean, from?: unknown): boolean {
+  #handle(now: number, data: Uint8Array, as: HandledAs, from?: unknown): boolean {
     const header = parseRequestHeader(data);
     if (!header) {
-      this.#packetEvent(now, data, "short", nested);
+      this.#packetEvent(now, data, "short", as);
       return false;
     }
     // Only the first pbuf is read: a datagram that arrived fragmented never verifies.
     if (data.length > this.mtu || !verifyDatagram(data, this.#key)) {
-      this.#packetEvent(now, data, "bad-signature", nested);
+      this.#packetEvent(now, data, "bad-signature", as);
       return false;
     }
     // The OTA-mode question (offset 0xFFFFFFFF in a fresh session) changes nothing: the
@@ -323,22 +329,22 @@ export class DeviceModel {
     if (!question) this.#firstPacketSeen = true;
     // Rule 2: any valid packet with len 0 ends the transfer, whatever its offset.
     if (header.len === 0) {
-      this.#packetEvent(now, data, "end", nested);
+      this.#packetEvent(now, data, "end", as);
       if (this.#bufferLength > 0) this.#flush(now);
       this.#reboot(now, "end-packet");
       return false;
     }
     if (header.offset === this.#prevOffset) {
-      this.#packetEvent(now, data, "duplicate", nested);
+      this.#packetEvent(now, data, "duplicate", as);
       this.#confirm(now, data, from);
       return false;
     }
     if (header.offset !== this.#expected) {
-      this.#packetEvent(now, data, "unexpected-offset", nested);
+      this.#packetEvent(now, data, "unexpected-offset", as);
       return false;
     }
     if (this.#bufferLength + header.len > SECTOR_SIZE) {
-      this.#packetEvent(now, data, "overflow", nested);
+      this.#packetEvent(now, data, "overflow", as);
       return false;
     }
     this.#buffer.set(data.subarray(12, 12 + header.len), this.#bufferLength);
@@ -346,7 +352,7 @@ export class DeviceModel {
     this.#prevOffset = header.offset;
     this.#expected += header.len;
     this.#sessionStarted = true;
-    this.#packetEvent(now, data, "accepted", nested);
+    this.#packetEvent(now, data, "accepted", as);
     let sector = false;
     if (this.#bufferLength === SECTOR_SIZE) {
       this.#flush(now);
@@ -418,9 +424,7 @@ export class DeviceModel {
     this.#busyUntil = now;
   }
 
-  #timing: { arrived: number; started: number } | undefined;
-
-  #packetEvent(at: number, data: Uint8Array, outcome: PacketOutcome, nested = false): void {
+  #packetEvent(at: number, data: Uint8Array, outcome: PacketOutcome, as?: HandledAs): void {
     const h = parseRequestHeader(data);
     this.#events.push({
       type: "packet",
@@ -429,8 +433,7 @@ export class DeviceModel {
       offset: h?.offset ?? 0,
       len: h?.len ?? 0,
       outcome,
-      ...(nested ? { nested } : {}),
-      ...(!nested && this.#timing ? this.#timing : {}),
+      ...(as === "nested" ? { nested: true } : as ?? {}),
     });
   }
 }
