@@ -12,12 +12,20 @@ export interface LinkOptions {
   reorder?: number;
   /** One-way delay, ms, each direction. */
   delayMs?: number;
+  /**
+   * Mean extra delay, ms, each direction: exponentially distributed, first in first out (a
+   * datagram held up holds up those behind it, as a busy receiver's socket does).
+   */
+  jitterMs?: number;
   seed?: number;
   /** A link outage of `ms` that starts when the device confirms `afterBytes` bytes; that reply is lost with it. */
   outage?: { afterBytes: number; ms: number };
   /** Replies to these requests are lost (test hook: "offset:len"). */
   loseReplies?: string[];
-  /** The first datagram to the device with each of these "offset:len" is lost (test hook). */
+  /**
+   * The first datagram to the device with each of these "offset:len" is lost; one listed
+   * twice, its first two copies (test hook).
+   */
   losePackets?: string[];
 }
 
@@ -49,7 +57,10 @@ export class Link {
     return this.#outageDone ? { from: this.#outageFrom, until: this.#outageUntil } : undefined;
   }
 
-  #lostPackets = new Set<string>();
+  /** How many copies of each "offset:len" of `losePackets` were lost so far. */
+  #lostPackets = new Map<string, number>();
+  /** The last delivery in each direction (with jitter, none overtakes another). */
+  #lastAt = { toDevice: -Infinity, toClient: -Infinity };
 
   toDevice(now: number, data: Uint8Array): Delivery[] {
     if (this.inOutage(now)) {
@@ -58,8 +69,9 @@ export class Link {
     }
     const h = parseRequestHeader(data);
     const key = h && `${h.offset}:${h.len}`;
-    if (key && this.options.losePackets?.includes(key) && !this.#lostPackets.has(key)) {
-      this.#lostPackets.add(key);
+    const toLose = key ? this.options.losePackets?.filter((k) => k === key).length ?? 0 : 0;
+    if (key && (this.#lostPackets.get(key) ?? 0) < toLose) {
+      this.#lostPackets.set(key, (this.#lostPackets.get(key) ?? 0) + 1);
       this.dropped.toDevice++;
       return [];
     }
@@ -97,6 +109,10 @@ export class Link {
     }
     const delay = o.delayMs ?? 0;
     let at = now + delay;
+    if (o.jitterMs) {
+      at = Math.max(at - o.jitterMs * Math.log(1 - r()), this.#lastAt[direction]);
+      this.#lastAt[direction] = at;
+    }
     if (o.reorder && r() < o.reorder) at += 2 + r() * (delay + 8);
     const out: Delivery[] = [{ at, data }];
     if (o.dup && r() < o.dup) out.push({ at: at + r() * 2, data });

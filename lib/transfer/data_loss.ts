@@ -13,6 +13,14 @@ import { count, formatMs as ms } from "./transfer_trace.ts";
 /** The retransmission timer doubles per loss up to this factor. */
 const MAX_BACKOFF = 16;
 
+/**
+ * Resends from the confirmed offset before trying the other places the device may be. A
+ * resend lost on its way is as likely as the first loss; the device being further on takes
+ * every reply to the packets it took lost as well. The pipeline behind a resend covers
+ * those places too: the device answers the packet it took last again.
+ */
+const RESENDS_FROM_CONFIRMED = 2;
+
 /** After an overdue packet: hold, or resend from `from` (unless a session probe went). */
 export type Overdue = "hold" | { from: number; sessionProbe: boolean };
 
@@ -37,9 +45,12 @@ export class LossRecovery {
     return this.#holding;
   }
 
-  /** The first resend went unanswered too: candidates go one at a time, none behind. */
+  /**
+   * The oldest unconfirmed offset was resent twice, each time with the pipeline behind it,
+   * unanswered: candidates go one at a time, none behind.
+   */
   get searching(): boolean {
-    return this.#resync.length > 0 && this.#resyncIndex > 0;
+    return this.#resync.length > 0 && this.#resyncIndex > RESENDS_FROM_CONFIRMED - 1;
   }
 
   /** A new start of the data phase. */
@@ -124,7 +135,8 @@ export class LossRecovery {
     }
     const inFlight = c.plan.flights.length;
     c.plan.flights = [];
-    const from = this.#resync[this.#resyncIndex % this.#resync.length]!;
+    const candidate = Math.max(0, this.#resyncIndex - (RESENDS_FROM_CONFIRMED - 1));
+    const from = this.#resync[candidate % this.#resync.length]!;
     c.trace.timeout(
       () =>
         `#${oldest.seq} (offset ${oldest.offset}, ${oldest.len} bytes)${

@@ -7,8 +7,12 @@
 import type { PacingModel } from "./pacing.ts";
 
 const SECTOR = 4096;
-/** The closest a packet follows the previous one, as a share of the aim. */
-const MIN_SPACING = 0.5;
+/**
+ * The closest a packet follows the previous one, as a share of a service time: past the
+ * middle of the previous one's check had it begun on arrival (docs/device.md,
+ * "Re-entrancy": the check begins after up to 40 % of a packet's service).
+ */
+const MIN_SPACING = 0.75;
 
 export interface Flight {
   offset: number;
@@ -132,10 +136,14 @@ export class FlightPlan {
   nextSendAt(): number | undefined {
     const behind = this.pacedBehind;
     if (!behind) return undefined;
-    // Never right behind it: a model that just moved (a service or network estimate that
-    // jumped) must not put two datagrams on the wire together.
+    // Never right behind it: a model that just moved (a service estimate that fell, and
+    // the network's share of the round trip that rose with it) must not put two datagrams
+    // on the wire closer than the device takes them.
     const aim = this.pacing.aimBehind(behind.sector);
-    return Math.max(behind.start + aim - this.pacing.twoWayMs, behind.sentAt + MIN_SPACING * aim);
+    return Math.max(
+      behind.start + aim - this.pacing.twoWayMs,
+      behind.sentAt + MIN_SPACING * this.pacing.serviceMs(false),
+    );
   }
 
   /** When `f` counts as lost. */

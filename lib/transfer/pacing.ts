@@ -16,6 +16,14 @@ const MAX_DEPTH = 8;
 /** Service samples before their scatter is judged, and the scatter (of a service) that is steady. */
 const STEADY_SAMPLES = 8;
 const STEADY_SPREAD = 0.15;
+/**
+ * How long before the previous packet's reply a packet must have been due on the device for
+ * its reply gap to time the device alone. Packets paced into a check arrive a fraction of a
+ * millisecond before it ends; those behind a sector write tens of milliseconds before.
+ */
+const CLEAN_MARGIN_MS = 5;
+/** Clean samples before they replace the median of all the gaps. */
+const CLEAN_SAMPLES = 3;
 
 function lowQuantile(samples: number[], q: number): number | undefined {
   if (samples.length === 0) return undefined;
@@ -25,6 +33,7 @@ function lowQuantile(samples: number[], q: number): number | undefined {
 
 export class PacingModel {
   #normal: number[] = [];
+  #clean: number[] = [];
   #sector: number[] = [];
   #idleRtt: { rtt: number; sector: boolean }[] = [];
   /** How far into the previous packet's service the next one is aimed (fraction). */
@@ -34,11 +43,20 @@ export class PacingModel {
   #cleanStreak = 0;
   #recentLosses: boolean[] = [];
 
-  /** A reply gap while the device was busy back to back: one service time. */
-  addServiceSample(ms: number, sector: boolean): void {
-    const list = sector ? this.#sector : this.#normal;
-    list.push(ms);
-    if (list.length > WINDOW) list.shift();
+  /**
+   * A reply gap while the device was busy back to back: one service time. `margin`: how
+   * long before the previous reply the packet was due on the device.
+   */
+  addServiceSample(ms: number, sector: boolean, margin = 0): void {
+    const lists = sector
+      ? [this.#sector]
+      : margin >= CLEAN_MARGIN_MS
+      ? [this.#normal, this.#clean]
+      : [this.#normal];
+    for (const list of lists) {
+      list.push(ms);
+      if (list.length > WINDOW) list.shift();
+    }
   }
 
   /** A round trip of a packet sent to an idle device: 2 × one-way + service time. */
@@ -47,9 +65,15 @@ export class PacingModel {
     if (this.#idleRtt.length > WINDOW) this.#idleRtt.shift();
   }
 
-  /** Service time of a packet without a sector write (a low quantile of the gaps). */
+  /**
+   * Service time of a packet without a sector write: the median gap of packets that surely
+   * waited on the device (mostly the first behind a sector write), else of all the gaps.
+   * A packet paced into a check may arrive a little after it ended, and its gap is then
+   * longer: a median of such gaps runs high, and a pipeline planned from it runs the
+   * device that much slower than it can go, the error growing with each packet in flight.
+   */
   get normalServiceMs(): number | undefined {
-    return lowQuantile(this.#normal, 0.5);
+    return lowQuantile(this.#clean.length >= CLEAN_SAMPLES ? this.#clean : this.#normal, 0.5);
   }
 
   /**
@@ -104,7 +128,7 @@ export class PacingModel {
    */
   get steady(): boolean {
     const spread = this.serviceSpreadMs;
-    return spread !== undefined && spread <= STEADY_SPREAD * this.serviceMs(false);
+    return spread !== undefined && spread <= STEADY_SPREAD * lowQuantile(this.#normal, 0.5)!;
   }
 
   /**

@@ -234,7 +234,7 @@ export class DataPhase implements PhaseHandler {
     // gap between the two replies is its service time.
     const last = this.#lastReplyAt;
     if (last !== undefined && exact.sentAt + p.twoWayMs < last) {
-      p.addServiceSample(c.now - last, f.sector);
+      p.addServiceSample(c.now - last, f.sector, last - (exact.sentAt + p.twoWayMs));
       if (c.trace.on) {
         sample += `; service ${ms(c.now - last)}${
           f.sector ? " with a sector write" : ""

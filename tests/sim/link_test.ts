@@ -136,3 +136,18 @@ Deno.test("Link loseReplies drops exactly the replies for that offset:len", () =
   assertEquals(link.toDevice(5, request(2, 256, 256)).length, 1);
   assertEquals(link.dropped, { toDevice: 0, toClient: 2 });
 });
+
+Deno.test("Link: jitter delays each datagram by a seeded, exponential extra, none overtaking another", () => {
+  const sent = 2000;
+  const a = deliveries({ delayMs: 5, jitterMs: 0.5, seed: 9 }, sent);
+  assertEquals(a, deliveries({ delayMs: 5, jitterMs: 0.5, seed: 9 }, sent));
+  assertEquals(a.length, sent);
+  // First in, first out: a datagram held up holds up the ones behind it.
+  for (let i = 1; i < a.length; i++) assert(a[i]![1] >= a[i - 1]![1], `#${i} overtook #${i - 1}`);
+  const extra = a.map(([i, at]) => at - i - 5);
+  assert(extra.every((x) => x >= 0), "never earlier than the delay");
+  const mean = extra.reduce((s, x) => s + x, 0) / extra.length;
+  // Sent 1 ms apart, a few queue behind a long one: a little over the 0.5 ms asked.
+  assert(mean > 0.45 && mean < 0.65, `mean extra delay ${mean.toFixed(3)} ms`);
+  assert(extra.some((x) => x > 2), "a long tail: some over 2 ms");
+});

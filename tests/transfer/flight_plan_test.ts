@@ -129,7 +129,7 @@ Deno.test("FlightPlan.confirm(): a reply to the last datagram sent frees the dev
   assertEquals(plan.nextSendAt(), undefined);
 });
 
-Deno.test("FlightPlan.nextSendAt(): never less than half the aim behind the previous departure, however the model moved", () => {
+Deno.test("FlightPlan.nextSendAt(): never less than three quarters of a service behind the previous departure, however the model moved", () => {
   const p = pacing();
   const plan = new FlightPlan(p);
   plan.reset(0);
@@ -138,7 +138,7 @@ Deno.test("FlightPlan.nextSendAt(): never less than half the aim behind the prev
   // alone, the next packet would leave at 5 + 12 − 15 = 2, right behind the first.
   for (let i = 0; i < 24; i++) p.addIdleRtt(30, false);
   assertEquals(p.twoWayMs, 15);
-  assertEquals(plan.nextSendAt(), 6); // 0 + 0.5 × 12
+  assertEquals(plan.nextSendAt(), 11.25); // 0 + 0.75 × 15
 });
 
 Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector, aimed halfway into its write", () => {

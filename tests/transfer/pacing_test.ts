@@ -77,6 +77,26 @@ Deno.test("PacingModel takes the median of the last 24 service gaps", () => {
   assertEquals(p.normalServiceMs, 14);
 });
 
+Deno.test("PacingModel times the device by the gaps of packets that surely waited, once three are known", () => {
+  const p = calibrated();
+  // Packets paced into a check that landed a little after it ended: their gaps run long.
+  for (let i = 0; i < 12; i++) p.addServiceSample(4.6, false, 0.8);
+  assertEquals(p.normalServiceMs, 4.6);
+  // Packets due on the device 20 ms before the previous reply (behind a sector write).
+  p.addServiceSample(4.1, false, 20);
+  p.addServiceSample(3.9, false, 20);
+  assertEquals(p.normalServiceMs, 4.6, "two are not enough");
+  p.addServiceSample(4.0, false, 20);
+  assertEquals(p.normalServiceMs, 4.0);
+  // A margin under 5 ms is not sure enough; the median of all the gaps moves, the estimate does not.
+  for (let i = 0; i < 20; i++) p.addServiceSample(5.5, false, 4.9);
+  assertEquals(p.normalServiceMs, 4.0);
+  // Sector writes are timed apart whatever their margin.
+  p.addServiceSample(55, true, 30);
+  assertEquals(p.normalServiceMs, 4.0);
+  assertEquals(p.sectorServiceMs, 55);
+});
+
 Deno.test("PacingModel aims later after losses close together and stops pipelining after 4 in 16 packets", () => {
   const p = calibrated();
   p.onLoss();
