@@ -119,6 +119,7 @@ export async function main(ctx: TaskContext): Promise<number | void> {
       dup: args.dup,
       reorder: args.reorder,
       delayMs: args.delayMs,
+      jitterMs: args.jitterMs,
       seed: args.seed,
       outage: args.outage,
       loseReplies: args.loseReplies,

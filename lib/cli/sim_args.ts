@@ -68,6 +68,12 @@ export const spec: CommandSpec = {
       help: "probability a datagram is delayed past later ones",
     },
     "delay-ms": { type: "string", arg: "MS", help: "one-way delay, each way" },
+    "jitter-ms": {
+      type: "string",
+      arg: "MS",
+      help: "mean extra delay, each way: exponential, a held-up datagram holding up those " +
+        "behind it (default 0)",
+    },
     mtu: {
       type: "string",
       arg: "N",
@@ -143,6 +149,7 @@ export interface SimArgs {
   dup: number;
   reorder: number;
   delayMs: number;
+  jitterMs: number;
   mtu: number;
   rxq: number;
   seed: number;
@@ -203,6 +210,7 @@ export function toSimArgs(
     dup: p("dup"),
     reorder: p("reorder"),
     delayMs: numberOpt(values, "delay-ms", (n) => n >= 0, "milliseconds") ?? 0,
+    jitterMs: numberOpt(values, "jitter-ms", (n) => n >= 0, "milliseconds") ?? 0,
     mtu: whole("mtu", 64) ?? 1472,
     rxq: whole("rxq", 1) ?? 4,
     seed: whole("seed", 0) ?? 1,

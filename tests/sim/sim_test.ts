@@ -67,6 +67,37 @@ Deno.test("sim --lose-reply 0:1024: the probe was accepted but its reply lost, t
   assertEquals((await sim.waitFor((e) => e.event === "reboot")).boot, "ok");
 });
 
+Deno.test("sim --jitter-ms: datagrams held up on a jittery link, and the deploy still lands byte for byte", async () => {
+  await using dir = await tempDir();
+  const image = makeSampleFirmware({ size: 32 * 1024, seed: 24 });
+  await Deno.writeFile(`${dir.path}/fw.bin`, image);
+  const flashFile = `${dir.path}/flash.bin`;
+  // A mean of 3 ms each way on a 1 ms link: replies a few ms late are not lost datagrams.
+  await using sim = await startSimProcess([
+    "--key",
+    KEY,
+    "--flash",
+    flashFile,
+    "--delay-ms",
+    "1",
+    "--jitter-ms",
+    "3",
+    "--seed",
+    "5",
+  ]);
+  const r = await runTaskFile(
+    "deploy",
+    toSim(sim.port, "--boot-check-window", "1", `${dir.path}/fw.bin`),
+  );
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals((await sim.waitFor((e) => e.event === "reboot")).boot, "ok");
+  const flash = await Deno.readFile(flashFile);
+  assert(equalBytes(flash.subarray(APP, APP + image.length), image));
+  const bad = await runTaskFile("sim", ["--key", KEY, "--jitter-ms", "-1"]);
+  assertEquals(bad.code, 2);
+  assertStringIncludes(bad.stderr, "--jitter-ms expects milliseconds, got '-1'");
+});
+
 Deno.test("sim --boot --webrepl-password: deploy --trigger takes the running app to the new version", async () => {
   await using dir = await tempDir();
   const flashFile = `${dir.path}/flash.bin`;
