@@ -18,30 +18,39 @@ function toSim(port: number, ...rest: string[]): string[] {
   return ["--ip", "127.0.0.1", "--device-port", String(port), "--key", KEY, ...rest];
 }
 
-Deno.test("sim --once --json: deploy updates its flash file, it reports the reboot and exits", async () => {
+/**
+ * Starts `sim` with a flash file and `simArgs`, deploys a 48 KiB image to it (exit 0), and
+ * waits for the reboot (and, with `until`, for that event too); returns the image, the
+ * reboot event and the flash file as the device left it.
+ */
+async function deployThroughSim(
+  simArgs: string[],
+  seed: number,
+  until?: string,
+): Promise<{ image: Uint8Array; reboot: Record<string, unknown>; flash: Uint8Array }> {
   await using dir = await tempDir();
-  const image = makeSampleFirmware({ size: 48 * 1024, seed: 21 });
+  const image = makeSampleFirmware({ size: 48 * 1024, seed });
   await Deno.writeFile(`${dir.path}/fw.bin`, image);
   const flashFile = `${dir.path}/flash.bin`;
-  await using sim = await startSimProcess([
-    "--key",
-    KEY,
-    "--flash",
-    flashFile,
-    "--once",
-    "--delay-ms",
-    "1",
-  ]);
+  await using sim = await startSimProcess(["--key", KEY, "--flash", flashFile, ...simArgs]);
   const r = await runTaskFile(
     "deploy",
     toSim(sim.port, "--boot-check-window", "1", `${dir.path}/fw.bin`),
   );
   assertEquals(r.code, 0, r.stderr);
   const reboot = await sim.waitFor((e) => e.event === "reboot");
+  if (until) await sim.waitFor((e) => e.event === until);
+  return { image, reboot, flash: await Deno.readFile(flashFile) };
+}
+
+Deno.test("sim --once --json: deploy updates its flash file, it reports the reboot and exits", async () => {
+  const { image, reboot, flash } = await deployThroughSim(
+    ["--once", "--delay-ms", "1"],
+    21,
+    "exit",
+  );
   assertEquals(reboot.boot, "ok");
   assertEquals(reboot.bootloaderOverwritten, false);
-  await sim.waitFor((e) => e.event === "exit");
-  const flash = await Deno.readFile(flashFile);
   assertEquals(flash.length, 0x100000);
   assert(equalBytes(flash.subarray(APP, APP + image.length), image));
 });
@@ -68,30 +77,12 @@ Deno.test("sim --lose-reply 0:1024: the probe was accepted but its reply lost, t
 });
 
 Deno.test("sim --jitter-ms: datagrams held up on a jittery link, and the deploy still lands byte for byte", async () => {
-  await using dir = await tempDir();
-  const image = makeSampleFirmware({ size: 32 * 1024, seed: 24 });
-  await Deno.writeFile(`${dir.path}/fw.bin`, image);
-  const flashFile = `${dir.path}/flash.bin`;
   // A mean of 3 ms each way on a 1 ms link: replies a few ms late are not lost datagrams.
-  await using sim = await startSimProcess([
-    "--key",
-    KEY,
-    "--flash",
-    flashFile,
-    "--delay-ms",
-    "1",
-    "--jitter-ms",
-    "3",
-    "--seed",
-    "5",
-  ]);
-  const r = await runTaskFile(
-    "deploy",
-    toSim(sim.port, "--boot-check-window", "1", `${dir.path}/fw.bin`),
+  const { image, reboot, flash } = await deployThroughSim(
+    ["--delay-ms", "1", "--jitter-ms", "3", "--seed", "5"],
+    24,
   );
-  assertEquals(r.code, 0, r.stderr);
-  assertEquals((await sim.waitFor((e) => e.event === "reboot")).boot, "ok");
-  const flash = await Deno.readFile(flashFile);
+  assertEquals(reboot.boot, "ok");
   assert(equalBytes(flash.subarray(APP, APP + image.length), image));
   const bad = await runTaskFile("sim", ["--key", KEY, "--jitter-ms", "-1"]);
   assertEquals(bad.code, 2);
