@@ -9,8 +9,9 @@ import type { PacingModel } from "./pacing.ts";
 const SECTOR = 4096;
 /**
  * The closest a packet follows the previous one, as a share of a service time: past the
- * middle of the previous one's check had it begun on arrival (docs/device.md,
- * "Re-entrancy": the check begins after up to 40 % of a packet's service).
+ * moment the device last looks at its queue during the previous one's check, had that
+ * begun on arrival (the middle of the check: halfway into a quiet board's service, 42 %
+ * into a logging one's; docs/device.md, "Re-entrancy").
  */
 const MIN_SPACING = 0.75;
 
