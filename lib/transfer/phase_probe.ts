@@ -12,6 +12,12 @@ import type { Reply } from "../format/packet.ts";
 
 /** Spacing of the first probes of each size: far beyond a signature check. */
 const PROBE_STAGGER_MS = 30;
+/**
+ * Staggered rounds before each size waits out a timeout of its own. The second one is for
+ * an answer lost on its way: the smallest size's reply, lost, would otherwise cost a
+ * timeout per size and try (1.2 s) before the device's repeated answer.
+ */
+const STAGGERED_ROUNDS = 2;
 
 export class ProbePhase implements PhaseHandler {
   readonly #c: EngineCore;
@@ -26,8 +32,9 @@ export class ProbePhase implements PhaseHandler {
   #timedOut = new Set<number>();
   /** Every size was tried at offset 0 without an answer. */
   #cycleDone = false;
-  /** First round: the sizes are tried one after another without waiting a full timeout. */
+  /** First rounds: the sizes are tried one after another without waiting a full timeout. */
   #staggering = true;
+  #staggeredRounds = 0;
   /** The sizes the device may have taken with the reply lost (resolve step). */
   #resolveOptions: number[] = [];
   /** Probes timed out before the device ever answered (after a trigger: it was rebooting). */
@@ -55,6 +62,7 @@ export class ProbePhase implements PhaseHandler {
     this.#candidate = 0;
     this.#tries = 0;
     this.#staggering = true;
+    this.#staggeredRounds = 0;
     this.#timedOut.clear();
     this.#c.trace.step(() => `probing the block size again at offset ${offset}`);
     this.#send();
@@ -121,8 +129,10 @@ export class ProbePhase implements PhaseHandler {
       () =>
         resolving
           ? "trying the next candidate offset"
-          : this.#staggering
+          : this.#staggering && this.#candidate < this.#candidates.length - 1
           ? "next block size"
+          : this.#staggering
+          ? "every size again, one after another"
           : "probing again",
     );
     if (!this.#c.everAnswered) this.#probedBlind = true;
@@ -137,9 +147,11 @@ export class ProbePhase implements PhaseHandler {
         this.#send();
         return;
       }
-      this.#staggering = false;
       this.#candidate = 0;
-      this.#tries = 1;
+      if (++this.#staggeredRounds >= STAGGERED_ROUNDS) {
+        this.#staggering = false;
+        this.#tries = 1;
+      }
       this.#send();
       return;
     }

@@ -61,3 +61,29 @@ Deno.test("probe: a larger probe answered once 512-byte blocks are settled switc
   const next = sends(e.onReply(90, { seq: first[0]!.seq, op: 0, offset: 1024, len: 512 }));
   assertEquals(next.map((s) => [s.offset, s.len]), [[1536, 512]]);
 });
+
+Deno.test("probe: unanswered, every size goes again one after another once more, then each waits its own timeout", () => {
+  // A lost answer (or a lost probe) of the smallest size is the usual reason for silence on a
+  // link that passes only it: a second quick round finds out in 0.4 s. Before, each size
+  // then waited out 300 ms per try (1024, 512, 512, 256): 1.2 s.
+  const e = engine();
+  const probes: [number, number][] = [];
+  let actions = e.start(0);
+  for (let i = 0; i < 8; i++) {
+    const [p] = sends(actions);
+    const at = e.nextTimer()!;
+    probes.push([p!.len, Math.round(at)]);
+    actions = e.onTimer(at);
+  }
+  // [size, when its wait runs out]: 30 ms staggers, 300 ms after the smallest.
+  assertEquals(probes, [
+    [1024, 30],
+    [512, 60],
+    [256, 360],
+    [1024, 390],
+    [512, 420],
+    [256, 720],
+    [1024, 1020],
+    [512, 1320],
+  ]);
+});
