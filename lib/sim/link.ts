@@ -67,15 +67,22 @@ export class Link {
       this.dropped.toDevice++;
       return [];
     }
-    const h = parseRequestHeader(data);
-    const key = h && `${h.offset}:${h.len}`;
-    const toLose = key ? this.options.losePackets?.filter((k) => k === key).length ?? 0 : 0;
-    if (key && (this.#lostPackets.get(key) ?? 0) < toLose) {
-      this.#lostPackets.set(key, (this.#lostPackets.get(key) ?? 0) + 1);
+    if (this.options.losePackets && this.#losesCopy(data)) {
       this.dropped.toDevice++;
       return [];
     }
     return this.#impair(now, data, "toDevice");
+  }
+
+  /** Is this copy of a request one of the `losePackets` copies still to lose? Counts it. */
+  #losesCopy(data: Uint8Array): boolean {
+    const h = parseRequestHeader(data);
+    if (!h) return false;
+    const key = `${h.offset}:${h.len}`;
+    const lost = this.#lostPackets.get(key) ?? 0;
+    if (lost >= this.options.losePackets!.filter((k) => k === key).length) return false;
+    this.#lostPackets.set(key, lost + 1);
+    return true;
   }
 
   toClient(now: number, data: Uint8Array): Delivery[] {

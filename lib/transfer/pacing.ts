@@ -25,6 +25,12 @@ const CLEAN_MARGIN_MS = 5;
 /** Clean samples before they replace the median of all the gaps. */
 const CLEAN_SAMPLES = 3;
 
+/** Appends `x`, keeping the last `WINDOW` entries. */
+function keepLast<T>(list: T[], x: T): void {
+  list.push(x);
+  if (list.length > WINDOW) list.shift();
+}
+
 function lowQuantile(samples: number[], q: number): number | undefined {
   if (samples.length === 0) return undefined;
   const sorted = [...samples].sort((a, b) => a - b);
@@ -48,21 +54,13 @@ export class PacingModel {
    * long before the previous reply the packet was due on the device.
    */
   addServiceSample(ms: number, sector: boolean, margin = 0): void {
-    const lists = sector
-      ? [this.#sector]
-      : margin >= CLEAN_MARGIN_MS
-      ? [this.#normal, this.#clean]
-      : [this.#normal];
-    for (const list of lists) {
-      list.push(ms);
-      if (list.length > WINDOW) list.shift();
-    }
+    keepLast(sector ? this.#sector : this.#normal, ms);
+    if (!sector && margin >= CLEAN_MARGIN_MS) keepLast(this.#clean, ms);
   }
 
   /** A round trip of a packet sent to an idle device: 2 × one-way + service time. */
   addIdleRtt(ms: number, sector: boolean): void {
-    this.#idleRtt.push({ rtt: ms, sector });
-    if (this.#idleRtt.length > WINDOW) this.#idleRtt.shift();
+    keepLast(this.#idleRtt, { rtt: ms, sector });
   }
 
   /**
@@ -73,7 +71,17 @@ export class PacingModel {
    * device that much slower than it can go, the error growing with each packet in flight.
    */
   get normalServiceMs(): number | undefined {
-    return lowQuantile(this.#clean.length >= CLEAN_SAMPLES ? this.#clean : this.#normal, 0.5);
+    return this.#clean.length >= CLEAN_SAMPLES ? lowQuantile(this.#clean, 0.5) : this.#gapMedian;
+  }
+
+  /** The median of every reply gap without a sector write. */
+  get #gapMedian(): number | undefined {
+    return lowQuantile(this.#normal, 0.5);
+  }
+
+  /** Idle round trips of packets without a sector write. */
+  get #normalIdleRtts(): number[] {
+    return this.#idleRtt.filter((x) => !x.sector).map((x) => x.rtt);
   }
 
   /**
@@ -93,7 +101,7 @@ export class PacingModel {
    */
   get twoWayMs(): number {
     const s = this.normalServiceMs;
-    const normal = this.#idleRtt.filter((x) => !x.sector).map((x) => x.rtt);
+    const normal = this.#normalIdleRtts;
     if (s === undefined || normal.length === 0) return 0;
     return Math.max(0, Math.min(...normal) - s);
   }
@@ -116,7 +124,7 @@ export class PacingModel {
    */
   get serviceSpreadMs(): number | undefined {
     if (this.#normal.length < STEADY_SAMPLES) return undefined;
-    const m = lowQuantile(this.#normal, 0.5)!;
+    const m = this.#gapMedian!;
     return lowQuantile(this.#normal.map((x) => Math.abs(x - m)), 0.5);
   }
 
@@ -128,7 +136,7 @@ export class PacingModel {
    */
   get steady(): boolean {
     const spread = this.serviceSpreadMs;
-    return spread !== undefined && spread <= STEADY_SPREAD * lowQuantile(this.#normal, 0.5)!;
+    return spread !== undefined && spread <= STEADY_SPREAD * this.#gapMedian!;
   }
 
   /**
@@ -137,7 +145,7 @@ export class PacingModel {
    * round trip's excess over the smallest, at least half a millisecond.
    */
   get jitterMs(): number {
-    const normal = this.#idleRtt.filter((x) => !x.sector).map((x) => x.rtt);
+    const normal = this.#normalIdleRtts;
     if (normal.length === 0) return 0.5;
     return Math.max(0.5, lowQuantile(normal, 0.5)! - Math.min(...normal));
   }
@@ -155,7 +163,7 @@ export class PacingModel {
 
   /** Ready to pipeline: enough idle round trips to know the network's share of them. */
   get calibrated(): boolean {
-    return this.#idleRtt.filter((s) => !s.sector).length >= CALIBRATION_SAMPLES;
+    return this.#normalIdleRtts.length >= CALIBRATION_SAMPLES;
   }
 
   /** Something was measured: timeouts can follow the device instead of a fixed guess. */
@@ -201,7 +209,7 @@ export class PacingModel {
       aimMs: this.aimMs,
       phase: this.phase,
       guardMs: this.guardMs,
-      idleSamples: this.#idleRtt.filter((s) => !s.sector).length,
+      idleSamples: this.#normalIdleRtts.length,
       calibrationSamples: CALIBRATION_SAMPLES,
       calibrated: this.calibrated,
       recentLosses: this.#recentLosses.slice(-16).filter(Boolean).length,

@@ -233,8 +233,10 @@ export class DataPhase implements PhaseHandler {
     // It was sent early enough to wait on the device behind the previous packet: the
     // gap between the two replies is its service time.
     const last = this.#lastReplyAt;
-    if (last !== undefined && exact.sentAt + p.twoWayMs < last) {
-      p.addServiceSample(c.now - last, f.sector, last - (exact.sentAt + p.twoWayMs));
+    // How long before the previous reply it was due on the device.
+    const margin = last === undefined ? 0 : last - (exact.sentAt + p.twoWayMs);
+    if (last !== undefined && margin > 0) {
+      p.addServiceSample(c.now - last, f.sector, margin);
       if (c.trace.on) {
         sample += `; service ${ms(c.now - last)}${
           f.sector ? " with a sector write" : ""

@@ -228,6 +228,9 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     arm();
   }
 
+  /** The window of packets last asked to be signed ahead ("offset:block"). */
+  let signedAhead = "";
+
   function arm(): void {
     if (finished) return;
     const next = engine.nextTimer();
@@ -239,6 +242,10 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     if (engine.phase === "transfer" || engine.phase === "probe") {
       const b = engine.phase === "probe" ? source.blocks[0]! : engine.block;
       const from = engine.confirmed - engine.confirmed % b;
+      // Arming follows every reply and timer: ask again only once the window moved.
+      const window = `${from}:${b}`;
+      if (window === signedAhead) return;
+      signedAhead = window;
       source.signAhead(
         Array.from({ length: 24 }, (_, i) => {
           const o = from + i * b;
