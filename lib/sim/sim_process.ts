@@ -28,8 +28,15 @@ export interface SimProcess extends AsyncDisposable {
 export function simTaskArgs(here: URL, standalone = Deno.build.standalone): string[] {
   if (standalone) return ["sim"];
   const task = new URL("../../tasks/sim.ts", here);
-  if (task.protocol === "file:") return ["run", "-A", fromFileUrl(task)];
-  return ["run", "-A", "--import-map", new URL("../../deno.json", here).href, task.href];
+  if (task.protocol === "file:") return ["run", "-A", "--unstable-net", fromFileUrl(task)];
+  return [
+    "run",
+    "-A",
+    "--unstable-net",
+    "--import-map",
+    new URL("../../deno.json", here).href,
+    task.href,
+  ];
 }
 
 export async function startSimProcess(args: string[]): Promise<SimProcess> {

@@ -5,7 +5,7 @@
  * ICMP refusal, as from a live board). While the device reboots the socket stays open and
  * drops whatever arrives: a rebooting board is silent, it refuses nothing.
  */
-import dgram from "node:dgram";
+import { type DatagramSocket, openDatagramSocket } from "./datagram_socket.ts";
 import { type DeviceEvent, DeviceModel, type DeviceOptions } from "./device.ts";
 import { Link, type LinkOptions } from "./link.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -81,7 +81,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   /** Opened once the sockets are bound: a device that cannot listen writes no file. */
   let flashFile: Deno.FsFile | undefined;
 
-  let socket: dgram.Socket | undefined;
+  let socket: DatagramSocket | undefined;
   let port = options.port ?? 0;
   let closed = false;
 
@@ -119,23 +119,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     }
   }
 
-  // Replies leave in the order the device made them, as a board's do: Deno's node:dgram
-  // lets sends issued in one tick (several replies due at once) leave last first.
-  const outbox: { data: Uint8Array; to: Peer }[] = [];
-  let sending = false;
   function send(data: Uint8Array, to: Peer): void {
-    if (!socket || closed) return;
-    outbox.push({ data, to });
-    if (!sending) sendNext();
-  }
-  function sendNext(): void {
-    const next = outbox.shift();
-    if (!next || !socket || closed) {
-      sending = false;
-      return;
-    }
-    sending = true;
-    socket.send(next.data, next.to.port, next.to.address, () => sendNext());
+    if (socket && !closed) socket.send(data, to.address, to.port);
   }
 
   const target = (transport: "UDP" | "TCP"): ListenTarget => ({
@@ -147,30 +132,22 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   });
 
   async function openSocket(): Promise<void> {
-    const s = dgram.createSocket("udp4");
-    await new Promise<void>((resolve, reject) => {
-      s.once("error", (e) => {
-        s.close();
-        reject(listenError(e, target("UDP")));
-      });
-      s.bind(port, host, () => {
-        s.removeAllListeners("error");
-        resolve();
-      });
+    socket = await openDatagramSocket({
+      hostname: host,
+      port,
+      onMessage(data, from) {
+        const now = clock();
+        for (const d of link.toDevice(now, data)) {
+          scheduler.at(d.at + t0, (at) => {
+            model.receive(at - t0, d.data, from);
+            publish(model.advance(at - t0));
+          });
+        }
+      },
+    }).catch((e) => {
+      throw listenError(e, target("UDP"));
     });
-    port = s.address().port;
-    s.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
-      const now = clock();
-      const data = new Uint8Array(msg);
-      const from = { address: rinfo.address, port: rinfo.port };
-      for (const d of link.toDevice(now, data)) {
-        scheduler.at(d.at + t0, (at) => {
-          model.receive(at - t0, d.data, from);
-          publish(model.advance(at - t0));
-        });
-      }
-    });
-    socket = s;
+    port = socket.port;
   }
 
   /**
@@ -200,7 +177,7 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
   async function closeSocket(): Promise<void> {
     const s = socket;
     socket = undefined;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    await s?.close();
   }
 
   const files = options.webrepl?.files ?? new Map<string, string>();
