@@ -51,6 +51,8 @@ export class Harness {
   /** Freeze the sender (Ctrl-Z, a sleeping laptop) when it sends a matching packet. */
   stall: { when: (offset: number, len: number) => boolean; ms: number } | undefined;
   #stalledUntil = -Infinity;
+  /** Called after each batch of the engine's actions is carried out (as `arm` is in the driver). */
+  afterActions: ((engine: TransferEngine, now: number) => void) | undefined;
   /** Each engine timer fires late by up to this many ms (a busy machine's timers). */
   timerJitterMs = 0;
   #jitter = seededRandom(7);
@@ -124,6 +126,7 @@ export class Harness {
         this.outcome = a;
       }
     }
+    this.afterActions?.(engine, this.now);
     const timer = ++this.#engineTimer;
     const next = engine.nextTimer();
     if (next !== undefined && !this.outcome) {

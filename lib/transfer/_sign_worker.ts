@@ -16,8 +16,10 @@ self.onmessage = (e: MessageEvent) => {
   }
   if (m.type === "sign" && signer) {
     for (const [offset, len] of m.items as [number, number][]) {
+      const started = performance.now();
       const body = signBody(offset, firmware.subarray(offset, offset + len), signer);
-      self.postMessage({ offset, len, body }, [body.buffer as ArrayBuffer]);
+      const ms = performance.now() - started;
+      self.postMessage({ offset, len, body, ms }, [body.buffer as ArrayBuffer]);
     }
   }
 };

@@ -138,6 +138,15 @@ export class TransferEngine {
     if (this.#c.phase === "probe" || this.#c.phase === "resolve") this.#probe.sentLate(seq, at);
   }
 
+  /**
+   * The earliest the engine may send again on its own: a paced packet's time, or the next
+   * reply due (which may release one). Now, when it may send at any moment.
+   */
+  quietUntil(): number {
+    const c = this.#c;
+    return c.phase === "transfer" ? this.#data.quietUntil() : c.now;
+  }
+
   /** The time `onTimer` should next be called, if any. */
   nextTimer(): number | undefined {
     if (this.#c.finished) return undefined;

@@ -25,6 +25,8 @@ export interface PacketSource {
   senderSeq(replySeq: number): number;
   /** Asks for packets that will soon be needed to be signed in the background. */
   signAhead(items: [offset: number, len: number][]): void;
+  /** What one signature costs, ms (measured; 0 when nothing is signed here). */
+  readonly signMs: number;
   /** Stops background signing. */
   close(): void;
 }
@@ -52,6 +54,8 @@ export function liveSource(
     );
   }
   let worker: Worker | undefined;
+  /** Until the signer has timed one: a 2048-bit signature on a slow core. */
+  let signMs = 2;
   if (background && signer.pem) {
     worker = new Worker(new URL("./_sign_worker.ts", import.meta.url), { type: "module" });
     worker.postMessage({
@@ -61,8 +65,14 @@ export function liveSource(
       signatureLength: signer.signatureLength,
     });
     worker.onmessage = (e: MessageEvent) => {
-      const { offset, len, body } = e.data as { offset: number; len: number; body: Uint8Array };
+      const { offset, len, body, ms } = e.data as {
+        offset: number;
+        len: number;
+        body: Uint8Array;
+        ms: number;
+      };
       cache.set(`${offset}:${len}`, body);
+      signMs += (ms - signMs) / 4;
     };
   }
   const body = (offset: number, len: number) => {
@@ -85,6 +95,9 @@ export function liveSource(
       return withSeq(seq, end);
     },
     senderSeq: (s) => s,
+    get signMs() {
+      return signMs;
+    },
     signAhead(items) {
       if (!worker) return;
       const fresh = items.filter(([o, l]) => {
@@ -128,6 +141,7 @@ export function cannedSource(file: CannedFile): PacketSource {
       return p;
     },
     senderSeq: (s) => storedToSender.get(s) ?? -1,
+    signMs: 0,
     signAhead() {},
     close() {},
   };

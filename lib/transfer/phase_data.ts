@@ -67,6 +67,13 @@ export class DataPhase implements PhaseHandler {
     this.#loss.forgetSessionProbes();
   }
 
+  /** See `TransferEngine.quietUntil`. */
+  quietUntil(): number {
+    const c = this.#c;
+    const until = Math.min(this.#sendAt ?? Infinity, c.plan.oldest?.end ?? Infinity);
+    return until === Infinity ? c.now : until;
+  }
+
   deadlines(): number[] {
     const t: number[] = [];
     if (this.#sendAt !== undefined && !this.#loss.holding) t.push(this.#sendAt);

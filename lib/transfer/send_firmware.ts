@@ -20,6 +20,7 @@ import { InterruptedError } from "../errors.ts";
 import { sendError } from "./send_error.ts";
 import { udpPortRefused } from "./port_refused.ts";
 import { preciseAlarm } from "./precise_timer.ts";
+import { SignSchedule } from "./sign_schedule.ts";
 
 /** How long a refusal of the first packets is listened for (an ICMP comes back in a round trip). */
 const REFUSAL_WAIT_MS = 2000;
@@ -228,8 +229,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     arm();
   }
 
-  /** The window of packets last asked to be signed ahead ("offset:block"). */
-  let signedAhead = "";
+  const signing = new SignSchedule(source.size);
 
   function arm(): void {
     if (finished) return;
@@ -240,18 +240,10 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     }
     timer.set(next + t0);
     if (engine.phase === "transfer" || engine.phase === "probe") {
-      const b = engine.phase === "probe" ? source.blocks[0]! : engine.block;
-      const from = engine.confirmed - engine.confirmed % b;
-      // Arming follows every reply and timer: ask again only once the window moved.
-      const window = `${from}:${b}`;
-      if (window === signedAhead) return;
-      signedAhead = window;
-      source.signAhead(
-        Array.from({ length: 24 }, (_, i) => {
-          const o = from + i * b;
-          return [o, Math.min(b - o % b, source.size - o)] as [number, number];
-        }),
-      );
+      const block = engine.phase === "probe" ? source.blocks[0]! : engine.block;
+      const quiet = Math.max(0, engine.quietUntil() - now());
+      const items = signing.next(engine.confirmed, block, quiet, source.signMs);
+      if (items.length > 0) source.signAhead(items);
     }
   }
 

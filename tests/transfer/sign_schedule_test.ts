@@ -1,0 +1,101 @@
+/**
+ * When the background signer gets work (`sign_schedule.ts`): in the sender's quiet
+ * moments, as much as fits before it may next send; at once only when few packets are
+ * ready. On the fake clock with the quiet board, every batch after the start falls in a
+ * quiet moment (a sector write) and the signer keeps up.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { SignSchedule } from "../../lib/transfer/sign_schedule.ts";
+import { Harness } from "../_harness.ts";
+import { parsePrivateKey } from "../../lib/format/keys.ts";
+import { nativeSigner } from "../../lib/format/signer.ts";
+import { AUTO_BLOCKS, liveSource } from "../../lib/transfer/packet_source.ts";
+import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
+import { PROFILES } from "../../lib/sim/device_profile.ts";
+import { vectorText } from "../_helpers.ts";
+
+const offsets = (items: [number, number][]) => items.map(([o]) => o);
+
+Deno.test("SignSchedule: with no quiet moment, twelve packets ahead, then nothing until fewer are ready", () => {
+  const s = new SignSchedule(64 * 1024);
+  assertEquals(offsets(s.next(0, 256, 0, 1.6)), Array.from({ length: 12 }, (_, i) => i * 256));
+  assertEquals(s.next(0, 256, 0, 1.6), []);
+  assertEquals(s.next(256, 256, 2, 1.6), [[3072, 256]], "one confirmed: one more");
+});
+
+Deno.test("SignSchedule: a quiet moment gets what fits before the next send, up to 48 ahead", () => {
+  const s = new SignSchedule(64 * 1024);
+  s.next(0, 256, 0, 1.6);
+  // 20 ms quiet, 1 ms kept clear: 11 signatures of 1.6 ms.
+  assertEquals(s.next(0, 256, 20, 1.6).length, 11);
+  assertEquals(s.next(0, 256, 4.9, 1.6), [], "under 5 ms is no quiet moment");
+  assertEquals(s.next(0, 256, 500, 1.6).length, 48 - 23);
+  assertEquals(s.next(0, 256, 500, 1.6), []);
+});
+
+Deno.test("SignSchedule: stops at the image's end with its short last packet; a new block size starts over", () => {
+  const s = new SignSchedule(1000);
+  assertEquals(s.next(0, 256, 0, 1.6), [[0, 256], [256, 256], [512, 256], [768, 232]]);
+  assertEquals(s.next(0, 256, 100, 1.6), []);
+  assertEquals(s.next(512, 512, 0, 1.6), [[512, 488]]);
+});
+
+Deno.test("SignSchedule: a confirmed offset past what was asked for (a skip) starts from there", () => {
+  const s = new SignSchedule(64 * 1024);
+  s.next(0, 256, 0, 1.6);
+  assertEquals(s.next(8192, 256, 0, 1.6)[0], [8192, 256]);
+});
+
+Deno.test("Quiet board, MTU 548, fake clock: after the first sector every signing batch falls in a quiet moment, and the signer keeps up", () => {
+  const key = parsePrivateKey(vectorText("test-key-2048.pem"));
+  const image = makeSampleFirmware({ size: 48 * 1024, seed: 4 });
+  const h = new Harness(
+    {
+      modulus: key.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES["esp8266-quiet"],
+      mtu: 548,
+    },
+    { delayMs: 5 },
+    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
+  );
+  const schedule = new SignSchedule(image.length);
+  const SIGN_MS = 1.6;
+  const batches: { at: number; confirmed: number; quiet: number; n: number }[] = [];
+  /** Signing modelled as one core: when each requested packet is ready. */
+  const readyAt = new Map<number, number>();
+  let busyUntil = 0;
+  h.afterActions = (engine, now) => {
+    if (engine.phase !== "transfer") return;
+    const quiet = Math.max(0, engine.quietUntil() - now);
+    const items = schedule.next(engine.confirmed, engine.block, quiet, SIGN_MS);
+    if (items.length === 0) return;
+    batches.push({ at: now, confirmed: engine.confirmed, quiet, n: items.length });
+    for (const [o] of items) readyAt.set(o, busyUntil = Math.max(busyUntil, now) + SIGN_MS);
+  };
+  h.start({
+    size: h.source.size,
+    blocks: h.source.blocks,
+    pace: true,
+    timeoutMs: 15000,
+    bootCheck: false,
+    bootCheckMs: 4000,
+    recoveryLen: h.source.recoveryLen,
+  });
+  const r = h.run();
+  assertEquals(r.outcome?.type, "done");
+  const later = batches.filter((b) => b.confirmed >= 4096);
+  assert(later.length > 0);
+  for (const b of later) {
+    assert(
+      b.quiet >= 5,
+      `a batch of ${b.n} at ${b.at.toFixed(1)} ms with ${b.quiet.toFixed(1)} ms quiet`,
+    );
+    assert(b.n * SIGN_MS <= b.quiet, `a batch of ${b.n} overruns its ${b.quiet.toFixed(1)} ms`);
+  }
+  // Every data packet sent after the first sector was signed before it left.
+  const late = h.sent.filter((s) =>
+    s.kind === "data" && s.offset >= 4096 && !((readyAt.get(s.offset) ?? Infinity) <= s.at)
+  );
+  assertEquals(late.map((s) => s.offset), []);
+});
