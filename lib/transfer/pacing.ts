@@ -22,8 +22,12 @@ const STEADY_SPREAD = 0.15;
  * millisecond before it ends; those behind a sector write tens of milliseconds before.
  */
 const CLEAN_MARGIN_MS = 5;
-/** Clean samples before they replace the median of all the gaps. */
+/** A reply gap under this share of the service measured so far times no device. */
+const IMPLAUSIBLE = 0.5;
+/** Clean samples before they replace the recent gaps. */
 const CLEAN_SAMPLES = 3;
+/** Recent gaps the estimate follows until then. */
+const RAMP_GAPS = 6;
 
 /** Appends `x`, keeping the last `WINDOW` entries. */
 function keepLast<T>(list: T[], x: T): void {
@@ -54,6 +58,11 @@ export class PacingModel {
    * long before the previous reply the packet was due on the device.
    */
   addServiceSample(ms: number, sector: boolean, margin = 0): void {
+    // Replies that come bunched after a stall (of this machine, the link, the device's
+    // host) are gaps that time the stall: two 0.5 ms apart once set a quiet board's 4 ms
+    // service to 0.6 ms, and every packet after met another in a signature check.
+    const known = this.normalServiceMs;
+    if (!sector && known !== undefined && ms < IMPLAUSIBLE * known) return;
     keepLast(sector ? this.#sector : this.#normal, ms);
     if (!sector && margin >= CLEAN_MARGIN_MS) keepLast(this.#clean, ms);
   }
@@ -65,13 +74,21 @@ export class PacingModel {
 
   /**
    * Service time of a packet without a sector write: the median gap of packets that surely
-   * waited on the device (mostly the first behind a sector write), else of all the gaps.
-   * A packet paced into a check may arrive a little after it ended, and its gap is then
+   * waited on the device (mostly the first behind a sector write), once three are known. A
+   * packet paced into a check may arrive a little after it ended, and its gap is then
    * longer: a median of such gaps runs high, and a pipeline planned from it runs the
    * device that much slower than it can go, the error growing with each packet in flight.
+   *
+   * Until then, the second smallest of the last six gaps. The pipeline starts from an
+   * estimate that is too long (a whole idle round trip) and feeds the device at 0.8 of it:
+   * a packet that did not wait makes a gap as long as its send interval, so the estimate
+   * comes down by a fifth a packet, where a median of 24 lagged behind (a quiet board's
+   * first three sectors went at 10 ms a packet, not 4). The second smallest, as one gap
+   * may be short by a reply's jitter.
    */
   get normalServiceMs(): number | undefined {
-    return this.#clean.length >= CLEAN_SAMPLES ? lowQuantile(this.#clean, 0.5) : this.#gapMedian;
+    if (this.#clean.length >= CLEAN_SAMPLES) return lowQuantile(this.#clean, 0.5);
+    return lowQuantile(this.#normal.slice(-RAMP_GAPS), 1 / RAMP_GAPS);
   }
 
   /** The median of every reply gap without a sector write. */

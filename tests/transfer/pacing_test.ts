@@ -70,22 +70,41 @@ Deno.test("PacingModel splits a round trip into service and network, and aims th
   });
 });
 
-Deno.test("PacingModel takes the median of the last 24 service gaps", () => {
-  const p = calibrated();
-  for (let ms = 1; ms <= 25; ms++) p.addServiceSample(ms, false);
-  // The first two (15 and 1) fell out of the window: 2…25, median index 12 → 14.
-  assertEquals(p.normalServiceMs, 14);
+Deno.test("PacingModel follows a falling pace by the second smallest of the last six gaps", () => {
+  const p = calibrated(); // 15 ms, from one gap
+  // Packets sent at 0.8 of the estimate that did not wait: each gap is the send interval.
+  p.addServiceSample(12, false);
+  assertEquals(p.normalServiceMs, 12, "under six gaps: the smallest");
+  for (const ms of [9.6, 7.7, 6.1, 4.9, 4]) p.addServiceSample(ms, false);
+  // Last six: 12, 9.6, 7.7, 6.1, 4.9, 4 → the second smallest.
+  assertEquals(p.normalServiceMs, 4.9);
+  // The device's pace reached: gaps of 4, one short by a reply's jitter.
+  for (const ms of [4, 3.2, 4, 4]) p.addServiceSample(ms, false);
+  assertEquals(p.normalServiceMs, 4);
+});
+
+Deno.test("PacingModel: a gap under half the service measured (replies bunched after a stall) is no sample", () => {
+  const p = quiet([4, 4, 4, 4, 4, 4]);
+  assertEquals(p.normalServiceMs, 4);
+  p.addServiceSample(0.5, false);
+  p.addServiceSample(0.6, false);
+  p.addServiceSample(1.9, false);
+  assertEquals(p.normalServiceMs, 4);
+  p.addServiceSample(2.1, false);
+  p.addServiceSample(2.2, false);
+  assertEquals(p.normalServiceMs, 2.2, "a plausible gap is one");
 });
 
 Deno.test("PacingModel times the device by the gaps of packets that surely waited, once three are known", () => {
-  const p = calibrated();
+  const p = quiet([]);
   // Packets paced into a check that landed a little after it ended: their gaps run long.
   for (let i = 0; i < 12; i++) p.addServiceSample(4.6, false, 0.8);
   assertEquals(p.normalServiceMs, 4.6);
   // Packets due on the device 20 ms before the previous reply (behind a sector write).
   p.addServiceSample(4.1, false, 20);
   p.addServiceSample(3.9, false, 20);
-  assertEquals(p.normalServiceMs, 4.6, "two are not enough");
+  // Two are not enough: the last six gaps still say (4.6 ×4, 4.1, 3.9: the second smallest).
+  assertEquals(p.normalServiceMs, 4.1);
   p.addServiceSample(4.0, false, 20);
   assertEquals(p.normalServiceMs, 4.0);
   // A margin under 5 ms is not sure enough; the median of all the gaps moves, the estimate does not.
@@ -136,7 +155,7 @@ Deno.test("PacingModel keeps 3 packets in flight until 8 service gaps show the r
   assertEquals([few.serviceSpreadMs, few.steady, few.depth], [undefined, false, 3]);
   // Eight gaps scattered by 0.1 ms: steady. The round trip (10 ms of network, 0.1 ms of
   // jitter, 8 ms for the packet on the device and the one waiting) takes 5, plus one.
-  const steady = quiet([4, 4.1, 3.9, 4, 4.1, 3.9, 4, 4]);
+  const steady = quiet([4, 3.9, 4.1, 4, 4.1, 4, 4, 4]);
   assertEquals(steady.twoWayMs, 10);
   assertEquals(steady.jitterMs, 0.5); // at least half a millisecond
   assertEquals(steady.steady, true);
