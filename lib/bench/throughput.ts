@@ -80,7 +80,18 @@ export interface ThroughputSetup {
   onProgress?: (message: string) => void;
 }
 
-async function device(setup: ThroughputSetup, profile: string, mtu: number, flash: string) {
+/**
+ * The virtual device for one run. Each run has its own loss pattern (the seed), the same
+ * for both clients: a lost packet that fills a sector costs the device its write time, and
+ * one pattern for every run would weigh the spread by where its losses happened to fall.
+ */
+async function device(
+  setup: ThroughputSetup,
+  profile: string,
+  mtu: number,
+  flash: string,
+  run: number,
+) {
   return await startSimProcess([
     "--key",
     setup.keyPath,
@@ -93,7 +104,7 @@ async function device(setup: ThroughputSetup, profile: string, mtu: number, flas
     "--mtu",
     String(mtu),
     "--seed",
-    "11",
+    String(10 + run),
     "--flash",
     flash,
   ]);
@@ -126,7 +137,7 @@ export async function throughputRow(
     setup.onProgress?.(`${profile}, ${label}, run ${run}/${setup.runs}: the original client…`);
     {
       const flash = `${setup.dir}/original-${profile}-${mtu}-${run}.flash`;
-      await using sim = await device(setup, profile, mtu, flash);
+      await using sim = await device(setup, profile, mtu, flash, run);
       const r = await sendLikeOriginal("127.0.0.1", sim.port, setup.image, nativeSigner(setup.key));
       await sim.waitFor((e) => e.event === "reboot", 10000);
       original.push({ kbps: kb / r.seconds, retransmits: r.retransmits });
@@ -135,7 +146,7 @@ export async function throughputRow(
     const flashPath = `${setup.dir}/deploy-${profile}-${mtu}-${run}.flash`;
     let events: Record<string, unknown>[];
     {
-      await using sim = await device(setup, profile, mtu, flashPath);
+      await using sim = await device(setup, profile, mtu, flashPath, run);
       const r = await deploy({
         host: "127.0.0.1",
         port: sim.port,
