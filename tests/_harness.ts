@@ -139,6 +139,23 @@ export class Harness {
     }
   }
 
+  /**
+   * The options a paced deploy of this source uses (15 s device timeout, the boot check
+   * as asked), with `overrides`.
+   */
+  options(overrides: Partial<TransferOptions> = {}): TransferOptions {
+    return {
+      size: this.source.size,
+      blocks: this.source.blocks,
+      pace: true,
+      timeoutMs: 15000,
+      bootCheck: false,
+      bootCheckMs: 4000,
+      recoveryLen: this.source.recoveryLen,
+      ...overrides,
+    };
+  }
+
   /** Starts a transfer now (a new deploy against the same device). */
   start(options: TransferOptions): void {
     this.outcome = undefined;

@@ -29,16 +29,7 @@ function deploy(profile: string) {
     liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
   );
   const records: TransferTrace[] = [];
-  h.start({
-    size: h.source.size,
-    blocks: h.source.blocks,
-    pace: true,
-    timeoutMs: 15000,
-    bootCheck: true,
-    bootCheckMs: 4000,
-    recoveryLen: h.source.recoveryLen,
-    trace: (r) => records.push(r),
-  });
+  h.start(h.options({ bootCheck: true, trace: (r) => records.push(r) }));
   const r = h.run();
   const pacing = records.findLast((x) => x.type === "pacing");
   assert(pacing?.type === "pacing");

@@ -31,15 +31,7 @@ function run(link: LinkOptions, mtu: number, jitterMs = 0): { h: Harness; r: Har
     liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
   );
   h.timerJitterMs = jitterMs;
-  h.start({
-    size: h.source.size,
-    blocks: h.source.blocks,
-    pace: true,
-    timeoutMs: 15000,
-    bootCheck: false,
-    bootCheckMs: 4000,
-    recoveryLen: h.source.recoveryLen,
-  });
+  h.start(h.options());
   return { h, r: h.run() };
 }
 

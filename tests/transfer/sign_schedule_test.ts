@@ -73,15 +73,7 @@ Deno.test("Quiet board, MTU 548, fake clock: after the first sector every signin
     batches.push({ at: now, confirmed: engine.confirmed, quiet, n: items.length });
     for (const [o] of items) readyAt.set(o, busyUntil = Math.max(busyUntil, now) + SIGN_MS);
   };
-  h.start({
-    size: h.source.size,
-    blocks: h.source.blocks,
-    pace: true,
-    timeoutMs: 15000,
-    bootCheck: false,
-    bootCheckMs: 4000,
-    recoveryLen: h.source.recoveryLen,
-  });
+  h.start(h.options());
   const r = h.run();
   assertEquals(r.outcome?.type, "done");
   const later = batches.filter((b) => b.confirmed >= 4096);

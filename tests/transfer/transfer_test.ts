@@ -49,16 +49,7 @@ function harness(s: Setup = {}): Harness {
 }
 
 function options(h: Harness, s: Setup = {}): TransferOptions {
-  return {
-    size: h.source.size,
-    blocks: h.source.blocks,
-    pace: true,
-    timeoutMs: 15000,
-    bootCheck: true,
-    bootCheckMs: 4000,
-    recoveryLen: h.source.recoveryLen,
-    ...s.engine,
-  };
+  return h.options({ bootCheck: true, ...s.engine });
 }
 
 function flashHolds(h: Harness, firmware = image): boolean {

@@ -24,16 +24,7 @@ function run(link: LinkOptions, trace?: (r: TransferTrace) => void) {
     { delayMs: 3, seed: 1, ...link },
     liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
   );
-  h.start({
-    size: h.source.size,
-    blocks: h.source.blocks,
-    pace: true,
-    timeoutMs: 15000,
-    bootCheck: true,
-    bootCheckMs: 3000,
-    recoveryLen: h.source.recoveryLen,
-    ...(trace ? { trace } : {}),
-  });
+  h.start(h.options({ bootCheck: true, bootCheckMs: 3000, ...(trace ? { trace } : {}) }));
   return h.run();
 }
 
