@@ -18,6 +18,12 @@ const PROBE_STAGGER_MS = 30;
  * timeout per size and try (1.2 s) before the device's repeated answer.
  */
 const STAGGERED_ROUNDS = 2;
+/**
+ * The longest wait for a probe's answer while a device that was just told to reboot into
+ * OTA mode has never answered: it answers the first probe after it booted, so the probes
+ * go this often (an answer that comes later still counts).
+ */
+const REBOOTING_WAIT_MS = 100;
 
 export class ProbePhase implements PhaseHandler {
   readonly #c: EngineCore;
@@ -117,6 +123,9 @@ export class ProbePhase implements PhaseHandler {
 
   #rto(): number {
     const { pacing, options } = this.#c;
+    if (options.freshSession && !this.#c.everAnswered) {
+      return Math.min(options.initialRtoMs, REBOOTING_WAIT_MS);
+    }
     return pacing.measured
       ? Math.min(options.initialRtoMs, 2 * pacing.serviceMs(false) + 30)
       : options.initialRtoMs;

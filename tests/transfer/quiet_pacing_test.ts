@@ -136,3 +136,30 @@ Deno.test("Quiet board, MTU 548, a jittery link (0.5 ms mean each way, a long ta
     );
   }
 });
+
+Deno.test("After a trigger, probes go every 100 ms until the rebooting board first answers, which it does within 0.12 s of its boot", () => {
+  const flash = new Uint8Array(0x100000).fill(0xff);
+  flash.set(image, APP);
+  const h = new Harness(
+    { modulus: key.modulus, flash, profile: PROFILES["esp8266-quiet"], start: "boot" },
+    { delayMs: 5 },
+    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
+  );
+  // The trigger: the app sets the RTC magic and resets; boot8266 comes up in OTA mode.
+  h.run(10);
+  h.device.rtcMemory = new TextEncoder().encode("yaotaota");
+  h.device.reset(h.now);
+  h.start(h.options({ freshSession: true }));
+  const r = h.run();
+  assertEquals(r.outcome?.type, "done");
+  const boot = r.deviceEvents.find((e) => e.type === "boot" && e.mode === "ota")!;
+  const blind = h.sent.filter((s) => s.kind === "probe" && s.at < boot.at);
+  const gaps = blind.slice(1).map((s, i) => s.at - blind[i]!.at);
+  assert(gaps.length >= 10, `${gaps.length} probes while the board rebooted`);
+  assert(Math.max(...gaps) <= 100, `probes ${gaps.map((g) => g.toFixed(0))} ms apart`);
+  const answered = r.deviceEvents.find((e) => e.type === "reply" && e.at > boot.at)!;
+  assert(
+    answered.at - boot.at <= 120,
+    `first answer ${(answered.at - boot.at).toFixed(0)} ms after the boot`,
+  );
+});
