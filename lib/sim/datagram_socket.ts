@@ -10,7 +10,7 @@
  * broadcasting on.)
  */
 import dgram from "node:dgram";
-import { inOrder } from "../transfer/udp.ts";
+import { inOrder, socketStep } from "../transfer/udp.ts";
 
 export interface Sender {
   address: string;
@@ -97,16 +97,7 @@ function openDenoSocket(o: DatagramSocketOptions): DatagramSocket {
 
 async function openNodeSocket(o: DatagramSocketOptions): Promise<DatagramSocket> {
   const socket = dgram.createSocket(o.hostname.includes(":") ? "udp6" : "udp4");
-  await new Promise<void>((resolve, reject) => {
-    socket.once("error", (e) => {
-      socket.close();
-      reject(e);
-    });
-    socket.bind(o.port, o.hostname, () => {
-      socket.removeAllListeners("error");
-      resolve();
-    });
-  });
+  await socketStep(socket, (done) => socket.bind(o.port, o.hostname, done), (e) => e);
   let closed = false;
   socket.on("message", (msg: Uint8Array, rinfo: Sender) => {
     o.onMessage(new Uint8Array(msg), { address: rinfo.address, port: rinfo.port });

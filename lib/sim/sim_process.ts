@@ -28,15 +28,10 @@ export interface SimProcess extends AsyncDisposable {
 export function simTaskArgs(here: URL, standalone = Deno.build.standalone): string[] {
   if (standalone) return ["sim"];
   const task = new URL("../../tasks/sim.ts", here);
-  if (task.protocol === "file:") return ["run", "-A", "--unstable-net", fromFileUrl(task)];
-  return [
-    "run",
-    "-A",
-    "--unstable-net",
-    "--import-map",
-    new URL("../../deno.json", here).href,
-    task.href,
-  ];
+  // Its socket sends through Deno.listenDatagram (datagram_socket.ts).
+  const run = ["run", "-A", "--unstable-net"];
+  if (task.protocol === "file:") return [...run, fromFileUrl(task)];
+  return [...run, "--import-map", new URL("../../deno.json", here).href, task.href];
 }
 
 export async function startSimProcess(args: string[]): Promise<SimProcess> {

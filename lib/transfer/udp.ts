@@ -29,26 +29,16 @@ export async function openUdpPeer(
 ): Promise<UdpPeer> {
   const family = host.includes(":") ? "udp6" : "udp4";
   const socket = dgram.createSocket(family);
-  await new Promise<void>((resolve, reject) => {
-    socket.once("error", (e) => {
-      socket.close();
-      reject(listenError(e, { host: "this machine", port: 0, transport: "UDP" }));
-    });
-    socket.bind(0, () => {
-      socket.removeAllListeners("error");
-      resolve();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("error", (e) => {
-      socket.close();
-      reject(sendError(e, host, port) ?? e);
-    });
-    socket.connect(port, host, () => {
-      socket.removeAllListeners("error");
-      resolve();
-    });
-  });
+  await socketStep(
+    socket,
+    (done) => socket.bind(0, done),
+    (e) => listenError(e, { host: "this machine", port: 0, transport: "UDP" }),
+  );
+  await socketStep(
+    socket,
+    (done) => socket.connect(port, host, done),
+    (e) => sendError(e, host, port) ?? e,
+  );
   socket.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
     if (rinfo.port === port) onMessage(new Uint8Array(msg));
   });
@@ -72,6 +62,27 @@ export async function openUdpPeer(
       return new Promise((resolve) => socket.close(() => resolve()));
     },
   };
+}
+
+/**
+ * One setup step of a `node:dgram` socket (bind, connect): resolves when `start`'s callback
+ * runs; on an error the socket is closed and the promise rejects with `fail(error)`.
+ */
+export function socketStep(
+  socket: dgram.Socket,
+  start: (done: () => void) => void,
+  fail: (error: Error) => unknown,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once("error", (e) => {
+      socket.close();
+      reject(fail(e));
+    });
+    start(() => {
+      socket.removeAllListeners("error");
+      resolve();
+    });
+  });
 }
 
 /**
