@@ -133,6 +133,18 @@ export class FlightPlan {
     }
   }
 
+  /**
+   * How far into `pacedBehind`'s predicted service the next packet is aimed. Behind a
+   * packet that fills a sector and was given up, into its check, not its write: if a loss
+   * before it made the device drop it, the device is idle once that check is over (a quiet
+   * board waited 25-30 ms more, every such loss); if the device took it, the packet waits
+   * out the write, the only one waiting, and the plan still puts the next ones behind it.
+   */
+  get aimMs(): number {
+    const behind = this.pacedBehind;
+    return this.pacing.aimBehind(behind !== undefined && behind.sector && this.last !== undefined);
+  }
+
   /** When the next packet should leave: its arrival aimed just after the last one's check. */
   nextSendAt(): number | undefined {
     const behind = this.pacedBehind;
@@ -140,9 +152,8 @@ export class FlightPlan {
     // Never right behind it: a model that just moved (a service estimate that fell, and
     // the network's share of the round trip that rose with it) must not put two datagrams
     // on the wire closer than the device takes them.
-    const aim = this.pacing.aimBehind(behind.sector);
     return Math.max(
-      behind.start + aim - this.pacing.twoWayMs,
+      behind.start + this.aimMs - this.pacing.twoWayMs,
       behind.sentAt + MIN_SPACING * this.pacing.serviceMs(false),
     );
   }

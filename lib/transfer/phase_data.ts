@@ -126,12 +126,12 @@ export class DataPhase implements PhaseHandler {
    */
   #pacedWhy(last: Flight, givenUp: boolean): string {
     const p = this.#c.pacing;
-    const aim = last.sector
+    const aim = last.sector && !givenUp
       ? `halfway into its sector write, service ${ms(p.serviceMs(true))}`
-      : `${p.phase.toFixed(2)} × service ${ms(p.serviceMs(false))}`;
-    return `paced: to arrive ${
-      ms(p.aimBehind(last.sector))
-    } into #${last.seq}'s service (${aim}, ` +
+      : `${p.phase.toFixed(2)} × service ${ms(p.serviceMs(false))}${
+        last.sector ? ": into its check, as a loss before it may have made the device drop it" : ""
+      }`;
+    return `paced: to arrive ${ms(this.#c.plan.aimMs)} into #${last.seq}'s service (${aim}, ` +
       `network ${ms(p.twoWayMs)} both ways), ${ms(this.#c.now - last.sentAt)} after it` +
       (givenUp
         ? `, given up but maybe still on its way${this.#againNote()}`

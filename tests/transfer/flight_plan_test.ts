@@ -150,3 +150,22 @@ Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector, aimed h
   // 15 + (85 − 15) / 2 = 50 into its service: it arrives at 55, waits until 90.
   assertEquals(plan.nextSendAt(), 50);
 });
+
+Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector and was given up, into its check", () => {
+  const p = pacing();
+  p.addServiceSample(85, true);
+  const plan = new FlightPlan(p);
+  plan.reset(0);
+  plan.add(2048, 1024, 1, 0); // 5…20
+  plan.add(3072, 1024, 2, 7); // fills the sector: 20…105
+  // #1 is overdue: the engine gives up both and resends #1 behind #2. Had #1 been lost,
+  // the device dropped #2 after its check and is idle; had only #1's reply been lost, the
+  // resend waits out #2's write. Either way it goes 12 ms into #2's check, not 50.
+  plan.flights = [];
+  assertEquals(plan.aimMs, 12);
+  assertEquals(plan.nextSendAt(), 27); // 20 + 12 − 5
+  // The packets behind the resend are still planned behind #2's write.
+  const resent = plan.add(2048, 1024, 3, 27);
+  assertEquals([resent.start, resent.end], [105, 120]);
+  assertEquals(plan.nextSendAt(), 112); // 105 + 12 − 5
+});
