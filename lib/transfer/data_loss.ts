@@ -1,10 +1,10 @@
 /**
  * What the data phase (`phase_data.ts`) does when the oldest packet in flight is overdue:
- * hold while a later packet may still confirm it (its own reply lost); then count it lost,
- * back off, and resend from where the device may be (it may have taken packets whose
- * replies were lost); and after about PKT_WAIT_MS without an answer, ask with a session
- * probe at offset 0 whether the device restarted its session (docs/device.md, "Session
- * restarts keep stale bytes").
+ * unpaced, hold while a later packet may still confirm it (its own reply lost); then count
+ * it lost, back off, and resend from where the device may be (it may have taken packets
+ * whose replies were lost); and after about PKT_WAIT_MS without an answer, ask with a
+ * session probe at offset 0 whether the device restarted its session (docs/device.md,
+ * "Session restarts keep stale bytes").
  */
 import type { EngineCore } from "./engine_core.ts";
 import type { Flight } from "./flight_plan.ts";
@@ -99,9 +99,11 @@ export class LossRecovery {
     const c = this.#c;
     // Unpaced, send nothing while packets sent after it may still be on the device: a
     // retransmission that arrived while they wait would be handled inside their signature
-    // checks (and a reply to any of them confirms it too). Paced, the retransmission goes
-    // behind the last of them (`FlightPlan.pacedBehind`), into no check.
-    const paced = c.options.pace && c.pacing.steady;
+    // checks (and a reply to any of them confirms it too). Paced, steady or not, the
+    // retransmission goes behind the last of them (`FlightPlan.pacedBehind`), into no
+    // check: held until they were all overdue, it left a quiet board idle 70-100 ms when
+    // one of them filled a sector (under a CPU hog, 0.2-2.3 s per 160 KiB).
+    const paced = c.options.pace && c.pacing.calibrated && !c.pacing.stopAndWait;
     if (!paced && c.now < this.#lastDeadline()) {
       if (!this.#holding) {
         c.trace.timeout(

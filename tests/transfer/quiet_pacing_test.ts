@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { Harness, type HarnessResult } from "../_harness.ts";
+import type { TransferTrace } from "../../lib/transfer/engine.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { nativeSigner } from "../../lib/format/signer.ts";
 import { AUTO_BLOCKS, liveSource } from "../../lib/transfer/packet_source.ts";
@@ -162,4 +163,37 @@ Deno.test("After a trigger, probes go every 100 ms until the rebooting board fir
     answered.at - boot.at <= 120,
     `first answer ${(answered.at - boot.at).toFixed(0)} ms after the boot`,
   );
+});
+
+Deno.test("Quiet board, MTU 548, a jittery link: a lost packet is resent behind the packets in flight, not held until they are all overdue", () => {
+  // With replies that scatter (1 ms mean jitter each way) the model is not steady and
+  // keeps 3 packets in flight. 21504+256 is lost; the resend is still paced behind the
+  // last packet sent (into no check). Holding it until every packet behind had timed out
+  // left a quiet board idle 70-100 ms when one of them filled a sector (on real sockets
+  // under a CPU hog, 0.2-2.3 s of idle device per 160 KiB).
+  const records: TransferTrace[] = [];
+  const h = new Harness(
+    {
+      modulus: key.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES["esp8266-quiet"],
+      mtu: 548,
+    },
+    { delayMs: 5, jitterMs: 1, seed: 1, losePackets: ["21504:256"] },
+    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
+  );
+  h.start({ ...h.options(), trace: (t) => records.push(t) });
+  const r = h.run();
+  assertEquals(r.outcome?.type, "done");
+  assert(equalBytes(h.device.flash.subarray(APP, APP + image.length), image), "flash");
+  const timeout = records.find((t) => t.type === "timeout" && t.what.includes("offset 21504"));
+  assert(timeout?.type === "timeout" && /^lost: /.test(timeout.then), JSON.stringify(timeout));
+  const steady = records.findLast((t) => t.type === "pacing" && t.at < timeout.at);
+  assertEquals(
+    steady?.type === "pacing" && steady.pacing.steady,
+    false,
+    "the model was not steady",
+  );
+  const { idle } = aroundResend(r, 21504);
+  assert(idle < 30, `the device waited ${idle.toFixed(1)} ms for the resend`);
 });
