@@ -33,7 +33,11 @@ export interface Flight {
 export class FlightPlan {
   readonly pacing: PacingModel;
   flights: Flight[] = [];
-  /** When the device finished the last confirmed packet (as far as replies tell). */
+  /**
+   * When the device is free for the first packet in flight: when it finished the last
+   * confirmed packet (as far as replies tell), or the predicted end of a packet given up
+   * that may still be on it.
+   */
   deviceFreeAt = 0;
   /**
    * The last datagram sent, kept when the flights are given up or confirmed past: it may
@@ -69,7 +73,8 @@ export class FlightPlan {
   add(offset: number, len: number, seq: number, now: number): Flight {
     const last = this.last;
     const arrival = now + this.pacing.twoWayMs;
-    const prevEnd = last ? last.end : Math.max(this.deviceFreeAt, this.#tail?.end ?? -Infinity);
+    if (!last) this.deviceFreeAt = Math.max(this.deviceFreeAt, this.#tail?.end ?? -Infinity);
+    const prevEnd = last ? last.end : this.deviceFreeAt;
     const start = Math.max(arrival, prevEnd);
     const sector = (offset + len) % SECTOR === 0;
     const flight: Flight = {

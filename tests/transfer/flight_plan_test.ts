@@ -169,3 +169,20 @@ Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector and was 
   assertEquals([resent.start, resent.end], [105, 120]);
   assertEquals(plan.nextSendAt(), 112); // 105 + 12 − 5
 });
+
+Deno.test("FlightPlan.sentLate(): a resend that left late is still planned behind the packet given up before it", () => {
+  const p = pacing();
+  p.addServiceSample(85, true);
+  const plan = new FlightPlan(p);
+  plan.reset(0);
+  plan.add(2048, 1024, 1, 0); // 5…20
+  plan.add(3072, 1024, 2, 7); // fills the sector: 20…105
+  plan.flights = []; // #1 overdue: both given up
+  plan.add(2048, 1024, 3, 27); // behind #2's write: 105…120
+  // It left 0.5 ms after it was due (a send is stamped once it is out). Replanned from the
+  // last reply instead, it would start on arrival (32.5) and count as lost at 55.5, while
+  // it waits out #2's write on the device; its resend would then wait there beside it.
+  plan.sentLate(3, 27.5);
+  assertEquals(plan.flights.map((f) => [f.start, f.end]), [[105, 120]]);
+  assertEquals(plan.retransmitAt(plan.oldest!, 1, 300), 128);
+});
