@@ -26,8 +26,9 @@ const CLEAN_MARGIN_MS = 5;
 const IMPLAUSIBLE = 0.5;
 /** Clean samples before they replace the recent gaps. */
 const CLEAN_SAMPLES = 3;
-/** Recent gaps the estimate follows until then. */
+/** Recent gaps the estimate follows until then, and the latest it aims into the service. */
 const RAMP_GAPS = 6;
+const RAMP_PHASE = 0.8;
 
 /** Appends `x`, keeping the last `WINDOW` entries. */
 function keepLast<T>(list: T[], x: T): void {
@@ -64,7 +65,20 @@ export class PacingModel {
     const known = this.normalServiceMs;
     if (!sector && known !== undefined && ms < IMPLAUSIBLE * known) return;
     keepLast(sector ? this.#sector : this.#normal, ms);
-    if (!sector && margin >= CLEAN_MARGIN_MS) keepLast(this.#clean, ms);
+    if (!sector && this.#sureMargin(margin) >= CLEAN_MARGIN_MS) keepLast(this.#clean, ms);
+  }
+
+  /**
+   * `margin` (from the network's share of a round trip as the model has it) if the network
+   * took all of the smallest idle round trip. While the service is overestimated the share
+   * is too small: at first none (the whole round trip taken as service), every packet
+   * looked due long before the previous reply, and the gaps of packets that never waited
+   * (as long as their send interval) were taken as the device's: under a CPU hog a quiet
+   * board was paced at 14 ms a packet, for a 4 ms service, for seconds.
+   */
+  #sureMargin(margin: number): number {
+    const rtts = this.#normalIdleRtts;
+    return rtts.length ? margin - (Math.min(...rtts) - this.twoWayMs) : -Infinity;
   }
 
   /** A round trip of a packet sent to an idle device: 2 × one-way + service time. */
@@ -194,9 +208,17 @@ export class PacingModel {
     return recent.filter(Boolean).length >= 4;
   }
 
-  /** How long after the device starts the previous packet the next one should arrive. */
+  /**
+   * How long after the device starts the previous packet the next one should arrive. While
+   * the estimate still comes down from a whole round trip (no gaps of packets that surely
+   * waited yet), at most 0.8 of it: a packet that did not wait makes a gap as long as its
+   * send interval, so aimed later after a few network losses (phase 1.0) the estimate
+   * stopped falling. Under a CPU hog a quiet board was paced at 13.5 ms a packet, for a 4
+   * ms service, for 1.6 s.
+   */
   get aimMs(): number {
-    return this.phase * this.serviceMs(false);
+    const ramping = this.#clean.length < CLEAN_SAMPLES;
+    return (ramping ? Math.min(this.phase, RAMP_PHASE) : this.phase) * this.serviceMs(false);
   }
 
   /**

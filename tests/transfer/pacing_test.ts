@@ -187,3 +187,37 @@ Deno.test("PacingModel takes a sector write as long as most measured ones, and a
   assertEquals(p.aimBehind(false), p.aimMs);
   assertEquals(p.aimBehind(true), 30); // 4 + (56 − 4) / 2
 });
+
+Deno.test("PacingModel: while the service estimate still comes down, packets are aimed at most 0.8 into it, however late losses pushed the phase", () => {
+  const p = calibrated(); // 15 ms, from one gap of a packet that did not surely wait
+  p.onLoss();
+  p.onLoss();
+  p.onLoss();
+  assertEquals(p.phase, 1.0);
+  // Aimed at 1.0, a packet that does not wait makes a gap of 15: the estimate would stay.
+  assertEquals(p.aimMs, 12);
+  // Each gap is the send interval, 0.8 of the estimate: it falls towards the device's 4 ms.
+  let estimate = p.normalServiceMs!;
+  for (let i = 0; i < 12 && estimate > 4; i++) {
+    p.addServiceSample(Math.max(4, p.aimMs), false);
+    estimate = p.normalServiceMs!;
+  }
+  assertEquals(estimate, 4);
+  // Once three packets that surely waited time the device, the phase counts again.
+  for (let i = 0; i < 3; i++) p.addServiceSample(4, false, 20);
+  assertEquals(p.aimMs, 4);
+});
+
+Deno.test("PacingModel: a packet surely waited only if it did with the network taking the whole idle round trip", () => {
+  const p = quiet([]); // idle round trips of 14: the service taken as 14, the network as none
+  assertEquals(p.twoWayMs, 0);
+  // Packets that did not wait, sent 11.2 ms apart: each gap is the send interval, and with
+  // no network share they look due 6 ms before the previous reply. Taken as the device's
+  // own, the estimate would stay near 11 (as a quiet board did under a CPU hog, for
+  // seconds); the ramp goes on instead.
+  for (const g of [11.2, 11.2, 11.2, 9, 7.2, 5.8, 4.6, 4]) p.addServiceSample(g, false, 6);
+  assertEquals(p.normalServiceMs, 4.6);
+  // Behind a sector write a packet is due 20 ms before the previous reply: surely waited.
+  for (const g of [4.1, 4, 4]) p.addServiceSample(g, false, 20);
+  assertEquals(p.normalServiceMs, 4);
+});
