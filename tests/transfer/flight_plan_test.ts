@@ -151,17 +151,26 @@ Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector, aimed h
   assertEquals(plan.nextSendAt(), 50);
 });
 
-Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector and was given up, into its check", () => {
+/**
+ * #1 (5…20) and #2, which fills a sector (20…105), both given up: #1 is overdue, and the
+ * engine resends it behind #2.
+ */
+function sectorPacketGivenUp(): FlightPlan {
   const p = pacing();
   p.addServiceSample(85, true);
   const plan = new FlightPlan(p);
   plan.reset(0);
-  plan.add(2048, 1024, 1, 0); // 5…20
-  plan.add(3072, 1024, 2, 7); // fills the sector: 20…105
-  // #1 is overdue: the engine gives up both and resends #1 behind #2. Had #1 been lost,
-  // the device dropped #2 after its check and is idle; had only #1's reply been lost, the
-  // resend waits out #2's write. Either way it goes 12 ms into #2's check, not 50.
+  plan.add(2048, 1024, 1, 0);
+  plan.add(3072, 1024, 2, 7);
   plan.flights = [];
+  return plan;
+}
+
+Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector and was given up, into its check", () => {
+  const plan = sectorPacketGivenUp();
+  // Had #1 been lost, the device dropped #2 after its check and is idle; had only #1's
+  // reply been lost, the resend waits out #2's write. Either way it goes 12 ms into #2's
+  // check, not 50.
   assertEquals(plan.aimMs, 12);
   assertEquals(plan.nextSendAt(), 27); // 20 + 12 − 5
   // The packets behind the resend are still planned behind #2's write.
@@ -171,13 +180,7 @@ Deno.test("FlightPlan.nextSendAt(): behind a packet that fills a sector and was 
 });
 
 Deno.test("FlightPlan.sentLate(): a resend that left late is still planned behind the packet given up before it", () => {
-  const p = pacing();
-  p.addServiceSample(85, true);
-  const plan = new FlightPlan(p);
-  plan.reset(0);
-  plan.add(2048, 1024, 1, 0); // 5…20
-  plan.add(3072, 1024, 2, 7); // fills the sector: 20…105
-  plan.flights = []; // #1 overdue: both given up
+  const plan = sectorPacketGivenUp();
   plan.add(2048, 1024, 3, 27); // behind #2's write: 105…120
   // It left 0.5 ms after it was due (a send is stamped once it is out). Replanned from the
   // last reply instead, it would start on arrival (32.5) and count as lost at 55.5, while
