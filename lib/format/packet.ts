@@ -29,6 +29,15 @@ export interface Signer {
   sign(block: Uint8Array): Uint8Array;
 }
 
+/**
+ * The length of the packet at `offset` in an image of `size` bytes sent in `block`-byte
+ * blocks: it ends at the next block boundary (so none crosses a 4 KiB sector) or at the
+ * image's end.
+ */
+export function packetLength(offset: number, block: number, size: number): number {
+  return Math.min(block - offset % block, size - offset);
+}
+
 export function padLength(dataLength: number): number {
   return (16 - (HEADER_LENGTH + dataLength) % 16) % 16;
 }

@@ -10,7 +10,7 @@
  * broadcasting on.)
  */
 import dgram from "node:dgram";
-import { inOrder, socketStep } from "../transfer/udp.ts";
+import { nodeSocketSender, socketStep } from "../transfer/udp.ts";
 
 export interface Sender {
   address: string;
@@ -98,27 +98,17 @@ function openDenoSocket(o: DatagramSocketOptions): DatagramSocket {
 async function openNodeSocket(o: DatagramSocketOptions): Promise<DatagramSocket> {
   const socket = dgram.createSocket(o.hostname.includes(":") ? "udp6" : "udp4");
   await socketStep(socket, (done) => socket.bind(o.port, o.hostname, done), (e) => e);
-  let closed = false;
   socket.on("message", (msg: Uint8Array, rinfo: Sender) => {
     o.onMessage(new Uint8Array(msg), { address: rinfo.address, port: rinfo.port });
   });
-  socket.on("error", (e) => {
-    if (!closed) o.onSendError?.(e);
-  });
-  const send = inOrder<{ data: Uint8Array; host: string; port: number }>(
+  const sender = nodeSocketSender<{ data: Uint8Array; host: string; port: number }>(
+    socket,
     (d, done) => socket.send(d.data, d.port, d.host, done),
-    (e) => !closed && o.onSendError?.(e),
-    () => closed,
+    (e) => o.onSendError?.(e),
   );
   return {
     port: socket.address().port,
-    send(data, host, port) {
-      if (!closed) send({ data, host, port });
-    },
-    close() {
-      if (closed) return Promise.resolve();
-      closed = true;
-      return new Promise((resolve) => socket.close(() => resolve()));
-    },
+    send: (data, host, port) => sender.send({ data, host, port }),
+    close: sender.close,
   };
 }

@@ -9,7 +9,7 @@ import { FlightPlan } from "./flight_plan.ts";
 import { EngineTrace, type Why } from "./engine_trace.ts";
 import type { SendKind } from "./trace_record.ts";
 import type { TransferAction, TransferFailure, TransferOptions, TransferSummary } from "./types.ts";
-import type { Reply } from "../format/packet.ts";
+import { packetLength, type Reply } from "../format/packet.ts";
 
 /** How long the boot check watches after the end packet, unless told otherwise. */
 export const DEFAULT_BOOT_CHECK_MS = 6000;
@@ -288,7 +288,7 @@ export class EngineCore {
   /** A packet at `offset` ends at the next block boundary: none crosses a 4 KiB sector. */
   packetLen(offset: number): number {
     const b = this.blockKnown ? this.block : this.options.recoveryLen;
-    return Math.min(b - offset % b, this.options.size - offset);
+    return packetLength(offset, b, this.options.size);
   }
 
   /** The packet that ends the image: as last sent, or as it would be sent now. */
@@ -302,8 +302,7 @@ export class EngineCore {
 
   /** The same with `recoveryLen` blocks: 256 bytes fit beside stale bytes in any buffer. */
   recoveryLenAt(offset: number): number {
-    const b = this.options.recoveryLen;
-    return Math.min(b - offset % b, this.options.size - offset);
+    return packetLength(offset, this.options.recoveryLen, this.options.size);
   }
 
   /** Time for an end packet to be taken, or a probe to come back. */

@@ -9,6 +9,7 @@
  * before its next send can come (while the device writes a sector there are tens of
  * milliseconds); only when fewer than `MIN_AHEAD` packets are ready is it asked at once.
  */
+import { packetLength } from "../format/packet.ts";
 
 /** Packets signed ahead of the confirmed offset: the least, and the most worth keeping. */
 const MIN_AHEAD = 12;
@@ -44,7 +45,7 @@ export class SignSchedule {
     const items: [number, number][] = [];
     for (let i = 0; i < wanted && this.#upTo < this.#size; i++) {
       const o = this.#upTo;
-      const len = Math.min(block - o % block, this.#size - o);
+      const len = packetLength(o, block, this.#size);
       items.push([o, len]);
       this.#upTo = o + len;
     }

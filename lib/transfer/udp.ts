@@ -42,19 +42,27 @@ export async function openUdpPeer(
   socket.on("message", (msg: Uint8Array, rinfo: { address: string; port: number }) => {
     if (rinfo.port === port) onMessage(new Uint8Array(msg));
   });
+  socket.on("error", (e) => trace("udp", `socket error: ${e.message}`));
+  return nodeSocketSender<Uint8Array>(socket, (data, done) => socket.send(data, done), onSendError);
+}
+
+/**
+ * The sending side of a bound `node:dgram` socket: datagrams leave in order (`inOrder`),
+ * the socket's errors go to `onSendError` until it is closed, and it closes once.
+ */
+export function nodeSocketSender<T>(
+  socket: dgram.Socket,
+  sendOne: (item: T, done: (error: Error | null) => void) => void,
+  onSendError: (error: Error) => void,
+): { send(item: T): void; close(): Promise<void> } {
   let closed = false;
   socket.on("error", (e) => {
-    trace("udp", `socket error: ${e.message}`);
     if (!closed) onSendError(e);
   });
-  const send = inOrder<Uint8Array>(
-    (data, done) => socket.send(data, done),
-    (e) => !closed && onSendError(e),
-    () => closed,
-  );
+  const send = inOrder<T>(sendOne, (e) => !closed && onSendError(e), () => closed);
   return {
-    send(data) {
-      if (!closed) send(data);
+    send(item) {
+      if (!closed) send(item);
     },
     close() {
       if (closed) return Promise.resolve();
@@ -90,7 +98,7 @@ export function socketStep(
  * issued in one tick may leave out of order (measured: 50 sent in a loop, some rounds
  * arrived out of order), and a device takes offsets strictly in order. About 0.1 ms each.
  */
-export function inOrder<T>(
+function inOrder<T>(
   send: (item: T, done: (error: Error | null) => void) => void,
   onError: (error: Error) => void,
   closed: () => boolean,
