@@ -16,6 +16,7 @@ import { round } from "../lib/_units.ts";
 import { bold, green, log, printJson, red, warn, yellow } from "../lib/cli/output.ts";
 import { markFlashDump, openFlashDump } from "../lib/sim/flash_dump.ts";
 import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
+import { setProcessPriority } from "../lib/sim/process_priority.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export { type SimArgs, spec, toSimArgs };
@@ -88,6 +89,13 @@ export async function main(ctx: TaskContext): Promise<number | void> {
   const dump = args.flash
     ? await openFlashDump(args.flash, args.flashSize, args.force)
     : { flash: new Uint8Array(args.flashSize).fill(0xff), state: "new" as const };
+  // Before the device's threads start (they inherit it).
+  const priority = args.priority === undefined ? undefined : setProcessPriority(args.priority);
+  if (priority && !priority.ok) {
+    warn(
+      `--priority ${args.priority}: ${priority.reason}; the device runs at nice ${priority.nice}`,
+    );
+  }
   const password = args.webreplPassword ?? Deno.env.get(PASSWORD_ENV);
   let finished: (() => void) | undefined;
   const done = new Promise<void>((r) => (finished = r));
@@ -166,7 +174,14 @@ export async function main(ctx: TaskContext): Promise<number | void> {
       warn(`--force: ${args.flash} (${dump.was}) is replaced by the flash`);
     }
   }
-  if (args.json) printJson({ event: "listening", port: device.port, host: args.host });
+  if (args.json) {
+    printJson({
+      event: "listening",
+      port: device.port,
+      host: args.host,
+      ...(priority ? { nice: priority.nice } : {}),
+    });
+  }
   log(
     `virtual yaota8266 on ${args.host}:${device.port}, ${
       modeLine(device.model.mode, password !== undefined)

@@ -124,6 +124,12 @@ export const spec: CommandSpec = {
       help: "exit once the first reboot is over (the app runs, or OTA mode again)",
     },
     json: { type: "boolean", help: "events as JSON lines on stdout" },
+    priority: {
+      type: "string",
+      arg: "NICE",
+      help: "the device process's nice value, -20 to 19 (below 0 needs root or CAP_SYS_NICE): " +
+        "a board is not slowed by a busy computer, its model here is unless raised above the load",
+    },
   },
   notes: [
     'With --json it prints {"event":"listening","port":P} when ready and {"event":"reboot","boot":"ok"|"fail",...} ' +
@@ -163,6 +169,8 @@ export interface SimArgs {
   webreplPassword?: string;
   once: boolean;
   json: boolean;
+  /** `--priority NICE`: the process's nice value, if asked for. */
+  priority?: number;
   config?: string;
   /** `--device NAME`: host, port, key and password from the config's entry. */
   device?: string;
@@ -224,6 +232,12 @@ export function toSimArgs(
     webreplPassword: stringOpt(values, "webrepl-password"),
     once: boolOpt(values, "once"),
     json: boolOpt(values, "json"),
+    priority: numberOpt(
+      values,
+      "priority",
+      (n) => Number.isInteger(n) && n >= -20 && n <= 19,
+      "a whole number from -20 to 19",
+    ),
     config: stringOpt(values, "config"),
     ...(device === undefined ? {} : { device }),
   };

@@ -6,6 +6,9 @@ import { fromFileUrl } from "../_paths.ts";
 
 export interface SimProcess extends AsyncDisposable {
   port: number;
+  pid: number;
+  /** Its nice value, when started with `--priority`. */
+  nice?: number;
   /** JSON events printed so far. */
   events: Record<string, unknown>[];
   /** Its exit status (with `--once` it exits by itself). */
@@ -129,6 +132,8 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
   };
   return {
     port: listening.port as number,
+    pid: child.pid,
+    ...(typeof listening.nice === "number" ? { nice: listening.nice } : {}),
     events,
     status: child.status,
     stderr: () => stderr,

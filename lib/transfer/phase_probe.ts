@@ -8,7 +8,7 @@
  */
 import type { EngineCore, Handover, PhaseHandler, Sent } from "./engine_core.ts";
 import { formatMs as ms } from "./transfer_trace.ts";
-import type { Reply } from "../format/packet.ts";
+import { type Reply, SECTOR_SIZE } from "../format/packet.ts";
 
 /** Spacing of the first probes of each size: far beyond a signature check. */
 const PROBE_STAGGER_MS = 30;
@@ -264,8 +264,13 @@ export class ProbePhase implements PhaseHandler {
     ) {
       return;
     }
+    // Sent with nothing else on the device (the probes before it are long done): an idle
+    // round trip, one fewer stop-and-wait packet before pipelining.
+    const rtt = this.#c.now - exact.sentAt;
+    this.#c.pacing.addIdleRtt(rtt, (reply.offset + reply.len) % SECTOR_SIZE === 0);
     this.#c.trace.means(() =>
-      `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}`
+      `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}; ` +
+      `an idle round trip of ${ms(rtt)}`
     );
     this.#chooseBlock(size, reply.offset + reply.len);
   }

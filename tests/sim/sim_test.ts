@@ -130,6 +130,47 @@ Deno.test("sim refuses bad arguments with exit code 2", async () => {
   const r3 = await runTaskFile("sim", ["--key", KEY, "--listen-port", "70000"]);
   assertEquals(r3.code, 2);
   assertStringIncludes(r3.stderr, "--listen-port expects a port number from 0 to 65535");
+  const r4 = await runTaskFile("sim", ["--key", KEY, "--priority=-21"]);
+  assertEquals(r4.code, 2);
+  assertStringIncludes(r4.stderr, "--priority expects a whole number from -20 to 19, got '-21'");
+});
+
+/** The nice value of each thread of process `pid` (Linux's /proc). */
+function threadNices(pid: number): number[] {
+  return [...Deno.readDirSync(`/proc/${pid}/task`)].map((t) =>
+    Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`).split(") ")[1]!.split(" ")[16])
+  );
+}
+
+Deno.test({
+  name: "sim --priority: every thread of the device process runs at that nice value, and says so",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // Lowering a priority needs no privilege.
+    await using sim = await startSimProcess(["--key", KEY, "--priority", "7"]);
+    assertEquals(sim.nice, 7);
+    // Its threads started later (the precise timer's, on the first packet) inherit it.
+    const client = dgram.createSocket("udp4");
+    client.send(new Uint8Array(16), sim.port, "127.0.0.1");
+    await new Promise((r) => setTimeout(r, 200));
+    client.close();
+    const nices = threadNices(sim.pid);
+    assert(nices.length > 1, `threads: ${nices}`);
+    assertEquals(nices.filter((n) => n !== 7), [], `nice values of its threads: ${nices}`);
+  },
+});
+
+Deno.test({
+  name: "sim --priority below 0 without the privilege: a warning naming it, and the device runs",
+  ignore: Deno.build.os !== "linux" || Deno.uid() === 0,
+  async fn() {
+    await using sim = await startSimProcess(["--key", KEY, "--priority=-10"]);
+    assertEquals(sim.nice, 0);
+    assertStringIncludes(
+      sim.stderr(),
+      "--priority -10: not permitted: raising it needs root or CAP_SYS_NICE; the device runs at nice 0",
+    );
+  },
 });
 
 /** `deno task deploy ARGS`, killed if it runs longer than `limitMs` (a bounded wait, not a timing check). */

@@ -14,6 +14,7 @@ import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { PROFILES } from "../../lib/sim/device_profile.ts";
 import type { LinkOptions } from "../../lib/sim/link.ts";
 import { equalBytes } from "../../lib/_bytes.ts";
+import { parseReply } from "../../lib/format/packet.ts";
 import { vectorText } from "../_helpers.ts";
 
 const APP = 0x3c000;
@@ -196,4 +197,31 @@ Deno.test("Quiet board, MTU 548, a jittery link: a lost packet is resent behind 
   );
   const { idle } = aroundResend(r, 21504);
   assert(idle < 30, `the device waited ${idle.toFixed(1)} ms for the resend`);
+});
+
+Deno.test("MTU 548: the resolving packet's answer is an idle round trip, so two stop-and-wait data packets follow it, not three, before pipelining", () => {
+  // The 1024- and 512-byte probes never pass; the 256-byte one is answered; the resolving
+  // packet at 256 (did the device take a larger probe?) goes alone and is answered. With
+  // the probe's, two of the three idle round trips pipelining waits for: one more data
+  // packet alone (512), then 768 on its answer, and 1024 before 768's answer.
+  const { h, r } = run({}, 548);
+  assertClean(h, r, "clean link");
+  const kinds = h.sent.slice(0, 5).map((s) => `${s.kind} ${s.offset}+${s.len}`);
+  assertEquals(kinds, [
+    "probe 0+1024",
+    "probe 0+512",
+    "probe 0+256",
+    "resolve 256+256",
+    "data 512+256",
+  ]);
+  // When the answer to the packet at `offset` reached the sender (5 ms after it left).
+  const answered = (offset: number) =>
+    r.deviceEvents.find((e) => e.type === "reply" && parseReply(e.data)?.offset === offset)!.at + 5;
+  const sentAt = (offset: number) => h.sent.find((s) => s.offset === offset && s.len === 256)!.at;
+  assert(sentAt(512) >= answered(256), "512 waited for the resolving packet's answer");
+  assert(sentAt(768) >= answered(512), "768 waited for 512's answer");
+  assert(
+    sentAt(1024) < answered(768),
+    `1024 left ${(sentAt(1024) - answered(768)).toFixed(1)} ms after 768's answer arrived`,
+  );
 });
