@@ -23,6 +23,11 @@ export interface LinkOptions {
   /** Replies to these requests are lost (test hook: "offset:len"). */
   loseReplies?: string[];
   /**
+   * Replies to these requests are held up by this many ms more (test hook: "offset:len" to
+   * ms), as a busy sender reads them late.
+   */
+  holdReplies?: Record<string, number>;
+  /**
    * The first datagram to the device with each of these "offset:len" is lost; one listed
    * twice, its first two copies (test hook).
    */
@@ -104,7 +109,8 @@ export class Link {
       this.dropped.toClient++;
       return [];
     }
-    return this.#impair(now, data, "toClient");
+    const held = reply ? this.options.holdReplies?.[`${reply.offset}:${reply.len}`] ?? 0 : 0;
+    return this.#impair(now, data, "toClient").map((d) => ({ ...d, at: d.at + held }));
   }
 
   #impair(now: number, data: Uint8Array, direction: "toDevice" | "toClient"): Delivery[] {

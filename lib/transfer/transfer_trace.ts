@@ -70,7 +70,7 @@ export function pacingChange(
   if (now.stopAndWait !== before.stopAndWait) {
     reasons.push(
       now.stopAndWait
-        ? `${now.recentLosses} losses in the last 16 packets: stop-and-wait`
+        ? `${now.recentLosses} losses in the last 16 packets: stop-and-wait, the service to be measured again`
         : "losses are rare again: pipelining",
     );
   }

@@ -137,6 +137,14 @@ Deno.test("Link loseReplies drops exactly the replies for that offset:len", () =
   assertEquals(link.dropped, { toDevice: 0, toClient: 2 });
 });
 
+Deno.test("Link holdReplies delays exactly the replies for that offset:len, by that much", () => {
+  const link = new Link({ delayMs: 5, holdReplies: { "256:256": 6 } });
+  assertEquals(link.toClient(10, reply(2, 256, 256)).map((d) => d.at), [21]);
+  assertEquals(link.toClient(10, reply(3, 512, 256)).map((d) => d.at), [15]);
+  assertEquals(link.toClient(10, reply(4, 256, 512)).map((d) => d.at), [15]);
+  assertEquals(link.toDevice(10, request(2, 256, 256)).map((d) => d.at), [15]);
+});
+
 Deno.test("Link: jitter delays each datagram by a seeded, exponential extra, none overtaking another", () => {
   const sent = 2000;
   const a = deliveries({ delayMs: 5, jitterMs: 0.5, seed: 9 }, sent);

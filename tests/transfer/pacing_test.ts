@@ -142,6 +142,41 @@ Deno.test("PacingModel aims later after losses close together and stops pipelini
   assert(p.guardMs >= 6);
 });
 
+Deno.test("PacingModel: losses close together while the estimate still comes down drop the two smallest gaps it follows", () => {
+  // Two replies held up at the ramp's start: gaps of 11 ms for a 17 ms service.
+  const p = new PacingModel();
+  for (let i = 0; i < 3; i++) p.addIdleRtt(27, false);
+  for (const g of [21.6, 11, 17.3, 11]) p.addServiceSample(g, false);
+  assertEquals(p.normalServiceMs, 11);
+  assertEquals(p.twoWayMs, 16); // 27 - 11: every packet planned 6 ms early
+  p.onLoss();
+  assertEquals(p.normalServiceMs, 11); // one loss in a while is the network
+  p.onLoss();
+  assertEquals(p.normalServiceMs, 17.3);
+  assertEquals(p.twoWayMs, 27 - 17.3);
+  // Once more: nothing left, the estimate is the idle round trip, as at the start.
+  p.onLoss();
+  assertEquals(p.normalServiceMs, undefined);
+  assertEquals(p.serviceMs(false), 27);
+  assertEquals(p.twoWayMs, 0);
+});
+
+Deno.test("PacingModel: once the estimate is settled, losses close together keep it; stop-and-wait measures it again", () => {
+  const p = new PacingModel();
+  for (let i = 0; i < 3; i++) p.addIdleRtt(14, false);
+  for (let i = 0; i < 3; i++) p.addServiceSample(4, false, 12);
+  assertEquals(p.normalServiceMs, 4);
+  p.onLoss();
+  p.onLoss();
+  p.onLoss();
+  assertEquals(p.normalServiceMs, 4);
+  assertEquals(p.stopAndWait, false);
+  p.onLoss();
+  assertEquals(p.stopAndWait, true);
+  assertEquals(p.normalServiceMs, undefined);
+  assertEquals(p.serviceMs(false), 14);
+});
+
 /** A quiet board's figures: idle round trips of 14 ms, service gaps around 4 ms. */
 function quiet(gaps: number[]): PacingModel {
   const p = new PacingModel();
@@ -194,10 +229,11 @@ Deno.test("PacingModel: while the service estimate still comes down, packets are
   p.onLoss();
   p.onLoss();
   assertEquals(p.phase, 1.0);
-  // Aimed at 1.0, a packet that does not wait makes a gap of 15: the estimate would stay.
-  assertEquals(p.aimMs, 12);
+  // Losses this close while ramping forgot the gap: the estimate is the idle round trip again.
+  // Aimed at 1.0, a packet that does not wait makes a gap of 20: the estimate would stay.
+  assertEquals(p.aimMs, 16);
   // Each gap is the send interval, 0.8 of the estimate: it falls towards the device's 4 ms.
-  let estimate = p.normalServiceMs!;
+  let estimate = p.serviceMs(false);
   for (let i = 0; i < 12 && estimate > 4; i++) {
     p.addServiceSample(Math.max(4, p.aimMs), false);
     estimate = p.normalServiceMs!;

@@ -138,7 +138,7 @@ Deno.test("pacingChange() reports calibration, the aim and a service time that m
   );
   assertEquals(
     pacingChange(base, { ...base, stopAndWait: true, recentLosses: 4 }),
-    "4 losses in the last 16 packets: stop-and-wait",
+    "4 losses in the last 16 packets: stop-and-wait, the service to be measured again",
   );
 });
 
