@@ -83,16 +83,16 @@ export interface ThroughputSetup {
 }
 
 /**
- * The virtual device for one run. Each run has its own loss pattern (the seed), the same
- * for both clients: a lost packet that fills a sector costs the device its write time, and
- * one pattern for every run would weigh the spread by where its losses happened to fall.
- */
-/**
  * The virtual device's nice value: above whatever else runs here (`bench --load`), as a
  * board is not slowed by the computer (`sim/process_priority.ts`).
  */
 export const DEVICE_NICE = -10;
 
+/**
+ * The virtual device for one run. Each run has its own loss pattern (the seed), the same
+ * for both clients: a lost packet that fills a sector costs the device its write time, and
+ * one pattern for every run would weigh the spread by where its losses happened to fall.
+ */
 async function device(
   setup: ThroughputSetup,
   profile: string,

@@ -109,8 +109,9 @@ export class Link {
       this.dropped.toClient++;
       return [];
     }
-    const held = reply ? this.options.holdReplies?.[`${reply.offset}:${reply.len}`] ?? 0 : 0;
-    return this.#impair(now, data, "toClient").map((d) => ({ ...d, at: d.at + held }));
+    const out = this.#impair(now, data, "toClient");
+    const held = reply && this.options.holdReplies?.[`${reply.offset}:${reply.len}`];
+    return held ? out.map((d) => ({ ...d, at: d.at + held })) : out;
   }
 
   #impair(now: number, data: Uint8Array, direction: "toDevice" | "toClient"): Delivery[] {
