@@ -143,12 +143,17 @@ export async function throughputRow(
   const ours: { kbps: number; retransmits: number; block: number }[] = [];
   const safety: DeviceSafety[] = [];
   const nice: number[] = [];
+  /** The run's device, its nice value noted. */
+  const start = async (flash: string, run: number) => {
+    const sim = await device(setup, profile, mtu, flash, run);
+    nice.push(sim.nice ?? 0);
+    return sim;
+  };
   for (let run = 1; run <= setup.runs; run++) {
     setup.onProgress?.(`${profile}, ${label}, run ${run}/${setup.runs}: the original client…`);
     {
       const flash = `${setup.dir}/original-${profile}-${mtu}-${run}.flash`;
-      await using sim = await device(setup, profile, mtu, flash, run);
-      nice.push(sim.nice ?? 0);
+      await using sim = await start(flash, run);
       const r = await sendLikeOriginal("127.0.0.1", sim.port, setup.image, nativeSigner(setup.key));
       await sim.waitFor((e) => e.event === "reboot", 10000);
       original.push({ kbps: kb / r.seconds, retransmits: r.retransmits });
@@ -157,8 +162,7 @@ export async function throughputRow(
     const flashPath = `${setup.dir}/deploy-${profile}-${mtu}-${run}.flash`;
     let events: Record<string, unknown>[];
     {
-      await using sim = await device(setup, profile, mtu, flashPath, run);
-      nice.push(sim.nice ?? 0);
+      await using sim = await start(flashPath, run);
       const r = await deploy({
         host: "127.0.0.1",
         port: sim.port,

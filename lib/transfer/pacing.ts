@@ -101,7 +101,7 @@ export class PacingModel {
    * may be short by a reply's jitter.
    */
   get normalServiceMs(): number | undefined {
-    if (this.#clean.length >= CLEAN_SAMPLES) return lowQuantile(this.#clean, 0.5);
+    if (!this.#ramping) return lowQuantile(this.#clean, 0.5);
     return lowQuantile(this.#normal.slice(-RAMP_GAPS), 1 / RAMP_GAPS);
   }
 
@@ -216,8 +216,7 @@ export class PacingModel {
    * ms service, for 1.6 s.
    */
   get aimMs(): number {
-    const ramping = this.#clean.length < CLEAN_SAMPLES;
-    return (ramping ? Math.min(this.phase, RAMP_PHASE) : this.phase) * this.serviceMs(false);
+    return (this.#ramping ? Math.min(this.phase, RAMP_PHASE) : this.phase) * this.serviceMs(false);
   }
 
   /**
@@ -271,7 +270,7 @@ export class PacingModel {
     if (pipelining && this.stopAndWait) {
       this.#normal = [];
       this.#clean = [];
-    } else if (this.#clean.length < CLEAN_SAMPLES && this.#recentLossCount >= 2) {
+    } else if (this.#ramping && this.#recentLossCount >= 2) {
       this.#normal = this.#normal.slice(-RAMP_GAPS).sort((a, b) => a - b).slice(2);
     }
     // One loss in a while is the network; losses close together may be our packets
@@ -287,6 +286,11 @@ export class PacingModel {
       this.#cleanStreak = 0;
       this.phase = Math.max(PacingModel.MIN_PHASE, this.phase - 0.02);
     }
+  }
+
+  /** Fewer gaps of packets that surely waited than the estimate needs: it still comes down. */
+  get #ramping(): boolean {
+    return this.#clean.length < CLEAN_SAMPLES;
   }
 
   get #recentLossCount(): number {
