@@ -50,6 +50,11 @@ export class Harness {
   stopped = false;
   /** Freeze the sender (Ctrl-Z, a sleeping laptop) when it sends a matching packet. */
   stall: { when: (offset: number, len: number) => boolean; ms: number } | undefined;
+  /**
+   * A send call that returns `ms` after its datagram left (the sender preempted inside
+   * it): the driver reports the send at the call's end, and handles nothing meanwhile.
+   */
+  slowSend: { when: (offset: number, len: number) => boolean; ms: number } | undefined;
   #stalledUntil = -Infinity;
   /** Called after each batch of the engine's actions is carried out (as `arm` is in the driver). */
   afterActions: ((engine: TransferEngine, now: number) => void) | undefined;
@@ -119,6 +124,11 @@ export class Harness {
             this.device.receive(this.now, d.data, "client");
             this.#deviceStep();
           });
+        }
+        if (a.type === "send" && this.slowSend?.when(a.offset, a.len)) {
+          const { ms } = this.slowSend;
+          this.#stalledUntil = Math.max(this.#stalledUntil, this.now + ms);
+          engine.markSent(a.seq, this.now + ms, ms);
         }
       } else if (a.type === "status") {
         this.statuses.push({ at: this.now, message: a.message });

@@ -133,8 +133,8 @@ export class TransferEngine {
    * The driver tells when a datagram really left (after signing it, if it had to): round
    * trips are measured from there.
    */
-  markSent(seq: number, at: number): void {
-    this.#c.markSent(seq, at);
+  markSent(seq: number, at: number, sendMs = 0): void {
+    this.#c.markSent(seq, at, sendMs);
     if (this.#c.phase === "probe" || this.#c.phase === "resolve") this.#probe.sentLate(seq, at);
   }
 

@@ -29,6 +29,8 @@ export interface Sent {
   len: number;
   sentAt: number;
   kind: SendKind;
+  /** How long the send call took (ms): the datagram left at some moment within it. */
+  sendMs?: number;
 }
 
 /** One phase of the engine (or two close ones): its timers, and what a reply means in it. */
@@ -51,6 +53,15 @@ export interface Handover {
   /** Every byte is confirmed in the current session: the final end packet now. */
   startEnding(): void;
 }
+
+/**
+ * The longest a send call may take for its reply to time a round trip to a fraction of a
+ * millisecond. The datagram left somewhere inside the call, and its round trip is timed
+ * from the call's end: a sender preempted right after the system call (a busy machine:
+ * 17 % of sends, up to 5.6 ms; the first sends of a run take 0.4-1 ms) saw round trips of
+ * 10.7 ms on a link whose least is 14 (pacing.ts, `addIdleRtt`).
+ */
+const PRECISE_SEND_MS = 0.3;
 
 /** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
 const FRESH_MARGIN_MS = 2000;
@@ -189,12 +200,21 @@ export class EngineCore {
       this.now - exact.sentAt < this.options.sessionWaitMs - FRESH_MARGIN_MS;
   }
 
-  /** The driver says when a datagram really left (after signing it, if it had to). */
-  markSent(seq: number, at: number): void {
+  /**
+   * The driver says when a datagram really left (after signing it, if it had to): `at`, the
+   * end of the send call, which took `sendMs`.
+   */
+  markSent(seq: number, at: number, sendMs = 0): void {
     const sent = this.#sent.get(seq);
     if (!sent) return;
     sent.sentAt = at;
+    sent.sendMs = sendMs;
     this.plan.sentLate(seq, at);
+  }
+
+  /** The round trip of `sent` is timed to a fraction of a millisecond (PRECISE_SEND_MS). */
+  timesRoundTrip(sent: Sent): boolean {
+    return (sent.sendMs ?? 0) <= PRECISE_SEND_MS;
   }
 
   // ---- what goes out ----

@@ -46,7 +46,7 @@ export class PacingModel {
   #normal: number[] = [];
   #clean: number[] = [];
   #sector: number[] = [];
-  #idleRtt: { rtt: number; sector: boolean }[] = [];
+  #idleRtt: { rtt: number; sector: boolean; precise: boolean }[] = [];
   /** How far into the previous packet's service the next one is aimed (fraction). */
   phase = 0.8;
   static readonly MIN_PHASE = 0.7;
@@ -77,13 +77,16 @@ export class PacingModel {
    * board was paced at 14 ms a packet, for a 4 ms service, for seconds.
    */
   #sureMargin(margin: number): number {
-    const rtts = this.#normalIdleRtts;
+    const rtts = this.#timingIdleRtts;
     return rtts.length ? margin - (Math.min(...rtts) - this.twoWayMs) : -Infinity;
   }
 
-  /** A round trip of a packet sent to an idle device: 2 × one-way + service time. */
-  addIdleRtt(ms: number, sector: boolean): void {
-    keepLast(this.#idleRtt, { rtt: ms, sector });
+  /**
+   * A round trip of a packet sent to an idle device: 2 × one-way + service time. Not
+   * `precise`: its send took a while, and the round trip may be short by that much.
+   */
+  addIdleRtt(ms: number, sector: boolean, precise = true): void {
+    keepLast(this.#idleRtt, { rtt: ms, sector, precise });
   }
 
   /**
@@ -116,6 +119,18 @@ export class PacingModel {
   }
 
   /**
+   * The same, as the network's share is taken from them: the precise ones once there are
+   * any. The network's share comes from the smallest, and one that came out short by a
+   * slow send (3.4 ms, a busy machine) put every packet after it that much later than aimed:
+   * the device waited for each one.
+   */
+  get #timingIdleRtts(): number[] {
+    const normal = this.#idleRtt.filter((x) => !x.sector);
+    const precise = normal.filter((x) => x.precise);
+    return (precise.length > 0 ? precise : normal).map((x) => x.rtt);
+  }
+
+  /**
    * Service time of a packet that fills a sector: a high quantile of the gaps. The packets
    * behind it are planned from when the write ends; a write taken as shorter than it is
    * puts them on the device early, into each other's checks (one taken as longer costs
@@ -132,7 +147,7 @@ export class PacingModel {
    */
   get twoWayMs(): number {
     const s = this.normalServiceMs;
-    const normal = this.#normalIdleRtts;
+    const normal = this.#timingIdleRtts;
     if (s === undefined || normal.length === 0) return 0;
     return Math.max(0, Math.min(...normal) - s);
   }
@@ -176,7 +191,7 @@ export class PacingModel {
    * round trip's excess over the smallest, at least half a millisecond.
    */
   get jitterMs(): number {
-    const normal = this.#normalIdleRtts;
+    const normal = this.#timingIdleRtts;
     if (normal.length === 0) return 0.5;
     return Math.max(0.5, lowQuantile(normal, 0.5)! - Math.min(...normal));
   }

@@ -193,7 +193,7 @@ export class ProbePhase implements PhaseHandler {
     }
     if (!this.#c.fresh(exact)) return;
     const rtt = this.#c.now - exact!.sentAt;
-    this.#c.pacing.addIdleRtt(rtt, false);
+    this.#c.pacing.addIdleRtt(rtt, false, this.#c.timesRoundTrip(exact!));
     this.#c.trace.means(() =>
       `the ${reply.len}-byte probe was taken: an idle round trip of ${ms(rtt)}`
     );
@@ -267,7 +267,8 @@ export class ProbePhase implements PhaseHandler {
     // Sent with nothing else on the device (the probes before it are long done): an idle
     // round trip, one fewer stop-and-wait packet before pipelining.
     const rtt = this.#c.now - exact.sentAt;
-    this.#c.pacing.addIdleRtt(rtt, (reply.offset + reply.len) % SECTOR_SIZE === 0);
+    const sector = (reply.offset + reply.len) % SECTOR_SIZE === 0;
+    this.#c.pacing.addIdleRtt(rtt, sector, this.#c.timesRoundTrip(exact));
     this.#c.trace.means(() =>
       `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}; ` +
       `an idle round trip of ${ms(rtt)}`

@@ -186,8 +186,10 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
       if (a.type === "send") {
         const decided = now();
         const d = source.datagram(a.seq, a.offset, a.len);
+        const sending = now();
         peer.send(d);
-        engine.markSent(a.seq, now());
+        const sent = now();
+        engine.markSent(a.seq, sent, sent - sending);
         if (now() - decided > 2) {
           trace(
             topic,

@@ -1,0 +1,81 @@
+/**
+ * A send call that returns late (the sender preempted right after the system call, as on a
+ * busy machine) must not shorten the round trip the pacing plans from. Seen under load: a
+ * calibration packet's call returned 3.4 ms after its datagram left, its round trip read
+ * 10.7 ms on a link whose least is 14, and every packet after it was planned 3.4 ms later
+ * than it could have been: the quiet board waited for each one (lib/transfer/pacing.ts).
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { Harness } from "../_harness.ts";
+import { parsePrivateKey } from "../../lib/format/keys.ts";
+import { nativeSigner } from "../../lib/format/signer.ts";
+import { liveSource } from "../../lib/transfer/packet_source.ts";
+import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
+import { PROFILES } from "../../lib/sim/device_profile.ts";
+import { equalBytes } from "../../lib/_bytes.ts";
+import { vectorText } from "../_helpers.ts";
+
+const APP = 0x3c000;
+const key = parsePrivateKey(vectorText("test-key-2048.pem"));
+const image = makeSampleFirmware({ size: 24 * 1024, seed: 4 });
+
+/** Quiet board, 5 ms each way, 256-byte blocks; the packet at `slowAt` has a slow send. */
+function run(slowAt: number | undefined, sendMs: number) {
+  const h = new Harness(
+    {
+      modulus: key.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES["esp8266-quiet"],
+      mtu: 548,
+    },
+    { delayMs: 5 },
+    liveSource(image, nativeSigner(key), [256], false),
+  );
+  h.slowSend = { when: (offset) => offset === slowAt, ms: sendMs };
+  h.start(h.options());
+  let sentBeforeCalibrated: number | undefined;
+  h.afterActions = (e) => {
+    if (sentBeforeCalibrated === undefined && e.pacing.calibrated) {
+      sentBeforeCalibrated = h.sent.length;
+    }
+  };
+  const r = h.run();
+  assertEquals(r.outcome?.type, "done");
+  assert(equalBytes(h.device.flash.subarray(APP, APP + image.length), image), "flash");
+  return { sentBeforeCalibrated, twoWayAtEnd: h.engine!.pacing.twoWayMs };
+}
+
+Deno.test("A calibration packet whose send returned 3.4 ms late does not set the network's share of the round trip", () => {
+  const clean = run(undefined, 0);
+  // Offset 512: the first stop-and-wait data packet, an idle round trip (after the probe at
+  // 0 and the resolving packet at 256).
+  const slow = run(512, 3.4);
+  assert(clean.twoWayAtEnd >= 9.5 && clean.twoWayAtEnd <= 10, `clean: ${clean.twoWayAtEnd}`);
+  assertEquals(slow.twoWayAtEnd, clean.twoWayAtEnd);
+});
+
+Deno.test("A round trip from a slow send still counts for calibration: no extra stop-and-wait packet", () => {
+  const clean = run(undefined, 0);
+  const slow = run(512, 3.4);
+  assertEquals(slow.sentBeforeCalibrated, clean.sentBeforeCalibrated);
+});
+
+Deno.test("With only slow sends timed, their round trips are used: short, so packets arrive later, never earlier", () => {
+  const slow = run(512, 3.4);
+  const h = new Harness(
+    {
+      modulus: key.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES["esp8266-quiet"],
+      mtu: 548,
+    },
+    { delayMs: 5 },
+    liveSource(image, nativeSigner(key), [256], false),
+  );
+  h.slowSend = { when: (offset) => offset < 1024, ms: 1 };
+  h.start(h.options());
+  const r = h.run(600_000, () => h.engine!.pacing.calibrated);
+  assertEquals(r.outcome, undefined);
+  // Every idle round trip so far came from a 1 ms send: 1 ms short of the link's.
+  assert(h.engine!.pacing.twoWayMs < slow.twoWayAtEnd - 0.9, `${h.engine!.pacing.twoWayMs}`);
+});
