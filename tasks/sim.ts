@@ -16,7 +16,7 @@ import { round } from "../lib/_units.ts";
 import { bold, green, log, printJson, red, warn, yellow } from "../lib/cli/output.ts";
 import { markFlashDump, openFlashDump } from "../lib/sim/flash_dump.ts";
 import { startVirtualDevice } from "../lib/sim/virtual_device.ts";
-import { setProcessPriority } from "../lib/sim/process_priority.ts";
+import { setProcessPriority, setRealtime } from "../lib/sim/process_priority.ts";
 import { PASSWORD_ENV } from "../lib/webrepl/password.ts";
 
 export { type SimArgs, spec, toSimArgs };
@@ -95,6 +95,10 @@ export async function main(ctx: TaskContext): Promise<number | void> {
     warn(
       `--priority ${args.priority}: ${priority.reason}; the device runs at nice ${priority.nice}`,
     );
+  }
+  const realtime = args.realtime ? setRealtime() : undefined;
+  if (realtime && !realtime.ok) {
+    warn(`--realtime: ${realtime.reason}; the device stays in the ordinary class`);
   }
   const password = args.webreplPassword ?? Deno.env.get(PASSWORD_ENV);
   let finished: (() => void) | undefined;
@@ -180,6 +184,7 @@ export async function main(ctx: TaskContext): Promise<number | void> {
       port: device.port,
       host: args.host,
       ...(priority ? { nice: priority.nice } : {}),
+      ...(realtime ? { realtime: realtime.ok } : {}),
     });
   }
   log(

@@ -68,6 +68,8 @@ export interface ThroughputRow {
   safety: DeviceSafety[];
   /** The highest nice value a device of this row ran at (DEVICE_NICE if it could be set). */
   deviceNice: number;
+  /** Every device of this row ran in the real-time class (`sim --realtime`). */
+  deviceRealtime: boolean;
 }
 
 export interface ThroughputSetup {
@@ -84,7 +86,8 @@ export interface ThroughputSetup {
 
 /**
  * The virtual device's nice value: above whatever else runs here (`bench --load`), as a
- * board is not slowed by the computer (`sim/process_priority.ts`).
+ * board is not slowed by the computer (`sim/process_priority.ts`). It asks for the
+ * real-time class as well, and keeps this where that is refused.
  */
 export const DEVICE_NICE = -10;
 
@@ -116,6 +119,7 @@ async function device(
     "--flash",
     flash,
     `--priority=${DEVICE_NICE}`,
+    "--realtime",
   ]);
 }
 
@@ -143,10 +147,12 @@ export async function throughputRow(
   const ours: { kbps: number; retransmits: number; block: number }[] = [];
   const safety: DeviceSafety[] = [];
   const nice: number[] = [];
-  /** The run's device, its nice value noted. */
+  let realtime = true;
+  /** The run's device, its priority noted. */
   const start = async (flash: string, run: number) => {
     const sim = await device(setup, profile, mtu, flash, run);
     nice.push(sim.nice ?? 0);
+    realtime &&= sim.realtime === true;
     return sim;
   };
   for (let run = 1; run <= setup.runs; run++) {
@@ -192,5 +198,6 @@ export async function throughputRow(
     deployRetransmits: ours.map((r) => r.retransmits),
     safety,
     deviceNice: Math.max(...nice),
+    deviceRealtime: realtime,
   };
 }

@@ -130,6 +130,11 @@ export const spec: CommandSpec = {
       help: "the device process's nice value, -20 to 19 (below 0 needs root or CAP_SYS_NICE): " +
         "a board is not slowed by a busy computer, its model here is unless raised above the load",
     },
+    realtime: {
+      type: "boolean",
+      help: "run the device process in the real-time class (Linux SCHED_FIFO, needs root or " +
+        "CAP_SYS_NICE): its timing then owes nothing to what else runs (else --priority stays)",
+    },
   },
   notes: [
     'With --json it prints {"event":"listening","port":P} when ready and {"event":"reboot","boot":"ok"|"fail",...} ' +
@@ -171,6 +176,8 @@ export interface SimArgs {
   json: boolean;
   /** `--priority NICE`: the process's nice value, if asked for. */
   priority?: number;
+  /** `--realtime`: the real-time scheduling class, where the system allows it. */
+  realtime: boolean;
   config?: string;
   /** `--device NAME`: host, port, key and password from the config's entry. */
   device?: string;
@@ -238,6 +245,7 @@ export function toSimArgs(
       (n) => Number.isInteger(n) && n >= -20 && n <= 19,
       "a whole number from -20 to 19",
     ),
+    realtime: boolOpt(values, "realtime"),
     config: stringOpt(values, "config"),
     ...(device === undefined ? {} : { device }),
   };

@@ -9,6 +9,8 @@ export interface SimProcess extends AsyncDisposable {
   pid: number;
   /** Its nice value, when started with `--priority`. */
   nice?: number;
+  /** In the real-time class, when started with `--realtime`. */
+  realtime?: boolean;
   /** JSON events printed so far. */
   events: Record<string, unknown>[];
   /** Its exit status (with `--once` it exits by itself). */
@@ -134,6 +136,7 @@ export async function startSimProcess(args: string[]): Promise<SimProcess> {
     port: listening.port as number,
     pid: child.pid,
     ...(typeof listening.nice === "number" ? { nice: listening.nice } : {}),
+    ...(typeof listening.realtime === "boolean" ? { realtime: listening.realtime } : {}),
     events,
     status: child.status,
     stderr: () => stderr,

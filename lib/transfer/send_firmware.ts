@@ -110,6 +110,12 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   });
   const t0 = performance.now();
   const now = () => performance.now() - t0;
+  /**
+   * The engine's time for an event at `t`: never before one it has already seen (a reply
+   * received before a timer it handled comes after it).
+   */
+  let engineTime = 0;
+  const at = (t = now()) => (engineTime = Math.max(engineTime, t));
   let settle!: (o: SendOutcome) => void;
   let reject!: (e: unknown) => void;
   const outcome = new Promise<SendOutcome>((res, rej) => {
@@ -120,7 +126,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   let appCheckBusy = false;
 
   let answered = false;
-  const peer = await openUdpPeer(options.host, options.port, (data) => {
+  const peer = await openUdpPeer(options.host, options.port, (data, receivedAt) => {
     if (finished) return;
     const reply = parseReply(data);
     if (!reply) {
@@ -128,14 +134,16 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
       return;
     }
     answered = true;
-    apply(engine.onReply(now(), { ...reply, seq: source.senderSeq(reply.seq) }));
+    // Timed from when the system received it: read late, it would say the device was late.
+    const t = at(receivedAt === undefined ? now() : Math.min(now(), receivedAt - t0));
+    apply(engine.onReply(t, { ...reply, seq: source.senderSeq(reply.seq) }));
   }, (e) => {
     // The system would not send there (no route, a broadcast address): say so now rather
     // than wait out the timeout. Once the device has answered, the engine's timers judge
     // an outage (this machine's Wi-Fi may come back).
     const error = answered ? undefined : sendError(e, options.host, options.port);
     if (error) finish(error);
-  });
+  }, { stampReplies: true });
   // Packets are aimed to the fraction of a millisecond (pacing.ts): a precise timer, made
   // once the socket is open (its worker keeps running until `finish` closes it).
   const timer = preciseAlarm(() => tick());
@@ -188,7 +196,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
         const d = source.datagram(a.seq, a.offset, a.len);
         const sending = now();
         peer.send(d);
-        const sent = now();
+        const sent = at();
         engine.markSent(a.seq, sent, sent - sending);
         if (now() - decided > 2) {
           trace(
@@ -251,7 +259,10 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
 
   function tick(): void {
     if (finished) return;
-    apply(engine.onTimer(now()));
+    // What the system has received comes first: a send is decided on every reply so far.
+    peer.drain?.();
+    if (finished) return;
+    apply(engine.onTimer(at()));
   }
 
   // Once the end packet is out, ask every APP_POLL_MS whether the app answers: the new
@@ -263,7 +274,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
       appCheckBusy = true;
       options.appRunning().then((running) => {
         appCheckBusy = false;
-        if (running && !finished) apply(engine.onAppRunning(now()));
+        if (running && !finished) apply(engine.onAppRunning(at()));
       }, () => (appCheckBusy = false));
     }
     appTimer = setTimeout(pollApp, APP_POLL_MS);
@@ -290,7 +301,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
         fail({ kind: "not-in-ota-mode" });
       });
     }
-    apply(engine.start(now()));
+    apply(engine.start(at()));
     if (options.bootCheck && options.appRunning) pollApp();
   }
   return await outcome;

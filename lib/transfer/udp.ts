@@ -3,9 +3,12 @@ import dgram from "node:dgram";
 import { listenError } from "./listen_error.ts";
 import { sendError } from "./send_error.ts";
 import { trace } from "../trace.ts";
+import { openKernelUdpPeer } from "./kernel_udp.ts";
 
 export interface UdpPeer {
   send(data: Uint8Array): void;
+  /** Reads now what has arrived, where the socket allows (`kernel_udp.ts`). */
+  drain?(): void;
   close(): Promise<void>;
 }
 
@@ -24,9 +27,19 @@ export interface UdpPeer {
 export async function openUdpPeer(
   host: string,
   port: number,
-  onMessage: (data: Uint8Array) => void,
+  onMessage: (data: Uint8Array, receivedAt?: number) => void,
   onSendError: (error: unknown) => void = () => {},
+  options: { stampReplies?: boolean } = {},
 ): Promise<UdpPeer> {
+  if (options.stampReplies) {
+    let peer;
+    try {
+      peer = openKernelUdpPeer(host, port, onMessage, onSendError);
+    } catch (e) {
+      throw sendError(e, host, port) ?? e;
+    }
+    if (peer) return peer;
+  }
   const family = host.includes(":") ? "udp6" : "udp4";
   const socket = dgram.createSocket(family);
   await socketStep(

@@ -173,6 +173,44 @@ Deno.test({
   },
 });
 
+/** Scheduling policy of each thread of process `pid` (Linux `/proc`; 1 is SCHED_FIFO). */
+function threadPolicies(pid: number): number[] {
+  return [...Deno.readDirSync(`/proc/${pid}/task`)].map((t) =>
+    Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`).split(") ")[1]!.split(" ")[38])
+  );
+}
+
+Deno.test({
+  name: "sim --realtime: every thread of the device process is in the real-time class, and says so",
+  // Entering the class needs root or CAP_SYS_NICE.
+  ignore: Deno.build.os !== "linux" || Deno.uid() !== 0,
+  async fn() {
+    await using sim = await startSimProcess(["--key", KEY, "--realtime"]);
+    assertEquals(sim.realtime, true);
+    const client = dgram.createSocket("udp4");
+    client.send(new Uint8Array(16), sim.port, "127.0.0.1");
+    await new Promise((r) => setTimeout(r, 200));
+    client.close();
+    const policies = threadPolicies(sim.pid);
+    assert(policies.length > 1, `threads: ${policies}`);
+    assertEquals(policies.filter((p) => p !== 1), [], `policies of its threads: ${policies}`);
+  },
+});
+
+Deno.test({
+  name: "sim --realtime without the privilege: a warning naming it, and the device runs",
+  ignore: Deno.build.os !== "linux" || Deno.uid() === 0,
+  async fn() {
+    await using sim = await startSimProcess(["--key", KEY, "--realtime"]);
+    assertEquals(sim.realtime, false);
+    assertStringIncludes(
+      sim.stderr(),
+      "--realtime: not permitted: it needs root or CAP_SYS_NICE; the device stays in the ordinary class",
+    );
+    assertEquals(threadPolicies(sim.pid).filter((p) => p !== 0), []);
+  },
+});
+
 /** `deno task deploy ARGS`, killed if it runs longer than `limitMs` (a bounded wait, not a timing check). */
 async function deployBounded(args: string[], env: Record<string, string>, limitMs = 30000) {
   const out = await new Deno.Command(Deno.execPath(), {

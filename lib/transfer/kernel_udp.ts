@@ -1,0 +1,251 @@
+/**
+ * The sender's UDP socket through the C library (Linux, IPv4), for one thing Deno's sockets
+ * do not give: the moment the system received each reply (`SO_TIMESTAMPNS`), whatever this
+ * thread was doing then. The pacing re-anchors its plan of the device on every reply
+ * (`flight_plan.ts`, `confirm`); a reply read late says the device finished late, and every
+ * packet after it is planned that much later. On a busy machine replies were read 0.3 ms
+ * late at the median and 1.5 ms one time in ten, and the quiet board waited for packets.
+ *
+ * Readiness is a `poll` on a thread of Deno's (a non-blocking FFI call); the datagrams are
+ * read here, each with its time. `udp.ts` falls back to `node:dgram` elsewhere.
+ */
+import { trace } from "../trace.ts";
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  errno: { name: "__errno_location", parameters: [], result: "pointer" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOL_SOCKET = 1;
+const SO_TIMESTAMPNS = 35;
+const MSG_DONTWAIT = 0x40;
+const POLLIN = 1;
+const EFD_NONBLOCK = 0x800;
+const CLOCK_REALTIME = 0;
+const EAGAIN = 11;
+const MAX_DATAGRAM = 2048;
+
+/** The system's error numbers a sender may meet, by name (`send_error.ts` reads the name). */
+const ERRNO: Record<number, string> = {
+  1: "EPERM",
+  4: "EINTR",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  22: "EINVAL",
+  99: "EADDRNOTAVAIL",
+  100: "ENETDOWN",
+  101: "ENETUNREACH",
+  105: "ENOBUFS",
+  111: "ECONNREFUSED",
+  112: "EHOSTDOWN",
+  113: "EHOSTUNREACH",
+};
+
+let opened: Libc | null | undefined;
+
+function libc(): Libc | null {
+  if (opened !== undefined) return opened;
+  try {
+    if (Deno.build.os !== "linux") throw new Error("not Linux");
+    opened = Deno.dlopen("libc.so.6", SYMBOLS) as Libc;
+  } catch {
+    // No FFI permission, another system or C library: `node:dgram` instead.
+    opened = null;
+  }
+  return opened;
+}
+
+export interface KernelUdpPeer {
+  send(data: Uint8Array): void;
+  /** Reads every datagram the system has received by now (`onMessage` for each). */
+  drain(): void;
+  close(): Promise<void>;
+}
+
+/** An IPv4 address as four numbers, or undefined. */
+function ipv4(host: string): number[] | undefined {
+  const ip = host.split(".").map(Number);
+  return ip.length === 4 && ip.every((n) => Number.isInteger(n) && n >= 0 && n <= 255)
+    ? ip
+    : undefined;
+}
+
+/**
+ * A socket connected to `host:port` whose replies come with the time the system received
+ * them (`performance.now()` ms). Undefined where this cannot be had (another system, no
+ * FFI permission, not an IPv4 address): the caller uses `node:dgram`.
+ * @throws An error with the system's `code` if the socket cannot be connected there.
+ */
+export function openKernelUdpPeer(
+  host: string,
+  port: number,
+  onMessage: (data: Uint8Array, receivedAt: number) => void,
+  onSendError: (error: Error) => void,
+): KernelUdpPeer | undefined {
+  const ip = ipv4(host);
+  const lib = ip && libc();
+  if (!ip || !lib) return undefined;
+  const c = lib.symbols;
+  const systemError = (what: string) => {
+    const n = new Deno.UnsafePointerView(c.errno()!).getInt32();
+    const code = ERRNO[n] ?? `errno ${n}`;
+    return Object.assign(new Error(`${what}: ${code}`), { code, errno: n });
+  };
+  const fd = c.socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return undefined;
+  const wake = c.eventfd(0, EFD_NONBLOCK);
+  if (wake < 0 || c.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, new Int32Array([1]), 4) !== 0) {
+    c.close(fd);
+    if (wake >= 0) c.close(wake);
+    return undefined;
+  }
+  const addr = new Uint8Array(16);
+  new DataView(addr.buffer).setUint16(0, AF_INET, true);
+  new DataView(addr.buffer).setUint16(2, port, false);
+  addr.set(ip, 4);
+  if (c.connect(fd, addr, addr.length) !== 0) {
+    const e = systemError(`connect ${host}:${port}`);
+    c.close(fd);
+    c.close(wake);
+    throw e;
+  }
+  const offset = realtimeOffset(lib);
+  const receive = receiver(lib, fd);
+  let closed = false;
+
+  const drain = () => {
+    for (;;) {
+      const r = receive();
+      if (r === "empty") return;
+      if (r instanceof Error) {
+        // ECONNREFUSED here is an ICMP refusal of an earlier datagram: the caller judges it.
+        if (!closed) onSendError(r);
+        if ((r as { errno?: number }).errno !== 111) return;
+        continue;
+      }
+      if (!closed) {
+        onMessage(
+          r.data,
+          Number.isFinite(r.realtimeMs) ? r.realtimeMs - offset : performance.now(),
+        );
+      }
+    }
+  };
+
+  const fds = new Uint8Array(16);
+  const view = new DataView(fds.buffer);
+  view.setInt32(0, fd, true);
+  view.setInt16(4, POLLIN, true);
+  view.setInt32(8, wake, true);
+  view.setInt16(12, POLLIN, true);
+  const waiting = (async () => {
+    while (!closed) {
+      view.setInt16(6, 0, true);
+      view.setInt16(14, 0, true);
+      const ready = await c.poll(fds, 2n, -1);
+      if (closed) break;
+      if (ready < 0) {
+        trace("udp", `poll: ${systemError("poll").message}`);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
+      }
+      drain();
+    }
+    c.close(fd);
+    c.close(wake);
+  })();
+
+  return {
+    drain,
+    send(data) {
+      if (closed) return;
+      if (c.send(fd, data, BigInt(data.length), 0) < 0) onSendError(systemError("send"));
+    },
+    close() {
+      if (!closed) {
+        closed = true;
+        c.write(wake, new BigUint64Array([1n]), 8n);
+      }
+      return waiting;
+    },
+  };
+}
+
+/**
+ * CLOCK_REALTIME (what the system stamps datagrams with) minus `performance.now()`, in ms:
+ * the smallest of a few readings taken back to back.
+ */
+function realtimeOffset(lib: Libc): number {
+  const ts = new BigInt64Array(2);
+  let best: { offset: number; spread: number } | undefined;
+  for (let i = 0; i < 5; i++) {
+    const before = performance.now();
+    lib.symbols.clock_gettime(CLOCK_REALTIME, ts);
+    const after = performance.now();
+    const realtime = Number(ts[0]!) * 1000 + Number(ts[1]!) / 1e6;
+    const spread = after - before;
+    if (!best || spread < best.spread) best = { offset: realtime - (before + after) / 2, spread };
+  }
+  return best!.offset;
+}
+
+/**
+ * Reads one datagram without waiting, with the time the system received it (CLOCK_REALTIME
+ * ms): "empty" if none is there, an Error (with `code`) if the socket reports one.
+ */
+function receiver(
+  lib: Libc,
+  fd: number,
+): () => { data: Uint8Array; realtimeMs: number } | "empty" | Error {
+  const c = lib.symbols;
+  const data = new Uint8Array(MAX_DATAGRAM);
+  const control = new Uint8Array(64);
+  const iov = new BigUint64Array([
+    BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(data))),
+    BigInt(data.length),
+  ]);
+  // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags (56 bytes).
+  const msg = new BigUint64Array(7);
+  const ptr = (b: BufferSource) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+  const cmsg = new DataView(control.buffer);
+  return () => {
+    msg.set([0n, 0n, ptr(iov), 1n, ptr(control), BigInt(control.length), 0n]);
+    const n = Number(c.recvmsg(fd, msg, MSG_DONTWAIT));
+    if (n < 0) {
+      const errno = new Deno.UnsafePointerView(c.errno()!).getInt32();
+      if (errno === EAGAIN) return "empty";
+      const code = ERRNO[errno] ?? `errno ${errno}`;
+      return Object.assign(new Error(`receive: ${code}`), { code, errno });
+    }
+    // struct cmsghdr: len (8 bytes), level, type (4 each), then the timespec.
+    let realtimeMs = NaN;
+    const controlLength = Number(msg[5]!);
+    for (let at = 0; at + 16 <= controlLength;) {
+      const len = Number(cmsg.getBigUint64(at, true));
+      if (len < 16) break;
+      if (
+        cmsg.getInt32(at + 8, true) === SOL_SOCKET &&
+        cmsg.getInt32(at + 12, true) === SO_TIMESTAMPNS
+      ) {
+        realtimeMs = Number(cmsg.getBigInt64(at + 16, true)) * 1000 +
+          Number(cmsg.getBigInt64(at + 24, true)) / 1e6;
+      }
+      at += (len + 7) & ~7;
+    }
+    return { data: data.slice(0, n), realtimeMs };
+  };
+}

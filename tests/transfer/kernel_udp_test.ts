@@ -1,0 +1,112 @@
+/**
+ * The sender's socket through the C library (`lib/transfer/kernel_udp.ts`, Linux): a reply
+ * is timed from when the system received it, not from when this thread got round to it.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { openKernelUdpPeer } from "../../lib/transfer/kernel_udp.ts";
+import { openUdpPeer } from "../../lib/transfer/udp.ts";
+
+const linux = Deno.build.os === "linux";
+
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* this thread is busy elsewhere */ }
+}
+
+Deno.test({
+  name: "kernel_udp: a reply read 20 ms late (this thread busy) keeps the time it arrived",
+  ignore: !linux,
+  async fn() {
+    const server = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    const got: { data: string; receivedAt: number; readAt: number }[] = [];
+    let arrived!: () => void;
+    const arrival = new Promise<void>((r) => (arrived = r));
+    const peer = openKernelUdpPeer("127.0.0.1", (server.addr as Deno.NetAddr).port, (d, t) => {
+      got.push({ data: new TextDecoder().decode(d), receivedAt: t, readAt: performance.now() });
+      arrived();
+    }, (e) => {
+      throw e;
+    });
+    assert(peer, "Linux with FFI: the kernel socket opens");
+    peer.send(new TextEncoder().encode("ping"));
+    const [ping, from] = await server.receive();
+    assertEquals(new TextDecoder().decode(ping), "ping");
+    await server.send(new TextEncoder().encode("pong"), from);
+    const sentAt = performance.now();
+    busy(20);
+    await arrival;
+    assertEquals(got.map((g) => g.data), ["pong"]);
+    const { receivedAt, readAt } = got[0]!;
+    assert(Math.abs(receivedAt - sentAt) < 2, `received ${receivedAt - sentAt} ms after the send`);
+    assert(readAt - receivedAt >= 19, `read ${readAt - receivedAt} ms after it arrived`);
+    await peer.close();
+    server.close();
+  },
+});
+
+Deno.test({
+  name: "kernel_udp: drain() hands over what has arrived at once, inside the call",
+  ignore: !linux,
+  async fn() {
+    const server = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    const got: string[] = [];
+    const peer = openKernelUdpPeer("127.0.0.1", (server.addr as Deno.NetAddr).port, (d) => {
+      got.push(new TextDecoder().decode(d));
+    }, () => {})!;
+    peer.send(new Uint8Array([1]));
+    const [, from] = await server.receive();
+    await server.send(new TextEncoder().encode("a"), from);
+    await server.send(new TextEncoder().encode("b"), from);
+    busy(5);
+    peer.drain();
+    assertEquals(got, ["a", "b"]);
+    await peer.close();
+    server.close();
+  },
+});
+
+Deno.test({
+  name: "kernel_udp: a port that refuses (ICMP) is reported as ECONNREFUSED",
+  ignore: !linux,
+  async fn() {
+    const closed = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    const port = (closed.addr as Deno.NetAddr).port;
+    closed.close();
+    const errors: string[] = [];
+    let reported!: () => void;
+    const report = new Promise<void>((r) => (reported = r));
+    const peer = openKernelUdpPeer("127.0.0.1", port, () => {}, (e) => {
+      errors.push((e as { code?: string }).code ?? e.message);
+      reported();
+    })!;
+    peer.send(new Uint8Array([1]));
+    await report;
+    assertEquals(errors, ["ECONNREFUSED"]);
+    await peer.close();
+  },
+});
+
+Deno.test("kernel_udp: not an IPv4 address: undefined, and openUdpPeer falls back to node:dgram", async () => {
+  assertEquals(openKernelUdpPeer("::1", 9, () => {}, () => {}), undefined);
+  const server = Deno.listenDatagram({ hostname: "::1", port: 0, transport: "udp" });
+  const got: { data: number; receivedAt: number | undefined }[] = [];
+  let arrived!: () => void;
+  const arrival = new Promise<void>((r) => (arrived = r));
+  const peer = await openUdpPeer(
+    "::1",
+    (server.addr as Deno.NetAddr).port,
+    (d, t) => {
+      got.push({ data: d[0]!, receivedAt: t });
+      arrived();
+    },
+    () => {},
+    { stampReplies: true },
+  );
+  peer.send(new Uint8Array([7]));
+  const [, from] = await server.receive();
+  await server.send(new Uint8Array([8]), from);
+  await arrival;
+  assertEquals(got, [{ data: 8, receivedAt: undefined }]);
+  await peer.close();
+  server.close();
+});
