@@ -10,6 +10,7 @@
  * read here, each with its time. `udp.ts` falls back to `node:dgram` elsewhere.
  */
 import { trace } from "../trace.ts";
+import { ipv4, sockaddrIn } from "./sockaddr.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -76,14 +77,6 @@ export interface KernelUdpPeer {
   close(): Promise<void>;
 }
 
-/** An IPv4 address as four numbers, or undefined. */
-function ipv4(host: string): number[] | undefined {
-  const ip = host.split(".").map(Number);
-  return ip.length === 4 && ip.every((n) => Number.isInteger(n) && n >= 0 && n <= 255)
-    ? ip
-    : undefined;
-}
-
 /**
  * A socket connected to `host:port` whose replies come with the time the system received
  * them (`performance.now()` ms). Undefined where this cannot be had (another system, no
@@ -113,21 +106,19 @@ export function openKernelUdpPeer(
     if (wake >= 0) c.close(wake);
     return undefined;
   }
-  const addr = new Uint8Array(16);
-  new DataView(addr.buffer).setUint16(0, AF_INET, true);
-  new DataView(addr.buffer).setUint16(2, port, false);
-  addr.set(ip, 4);
+  const addr = sockaddrIn(ip, port);
   if (c.connect(fd, addr, addr.length) !== 0) {
     const e = systemError(`connect ${host}:${port}`);
     c.close(fd);
     c.close(wake);
     throw e;
   }
-  const offset = realtimeOffset(lib);
   const receive = receiver(lib, fd);
   let closed = false;
 
   const drain = () => {
+    // Taken anew each time: the system clock may be slewed or set meanwhile.
+    const offset = realtimeOffset(lib);
     for (;;) {
       const r = receive();
       if (r === "empty") return;
@@ -185,22 +176,13 @@ export function openKernelUdpPeer(
   };
 }
 
-/**
- * CLOCK_REALTIME (what the system stamps datagrams with) minus `performance.now()`, in ms:
- * the smallest of a few readings taken back to back.
- */
+/** CLOCK_REALTIME (what the system stamps datagrams with) minus `performance.now()`, ms. */
 function realtimeOffset(lib: Libc): number {
   const ts = new BigInt64Array(2);
-  let best: { offset: number; spread: number } | undefined;
-  for (let i = 0; i < 5; i++) {
-    const before = performance.now();
-    lib.symbols.clock_gettime(CLOCK_REALTIME, ts);
-    const after = performance.now();
-    const realtime = Number(ts[0]!) * 1000 + Number(ts[1]!) / 1e6;
-    const spread = after - before;
-    if (!best || spread < best.spread) best = { offset: realtime - (before + after) / 2, spread };
-  }
-  return best!.offset;
+  const before = performance.now();
+  lib.symbols.clock_gettime(CLOCK_REALTIME, ts);
+  const after = performance.now();
+  return Number(ts[0]!) * 1000 + Number(ts[1]!) / 1e6 - (before + after) / 2;
 }
 
 /**

@@ -114,18 +114,17 @@ export class PacingModel {
   }
 
   /** Idle round trips of packets without a sector write. */
-  get #normalIdleRtts(): number[] {
-    return this.#idleRtt.filter((x) => !x.sector).map((x) => x.rtt);
+  get #normalIdle(): { rtt: number; precise: boolean }[] {
+    return this.#idleRtt.filter((x) => !x.sector);
   }
 
   /**
-   * The same, as the network's share is taken from them: the precise ones once there are
-   * any. The network's share comes from the smallest, and one that came out short by a
-   * slow send (3.4 ms, a busy machine) put every packet after it that much later than aimed:
-   * the device waited for each one.
+   * Those the network's share is taken from: the precise ones once there are any. It comes
+   * from the smallest, and one that came out short by a slow send (3.4 ms, a busy machine)
+   * put every packet after it that much later than aimed: the device waited for each one.
    */
   get #timingIdleRtts(): number[] {
-    const normal = this.#idleRtt.filter((x) => !x.sector);
+    const normal = this.#normalIdle;
     const precise = normal.filter((x) => x.precise);
     return (precise.length > 0 ? precise : normal).map((x) => x.rtt);
   }
@@ -209,7 +208,7 @@ export class PacingModel {
 
   /** Ready to pipeline: enough idle round trips to know the network's share of them. */
   get calibrated(): boolean {
-    return this.#normalIdleRtts.length >= CALIBRATION_SAMPLES;
+    return this.#normalIdle.length >= CALIBRATION_SAMPLES;
   }
 
   /** Something was measured: timeouts can follow the device instead of a fixed guess. */
@@ -261,7 +260,7 @@ export class PacingModel {
       aimMs: this.aimMs,
       phase: this.phase,
       guardMs: this.guardMs,
-      idleSamples: this.#normalIdleRtts.length,
+      idleSamples: this.#normalIdle.length,
       calibrationSamples: CALIBRATION_SAMPLES,
       calibrated: this.calibrated,
       recentLosses: this.#recentLossCount,

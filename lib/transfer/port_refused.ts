@@ -8,6 +8,8 @@
  * nothing on a board that is in OTA mode.
  */
 
+import { ipv4, sockaddrIn } from "./sockaddr.ts";
+
 const LINUX = { errno: "__errno_location", refused: 111, again: 11, dontWait: 0x40 } as const;
 const DARWIN = { errno: "__error", refused: 61, again: 35, dontWait: 0x80 } as const;
 
@@ -41,21 +43,6 @@ function libc(): { lib: Libc; os: typeof LINUX | typeof DARWIN } | null {
   return opened;
 }
 
-/** `sockaddr_in` for an IPv4 address, as the system lays it out. */
-function sockaddr(ip: number[], port: number): Uint8Array {
-  const a = new Uint8Array(16);
-  if (Deno.build.os === "darwin") {
-    a[0] = 16;
-    a[1] = 2;
-  } else {
-    a[0] = 2;
-  }
-  a[2] = port >> 8;
-  a[3] = port & 0xff;
-  a.set(ip, 4);
-  return a;
-}
-
 /**
  * Sends one byte to `host:port` (an IPv4 address) on a connected socket and listens for
  * a refusal for up to `waitMs`. True: the host refused (its port is closed); false: no
@@ -67,10 +54,8 @@ export async function udpPortRefused(
   port: number,
   options: { waitMs?: number; signal?: AbortSignal } = {},
 ): Promise<boolean | undefined> {
-  const ip = host.split(".").map(Number);
-  if (ip.length !== 4 || ip.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) {
-    return undefined;
-  }
+  const ip = ipv4(host);
+  if (!ip) return undefined;
   const c = libc();
   if (!c) return undefined;
   const { lib, os } = c;
@@ -78,7 +63,7 @@ export async function udpPortRefused(
   const fd = lib.symbols.socket(2, 2, 0); // AF_INET, SOCK_DGRAM
   if (fd < 0) return undefined;
   try {
-    const addr = sockaddr(ip, port);
+    const addr = sockaddrIn(ip, port);
     if (lib.symbols.connect(fd, addr, addr.length) !== 0) return undefined;
     if (lib.symbols.send(fd, new Uint8Array([0]), 1n, 0) < 0) {
       return errno() === os.refused ? true : undefined;

@@ -13,6 +13,7 @@ import type { TransferOptions } from "./types.ts";
 import { pick } from "../_pick.ts";
 import { describeTransferTrace } from "./transfer_trace.ts";
 import { trace, tracing } from "../trace.ts";
+import { EventClock } from "./event_clock.ts";
 import { openUdpPeer } from "./udp.ts";
 import { parseReply, parseRequestHeader } from "../format/packet.ts";
 import type { PacketSource } from "./packet_source.ts";
@@ -110,12 +111,8 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
   });
   const t0 = performance.now();
   const now = () => performance.now() - t0;
-  /**
-   * The engine's time for an event at `t`: never before one it has already seen (a reply
-   * received before a timer it handled comes after it).
-   */
-  let engineTime = 0;
-  const at = (t = now()) => (engineTime = Math.max(engineTime, t));
+  const clock = new EventClock();
+  const at = () => clock.at(now());
   let settle!: (o: SendOutcome) => void;
   let reject!: (e: unknown) => void;
   const outcome = new Promise<SendOutcome>((res, rej) => {
@@ -135,7 +132,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
     }
     answered = true;
     // Timed from when the system received it: read late, it would say the device was late.
-    const t = at(receivedAt === undefined ? now() : Math.min(now(), receivedAt - t0));
+    const t = clock.reply(now(), receivedAt === undefined ? undefined : receivedAt - t0);
     apply(engine.onReply(t, { ...reply, seq: source.senderSeq(reply.seq) }));
   }, (e) => {
     // The system would not send there (no route, a broadcast address): say so now rather
@@ -196,7 +193,7 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
         const d = source.datagram(a.seq, a.offset, a.len);
         const sending = now();
         peer.send(d);
-        const sent = at();
+        const sent = now();
         engine.markSent(a.seq, sent, sent - sending);
         if (now() - decided > 2) {
           trace(
