@@ -37,6 +37,7 @@ const POLLIN = 1;
 const EFD_NONBLOCK = 0x800;
 const CLOCK_REALTIME = 0;
 const EAGAIN = 11;
+const ECONNREFUSED = 111;
 const MAX_DATAGRAM = 2048;
 
 /** The system's error numbers a sender may meet, by name (`send_error.ts` reads the name). */
@@ -117,6 +118,8 @@ export function openKernelUdpPeer(
   let closed = false;
 
   const drain = () => {
+    // Closed, the descriptor may already belong to another file.
+    if (closed) return;
     // Taken anew each time: the system clock may be slewed or set meanwhile.
     const offset = realtimeOffset(lib);
     for (;;) {
@@ -125,7 +128,7 @@ export function openKernelUdpPeer(
       if (r instanceof Error) {
         // ECONNREFUSED here is an ICMP refusal of an earlier datagram: the caller judges it.
         if (!closed) onSendError(r);
-        if ((r as { errno?: number }).errno !== 111) return;
+        if ((r as { errno?: number }).errno !== ECONNREFUSED) return;
         continue;
       }
       if (!closed) {
@@ -150,7 +153,8 @@ export function openKernelUdpPeer(
       const ready = await c.poll(fds, 2n, -1);
       if (closed) break;
       if (ready < 0) {
-        trace("udp", `poll: ${systemError("poll").message}`);
+        // (Its errno is the other thread's.)
+        trace("udp", "poll failed: trying again");
         await new Promise((resolve) => setTimeout(resolve, 1));
         continue;
       }
