@@ -7,7 +7,10 @@ import { type DeviceEvent, DeviceModel, type DeviceOptions } from "../lib/sim/de
 import { Link, type LinkOptions } from "../lib/sim/link.ts";
 import { seededRandom } from "../lib/_random.ts";
 import { parseReply } from "../lib/format/packet.ts";
-import type { PacketSource } from "../lib/transfer/packet_source.ts";
+import { AUTO_BLOCKS, liveSource, type PacketSource } from "../lib/transfer/packet_source.ts";
+import type { SigningKey } from "../lib/format/keys.ts";
+import { nativeSigner } from "../lib/format/signer.ts";
+import { PROFILES } from "../lib/sim/device_profile.ts";
 import {
   type TransferAction,
   TransferEngine,
@@ -205,4 +208,25 @@ export class Harness {
     this.now = until;
     this.device.advance(this.now).forEach((e) => this.deviceEvents.push(e));
   }
+}
+
+/**
+ * The quiet board (`esp8266-quiet`, a blank 1 MiB flash) behind a link of 5 ms each way
+ * unless told otherwise, fed `image` signed on the fly with `key`.
+ */
+export function quietBoardHarness(
+  image: Uint8Array,
+  key: SigningKey,
+  options: { mtu?: number; blocks?: number[]; link?: LinkOptions } = {},
+): Harness {
+  return new Harness(
+    {
+      modulus: key.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES["esp8266-quiet"],
+      mtu: options.mtu ?? 548,
+    },
+    options.link ?? { delayMs: 5 },
+    liveSource(image, nativeSigner(key), options.blocks ?? AUTO_BLOCKS, false),
+  );
 }

@@ -114,7 +114,7 @@ export function openKernelUdpPeer(
     c.close(wake);
     throw e;
   }
-  const receive = receiver(lib, fd);
+  const receiver = new Receiver(lib, fd);
   let closed = false;
 
   const drain = () => {
@@ -123,7 +123,7 @@ export function openKernelUdpPeer(
     // Taken anew each time: the system clock may be slewed or set meanwhile.
     const offset = realtimeOffset(lib);
     for (;;) {
-      const r = receive();
+      const r = receiver.read();
       if (r === "empty") return;
       if (r instanceof Error) {
         // ECONNREFUSED here is an ICMP refusal of an earlier datagram: the caller judges it.
@@ -140,7 +140,8 @@ export function openKernelUdpPeer(
     }
   };
 
-  const fds = new Uint8Array(16);
+  // Read by the system on another thread while this one runs on: off V8's heap (fixed).
+  const fds = new Uint8Array(new ArrayBuffer(16));
   const view = new DataView(fds.buffer);
   view.setInt32(0, fd, true);
   view.setInt16(4, POLLIN, true);
@@ -190,27 +191,46 @@ function realtimeOffset(lib: Libc): number {
 }
 
 /**
- * Reads one datagram without waiting, with the time the system received it (CLOCK_REALTIME
- * ms): "empty" if none is there, an Error (with `code`) if the socket reports one.
+ * Reads one datagram at a time without waiting, with the time the system received it
+ * (CLOCK_REALTIME ms): "empty" if none is there, an Error (with `code`) if the socket
+ * reports one.
  */
-function receiver(
-  lib: Libc,
-  fd: number,
-): () => { data: Uint8Array; realtimeMs: number } | "empty" | Error {
-  const c = lib.symbols;
-  const data = new Uint8Array(MAX_DATAGRAM);
-  const control = new Uint8Array(64);
-  const iov = new BigUint64Array([
-    BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(data))),
-    BigInt(data.length),
-  ]);
-  // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags (56 bytes).
-  const msg = new BigUint64Array(7);
-  const ptr = (b: BufferSource) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
-  const cmsg = new DataView(control.buffer);
-  return () => {
-    msg.set([0n, 0n, ptr(iov), 1n, ptr(control), BigInt(control.length), 0n]);
-    const n = Number(c.recvmsg(fd, msg, MSG_DONTWAIT));
+class Receiver {
+  // The message header points at these buffers: each on its own ArrayBuffer (a small typed
+  // array made by length lives on V8's heap, where a collection may move it), and each a
+  // field, so that none is collected while the header still points at it (the C library
+  // would write into freed memory).
+  readonly #data = new Uint8Array(new ArrayBuffer(MAX_DATAGRAM));
+  readonly #control = new Uint8Array(new ArrayBuffer(64));
+  readonly #iov = new BigUint64Array(new ArrayBuffer(16));
+  /** struct msghdr: name, namelen, iov, iovlen, control, controllen, flags (56 bytes). */
+  readonly #msg = new BigUint64Array(new ArrayBuffer(56));
+  readonly #header: bigint[];
+  readonly #cmsg = new DataView(this.#control.buffer);
+  readonly #lib: Libc;
+  readonly #fd: number;
+
+  constructor(lib: Libc, fd: number) {
+    this.#lib = lib;
+    this.#fd = fd;
+    const ptr = (b: BufferSource) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+    this.#iov.set([ptr(this.#data), BigInt(this.#data.length)]);
+    this.#header = [
+      0n,
+      0n,
+      ptr(this.#iov),
+      1n,
+      ptr(this.#control),
+      BigInt(this.#control.length),
+      0n,
+    ];
+  }
+
+  read(): { data: Uint8Array; realtimeMs: number } | "empty" | Error {
+    const c = this.#lib.symbols;
+    // The system writes back the control length and the flags: set afresh for each call.
+    this.#msg.set(this.#header);
+    const n = Number(c.recvmsg(this.#fd, this.#msg, MSG_DONTWAIT));
     if (n < 0) {
       const errno = new Deno.UnsafePointerView(c.errno()!).getInt32();
       if (errno === EAGAIN) return "empty";
@@ -218,8 +238,9 @@ function receiver(
       return Object.assign(new Error(`receive: ${code}`), { code, errno });
     }
     // struct cmsghdr: len (8 bytes), level, type (4 each), then the timespec.
+    const cmsg = this.#cmsg;
     let realtimeMs = NaN;
-    const controlLength = Number(msg[5]!);
+    const controlLength = Number(this.#msg[5]!);
     for (let at = 0; at + 16 <= controlLength;) {
       const len = Number(cmsg.getBigUint64(at, true));
       if (len < 16) break;
@@ -232,6 +253,6 @@ function receiver(
       }
       at += (len + 7) & ~7;
     }
-    return { data: data.slice(0, n), realtimeMs };
-  };
+    return { data: this.#data.slice(0, n), realtimeMs };
+  }
 }

@@ -135,12 +135,19 @@ Deno.test("sim refuses bad arguments with exit code 2", async () => {
   assertStringIncludes(r4.stderr, "--priority expects a whole number from -20 to 19, got '-21'");
 });
 
-/** The nice value of each thread of process `pid` (Linux's /proc). */
-function threadNices(pid: number): number[] {
+/**
+ * A field of each thread's `stat` in Linux's /proc, counted from the state (field 3):
+ * 16 is the nice value, 38 the scheduling policy (1: SCHED_FIFO).
+ */
+function threadStat(pid: number, field: number): number[] {
   return [...Deno.readDirSync(`/proc/${pid}/task`)].map((t) =>
-    Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`).split(") ")[1]!.split(" ")[16])
+    Number(
+      Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`).split(") ")[1]!.split(" ")[field],
+    )
   );
 }
+const threadNices = (pid: number) => threadStat(pid, 16);
+const threadPolicies = (pid: number) => threadStat(pid, 38);
 
 Deno.test({
   name: "sim --priority: every thread of the device process runs at that nice value, and says so",
@@ -172,13 +179,6 @@ Deno.test({
     );
   },
 });
-
-/** Scheduling policy of each thread of process `pid` (Linux `/proc`; 1 is SCHED_FIFO). */
-function threadPolicies(pid: number): number[] {
-  return [...Deno.readDirSync(`/proc/${pid}/task`)].map((t) =>
-    Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`).split(") ")[1]!.split(" ")[38])
-  );
-}
 
 Deno.test({
   name: "sim --realtime: every thread of the device process is in the real-time class, and says so",

@@ -110,3 +110,29 @@ Deno.test("kernel_udp: not an IPv4 address: undefined, and openUdpPeer falls bac
   await peer.close();
   server.close();
 });
+
+Deno.test({
+  name: "kernel_udp: 300 replies read while the heap is churned all arrive, byte for byte",
+  // The buffers the C library writes into must stay put and alive between reads: a header
+  // pointing at one the collector had freed made the system write into freed memory.
+  ignore: !linux,
+  async fn() {
+    const server = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    const got: number[] = [];
+    const peer = openKernelUdpPeer("127.0.0.1", (server.addr as Deno.NetAddr).port, (d) => {
+      got.push(d.length === 64 && d.every((b) => b === d[0]) ? d[0]! : -1);
+    }, () => {})!;
+    peer.send(new Uint8Array([1]));
+    const [, from] = await server.receive();
+    let garbage: unknown[] = [];
+    for (let i = 0; i < 300; i++) {
+      await server.send(new Uint8Array(64).fill(i % 256), from);
+      garbage = Array.from({ length: 10_000 }, (_, k) => ({ k, a: new Uint8Array(16) }));
+      peer.drain();
+    }
+    assertEquals(garbage.length, 10_000);
+    assertEquals(got, Array.from({ length: 300 }, (_, i) => i % 256));
+    await peer.close();
+    server.close();
+  },
+});

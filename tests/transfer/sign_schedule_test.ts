@@ -6,12 +6,9 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { SignSchedule } from "../../lib/transfer/sign_schedule.ts";
-import { Harness } from "../_harness.ts";
+import { quietBoardHarness } from "../_harness.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
-import { nativeSigner } from "../../lib/format/signer.ts";
-import { AUTO_BLOCKS, liveSource } from "../../lib/transfer/packet_source.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
-import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { vectorText } from "../_helpers.ts";
 
 const offsets = (items: [number, number][]) => items.map(([o]) => o);
@@ -49,16 +46,7 @@ Deno.test("SignSchedule: a confirmed offset past what was asked for (a skip) sta
 Deno.test("Quiet board, MTU 548, fake clock: after the first sector every signing batch falls in a quiet moment, and the signer keeps up", () => {
   const key = parsePrivateKey(vectorText("test-key-2048.pem"));
   const image = makeSampleFirmware({ size: 48 * 1024, seed: 4 });
-  const h = new Harness(
-    {
-      modulus: key.modulus,
-      flash: new Uint8Array(0x100000).fill(0xff),
-      profile: PROFILES["esp8266-quiet"],
-      mtu: 548,
-    },
-    { delayMs: 5 },
-    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
-  );
+  const h = quietBoardHarness(image, key);
   const schedule = new SignSchedule(image.length);
   const SIGN_MS = 1.6;
   const batches: { at: number; confirmed: number; quiet: number; n: number }[] = [];

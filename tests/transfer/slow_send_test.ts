@@ -6,12 +6,9 @@
  * than it could have been: the quiet board waited for each one (lib/transfer/pacing.ts).
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { Harness } from "../_harness.ts";
+import { quietBoardHarness } from "../_harness.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
-import { nativeSigner } from "../../lib/format/signer.ts";
-import { liveSource } from "../../lib/transfer/packet_source.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
-import { PROFILES } from "../../lib/sim/device_profile.ts";
 import { equalBytes } from "../../lib/_bytes.ts";
 import { vectorText } from "../_helpers.ts";
 
@@ -21,16 +18,7 @@ const image = makeSampleFirmware({ size: 24 * 1024, seed: 4 });
 
 /** Quiet board, 5 ms each way, 256-byte blocks; the packet at `slowAt` has a slow send. */
 function run(slowAt: number | undefined, sendMs: number) {
-  const h = new Harness(
-    {
-      modulus: key.modulus,
-      flash: new Uint8Array(0x100000).fill(0xff),
-      profile: PROFILES["esp8266-quiet"],
-      mtu: 548,
-    },
-    { delayMs: 5 },
-    liveSource(image, nativeSigner(key), [256], false),
-  );
+  const h = quietBoardHarness(image, key, { blocks: [256] });
   h.slowSend = { when: (offset) => offset === slowAt, ms: sendMs };
   h.start(h.options());
   let sentBeforeCalibrated: number | undefined;
@@ -62,16 +50,7 @@ Deno.test("A round trip from a slow send still counts for calibration: no extra 
 
 Deno.test("With only slow sends timed, their round trips are used: short, so packets arrive later, never earlier", () => {
   const slow = run(512, 3.4);
-  const h = new Harness(
-    {
-      modulus: key.modulus,
-      flash: new Uint8Array(0x100000).fill(0xff),
-      profile: PROFILES["esp8266-quiet"],
-      mtu: 548,
-    },
-    { delayMs: 5 },
-    liveSource(image, nativeSigner(key), [256], false),
-  );
+  const h = quietBoardHarness(image, key, { blocks: [256] });
   h.slowSend = { when: (offset) => offset < 1024, ms: 1 };
   h.start(h.options());
   const r = h.run(600_000, () => h.engine!.pacing.calibrated);
