@@ -7,6 +7,7 @@
  * above the load, it reads them on time.
  */
 import os from "node:os";
+import { errnoName, lastErrno } from "../_libc.ts";
 
 export type PriorityResult =
   | { ok: true; nice: number }
@@ -70,10 +71,10 @@ export function setRealtime(): RealtimeResult {
     const param = new Int32Array([FIFO_PRIORITY]);
     for (const tid of threadIds()) {
       if (lib.symbols.sched_setscheduler(tid, SCHED_FIFO, param) !== 0) {
-        const errno = new Deno.UnsafePointerView(lib.symbols.errno()!).getInt32();
+        const errno = errnoName(lastErrno(lib.symbols.errno()));
         return {
           ok: false,
-          reason: errno === 1 ? "not permitted: it needs root or CAP_SYS_NICE" : `errno ${errno}`,
+          reason: errno === "EPERM" ? "not permitted: it needs root or CAP_SYS_NICE" : errno,
         };
       }
     }

@@ -11,6 +11,7 @@
  */
 import { trace } from "../trace.ts";
 import { ipv4, sockaddrIn } from "./sockaddr.ts";
+import { lastErrno, systemError } from "../_libc.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -39,23 +40,6 @@ const CLOCK_REALTIME = 0;
 const EAGAIN = 11;
 const ECONNREFUSED = 111;
 const MAX_DATAGRAM = 2048;
-
-/** The system's error numbers a sender may meet, by name (`send_error.ts` reads the name). */
-const ERRNO: Record<number, string> = {
-  1: "EPERM",
-  4: "EINTR",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  22: "EINVAL",
-  99: "EADDRNOTAVAIL",
-  100: "ENETDOWN",
-  101: "ENETUNREACH",
-  105: "ENOBUFS",
-  111: "ECONNREFUSED",
-  112: "EHOSTDOWN",
-  113: "EHOSTUNREACH",
-};
 
 let opened: Libc | null | undefined;
 
@@ -94,11 +78,7 @@ export function openKernelUdpPeer(
   const lib = ip && libc();
   if (!ip || !lib) return undefined;
   const c = lib.symbols;
-  const systemError = (what: string) => {
-    const n = new Deno.UnsafePointerView(c.errno()!).getInt32();
-    const code = ERRNO[n] ?? `errno ${n}`;
-    return Object.assign(new Error(`${what}: ${code}`), { code, errno: n });
-  };
+  const failed = (what: string) => systemError(lastErrno(c.errno()), what);
   const fd = c.socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) return undefined;
   const wake = c.eventfd(0, EFD_NONBLOCK);
@@ -109,7 +89,7 @@ export function openKernelUdpPeer(
   }
   const addr = sockaddrIn(ip, port);
   if (c.connect(fd, addr, addr.length) !== 0) {
-    const e = systemError(`connect ${host}:${port}`);
+    const e = failed(`connect ${host}:${port}`);
     c.close(fd);
     c.close(wake);
     throw e;
@@ -128,7 +108,7 @@ export function openKernelUdpPeer(
       if (r instanceof Error) {
         // ECONNREFUSED here is an ICMP refusal of an earlier datagram: the caller judges it.
         if (!closed) onSendError(r);
-        if ((r as { errno?: number }).errno !== ECONNREFUSED) return;
+        if (r.errno !== ECONNREFUSED) return;
         continue;
       }
       if (!closed) {
@@ -169,7 +149,7 @@ export function openKernelUdpPeer(
     drain,
     send(data) {
       if (closed) return;
-      if (c.send(fd, data, BigInt(data.length), 0) < 0) onSendError(systemError("send"));
+      if (c.send(fd, data, BigInt(data.length), 0) < 0) onSendError(failed("send"));
     },
     close() {
       if (!closed) {
@@ -226,16 +206,14 @@ class Receiver {
     ];
   }
 
-  read(): { data: Uint8Array; realtimeMs: number } | "empty" | Error {
+  read(): { data: Uint8Array; realtimeMs: number } | "empty" | ReturnType<typeof systemError> {
     const c = this.#lib.symbols;
     // The system writes back the control length and the flags: set afresh for each call.
     this.#msg.set(this.#header);
     const n = Number(c.recvmsg(this.#fd, this.#msg, MSG_DONTWAIT));
     if (n < 0) {
-      const errno = new Deno.UnsafePointerView(c.errno()!).getInt32();
-      if (errno === EAGAIN) return "empty";
-      const code = ERRNO[errno] ?? `errno ${errno}`;
-      return Object.assign(new Error(`receive: ${code}`), { code, errno });
+      const errno = lastErrno(c.errno());
+      return errno === EAGAIN ? "empty" : systemError(errno, "receive");
     }
     // struct cmsghdr: len (8 bytes), level, type (4 each), then the timespec.
     const cmsg = this.#cmsg;

@@ -9,6 +9,7 @@
  */
 
 import { ipv4, sockaddrIn } from "./sockaddr.ts";
+import { lastErrno } from "../_libc.ts";
 
 const LINUX = { errno: "__errno_location", refused: 111, again: 11, dontWait: 0x40 } as const;
 const DARWIN = { errno: "__error", refused: 61, again: 35, dontWait: 0x80 } as const;
@@ -59,7 +60,7 @@ export async function udpPortRefused(
   const c = libc();
   if (!c) return undefined;
   const { lib, os } = c;
-  const errno = () => new Deno.UnsafePointerView(lib.symbols.errno()!).getInt32();
+  const errno = () => lastErrno(lib.symbols.errno());
   const fd = lib.symbols.socket(2, 2, 0); // AF_INET, SOCK_DGRAM
   if (fd < 0) return undefined;
   try {

@@ -149,6 +149,14 @@ function threadStat(pid: number, field: number): number[] {
 const threadNices = (pid: number) => threadStat(pid, 16);
 const threadPolicies = (pid: number) => threadStat(pid, 38);
 
+/** One datagram to the device on `port`: its threads started on the first packet then run. */
+async function startLaterThreads(port: number): Promise<void> {
+  const client = dgram.createSocket("udp4");
+  client.send(new Uint8Array(16), port, "127.0.0.1");
+  await new Promise((r) => setTimeout(r, 200));
+  client.close();
+}
+
 Deno.test({
   name: "sim --priority: every thread of the device process runs at that nice value, and says so",
   ignore: Deno.build.os !== "linux",
@@ -157,10 +165,7 @@ Deno.test({
     await using sim = await startSimProcess(["--key", KEY, "--priority", "7"]);
     assertEquals(sim.nice, 7);
     // Its threads started later (the precise timer's, on the first packet) inherit it.
-    const client = dgram.createSocket("udp4");
-    client.send(new Uint8Array(16), sim.port, "127.0.0.1");
-    await new Promise((r) => setTimeout(r, 200));
-    client.close();
+    await startLaterThreads(sim.port);
     const nices = threadNices(sim.pid);
     assert(nices.length > 1, `threads: ${nices}`);
     assertEquals(nices.filter((n) => n !== 7), [], `nice values of its threads: ${nices}`);
@@ -187,10 +192,7 @@ Deno.test({
   async fn() {
     await using sim = await startSimProcess(["--key", KEY, "--realtime"]);
     assertEquals(sim.realtime, true);
-    const client = dgram.createSocket("udp4");
-    client.send(new Uint8Array(16), sim.port, "127.0.0.1");
-    await new Promise((r) => setTimeout(r, 200));
-    client.close();
+    await startLaterThreads(sim.port);
     const policies = threadPolicies(sim.pid);
     assert(policies.length > 1, `threads: ${policies}`);
     assertEquals(policies.filter((p) => p !== 1), [], `policies of its threads: ${policies}`);

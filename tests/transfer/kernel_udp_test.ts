@@ -8,6 +8,28 @@ import { openUdpPeer } from "../../lib/transfer/udp.ts";
 
 const linux = Deno.build.os === "linux";
 
+/**
+ * A local "device" and a kernel socket connected to it, `first` sent so that the device
+ * knows where to answer: the datagram it got, and where it came from.
+ */
+async function loopback(
+  onMessage: (data: Uint8Array, receivedAt: number) => void,
+  onSendError: (e: Error) => void = () => {},
+  first = new Uint8Array([1]),
+) {
+  const server = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const peer = openKernelUdpPeer(
+    "127.0.0.1",
+    (server.addr as Deno.NetAddr).port,
+    onMessage,
+    onSendError,
+  );
+  assert(peer, "Linux with FFI: the kernel socket opens");
+  peer.send(first);
+  const [got, from] = await server.receive();
+  return { server, peer, got, from };
+}
+
 function busy(ms: number): void {
   const until = performance.now() + ms;
   while (performance.now() < until) { /* this thread is busy elsewhere */ }
@@ -17,19 +39,15 @@ Deno.test({
   name: "kernel_udp: a reply read 20 ms late (this thread busy) keeps the time it arrived",
   ignore: !linux,
   async fn() {
-    const server = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
     const got: { data: string; receivedAt: number; readAt: number }[] = [];
     let arrived!: () => void;
     const arrival = new Promise<void>((r) => (arrived = r));
-    const peer = openKernelUdpPeer("127.0.0.1", (server.addr as Deno.NetAddr).port, (d, t) => {
+    const { server, peer, got: ping, from } = await loopback((d, t) => {
       got.push({ data: new TextDecoder().decode(d), receivedAt: t, readAt: performance.now() });
       arrived();
     }, (e) => {
       throw e;
-    });
-    assert(peer, "Linux with FFI: the kernel socket opens");
-    peer.send(new TextEncoder().encode("ping"));
-    const [ping, from] = await server.receive();
+    }, new TextEncoder().encode("ping"));
     assertEquals(new TextDecoder().decode(ping), "ping");
     await server.send(new TextEncoder().encode("pong"), from);
     const sentAt = performance.now();
@@ -48,13 +66,8 @@ Deno.test({
   name: "kernel_udp: drain() hands over what has arrived at once, inside the call",
   ignore: !linux,
   async fn() {
-    const server = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
     const got: string[] = [];
-    const peer = openKernelUdpPeer("127.0.0.1", (server.addr as Deno.NetAddr).port, (d) => {
-      got.push(new TextDecoder().decode(d));
-    }, () => {})!;
-    peer.send(new Uint8Array([1]));
-    const [, from] = await server.receive();
+    const { server, peer, from } = await loopback((d) => got.push(new TextDecoder().decode(d)));
     await server.send(new TextEncoder().encode("a"), from);
     await server.send(new TextEncoder().encode("b"), from);
     busy(5);
@@ -117,13 +130,10 @@ Deno.test({
   // pointing at one the collector had freed made the system write into freed memory.
   ignore: !linux,
   async fn() {
-    const server = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
     const got: number[] = [];
-    const peer = openKernelUdpPeer("127.0.0.1", (server.addr as Deno.NetAddr).port, (d) => {
+    const { server, peer, from } = await loopback((d) => {
       got.push(d.length === 64 && d.every((b) => b === d[0]) ? d[0]! : -1);
-    }, () => {})!;
-    peer.send(new Uint8Array([1]));
-    const [, from] = await server.receive();
+    });
     let garbage: unknown[] = [];
     for (let i = 0; i < 300; i++) {
       await server.send(new Uint8Array(64).fill(i % 256), from);
