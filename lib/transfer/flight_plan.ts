@@ -126,8 +126,17 @@ export class FlightPlan {
   confirm(upTo: number, now: number, answered?: number): void {
     this.flights = this.flights.filter((f) => f.offset >= upTo);
     this.deviceFreeAt = now;
-    if (this.#tail?.seq === answered) this.#tail = undefined;
+    const tail = this.#tail;
+    if (tail?.seq === answered) this.#tail = undefined;
     this.#replan(0, now);
+    if (tail && this.#tail && tail.offset + tail.len <= upTo) {
+      // A copy of a packet the device is past: a duplicate or an unexpected offset to it,
+      // checked and dropped, no sector written (docs/device.md, "What the server does with
+      // a datagram"). Planned as a write, it put the next packet 50 ms behind a resend.
+      tail.sector = false;
+      tail.start = Math.max(tail.arrival, this.last?.end ?? now);
+      tail.end = tail.start + this.pacing.serviceMs(false);
+    }
   }
 
   #replan(from: number, prevEnd: number): void {

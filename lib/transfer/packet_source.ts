@@ -3,6 +3,7 @@
  * that signs ahead of the sender), or taken as they are from a canned `.ota` file.
  */
 import { type CannedFile } from "../format/canned.ts";
+import { openingPackets } from "./sign_schedule.ts";
 import {
   datagramSize,
   makeEndPacket,
@@ -85,7 +86,7 @@ export function liveSource(
     return b;
   };
   let end: Uint8Array | undefined;
-  return {
+  const source: PacketSource = {
     size: firmware.length,
     blocks: usable,
     recoveryLen: Math.min(256, usable[usable.length - 1]!),
@@ -113,6 +114,8 @@ export function liveSource(
       worker = undefined;
     },
   };
+  source.signAhead(openingPackets(firmware.length, usable));
+  return source;
 }
 
 export function cannedSource(file: CannedFile): PacketSource {

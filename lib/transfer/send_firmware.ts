@@ -246,10 +246,11 @@ export async function sendFirmware(options: SendOptions): Promise<SendOutcome> {
       return;
     }
     timer.set(next + t0);
-    if (engine.phase === "transfer" || engine.phase === "probe") {
-      const block = engine.phase === "probe" ? source.blocks[0]! : engine.block;
+    // While probing, the block size is not known: the source signs what may come first
+    // (`openingPackets`), not a run of packets of the largest size.
+    if (engine.phase === "transfer") {
       const quiet = Math.max(0, engine.quietUntil() - now());
-      const items = signing.next(engine.confirmed, block, quiet, source.signMs);
+      const items = signing.next(engine.confirmed, engine.block, quiet, source.signMs);
       if (items.length > 0) source.signAhead(items);
     }
   }

@@ -52,3 +52,24 @@ export class SignSchedule {
     return items;
   }
 }
+
+/** Packets of each block size that a transfer may need before the schedule has a block size. */
+const OPENING_PER_BLOCK = 6;
+
+/**
+ * What a transfer sends first, whichever block size the link passes: at each size, the
+ * probe at offset 0, the resolving packet and the first data packets. Ordered by when they
+ * are needed (every size's probe first), to be signed while the sender sets up and probes
+ * (on the spot, the first five datagrams of a quiet board at MTU 548 left 2-6 ms late each).
+ */
+export function openingPackets(size: number, blocks: number[]): [number, number][] {
+  const items = new Map<string, [number, number]>();
+  for (let rank = 0; rank < OPENING_PER_BLOCK; rank++) {
+    for (const block of blocks) {
+      const offset = rank * block;
+      const len = packetLength(offset, block, size);
+      if (offset < size) items.set(`${offset}:${len}`, [offset, len]);
+    }
+  }
+  return [...items.values()];
+}

@@ -129,6 +129,27 @@ Deno.test("FlightPlan.confirm(): a reply to the last datagram sent frees the dev
   assertEquals(plan.nextSendAt(), undefined);
 });
 
+Deno.test("FlightPlan.confirm(): a copy of a sector's last packet that the device is past is planned as a check, not another sector write", () => {
+  const plan = new FlightPlan(pacing());
+  plan.reset(0);
+  plan.add(3072, 1024, 1, 0); // fills the sector: 5…90
+  plan.flights = []; // given up (its reply is late)
+  const copy = plan.add(3072, 1024, 2, 30); // resent: planned behind the first one's write
+  assertEquals([copy.start, copy.end], [90, 175]);
+  // The first copy's reply: the device wrote the sector. The second copy is a duplicate to
+  // it (answered again, nothing written): 15 ms of check from when it is free.
+  plan.confirm(4096, 90, 1);
+  assertEquals(plan.pacedBehind?.seq, 2);
+  assertEquals([plan.pacedBehind?.start, plan.pacedBehind?.end, plan.pacedBehind?.sector], [
+    90,
+    105,
+    false,
+  ]);
+  // The next packet is planned behind that check, not 70 ms later behind a write.
+  const next = plan.add(4096, 1024, 3, 91);
+  assertEquals([next.start, next.end], [105, 120]);
+});
+
 Deno.test("FlightPlan.nextSendAt(): never less than three quarters of a service behind the previous departure, however the model moved", () => {
   const p = pacing();
   const plan = new FlightPlan(p);

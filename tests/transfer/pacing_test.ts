@@ -257,3 +257,19 @@ Deno.test("PacingModel: a packet surely waited only if it did with the network t
   for (const g of [4.1, 4, 4]) p.addServiceSample(g, false, 20);
   assertEquals(p.normalServiceMs, 4);
 });
+
+Deno.test("PacingModel: the gap of a packet that surely waited is kept under half the estimate; another such gap is not", () => {
+  // Coming down from the round trip: six gaps of 8 ms, the estimate 8 ms, the network's
+  // share 6 ms of the 14 ms idle round trip.
+  const ramp = () => quiet([8, 8, 8, 8, 8, 8]);
+  const sure = ramp();
+  assertEquals([sure.normalServiceMs, sure.twoWayMs], [8, 6]);
+  // Due on the device 20 ms before the previous reply (behind a sector write): 3.9 ms is
+  // its service, though under half of 8. Three such gaps and the estimate is theirs.
+  for (let i = 0; i < 3; i++) sure.addServiceSample(3.9, false, 20);
+  assertEquals(sure.normalServiceMs, 3.9);
+  // Due 1 ms before the previous reply: such a gap may time a stall (replies bunched).
+  const unsure = ramp();
+  for (let i = 0; i < 3; i++) unsure.addServiceSample(3.9, false, 1);
+  assertEquals(unsure.normalServiceMs, 8);
+});

@@ -51,6 +51,28 @@ function assertClean(h: Harness, r: HarnessResult, what: string): void {
   assert(equalBytes(h.device.flash.subarray(APP, APP + image.length), image), `${what}: flash`);
 }
 
+Deno.test("Quiet board, MTU 548: the reply before a sector's last packet is lost: the packets after the sector follow each other, not a write that never happens", () => {
+  // 11776+256's reply is lost; the device took it and 12032+256 (the sector's last) and
+  // wrote the sector. The sender resends both before that reply comes; the second copy is
+  // a duplicate to the device, checked and answered, no write. Planned as a write, it held
+  // 12544+256 back 10 ms behind 12288+256.
+  const { h, r } = run({ loseReplies: ["11776:256"] }, 548);
+  assertClean(h, r, "lost reply before a sector's last packet");
+  const packets = r.deviceEvents.filter((e) => e.type === "packet");
+  assert(
+    packets.some((e) => e.type === "packet" && e.offset === 12032 && e.outcome === "duplicate"),
+  );
+  const start = (offset: number) => {
+    const e = packets.find((e) =>
+      e.type === "packet" && e.offset === offset && e.outcome === "accepted"
+    );
+    assert(e?.type === "packet" && e.started !== undefined, `${offset} accepted`);
+    return e.started;
+  };
+  const idle = start(12544) - (start(12288) + PROFILES["esp8266-quiet"]!.check2048Ms);
+  assert(idle < 1, `the device waited ${idle.toFixed(1)} ms for 12544+256`);
+});
+
 Deno.test("Quiet board, MTU 548: a sector packet whose reply is lost is resent, and its quick duplicate answer does not shrink the sector-write estimate", () => {
   // The device took 3840+256 (the first sector) and wrote flash; only its reply is lost. The
   // resent packet is answered at once as a duplicate: timed, it would say a sector write

@@ -5,7 +5,9 @@
  * quiet moment (a sector write) and the signer keeps up.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { SignSchedule } from "../../lib/transfer/sign_schedule.ts";
+import { openingPackets, SignSchedule } from "../../lib/transfer/sign_schedule.ts";
+import { liveSource } from "../../lib/transfer/packet_source.ts";
+import { nativeSigner } from "../../lib/format/signer.ts";
 import { quietBoardHarness } from "../_harness.ts";
 import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
@@ -41,6 +43,56 @@ Deno.test("SignSchedule: a confirmed offset past what was asked for (a skip) sta
   const s = new SignSchedule(64 * 1024);
   s.next(0, 256, 0, 1.6);
   assertEquals(s.next(8192, 256, 0, 1.6)[0], [8192, 256]);
+});
+
+Deno.test("openingPackets: each size's probe first, then each size's next packets, in the order a transfer may need them", () => {
+  const items = openingPackets(64 * 1024, [1024, 512, 256]);
+  assertEquals(items.slice(0, 6), [
+    [0, 1024],
+    [0, 512],
+    [0, 256],
+    [1024, 1024], // the 1024-byte probe's resolving packet
+    [512, 512],
+    [256, 256],
+  ]);
+  assertEquals(items.length, 18);
+  assertEquals(items.filter(([, len]) => len === 256).map(([o]) => o), [
+    0,
+    256,
+    512,
+    768,
+    1024,
+    1280,
+  ]);
+  // A short image: its last packet is short, and one listed under two sizes comes once.
+  assertEquals(openingPackets(700, [512, 256]), [[0, 512], [0, 256], [512, 188], [256, 256]]);
+});
+
+Deno.test("liveSource: the background signer signs the opening packets before the transfer asks for them", async () => {
+  const key = parsePrivateKey(vectorText("test-key-2048.pem"));
+  const image = makeSampleFirmware({ size: 16 * 1024, seed: 4 });
+  const native = nativeSigner(key);
+  let onTheSpot = 0;
+  const source = liveSource(image, {
+    ...native,
+    sign: (block) => {
+      onTheSpot++;
+      return native.sign(block);
+    },
+  }, [1024, 512, 256]);
+  try {
+    // 18 signatures take the worker well under a second; nothing asks it for more.
+    await new Promise((r) => setTimeout(r, 3000));
+    let seq = 1;
+    for (const [offset, len] of openingPackets(image.length, source.blocks)) {
+      source.datagram(seq++, offset, len);
+    }
+    assertEquals(onTheSpot, 0, "signed on the sending thread");
+    source.datagram(seq++, 4096, 256);
+    assertEquals(onTheSpot, 1, "a packet outside the opening is signed on the spot");
+  } finally {
+    source.close();
+  }
 });
 
 Deno.test("Quiet board, MTU 548, fake clock: after the first sector every signing batch falls in a quiet moment, and the signer keeps up", () => {
