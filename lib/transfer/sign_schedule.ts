@@ -8,6 +8,7 @@
  * "Re-entrancy"). So the work goes out in the sender's quiet moments, as much as fits
  * before its next send can come (while the device writes a sector there are tens of
  * milliseconds); only when fewer than `MIN_AHEAD` packets are ready is it asked at once.
+ * Before the block size is known, the packets a transfer opens with (`openingPackets`).
  */
 import { packetLength } from "../format/packet.ts";
 
@@ -18,6 +19,8 @@ const MAX_AHEAD = 48;
 const QUIET_MS = 5;
 /** What is kept clear before the next send, ms. */
 const CLEARANCE_MS = 1;
+/** Packets of each block size a transfer may need before it knows its block size. */
+const OPENING_PER_BLOCK = 6;
 
 export class SignSchedule {
   readonly #size: number;
@@ -53,9 +56,6 @@ export class SignSchedule {
   }
 }
 
-/** Packets of each block size that a transfer may need before the schedule has a block size. */
-const OPENING_PER_BLOCK = 6;
-
 /**
  * What a transfer sends first, whichever block size the link passes: at each size, the
  * probe at offset 0, the resolving packet and the first data packets. Ordered by when they
@@ -67,8 +67,9 @@ export function openingPackets(size: number, blocks: number[]): [number, number]
   for (let rank = 0; rank < OPENING_PER_BLOCK; rank++) {
     for (const block of blocks) {
       const offset = rank * block;
+      if (offset >= size) continue;
       const len = packetLength(offset, block, size);
-      if (offset < size) items.set(`${offset}:${len}`, [offset, len]);
+      items.set(`${offset}:${len}`, [offset, len]);
     }
   }
   return [...items.values()];
