@@ -212,9 +212,14 @@ export class EngineCore {
     this.plan.sentLate(seq, at);
   }
 
-  /** The round trip of `sent` is timed to a fraction of a millisecond (PRECISE_SEND_MS). */
-  timesRoundTrip(sent: Sent): boolean {
-    return (sent.sendMs ?? 0) <= PRECISE_SEND_MS;
+  /**
+   * The reply to `sent`, sent to an idle device, came now: its round trip goes to the
+   * pacing, precise if its send call was short (PRECISE_SEND_MS). Returns the round trip.
+   */
+  idleRoundTrip(sent: Sent, sector: boolean): number {
+    const rtt = this.now - sent.sentAt;
+    this.pacing.addIdleRtt(rtt, sector, (sent.sendMs ?? 0) <= PRECISE_SEND_MS);
+    return rtt;
   }
 
   // ---- what goes out ----

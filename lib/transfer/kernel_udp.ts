@@ -100,8 +100,9 @@ export function openKernelUdpPeer(
   const drain = () => {
     // Closed, the descriptor may already belong to another file.
     if (closed) return;
-    // Taken anew each time: the system clock may be slewed or set meanwhile.
-    const offset = realtimeOffset(lib);
+    // Taken anew for each batch, and only for one (a drain before every timed send mostly
+    // finds nothing): the system clock may be slewed or set meanwhile.
+    let offset: number | undefined;
     for (;;) {
       const r = receiver.read();
       if (r === "empty") return;
@@ -114,7 +115,9 @@ export function openKernelUdpPeer(
       if (!closed) {
         onMessage(
           r.data,
-          Number.isFinite(r.realtimeMs) ? r.realtimeMs - offset : performance.now(),
+          Number.isFinite(r.realtimeMs)
+            ? r.realtimeMs - (offset ??= realtimeOffset(lib))
+            : performance.now(),
         );
       }
     }

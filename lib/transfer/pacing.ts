@@ -67,10 +67,12 @@ export class PacingModel {
     // of it, and that gap measures it (dropped, a quiet board's 4.0 ms against an estimate
     // of 8.0 kept the estimate at 7.9 ms for two sectors on real sockets).
     const known = this.normalServiceMs;
-    const sure = () => !sector && this.#sureMargin(margin) >= CLEAN_MARGIN_MS;
-    if (!sector && known !== undefined && ms < IMPLAUSIBLE * known && !sure()) return;
+    // Asked before and after the gap is kept: the network's share the margin is judged by
+    // comes from the service estimate, which the gap moves.
+    const surelyWaited = () => !sector && this.#sureMargin(margin) >= CLEAN_MARGIN_MS;
+    if (!sector && known !== undefined && ms < IMPLAUSIBLE * known && !surelyWaited()) return;
     keepLast(sector ? this.#sector : this.#normal, ms);
-    if (sure()) keepLast(this.#clean, ms);
+    if (surelyWaited()) keepLast(this.#clean, ms);
   }
 
   /**

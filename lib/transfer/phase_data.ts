@@ -234,8 +234,8 @@ export class DataPhase implements PhaseHandler {
     // or its sector write: a reply to a retransmission times nothing (Karn's rule).
     if (!exact || f.offset !== c.confirmed || exact.kind === "retransmit") return sample;
     if (exact.sentAt === f.sentAt && f.idle && i === 0) {
-      p.addIdleRtt(c.now - f.sentAt, f.sector, c.timesRoundTrip(exact));
-      if (c.trace.on) sample = `; idle round trip ${ms(c.now - f.sentAt)}`;
+      const rtt = c.idleRoundTrip(exact, f.sector);
+      if (c.trace.on) sample = `; idle round trip ${ms(rtt)}`;
     }
     // It was sent early enough to wait on the device behind the previous packet: the
     // gap between the two replies is its service time.

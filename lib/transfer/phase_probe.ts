@@ -192,8 +192,7 @@ export class ProbePhase implements PhaseHandler {
       return;
     }
     if (!this.#c.fresh(exact)) return;
-    const rtt = this.#c.now - exact!.sentAt;
-    this.#c.pacing.addIdleRtt(rtt, false, this.#c.timesRoundTrip(exact!));
+    const rtt = this.#c.idleRoundTrip(exact!, false);
     this.#c.trace.means(() =>
       `the ${reply.len}-byte probe was taken: an idle round trip of ${ms(rtt)}`
     );
@@ -266,9 +265,7 @@ export class ProbePhase implements PhaseHandler {
     }
     // Sent with nothing else on the device (the probes before it are long done): an idle
     // round trip, one fewer stop-and-wait packet before pipelining.
-    const rtt = this.#c.now - exact.sentAt;
-    const sector = (reply.offset + reply.len) % SECTOR_SIZE === 0;
-    this.#c.pacing.addIdleRtt(rtt, sector, this.#c.timesRoundTrip(exact));
+    const rtt = this.#c.idleRoundTrip(exact, (reply.offset + reply.len) % SECTOR_SIZE === 0);
     this.#c.trace.means(() =>
       `the device had taken the ${size}-byte packet: it expected offset ${reply.offset}; ` +
       `an idle round trip of ${ms(rtt)}`
