@@ -233,15 +233,18 @@ export class DataPhase implements PhaseHandler {
     // A resent packet the device had already taken is answered at once, without its check
     // or its sector write: a reply to a retransmission times nothing (Karn's rule).
     if (!exact || f.offset !== c.confirmed || exact.kind === "retransmit") return sample;
-    if (exact.sentAt === f.sentAt && f.idle && i === 0) {
+    const last = this.#lastReplyAt;
+    // How long before the previous reply it was due on the device. The network's share is
+    // underestimated (pacing.ts, `twoWayMs`): a packet due after the reply reached a device
+    // that had nothing to do, and so does one sent with nothing in flight.
+    const margin = last === undefined ? 0 : last - (exact.sentAt + p.twoWayMs);
+    const reachedIdle = f.idle || (last !== undefined && margin <= 0 && p.calibrated);
+    if (exact.sentAt === f.sentAt && reachedIdle && i === 0) {
       const rtt = c.idleRoundTrip(exact, f.sector);
       if (c.trace.on) sample = `; idle round trip ${ms(rtt)}`;
     }
     // It was sent early enough to wait on the device behind the previous packet: the
     // gap between the two replies is its service time.
-    const last = this.#lastReplyAt;
-    // How long before the previous reply it was due on the device.
-    const margin = last === undefined ? 0 : last - (exact.sentAt + p.twoWayMs);
     if (last !== undefined && margin > 0) {
       p.addServiceSample(c.now - last, f.sector, margin);
       if (c.trace.on) {

@@ -205,6 +205,36 @@ Deno.test("PacingModel: service gaps scattered by more than 15 % of a service ke
   assertEquals([p.steady, p.depth], [false, 3]);
 });
 
+Deno.test("PacingModel: while the gaps still hold the ramp's, idle round trips that scatter little show the replies steady; scattered, or once 24 gaps are known, they do not", () => {
+  // The ramp's gaps (send intervals, from a whole round trip down to the 4 ms service):
+  // median 8.1, median absolute deviation 3.1 ms. Not steady by the gaps.
+  const ramp = [12.5, 10.2, 9, 8.1, 6.2, 5, 4, 4.1];
+  const p = quiet(ramp);
+  const tenth = (x: number | undefined) => Math.round(x! * 10) / 10;
+  assertEquals([tenth(p.serviceSpreadMs), p.steady, p.depth], [3.1, false, 3]);
+  // Eight idle round trips of pipelined packets that reached the device idle, three in
+  // four within 0.3 ms of the quickest: steady (0.3 ≤ 0.15 × 4.1, the estimate). The
+  // network is 14 − 4.1 ms.
+  const tight = [14.3, 14.1, 14.4, 14.2, 14.2, 14.5, 14.1, 14.3];
+  for (const rtt of tight) p.addIdleRtt(rtt, false);
+  assertEquals(p.steady, true);
+  assertEquals(p.depth, 6); // ceil((9.9 + 0.5 + 2 × 4.1) / 4.1) + 1
+  // Round trips three in four of which come up to 3 ms after the quickest (a jittery
+  // link) say nothing of the kind.
+  const jittery = quiet(ramp);
+  for (const rtt of [14, 16, 14.5, 17, 15, 18, 14.2, 16.5]) jittery.addIdleRtt(rtt, false);
+  assertEquals([jittery.steady, jittery.depth], [false, 3]);
+  // Nor do tight ones once two losses came close together.
+  const collided = quiet(ramp);
+  collided.onLoss();
+  collided.onLoss();
+  for (const rtt of tight) collided.addIdleRtt(rtt, false);
+  assertEquals([collided.steady, collided.depth], [false, 3]);
+  // Once the window holds 24 gaps, they decide: scattered by 2.5 ms here.
+  for (let i = 0; i < 8; i++) [3, 5.5].forEach((g) => p.addServiceSample(g, false));
+  assertEquals([tenth(p.serviceSpreadMs), p.steady, p.depth], [2.5, false, 3]);
+});
+
 Deno.test("PacingModel: the logging board (17 ms a packet) needs one more in flight than 3", () => {
   const p = new PacingModel();
   for (let i = 0; i < 3; i++) p.addIdleRtt(27, false);

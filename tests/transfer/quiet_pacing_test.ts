@@ -148,6 +148,36 @@ Deno.test("Quiet board, MTU 548: a packet lost twice is resent from the same off
   assert(slow.length <= 1, `gaps after the resend: ${waits.map((w) => w.toFixed(1)).join(", ")}`);
 });
 
+Deno.test("Quiet board, MTU 548: the pipeline deepens before the first sector is written, on the round trips of packets that reached the device idle", () => {
+  // While the estimate comes down from a whole round trip, the packets reach an idle device
+  // and time no service; the ramp's own gaps kept the model "not steady", 3 packets deep
+  // (the device idle a fifth of the time), until the third sector on this clock and for
+  // 0.45 s on real sockets. Their round trips are idle round trips, and they scatter little.
+  const records: TransferTrace[] = [];
+  const h = new Harness(
+    {
+      modulus: key.modulus,
+      flash: new Uint8Array(0x100000).fill(0xff),
+      profile: PROFILES["esp8266-quiet"],
+      mtu: 548,
+    },
+    { delayMs: 5 },
+    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
+  );
+  h.start({ ...h.options(), trace: (t) => records.push(t) });
+  const r = h.run();
+  assertClean(h, r, "clean link");
+  const deeper = records.find((t) => t.type === "pacing" && t.pacing.depth > 3);
+  const written = r.deviceEvents.find((e) =>
+    e.type === "packet" && e.outcome === "accepted" && e.offset + e.len === 4096
+  );
+  assert(deeper && written, "the pipeline deepened and the first sector was written");
+  assert(
+    deeper.at < written.at,
+    `deeper at ${deeper.at.toFixed(1)} ms, the first sector written at ${written.at.toFixed(1)} ms`,
+  );
+});
+
 Deno.test("Quiet board, MTU 548, a jittery link (0.5 ms mean each way, a long tail) and late timers: the flash is byte-exact", () => {
   // Datagrams held up by more than the 2 ms between a check's start and its end meet the
   // next one on the device (docs/device.md, "Re-entrancy"): both are lost and resent.
