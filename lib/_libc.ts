@@ -12,6 +12,7 @@ const LINUX_ERRNO: Record<number, string> = {
   12: "ENOMEM",
   13: "EACCES",
   22: "EINVAL",
+  98: "EADDRINUSE",
   99: "EADDRNOTAVAIL",
   100: "ENETDOWN",
   101: "ENETUNREACH",

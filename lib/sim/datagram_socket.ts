@@ -1,6 +1,9 @@
 /**
- * The virtual device's UDP socket: its replies leave the moment the model makes them, as a
- * board's do. Deno's `node:dgram` hands a datagram to an unconnected socket only once the
+ * The virtual device's UDP socket: a datagram reaches the model when it reached the
+ * machine, and the replies leave the moment the model makes them, as a board's do. On Linux
+ * (IPv4) it is opened through the C library with the system's receive times
+ * (`transfer/kernel_udp.ts`, `openKernelUdpServer`), sending inside the call. Elsewhere,
+ * read when the process gets to it, and: Deno's `node:dgram` hands a datagram to an unconnected socket only once the
  * calling task has finished (measured: a send followed by 3 ms of work in the same callback
  * arrived 3.1–3.3 ms late, every time) — a reply late by whatever the device process did
  * next, jitter a board does not have; `Deno.listenDatagram` sends inside the call (0.14
@@ -11,6 +14,7 @@
  */
 import dgram from "node:dgram";
 import { nodeSocketSender, socketStep } from "../transfer/udp.ts";
+import { openKernelUdpServer } from "../transfer/kernel_udp.ts";
 
 export interface Sender {
   address: string;
@@ -22,6 +26,8 @@ export interface DatagramSocket {
   readonly port: number;
   /** Sends `data`; datagrams leave in the order of the calls. */
   send(data: Uint8Array, host: string, port: number): void;
+  /** Reads what the system has received by now, where that can be done at once. */
+  drain?(): void;
   close(): Promise<void>;
 }
 
@@ -30,7 +36,8 @@ export interface DatagramSocketOptions {
   hostname: string;
   /** Local port; 0 picks a free one. */
   port: number;
-  onMessage(data: Uint8Array, from: Sender): void;
+  /** `receivedAt`: when the system received it (`performance.now()` ms), where known. */
+  onMessage(data: Uint8Array, from: Sender, receivedAt?: number): void;
   /** A datagram the system would not send (no route, a broadcast address, ...). */
   onSendError?(error: unknown): void;
 }
@@ -40,7 +47,15 @@ export interface DatagramSocketOptions {
  * @throws The system's error if the address or port cannot be bound (see `listenError`).
  */
 export function openDatagramSocket(options: DatagramSocketOptions): Promise<DatagramSocket> {
-  return sendsAtOnce() ? Promise.try(() => openDenoSocket(options)) : openNodeSocket(options);
+  return Promise.try(() =>
+    openKernelUdpServer(
+      options.hostname,
+      options.port,
+      options.onMessage,
+      (e) => options.onSendError?.(e),
+    ) ??
+      (sendsAtOnce() ? openDenoSocket(options) : openNodeSocket(options))
+  );
 }
 
 /** Whether sends leave inside the call (Deno's own UDP API is available). */

@@ -18,13 +18,17 @@ export class Scheduler {
   /** Extra wake-up source (the device model's `nextWakeup`). */
   #wakeup: () => number | undefined;
   #onWake: (now: number) => void;
+  /** Called as the timer fires, before anything due runs (it may add items). */
+  #beforeFire: () => void;
 
   constructor(
     wakeup: () => number | undefined = () => undefined,
     onWake: (now: number) => void = () => {},
+    beforeFire: () => void = () => {},
   ) {
     this.#wakeup = wakeup;
     this.#onWake = onWake;
+    this.#beforeFire = beforeFire;
   }
 
   now(): number {
@@ -51,6 +55,7 @@ export class Scheduler {
   }
 
   #fire(): void {
+    this.#beforeFire();
     const now = this.now();
     while (!this.#closed && this.#items.length > 0 && this.#items[0]!.at <= now) {
       const item = this.#items.shift()!;

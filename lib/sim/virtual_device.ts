@@ -91,6 +91,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
       return w === undefined ? undefined : w + t0;
     },
     (now) => publish(model.advance(now - t0)),
+    // Whatever has arrived is taken first: it may be due before what the timer fired for.
+    () => socket?.drain?.(),
   );
 
   function publish(list: DeviceEvent[]): void {
@@ -135,8 +137,8 @@ export async function startVirtualDevice(options: VirtualDeviceOptions): Promise
     socket = await openDatagramSocket({
       hostname: host,
       port,
-      onMessage(data, from) {
-        const now = clock();
+      onMessage(data, from, receivedAt) {
+        const now = receivedAt === undefined ? clock() : receivedAt - t0;
         for (const d of link.toDevice(now, data)) {
           scheduler.at(d.at + t0, (at) => {
             model.receive(at - t0, d.data, from);

@@ -1,13 +1,17 @@
 /**
- * The sender's UDP socket through the C library (Linux, IPv4), for one thing Deno's sockets
- * do not give: the moment the system received each reply (`SO_TIMESTAMPNS`), whatever this
- * thread was doing then. The pacing re-anchors its plan of the device on every reply
- * (`flight_plan.ts`, `confirm`); a reply read late says the device finished late, and every
- * packet after it is planned that much later. On a busy machine replies were read 0.3 ms
- * late at the median and 1.5 ms one time in ten, and the quiet board waited for packets.
+ * UDP sockets through the C library (Linux, IPv4), for one thing Deno's sockets do not
+ * give: the moment the system received each datagram (`SO_TIMESTAMPNS`), whatever this
+ * thread was doing then. The sender's (`openKernelUdpPeer`): the pacing re-anchors its plan
+ * of the device on every reply (`flight_plan.ts`, `confirm`); a reply read late says the
+ * device finished late, and every packet after it is planned that much later. On a busy
+ * machine replies were read 0.3 ms late at the median and 1.5 ms one time in ten, and the
+ * quiet board waited for packets. The virtual device's (`openKernelUdpServer`): a board
+ * takes a datagram when it comes, and a model that read one late (its process held up for
+ * 5-12 ms a few times a run) had it arrive beside the next one, both in one check.
  *
  * Readiness is a `poll` on a thread of Deno's (a non-blocking FFI call); the datagrams are
- * read here, each with its time. `udp.ts` falls back to `node:dgram` elsewhere.
+ * read here, each with its time. `udp.ts` falls back to `node:dgram` elsewhere, and the
+ * virtual device to Deno's own socket (`sim/datagram_socket.ts`).
  */
 import { trace } from "../trace.ts";
 import { ipv4, sockaddrIn } from "./sockaddr.ts";
@@ -16,6 +20,12 @@ import { lastErrno, systemError } from "../_libc.ts";
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  sendto: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
+    result: "isize",
+  },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
@@ -62,6 +72,22 @@ export interface KernelUdpPeer {
   close(): Promise<void>;
 }
 
+/** Where a datagram came from. */
+export interface KernelUdpSender {
+  address: string;
+  port: number;
+}
+
+export interface KernelUdpServer {
+  /** The local port (chosen by the system when 0 was asked for). */
+  readonly port: number;
+  /** Sends `data` to `host:port` inside the call. */
+  send(data: Uint8Array, host: string, port: number): void;
+  /** Reads every datagram the system has received by now (`onMessage` for each). */
+  drain(): void;
+  close(): Promise<void>;
+}
+
 /**
  * A socket connected to `host:port` whose replies come with the time the system received
  * them (`performance.now()` ms). Undefined where this cannot be had (another system, no
@@ -77,91 +103,195 @@ export function openKernelUdpPeer(
   const ip = ipv4(host);
   const lib = ip && libc();
   if (!ip || !lib) return undefined;
+  const socket = TimestampedSocket.open(lib, false);
+  if (!socket) return undefined;
   const c = lib.symbols;
-  const failed = (what: string) => systemError(lastErrno(c.errno()), what);
-  const fd = c.socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return undefined;
-  const wake = c.eventfd(0, EFD_NONBLOCK);
-  if (wake < 0 || c.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, new Int32Array([1]), 4) !== 0) {
-    c.close(fd);
-    if (wake >= 0) c.close(wake);
-    return undefined;
-  }
   const addr = sockaddrIn(ip, port);
-  if (c.connect(fd, addr, addr.length) !== 0) {
-    const e = failed(`connect ${host}:${port}`);
-    c.close(fd);
-    c.close(wake);
+  if (c.connect(socket.fd, addr, addr.length) !== 0) {
+    const e = socket.failed(`connect ${host}:${port}`);
+    socket.closeNow();
     throw e;
   }
-  const receiver = new Receiver(lib, fd);
-  let closed = false;
+  socket.watch((data, receivedAt) => onMessage(data, receivedAt), onSendError);
+  return {
+    drain: () => socket.drain(),
+    send(data) {
+      if (socket.closed) return;
+      if (c.send(socket.fd, data, BigInt(data.length), 0) < 0) {
+        onSendError(socket.failed("send"));
+      }
+    },
+    close: () => socket.close(),
+  };
+}
 
-  const drain = () => {
+/**
+ * A socket bound to `host:port` (IPv4) whose datagrams come with the time the system
+ * received them and where from: the virtual device's, so that a datagram its process read
+ * late still reaches the model when it reached the machine. Undefined where this cannot be
+ * had (another system, no FFI permission, not an IPv4 address).
+ * @throws An error with the system's `code` (EADDRINUSE, EADDRNOTAVAIL, ...) if it cannot
+ * be bound.
+ */
+export function openKernelUdpServer(
+  host: string,
+  port: number,
+  onMessage: (data: Uint8Array, from: KernelUdpSender, receivedAt: number) => void,
+  onSendError: (error: Error) => void,
+): KernelUdpServer | undefined {
+  const ip = ipv4(host);
+  const lib = ip && libc();
+  if (!ip || !lib) return undefined;
+  const socket = TimestampedSocket.open(lib, true);
+  if (!socket) return undefined;
+  const c = lib.symbols;
+  const addr = sockaddrIn(ip, port);
+  const bound = new Uint8Array(16);
+  const boundLength = new Uint32Array([bound.length]);
+  if (
+    c.bind(socket.fd, addr, addr.length) !== 0 ||
+    c.getsockname(socket.fd, bound, boundLength) !== 0
+  ) {
+    const e = socket.failed(`bind ${host}:${port}`);
+    socket.closeNow();
+    throw e;
+  }
+  socket.watch((data, receivedAt, from) => onMessage(data, from!, receivedAt), onSendError);
+  return {
+    port: (bound[2]! << 8) | bound[3]!,
+    drain: () => socket.drain(),
+    send(data, toHost, toPort) {
+      const to = ipv4(toHost);
+      if (socket.closed) return;
+      if (!to) {
+        onSendError(Object.assign(new Error(`send to ${toHost}: not an IPv4 address`), {
+          code: "EINVAL",
+        }));
+        return;
+      }
+      const toAddr = sockaddrIn(to, toPort);
+      if (c.sendto(socket.fd, data, BigInt(data.length), 0, toAddr, toAddr.length) < 0) {
+        onSendError(socket.failed("send"));
+      }
+    },
+    close: () => socket.close(),
+  };
+}
+
+type Delivery = (data: Uint8Array, receivedAt: number, from?: KernelUdpSender) => void;
+
+/**
+ * A datagram socket with `SO_TIMESTAMPNS`, an eventfd to end its wait, and the wait
+ * itself: a `poll` on a thread of Deno's (a non-blocking FFI call), then everything that
+ * has arrived is read here, each datagram with its time.
+ */
+class TimestampedSocket {
+  readonly fd: number;
+  readonly #wake: number;
+  readonly #lib: Libc;
+  readonly #receiver: Receiver;
+  #deliver: Delivery = () => {};
+  #onError: (error: Error) => void = () => {};
+  #waiting: Promise<void> = Promise.resolve();
+  closed = false;
+
+  private constructor(lib: Libc, fd: number, wake: number, withSender: boolean) {
+    this.#lib = lib;
+    this.fd = fd;
+    this.#wake = wake;
+    this.#receiver = new Receiver(lib, fd, withSender);
+  }
+
+  /** A new socket (`withSender`: each datagram with where it came from), or undefined. */
+  static open(lib: Libc, withSender: boolean): TimestampedSocket | undefined {
+    const c = lib.symbols;
+    const fd = c.socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return undefined;
+    const wake = c.eventfd(0, EFD_NONBLOCK);
+    if (wake < 0 || c.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, new Int32Array([1]), 4) !== 0) {
+      c.close(fd);
+      if (wake >= 0) c.close(wake);
+      return undefined;
+    }
+    return new TimestampedSocket(lib, fd, wake, withSender);
+  }
+
+  failed(what: string): Error {
+    return systemError(lastErrno(this.#lib.symbols.errno()), what);
+  }
+
+  /** Closes both descriptors at once (nothing was started on them). */
+  closeNow(): void {
+    this.closed = true;
+    this.#lib.symbols.close(this.fd);
+    this.#lib.symbols.close(this.#wake);
+  }
+
+  /** Starts waiting for datagrams: each goes to `deliver`, errors to `onError`. */
+  watch(deliver: Delivery, onError: (error: Error) => void): void {
+    this.#deliver = deliver;
+    this.#onError = onError;
+    const c = this.#lib.symbols;
+    // Read by the system on another thread while this one runs on: off V8's heap (fixed).
+    const fds = new Uint8Array(new ArrayBuffer(16));
+    const view = new DataView(fds.buffer);
+    view.setInt32(0, this.fd, true);
+    view.setInt16(4, POLLIN, true);
+    view.setInt32(8, this.#wake, true);
+    view.setInt16(12, POLLIN, true);
+    this.#waiting = (async () => {
+      while (!this.closed) {
+        view.setInt16(6, 0, true);
+        view.setInt16(14, 0, true);
+        const ready = await c.poll(fds, 2n, -1);
+        if (this.closed) break;
+        if (ready < 0) {
+          // (Its errno is the other thread's.)
+          trace("udp", "poll failed: trying again");
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          continue;
+        }
+        this.drain();
+      }
+      c.close(this.fd);
+      c.close(this.#wake);
+    })();
+  }
+
+  drain(): void {
     // Closed, the descriptor may already belong to another file.
-    if (closed) return;
+    if (this.closed) return;
     // Taken anew for each batch, and only for one (a drain before every timed send mostly
     // finds nothing): the system clock may be slewed or set meanwhile.
     let offset: number | undefined;
     for (;;) {
-      const r = receiver.read();
+      const r = this.#receiver.read();
       if (r === "empty") return;
       if (r instanceof Error) {
         // ECONNREFUSED here is an ICMP refusal of an earlier datagram: the caller judges it.
-        if (!closed) onSendError(r);
+        if (!this.closed) this.#onError(r);
         if (r.errno !== ECONNREFUSED) return;
         continue;
       }
-      if (!closed) {
-        onMessage(
+      if (!this.closed) {
+        this.#deliver(
           r.data,
           Number.isFinite(r.realtimeMs)
-            ? r.realtimeMs - (offset ??= realtimeOffset(lib))
+            ? r.realtimeMs - (offset ??= realtimeOffset(this.#lib))
             : performance.now(),
+          r.from,
         );
       }
     }
-  };
+  }
 
-  // Read by the system on another thread while this one runs on: off V8's heap (fixed).
-  const fds = new Uint8Array(new ArrayBuffer(16));
-  const view = new DataView(fds.buffer);
-  view.setInt32(0, fd, true);
-  view.setInt16(4, POLLIN, true);
-  view.setInt32(8, wake, true);
-  view.setInt16(12, POLLIN, true);
-  const waiting = (async () => {
-    while (!closed) {
-      view.setInt16(6, 0, true);
-      view.setInt16(14, 0, true);
-      const ready = await c.poll(fds, 2n, -1);
-      if (closed) break;
-      if (ready < 0) {
-        // (Its errno is the other thread's.)
-        trace("udp", "poll failed: trying again");
-        await new Promise((resolve) => setTimeout(resolve, 1));
-        continue;
-      }
-      drain();
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.#lib.symbols.write(this.#wake, new BigUint64Array([1n]), 8n);
     }
-    c.close(fd);
-    c.close(wake);
-  })();
-
-  return {
-    drain,
-    send(data) {
-      if (closed) return;
-      if (c.send(fd, data, BigInt(data.length), 0) < 0) onSendError(failed("send"));
-    },
-    close() {
-      if (!closed) {
-        closed = true;
-        c.write(wake, new BigUint64Array([1n]), 8n);
-      }
-      return waiting;
-    },
-  };
+    return this.#waiting;
+  }
 }
 
 /** CLOCK_REALTIME (what the system stamps datagrams with) minus `performance.now()`, ms. */
@@ -188,19 +318,23 @@ class Receiver {
   readonly #iov = new BigUint64Array(new ArrayBuffer(16));
   /** struct msghdr: name, namelen, iov, iovlen, control, controllen, flags (56 bytes). */
   readonly #msg = new BigUint64Array(new ArrayBuffer(56));
+  /** struct sockaddr_in of the sender, when asked for. */
+  readonly #name = new Uint8Array(new ArrayBuffer(16));
   readonly #header: bigint[];
   readonly #cmsg = new DataView(this.#control.buffer);
   readonly #lib: Libc;
   readonly #fd: number;
+  readonly #withSender: boolean;
 
-  constructor(lib: Libc, fd: number) {
+  constructor(lib: Libc, fd: number, withSender: boolean) {
     this.#lib = lib;
     this.#fd = fd;
+    this.#withSender = withSender;
     const ptr = (b: BufferSource) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
     this.#iov.set([ptr(this.#data), BigInt(this.#data.length)]);
     this.#header = [
-      0n,
-      0n,
+      withSender ? ptr(this.#name) : 0n,
+      withSender ? BigInt(this.#name.length) : 0n,
       ptr(this.#iov),
       1n,
       ptr(this.#control),
@@ -209,7 +343,10 @@ class Receiver {
     ];
   }
 
-  read(): { data: Uint8Array; realtimeMs: number } | "empty" | ReturnType<typeof systemError> {
+  read():
+    | { data: Uint8Array; realtimeMs: number; from?: KernelUdpSender }
+    | "empty"
+    | ReturnType<typeof systemError> {
     const c = this.#lib.symbols;
     // The system writes back the control length and the flags: set afresh for each call.
     this.#msg.set(this.#header);
@@ -234,6 +371,13 @@ class Receiver {
       }
       at += (len + 7) & ~7;
     }
-    return { data: this.#data.slice(0, n), realtimeMs };
+    const data = this.#data.slice(0, n);
+    if (!this.#withSender) return { data, realtimeMs };
+    const a = this.#name;
+    return {
+      data,
+      realtimeMs,
+      from: { address: a.slice(4, 8).join("."), port: (a[2]! << 8) | a[3]! },
+    };
   }
 }
