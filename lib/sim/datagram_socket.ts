@@ -2,15 +2,15 @@
  * The virtual device's UDP socket: a datagram reaches the model when it reached the
  * machine, and the replies leave the moment the model makes them, as a board's do. On Linux
  * (IPv4) it is opened through the C library with the system's receive times
- * (`transfer/kernel_udp.ts`, `openKernelUdpServer`), sending inside the call. Elsewhere,
- * read when the process gets to it, and: Deno's `node:dgram` hands a datagram to an unconnected socket only once the
- * calling task has finished (measured: a send followed by 3 ms of work in the same callback
- * arrived 3.1–3.3 ms late, every time) — a reply late by whatever the device process did
- * next, jitter a board does not have; `Deno.listenDatagram` sends inside the call (0.14
- * ms). That API is behind `--unstable-net` (deno.json and `startSimProcess` ask for it);
- * without it this falls back to `node:dgram`. (The sender connects its socket instead,
- * `transfer/udp.ts`: a socket that may broadcast has no place there, and Deno's own has
- * broadcasting on.)
+ * (`transfer/kernel_udp.ts`, `openKernelUdpServer`), sending inside the call. Elsewhere a
+ * datagram is timed when the process reads it, and: Deno's `node:dgram` hands a datagram
+ * to an unconnected socket only once the calling task has finished (measured: a send
+ * followed by 3 ms of work in the same callback arrived 3.1–3.3 ms late, every time) — a
+ * reply late by whatever the device process did next, jitter a board does not have;
+ * `Deno.listenDatagram` sends inside the call (0.14 ms). That API is behind
+ * `--unstable-net` (deno.json and `startSimProcess` ask for it); without it this falls
+ * back to `node:dgram`. (The sender connects its socket instead, `transfer/udp.ts`: a
+ * socket that may broadcast has no place there, and Deno's own has broadcasting on.)
  */
 import dgram from "node:dgram";
 import { nodeSocketSender, socketStep } from "../transfer/udp.ts";

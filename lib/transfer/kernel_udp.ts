@@ -100,13 +100,9 @@ export function openKernelUdpPeer(
   onMessage: (data: Uint8Array, receivedAt: number) => void,
   onSendError: (error: Error) => void,
 ): KernelUdpPeer | undefined {
-  const ip = ipv4(host);
-  const lib = ip && libc();
-  if (!ip || !lib) return undefined;
-  const socket = TimestampedSocket.open(lib, false);
-  if (!socket) return undefined;
-  const c = lib.symbols;
-  const addr = sockaddrIn(ip, port);
+  const opened = openAt(host, port, false);
+  if (!opened) return undefined;
+  const { socket, c, addr } = opened;
   if (c.connect(socket.fd, addr, addr.length) !== 0) {
     const e = socket.failed(`connect ${host}:${port}`);
     socket.closeNow();
@@ -139,13 +135,9 @@ export function openKernelUdpServer(
   onMessage: (data: Uint8Array, from: KernelUdpSender, receivedAt: number) => void,
   onSendError: (error: Error) => void,
 ): KernelUdpServer | undefined {
-  const ip = ipv4(host);
-  const lib = ip && libc();
-  if (!ip || !lib) return undefined;
-  const socket = TimestampedSocket.open(lib, true);
-  if (!socket) return undefined;
-  const c = lib.symbols;
-  const addr = sockaddrIn(ip, port);
+  const opened = openAt(host, port, true);
+  if (!opened) return undefined;
+  const { socket, c, addr } = opened;
   const bound = new Uint8Array(16);
   const boundLength = new Uint32Array([bound.length]);
   if (
@@ -176,6 +168,14 @@ export function openKernelUdpServer(
     },
     close: () => socket.close(),
   };
+}
+
+/** A new timestamped socket and `host:port` as the C library takes it, where that can be had. */
+function openAt(host: string, port: number, withSender: boolean) {
+  const ip = ipv4(host);
+  const lib = ip && libc();
+  const socket = lib && TimestampedSocket.open(lib, withSender);
+  return socket ? { socket, c: lib.symbols, addr: sockaddrIn(ip, port) } : undefined;
 }
 
 type Delivery = (data: Uint8Array, receivedAt: number, from?: KernelUdpSender) => void;

@@ -21,7 +21,13 @@ const APP = 0x3c000;
 const key = parsePrivateKey(vectorText("test-key-2048.pem"));
 const image = makeSampleFirmware({ size: 24 * 1024, seed: 3 });
 
-function run(link: LinkOptions, mtu: number, jitterMs = 0): { h: Harness; r: HarnessResult } {
+/** A transfer on the fake clock; `records`, if given, gets its trace. */
+function run(
+  link: LinkOptions,
+  mtu: number,
+  jitterMs = 0,
+  records?: TransferTrace[],
+): { h: Harness; r: HarnessResult } {
   const h = new Harness(
     {
       modulus: key.modulus,
@@ -33,7 +39,7 @@ function run(link: LinkOptions, mtu: number, jitterMs = 0): { h: Harness; r: Har
     liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
   );
   h.timerJitterMs = jitterMs;
-  h.start(h.options());
+  h.start(records ? { ...h.options(), trace: (t) => records.push(t) } : h.options());
   return { h, r: h.run() };
 }
 
@@ -154,18 +160,7 @@ Deno.test("Quiet board, MTU 548: the pipeline deepens before the first sector is
   // (the device idle a fifth of the time), until the third sector on this clock and for
   // 0.45 s on real sockets. Their round trips are idle round trips, and they scatter little.
   const records: TransferTrace[] = [];
-  const h = new Harness(
-    {
-      modulus: key.modulus,
-      flash: new Uint8Array(0x100000).fill(0xff),
-      profile: PROFILES["esp8266-quiet"],
-      mtu: 548,
-    },
-    { delayMs: 5 },
-    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
-  );
-  h.start({ ...h.options(), trace: (t) => records.push(t) });
-  const r = h.run();
+  const { h, r } = run({}, 548, 0, records);
   assertClean(h, r, "clean link");
   const deeper = records.find((t) => t.type === "pacing" && t.pacing.depth > 3);
   const written = r.deviceEvents.find((e) =>
@@ -225,18 +220,7 @@ Deno.test("Quiet board, MTU 548, a jittery link: a lost packet is resent behind 
   // left a quiet board idle 70-100 ms when one of them filled a sector (on real sockets
   // under a CPU hog, 0.2-2.3 s of idle device per 160 KiB).
   const records: TransferTrace[] = [];
-  const h = new Harness(
-    {
-      modulus: key.modulus,
-      flash: new Uint8Array(0x100000).fill(0xff),
-      profile: PROFILES["esp8266-quiet"],
-      mtu: 548,
-    },
-    { delayMs: 5, jitterMs: 1, seed: 1, losePackets: ["21504:256"] },
-    liveSource(image, nativeSigner(key), AUTO_BLOCKS, false),
-  );
-  h.start({ ...h.options(), trace: (t) => records.push(t) });
-  const r = h.run();
+  const { h, r } = run({ jitterMs: 1, seed: 1, losePackets: ["21504:256"] }, 548, 0, records);
   assertEquals(r.outcome?.type, "done");
   assert(equalBytes(h.device.flash.subarray(APP, APP + image.length), image), "flash");
   const timeout = records.find((t) => t.type === "timeout" && t.what.includes("offset 21504"));
