@@ -108,15 +108,10 @@ export function openKernelUdpPeer(
     socket.closeNow();
     throw e;
   }
-  socket.watch((data, receivedAt) => onMessage(data, receivedAt), onSendError);
+  socket.watch(onMessage, onSendError);
   return {
     drain: () => socket.drain(),
-    send(data) {
-      if (socket.closed) return;
-      if (c.send(socket.fd, data, BigInt(data.length), 0) < 0) {
-        onSendError(socket.failed("send"));
-      }
-    },
+    send: (data) => socket.send(data),
     close: () => socket.close(),
   };
 }
@@ -149,22 +144,24 @@ export function openKernelUdpServer(
     throw e;
   }
   socket.watch((data, receivedAt, from) => onMessage(data, from!, receivedAt), onSendError);
+  // Every reply goes where the last one went (one sender at a time): its address as the C
+  // library takes it is kept, not made again from the string for each.
+  let last: { host: string; port: number; addr: Uint8Array } | undefined;
   return {
     port: (bound[2]! << 8) | bound[3]!,
     drain: () => socket.drain(),
     send(data, toHost, toPort) {
-      const to = ipv4(toHost);
-      if (socket.closed) return;
-      if (!to) {
-        onSendError(Object.assign(new Error(`send to ${toHost}: not an IPv4 address`), {
-          code: "EINVAL",
-        }));
-        return;
+      if (last?.host !== toHost || last.port !== toPort) {
+        const to = ipv4(toHost);
+        if (!to) {
+          onSendError(Object.assign(new Error(`send to ${toHost}: not an IPv4 address`), {
+            code: "EINVAL",
+          }));
+          return;
+        }
+        last = { host: toHost, port: toPort, addr: sockaddrIn(to, toPort) };
       }
-      const toAddr = sockaddrIn(to, toPort);
-      if (c.sendto(socket.fd, data, BigInt(data.length), 0, toAddr, toAddr.length) < 0) {
-        onSendError(socket.failed("send"));
-      }
+      socket.send(data, last.addr);
     },
     close: () => socket.close(),
   };
@@ -214,6 +211,16 @@ class TimestampedSocket {
       return undefined;
     }
     return new TimestampedSocket(lib, fd, wake, withSender);
+  }
+
+  /** Sends `data` inside the call, to `to` (a `sockaddr_in`) or where it is connected. */
+  send(data: Uint8Array, to?: Uint8Array): void {
+    if (this.closed) return;
+    const c = this.#lib.symbols;
+    const n = to
+      ? c.sendto(this.fd, data, BigInt(data.length), 0, to, to.length)
+      : c.send(this.fd, data, BigInt(data.length), 0);
+    if (n < 0) this.#onError(this.failed("send"));
   }
 
   failed(what: string): Error {
