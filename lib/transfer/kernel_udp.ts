@@ -9,9 +9,10 @@
  * takes a datagram when it comes, and a model that read one late (its process held up for
  * 5-12 ms a few times a run) had it arrive beside the next one, both in one check.
  *
- * Readiness is a `poll` on a thread of Deno's (a non-blocking FFI call); the datagrams are
- * read here, each with its time. `udp.ts` falls back to `node:dgram` elsewhere, and the
- * virtual device to Deno's own socket (`sim/datagram_socket.ts`).
+ * Readiness is one `poll` for all of the process's sockets, on a thread of Deno's (a
+ * non-blocking FFI call, `Poller`); the datagrams are read here, each with its time.
+ * `udp.ts` falls back to `node:dgram` elsewhere, and the virtual device to Deno's own
+ * socket (`sim/datagram_socket.ts`).
  */
 import { trace } from "../trace.ts";
 import { ipv4, sockaddrIn } from "./sockaddr.ts";
@@ -32,6 +33,7 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   errno: { name: "__errno_location", parameters: [], result: "pointer" },
@@ -178,24 +180,22 @@ function openAt(host: string, port: number, withSender: boolean) {
 type Delivery = (data: Uint8Array, receivedAt: number, from?: KernelUdpSender) => void;
 
 /**
- * A datagram socket with `SO_TIMESTAMPNS`, an eventfd to end its wait, and the wait
- * itself: a `poll` on a thread of Deno's (a non-blocking FFI call), then everything that
- * has arrived is read here, each datagram with its time.
+ * A datagram socket with `SO_TIMESTAMPNS`. What has arrived is read by `drain`, each
+ * datagram with its time: when the caller asks, and when the process's `Poller` sees it.
  */
 class TimestampedSocket {
   readonly fd: number;
-  readonly #wake: number;
   readonly #lib: Libc;
   readonly #receiver: Receiver;
   #deliver: Delivery = () => {};
   #onError: (error: Error) => void = () => {};
-  #waiting: Promise<void> = Promise.resolve();
+  #poller: Poller | undefined;
+  #released: Promise<void> | undefined;
   closed = false;
 
-  private constructor(lib: Libc, fd: number, wake: number, withSender: boolean) {
+  private constructor(lib: Libc, fd: number, withSender: boolean) {
     this.#lib = lib;
     this.fd = fd;
-    this.#wake = wake;
     this.#receiver = new Receiver(lib, fd, withSender);
   }
 
@@ -204,13 +204,11 @@ class TimestampedSocket {
     const c = lib.symbols;
     const fd = c.socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) return undefined;
-    const wake = c.eventfd(0, EFD_NONBLOCK);
-    if (wake < 0 || c.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, new Int32Array([1]), 4) !== 0) {
+    if (c.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, new Int32Array([1]), 4) !== 0) {
       c.close(fd);
-      if (wake >= 0) c.close(wake);
       return undefined;
     }
-    return new TimestampedSocket(lib, fd, wake, withSender);
+    return new TimestampedSocket(lib, fd, withSender);
   }
 
   /** Sends `data` inside the call, to `to` (a `sockaddr_in`) or where it is connected. */
@@ -227,42 +225,23 @@ class TimestampedSocket {
     return systemError(lastErrno(this.#lib.symbols.errno()), what);
   }
 
-  /** Closes both descriptors at once (nothing was started on them). */
+  /** Closes the socket at once (nothing was started on it). */
   closeNow(): void {
     this.closed = true;
     this.#lib.symbols.close(this.fd);
-    this.#lib.symbols.close(this.#wake);
   }
 
   /** Starts waiting for datagrams: each goes to `deliver`, errors to `onError`. */
   watch(deliver: Delivery, onError: (error: Error) => void): void {
     this.#deliver = deliver;
     this.#onError = onError;
-    const c = this.#lib.symbols;
-    // Read by the system on another thread while this one runs on: off V8's heap (fixed).
-    const fds = new Uint8Array(new ArrayBuffer(16));
-    const view = new DataView(fds.buffer);
-    view.setInt32(0, this.fd, true);
-    view.setInt16(4, POLLIN, true);
-    view.setInt32(8, this.#wake, true);
-    view.setInt16(12, POLLIN, true);
-    this.#waiting = (async () => {
-      while (!this.closed) {
-        view.setInt16(6, 0, true);
-        view.setInt16(14, 0, true);
-        const ready = await c.poll(fds, 2n, -1);
-        if (this.closed) break;
-        if (ready < 0) {
-          // (Its errno is the other thread's.)
-          trace("udp", "poll failed: trying again");
-          await new Promise((resolve) => setTimeout(resolve, 1));
-          continue;
-        }
-        this.drain();
-      }
-      c.close(this.fd);
-      c.close(this.#wake);
-    })();
+    try {
+      this.#poller = Poller.of(this.#lib);
+    } catch (e) {
+      this.closeNow();
+      throw e;
+    }
+    this.#poller.add(this);
   }
 
   drain(): void {
@@ -292,12 +271,113 @@ class TimestampedSocket {
     }
   }
 
+  /** Stops delivering at once; resolves once the descriptor is closed. */
   close(): Promise<void> {
-    if (!this.closed) {
+    if (!this.#released) {
       this.closed = true;
-      this.#lib.symbols.write(this.#wake, new BigUint64Array([1n]), 8n);
+      this.#released = this.#poller!.remove(this);
     }
-    return this.#waiting;
+    return this.#released;
+  }
+}
+
+/**
+ * One wait for every timestamped socket of this process (this isolate): a `poll` on one of
+ * Deno's threads for blocking work (a non-blocking FFI call). Deno gives an isolate 32 such
+ * threads, and a file read needs one too: a `poll` per socket held one each for as long as
+ * the socket was open, and a process with 32 sockets (a fleet's boards and senders) could
+ * read no file. Running while a socket is open; a socket's descriptor is closed only between
+ * two waits, never while the other thread still polls it.
+ */
+class Poller {
+  static #current: Poller | undefined;
+  readonly #lib: Libc;
+  readonly #wake: number;
+  readonly #sockets = new Map<number, TimestampedSocket>();
+  readonly #closing = new Map<TimestampedSocket, PromiseWithResolvers<void>>();
+  #changed = true;
+  #running = false;
+
+  private constructor(lib: Libc, wake: number) {
+    this.#lib = lib;
+    this.#wake = wake;
+  }
+
+  /**
+   * This process's poller (a new one if none runs; it waits once a socket is added).
+   * @throws If the system gives no eventfd (out of descriptors).
+   */
+  static of(lib: Libc): Poller {
+    if (Poller.#current) return Poller.#current;
+    const wake = lib.symbols.eventfd(0, EFD_NONBLOCK);
+    if (wake < 0) throw systemError(lastErrno(lib.symbols.errno()), "eventfd");
+    const poller = new Poller(lib, wake);
+    Poller.#current = poller;
+    return poller;
+  }
+
+  add(socket: TimestampedSocket): void {
+    this.#sockets.set(socket.fd, socket);
+    this.#changed = true;
+    if (this.#running) this.#interrupt();
+    else {
+      this.#running = true;
+      void this.#run();
+    }
+  }
+
+  remove(socket: TimestampedSocket): Promise<void> {
+    this.#sockets.delete(socket.fd);
+    const closing = Promise.withResolvers<void>();
+    this.#closing.set(socket, closing);
+    this.#changed = true;
+    this.#interrupt();
+    return closing.promise;
+  }
+
+  #interrupt(): void {
+    this.#lib.symbols.write(this.#wake, new BigUint64Array([1n]), 8n);
+  }
+
+  async #run(): Promise<void> {
+    const c = this.#lib.symbols;
+    // struct pollfd {int fd; short events, revents}: read by the other thread while this
+    // one runs on, so off V8's heap (fixed); the wake descriptor first.
+    let fds = new Uint8Array(new ArrayBuffer(8));
+    let view = new DataView(fds.buffer);
+    let watched: TimestampedSocket[] = [];
+    for (;;) {
+      if (this.#changed) {
+        this.#changed = false;
+        for (const [socket, closing] of this.#closing) {
+          c.close(socket.fd);
+          closing.resolve();
+        }
+        this.#closing.clear();
+        if (this.#sockets.size === 0) break;
+        watched = [...this.#sockets.values()];
+        fds = new Uint8Array(new ArrayBuffer(8 * (watched.length + 1)));
+        view = new DataView(fds.buffer);
+        [this.#wake, ...watched.map((s) => s.fd)].forEach((fd, i) => {
+          view.setInt32(8 * i, fd, true);
+          view.setInt16(8 * i + 4, POLLIN, true);
+        });
+      }
+      for (let i = 0; i <= watched.length; i++) view.setInt16(8 * i + 6, 0, true);
+      const ready = await c.poll(fds, BigInt(watched.length + 1), -1);
+      if (ready < 0) {
+        // (Its errno is the other thread's.)
+        trace("udp", "poll failed: trying again");
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
+      }
+      if (view.getInt16(6, true) !== 0) c.read(this.#wake, new BigUint64Array(1), 8n);
+      watched.forEach((socket, i) => {
+        if (view.getInt16(8 * (i + 1) + 6, true) !== 0) socket.drain();
+      });
+    }
+    Poller.#current = undefined;
+    c.close(this.#wake);
   }
 }
 

@@ -3,7 +3,7 @@
  * is timed from when the system received it, not from when this thread got round to it.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { openKernelUdpPeer } from "../../lib/transfer/kernel_udp.ts";
+import { openKernelUdpPeer, openKernelUdpServer } from "../../lib/transfer/kernel_udp.ts";
 import { openUdpPeer } from "../../lib/transfer/udp.ts";
 
 const linux = Deno.build.os === "linux";
@@ -152,5 +152,44 @@ Deno.test({
     assertEquals(got, Array.from({ length: 300 }, (_, i) => i % 256));
     await peer.close();
     server.close();
+  },
+});
+
+Deno.test({
+  name: "kernel_udp: 40 sockets open at once each receive, and a file can still be read",
+  // Deno runs blocking work (a file read, a non-blocking FFI call) on at most 32 threads:
+  // a wait per socket held one each, and with 32 open a file read never began.
+  ignore: !linux,
+  async fn() {
+    const got = new Set<number>();
+    let all!: () => void;
+    const allArrived = new Promise<void>((r) => (all = r));
+    const servers = Array.from(
+      { length: 40 },
+      (_, i) =>
+        openKernelUdpServer("127.0.0.1", 0, (d, from, receivedAt) => {
+          assertEquals([d[0], from.address, Number.isFinite(receivedAt)], [i, "127.0.0.1", true]);
+          got.add(i);
+          if (got.size === 40) all();
+        }, (e) => {
+          throw e;
+        })!,
+    );
+    const client = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    const read = Deno.readFile(new URL(import.meta.url));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), 5000)));
+    assert((await Promise.race([read, late])) instanceof Uint8Array, "no file read in 5 s");
+    for (const [i, s] of servers.entries()) {
+      await client.send(new Uint8Array([i]), {
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port: s.port,
+      });
+    }
+    assertEquals(await Promise.race([allArrived.then(() => got.size), late]), 40);
+    clearTimeout(timer);
+    client.close();
+    await Promise.all(servers.map((s) => s.close()));
   },
 });
