@@ -114,13 +114,15 @@ export class PacingModel {
    * Until then, the second smallest of the last six gaps. The pipeline starts from an
    * estimate that is too long (a whole idle round trip) and feeds the device at 0.8 of it:
    * a packet that did not wait makes a gap as long as its send interval, so the estimate
-   * comes down by a fifth a packet, where a median of 24 lagged behind (a quiet board's
-   * first three sectors went at 10 ms a packet, not 4). The second smallest, as one gap
-   * may be short by a reply's jitter.
+   * comes down by a fifth every two packets, where a median of 24 lagged behind (a quiet board's
+   * first three sectors went at 10 ms a packet, not 4). The second smallest, and none
+   * before there are two, as one gap may be short by a reply's delay: the reply before it
+   * held up 2 ms behind a sector write made a first gap of 2.0 ms for a 4 ms service, and
+   * packets planned on it met in pairs in each other's checks.
    */
   get normalServiceMs(): number | undefined {
     if (!this.#ramping) return lowQuantile(this.#clean, 0.5);
-    return lowQuantile(this.#normal.slice(-RAMP_GAPS), 1 / RAMP_GAPS);
+    return this.#normal.slice(-RAMP_GAPS).sort((a, b) => a - b)[1];
   }
 
   /** The median of every reply gap without a sector write. */

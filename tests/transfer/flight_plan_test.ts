@@ -12,6 +12,7 @@ function pacing(): PacingModel {
   const p = new PacingModel();
   for (let i = 0; i < 3; i++) p.addIdleRtt(20, false);
   p.addServiceSample(15, false);
+  p.addServiceSample(15, false);
   return p;
 }
 

@@ -39,7 +39,11 @@ Deno.test("A calibration packet whose send returned 3.4 ms late does not set the
   // 0 and the resolving packet at 256).
   const slow = run(512, 3.4);
   assert(clean.twoWayAtEnd >= 9.5 && clean.twoWayAtEnd <= 10, `clean: ${clean.twoWayAtEnd}`);
-  assertEquals(slow.twoWayAtEnd, clean.twoWayAtEnd);
+  // Taken from that round trip, it would be 3.4 ms short.
+  assert(
+    Math.abs(slow.twoWayAtEnd - clean.twoWayAtEnd) < 0.1,
+    `slow: ${slow.twoWayAtEnd}, clean: ${clean.twoWayAtEnd}`,
+  );
 });
 
 Deno.test("A round trip from a slow send still counts for calibration: no extra stop-and-wait packet", () => {
