@@ -7,6 +7,7 @@ import { type DeviceEvent, DeviceModel, type DeviceOptions } from "../lib/sim/de
 import { Link, type LinkOptions } from "../lib/sim/link.ts";
 import { seededRandom } from "../lib/_random.ts";
 import { parseReply } from "../lib/format/packet.ts";
+import { EventClock } from "../lib/transfer/event_clock.ts";
 import { AUTO_BLOCKS, liveSource, type PacketSource } from "../lib/transfer/packet_source.ts";
 import type { SigningKey } from "../lib/format/keys.ts";
 import { nativeSigner } from "../lib/format/signer.ts";
@@ -59,6 +60,12 @@ export class Harness {
    */
   slowSend: { when: (offset: number, len: number) => boolean; ms: number } | undefined;
   #stalledUntil = -Infinity;
+  /**
+   * A reply read late (the sender stalled or inside a slow send) is handled at the time it
+   * arrived, as the driver does with the system's receive times (`send_firmware.ts`).
+   */
+  stampReplies = false;
+  #clock = new EventClock();
   /** Called after each batch of the engine's actions is carried out (as `arm` is in the driver). */
   afterActions: ((engine: TransferEngine, now: number) => void) | undefined;
   /** Each engine timer fires late by up to this many ms (a busy machine's timers). */
@@ -90,14 +97,15 @@ export class Harness {
     if (wake !== undefined) this.#at(Math.max(wake, this.now), () => this.#deviceStep());
   }
 
-  #toEngine(data: Uint8Array): void {
+  #toEngine(data: Uint8Array, arrivedAt = this.now): void {
     if (this.now < this.#stalledUntil) {
-      this.#at(this.#stalledUntil, () => this.#toEngine(data));
+      this.#at(this.#stalledUntil, () => this.#toEngine(data, arrivedAt));
       return;
     }
     const reply = parseReply(data);
     if (!reply || !this.engine || this.stopped) return;
-    this.#apply(this.engine.onReply(this.now, { ...reply, seq: this.source.senderSeq(reply.seq) }));
+    const at = this.#clock.reply(this.now, this.stampReplies ? arrivedAt : undefined);
+    this.#apply(this.engine.onReply(at, { ...reply, seq: this.source.senderSeq(reply.seq) }));
   }
 
   #apply(actions: TransferAction[]): void {
@@ -145,7 +153,9 @@ export class Harness {
     if (next !== undefined && !this.outcome) {
       const fire = () => {
         if (this.now < this.#stalledUntil) return this.#at(this.#stalledUntil, fire);
-        if (timer === this.#engineTimer && !this.stopped) this.#apply(engine.onTimer(this.now));
+        if (timer === this.#engineTimer && !this.stopped) {
+          this.#apply(engine.onTimer(this.#clock.at(this.now)));
+        }
       };
       const late = this.timerJitterMs > 0 ? this.#jitter() * this.timerJitterMs : 0;
       this.#at(Math.max(next, this.now) + late, fire);

@@ -26,8 +26,14 @@
  * This class routes each event to the phase that holds the engine, and keeps the limit
  * on silence common to all of them.
  */
-import type { PacingModel } from "./pacing.ts";
-import { EngineCore, type Handover, type Phase, type PhaseHandler } from "./engine_core.ts";
+import { type PacingModel, PRECISE_SEND_MS } from "./pacing.ts";
+import {
+  EngineCore,
+  type Handover,
+  type Phase,
+  type PhaseHandler,
+  roundTrip,
+} from "./engine_core.ts";
 import { ProbePhase } from "./phase_probe.ts";
 import { DataPhase } from "./phase_data.ts";
 import { CleanupPhase } from "./phase_cleanup.ts";
@@ -217,7 +223,13 @@ export class TransferEngine {
       seq: reply.seq,
       offset: reply.offset,
       len: reply.len,
-      ...(exact ? { answers: exact.kind, rttMs: now - exact.sentAt } : {}),
+      ...(exact
+        ? {
+          answers: exact.kind,
+          rttMs: roundTrip(exact, now),
+          ...((exact.sendMs ?? 0) > PRECISE_SEND_MS ? { sendMs: exact.sendMs } : {}),
+        }
+        : {}),
       meaning: meaning ??
         (exact && !c.fresh(exact)
           ? "ignored: it answers a transmission older than PKT_WAIT_MS (the sender was stalled)"

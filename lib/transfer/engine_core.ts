@@ -54,15 +54,6 @@ export interface Handover {
   startEnding(): void;
 }
 
-/**
- * The longest a send call may take for its reply to time a round trip to a fraction of a
- * millisecond. The datagram left somewhere inside the call, and its round trip is timed
- * from the call's end: a sender preempted right after the system call (a busy machine:
- * 17 % of sends, up to 5.6 ms; the first sends of a run take 0.4-1 ms) saw round trips of
- * 10.7 ms on a link whose least is 14 (pacing.ts, `addIdleRtt`).
- */
-const PRECISE_SEND_MS = 0.3;
-
 /** How far inside PKT_WAIT_MS a reply must answer a transmission to count as current. */
 const FRESH_MARGIN_MS = 2000;
 /**
@@ -214,12 +205,11 @@ export class EngineCore {
 
   /**
    * The reply to `sent`, sent to an idle device, came now: its round trip goes to the
-   * pacing, precise if its send call was short (PRECISE_SEND_MS). Returns the round trip.
+   * pacing, with how long its send call took. Returns the round trip from the call's end.
    */
   idleRoundTrip(sent: Sent, sector: boolean): number {
-    const rtt = this.now - sent.sentAt;
-    this.pacing.addIdleRtt(rtt, sector, (sent.sendMs ?? 0) <= PRECISE_SEND_MS);
-    return rtt;
+    this.pacing.addIdleRtt(this.now - sent.sentAt, sector, sent.sendMs);
+    return roundTrip(sent, this.now);
   }
 
   // ---- what goes out ----
@@ -334,4 +324,13 @@ export class EngineCore {
   settleMs(): number {
     return Math.max(100, 3 * (this.pacing.serviceMs(true) + this.pacing.twoWayMs));
   }
+}
+
+/**
+ * The round trip of `sent` answered at `now`, from the end of its send call: never below 0
+ * (the datagram left inside the call, and a call the thread was preempted in ended after
+ * the reply came).
+ */
+export function roundTrip(sent: Sent, now: number): number {
+  return Math.max(0, now - sent.sentAt);
 }

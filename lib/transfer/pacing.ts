@@ -22,6 +22,14 @@ const STEADY_SPREAD = 0.15;
  * millisecond before it ends; those behind a sector write tens of milliseconds before.
  */
 const CLEAN_MARGIN_MS = 5;
+/**
+ * The longest a send call may take for its reply to time a round trip to a fraction of a
+ * millisecond. The datagram left somewhere inside the call, and its round trip is timed
+ * from the call's end: a sender preempted right after the system call (a busy machine:
+ * 17 % of sends, up to 5.6 ms; the first sends of a run take 0.4-1 ms) saw round trips of
+ * 10.7 ms on a link whose least is 14 (`addIdleRtt`).
+ */
+export const PRECISE_SEND_MS = 0.3;
 /** A reply gap under this share of the service measured so far times no device. */
 const IMPLAUSIBLE = 0.5;
 /** Clean samples before they replace the recent gaps. */
@@ -52,7 +60,8 @@ export class PacingModel {
   #normal: number[] = [];
   #clean: number[] = [];
   #sector: number[] = [];
-  #idleRtt: { rtt: number; sector: boolean; precise: boolean }[] = [];
+  /** `rtt` at least, `upTo` at most (a slow send's datagram left somewhere in its call). */
+  #idleRtt: { rtt: number; upTo: number; sector: boolean; precise: boolean }[] = [];
   /** How far into the previous packet's service the next one is aimed (fraction). */
   phase = 0.8;
   static readonly MIN_PHASE = 0.7;
@@ -97,11 +106,15 @@ export class PacingModel {
   }
 
   /**
-   * A round trip of a packet sent to an idle device: 2 × one-way + service time. Not
-   * `precise`: its send took a while, and the round trip may be short by that much.
+   * A round trip of a packet sent to an idle device: 2 × one-way + service time, timed from
+   * the end of its send call, which took `sendMs`. Precise if that was short
+   * (PRECISE_SEND_MS); otherwise the round trip is anywhere from `ms` (never below 0) to
+   * `ms + sendMs`.
    */
-  addIdleRtt(ms: number, sector: boolean, precise = true): void {
-    keepLast(this.#idleRtt, { rtt: ms, sector, precise });
+  addIdleRtt(ms: number, sector: boolean, sendMs = 0): void {
+    const precise = sendMs <= PRECISE_SEND_MS;
+    const rtt = Math.max(0, ms);
+    keepLast(this.#idleRtt, { rtt, upTo: precise ? rtt : ms + sendMs, sector, precise });
   }
 
   /**
@@ -114,11 +127,11 @@ export class PacingModel {
    * Until then, the second smallest of the last six gaps. The pipeline starts from an
    * estimate that is too long (a whole idle round trip) and feeds the device at 0.8 of it:
    * a packet that did not wait makes a gap as long as its send interval, so the estimate
-   * comes down by a fifth every two packets, where a median of 24 lagged behind (a quiet board's
-   * first three sectors went at 10 ms a packet, not 4). The second smallest, and none
-   * before there are two, as one gap may be short by a reply's delay: the reply before it
-   * held up 2 ms behind a sector write made a first gap of 2.0 ms for a 4 ms service, and
-   * packets planned on it met in pairs in each other's checks.
+   * comes down by a fifth every two packets, where a median of 24 lagged behind (a quiet
+   * board's first three sectors went at 10 ms a packet, not 4). The second smallest, and
+   * none before there are two, as one gap may be short by a reply's delay: the reply
+   * before it held up 2 ms behind a sector write made a first gap of 2.0 ms for a 4 ms
+   * service, and packets planned on it met in pairs in each other's checks.
    */
   get normalServiceMs(): number | undefined {
     if (!this.#ramping) return lowQuantile(this.#clean, 0.5);
@@ -154,7 +167,7 @@ export class PacingModel {
    */
   get sectorServiceMs(): number | undefined {
     return lowQuantile(this.#sector, 0.8) ??
-      this.#idleRtt.filter((s) => s.sector).map((s) => s.rtt).sort((a, b) => b - a)[0];
+      this.#idleRtt.filter((s) => s.sector).map((s) => s.upTo).sort((a, b) => b - a)[0];
   }
 
   /**
@@ -175,8 +188,14 @@ export class PacingModel {
     return sector ? Math.max(n, this.sectorServiceMs ?? n + UNKNOWN_SECTOR_WRITE_MS) : n;
   }
 
+  /**
+   * The service until gaps time it: the smallest idle round trip, each as long as it may
+   * have been. Timed from the end of a send call the sender was preempted in (7 ms on a
+   * busy machine), a reply came "-4.2 ms" after its packet: taken as the service, every
+   * packet after it left at once.
+   */
   #smallestIdleRtt(): number | undefined {
-    const all = this.#idleRtt.map((s) => s.rtt);
+    const all = this.#idleRtt.map((s) => s.upTo);
     return all.length ? Math.min(...all) : undefined;
   }
 

@@ -67,7 +67,10 @@ export type TransferTrace =
     len: number;
     /** The kind of transmission it answers, if it matches one exactly. */
     answers?: SendKind;
+    /** From the end of its send call (never below 0). */
     rttMs?: number;
+    /** How long that call took, when long enough for the datagram to leave well before its end. */
+    sendMs?: number;
     meaning: string;
     confirmed: number;
   }

@@ -26,7 +26,11 @@ export function describeTransferTrace(r: TransferTrace): string {
       return `send #${r.seq} END (${r.reason}, len 0: flush and reboot): ${r.why}`;
     case "reply":
       return `reply #${r.seq} offset ${r.offset} len ${r.len}` +
-        (r.answers ? ` (to ${r.answers}, round trip ${ms(r.rttMs)})` : " (no matching packet)") +
+        (r.answers
+          ? ` (to ${r.answers}, round trip ${ms(r.rttMs)}${
+            r.sendMs === undefined ? "" : `; its send call took ${ms(r.sendMs)}`
+          })`
+          : " (no matching packet)") +
         `: ${r.meaning}; confirmed ${r.confirmed}`;
     case "timeout":
       return `timeout: ${r.what}: ${r.then}`;

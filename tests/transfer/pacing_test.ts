@@ -45,6 +45,21 @@ Deno.test("PacingModel calibrates after three idle round trips and takes the sma
   assertEquals(p.serviceMs(true), 90);
 });
 
+Deno.test("PacingModel: a slow send's round trip is as long as it may have been for the service, never below 0", () => {
+  const p = new PacingModel();
+  // Timed from the end of a send call that took 8 ms, its reply came "-4 ms" later: the
+  // datagram left within the call, so the round trip is 0 to 4 ms.
+  p.addIdleRtt(-4, false, 8);
+  assertEquals(p.serviceMs(false), 4);
+  p.addIdleRtt(14, false);
+  p.addIdleRtt(14, false);
+  assertEquals([p.calibrated, p.serviceMs(false), p.twoWayMs], [true, 4, 0]);
+  // Once gaps time the device, the network's share comes from the precise round trips.
+  p.addServiceSample(4, false);
+  p.addServiceSample(4, false);
+  assertEquals([p.serviceMs(false), p.twoWayMs], [4, 10]);
+});
+
 Deno.test("PacingModel splits a round trip into service and network, and aims the next packet into the service", () => {
   const p = calibrated();
   assertEquals(p.normalServiceMs, 15);

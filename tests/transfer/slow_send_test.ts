@@ -11,6 +11,8 @@ import { parsePrivateKey } from "../../lib/format/keys.ts";
 import { makeSampleFirmware } from "../../lib/sim/sample_firmware.ts";
 import { equalBytes } from "../../lib/_bytes.ts";
 import { vectorText } from "../_helpers.ts";
+import type { TransferTrace } from "../../lib/transfer/engine.ts";
+import { describeTransferTrace } from "../../lib/transfer/transfer_trace.ts";
 
 const APP = 0x3c000;
 const key = parsePrivateKey(vectorText("test-key-2048.pem"));
@@ -61,4 +63,33 @@ Deno.test("With only slow sends timed, their round trips are used: short, so pac
   assertEquals(r.outcome, undefined);
   // Every idle round trip so far came from a 1 ms send: 1 ms short of the link's.
   assert(h.engine!.pacing.twoWayMs < slow.twoWayAtEnd - 0.9, `${h.engine!.pacing.twoWayMs}`);
+});
+
+Deno.test("Sends preempted for longer than a round trip: the replies' times make no negative service, and no packet meets another in a check", () => {
+  // A busy machine: each send call of the opening packets returns 20 ms after its datagram
+  // left, and the reply (14 ms later) is timed from when the system received it, 6 ms
+  // before the call ended. Those round trips read -6 ms; taken as the service until gaps
+  // time it, every packet after them left at once.
+  const h = quietBoardHarness(image, key, { blocks: [256] });
+  h.stampReplies = true;
+  h.slowSend = { when: (offset) => offset < 1024, ms: 20 };
+  const records: TransferTrace[] = [];
+  h.start({ ...h.options(), trace: (t) => records.push(t) });
+  const r = h.run();
+  assertEquals(r.outcome?.type, "done");
+  assert(equalBytes(h.device.flash.subarray(APP, APP + image.length), image), "flash");
+  const nested = r.deviceEvents.filter((e) =>
+    e.type === "packet" && (e.nested || e.outcome === "lost-in-nested-check")
+  );
+  assertEquals(nested.length, 0, "packets met inside a signature check");
+  const calibrated = records.find((t) => t.type === "pacing" && t.pacing.calibrated);
+  assert(calibrated?.type === "pacing", "calibrated");
+  assertEquals(calibrated.pacing.serviceMs, undefined);
+  assert(calibrated.pacing.aimMs > 0, `aimed ${calibrated.pacing.aimMs} ms into the service`);
+  // The trace says what the user sees: a round trip of 0 and the call that took 20 ms.
+  const first = records.find((t) => t.type === "reply" && t.answers === "probe");
+  assertEquals(
+    first?.type === "reply" && describeTransferTrace(first).split(": ")[0],
+    "reply #1 offset 0 len 256 (to probe, round trip 0.0 ms; its send call took 20.0 ms)",
+  );
 });
