@@ -54,7 +54,10 @@ Deno.test("deploy --verbose shows each packet with a timestamp, the acks, the pa
   assert(lines.length > 40, `only ${lines.length} trace lines`);
   const body = lines.map((l) => l.replace(STAMP, ""));
   const has = (pattern: RegExp) =>
-    assert(body.some((l) => pattern.test(l)), `no trace line matches ${pattern}`);
+    assert(
+      body.some((l) => pattern.test(l)),
+      `no trace line matches ${pattern}; the trace began:\n${body.slice(0, 40).join("\n")}`,
+    );
   has(/^config: read .*ota\.config\.json/);
   has(/^deploy: raw image; inspected for app offset 0x3c000: safe$/);
   has(/^deploy: send #1 probe offset 0 len 1024: does a 1024-byte block pass the link\?/);
