@@ -169,7 +169,12 @@ async function dashboardDemo(
   listenPort = DEFAULT_DASHBOARD_PORT,
 ): Promise<number> {
   log(bold(`starting virtual boards (${profile.name} costs) and a build folder with releases`));
-  await using fleet = await startDemoFleet({ profile, bits });
+  await using fleet = await startDemoFleet({
+    profile,
+    bits,
+    onBoardError: (board, e) =>
+      warn(`virtual board ${board}: ${e instanceof Error ? e.message : String(e)}`),
+  });
   const port = createFleetPort({
     config: fleet.config,
     keyPath: fleet.keyPath,

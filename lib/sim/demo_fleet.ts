@@ -43,6 +43,8 @@ export interface DemoFleetOptions {
   imageSize?: number;
   /** Key size (default 1024). */
   bits?: number;
+  /** A board could not switch modes (its OTA port would not open, ...): it stays silent. */
+  onBoardError?: (board: string, error: unknown) => void;
 }
 
 /** One of the demo's two builds, as build-ota would have made it. */
@@ -66,6 +68,8 @@ export interface DemoFleet extends AsyncDisposable {
   builds: { old: DemoBuild; current: DemoBuild };
   /** The build each running board was started with, by name. */
   runs: Map<string, DemoBuild>;
+  /** What went wrong on a board, as "name: message" (also given to `onBoardError`). */
+  errors: string[];
   close(): Promise<void>;
 }
 
@@ -167,6 +171,7 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
   const upToDate = Math.min(options.upToDate ?? 1, count);
   const dir = await Deno.makeTempDir({ prefix: "yaota-dashboard-demo-" });
   const devices: VirtualDevice[] = [];
+  const errors: string[] = [];
   try {
     const key = generateKey(options.bits ?? 1024);
     const keyPath = join(dir, "priv.key");
@@ -188,6 +193,11 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
           profile: options.profile,
           start: "boot",
           webrepl: { password: DEMO_PASSWORD },
+          onError: (e) => {
+            const name = BOARDS[i]!.name;
+            errors.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+            options.onBoardError?.(name, e);
+          },
         }),
       );
     }
@@ -228,6 +238,7 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
       offline: offline.name,
       builds,
       runs,
+      errors,
       close,
       [Symbol.asyncDispose]: close,
     };

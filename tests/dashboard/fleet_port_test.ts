@@ -93,7 +93,8 @@ function assertRollout(
   assertEquals(
     actual,
     expected,
-    `${JSON.stringify(actual)}\nthe boards' last events:\n${lines.join("\n")}`,
+    `${JSON.stringify(actual)}\nthe boards' last events:\n${lines.join("\n")}` +
+      (fleet.errors.length ? `\nboard errors:\n${fleet.errors.join("\n")}` : ""),
   );
 }
 
@@ -327,6 +328,7 @@ Deno.test("a kept release sent again is a rollback; the current build is not pus
   const [kitchenRow] = results(refused);
   assertEquals(kitchenRow!.slice(0, 2), ["kitchen", "failed"]);
   assertStringIncludes(kitchenRow![2]!, "refusing the downgrade");
+  assertEquals(fleet.errors, []);
   const result = refused.find((e) => e.type === "device.result");
   assertEquals(result?.type === "device.result" && result.kind, "DowngradeRefusedError");
   assert(flashHolds(fleet, 0, current), "kitchen keeps the newer build");
@@ -354,4 +356,35 @@ Deno.test("rollout() without a build to send ends the run with the reason", asyn
     missing[0]!.type === "run.ended" ? missing[0]!.reason! : "",
     "no release 'ffffffffffff' in ",
   );
+});
+
+Deno.test("a virtual board that cannot open its OTA port says so, not silently", async () => {
+  const said: string[] = [];
+  await using fleet = await startDemoFleet({
+    profile: PROFILES.instant!,
+    boards: 1,
+    upToDate: 0,
+    imageSize: 24 * 1024,
+    bits: 512,
+    onBoardError: (board, e) => said.push(`${board} ${(e as Error).message}`),
+  });
+  const kitchen = fleet.devices[0]!;
+  // Its app runs: the UDP port is free, and something else takes it.
+  const taken = Deno.listenDatagram({
+    hostname: "127.0.0.1",
+    port: kitchen.port,
+    transport: "udp",
+  });
+  kitchen.reset();
+  await kitchen.waitFor((e) => e.type === "reboot", 5000);
+  for (let i = 0; i < 100 && fleet.errors.length === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assertEquals(fleet.errors.length, 1, JSON.stringify(fleet.errors));
+  assertStringIncludes(
+    fleet.errors[0]!,
+    `kitchen: UDP port ${kitchen.port} on 127.0.0.1 (the OTA server) is already in use`,
+  );
+  assertEquals(said.length, 1);
+  taken.close();
 });
