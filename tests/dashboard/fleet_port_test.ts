@@ -21,13 +21,18 @@ import { DEFAULT_APP_OFFSET } from "../../lib/format/image.ts";
 import { equalBytes } from "../../lib/_bytes.ts";
 import { join } from "node:path";
 
-function startFleet(boards: number, upToDate: number): Promise<DemoFleet> {
+function startFleet(
+  boards: number,
+  upToDate: number,
+  onBoardError?: (board: string, error: unknown) => void,
+): Promise<DemoFleet> {
   return startDemoFleet({
     profile: PROFILES.instant!,
     boards,
     upToDate,
     imageSize: 24 * 1024,
     bits: 512,
+    ...(onBoardError ? { onBoardError } : {}),
   });
 }
 
@@ -360,14 +365,11 @@ Deno.test("rollout() without a build to send ends the run with the reason", asyn
 
 Deno.test("a virtual board that cannot open its OTA port says so, not silently", async () => {
   const said: string[] = [];
-  await using fleet = await startDemoFleet({
-    profile: PROFILES.instant!,
-    boards: 1,
-    upToDate: 0,
-    imageSize: 24 * 1024,
-    bits: 512,
-    onBoardError: (board, e) => said.push(`${board} ${(e as Error).message}`),
-  });
+  await using fleet = await startFleet(
+    1,
+    0,
+    (board, e) => said.push(`${board} ${(e as Error).message}`),
+  );
   const kitchen = fleet.devices[0]!;
   // Its app runs: the UDP port is free, and something else takes it.
   const taken = Deno.listenDatagram({
