@@ -172,8 +172,7 @@ async function dashboardDemo(
   await using fleet = await startDemoFleet({
     profile,
     bits,
-    onBoardError: (board, e) =>
-      warn(`virtual board ${board}: ${e instanceof Error ? e.message : String(e)}`),
+    onBoardError: (problem) => warn(`virtual board ${problem}`),
   });
   const port = createFleetPort({
     config: fleet.config,

@@ -43,8 +43,11 @@ export interface DemoFleetOptions {
   imageSize?: number;
   /** Key size (default 1024). */
   bits?: number;
-  /** A board could not switch modes (its OTA port would not open, ...): it stays silent. */
-  onBoardError?: (board: string, error: unknown) => void;
+  /**
+   * A board could not switch modes (its OTA port would not open, ...) and stays silent:
+   * "name: message", as kept in `errors`.
+   */
+  onBoardError?: (problem: string) => void;
 }
 
 /** One of the demo's two builds, as build-ota would have made it. */
@@ -194,9 +197,9 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
           start: "boot",
           webrepl: { password: DEMO_PASSWORD },
           onError: (e) => {
-            const name = BOARDS[i]!.name;
-            errors.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
-            options.onBoardError?.(name, e);
+            const problem = `${BOARDS[i]!.name}: ${e instanceof Error ? e.message : String(e)}`;
+            errors.push(problem);
+            options.onBoardError?.(problem);
           },
         }),
       );

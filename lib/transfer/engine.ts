@@ -26,7 +26,7 @@
  * This class routes each event to the phase that holds the engine, and keeps the limit
  * on silence common to all of them.
  */
-import { type PacingModel, PRECISE_SEND_MS } from "./pacing.ts";
+import { type PacingModel, preciseSend } from "./pacing.ts";
 import {
   EngineCore,
   type Handover,
@@ -227,7 +227,7 @@ export class TransferEngine {
         ? {
           answers: exact.kind,
           rttMs: roundTrip(exact, now),
-          ...((exact.sendMs ?? 0) > PRECISE_SEND_MS ? { sendMs: exact.sendMs } : {}),
+          ...(preciseSend(exact.sendMs) ? {} : { sendMs: exact.sendMs }),
         }
         : {}),
       meaning: meaning ??

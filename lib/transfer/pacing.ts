@@ -29,7 +29,12 @@ const CLEAN_MARGIN_MS = 5;
  * 17 % of sends, up to 5.6 ms; the first sends of a run take 0.4-1 ms) saw round trips of
  * 10.7 ms on a link whose least is 14 (`addIdleRtt`).
  */
-export const PRECISE_SEND_MS = 0.3;
+const PRECISE_SEND_MS = 0.3;
+
+/** Whether a send call that took `sendMs` times its reply's round trip (PRECISE_SEND_MS). */
+export function preciseSend(sendMs = 0): boolean {
+  return sendMs <= PRECISE_SEND_MS;
+}
 /** A reply gap under this share of the service measured so far times no device. */
 const IMPLAUSIBLE = 0.5;
 /** Clean samples before they replace the recent gaps. */
@@ -112,7 +117,7 @@ export class PacingModel {
    * `ms + sendMs`.
    */
   addIdleRtt(ms: number, sector: boolean, sendMs = 0): void {
-    const precise = sendMs <= PRECISE_SEND_MS;
+    const precise = preciseSend(sendMs);
     const rtt = Math.max(0, ms);
     keepLast(this.#idleRtt, { rtt, upTo: precise ? rtt : ms + sendMs, sector, precise });
   }

@@ -24,7 +24,7 @@ import { join } from "node:path";
 function startFleet(
   boards: number,
   upToDate: number,
-  onBoardError?: (board: string, error: unknown) => void,
+  onBoardError?: (problem: string) => void,
 ): Promise<DemoFleet> {
   return startDemoFleet({
     profile: PROFILES.instant!,
@@ -365,11 +365,7 @@ Deno.test("rollout() without a build to send ends the run with the reason", asyn
 
 Deno.test("a virtual board that cannot open its OTA port says so, not silently", async () => {
   const said: string[] = [];
-  await using fleet = await startFleet(
-    1,
-    0,
-    (board, e) => said.push(`${board} ${(e as Error).message}`),
-  );
+  await using fleet = await startFleet(1, 0, (problem) => said.push(problem));
   const kitchen = fleet.devices[0]!;
   // Its app runs: the UDP port is free, and something else takes it.
   const taken = Deno.listenDatagram({
